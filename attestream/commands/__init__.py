@@ -1,0 +1,1 @@
+"""One module per `attestream` command group, each a thin layer over a tested library."""

@@ -1,0 +1,93 @@
+"""The one error hierarchy of attestream.
+
+Every error the product raises on purpose derives from `AttestreamError`, whose
+`diagnostics()` gives an operator the text to act on. The CLI maps the families to exit
+codes (DESIGN.md section 7): verification failures exit 1, configuration and usage errors
+exit 2, unreachable services exit 3.
+"""
+
+from __future__ import annotations
+
+
+class AttestreamError(Exception):
+    """Root of every error attestream raises on purpose."""
+
+    exit_code = 2
+
+    def diagnostics(self) -> str:
+        """A message for the operator: what went wrong and, where known, what to do."""
+        return str(self)
+
+
+class ConfigError(AttestreamError):
+    """Settings are missing or contradictory (a missing key, an unknown chain id...)."""
+
+    exit_code = 2
+
+
+class UsageError(AttestreamError):
+    """A command was called with arguments that cannot work."""
+
+    exit_code = 2
+
+
+class ServiceUnavailableError(AttestreamError):
+    """A service (broker, ClickHouse, JSON-RPC) could not be reached, so nothing was checked."""
+
+    exit_code = 3
+
+    def __init__(self, service: str, endpoint: str, cause: str) -> None:
+        super().__init__(f"{service} at {endpoint} could not be reached: {cause}")
+        self.service = service
+        self.endpoint = endpoint
+
+    def diagnostics(self) -> str:
+        return (
+            f"{self}\nIs the service running? For the local stack run `attestream stack status`"
+            " (or `attestream stack up`)."
+        )
+
+
+class SourceResetError(AttestreamError):
+    """The broker lost data the ledger already logged (the local broker is memory-only)."""
+
+    exit_code = 2
+
+
+class MalformedError(AttestreamError):
+    """Input bytes that cannot be parsed into the structure they claim to be."""
+
+    exit_code = 1
+
+
+class VerificationError(AttestreamError):
+    """Something that should verify does not. Subclasses name the kind of fault."""
+
+    exit_code = 1
+    kind = "verification_failed"
+
+
+class RootMismatchError(VerificationError):
+    """A recomputed Merkle root differs from the expected one."""
+
+    kind = "root_mismatch"
+
+    def __init__(self, expected: bytes, calculated: bytes, context: str = "") -> None:
+        where = f"{context}: " if context else ""
+        super().__init__(
+            f"{where}root mismatch: expected {expected.hex()}, calculated {calculated.hex()}"
+        )
+        self.expected = expected
+        self.calculated = calculated
+
+
+class ProofError(VerificationError):
+    """A proof is malformed for the sizes and indices it claims (wrong length, bad index)."""
+
+    kind = "bad_proof"
+
+
+class SignatureError(VerificationError):
+    """A signed note has no valid signature from a trusted key."""
+
+    kind = "bad_signature"

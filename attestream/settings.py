@@ -1,0 +1,136 @@
+"""Typed settings for every attestream process.
+
+Every field can come from the environment (`ATTESTREAM_<FIELD>`, e.g.
+`ATTESTREAM_KAFKA_BOOTSTRAP`). Endpoints left unset fall back to the local stack's state file
+(`<home>/stack.json`, written by `attestream stack up`), so on a dev machine nothing needs
+configuring; in production set them explicitly (see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from attestream.errors import ConfigError
+
+SEPOLIA_CHAIN_ID = 11155111
+STACK_STATE_FILE = "stack.json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTESTREAM_", extra="ignore")
+
+    home: Path = Field(default=Path(".attestream"), description="state, keys and models")
+
+    # Kafka
+    kafka_bootstrap: str | None = None
+    topic_transactions: str = "attestream.transactions"
+    topic_supply_chain: str = "attestream.supply-chain"
+    topic_decisions: str = "attestream.decisions"
+    topic_dead_letter: str = "attestream.dead-letter"
+    topic_partitions: int = Field(default=1, ge=1, description="partitions for topics we create")
+
+    # ClickHouse: clickhouse://user:password@host:port/database
+    clickhouse_url: str | None = None
+
+    # EVM anchoring. Sepolia is the documented production default; the local stack overrides.
+    rpc_url: str | None = None
+    chain_id: int | None = None
+    anchor_key: SecretStr | None = Field(default=None, description="hex private key")
+    anchor_key_file: Path | None = None
+    anchor_interval_s: float = Field(default=30.0, gt=0)
+    anchor_confirmations: int = Field(default=1, ge=0)
+
+    # Ledger
+    log_origin: str = "attestream.local/ledger"
+    ledger_key_file: Path | None = None
+    ledger_batch_max: int = Field(default=5000, ge=1)
+    ledger_group: str = "attestream-ledger"
+
+    # Detection
+    detect_batch_max: int = Field(default=512, ge=1)
+    detect_batch_within_s: float = Field(default=0.2, gt=0)
+    detect_app_id: str = "attestream-detect"
+    models_dir: Path | None = None
+
+    # Metrics: one port per long-running process; 0 disables the endpoint.
+    metrics_host: str = "127.0.0.1"
+    detect_metrics_port: int = 9464
+    ledger_metrics_port: int = 9465
+    anchor_metrics_port: int = 9466
+
+    # --- derived paths -------------------------------------------------------------------
+    @property
+    def stack_state_path(self) -> Path:
+        return self.home / STACK_STATE_FILE
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.home / "models"
+
+    @property
+    def ledger_key_path(self) -> Path:
+        return self.ledger_key_file or self.home / "keys" / "ledger.key"
+
+    # --- endpoints that must be known --------------------------------------------------------
+    def require_kafka(self) -> str:
+        return _required(self.kafka_bootstrap, "Kafka bootstrap servers", "KAFKA_BOOTSTRAP")
+
+    def require_clickhouse(self) -> str:
+        return _required(self.clickhouse_url, "ClickHouse URL", "CLICKHOUSE_URL")
+
+    def require_rpc(self) -> tuple[str, int]:
+        url = _required(self.rpc_url, "EVM JSON-RPC URL", "RPC_URL")
+        if self.chain_id is None:
+            raise ConfigError("ATTESTREAM_CHAIN_ID is not set (Sepolia is 11155111)")
+        return url, self.chain_id
+
+    def anchor_private_key(self) -> str:
+        """The anchor account's private key, from the environment or a file. Never logged."""
+        if self.anchor_key is not None:
+            return self.anchor_key.get_secret_value().strip()
+        if self.anchor_key_file is not None:
+            try:
+                return self.anchor_key_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read anchor key file {self.anchor_key_file}: {exc}")
+        raise ConfigError(
+            "no anchor signing key: set ATTESTREAM_ANCHOR_KEY or ATTESTREAM_ANCHOR_KEY_FILE"
+        )
+
+
+def _required(value: str | None, what: str, env: str) -> str:
+    if not value:
+        raise ConfigError(
+            f"no {what} configured: set ATTESTREAM_{env} or start the local stack with "
+            "`attestream stack up`"
+        )
+    return value
+
+
+def read_stack_state(home: Path) -> dict[str, Any] | None:
+    path = home / STACK_STATE_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"stack state file {path} is unreadable: {exc}") from exc
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with unset endpoints taken from the local stack."""
+    settings = Settings(**overrides)
+    state = read_stack_state(settings.home)
+    if not state:
+        return settings
+    endpoints = state.get("endpoints", {})
+    fill: dict[str, Any] = {}
+    for field in ("kafka_bootstrap", "clickhouse_url", "rpc_url", "chain_id", "anchor_key_file"):
+        if getattr(settings, field) is None and endpoints.get(field) is not None:
+            fill[field] = endpoints[field]
+    return settings.model_copy(update=fill) if fill else settings

@@ -1,0 +1,189 @@
+"""Wire contracts: what source systems produce and what the detectors emit.
+
+The typed structs here are the single definition of each message. `write_json_schemas`
+publishes them as JSON Schema under `streams/schemas/` for producers in any language; a test
+checks that the published files match this module.
+
+All values are UTF-8 JSON. Times are RFC 3339 with an explicit offset (payments: UTC).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+Identifier = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-/]+$")]
+Latitude = Annotated[float, Meta(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
+AwareTime = Annotated[datetime, Meta(tz=True)]
+Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+EPC = Annotated[str, Meta(pattern=r"^urn:epc:id:sgtin:[0-9]+\.[0-9]+\.[0-9A-Za-z]+$", max_length=128)]
+
+# The largest value accepted on an input topic. Larger records are dead-lettered as
+# oversized before any parsing, so a hostile producer cannot make the agent parse megabytes.
+MAX_EVENT_BYTES = 16 * 1024
+
+
+class Channel(str, enum.Enum):
+    CARD_PRESENT = "card_present"
+    ECOMMERCE = "ecommerce"
+    CONTACTLESS = "contactless"
+    ATM = "atm"
+
+
+class PaymentTransaction(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A card payment as the issuer's authorisation system sees it."""
+
+    event_id: Identifier
+    event_time: AwareTime
+    source: Identifier
+    customer_id: Identifier
+    terminal_id: Identifier
+    amount: Annotated[float, Meta(ge=0.0, le=1_000_000_000.0)]
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+    channel: Channel
+    mcc: Annotated[str, Meta(pattern=r"^[0-9]{4}$")]
+    country: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
+    lat: Latitude
+    lon: Longitude
+    device_id: Identifier | None = None
+
+
+class Action(str, enum.Enum):
+    ADD = "ADD"
+    OBSERVE = "OBSERVE"
+    DELETE = "DELETE"
+
+
+class BizStep(str, enum.Enum):
+    """The GS1 CBV business steps the supply-chain detector understands."""
+
+    COMMISSIONING = "commissioning"
+    PACKING = "packing"
+    SHIPPING = "shipping"
+    RECEIVING = "receiving"
+    STORING = "storing"
+    RETAIL_SELLING = "retail_selling"
+    RETURNING = "returning"
+    DECOMMISSIONING = "decommissioning"
+
+
+class TagAuth(str, enum.Enum):
+    VERIFIED = "verified"
+    FAILED = "failed"
+    ABSENT = "absent"
+
+
+class SupplyChainEvent(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A subset of a GS1 EPCIS 2.0 ObjectEvent for one serialised item (one EPC)."""
+
+    event_id: Identifier
+    event_time: AwareTime
+    event_time_zone_offset: Annotated[str, Meta(pattern=r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$")]
+    epc: EPC
+    action: Action
+    biz_step: BizStep
+    disposition: Annotated[str, Meta(min_length=1, max_length=64)]
+    read_point: Identifier
+    biz_location: Identifier
+    lat: Latitude
+    lon: Longitude
+    reader_id: Identifier
+    tag_auth: TagAuth
+
+
+class SourceRef(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where an event was read: enough to find the exact record again in Kafka."""
+
+    topic: str
+    partition: Annotated[int, Meta(ge=0)]
+    offset: Annotated[int, Meta(ge=0)]
+
+
+class Reason(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One feature's contribution (in log-odds) to a score."""
+
+    feature: str
+    contribution: float
+
+
+class Detector(str, enum.Enum):
+    FRAUD = "fraud"
+    AUTHENTICITY = "authenticity"
+
+
+class Decision(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One detector's verdict on one event: what the ledger records and proves."""
+
+    decision_id: Sha256Hex
+    event_id: Identifier
+    event_sha256: Sha256Hex
+    source: SourceRef
+    entity_id: Identifier
+    detector: Detector
+    model_id: str
+    model_sha256: Sha256Hex
+    features: dict[str, float]
+    score: Annotated[float, Meta(ge=0.0, le=1.0)]
+    outcome: str
+    reasons: list[Reason]
+    event_time: AwareTime
+    decided_at: AwareTime
+
+
+OUTCOMES: dict[Detector, tuple[str, str, str]] = {
+    Detector.FRAUD: ("approve", "review", "block"),
+    Detector.AUTHENTICITY: ("authentic", "suspect", "counterfeit"),
+}
+
+
+def decision_id(event_id: str, detector: Detector | str, model_sha256: str) -> str:
+    """Deterministic id: a replay of the same event through the same model yields the same id."""
+    name = detector.value if isinstance(detector, Detector) else detector
+    material = b"\x00".join((event_id.encode(), name.encode(), model_sha256.encode()))
+    return hashlib.sha256(material).hexdigest()
+
+
+SCHEMAS: dict[str, type[Struct]] = {
+    "payment-transaction": PaymentTransaction,
+    "supply-chain-event": SupplyChainEvent,
+    "decision": Decision,
+}
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+def json_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) for one published message type."""
+    schema = msgspec.json.schema(SCHEMAS[name])
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://attestream.dev/schemas/{name}.json"
+    return schema
+
+
+def render_json_schema(name: str) -> str:
+    return json.dumps(json_schema(name), indent=2, sort_keys=True) + "\n"
+
+
+def write_json_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in SCHEMAS:
+        path = directory / f"{name}.json"
+        path.write_text(render_json_schema(name), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode(message: Struct) -> bytes:
+    return _ENCODER.encode(message)
