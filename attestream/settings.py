@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     # Ledger
     log_origin: str = "attestream.local/ledger"
     ledger_key_file: Path | None = None
+    trusted_keys: str = Field(default="", description="verifier keys, comma or newline separated")
     ledger_batch_max: int = Field(default=5000, ge=1)
     ledger_group: str = "attestream-ledger"
 
@@ -75,6 +76,10 @@ class Settings(BaseSettings):
     @property
     def ledger_key_path(self) -> Path:
         return self.ledger_key_file or self.home / "keys" / "ledger.key"
+
+    def trusted_key_strings(self) -> list[str]:
+        parts = self.trusted_keys.replace(",", "\n").splitlines()
+        return [p.strip() for p in parts if p.strip()]
 
     # --- endpoints that must be known --------------------------------------------------------
     def require_kafka(self) -> str:

@@ -1,0 +1,1 @@
+"""EVM anchoring: one transaction per interval commits to the latest checkpoint of every chain."""

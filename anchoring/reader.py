@@ -1,0 +1,33 @@
+"""Reading anchor transactions back from an EVM chain (for verification)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web3 import Web3
+from web3.exceptions import TransactionNotFound, Web3Exception
+
+from attestream.errors import ServiceUnavailableError
+from forensics.verify import OnChainTx
+
+
+class Web3ChainReader:
+    def __init__(self, w3: Web3, endpoint: str) -> None:
+        self.w3 = w3
+        self.endpoint = endpoint
+
+    def transaction(self, tx_hash: str) -> OnChainTx | None:
+        try:
+            tx: Any = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            receipt: Any = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        except (OSError, Web3Exception) as exc:
+            raise ServiceUnavailableError("EVM JSON-RPC", self.endpoint, str(exc)) from exc
+        return OnChainTx(
+            input=bytes(tx["input"]),
+            sender=str(tx["from"]),
+            status=int(receipt["status"]),
+            block_number=int(receipt["blockNumber"]),
+            block_hash="0x" + bytes(receipt["blockHash"]).hex().removeprefix("0x"),
+        )

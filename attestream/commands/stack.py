@@ -1,0 +1,140 @@
+"""`attestream stack up|down|status`: the local dev stack (DESIGN.md section 9).
+
+A thin layer over `attestream.stack.StackManager`, which the test fixtures use too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from attestream.errors import ConfigError
+from attestream.settings import Settings
+from attestream.stack import StackManager, StackState, StackStatus
+
+# Exit code of `status` when the stack should be up but a service is down or unhealthy.
+EXIT_UNHEALTHY = 3
+
+app = typer.Typer(
+    help="Start, stop and inspect the local stack: Kafka-compatible broker, ClickHouse, anvil.",
+    no_args_is_help=True,
+)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="ATTESTREAM_HOME",
+        help="Directory for stack state, data and logs [default: .attestream].",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@app.command()
+def up(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Start the stack (or report the running one) and wait until every service answers."""
+    state = _manager(home).up()
+    if json_out:
+        _print_json(state.to_json())
+        return
+    console = Console()
+    console.print(_state_table(state))
+    console.print(f"state recorded in {state.home / 'stack.json'}")
+
+
+@app.command()
+def down(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Stop exactly the processes `up` started; data of ClickHouse and anvil is kept."""
+    manager = _manager(home)
+    before = manager.load_state()
+    manager.down()
+    stopped = {n: p.pid for n, p in before.services.items() if p.pid} if before else {}
+    if json_out:
+        _print_json({"stopped": stopped})
+    elif stopped:
+        Console().print(
+            "stopped " + ", ".join(f"{name} (pid {pid})" for name, pid in stopped.items())
+        )
+    else:
+        Console().print("the stack was not running")
+
+
+@app.command()
+def status(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Show each service's pid, liveness and health (exit 3 if up but unhealthy)."""
+    report = _manager(home).status()
+    if json_out:
+        _print_json(_status_json(report))
+    else:
+        _print_status(report)
+    if report.expected_up and not report.healthy:
+        raise typer.Exit(EXIT_UNHEALTHY)
+
+
+def _manager(home: Path | None) -> StackManager:
+    if home is None:
+        try:
+            home = Settings().home
+        except ValidationError as exc:
+            raise ConfigError(f"invalid ATTESTREAM_* settings: {exc}") from exc
+    return StackManager(home)
+
+
+def _state_table(state: StackState) -> Table:
+    table = Table(title="attestream stack")
+    for column in ("service", "pid", "endpoint"):
+        table.add_column(column)
+    for name, proc in state.services.items():
+        table.add_row(name, str(proc.pid), proc.endpoint)
+    table.caption = f"chain id {state.endpoints.chain_id}, broker {state.broker_cluster_id}"
+    return table
+
+
+def _status_json(report: StackStatus) -> dict[str, Any]:
+    return {
+        "state_file": str(report.state_file),
+        "expected_up": report.expected_up,
+        "healthy": report.healthy,
+        "services": [asdict(s) for s in report.services],
+    }
+
+
+def _print_status(report: StackStatus) -> None:
+    console = Console()
+    if not report.services:
+        console.print(f"the stack is down (no state at {report.state_file})")
+        return
+    table = Table(title="attestream stack")
+    for column in ("service", "pid", "alive", "healthy", "endpoint", "detail"):
+        table.add_column(column)
+    for s in report.services:
+        table.add_row(
+            s.name,
+            str(s.pid or "-"),
+            _mark(s.alive),
+            _mark(s.healthy),
+            s.endpoint,
+            s.detail,
+        )
+    console.print(table)
+    if not report.expected_up:
+        console.print("the stack is down; start it with `attestream stack up`")
+    elif not report.healthy:
+        console.print("[red]not every service is healthy[/red]: `attestream stack up` restarts")
+
+
+def _mark(ok: bool) -> str:
+    return "[green]yes[/green]" if ok else "[red]no[/red]"
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    typer.echo(json.dumps(data, indent=2))

@@ -1,0 +1,38 @@
+"""The composition root: the one place where settings meet concrete adapters."""
+
+from __future__ import annotations
+
+from attestream.errors import ConfigError
+from attestream.settings import Settings
+from ledger.keys import NoteSigner, NoteVerifier, load_or_create_signer, parse_verifier_key
+from ledger.store import ClickHouseStore
+
+
+def open_store(settings: Settings, create: bool = False) -> ClickHouseStore:
+    store = ClickHouseStore(settings.require_clickhouse())
+    if create:
+        store.create_schema()
+    return store
+
+
+def ledger_signer(settings: Settings) -> NoteSigner:
+    """The checkpoint signing key: created on first use under <home>/keys (mode 0600)."""
+    return load_or_create_signer(settings.ledger_key_path, settings.log_origin)
+
+
+def trusted_verifiers(settings: Settings) -> list[NoteVerifier]:
+    """Keys whose checkpoint signatures verification accepts.
+
+    Explicit keys (ATTESTREAM_TRUSTED_KEYS, one verifier key per line or comma) come first;
+    the local signing key's own verifier is trusted when its file exists, so a dev stack
+    verifies out of the box. Several keys may be trusted at once to rotate the signer.
+    """
+    verifiers = [parse_verifier_key(text) for text in settings.trusted_key_strings()]
+    if settings.ledger_key_path.exists():
+        verifiers.append(ledger_signer(settings).verifier())
+    if not verifiers:
+        raise ConfigError(
+            "no trusted checkpoint key: set ATTESTREAM_TRUSTED_KEYS to the log's verifier key"
+            " (printed by `attestream ledger keys`)"
+        )
+    return verifiers

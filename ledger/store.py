@@ -1,0 +1,299 @@
+"""The ClickHouse store of the ledger: entries, tree nodes, checkpoints and anchors.
+
+SQL here runs on Debian's ClickHouse 18.16 (the local and test server) and on current
+ClickHouse: plain MergeTree family engines, DateTime (seconds), Arrays; no DateTime64, Map,
+LowCardinality, window functions or TTL. Tuple `IN` over mixed integer widths fails on 18.16,
+so a tree node is addressed by one UInt64 key (`node_key`).
+
+Entries keep their exact bytes (`entry`) beside searchable columns; verification checks that
+the columns agree with the bytes, so editing a column alone is detected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from clickhouse_driver import Client
+from clickhouse_driver.errors import NetworkError, SocketTimeoutError
+
+from attestream.errors import ConfigError, ServiceUnavailableError
+
+LEVEL_SHIFT = 56
+"""Tree node key = level << 56 | index: 2^56 leaves per chain is far beyond any real log."""
+
+# Reading a whole chain streams rows in blocks of this many entries, bounding memory.
+READ_BLOCK = 50_000
+# ClickHouse answers a local query in milliseconds; 10 s covers a cold start without hanging
+# a verifier forever on a dead socket.
+CONNECT_TIMEOUT_S = 10.0
+
+TABLES: dict[str, str] = {
+    "entries": """
+        CREATE TABLE IF NOT EXISTS {db}.entries (
+            chain UInt32, seq UInt64, leaf_hash String, prev String, entry String,
+            decision_id String, event_id String, entity_id String, detector String,
+            outcome String, score Float64, model_sha256 String,
+            event_time DateTime, decided_at DateTime, logged_at DateTime,
+            source_cluster String, source_topic String, source_partition UInt32,
+            source_offset UInt64
+        ) ENGINE = MergeTree() ORDER BY (chain, seq)""",
+    "nodes": """
+        CREATE TABLE IF NOT EXISTS {db}.nodes (
+            chain UInt32, node UInt64, hash String
+        ) ENGINE = ReplacingMergeTree() ORDER BY (chain, node)""",
+    "checkpoints": """
+        CREATE TABLE IF NOT EXISTS {db}.checkpoints (
+            chain UInt32, size UInt64, root String, origin String, note String,
+            created_at DateTime, source_cluster String, source_offset Int64
+        ) ENGINE = MergeTree() ORDER BY (chain, size)""",
+    "anchors": """
+        CREATE TABLE IF NOT EXISTS {db}.anchors (
+            anchored_at DateTime, root String, network_chain_id UInt64, tx_hash String,
+            block_number UInt64, block_hash String, sender String, status String,
+            gas_used UInt64, cp_chains Array(UInt32), cp_sizes Array(UInt64)
+        ) ENGINE = MergeTree() ORDER BY (anchored_at, tx_hash)""",
+}
+
+ENTRY_COLUMNS = (
+    "chain", "seq", "leaf_hash", "prev", "entry", "decision_id", "event_id", "entity_id",
+    "detector", "outcome", "score", "model_sha256", "event_time", "decided_at", "logged_at",
+    "source_cluster", "source_topic", "source_partition", "source_offset",
+)  # fmt: skip
+
+
+def node_key(level: int, index: int) -> int:
+    return (level << LEVEL_SHIFT) | index
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    chain: int
+    size: int
+    root: bytes
+    note: bytes
+    source_cluster: str
+    source_offset: int
+
+
+@dataclass(frozen=True)
+class StoredAnchor:
+    anchored_at: datetime
+    root: bytes
+    network_chain_id: int
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    sender: str
+    status: str
+    gas_used: int
+    checkpoints: tuple[tuple[int, int], ...]
+    """(chain, size) of each checkpoint committed to, in chain order."""
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """What a writer needs to resume a chain: the last entry and where its source was."""
+
+    size: int
+    last_leaf_hash: bytes | None
+    source_cluster: str
+    source_offset: int
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("clickhouse", "clickhouses"):
+        raise ConfigError(f"ClickHouse URL must start with clickhouse://, got {url!r}")
+    database = parsed.path.lstrip("/") or "attestream"
+    if not database.replace("_", "").isalnum():
+        raise ConfigError(f"ClickHouse database name {database!r} must be alphanumeric")
+    return {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 9000,
+        "user": unquote(parsed.username or "default"),
+        "password": unquote(parsed.password or ""),
+        "database": database,
+        "secure": parsed.scheme == "clickhouses",
+    }
+
+
+class ClickHouseStore:
+    """Ledger persistence over clickhouse-driver (synchronous, one connection per client)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        params = parse_url(url)
+        self.database: str = params.pop("database")
+        common = dict(params, connect_timeout=CONNECT_TIMEOUT_S)
+        self._endpoint = f"{params['host']}:{params['port']}"
+        self._client = Client(database="default", **common)
+        # A second connection returns String columns as bytes: entry and note bytes are read
+        # back exactly as stored, even when someone wrote invalid UTF-8 into them.
+        self._raw = Client(database="default", settings={"strings_as_bytes": True}, **common)
+
+    # --- plumbing ------------------------------------------------------------------------
+    def execute(self, query: str, params: Any = None, **kwargs: Any) -> Any:
+        return self._run(self._client, query, params, **kwargs)
+
+    def execute_raw(self, query: str, params: Any = None, **kwargs: Any) -> Any:
+        return self._run(self._raw, query, params, **kwargs)
+
+    def _run(self, client: Client, query: str, params: Any, **kwargs: Any) -> Any:
+        try:
+            return client.execute(query.format(db=self.database), params, **kwargs)
+        except (NetworkError, SocketTimeoutError, ConnectionError, OSError) as exc:
+            raise ServiceUnavailableError("ClickHouse", self._endpoint, str(exc)) from exc
+        except EOFError as exc:
+            raise ServiceUnavailableError("ClickHouse", self._endpoint, "connection closed") from exc
+
+    def create_schema(self) -> None:
+        self.execute("CREATE DATABASE IF NOT EXISTS {db}")
+        for ddl in TABLES.values():
+            self.execute(ddl)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._raw.disconnect()
+
+    # --- writes (the sequencer) --------------------------------------------------------------
+    def insert_entries(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """One columnar INSERT: one block, so the batch lands whole or not at all."""
+        data = [columns[name] for name in ENTRY_COLUMNS]
+        names = ", ".join(ENTRY_COLUMNS)
+        self.execute(f"INSERT INTO {{db}}.entries ({names}) VALUES", data, columnar=True)
+
+    def insert_nodes(self, chain: int, keys: Sequence[int], hashes: Sequence[bytes]) -> None:
+        if not keys:
+            return
+        data = [[chain] * len(keys), list(keys), [h.hex() for h in hashes]]
+        self.execute("INSERT INTO {db}.nodes (chain, node, hash) VALUES", data, columnar=True)
+
+    def insert_checkpoint(self, cp: StoredCheckpoint) -> None:
+        origin = cp.note.split(b"\n", 1)[0].decode("utf-8", "replace")
+        row = (cp.chain, cp.size, cp.root.hex(), origin, cp.note, _now(), cp.source_cluster,
+               cp.source_offset)  # fmt: skip
+        self.execute(
+            "INSERT INTO {db}.checkpoints (chain, size, root, origin, note, created_at,"
+            " source_cluster, source_offset) VALUES",
+            [row],
+        )
+
+    def insert_anchor(self, anchor: StoredAnchor) -> None:
+        chains = [c for c, _ in anchor.checkpoints]
+        sizes = [s for _, s in anchor.checkpoints]
+        self.execute(
+            "INSERT INTO {db}.anchors (anchored_at, root, network_chain_id, tx_hash,"
+            " block_number, block_hash, sender, status, gas_used, cp_chains, cp_sizes) VALUES",
+            [(anchor.anchored_at, anchor.root.hex(), anchor.network_chain_id, anchor.tx_hash,
+              anchor.block_number, anchor.block_hash, anchor.sender, anchor.status,
+              anchor.gas_used, chains, sizes)],
+        )  # fmt: skip
+
+    # --- reads ---------------------------------------------------------------------------
+    def chains(self) -> list[int]:
+        rows = self.execute(
+            "SELECT DISTINCT chain FROM {db}.entries UNION ALL"
+            " SELECT DISTINCT chain FROM {db}.checkpoints"
+        )
+        return sorted({r[0] for r in rows})
+
+    def latest_checkpoint(self, chain: int) -> StoredCheckpoint | None:
+        rows = self.checkpoints(chain, latest_only=True)
+        return rows[-1] if rows else None
+
+    def checkpoints(self, chain: int, latest_only: bool = False) -> list[StoredCheckpoint]:
+        tail = " DESC LIMIT 1" if latest_only else ""
+        rows = self.execute_raw(
+            "SELECT chain, size, root, note, source_cluster, source_offset FROM {db}.checkpoints"
+            f" WHERE chain = %(c)s ORDER BY size{tail}",
+            {"c": chain},
+        )
+        return [
+            StoredCheckpoint(r[0], r[1], bytes.fromhex(r[2].decode()), r[3], r[4].decode(), r[5])
+            for r in sorted(rows, key=lambda r: r[1])
+        ]
+
+    def checkpoint_at(self, chain: int, size: int) -> list[StoredCheckpoint]:
+        """Every stored checkpoint of that size (more than one means a fork)."""
+        return [cp for cp in self.checkpoints(chain) if cp.size == size]
+
+    def head(self, chain: int) -> ChainHead:
+        rows = self.execute(
+            "SELECT seq, leaf_hash, source_cluster, source_offset FROM {db}.entries"
+            " WHERE chain = %(c)s ORDER BY seq DESC LIMIT 1",
+            {"c": chain},
+        )
+        if not rows:
+            return ChainHead(0, None, "", -1)
+        seq, leaf, cluster, offset = rows[0]
+        return ChainHead(seq + 1, bytes.fromhex(leaf), cluster, offset)
+
+    def entry_rows(
+        self, chain: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows (ENTRY_COLUMNS order, strings as bytes) with start <= seq < stop, by seq."""
+        names = ", ".join(ENTRY_COLUMNS)
+        where = "chain = %(c)s AND seq >= %(a)s" + (" AND seq < %(b)s" if stop is not None else "")
+        params = {"c": chain, "a": start, "b": stop}
+        settings = {"max_block_size": READ_BLOCK}
+        try:
+            yield from self._raw.execute_iter(
+                f"SELECT {names} FROM {self.database}.entries WHERE {where} ORDER BY seq, entry",
+                params,
+                settings=settings,
+            )
+        except (NetworkError, SocketTimeoutError, OSError, EOFError) as exc:
+            raise ServiceUnavailableError("ClickHouse", self._endpoint, str(exc)) from exc
+
+    def recent_decision_ids(self, chain: int, limit: int) -> list[str]:
+        rows = self.execute(
+            "SELECT decision_id FROM {db}.entries WHERE chain = %(c)s"
+            " ORDER BY seq DESC LIMIT %(n)s",
+            {"c": chain, "n": limit},
+        )
+        return [r[0] for r in rows]
+
+    def find_entries(self, where: str, params: Mapping[str, Any], limit: int) -> list[Any]:
+        names = ", ".join(ENTRY_COLUMNS)
+        return list(
+            self.execute_raw(
+                f"SELECT {names} FROM {{db}}.entries WHERE {where} ORDER BY chain, seq"
+                f" LIMIT {int(limit)}",
+                dict(params),
+            )
+        )
+
+    def read_nodes(self, chain: int, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        if not ids:
+            return {}
+        keys = tuple(node_key(level, index) for level, index in ids)
+        rows = self.execute(
+            "SELECT node, hash FROM {db}.nodes WHERE chain = %(c)s AND node IN %(k)s",
+            {"c": chain, "k": keys},
+        )
+        mask = (1 << LEVEL_SHIFT) - 1
+        return {(key >> LEVEL_SHIFT, key & mask): bytes.fromhex(h) for key, h in rows}
+
+    def anchors(self) -> list[StoredAnchor]:
+        rows = self.execute(
+            "SELECT anchored_at, root, network_chain_id, tx_hash, block_number, block_hash,"
+            " sender, status, gas_used, cp_chains, cp_sizes FROM {db}.anchors"
+            " ORDER BY anchored_at, tx_hash"
+        )
+        return [
+            StoredAnchor(r[0], bytes.fromhex(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+                         tuple(zip(r[9], r[10], strict=True)))
+            for r in rows
+        ]  # fmt: skip
+
+    def count_entries(self) -> int:
+        return int(self.execute("SELECT count() FROM {db}.entries")[0][0])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+

@@ -1,0 +1,1 @@
+"""Wire contracts, topics, the producer helper and the faust detection stream."""

@@ -1,0 +1,25 @@
+"""Prometheus metrics of the detection worker (names per DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class DetectMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        kw = {"registry": registry} if registry is not None else {}
+        self.events_in = Counter(
+            "attestream_detect_events_total", "Records read from input topics", ["detector"], **kw
+        )
+        self.decisions = Counter(
+            "attestream_detect_decisions_total", "Decisions emitted",
+            ["detector", "outcome"], **kw,
+        )  # fmt: skip
+        self.dead_letters = Counter(
+            "attestream_detect_dead_letters_total", "Records sent to the dead-letter topic",
+            ["topic", "reason"], **kw,
+        )  # fmt: skip
+        self.batch_seconds = Histogram(
+            "attestream_detect_batch_duration_seconds", "Time to decide one micro-batch",
+            ["detector"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0), **kw,
+        )  # fmt: skip

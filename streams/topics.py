@@ -1,0 +1,46 @@
+"""Topic names and creation (confluent-kafka admin client)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from attestream.errors import ServiceUnavailableError
+from attestream.settings import Settings
+
+# Metadata from a live broker arrives in milliseconds; 10 s means it is not there.
+ADMIN_TIMEOUT_S = 10.0
+
+
+def all_topics(settings: Settings) -> list[str]:
+    return [settings.topic_transactions, settings.topic_supply_chain, settings.topic_decisions,
+            settings.topic_dead_letter]  # fmt: skip
+
+
+def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
+    except KafkaException as exc:
+        raise ServiceUnavailableError("Kafka", bootstrap, str(exc)) from exc
+    missing = [NewTopic(n, num_partitions=partitions, replication_factor=1)
+               for n in names if n not in existing]  # fmt: skip
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing, request_timeout=ADMIN_TIMEOUT_S).items():
+        try:
+            future.result(timeout=ADMIN_TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ServiceUnavailableError("Kafka", bootstrap, f"create {name}: {exc}") from exc
+
+
+def cluster_id(bootstrap: str) -> str:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        return admin.list_topics(timeout=ADMIN_TIMEOUT_S).cluster_id or ""
+    except KafkaException as exc:
+        raise ServiceUnavailableError("Kafka", bootstrap, str(exc)) from exc
