@@ -54,6 +54,8 @@ HEALTH_POLL_INTERVAL_S = 0.2
 # killing sooner can lose the last anchors. Both take well under 5 s here.
 STOP_GRACE_S = 30.0
 STOP_POLL_INTERVAL_S = 0.1
+# After SIGKILL: enough for the kernel to tear down a large ClickHouse address space.
+KILL_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -323,9 +325,11 @@ class StackManager:
             time.sleep(STOP_POLL_INTERVAL_S)
         for proc in targets:
             _signal(proc, signal.SIGKILL)
-        for proc in targets:
-            while self._is_ours_and_alive(proc):
-                time.sleep(STOP_POLL_INTERVAL_S)
+        # The kernel reaps a SIGKILLed process at once unless it is stuck in I/O (state D);
+        # then waiting longer would not help, so give up after the same short poll.
+        deadline = time.monotonic() + KILL_WAIT_S
+        while time.monotonic() < deadline and any(self._is_ours_and_alive(p) for p in targets):
+            time.sleep(STOP_POLL_INTERVAL_S)
 
     # --- state -----------------------------------------------------------------------------
     def _is_ours_and_alive(self, proc: ServiceProcess) -> bool:

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything attestream needs on a fresh Debian machine (DESIGN.md section 9):
+# the Python venv, the Debian packages (ClickHouse, Prometheus) and anvil from npm.
+# Each step checks first and does nothing when its result is already there, so a second run
+# takes seconds. It never prompts: CI runs it with no standard input.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Pinned versions. The Debian revisions are bookworm's; if the archive has since replaced a
+# revision (a security update), the step falls back to the archive's candidate and says so.
+CLICKHOUSE_DEB_VERSION="${CLICKHOUSE_DEB_VERSION:-18.16.1+ds-7.3+b2}"
+PROMETHEUS_DEB_VERSION="${PROMETHEUS_DEB_VERSION:-2.42.0+ds-5+deb12u1}"
+ANVIL_NPM_PACKAGE="@foundry-rs/anvil-linux-amd64"
+ANVIL_NPM_VERSION="1.7.1"
+
+PYTHON="${PYTHON:-python3}"
+VENV="$ROOT/.venv"
+PIP_STAMP="$VENV/.attestream-pip-stamp"
+NPM_PREFIX="$ROOT/.attestream/tools/npm"
+ANVIL_BIN="$NPM_PREFIX/node_modules/$ANVIL_NPM_PACKAGE/bin/anvil"
+
+export DEBIAN_FRONTEND=noninteractive
+
+step() { printf '[bootstrap] %-10s %s\n' "$1" "$2"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+ensure_venv() {
+    if [ -x "$VENV/bin/python" ]; then
+        step venv "present ($VENV)"
+    else
+        "$PYTHON" -m venv "$VENV"
+        step venv "created ($VENV)"
+    fi
+}
+
+ensure_python_deps() {
+    # The stamp holds the hash of pyproject.toml at the last successful install, so pip (slow
+    # even when nothing changes) runs only when the dependencies may have changed.
+    local want
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ -f "$PIP_STAMP" ] && [ "$(cat "$PIP_STAMP")" = "$want" ]; then
+        step python "dependencies up to date"
+        return
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+    echo "$want" >"$PIP_STAMP"
+    step python "installed -e .[dev]"
+}
+
+apt_install_pinned() {
+    # $@: name=version pairs. Try the pinned revisions first; fall back to the candidates.
+    if as_root apt-get install -y -q --no-install-recommends "$@" </dev/null; then
+        return
+    fi
+    step apt "pinned revisions unavailable, installing the archive's candidates"
+    as_root apt-get install -y -q --no-install-recommends "${@%%=*}" </dev/null
+}
+
+ensure_debian_packages() {
+    if command -v clickhouse-server >/dev/null && command -v clickhouse-client >/dev/null \
+        && command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+        step apt "clickhouse-server, prometheus present"
+        return
+    fi
+    as_root apt-get update -q </dev/null
+    apt_install_pinned \
+        "clickhouse-server=$CLICKHOUSE_DEB_VERSION" \
+        "clickhouse-client=$CLICKHOUSE_DEB_VERSION" \
+        "clickhouse-common=$CLICKHOUSE_DEB_VERSION" \
+        "prometheus=$PROMETHEUS_DEB_VERSION"
+    step apt "installed clickhouse-server, clickhouse-client, prometheus"
+}
+
+ensure_anvil() {
+    if [ -x "$ANVIL_BIN" ]; then
+        step anvil "present ($ANVIL_BIN)"
+        return
+    fi
+    if ! command -v npm >/dev/null; then
+        as_root apt-get update -q </dev/null
+        as_root apt-get install -y -q --no-install-recommends npm </dev/null
+    fi
+    mkdir -p "$NPM_PREFIX"
+    npm install --prefix "$NPM_PREFIX" --no-audit --no-fund --loglevel=error \
+        "$ANVIL_NPM_PACKAGE@$ANVIL_NPM_VERSION" </dev/null >/dev/null
+    [ -x "$ANVIL_BIN" ] || { echo "anvil not found at $ANVIL_BIN after npm install" >&2; exit 1; }
+    step anvil "installed $ANVIL_NPM_PACKAGE@$ANVIL_NPM_VERSION"
+}
+
+ensure_venv
+ensure_python_deps
+ensure_debian_packages
+ensure_anvil
+step done "ready"

@@ -1,0 +1,103 @@
+"""Shared fixtures.
+
+`stack` starts the real local stack (broker, ClickHouse, anvil) once per session with the same
+`StackManager` the `attestream stack` CLI uses, in a temporary home, and only when a test asks
+for it: unit tests run with no services. A missing binary fails the test with the message that
+names it and `make setup`; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from attestream.errors import AttestreamError
+from attestream.settings import Settings
+from attestream.stack import StackManager, StackState
+
+
+@dataclass(frozen=True)
+class StackEndpoints:
+    """Where the session's stack answers (the fields of `stack.json`'s "endpoints")."""
+
+    home: Path
+    kafka_bootstrap: str
+    clickhouse_url: str
+    clickhouse_http_url: str
+    rpc_url: str
+    chain_id: int
+    anchor_key_file: Path
+    broker_cluster_id: str
+    manager: StackManager
+
+    @classmethod
+    def from_state(cls, state: StackState, manager: StackManager) -> StackEndpoints:
+        ep = state.endpoints
+        return cls(
+            home=state.home,
+            kafka_bootstrap=ep.kafka_bootstrap,
+            clickhouse_url=ep.clickhouse_url,
+            clickhouse_http_url=ep.clickhouse_http_url,
+            rpc_url=ep.rpc_url,
+            chain_id=ep.chain_id,
+            anchor_key_file=Path(ep.anchor_key_file),
+            broker_cluster_id=state.broker_cluster_id,
+            manager=manager,
+        )
+
+
+def start_stack(home: Path) -> tuple[StackManager, StackState]:
+    """Start a stack in `home`, turning a missing binary or a failed start into a test failure
+    with the operator's message (which names the binary and `make setup`)."""
+    manager = StackManager(home)
+    try:
+        return manager, manager.up()
+    except AttestreamError as exc:
+        pytest.fail(f"the local stack did not start: {exc.diagnostics()}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
+    manager, state = start_stack(tmp_path_factory.mktemp("stack-home"))
+    try:
+        yield StackEndpoints.from_state(state, manager)
+    finally:
+        manager.down()
+
+
+@pytest.fixture
+def settings_env(stack: StackEndpoints, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings pointed at the session stack, also exported as ATTESTREAM_* variables so that
+    CLI subprocesses started by the test see the same endpoints."""
+    for name in list(os.environ):
+        if name.startswith("ATTESTREAM_"):
+            monkeypatch.delenv(name)
+    env = {
+        "ATTESTREAM_HOME": str(stack.home),
+        "ATTESTREAM_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "ATTESTREAM_CLICKHOUSE_URL": stack.clickhouse_url,
+        "ATTESTREAM_RPC_URL": stack.rpc_url,
+        "ATTESTREAM_CHAIN_ID": str(stack.chain_id),
+        "ATTESTREAM_ANCHOR_KEY_FILE": str(stack.anchor_key_file),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by directory, so `-m "not integration"` runs without services."""
+    tests_dir = Path(__file__).parent
+    for item in items:
+        path = Path(str(item.fspath))
+        if not path.is_relative_to(tests_dir):
+            continue
+        top = path.relative_to(tests_dir).parts[0]
+        if top == "integration":
+            item.add_marker(pytest.mark.integration)
+        elif top == "e2e":
+            item.add_marker(pytest.mark.e2e)
