@@ -8,6 +8,9 @@ PACKAGES := attestream streams detectors ledger anchoring forensics
 # Only the package directories that exist and hold Python files (mypy rejects empty ones).
 MYPY_TARGETS := $(sort $(dir $(wildcard $(addsuffix /*.py,$(PACKAGES)))))
 
+# Test directories that exist (git keeps no empty ones, so a fresh clone may lack one).
+TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
+
 .PHONY: setup demo test bench lint clean-state stack-up stack-down
 
 setup:
@@ -17,7 +20,7 @@ demo: setup
 	$(BIN)/attestream demo
 
 test: setup
-	$(BIN)/pytest -q tests/unit tests/integration tests/e2e
+	$(BIN)/pytest -q $(TEST_DIRS)
 
 bench: setup
 	$(BIN)/python -m bench
