@@ -138,4 +138,5 @@ def load_settings(**overrides: Any) -> Settings:
     for field in ("kafka_bootstrap", "clickhouse_url", "rpc_url", "chain_id", "anchor_key_file"):
         if getattr(settings, field) is None and endpoints.get(field) is not None:
             fill[field] = endpoints[field]
-    return settings.model_copy(update=fill) if fill else settings
+    # Re-validate through the constructor so values from JSON get their declared types.
+    return Settings(**overrides, **fill) if fill else settings

@@ -131,11 +131,6 @@ def test_session_fixture_serves_settings(
     assert kafka_cluster_id(stack.kafka_bootstrap) == stack.broker_cluster_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_settings fills endpoints with model_copy(update=...), which skips validation: "
-    "anchor_key_file stays a str and anchor_private_key() fails; remove this mark once fixed",
-)
 def test_anchor_key_from_stack_json(
     stack: Any, settings_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

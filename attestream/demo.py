@@ -1,0 +1,275 @@
+"""The end-to-end demo: events in, decisions logged, anchored and verified.
+
+Steps: start the local stack; train models if none are active; start `detect`, `ledger run`
+and `anchor run` as background processes; publish simulated payments and supply-chain scans
+(plus a few malformed records); wait until every valid event has a logged decision and the
+latest checkpoints are anchored; verify the whole log; print a summary. The demo passes only
+if the log verifies and the logged decisions equal the valid events produced.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from anchoring.reader import Web3ChainReader
+from anchoring.service import connect
+from attestream.errors import AttestreamError
+from attestream.settings import Settings, load_settings
+from attestream.simulation import PublishSummary, publish
+from attestream.wiring import open_store, trusted_verifiers
+from detectors.labelled import GroundTruth, ground_truth
+from detectors.model import ensure_models
+from detectors.simulate_payments import simulate_payments
+from detectors.simulate_supply import simulate_supply
+from forensics.verify import Report, verify_ledger
+from ledger.store import ClickHouseStore
+from streams.producer import EventProducer
+from streams.topics import all_topics, ensure_topics
+
+# Everything in the demo is local; five minutes covers a slow shared CI machine with room.
+DEFAULT_WAIT_S = 300.0
+POLL_S = 1.0
+# Anchor often in the demo so it finishes quickly; production default is in settings.
+DEMO_ANCHOR_INTERVAL_S = 2.0
+STOP_GRACE_S = 20.0
+
+
+@dataclass
+class Background:
+    """The long-running commands the demo starts, stopped by pid when it ends."""
+
+    logs: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _files: list[IO[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_file = (self.logs / f"demo-{name}.log").open("ab")
+        self._files.append(log_file)
+        command = [sys.executable, "-m", "attestream.cli", *args]
+        self.procs[name] = subprocess.Popen(
+            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.logs / f"demo-{name}.log").read_text(errors="replace")[-2000:]
+                raise DemoError(f"`attestream {name}` exited with {proc.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for f in self._files:
+            f.close()
+
+
+class DemoError(AttestreamError):
+    exit_code = 1
+
+
+@dataclass
+class DemoResult:
+    run_id: str
+    published: list[PublishSummary]
+    logged: int
+    outcomes: dict[str, dict[str, int]]
+    quality: dict[str, dict[str, float]]
+    report: Report
+    anchors: list[dict[str, Any]]
+    dead_letters: int
+    seconds: float
+
+    @property
+    def valid_events(self) -> int:
+        return sum(p.valid for p in self.published)
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and self.logged == self.valid_events
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "ATTESTREAM_HOME": str(settings.home.resolve()),
+        "ATTESTREAM_DETECT_METRICS_PORT": str(free_port()),
+        "ATTESTREAM_LEDGER_METRICS_PORT": str(free_port()),
+        "ATTESTREAM_ANCHOR_METRICS_PORT": str(free_port()),
+    })  # fmt: skip
+    return env
+
+
+def run_demo(
+    settings: Settings,
+    transactions: int,
+    scans: int,
+    malformed: int,
+    seed: int,
+    wait_s: float = DEFAULT_WAIT_S,
+    say: Callable[[str], None] = print,
+) -> DemoResult:
+    started = time.monotonic()
+    run_id = f"demo{int(time.time())}"
+    say(f"training models if none are active under {settings.models_path} ...")
+    ensure_models(settings.models_path)
+    bootstrap = settings.require_kafka()
+    ensure_topics(bootstrap, all_topics(settings), settings.topic_partitions)
+    store = open_store(settings, create=True)
+    background = Background(settings.home / "logs")
+    env = child_env(settings)
+    try:
+        say("starting detect, ledger run and anchor run ...")
+        background.start("detect", ["detect"], env)
+        background.start("ledger", ["ledger", "run"], env)
+        background.start("anchor", ["anchor", "run", "--interval", str(DEMO_ANCHOR_INTERVAL_S)],
+                         env)  # fmt: skip
+        dead_before = _topic_size(bootstrap, settings.topic_dead_letter)
+        payments = simulate_payments(count=transactions, seed=seed, run_id=run_id)
+        scans_ = simulate_supply(count=scans, seed=seed, run_id=run_id)
+        say(f"publishing {len(payments)} payments and {len(scans_)} scans"
+            f" (+{malformed} malformed each), run {run_id} ...")  # fmt: skip
+        with EventProducer(bootstrap) as producer:
+            published = [
+                publish(producer, settings.topic_transactions, payments, "customer_id",
+                        malformed=malformed),
+                publish(producer, settings.topic_supply_chain, scans_, "epc",
+                        malformed=malformed),
+            ]  # fmt: skip
+        expected = len(payments) + len(scans_)
+        logged = _wait_logged(store, background, run_id, expected, wait_s, say)
+        _wait_anchored(store, background, wait_s, say)
+        dead = _topic_size(bootstrap, settings.topic_dead_letter) - dead_before
+    finally:
+        background.stop()
+    report = _verify(settings, store)
+    truth = ground_truth([*payments, *scans_])
+    outcomes, quality = _quality(store, run_id, truth)
+    anchors = [{"tx_hash": a.tx_hash, "block": a.block_number, "checkpoints": len(a.checkpoints)}
+               for a in store.anchors()]  # fmt: skip
+    store.close()
+    return DemoResult(run_id, published, logged, outcomes, quality, report, anchors, dead,
+                      time.monotonic() - started)  # fmt: skip
+
+
+def _count_run(store: ClickHouseStore, run_id: str) -> int:
+    rows = store.execute(
+        "SELECT count() FROM {db}.entries WHERE event_id LIKE %(a)s OR event_id LIKE %(b)s",
+        {"a": f"tx-{run_id}-%", "b": f"sc-{run_id}-%"},
+    )
+    return int(rows[0][0])
+
+
+def _wait_logged(
+    store: ClickHouseStore, background: Background, run_id: str, expected: int,
+    wait_s: float, say: Callable[[str], None],
+) -> int:  # fmt: skip
+    deadline = time.monotonic() + wait_s
+    logged = 0
+    while time.monotonic() < deadline:
+        background.check_alive()
+        logged = _count_run(store, run_id)
+        if logged >= expected:
+            break
+        time.sleep(POLL_S)
+    say(f"logged {logged} of {expected} decisions")
+    return logged
+
+
+def _wait_anchored(
+    store: ClickHouseStore, background: Background, wait_s: float, say: Callable[[str], None]
+) -> None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        background.check_alive()
+        latest = []
+        for chain in store.chains():
+            cp = store.latest_checkpoint(chain)
+            if cp is not None:
+                latest.append((cp.chain, cp.size))
+        anchored = {a.checkpoints for a in store.anchors() if a.status == "success"}
+        if latest and tuple(latest) in anchored:
+            say("the latest checkpoints are anchored")
+            return
+        time.sleep(POLL_S)
+    raise DemoError("the latest checkpoints were not anchored in time")
+
+
+def _verify(settings: Settings, store: ClickHouseStore) -> Report:
+    rpc_url, chain_id = settings.require_rpc()
+    reader = Web3ChainReader(connect(rpc_url, chain_id), rpc_url)
+    return verify_ledger(store, trusted_verifiers(settings), reader)
+
+
+def _topic_size(bootstrap: str, topic: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "attestream-demo-probe"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        total = 0
+        for partition in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def _quality(
+    store: ClickHouseStore, run_id: str, truth: list[GroundTruth]
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, float]]]:
+    """Outcome counts per detector, and precision/recall of flagged (non-clean) outcomes."""
+    labels = {t.event_id: t.label for t in truth}
+    rows = store.execute(
+        "SELECT detector, event_id, outcome FROM {db}.entries"
+        " WHERE event_id LIKE %(a)s OR event_id LIKE %(b)s",
+        {"a": f"tx-{run_id}-%", "b": f"sc-{run_id}-%"},
+    )
+    outcomes: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for detector, event_id, outcome in rows:
+        outcomes.setdefault(detector, {}).setdefault(outcome, 0)
+        outcomes[detector][outcome] += 1
+        flagged = outcome not in ("approve", "authentic")
+        c = counts.setdefault(detector, {"tp": 0, "fp": 0, "fn": 0})
+        label = labels.get(event_id, 0)
+        c["tp"] += int(flagged and label == 1)
+        c["fp"] += int(flagged and label == 0)
+        c["fn"] += int(not flagged and label == 1)
+    quality = {
+        d: {
+            "precision": c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0,
+            "recall": c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0,
+            "positives": float(c["tp"] + c["fn"]),
+        }
+        for d, c in counts.items()
+    }
+    return outcomes, quality
+
+
+def load_demo_settings(home: Path | None) -> Settings:
+    return load_settings(home=home) if home else load_settings()
