@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from attestream.errors import MalformedError
-from ledger.merkle import MerkleTree, leaf_hash
+from ledger.merkle import MerkleTree
 
 MAGIC = b"ATST"
 VERSION = 1
@@ -20,7 +20,7 @@ CALLDATA_LENGTH = len(MAGIC) + 1 + 32
 def anchor_root(notes: Sequence[bytes]) -> bytes:
     """The root over checkpoint notes given in chain order."""
     tree = MerkleTree()
-    tree.extend_hashes([leaf_hash(note) for note in notes])
+    tree.extend(notes)
     return tree.root()
 
 

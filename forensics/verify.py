@@ -19,7 +19,8 @@ from anchoring.calldata import anchor_root, decode_calldata
 from attestream.errors import MalformedError, SignatureError
 from ledger.entry import Entry, decode_entry
 from ledger.merkle import MerkleTree
-from ledger.note import Checkpoint, NoteVerifier, open_note
+from ledger.keys import NoteVerifier
+from ledger.note import Checkpoint, open_note
 from ledger.store import ENTRY_COLUMNS, StoredAnchor, StoredCheckpoint
 
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
@@ -153,7 +154,7 @@ def _walk_chain(
         data: bytes = row[COL["entry"]]
         leaf = hashlib.sha256(b"\x00" + data).digest()
         _check_entry(chain, seq, row, data, leaf, prev, seen_ids, report)
-        tree.extend_hashes([leaf])
+        tree.extend_leaf_hashes([leaf])
         prev = leaf
         root = expected_roots.get(tree.size)
         if root is not None and tree.root() != root:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.entry import ENTRY_VERSION, GENESIS_PREV, Entry, EntrySource, encode_entry
 from ledger.merkle import MerkleTree
-from ledger.store import ENTRY_COLUMNS, node_key
+from ledger.store import ENTRY_COLUMNS, node_rows
 from streams.schemas import Decision
 
 DEDUP_WINDOW = 200_000
@@ -94,13 +94,13 @@ class ChainWriter:
             leaves.append(leaf)
             prev = leaf
             seq += 1
-        nodes = self.tree.extend_hashes(leaves)
+        node_keys, node_hashes = node_rows(self.tree.extend_leaf_hashes(leaves))
         self.prev = prev
         self.remember(())
         return AppendResult(
             entries=columns,
-            node_keys=[node_key(level, index) for level, index, _ in nodes],
-            node_hashes=[h for _, _, h in nodes],
+            node_keys=node_keys,
+            node_hashes=node_hashes,
             size=self.tree.size,
             root=self.tree.root(),
             appended=len(leaves),

@@ -26,8 +26,9 @@ from attestream.errors import MalformedError, SourceResetError
 from ledger.chain import AppendResult, ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
 from ledger.merkle import MerkleTree, compact_range_ids
-from ledger.note import Checkpoint, NoteSigner, sign_note
-from ledger.store import ClickHouseStore, StoredCheckpoint
+from ledger.keys import NoteSigner
+from ledger.note import Checkpoint, sign_note
+from ledger.store import ClickHouseStore, StoredCheckpoint, node_rows
 
 log = logging.getLogger("attestream.ledger")
 
@@ -141,9 +142,12 @@ class Sequencer:
         try:
             while not self._stopping:
                 messages = self.consumer.consume(self.config.batch_max, POLL_TIMEOUT_S)
+                if messages or not self.writers:
+                    # Idle time counts only once chains are assigned: a group join can take
+                    # longer than the idle limit.
+                    idle_since = time.monotonic()
                 if messages:
                     self.process(messages)
-                    idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     return
         finally:
@@ -225,13 +229,7 @@ def recover_writer(store: ClickHouseStore, chain: int) -> tuple[ChainWriter, str
         nodes = store.read_nodes(chain, ids)
         tree = MerkleTree.from_compact_range(checkpoint.size, [nodes[i] for i in ids])
     tail = [bytes.fromhex(row[2].decode()) for row in store.entry_rows(chain, tree.size)]
-    new_nodes = tree.extend_hashes(tail)
-    if new_nodes:
-        store.insert_nodes(
-            chain,
-            [(level << 56) | index for level, index, _ in new_nodes],
-            [h for _, _, h in new_nodes],
-        )
+    store.insert_nodes(chain, *node_rows(tree.extend_leaf_hashes(tail)))
     writer = ChainWriter(chain=chain, tree=tree, prev=head.last_leaf_hash)
     writer.remember(list(reversed(store.recent_decision_ids(chain, RECOVERY_ID_WINDOW))))
     return writer, head.source_cluster, head.source_offset

@@ -11,7 +11,7 @@ the columns agree with the bytes, so editing a column alone is detected.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from clickhouse_driver import Client
 from clickhouse_driver.errors import NetworkError, SocketTimeoutError
 
 from attestream.errors import ConfigError, ServiceUnavailableError
+from ledger.merkle import NodeRun
 
 LEVEL_SHIFT = 56
 """Tree node key = level << 56 | index: 2^56 leaves per chain is far beyond any real log."""
@@ -67,6 +68,17 @@ ENTRY_COLUMNS = (
 
 def node_key(level: int, index: int) -> int:
     return (level << LEVEL_SHIFT) | index
+
+
+def node_rows(runs: Iterable[NodeRun]) -> tuple[list[int], list[bytes]]:
+    """Flatten the tree's completed-node runs into (node keys, hashes) for `insert_nodes`."""
+    keys: list[int] = []
+    hashes: list[bytes] = []
+    for run in runs:
+        base = node_key(run.level, run.first_index)
+        keys.extend(range(base, base + len(run.hashes)))
+        hashes.extend(run.hashes)
+    return keys, hashes
 
 
 @dataclass(frozen=True)

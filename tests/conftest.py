@@ -9,6 +9,7 @@ names it and `make setup`; nothing is skipped.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,3 +102,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         elif top == "e2e":
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture
+def isolated(settings_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings on the session stack with this test's own topics, database, group and keys,
+    so tests sharing one broker and one ClickHouse never see each other's data."""
+    suffix = uuid.uuid4().hex[:10]
+    database = f"t_{suffix}"
+    url = settings_env.require_clickhouse().rsplit("/", 1)[0] + f"/{database}"
+    env = {
+        "ATTESTREAM_CLICKHOUSE_URL": url,
+        "ATTESTREAM_TOPIC_TRANSACTIONS": f"tx-{suffix}",
+        "ATTESTREAM_TOPIC_SUPPLY_CHAIN": f"sc-{suffix}",
+        "ATTESTREAM_TOPIC_DECISIONS": f"decisions-{suffix}",
+        "ATTESTREAM_TOPIC_DEAD_LETTER": f"dead-{suffix}",
+        "ATTESTREAM_LEDGER_GROUP": f"ledger-{suffix}",
+        "ATTESTREAM_DETECT_APP_ID": f"detect-{suffix}",
+        "ATTESTREAM_LEDGER_KEY_FILE": str(settings_env.home / "keys" / f"ledger-{suffix}.key"),
+        "ATTESTREAM_DETECT_METRICS_PORT": "0",
+        "ATTESTREAM_LEDGER_METRICS_PORT": "0",
+        "ATTESTREAM_ANCHOR_METRICS_PORT": "0",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings()

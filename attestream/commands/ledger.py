@@ -13,6 +13,7 @@ from prometheus_client import Counter, Gauge
 from attestream.observability import serve_metrics, setup_logging
 from attestream.settings import load_settings
 from attestream.wiring import ledger_signer, open_store
+from ledger.keys import verifier_key_string
 from ledger.sequencer import BatchOutcome, Sequencer, SequencerConfig
 from streams.intake import HEADER_REASON
 from streams.producer import EventProducer
@@ -89,7 +90,7 @@ def keys(as_json: bool = typer.Option(False, "--json")) -> None:
     info = {
         "origin_prefix": settings.log_origin,
         "key_name": verifier.name,
-        "verifier_key": verifier.encode(),
+        "verifier_key": verifier_key_string(verifier),
         "key_file": str(settings.ledger_key_path),
     }
     if as_json:

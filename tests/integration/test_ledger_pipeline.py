@@ -1,0 +1,128 @@
+"""Decisions on the real broker -> sequencer -> real ClickHouse -> anchor on anvil -> verify."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from anchoring.calldata import decode_calldata
+from anchoring.reader import Web3ChainReader
+from anchoring.service import AnchorService, connect
+from attestream.settings import Settings
+from attestream.wiring import ledger_signer, open_store, trusted_verifiers
+from forensics.verify import verify_ledger
+from ledger.sequencer import Sequencer, SequencerConfig
+from ledger.store import ClickHouseStore
+from streams.producer import EventProducer
+from streams.schemas import Decision, Detector, Reason, SourceRef, decision_id, encode
+from streams.topics import ensure_topics
+
+MODEL = "ab" * 32
+# Long enough for a first consumer-group join on Tansu plus the batches; the sequencer exits
+# once the topic has been quiet this long.
+IDLE_S = 4.0
+
+
+def make_decision(i: int) -> Decision:
+    event_id = f"ev-{i}"
+    at = datetime(2025, 3, 3, tzinfo=UTC) + timedelta(seconds=i)
+    return Decision(
+        decision_id=decision_id(event_id, Detector.FRAUD, MODEL),
+        event_id=event_id,
+        event_sha256="cd" * 32,
+        source=SourceRef(topic="attestream.transactions", partition=0, offset=i),
+        entity_id=f"C{i % 7}",
+        detector=Detector.FRAUD,
+        model_id="fraud-test",
+        model_sha256=MODEL,
+        features={"amount": float(i), "night": 0.0},
+        score=(i % 10) / 10,
+        outcome="approve" if i % 10 < 8 else "review",
+        reasons=[Reason(feature="amount", contribution=0.5)],
+        event_time=at,
+        decided_at=at + timedelta(milliseconds=5),
+    )
+
+
+def publish_decisions(settings: Settings, decisions: list[Decision], garbage: int = 0) -> None:
+    with EventProducer(settings.require_kafka()) as producer:
+        for d in decisions:
+            producer.send(settings.topic_decisions, d.entity_id.encode(), encode(d))
+        for _ in range(garbage):
+            producer.send(settings.topic_decisions, b"C1", b"not a decision")
+
+
+def run_sequencer(settings: Settings, store: ClickHouseStore, rejected: list[str]) -> Sequencer:
+    config = SequencerConfig(settings.require_kafka(), settings.topic_decisions,
+                             settings.ledger_group, settings.log_origin, 1000)  # fmt: skip
+    sequencer = Sequencer(config, store, ledger_signer(settings),
+                          on_reject=lambda msg, reason: rejected.append(reason))  # fmt: skip
+    sequencer.run(max_idle_s=IDLE_S)
+    return sequencer
+
+
+def test_decisions_are_logged_once_anchored_and_verified(isolated: Settings) -> None:
+    ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=2)
+    store = open_store(isolated, create=True)
+    rejected: list[str] = []
+    first = [make_decision(i) for i in range(300)]
+    publish_decisions(isolated, first, garbage=2)
+    run_sequencer(isolated, store, rejected)
+
+    assert store.count_entries() == 300
+    assert store.chains() == [0, 1]
+    assert len(rejected) == 2 and "not a decision" in rejected[0]
+    report = verify_ledger(store, trusted_verifiers(isolated))
+    assert report.ok, report.failures
+    assert report.entries == 300
+
+    # A detector replay re-emits the same decisions: they are logged once. New ones append.
+    publish_decisions(isolated, first[:50] + [make_decision(i) for i in range(300, 305)])
+    run_sequencer(isolated, store, rejected)
+    assert store.count_entries() == 305
+
+    rpc_url, chain_id = isolated.require_rpc()
+    w3 = connect(rpc_url, chain_id)
+    service = AnchorService(store, w3, isolated.anchor_private_key(), chain_id)
+    anchor = service.anchor_once()
+    assert anchor is not None and anchor.status == "success"
+    assert anchor.checkpoints == tuple(
+        (cp.chain, cp.size) for cp in (store.latest_checkpoint(c) for c in (0, 1)) if cp
+    )
+    assert service.anchor_once() is None, "nothing new since the last anchor"
+    tx = w3.eth.get_transaction(anchor.tx_hash)  # type: ignore[arg-type]
+    assert decode_calldata(bytes(tx["input"])) == anchor.root
+
+    report = verify_ledger(store, trusted_verifiers(isolated), Web3ChainReader(w3, rpc_url))
+    assert report.ok, report.failures
+    assert (report.entries, report.anchors) == (305, 1)
+
+
+def test_verification_names_a_changed_entry(isolated: Settings) -> None:
+    ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=1)
+    store = open_store(isolated, create=True)
+    publish_decisions(isolated, [make_decision(i) for i in range(20)])
+    run_sequencer(isolated, store, [])
+    store.execute(
+        "ALTER TABLE {db}.entries UPDATE entry = replaceOne(entry, '\"review\"', '\"approve\"')"
+        " WHERE seq = 8"
+    )
+    wait_for_mutations(store)
+    report = verify_ledger(store, trusted_verifiers(isolated))
+    kinds = {(f.kind, f.chain, f.seq) for f in report.failures}
+    assert ("bad_leaf", 0, 8) in kinds
+    assert ("column_mismatch", 0, 8) in kinds
+
+
+def wait_for_mutations(store: ClickHouseStore, timeout_s: float = 30.0) -> None:
+    """ALTER ... UPDATE runs asynchronously (18.16 has no mutations_sync): wait for it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pending = store.execute(
+            "SELECT count() FROM system.mutations WHERE database = %(d)s AND is_done = 0",
+            {"d": store.database},
+        )[0][0]
+        if pending == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("ClickHouse mutation did not finish")
