@@ -1,0 +1,306 @@
+"""Pure feature functions: `(event, state) -> (features, new_state)`.
+
+The stream calls them on every event with the entity's state from a faust Table, and training
+replays history through the very same functions (`detectors.dataset`), so what the model
+learnt on is exactly what it sees online. To make that hold they:
+
+- depend only on `(event, state)`: no clock, no randomness, no module state;
+- never mutate the state they are given, and return a fresh one;
+- keep the state a small plain dict of JSON types (str, int, float, list, None), bounded in
+  size whatever the entity's history, because it is stored in a Table changelog;
+- return floats in the order of `PAYMENT_FEATURES` / `SUPPLY_FEATURES`.
+
+A value that does not exist yet (time since the previous payment, on a customer's first one)
+is `MISSING` (-1.0): every real value of those features is >= 0, so a tree separates it with
+one split. Times are epoch seconds in UTC; "days" are UTC calendar days.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.geo import haversine_km
+from streams.schemas import (
+    BizStep,
+    Channel,
+    Detector,
+    PaymentTransaction,
+    SupplyChainEvent,
+    TagAuth,
+)
+
+State = dict[str, Any]
+FeatureVector = tuple[float, ...]
+
+STATE_VERSION = 1
+MISSING = -1.0
+SECONDS_PER_DAY = 86_400
+WINDOW_DAYS = (1, 7, 30)
+NIGHT_END_HOUR = 6  # payments from 00:00 to 05:59 UTC count as night (handbook ch. 3.4)
+MAX_DEVICES = 8  # recent devices remembered per customer (most recent last)
+MAX_MCCS = 32  # recent merchant categories remembered per customer
+MIN_TRAVEL_HOURS = 1 / 60  # two reads a second apart are not infinitely fast: floor at 1 min
+
+PAYMENT_FEATURES: tuple[str, ...] = (
+    "amount",
+    "log_amount",
+    "is_night",
+    "is_weekend",
+    "is_ecommerce",
+    "customer_tx_count_1d",
+    "customer_mean_amount_1d",
+    "customer_tx_count_7d",
+    "customer_mean_amount_7d",
+    "customer_tx_count_30d",
+    "customer_mean_amount_30d",
+    "amount_to_mean_30d",
+    "seconds_since_previous_tx",
+    "km_from_previous_terminal",
+    "new_device",
+    "mcc_seen_before",
+)
+
+SUPPLY_FEATURES: tuple[str, ...] = (
+    "seen_before",
+    "commissioned",
+    "commissioning_count",
+    "seconds_since_last_scan",
+    "km_since_last_scan",
+    "speed_kmh",
+    "lifecycle_violation",
+    "sold_count",
+    "tag_auth_failed",
+    "tag_auth_absent",
+)
+
+
+# --- payments, state per customer -------------------------------------------------------------
+
+
+def initial_payment_state() -> State:
+    """A customer never seen before.
+
+    `days` holds `[utc_day, count, amount_sum]` buckets for the last `max(WINDOW_DAYS)` days,
+    oldest first: enough for every window at a fixed size.
+    """
+    return {
+        "v": STATE_VERSION,
+        "days": [],
+        "last_ts": None,
+        "last_lat": None,
+        "last_lon": None,
+        "devices": [],
+        "mccs": [],
+    }
+
+
+def payment_features(event: PaymentTransaction, state: State) -> tuple[FeatureVector, State]:
+    """The feature vector of one payment given its customer's state, and the updated state.
+
+    Window counts and means include the payment itself (as in the handbook), so a customer's
+    first payment has count 1 and mean = amount.
+    """
+    ts = event.event_time.timestamp()
+    day = math.floor(ts / SECONDS_PER_DAY)
+    amount = float(event.amount)
+    buckets = _add_to_day(state["days"], day, amount)
+    windows: list[float] = []
+    for width in WINDOW_DAYS:
+        count, total = _window(buckets, day, width)
+        windows += [float(count), total / count]
+    mean_30d = windows[-1]
+    device = event.device_id
+    weekday = (day + 3) % 7  # Monday = 0; 1970-01-01 (day 0) was a Thursday
+    hour = math.floor(ts % SECONDS_PER_DAY / 3600)
+    features = (
+        amount,
+        math.log1p(amount),
+        1.0 if hour < NIGHT_END_HOUR else 0.0,
+        1.0 if weekday >= 5 else 0.0,
+        1.0 if event.channel == Channel.ECOMMERCE else 0.0,
+        *windows,
+        amount / mean_30d if mean_30d > 0 else 1.0,
+        _seconds_since(state["last_ts"], ts),
+        _km_from(state["last_lat"], state["last_lon"], event.lat, event.lon),
+        1.0 if device is not None and device not in state["devices"] else 0.0,
+        1.0 if event.mcc in state["mccs"] else 0.0,
+    )
+    new_state = {
+        "v": STATE_VERSION,
+        "days": buckets,
+        "last_ts": ts,
+        "last_lat": event.lat,
+        "last_lon": event.lon,
+        "devices": _remember(state["devices"], device, MAX_DEVICES),
+        "mccs": _remember(state["mccs"], event.mcc, MAX_MCCS),
+    }
+    return features, new_state
+
+
+def _add_to_day(days: list[list[Any]], day: int, amount: float) -> list[list[Any]]:
+    """New bucket list with the payment added; buckets older than the widest window dropped.
+
+    A late (out-of-order) payment lands in its own day's bucket, and the horizon is measured
+    from the newest day seen, so the state stays bounded either way.
+    """
+    buckets = [list(b) for b in days]
+    for bucket in buckets:
+        if bucket[0] == day:
+            bucket[1] += 1
+            bucket[2] += amount
+            break
+    else:
+        buckets.append([day, 1, amount])
+        buckets.sort(key=lambda b: b[0])
+    horizon = buckets[-1][0] - max(WINDOW_DAYS) + 1
+    return [b for b in buckets if b[0] >= horizon]
+
+
+def _window(buckets: list[list[Any]], day: int, width: int) -> tuple[int, float]:
+    """Count and amount sum over UTC days `day - width + 1 .. day` inclusive."""
+    count, total = 0, 0.0
+    for bucket_day, n, amount_sum in buckets:
+        if day - width < bucket_day <= day:
+            count += n
+            total += amount_sum
+    return count, total
+
+
+def _remember(items: list[str], item: str | None, limit: int) -> list[str]:
+    """Most-recently-used list: `item` moved to the end, the oldest dropped beyond `limit`."""
+    if item is None:
+        return list(items)
+    kept = [x for x in items if x != item]
+    kept.append(item)
+    return kept[-limit:]
+
+
+def _seconds_since(last_ts: float | None, ts: float) -> float:
+    # An event older than the last one (out of order) counts as simultaneous, never negative.
+    return MISSING if last_ts is None else max(0.0, ts - last_ts)
+
+
+def _km_from(lat: float | None, lon: float | None, to_lat: float, to_lon: float) -> float:
+    if lat is None or lon is None:
+        return MISSING
+    return haversine_km(lat, lon, to_lat, to_lon)
+
+
+# --- supply chain, state per EPC ---------------------------------------------------------------
+
+# Where each GS1 CBV business step sits in an item's life. Shipping, receiving and storing
+# repeat at every hop of the chain, so they share a rank; a step of lower rank than the
+# previous one means the item went backwards (a copy re-entering the chain).
+STEP_RANK: dict[BizStep, int] = {
+    BizStep.COMMISSIONING: 0,
+    BizStep.PACKING: 1,
+    BizStep.SHIPPING: 2,
+    BizStep.RECEIVING: 2,
+    BizStep.STORING: 2,
+    BizStep.RETURNING: 2,
+    BizStep.RETAIL_SELLING: 3,
+    BizStep.DECOMMISSIONING: 4,
+}
+
+
+def initial_supply_state() -> State:
+    """An EPC never scanned before."""
+    return {
+        "v": STATE_VERSION,
+        "scans": 0,
+        "commissioned": 0,
+        "sold": 0,
+        "decommissioned": 0,
+        "last_ts": None,
+        "last_lat": None,
+        "last_lon": None,
+        "last_step": None,
+    }
+
+
+def supply_features(event: SupplyChainEvent, state: State) -> tuple[FeatureVector, State]:
+    """The feature vector of one scan given its EPC's history summary, and the updated state."""
+    ts = event.event_time.timestamp()
+    step = event.biz_step
+    commissioned = state["commissioned"] + (1 if step == BizStep.COMMISSIONING else 0)
+    sold = state["sold"] + (1 if step == BizStep.RETAIL_SELLING else 0)
+    seconds = _seconds_since(state["last_ts"], ts)
+    km = _km_from(state["last_lat"], state["last_lon"], event.lat, event.lon)
+    speed = MISSING if km == MISSING else km / max(seconds / 3600, MIN_TRAVEL_HOURS)
+    violation = lifecycle_violation(state["last_step"], step, bool(state["decommissioned"]))
+    features = (
+        1.0 if state["scans"] > 0 else 0.0,
+        1.0 if commissioned > 0 else 0.0,
+        float(commissioned),
+        seconds,
+        km,
+        speed,
+        1.0 if violation or (step == BizStep.COMMISSIONING and commissioned > 1) else 0.0,
+        float(sold),
+        1.0 if event.tag_auth == TagAuth.FAILED else 0.0,
+        1.0 if event.tag_auth == TagAuth.ABSENT else 0.0,
+    )
+    new_state = {
+        "v": STATE_VERSION,
+        "scans": state["scans"] + 1,
+        "commissioned": commissioned,
+        "sold": sold,
+        "decommissioned": 1 if state["decommissioned"] or step == BizStep.DECOMMISSIONING else 0,
+        "last_ts": ts,
+        "last_lat": event.lat,
+        "last_lon": event.lon,
+        "last_step": step.value,
+    }
+    return features, new_state
+
+
+def lifecycle_violation(previous: str | None, step: BizStep, decommissioned: bool) -> bool:
+    """True if `step` cannot follow the EPC's previous step in a genuine item's life.
+
+    Nothing may follow decommissioning; only a return may follow a sale (so a second sale
+    without a return is a violation); otherwise the step must not go back in `STEP_RANK`.
+    A first sighting is never a violation here: the `commissioned` feature covers it.
+    """
+    if previous is None:
+        return False
+    if decommissioned:
+        return True
+    before = BizStep(previous)
+    if before == BizStep.RETAIL_SELLING:
+        return step != BizStep.RETURNING
+    if step == BizStep.RETURNING:
+        return True  # a return of an item that was never sold
+    return STEP_RANK[step] < STEP_RANK[before]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What the stream and the replay need to featurise one detector's events."""
+
+    detector: Detector
+    names: tuple[str, ...]
+    entity: Callable[[Any], str]  # the Table key: whose state an event reads and updates
+    featurize: Callable[[Any, State], tuple[FeatureVector, State]]
+    initial_state: Callable[[], State]
+
+
+def _customer(event: PaymentTransaction) -> str:
+    return event.customer_id
+
+
+def _epc(event: SupplyChainEvent) -> str:
+    return event.epc
+
+
+FEATURE_SPECS: dict[Detector, FeatureSpec] = {
+    Detector.FRAUD: FeatureSpec(
+        Detector.FRAUD, PAYMENT_FEATURES, _customer, payment_features, initial_payment_state
+    ),
+    Detector.AUTHENTICITY: FeatureSpec(
+        Detector.AUTHENTICITY, SUPPLY_FEATURES, _epc, supply_features, initial_supply_state
+    ),
+}
+FEATURES: dict[Detector, tuple[str, ...]] = {d: spec.names for d, spec in FEATURE_SPECS.items()}

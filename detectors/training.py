@@ -1,0 +1,253 @@
+"""Training: a small, fast XGBoost model per detector, with its card.
+
+The split is by time, never at random: the model is validated on events that happen after all
+of its training events, as it will be used. Thresholds for the outcomes are chosen on that
+validation part for an alert budget (see `detectors.metrics.choose_thresholds`).
+
+Training is reproducible: XGBoost's `hist` method with a fixed seed gives the same artifact
+bytes, hence the same `model_sha256`, for the same data and parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from attestream.errors import UsageError
+from detectors.dataset import DATA_DIGEST_METHOD, TrainingSet, build_dataset
+from detectors.metrics import average_precision, choose_thresholds, roc_auc
+from detectors.registry import (
+    LoadedModel,
+    ModelCard,
+    ThresholdPolicy,
+    TrainingSummary,
+    ValidationMetrics,
+    active_sha256,
+    load_model,
+    model_id,
+    publish,
+    sha256_hex,
+)
+from detectors.simulate_payments import DEFAULT_COUNT as DEFAULT_PAYMENTS
+from detectors.simulate_payments import simulate_payments
+from detectors.simulate_supply import DEFAULT_COUNT as DEFAULT_SCANS
+from detectors.simulate_supply import simulate_supply
+from streams.schemas import OUTCOMES, Detector
+
+VALIDATION_FRACTION = 0.2  # the latest fifth of the events
+NUM_BOOST_ROUND = 100
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary:logistic",
+    "tree_method": "hist",
+    "max_depth": 5,
+    "eta": 0.1,
+    "subsample": 0.8,
+    "colsample_bytree": 0.9,
+    "min_child_weight": 1.0,
+    "eval_metric": "aucpr",
+    "nthread": 2,
+}
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """Alert budget for the middle outcome, precision target for the severe one."""
+
+    alert_budget: float
+    target_precision: float
+    min_alerts: int = 5
+
+
+# Review the top 2 % of payments; block only where 9 in 10 blocked payments are fraud. A
+# wrong "counterfeit" stops a genuine shipment, so it needs a higher precision than a block.
+DEFAULT_POLICY = {
+    Detector.FRAUD: AlertPolicy(alert_budget=0.02, target_precision=0.90),
+    Detector.AUTHENTICITY: AlertPolicy(alert_budget=0.03, target_precision=0.95),
+}
+DEFAULT_COUNTS = {Detector.FRAUD: DEFAULT_PAYMENTS, Detector.AUTHENTICITY: DEFAULT_SCANS}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained model not yet stored: the exact artifact bytes and the card naming them."""
+
+    artifact: bytes
+    card: ModelCard
+    booster: xgb.Booster
+
+
+def train(
+    detector: Detector | str,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    event_ids: list[str],
+    times: np.ndarray,
+    feature_names: tuple[str, ...] | list[str],
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+    num_boost_round: int = NUM_BOOST_ROUND,
+    policy: AlertPolicy | None = None,
+    data_source: str = "",
+) -> TrainedModel:
+    """Train on the earlier rows, validate on the later ones, and write the card.
+
+    Rows must be in time order (as `detectors.dataset` builds them); `event_ids` and `times`
+    belong to the rows and feed the card's data digest and time range.
+    """
+    detector = Detector(detector)
+    data = TrainingSet(
+        detector,
+        tuple(feature_names),
+        np.asarray(X, dtype=np.float32),
+        np.asarray(y, dtype=np.int8),
+        list(event_ids),
+        np.asarray(times, dtype=np.float64),
+    )
+    cut = int(len(data) * (1 - VALIDATION_FRACTION))
+    fit, held_out = data.rows(slice(0, cut)), data.rows(slice(cut, None))
+    for part, name in ((fit, "training"), (held_out, "validation")):
+        if part.y.sum() == 0 or part.y.sum() == len(part):
+            raise UsageError(f"the {name} part has only one class: use more events")
+    all_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    dtrain = xgb.DMatrix(fit.X, label=fit.y, feature_names=list(data.feature_names))
+    booster = xgb.train(all_params, dtrain, num_boost_round=num_boost_round)
+    artifact = bytes(booster.save_raw(raw_format="ubj"))
+    scores = booster.inplace_predict(held_out.X, validate_features=False)
+    card = _card(
+        data,
+        fit,
+        held_out,
+        scores,
+        artifact,
+        all_params,
+        num_boost_round,
+        policy or DEFAULT_POLICY[detector],
+        data_source,
+    )
+    return TrainedModel(artifact, card, booster)
+
+
+def _card(
+    data: TrainingSet,
+    fit: TrainingSet,
+    held_out: TrainingSet,
+    scores: np.ndarray,
+    artifact: bytes,
+    params: dict[str, Any],
+    num_boost_round: int,
+    policy: AlertPolicy,
+    data_source: str,
+) -> ModelCard:
+    _, lower, upper = OUTCOMES[data.detector]
+    chosen = choose_thresholds(
+        held_out.y, scores, policy.alert_budget, policy.target_precision, policy.min_alerts
+    )
+    digest = sha256_hex(artifact)
+
+    def when(ts: float) -> datetime:
+        return datetime.fromtimestamp(ts, UTC)
+
+    return ModelCard(
+        model_id=model_id(data.detector, digest),
+        model_sha256=digest,
+        detector=data.detector,
+        artifact=f"{digest}.ubj",
+        features=list(data.feature_names),
+        params=params,
+        num_boost_round=num_boost_round,
+        xgboost_version=xgb.__version__,
+        training=TrainingSummary(
+            data_digest=data.digest(),
+            data_digest_method=DATA_DIGEST_METHOD,
+            data_source=data_source,
+            rows=len(data),
+            rows_train=len(fit),
+            rows_validation=len(held_out),
+            positives_train=int(fit.y.sum()),
+            positives_validation=int(held_out.y.sum()),
+            split=f"by time: first {1 - VALIDATION_FRACTION:.0%} train, rest validation",
+            first_event_time=when(float(data.times[0])),
+            validation_from=when(float(held_out.times[0])),
+            last_event_time=when(float(data.times[-1])),
+        ),
+        metrics=ValidationMetrics(
+            auc_roc=roc_auc(held_out.y, scores),
+            average_precision=average_precision(held_out.y, scores),
+            alert_rate={lower: chosen.lower_alert_rate, upper: chosen.upper_alert_rate},
+            precision={lower: chosen.lower_precision, upper: chosen.upper_precision},
+        ),
+        thresholds={lower: chosen.lower, upper: chosen.upper},
+        threshold_policy=ThresholdPolicy(
+            alert_budget=policy.alert_budget,
+            target_precision=policy.target_precision,
+            min_alerts=policy.min_alerts,
+            target_reached=chosen.upper_reached_target,
+        ),
+        created_at=datetime.now(UTC),
+    )
+
+
+def train_dataset(data: TrainingSet, **options: Any) -> TrainedModel:
+    """`train` on a replayed `TrainingSet`."""
+    return train(
+        data.detector,
+        data.X,
+        data.y,
+        event_ids=data.event_ids,
+        times=data.times,
+        feature_names=data.feature_names,
+        **options,
+    )
+
+
+def simulate(detector: Detector | str, count: int, seed: int) -> list[Any]:
+    """Labelled events for a detector from its simulator."""
+    if Detector(detector) == Detector.FRAUD:
+        return simulate_payments(count, seed=seed)
+    return simulate_supply(count, seed=seed)
+
+
+def train_detector(
+    detector: Detector | str,
+    models_dir: Path,
+    *,
+    count: int | None = None,
+    seed: int = 0,
+    labelled: list[Any] | None = None,
+    data_source: str | None = None,
+    activate: bool = True,
+) -> LoadedModel:
+    """Simulate (unless `labelled` is given), replay, train, publish; returns the stored model."""
+    detector = Detector(detector)
+    if labelled is None:
+        count = count or DEFAULT_COUNTS[detector]
+        labelled = simulate(detector, count, seed)
+        data_source = data_source or f"simulated: {count} events, seed {seed}"
+    trained = train_dataset(
+        build_dataset(detector, labelled), seed=seed, data_source=data_source or "labelled file"
+    )
+    publish(models_dir, trained.artifact, trained.card, activate=activate)
+    return load_model(models_dir, detector, trained.card.model_sha256)
+
+
+def ensure_models(models_dir: Path, seed: int = 0) -> dict[Detector, LoadedModel]:
+    """Make sure each detector has an active model, training one with defaults if not.
+
+    The demo calls this so a fresh checkout works without a separate training step. An
+    existing active model is loaded (and so verified against its card), never replaced.
+    """
+    models: dict[Detector, LoadedModel] = {}
+    for detector in Detector:
+        sha256 = active_sha256(models_dir, detector)
+        if sha256 is None:
+            models[detector] = train_detector(detector, models_dir, seed=seed)
+        else:
+            models[detector] = load_model(models_dir, detector, sha256)
+    return models

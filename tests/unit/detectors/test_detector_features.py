@@ -1,0 +1,242 @@
+"""Feature functions: purity, JSON round trips of state, and hand-computed values.
+
+Distances are checked against the haversine formula on the equator, where it reduces to the
+arc length: one degree of longitude is pi * R / 180 km with R = 6371.0088 km, i.e.
+`python3 -c "import math; print(math.pi * 6371.0088 / 180)"` = 111.1950802335329.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from detectors.features import (
+    MAX_DEVICES,
+    MISSING,
+    PAYMENT_FEATURES,
+    SUPPLY_FEATURES,
+    initial_payment_state,
+    initial_supply_state,
+    lifecycle_violation,
+    payment_features,
+    supply_features,
+)
+from detectors.geo import haversine_km
+from detectors.simulate_payments import LabelledPayment
+from detectors.simulate_supply import LabelledScan
+from streams.schemas import (
+    Action,
+    BizStep,
+    Channel,
+    PaymentTransaction,
+    SupplyChainEvent,
+    TagAuth,
+)
+
+KM_PER_DEGREE = 111.1950802335329
+MONDAY = datetime(2025, 3, 3, tzinfo=UTC)
+
+
+def pay(
+    at: datetime, amount: float, lon: float = 0.0, device: str | None = None, mcc: str = "5411"
+) -> PaymentTransaction:
+    return PaymentTransaction(
+        event_id=f"tx-{at.timestamp():.0f}",
+        event_time=at,
+        source="test",
+        customer_id="C1",
+        terminal_id="T1",
+        amount=amount,
+        currency="EUR",
+        channel=Channel.CARD_PRESENT,
+        mcc=mcc,
+        country="FR",
+        lat=0.0,
+        lon=lon,
+        device_id=device,
+    )
+
+
+def scan(
+    at: datetime, step: BizStep, lon: float = 0.0, auth: TagAuth = TagAuth.VERIFIED
+) -> SupplyChainEvent:
+    return SupplyChainEvent(
+        event_id=f"sc-{at.timestamp():.0f}",
+        event_time=at,
+        event_time_zone_offset="+00:00",
+        epc="urn:epc:id:sgtin:0614141.812345.6789",
+        action=Action.OBSERVE,
+        biz_step=step,
+        disposition="in_progress",
+        read_point="rp",
+        biz_location="loc",
+        lat=0.0,
+        lon=lon,
+        reader_id="r1",
+        tag_auth=auth,
+    )
+
+
+def run(featurize, initial, events):  # type: ignore[no-untyped-def]
+    state = initial()
+    vectors = []
+    for event in events:
+        vector, state = featurize(event, state)
+        vectors.append(dict(zip(featurize_names(featurize), vector, strict=True)))
+    return vectors, state
+
+
+def featurize_names(featurize) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    return PAYMENT_FEATURES if featurize is payment_features else SUPPLY_FEATURES
+
+
+def test_geo_distance_on_the_equator_and_a_known_city_pair() -> None:
+    assert haversine_km(0, 0, 0, 1) == pytest.approx(KM_PER_DEGREE, rel=1e-12)
+    # Paris - London: about 344 km (the great-circle figure published for the pair).
+    assert haversine_km(48.8566, 2.3522, 51.5074, -0.1278) == pytest.approx(343.5, abs=1.0)
+    assert haversine_km(10, 20, 10, 20) == 0.0
+
+
+def test_payment_windows_of_1_7_and_30_days() -> None:
+    events = [
+        pay(MONDAY + timedelta(hours=10), 10.0),
+        pay(MONDAY + timedelta(hours=12), 20.0),
+        pay(MONDAY + timedelta(days=3, hours=9), 30.0),
+        pay(MONDAY + timedelta(days=10, hours=9), 40.0),
+        pay(MONDAY + timedelta(days=40, hours=9), 50.0),
+    ]
+    v, state = run(payment_features, initial_payment_state, events)
+    assert (v[1]["customer_tx_count_1d"], v[1]["customer_mean_amount_1d"]) == (2.0, 15.0)
+    assert (v[2]["customer_tx_count_1d"], v[2]["customer_mean_amount_1d"]) == (1.0, 30.0)
+    assert (v[2]["customer_tx_count_7d"], v[2]["customer_mean_amount_7d"]) == (3.0, 20.0)
+    # Day 10: the 7-day window is days 4..10, the 30-day one days -19..10.
+    assert (v[3]["customer_tx_count_7d"], v[3]["customer_mean_amount_7d"]) == (1.0, 40.0)
+    assert (v[3]["customer_tx_count_30d"], v[3]["customer_mean_amount_30d"]) == (4.0, 25.0)
+    assert v[3]["amount_to_mean_30d"] == pytest.approx(40 / 25)
+    # Day 40: everything before day 11 has left the 30-day window, and the state.
+    assert (v[4]["customer_tx_count_30d"], v[4]["customer_mean_amount_30d"]) == (1.0, 50.0)
+    assert [b[0] for b in state["days"]] == [20_150 + 40]  # 2025-03-03 is UTC day 20150
+
+
+def test_payment_time_distance_and_calendar_features() -> None:
+    saturday_3am = MONDAY + timedelta(days=5, hours=3)
+    events = [
+        pay(saturday_3am, 10.0, lon=0.0, device="d1"),
+        pay(saturday_3am + timedelta(hours=2), 100.0, lon=1.0, device="d1", mcc="6051"),
+        pay(saturday_3am + timedelta(days=2, hours=9), 5.0, lon=1.0, device="d2"),
+    ]
+    v, _ = run(payment_features, initial_payment_state, events)
+    assert v[0]["seconds_since_previous_tx"] == MISSING
+    assert v[0]["km_from_previous_terminal"] == MISSING
+    assert (v[0]["is_night"], v[0]["is_weekend"], v[0]["new_device"]) == (1.0, 1.0, 1.0)
+    assert v[1]["seconds_since_previous_tx"] == 7_200.0
+    assert v[1]["km_from_previous_terminal"] == pytest.approx(KM_PER_DEGREE)
+    assert (v[1]["new_device"], v[1]["mcc_seen_before"]) == (0.0, 0.0)
+    assert v[1]["log_amount"] == pytest.approx(math.log1p(100.0))
+    assert (v[2]["is_night"], v[2]["is_weekend"]) == (0.0, 0.0)  # Monday 12:00
+    assert (v[2]["new_device"], v[2]["mcc_seen_before"]) == (1.0, 1.0)
+
+
+def test_device_and_mcc_memory_is_bounded() -> None:
+    state = initial_payment_state()
+    for i in range(3 * MAX_DEVICES):
+        _, state = payment_features(pay(MONDAY + timedelta(minutes=i), 1.0, device=f"d{i}"), state)
+    assert len(state["devices"]) == MAX_DEVICES
+    assert state["devices"][-1] == f"d{3 * MAX_DEVICES - 1}"
+
+
+def test_impossible_travel_speed() -> None:
+    t0 = MONDAY + timedelta(hours=8)
+    events = [
+        scan(t0, BizStep.COMMISSIONING),
+        scan(t0 + timedelta(minutes=30), BizStep.PACKING, lon=10.0),
+        scan(t0 + timedelta(minutes=30, seconds=1), BizStep.SHIPPING, lon=10.0),
+    ]
+    v, _ = run(supply_features, initial_supply_state, events)
+    assert v[0]["seen_before"] == 0.0 and v[0]["speed_kmh"] == MISSING
+    assert v[1]["seconds_since_last_scan"] == 1_800.0
+    assert v[1]["km_since_last_scan"] == pytest.approx(10 * KM_PER_DEGREE, rel=1e-9)
+    # 1111.95 km in half an hour: 2223.9 km/h, faster than an airliner.
+    assert v[1]["speed_kmh"] == pytest.approx(20 * KM_PER_DEGREE, rel=1e-9)
+    assert v[2]["speed_kmh"] == 0.0
+
+
+def test_lifecycle_sold_twice_returned_and_decommissioned() -> None:
+    t = MONDAY
+    steps = [
+        BizStep.COMMISSIONING,
+        BizStep.SHIPPING,
+        BizStep.RECEIVING,
+        BizStep.RETAIL_SELLING,
+        BizStep.RETURNING,
+        BizStep.RETAIL_SELLING,
+        BizStep.RETAIL_SELLING,
+        BizStep.DECOMMISSIONING,
+        BizStep.RETURNING,
+    ]
+    events = [scan(t + timedelta(days=i), step) for i, step in enumerate(steps)]
+    v, state = run(supply_features, initial_supply_state, events)
+    assert [x["lifecycle_violation"] for x in v] == [0, 0, 0, 0, 0, 0, 1, 1, 1]
+    assert [x["sold_count"] for x in v] == [0, 0, 0, 1, 1, 2, 3, 3, 3]
+    assert state["decommissioned"] == 1
+
+
+def test_uncommissioned_and_recommissioned_items() -> None:
+    fake = scan(MONDAY, BizStep.RECEIVING, auth=TagAuth.ABSENT)
+    vector, _ = supply_features(fake, initial_supply_state())
+    first = dict(zip(SUPPLY_FEATURES, vector, strict=True))
+    assert (first["commissioned"], first["tag_auth_absent"], first["tag_auth_failed"]) == (0, 1, 0)
+    v, _ = run(
+        supply_features,
+        initial_supply_state,
+        [scan(MONDAY, BizStep.COMMISSIONING), scan(MONDAY, BizStep.COMMISSIONING)],
+    )
+    assert v[1]["commissioning_count"] == 2 and v[1]["lifecycle_violation"] == 1
+
+
+def test_going_back_in_the_chain_is_a_violation() -> None:
+    assert lifecycle_violation("receiving", BizStep.PACKING, False)
+    assert not lifecycle_violation("receiving", BizStep.SHIPPING, False)
+    assert not lifecycle_violation(None, BizStep.RETAIL_SELLING, False)
+    assert lifecycle_violation("shipping", BizStep.RETURNING, False)
+
+
+def _replay_both_ways(featurize, initial, events):  # type: ignore[no-untyped-def]
+    """Features with the live state, and with the state sent through JSON at every step."""
+    live, stored = initial(), initial()
+    for event in events:
+        before = copy.deepcopy(live)
+        vector, live = featurize(event, live)
+        assert featurize(event, before) == (vector, live), "not deterministic"
+        assert before == copy.deepcopy(before)
+        stored = json.loads(json.dumps(stored))
+        stored_vector, stored = featurize(event, stored)
+        assert stored_vector == vector
+        assert all(isinstance(x, float) for x in vector)
+
+
+def test_payment_features_are_pure_and_state_survives_json(
+    payments: list[LabelledPayment],
+) -> None:
+    customer = payments[0].event.customer_id
+    history = [p.event for p in payments if p.event.customer_id == customer]
+    assert len(history) > 20
+    _replay_both_ways(payment_features, initial_payment_state, history)
+
+
+def test_supply_features_are_pure_and_state_survives_json(scans: list[LabelledScan]) -> None:
+    clone = next(s.event.epc for s in scans if s.scenario == "cloned_serial")
+    history = [s.event for s in scans if s.event.epc == clone]
+    _replay_both_ways(supply_features, initial_supply_state, history)
+
+
+def test_the_given_state_is_not_mutated() -> None:
+    state = initial_payment_state()
+    _, state = payment_features(pay(MONDAY, 5.0, device="d"), state)
+    frozen = json.dumps(state)
+    payment_features(pay(MONDAY + timedelta(days=1), 6.0, device="e"), state)
+    assert json.dumps(state) == frozen
