@@ -33,7 +33,9 @@ def encode_calldata(root: bytes) -> bytes:
 def decode_calldata(data: bytes) -> bytes:
     """The anchor root carried by a transaction's input; MalformedError if it is not ours."""
     if len(data) != CALLDATA_LENGTH or not data.startswith(MAGIC):
-        raise MalformedError(f"not attestream anchor calldata: {data[:8].hex()}... ({len(data)} bytes)")
+        raise MalformedError(
+            f"not attestream anchor calldata: {data[:8].hex()}... ({len(data)} bytes)"
+        )
     if data[len(MAGIC)] != VERSION:
         raise MalformedError(f"unknown anchor calldata version {data[len(MAGIC)]}")
     return data[len(MAGIC) + 1 :]

@@ -102,7 +102,9 @@ class Settings(BaseSettings):
             try:
                 return self.anchor_key_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(f"cannot read anchor key file {self.anchor_key_file}: {exc}")
+                raise ConfigError(
+                    f"cannot read anchor key file {self.anchor_key_file}: {exc}"
+                ) from exc
         raise ConfigError(
             "no anchor signing key: set ATTESTREAM_ANCHOR_KEY or ATTESTREAM_ANCHOR_KEY_FILE"
         )

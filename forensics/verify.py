@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from anchoring.calldata import anchor_root, decode_calldata
 from attestream.errors import MalformedError, SignatureError
 from ledger.entry import Entry, decode_entry
-from ledger.merkle import MerkleTree
 from ledger.keys import NoteVerifier
+from ledger.merkle import MerkleTree
 from ledger.note import Checkpoint, open_note
 from ledger.store import ENTRY_COLUMNS, StoredAnchor, StoredCheckpoint
 

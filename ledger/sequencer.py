@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from attestream.errors import MalformedError, SourceResetError
-from ledger.chain import AppendResult, ChainWriter, Incoming
+from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
-from ledger.merkle import MerkleTree, compact_range_ids
 from ledger.keys import NoteSigner
+from ledger.merkle import MerkleTree, RootHash, compact_range_ids
 from ledger.note import Checkpoint, sign_note
 from ledger.store import ClickHouseStore, StoredCheckpoint, node_rows
 
@@ -109,6 +109,13 @@ class Sequencer:
         """Rebuild a chain's writer from ClickHouse; return the offset to consume from."""
         writer, head_cluster, head_offset = recover_writer(self.store, chain)
         self.writers[chain] = writer
+        latest = self.store.latest_checkpoint(chain)
+        if writer.size and (latest is None or latest.size != writer.size):
+            # Entries made durable before a crash, but no checkpoint over them yet: sign now
+            # (step 2 of the interrupted batch), before reading anything new.
+            last = EntrySource(cluster=head_cluster, topic=self.config.topic, partition=chain,
+                               offset=head_offset)  # fmt: skip
+            self._write_checkpoint(chain, writer.size, writer.tree.root(), last)
         if head_offset < 0:
             return OFFSET_BEGINNING
         if head_cluster != self.cluster_id:
@@ -188,17 +195,18 @@ class Sequencer:
             self.store.insert_entries(result.entries)
             self.store.insert_nodes(chain, result.node_keys, result.node_hashes)
             # Step 2: the checkpoint over the new size durable.
-            self._write_checkpoint(chain, result)
+            self._write_checkpoint(chain, result.size, result.root, result.last_source)
         return BatchOutcome(chain, result.appended, result.duplicates, result.size)
 
-    def _write_checkpoint(self, chain: int, result: AppendResult) -> None:
-        body = Checkpoint(self.origin(chain), result.size, result.root).body()
-        source = result.last_source
+    def _write_checkpoint(
+        self, chain: int, size: int, root: bytes, source: EntrySource | None
+    ) -> None:
+        body = Checkpoint(self.origin(chain), size, RootHash(root)).body()
         self.store.insert_checkpoint(
             StoredCheckpoint(
                 chain=chain,
-                size=result.size,
-                root=result.root,
+                size=size,
+                root=root,
                 note=sign_note(body, self.signer),
                 source_cluster=source.cluster if source else "",
                 source_offset=source.offset if source else -1,

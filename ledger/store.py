@@ -160,7 +160,9 @@ class ClickHouseStore:
         except (NetworkError, SocketTimeoutError, ConnectionError, OSError) as exc:
             raise ServiceUnavailableError("ClickHouse", self._endpoint, str(exc)) from exc
         except EOFError as exc:
-            raise ServiceUnavailableError("ClickHouse", self._endpoint, "connection closed") from exc
+            raise ServiceUnavailableError(
+                "ClickHouse", self._endpoint, "connection closed"
+            ) from exc
 
     def create_schema(self) -> None:
         self.execute("CREATE DATABASE IF NOT EXISTS {db}")
@@ -279,7 +281,9 @@ class ClickHouseStore:
             )
         )
 
-    def read_nodes(self, chain: int, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    def read_nodes(
+        self, chain: int, ids: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
         if not ids:
             return {}
         keys = tuple(node_key(level, index) for level, index in ids)

@@ -24,7 +24,9 @@ Latitude = Annotated[float, Meta(ge=-90.0, le=90.0)]
 Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
 AwareTime = Annotated[datetime, Meta(tz=True)]
 Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
-EPC = Annotated[str, Meta(pattern=r"^urn:epc:id:sgtin:[0-9]+\.[0-9]+\.[0-9A-Za-z]+$", max_length=128)]
+EPC = Annotated[
+    str, Meta(pattern=r"^urn:epc:id:sgtin:[0-9]+\.[0-9]+\.[0-9A-Za-z]+$", max_length=128)
+]
 
 # The largest value accepted on an input topic. Larger records are dead-lettered as
 # oversized before any parsing, so a hostile producer cannot make the agent parse megabytes.

@@ -70,7 +70,8 @@ def _print(console: Console, r: DemoResult) -> None:
                   f" -> {r.dead_letters}")  # fmt: skip
     table.add_row("decisions logged", str(r.logged))
     for detector, counts in sorted(r.outcomes.items()):
-        table.add_row(f"{detector} outcomes", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        table.add_row(f"{detector} outcomes", shown)
     for detector, q in sorted(r.quality.items()):
         table.add_row(f"{detector} precision / recall",
                       f"{q['precision']:.3f} / {q['recall']:.3f} ({int(q['positives'])} positives)")

@@ -12,8 +12,8 @@ from streams.intake import (
     HEADER_TOPIC,
     EventParser,
     RecordRef,
-    RejectReason,
     Rejection,
+    RejectReason,
     dead_letter_headers,
 )
 from streams.schemas import MAX_EVENT_BYTES, PaymentTransaction
