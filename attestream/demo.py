@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
 from anchoring.reader import Web3ChainReader
 from anchoring.service import connect
 from attestream.errors import AttestreamError
@@ -41,6 +43,8 @@ POLL_S = 1.0
 # Anchor often in the demo so it finishes quickly; production default is in settings.
 DEMO_ANCHOR_INTERVAL_S = 2.0
 STOP_GRACE_S = 20.0
+# A topic read is complete once the local broker sent nothing for this long.
+COUNT_QUIET_S = 1.0
 
 
 @dataclass
@@ -102,8 +106,18 @@ class DemoResult:
         return sum(p.valid for p in self.published)
 
     @property
+    def malformed(self) -> int:
+        return sum(p.malformed for p in self.published)
+
+    @property
     def ok(self) -> bool:
-        return self.report.ok and self.logged == self.valid_events
+        """The log verifies, every valid event has one logged decision, every malformed
+        record one dead letter."""
+        return (
+            self.report.ok
+            and self.logged == self.valid_events
+            and self.dead_letters == self.malformed
+        )
 
 
 def free_port() -> int:
@@ -162,7 +176,8 @@ def run_demo(
         expected = len(payments) + len(scans_)
         logged = _wait_logged(store, background, run_id, expected, wait_s, say)
         _wait_anchored(store, background, wait_s, say)
-        dead = _topic_size(bootstrap, settings.topic_dead_letter) - dead_before
+        dead = _wait_dead_letters(bootstrap, settings.topic_dead_letter, dead_before,
+                                  2 * malformed, wait_s)  # fmt: skip
     finally:
         background.stop()
     report = _verify(settings, store)
@@ -218,6 +233,18 @@ def _wait_anchored(
     raise DemoError("the latest checkpoints were not anchored in time")
 
 
+def _wait_dead_letters(
+    bootstrap: str, topic: str, before: int, expected: int, wait_s: float
+) -> int:
+    """Dead letters added since `before`, once `expected` arrived (or the wait ran out)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        added = _topic_size(bootstrap, topic) - before
+        if added >= expected or time.monotonic() > deadline:
+            return added
+        time.sleep(POLL_S)
+
+
 def _verify(settings: Settings, store: ClickHouseStore) -> Report:
     rpc_url, chain_id = settings.require_rpc()
     reader = Web3ChainReader(connect(rpc_url, chain_id), rpc_url)
@@ -225,15 +252,15 @@ def _verify(settings: Settings, store: ClickHouseStore) -> Report:
 
 
 def _topic_size(bootstrap: str, topic: str) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "attestream-demo-probe"})
+    """Records in a topic, counted by reading it (Tansu's watermarks lag behind offsets)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "attestream-demo-count",
+                         "enable.auto.commit": False})  # fmt: skip
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
         total = 0
-        for partition in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            total += high - low
+        while batch := consumer.consume(10_000, timeout=COUNT_QUIET_S):
+            total += sum(1 for m in batch if not m.error())
         return total
     finally:
         consumer.close()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from attestream.errors import MalformedError, SourceResetError
+from attestream.errors import MalformedError
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
 from ledger.keys import NoteSigner
@@ -125,14 +125,8 @@ class Sequencer:
                 chain, head_cluster, self.cluster_id,
             )  # fmt: skip
             return OFFSET_BEGINNING
-        _, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.config.topic, chain), timeout=10
-        )
-        if head_offset + 1 > high:
-            raise SourceResetError(
-                f"chain {chain}: the ledger logged offset {head_offset} of {self.config.topic}"
-                f"[{chain}] but the topic ends at {high} in the same cluster {self.cluster_id!r}"
-            )
+        # Same cluster: the next record is right after the last logged one. (No comparison
+        # with the high watermark here: Tansu's watermarks lag behind its offsets.)
         return head_offset + 1
 
     # --- the loop ------------------------------------------------------------------------

@@ -71,7 +71,6 @@ def create_app(
             default=None,
             partitions=config.partitions,
             key_type=str,
-            value_serializer="json",
         )
         agent = _decide_agent(config, spec, table, decisions, dead_letters, metrics)
         app.agent(source, name=f"decide-{spec.detector.value}")(agent)
