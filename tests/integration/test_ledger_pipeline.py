@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+
+from factories import make_decision
 
 from anchoring.calldata import decode_calldata
 from anchoring.reader import Web3ChainReader
@@ -14,34 +15,12 @@ from forensics.verify import verify_ledger
 from ledger.sequencer import Sequencer, SequencerConfig
 from ledger.store import ClickHouseStore
 from streams.producer import EventProducer
-from streams.schemas import Decision, Detector, Reason, SourceRef, decision_id, encode
+from streams.schemas import Decision, encode
 from streams.topics import ensure_topics
 
-MODEL = "ab" * 32
 # Long enough for a first consumer-group join on Tansu plus the batches; the sequencer exits
 # once the topic has been quiet this long.
 IDLE_S = 4.0
-
-
-def make_decision(i: int) -> Decision:
-    event_id = f"ev-{i}"
-    at = datetime(2025, 3, 3, tzinfo=UTC) + timedelta(seconds=i)
-    return Decision(
-        decision_id=decision_id(event_id, Detector.FRAUD, MODEL),
-        event_id=event_id,
-        event_sha256="cd" * 32,
-        source=SourceRef(topic="attestream.transactions", partition=0, offset=i),
-        entity_id=f"C{i % 7}",
-        detector=Detector.FRAUD,
-        model_id="fraud-test",
-        model_sha256=MODEL,
-        features={"amount": float(i), "night": 0.0},
-        score=(i % 10) / 10,
-        outcome="approve" if i % 10 < 8 else "review",
-        reasons=[Reason(feature="amount", contribution=0.5)],
-        event_time=at,
-        decided_at=at + timedelta(milliseconds=5),
-    )
 
 
 def publish_decisions(settings: Settings, decisions: list[Decision], garbage: int = 0) -> None:

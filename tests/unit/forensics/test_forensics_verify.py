@@ -1,0 +1,169 @@
+"""Verification over an in-memory ledger: one tampered fixture per kind of fault."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import pytest
+from factories import incoming
+
+from anchoring.calldata import anchor_root, encode_calldata
+from forensics.verify import OnChainTx, verify_ledger
+from ledger.chain import ChainWriter
+from ledger.keys import signer_from_seed
+from ledger.merkle import MerkleTree
+from ledger.note import Checkpoint, sign_note
+from ledger.store import ENTRY_COLUMNS, StoredAnchor, StoredCheckpoint
+
+SIGNER = signer_from_seed("attestream.test/ledger", b"\x01" * 32)
+STRANGER = signer_from_seed("attestream.test/ledger", b"\x02" * 32)
+COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
+
+
+class MemoryLedger:
+    """Rows shaped like the raw ClickHouse client returns them (strings as bytes)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, list[list[Any]]] = {}
+        self.cps: dict[int, list[StoredCheckpoint]] = {}
+        self.anchor_list: list[StoredAnchor] = []
+
+    def chains(self) -> list[int]:
+        return sorted(set(self.rows) | set(self.cps))
+
+    def entry_rows(self, chain: int, start: int = 0, stop: int | None = None) -> list[Any]:
+        rows = sorted(self.rows.get(chain, []), key=lambda r: r[COL["seq"]])
+        return [r for r in rows if r[COL["seq"]] >= start and (stop is None or r[1] < stop)]
+
+    def checkpoints(self, chain: int, latest_only: bool = False) -> list[StoredCheckpoint]:
+        return sorted(self.cps.get(chain, []), key=lambda c: c.size)
+
+    def anchors(self) -> list[StoredAnchor]:
+        return self.anchor_list
+
+
+def build(sizes: tuple[int, ...] = (4, 9), chain: int = 0) -> MemoryLedger:
+    ledger = MemoryLedger()
+    writer = ChainWriter(chain=chain, tree=MerkleTree(), prev=None)
+    done = 0
+    for size in sizes:
+        result = writer.append([incoming(i) for i in range(done, size)])
+        done = size
+        columns = result.entries
+        for k in range(len(columns["seq"])):
+            row = [columns[name][k] for name in ENTRY_COLUMNS]
+            row = [v.encode() if isinstance(v, str) else v for v in row]
+            ledger.rows.setdefault(chain, []).append(row)
+        ledger.cps.setdefault(chain, []).append(checkpoint(chain, size, result.root))
+    return ledger
+
+
+def checkpoint(chain: int, size: int, root: bytes, signer: Any = SIGNER) -> StoredCheckpoint:
+    body = Checkpoint(f"attestream.test/ledger/{chain}", size, root).body()  # type: ignore[arg-type]
+    return StoredCheckpoint(chain, size, root, sign_note(body, signer), "k1", size - 1)
+
+
+def kinds(ledger: MemoryLedger, **kw: Any) -> set[tuple[str, int | None, int | None]]:
+    report = verify_ledger(ledger, [SIGNER.verifier()], **kw)
+    return {(f.kind, f.chain, f.seq) for f in report.failures}
+
+
+def test_an_untouched_ledger_verifies() -> None:
+    report = verify_ledger(build(), [SIGNER.verifier()])
+    assert report.ok, report.failures
+    assert (report.entries, report.checkpoints, report.chains) == (9, 2, [0])
+
+
+def test_changed_entry_bytes() -> None:
+    ledger = build()
+    row = ledger.rows[0][5]
+    row[COL["entry"]] = row[COL["entry"]].replace(b'"approve"', b'"review"')
+    assert {("bad_leaf", 0, 5), ("column_mismatch", 0, 5)} <= kinds(ledger)
+
+
+def test_changed_column_with_bytes_kept() -> None:
+    ledger = build()
+    ledger.rows[0][2][COL["outcome"]] = b"block"
+    assert kinds(ledger) == {("column_mismatch", 0, 2)}
+
+
+def test_rehashed_forgery_breaks_the_next_link_and_the_root() -> None:
+    ledger = build()
+    row = ledger.rows[0][3]
+    row[COL["entry"]] = row[COL["entry"]].replace(b'"approve"', b'"review"')
+    row[COL["outcome"]] = b"review"
+    row[COL["leaf_hash"]] = hashlib.sha256(b"\x00" + row[COL["entry"]]).hexdigest().encode()
+    found = kinds(ledger)
+    assert ("broken_link", 0, 4) in found
+    assert ("root_mismatch", 0, 3) in found
+
+
+def test_deleted_entry_is_a_gap() -> None:
+    ledger = build()
+    del ledger.rows[0][6]
+    assert ("gap", 0, 6) in kinds(ledger)
+
+
+def test_inserted_entry_with_a_taken_seq_is_a_fork() -> None:
+    ledger = build()
+    ledger.rows[0].append(list(ledger.rows[0][7]))
+    assert ("fork", 0, 7) in kinds(ledger)
+
+
+def test_truncated_tail_is_reported() -> None:
+    ledger = build()
+    del ledger.rows[0][7:]
+    assert ("truncated", 0, 7) in kinds(ledger)
+
+
+def test_checkpoint_by_an_untrusted_key() -> None:
+    ledger = build()
+    good = ledger.cps[0][1]
+    ledger.cps[0][1] = checkpoint(0, good.size, good.root, signer=STRANGER)
+    assert kinds(ledger) == {("bad_signature", 0, 9)}
+
+
+class Chain:
+    def __init__(self, txs: dict[str, OnChainTx]) -> None:
+        self.txs = txs
+
+    def transaction(self, tx_hash: str) -> OnChainTx | None:
+        return self.txs.get(tx_hash)
+
+
+def anchored(ledger: MemoryLedger) -> tuple[StoredAnchor, OnChainTx]:
+    latest = ledger.cps[0][-1]
+    root = anchor_root([latest.note])
+    anchor = StoredAnchor(datetime(2025, 3, 4), root, 31337, "0xaa", 7, "0xbb", "0xSender",
+                          "success", 21_592, ((0, latest.size),))  # fmt: skip
+    return anchor, OnChainTx(encode_calldata(root), "0xsender", 1, 7, "0xBB")
+
+
+def test_anchor_checks_pass_and_fail() -> None:
+    ledger = build()
+    anchor, tx = anchored(ledger)
+    ledger.anchor_list = [anchor]
+    assert kinds(ledger, chain_reader=Chain({"0xaa": tx})) == set()
+    assert kinds(ledger, chain_reader=Chain({})) == {("unanchored", None, None)}
+    other = dataclasses.replace(tx, input=encode_calldata(b"\x00" * 32))
+    assert ("anchor_mismatch", None, None) in kinds(ledger, chain_reader=Chain({"0xaa": other}))
+    moved = dataclasses.replace(tx, block_hash="0xcc")
+    assert kinds(ledger, chain_reader=Chain({"0xaa": moved})) == {("anchor_mismatch", None, None)}
+
+
+@pytest.mark.parametrize("field", ["root", "checkpoints"])
+def test_anchor_record_tampered(field: str) -> None:
+    ledger = build()
+    anchor, _ = anchored(ledger)
+    value = b"\x11" * 32 if field == "root" else ((0, 4),)
+    ledger.anchor_list = [dataclasses.replace(anchor, **{field: value})]
+    assert any(kind == "anchor_mismatch" for kind, _, _ in kinds(ledger))
+
+
+def test_report_json_shape() -> None:
+    report = verify_ledger(build(), [SIGNER.verifier()])
+    data = report.to_json()
+    assert data["ok"] is True and data["entries"] == 9 and data["failures"] == []
