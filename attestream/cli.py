@@ -12,6 +12,7 @@ from attestream.commands import (
     detect,
     forensic,
     ledger,
+    proofs,
     simulate,
     stack,
     train,
@@ -31,6 +32,9 @@ app.add_typer(train.app, name="train")
 app.command("detect")(detect.detect)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(anchor.app, name="anchor")
+forensic.app.command("prove")(proofs.prove)
+forensic.app.command("verify-proof")(proofs.verify_proof)
+forensic.app.command("consistency")(proofs.consistency)
 app.add_typer(forensic.app, name="forensic")
 app.command("demo")(demo.demo)
 

@@ -1,0 +1,207 @@
+"""Proofs an investigator can hand over: one decision's inclusion, and log consistency.
+
+A proof file ("evidence bundle", format `attestream-proof/1`) holds the entry's exact bytes,
+its inclusion proof against a signed checkpoint, and that checkpoint note. Anyone holding the
+log's verifier key checks it offline with `verify_bundle`: no database, no network. The format
+is specified in docs/ledger-format.md, "Proof files".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from attestream.errors import MalformedError, UsageError, VerificationError
+from ledger.entry import decode_entry
+from ledger.keys import NoteVerifier
+from ledger.merkle import (
+    NodeId,
+    RootHash,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    tree_root,
+    verify_consistency,
+    verify_inclusion,
+)
+from ledger.note import Checkpoint, open_note
+from ledger.store import ENTRY_COLUMNS, ClickHouseStore, StoredCheckpoint
+
+BUNDLE_FORMAT = "attestream-proof/1"
+COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
+
+
+class StoredChainNodes:
+    """One chain's stored tree nodes as the `NodeReader` the proof functions read from."""
+
+    def __init__(self, store: ClickHouseStore, chain: int) -> None:
+        self.store = store
+        self.chain = chain
+
+    def read_nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
+        return self.store.read_nodes(self.chain, ids)
+
+
+@dataclass(frozen=True)
+class ProofBundle:
+    chain: int
+    seq: int
+    entry: bytes
+    tree_size: int
+    inclusion: list[bytes]
+    checkpoint: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": BUNDLE_FORMAT,
+            "chain": self.chain,
+            "seq": self.seq,
+            "entry": base64.b64encode(self.entry).decode(),
+            "leaf_hash": leaf_hash(self.entry).hex(),
+            "tree_size": self.tree_size,
+            "inclusion_proof": [h.hex() for h in self.inclusion],
+            "checkpoint": self.checkpoint.decode("utf-8"),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProofBundle:
+        """Parse a proof file; anything malformed raises MalformedError naming the field."""
+        if data.get("format") != BUNDLE_FORMAT:
+            found = data.get("format")
+            raise MalformedError(f"not an {BUNDLE_FORMAT} proof file: format {found!r}")
+        try:
+            return cls(
+                chain=_int(data, "chain"),
+                seq=_int(data, "seq"),
+                entry=base64.b64decode(data["entry"], validate=True),
+                tree_size=_int(data, "tree_size"),
+                inclusion=[bytes.fromhex(h) for h in data["inclusion_proof"]],
+                checkpoint=str(data["checkpoint"]).encode("utf-8"),
+            )
+        except KeyError as exc:
+            raise MalformedError(f"proof file lacks the field {exc.args[0]!r}") from exc
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise MalformedError(f"proof file has a malformed field: {exc}") from exc
+
+
+def _int(data: Mapping[str, Any], name: str) -> int:
+    value = data[name]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MalformedError(f"proof file field {name!r} must be a non-negative integer")
+    return value
+
+
+def prove_decision(store: ClickHouseStore, decision_id: str) -> ProofBundle:
+    """The entry logging `decision_id`, proven against its chain's latest checkpoint."""
+    rows = store.find_entries("decision_id = %(d)s", {"d": decision_id}, limit=2)
+    if not rows:
+        raise UsageError(f"no logged decision has the id {decision_id}")
+    row = rows[0]
+    chain, seq = int(row[COL["chain"]]), int(row[COL["seq"]])
+    checkpoint = store.latest_checkpoint(chain)
+    if checkpoint is None or checkpoint.size <= seq:
+        raise VerificationError(
+            f"entry {chain}/{seq} is not covered by a signed checkpoint yet; try again shortly"
+        )
+    proof = inclusion_proof(seq, checkpoint.size, StoredChainNodes(store, chain))
+    return ProofBundle(chain, seq, bytes(row[COL["entry"]]), checkpoint.size, proof,
+                       checkpoint.note)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BundleVerdict:
+    decision_id: str
+    chain: int
+    seq: int
+    tree_size: int
+    origin: str
+    signed_by: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": True, **self.__dict__}
+
+
+def verify_bundle(bundle: ProofBundle, verifiers: Sequence[NoteVerifier]) -> BundleVerdict:
+    """Offline: signature, checkpoint, entry position and inclusion. Raises on any failure.
+
+    1. The checkpoint note carries a signature of a trusted key (SignatureError otherwise).
+    2. The checkpoint is for the bundle's tree size.
+    3. The entry bytes name the bundle's chain and position.
+    4. The entry's leaf hash with the inclusion proof gives the signed root.
+    """
+    opened = open_note(bundle.checkpoint, verifiers)  # step 1
+    checkpoint = Checkpoint.parse(opened.body)
+    if checkpoint.size != bundle.tree_size:  # step 2
+        raise VerificationError(
+            f"proof is for tree size {bundle.tree_size}, the checkpoint for {checkpoint.size}"
+        )
+    entry = decode_entry(bundle.entry)  # step 3
+    if (entry.chain, entry.seq) != (bundle.chain, bundle.seq):
+        raise VerificationError(
+            f"entry bytes are chain {entry.chain} seq {entry.seq}, the proof claims"
+            f" chain {bundle.chain} seq {bundle.seq}"
+        )
+    # step 4
+    leaf = leaf_hash(bundle.entry)
+    verify_inclusion(bundle.seq, bundle.tree_size, leaf, bundle.inclusion, checkpoint.root)
+    return BundleVerdict(entry.decision.decision_id, bundle.chain, bundle.seq, bundle.tree_size,
+                         checkpoint.origin, opened.signed_by)  # fmt: skip
+
+
+def load_bundle(text: str) -> ProofBundle:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise MalformedError(f"proof file is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedError("proof file must hold a JSON object")
+    return ProofBundle.from_json(data)
+
+
+@dataclass(frozen=True)
+class ConsistencyResult:
+    chain: int
+    old_size: int
+    new_size: int
+    old_root: bytes
+    new_root: bytes
+    proof: list[bytes]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": True, "chain": self.chain, "old_size": self.old_size,
+            "new_size": self.new_size, "old_root": self.old_root.hex(),
+            "new_root": self.new_root.hex(), "proof": [h.hex() for h in self.proof],
+        }  # fmt: skip
+
+
+def prove_consistency(
+    store: ClickHouseStore, chain: int, old_size: int, new_size: int,
+    verifiers: Sequence[NoteVerifier],
+) -> ConsistencyResult:  # fmt: skip
+    """A consistency proof between two tree sizes, checked against the signed checkpoints.
+
+    Each root comes from a signed checkpoint of that size when one exists (and its signature
+    must verify); otherwise it is recomputed from the stored nodes.
+    """
+    if not 0 < old_size <= new_size:
+        raise UsageError(f"need 0 < OLD_SIZE <= NEW_SIZE, got {old_size} and {new_size}")
+    nodes = StoredChainNodes(store, chain)
+    old_root = _signed_root(store, chain, old_size, verifiers) or tree_root(old_size, nodes)
+    new_root = _signed_root(store, chain, new_size, verifiers) or tree_root(new_size, nodes)
+    proof = consistency_proof(old_size, new_size, nodes)
+    verify_consistency(old_size, new_size, proof, old_root, new_root)
+    return ConsistencyResult(chain, old_size, new_size, old_root, new_root, proof)
+
+
+def _signed_root(
+    store: ClickHouseStore, chain: int, size: int, verifiers: Sequence[NoteVerifier]
+) -> RootHash | None:
+    found: list[StoredCheckpoint] = store.checkpoint_at(chain, size)
+    if not found:
+        return None
+    return Checkpoint.parse(open_note(found[0].note, verifiers).body).root
