@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     # Ledger
     log_origin: str = "attestream.local/ledger"
+    ledger_key: SecretStr | None = Field(
+        default=None, description="checkpoint signing key string (PRIVATE+KEY+...)"
+    )
     ledger_key_file: Path | None = None
     trusted_keys: str = Field(default="", description="verifier keys, comma or newline separated")
     ledger_batch_max: int = Field(default=5000, ge=1)

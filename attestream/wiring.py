@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from attestream.errors import ConfigError
 from attestream.settings import Settings
-from ledger.keys import NoteSigner, NoteVerifier, load_or_create_signer, parse_verifier_key
+from ledger.keys import (
+    NoteSigner,
+    NoteVerifier,
+    load_or_create_signer,
+    load_signer,
+    parse_verifier_key,
+)
 from ledger.store import ClickHouseStore
 
 
@@ -16,8 +22,18 @@ def open_store(settings: Settings, create: bool = False) -> ClickHouseStore:
 
 
 def ledger_signer(settings: Settings) -> NoteSigner:
-    """The checkpoint signing key: created on first use under <home>/keys (mode 0600)."""
-    return load_or_create_signer(settings.ledger_key_path, settings.log_origin)
+    """The checkpoint signing key, from ATTESTREAM_LEDGER_KEY or a key file; without either,
+    created on first use under <home>/keys (mode 0600)."""
+    if settings.ledger_key is not None:
+        signer = load_signer(settings.ledger_key.get_secret_value().strip())
+    else:
+        signer = load_or_create_signer(settings.ledger_key_path, settings.log_origin)
+    if signer.name != settings.log_origin:
+        raise ConfigError(
+            f"the ledger key is named {signer.name!r} but the log origin is"
+            f" {settings.log_origin!r}: checkpoints must be signed under the origin's name"
+        )
+    return signer
 
 
 def trusted_verifiers(settings: Settings) -> list[NoteVerifier]:
@@ -28,7 +44,7 @@ def trusted_verifiers(settings: Settings) -> list[NoteVerifier]:
     verifies out of the box. Several keys may be trusted at once to rotate the signer.
     """
     verifiers = [parse_verifier_key(text) for text in settings.trusted_key_strings()]
-    if settings.ledger_key_path.exists():
+    if settings.ledger_key is not None or settings.ledger_key_path.exists():
         verifiers.append(ledger_signer(settings).verifier())
     if not verifiers:
         raise ConfigError(
