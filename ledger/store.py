@@ -221,10 +221,20 @@ class ClickHouseStore:
 
     def checkpoints(self, chain: int, latest_only: bool = False) -> list[StoredCheckpoint]:
         tail = " DESC LIMIT 1" if latest_only else ""
+        return self._checkpoints(f"WHERE chain = %(c)s ORDER BY size{tail}", {"c": chain})
+
+    def checkpoints_in(self, chain: int, first_size: int, last_size: int) -> list[StoredCheckpoint]:
+        """Checkpoints with first_size <= size <= last_size, by size (range verification)."""
+        return self._checkpoints(
+            "WHERE chain = %(c)s AND size >= %(a)s AND size <= %(b)s ORDER BY size",
+            {"c": chain, "a": first_size, "b": last_size},
+        )
+
+    def _checkpoints(self, where: str, params: dict[str, Any]) -> list[StoredCheckpoint]:
         rows = self.execute_raw(
-            "SELECT chain, size, root, note, source_cluster, source_offset FROM {db}.checkpoints"
-            f" WHERE chain = %(c)s ORDER BY size{tail}",
-            {"c": chain},
+            "SELECT chain, size, root, note, source_cluster, source_offset FROM {db}.checkpoints "
+            + where,
+            params,
         )
         return [
             StoredCheckpoint(r[0], r[1], bytes.fromhex(r[2].decode()), r[3], r[4].decode(), r[5])
@@ -294,6 +304,30 @@ class ClickHouseStore:
         mask = (1 << LEVEL_SHIFT) - 1
         return {(key >> LEVEL_SHIFT, key & mask): bytes.fromhex(h) for key, h in rows}
 
+    def nodes_in(
+        self, chain: int, level: int, first: int, stop: int
+    ) -> list[tuple[int, tuple[bytes, ...]]]:
+        """Stored nodes (level, index) with first <= index < stop, ordered by key, each as
+        (index, its distinct hashes). One key range of the primary key: a verifier pages
+        through a level with it, a few thousand nodes per query.
+
+        `nodes` is a ReplacingMergeTree: until a background merge runs, a node written twice (a
+        resumed writer re-writes the nodes of its unsigned tail) has two rows. Identical copies
+        come back as one hash; different ones all come back, for the verifier to report. A
+        stored value that is not 64 hex digits comes back as its raw bytes, so it equals no
+        hash.
+        """
+        base = level << LEVEL_SHIFT
+        # On the other connection than `entry_rows`: a verifier reads pages of nodes while it
+        # streams the entries. hex() passes any stored bytes through that connection's UTF-8.
+        rows = self.execute(
+            "SELECT node, groupUniqArray(hex(hash)) FROM {db}.nodes WHERE chain = %(c)s"
+            " AND node >= %(a)s AND node < %(b)s GROUP BY node ORDER BY node",
+            {"c": chain, "a": base + first, "b": base + min(stop, 1 << LEVEL_SHIFT)},
+        )
+        mask = (1 << LEVEL_SHIFT) - 1
+        return [(key & mask, tuple(sorted(_hash_bytes(h) for h in hashes))) for key, hashes in rows]
+
     def anchors(self) -> list[StoredAnchor]:
         rows = self.execute(
             "SELECT anchored_at, root, network_chain_id, tx_hash, block_number, block_hash,"
@@ -308,6 +342,16 @@ class ClickHouseStore:
 
     def count_entries(self) -> int:
         return int(self.execute("SELECT count() FROM {db}.entries")[0][0])
+
+
+def _hash_bytes(stored_hex: str) -> bytes:
+    """A stored node hash from hex(hash): its 32 bytes, or the stored bytes themselves when
+    they are not 64 hex digits (so they equal no hash)."""
+    stored = bytes.fromhex(stored_hex)
+    try:
+        return bytes.fromhex(stored.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return stored
 
 
 def _now() -> datetime:

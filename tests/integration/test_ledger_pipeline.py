@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 from factories import make_decision
+from ledger_helpers import publish_decisions, run_sequencer, wait_for_mutations
 
 from anchoring.calldata import decode_calldata
 from anchoring.reader import Web3ChainReader
 from anchoring.service import AnchorService, connect
 from attestream.settings import Settings
-from attestream.wiring import ledger_signer, open_store, trusted_verifiers
+from attestream.wiring import open_store, trusted_verifiers
 from forensics.verify import verify_ledger
-from ledger.sequencer import Sequencer, SequencerConfig
-from ledger.store import ClickHouseStore
-from streams.producer import EventProducer
-from streams.schemas import Decision, encode
 from streams.topics import ensure_topics
-
-# Long enough for a first consumer-group join on Tansu plus the batches; the sequencer exits
-# once the topic has been quiet this long.
-IDLE_S = 4.0
-
-
-def publish_decisions(settings: Settings, decisions: list[Decision], garbage: int = 0) -> None:
-    with EventProducer(settings.require_kafka()) as producer:
-        for d in decisions:
-            producer.send(settings.topic_decisions, d.entity_id.encode(), encode(d))
-        for _ in range(garbage):
-            producer.send(settings.topic_decisions, b"C1", b"not a decision")
-
-
-def run_sequencer(settings: Settings, store: ClickHouseStore, rejected: list[str]) -> Sequencer:
-    config = SequencerConfig(settings.require_kafka(), settings.topic_decisions,
-                             settings.ledger_group, settings.log_origin, 1000)  # fmt: skip
-    sequencer = Sequencer(config, store, ledger_signer(settings),
-                          on_reject=lambda msg, reason: rejected.append(reason))  # fmt: skip
-    sequencer.run(max_idle_s=IDLE_S)
-    return sequencer
 
 
 def test_decisions_are_logged_once_anchored_and_verified(isolated: Settings) -> None:
@@ -91,17 +65,3 @@ def test_verification_names_a_changed_entry(isolated: Settings) -> None:
     kinds = {(f.kind, f.chain, f.seq) for f in report.failures}
     assert ("bad_leaf", 0, 8) in kinds
     assert ("column_mismatch", 0, 8) in kinds
-
-
-def wait_for_mutations(store: ClickHouseStore, timeout_s: float = 30.0) -> None:
-    """ALTER ... UPDATE runs asynchronously (18.16 has no mutations_sync): wait for it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        pending = store.execute(
-            "SELECT count() FROM system.mutations WHERE database = %(d)s AND is_done = 0",
-            {"d": store.database},
-        )[0][0]
-        if pending == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("ClickHouse mutation did not finish")

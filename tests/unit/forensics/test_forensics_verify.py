@@ -3,72 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from datetime import datetime
-from typing import Any
 
 import pytest
-from factories import incoming
+from memory_ledger import (
+    COL,
+    SIGNER,
+    STRANGER,
+    MemoryLedger,
+    build,
+    checkpoint,
+    kinds,
+    rehash,
+)
 
 from anchoring.calldata import anchor_root, encode_calldata
 from forensics.verify import OnChainTx, verify_ledger
-from ledger.chain import ChainWriter
-from ledger.keys import signer_from_seed
-from ledger.merkle import MerkleTree
-from ledger.note import Checkpoint, sign_note
-from ledger.store import ENTRY_COLUMNS, StoredAnchor, StoredCheckpoint
-
-SIGNER = signer_from_seed("attestream.test/ledger", b"\x01" * 32)
-STRANGER = signer_from_seed("attestream.test/ledger", b"\x02" * 32)
-COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
-
-
-class MemoryLedger:
-    """Rows shaped like the raw ClickHouse client returns them (strings as bytes)."""
-
-    def __init__(self) -> None:
-        self.rows: dict[int, list[list[Any]]] = {}
-        self.cps: dict[int, list[StoredCheckpoint]] = {}
-        self.anchor_list: list[StoredAnchor] = []
-
-    def chains(self) -> list[int]:
-        return sorted(set(self.rows) | set(self.cps))
-
-    def entry_rows(self, chain: int, start: int = 0, stop: int | None = None) -> list[Any]:
-        rows = sorted(self.rows.get(chain, []), key=lambda r: r[COL["seq"]])
-        return [r for r in rows if r[COL["seq"]] >= start and (stop is None or r[1] < stop)]
-
-    def checkpoints(self, chain: int, latest_only: bool = False) -> list[StoredCheckpoint]:
-        return sorted(self.cps.get(chain, []), key=lambda c: c.size)
-
-    def anchors(self) -> list[StoredAnchor]:
-        return self.anchor_list
-
-
-def build(sizes: tuple[int, ...] = (4, 9), chain: int = 0) -> MemoryLedger:
-    ledger = MemoryLedger()
-    writer = ChainWriter(chain=chain, tree=MerkleTree(), prev=None)
-    done = 0
-    for size in sizes:
-        result = writer.append([incoming(i) for i in range(done, size)])
-        done = size
-        columns = result.entries
-        for k in range(len(columns["seq"])):
-            row = [columns[name][k] for name in ENTRY_COLUMNS]
-            row = [v.encode() if isinstance(v, str) else v for v in row]
-            ledger.rows.setdefault(chain, []).append(row)
-        ledger.cps.setdefault(chain, []).append(checkpoint(chain, size, result.root))
-    return ledger
-
-
-def checkpoint(chain: int, size: int, root: bytes, signer: Any = SIGNER) -> StoredCheckpoint:
-    body = Checkpoint(f"attestream.test/ledger/{chain}", size, root).body()  # type: ignore[arg-type]
-    return StoredCheckpoint(chain, size, root, sign_note(body, signer), "k1", size - 1)
-
-
-def kinds(ledger: MemoryLedger, **kw: Any) -> set[tuple[str, int | None, int | None]]:
-    report = verify_ledger(ledger, [SIGNER.verifier()], **kw)
-    return {(f.kind, f.chain, f.seq) for f in report.failures}
+from ledger.store import StoredAnchor
 
 
 def test_an_untouched_ledger_verifies() -> None:
@@ -95,7 +46,7 @@ def test_rehashed_forgery_breaks_the_next_link_and_the_root() -> None:
     row = ledger.rows[0][3]
     row[COL["entry"]] = row[COL["entry"]].replace(b'"approve"', b'"review"')
     row[COL["outcome"]] = b"review"
-    row[COL["leaf_hash"]] = hashlib.sha256(b"\x00" + row[COL["entry"]]).hexdigest().encode()
+    rehash(row)
     found = kinds(ledger)
     assert ("broken_link", 0, 4) in found
     assert ("root_mismatch", 0, 3) in found

@@ -1,0 +1,87 @@
+"""Anchors: the root over checkpoint notes, recomputed, and the transaction on the EVM chain."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from anchoring.calldata import anchor_root, decode_calldata
+from attestream.errors import MalformedError
+from forensics.report import FaultKind, Report
+from ledger.store import StoredAnchor
+
+K = FaultKind
+
+
+@dataclass(frozen=True)
+class OnChainTx:
+    input: bytes
+    sender: str
+    status: int
+    block_number: int
+    block_hash: str
+
+
+class ChainReader(Protocol):
+    """Looks up an anchor transaction on the EVM chain (None when it is not there)."""
+
+    def transaction(self, tx_hash: str) -> OnChainTx | None: ...
+
+
+def check_anchor(
+    anchor: StoredAnchor,
+    notes: Mapping[tuple[int, int], bytes],
+    chain_reader: ChainReader | None,
+    report: Report,
+) -> None:
+    """Recompute the anchor's root from the checkpoint notes it names; with a chain reader,
+    compare it with the transaction on the EVM chain."""
+
+    def fail(
+        kind: FaultKind, detail: str, chain: int | None = None, seq: int | None = None
+    ) -> None:
+        report.fail(kind, chain, seq, f"anchor {anchor.tx_hash}: {detail}")
+
+    missing = [key for key in anchor.checkpoints if key not in notes]
+    if missing:
+        chain, size = missing[0]
+        fail(K.ANCHOR_MISMATCH, f"names checkpoint size {size} that the store lacks", chain, size)
+        return
+    root = anchor_root([notes[key] for key in anchor.checkpoints])
+    if root != anchor.root:
+        fail(K.ANCHOR_MISMATCH, f"root {anchor.root.hex()} != recomputed {root.hex()}")
+    if chain_reader is not None:
+        for kind, detail in _transaction_faults(anchor, root, chain_reader):
+            fail(kind, detail)
+
+
+def _transaction_faults(
+    anchor: StoredAnchor, root: bytes, chain_reader: ChainReader
+) -> list[tuple[FaultKind, str]]:
+    """The transaction must exist, carry `root` in its calldata, have succeeded, and match
+    the recorded sender and block."""
+    tx = chain_reader.transaction(anchor.tx_hash)
+    if tx is None:
+        return [(K.UNANCHORED, "transaction not found on the chain")]
+    try:
+        on_chain = decode_calldata(tx.input)
+    except MalformedError as exc:
+        return [(K.ANCHOR_MISMATCH, str(exc))]
+    faults: list[tuple[FaultKind, str]] = []
+    if on_chain != root:
+        detail = f"calldata root {on_chain.hex()} != recomputed {root.hex()}"
+        faults.append((K.ANCHOR_MISMATCH, detail))
+    if tx.status != 1:
+        faults.append((K.ANCHOR_MISMATCH, "transaction reverted"))
+    if tx.sender.lower() != anchor.sender.lower():
+        faults.append((K.ANCHOR_MISMATCH, f"sent by {tx.sender}, recorded sender {anchor.sender}"))
+    if tx.block_number != anchor.block_number:
+        faults.append(
+            (K.ANCHOR_MISMATCH, f"now in block {tx.block_number}, recorded {anchor.block_number}")
+        )
+    if tx.block_hash.lower() != anchor.block_hash.lower():
+        faults.append(
+            (K.ANCHOR_MISMATCH, f"now in block {tx.block_hash}, recorded {anchor.block_hash}")
+        )
+    return faults

@@ -1,0 +1,283 @@
+"""Tampering with a real ledger through plain SQL on the real ClickHouse, and what
+`forensic verify` names: one test per kind of tampering, then range verification.
+
+The real sequencer builds one small ledger per module (24 decisions from the real broker, at
+most 5 per batch, so several signed checkpoints); each test tampers with its own copy of it
+in a fresh database, which costs a fraction of a second instead of a group join.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from factories import make_decision
+from ledger_helpers import (
+    copy_ledger,
+    delete_nodes_from_leaf,
+    entry_row,
+    fresh_database_url,
+    overwrite_entry,
+    publish_decisions,
+    run_sequencer,
+    set_node,
+    tamper,
+)
+
+from anchoring.service import AnchorService, connect
+from attestream.settings import Settings
+from attestream.wiring import open_store, trusted_verifiers
+from forensics.report import Report
+from forensics.verify import verify_ledger
+from forensics.verify_range import verify_range
+from ledger.chain import ChainWriter, Incoming
+from ledger.entry import EntrySource
+from ledger.keys import NoteVerifier, signer_from_seed
+from ledger.merkle import MerkleTree, compact_range_ids
+from ledger.note import sign_note
+from ledger.store import ENTRY_COLUMNS, ClickHouseStore, node_key
+from streams.topics import ensure_topics
+
+ENTRIES = 24
+BATCH = 5
+Found = set[tuple[str, int | None, int | None]]
+
+
+@dataclass
+class Ledger:
+    settings: Settings
+    store: ClickHouseStore
+    verifiers: list[NoteVerifier]
+
+    def verify(self) -> Found:
+        return found(verify_ledger(self.store, self.verifiers))
+
+    def sizes(self) -> list[int]:
+        return sorted({cp.size for cp in self.store.checkpoints(0) if cp.size > 0})
+
+
+def found(report: Report) -> Found:
+    return {(f.kind, f.chain, f.seq) for f in report.failures}
+
+
+@pytest.fixture(scope="module")
+def pristine(stack: Any) -> Iterator[Ledger]:
+    """A ledger written by the real sequencer from the real broker, verified untouched."""
+    suffix = os.urandom(5).hex()
+    settings = Settings(
+        home=stack.home, kafka_bootstrap=stack.kafka_bootstrap, rpc_url=stack.rpc_url,
+        clickhouse_url=fresh_database_url(stack.clickhouse_url), chain_id=stack.chain_id,
+        anchor_key_file=stack.anchor_key_file, topic_decisions=f"decisions-{suffix}",
+        ledger_group=f"ledger-{suffix}", ledger_key=None, trusted_keys="",
+        ledger_key_file=stack.home / "keys" / f"ledger-{suffix}.key",
+    )  # fmt: skip
+    ensure_topics(settings.require_kafka(), [settings.topic_decisions], partitions=1)
+    store = open_store(settings, create=True)
+    publish_decisions(settings, [make_decision(i) for i in range(ENTRIES)])
+    run_sequencer(settings, store, batch_max=BATCH)
+    ledger = Ledger(settings, store, trusted_verifiers(settings))
+    assert store.count_entries() == ENTRIES
+    assert len(ledger.sizes()) >= 3 and ledger.sizes()[-1] == ENTRIES
+    assert ledger.verify() == set()
+    yield ledger
+    store.execute("DROP DATABASE IF EXISTS {db}")
+    store.close()
+
+
+@pytest.fixture
+def ledger(pristine: Ledger) -> Iterator[Ledger]:
+    """This test's own copy of the pristine ledger, in a fresh database."""
+    url = fresh_database_url(pristine.settings.require_clickhouse())
+    store = copy_ledger(pristine.store, url)
+    settings = pristine.settings.model_copy(update={"clickhouse_url": url})
+    yield Ledger(settings, store, pristine.verifiers)
+    store.execute("DROP DATABASE IF EXISTS {db}")
+    store.close()
+
+
+# --- one test per kind of tampering ----------------------------------------------------------
+
+
+def test_changed_entry_bytes(ledger: Ledger) -> None:
+    tamper(
+        ledger.store,
+        "ALTER TABLE {db}.entries UPDATE entry = replaceOne(entry, '\"review\"', '\"approve\"')"
+        " WHERE seq = 8",
+    )
+    faults = ledger.verify()
+    assert {("bad_leaf", 0, 8), ("column_mismatch", 0, 8), ("broken_link", 0, 9)} <= faults
+    # The tree nodes still hold the original leaf: the entry is blamed, not the nodes.
+    assert {kind for kind, _, _ in faults} == {
+        "bad_leaf", "column_mismatch", "broken_link", "root_mismatch"
+    }  # fmt: skip
+
+
+def test_changed_column_with_bytes_kept(ledger: Ledger) -> None:
+    tamper(ledger.store, "ALTER TABLE {db}.entries UPDATE outcome = 'block' WHERE seq = 5")
+    assert ledger.verify() == {("column_mismatch", 0, 5)}
+
+
+def test_deleted_entry_is_a_gap(ledger: Ledger) -> None:
+    tamper(ledger.store, "ALTER TABLE {db}.entries DELETE WHERE seq = 6")
+    assert ledger.verify() == {("gap", 0, 6)}
+
+
+def test_forged_entry_with_a_taken_seq_is_a_fork(ledger: Ledger) -> None:
+    forged = {"entry": "replaceOne(entry, '\"approve\"', '\"review\"')", "outcome": "'review'"}
+    select = ", ".join(forged.get(name, name) for name in ENTRY_COLUMNS)
+    ledger.store.execute(
+        f"INSERT INTO {{db}}.entries ({', '.join(ENTRY_COLUMNS)})"
+        f" SELECT {select} FROM {{db}}.entries WHERE chain = 0 AND seq = 7"
+    )
+    assert ("fork", 0, 7) in ledger.verify()
+
+
+def test_forged_entry_past_the_head_is_an_unsigned_tail(ledger: Ledger) -> None:
+    # A forger with our code: the next entry, correctly linked and hashed, but no checkpoint
+    # can be signed without the key.
+    ids = compact_range_ids(ENTRIES)
+    nodes = ledger.store.read_nodes(0, ids)
+    tree = MerkleTree.from_compact_range(ENTRIES, [nodes[i] for i in ids])
+    last = bytes.fromhex(entry_row(ledger.store, 0, ENTRIES - 1)["leaf_hash"])
+    writer = ChainWriter(chain=0, tree=tree, prev=last)
+    source = EntrySource(cluster="forged", topic="decisions", partition=0, offset=999)
+    ledger.store.insert_entries(writer.append([Incoming(make_decision(999), source)]).entries)
+    assert ledger.verify() == {("unsigned_tail", 0, ENTRIES)}
+
+
+def test_reordered_entries(ledger: Ledger) -> None:
+    third, fourth = entry_row(ledger.store, 0, 3), entry_row(ledger.store, 0, 4)
+    overwrite_entry(ledger.store, 0, 3, fourth)
+    overwrite_entry(ledger.store, 0, 4, third)
+    roots = {("root_mismatch", 0, size - 1) for size in ledger.sizes() if size > 3}
+    assert ledger.verify() == roots | {
+        ("bad_entry", 0, 3), ("bad_entry", 0, 4),
+        ("broken_link", 0, 3), ("broken_link", 0, 4), ("broken_link", 0, 5),
+        ("bad_node", 0, 3), ("bad_node", 0, 4),
+    }  # fmt: skip
+
+
+def test_truncated_tail(ledger: Ledger) -> None:
+    rpc_url, chain_id = ledger.settings.require_rpc()
+    service = AnchorService(ledger.store, connect(rpc_url, chain_id),
+                            ledger.settings.anchor_private_key(), chain_id)  # fmt: skip
+    assert service.anchor_once() is not None
+    cut = ledger.sizes()[-2]
+    tamper(ledger.store, "ALTER TABLE {db}.entries DELETE WHERE seq >= %(n)s", {"n": cut})
+    assert ledger.verify() == {("truncated", 0, cut)}
+    # Cover the tracks in the checkpoints and the tree nodes too: the anchor still shows it.
+    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s", {"n": cut})
+    delete_nodes_from_leaf(ledger.store, 0, cut)
+    assert ledger.verify() == {("truncated", 0, cut), ("anchor_mismatch", 0, ENTRIES)}
+
+
+def test_checkpoint_by_an_untrusted_key_or_with_an_edited_note(ledger: Ledger) -> None:
+    first, last = ledger.sizes()[0], ledger.sizes()[-1]
+    good = ledger.store.checkpoint_at(0, last)[0]
+    stranger = signer_from_seed(ledger.settings.log_origin, b"\x02" * 32)
+    body = good.note.split(b"\n\n")[0] + b"\n"
+    forged = sign_note(body, stranger).decode()
+    tamper(ledger.store, "ALTER TABLE {db}.checkpoints UPDATE note = %(n)s WHERE size = %(s)s",
+           {"n": forged, "s": last})  # fmt: skip
+    tamper(
+        ledger.store,
+        "ALTER TABLE {db}.checkpoints UPDATE note = replaceOne(note, %(a)s, %(b)s)"
+        " WHERE size = %(s)s",
+        {"a": f"\n{first}\n", "b": f"\n{first + 1}\n", "s": first},
+    )
+    assert ledger.verify() == {("bad_signature", 0, first), ("bad_signature", 0, last)}
+
+
+def test_altered_tree_nodes(ledger: Ledger) -> None:
+    set_node(ledger.store, 0, 2, 1, "11" * 32)  # covers leaves 4..7
+    rows = ledger.store.execute(
+        "SELECT chain, node, hash FROM {db}.nodes WHERE node IN %(k)s",
+        {"k": (node_key(0, 0), node_key(1, 3))},
+    )
+    copies = [(c, k, h if k == node_key(0, 0) else "33" * 32) for c, k, h in rows]
+    ledger.store.execute("INSERT INTO {db}.nodes (chain, node, hash) VALUES", copies)
+    report = verify_ledger(ledger.store, ledger.verifiers)
+    # (0, 0) stored twice alike is fine; (1, 3) stored twice differently is not.
+    assert found(report) == {("bad_node", 0, 4), ("bad_node", 0, 6)}
+    details = " ".join(f.detail for f in report.failures)
+    assert "level 2, index 1" in details and "level 1, index 3" in details
+
+
+# --- range verification ----------------------------------------------------------------------
+
+
+class Recording:
+    """The store, recording which ranges of entries, checkpoints and nodes were read."""
+
+    def __init__(self, store: ClickHouseStore) -> None:
+        self.store = store
+        self.reads: list[tuple[Any, ...]] = []
+
+    def entry_rows(self, chain: int, start: int = 0, stop: int | None = None) -> Any:
+        self.reads.append(("entries", start, stop))
+        return self.store.entry_rows(chain, start, stop)
+
+    def checkpoints_in(self, chain: int, first_size: int, last_size: int) -> Any:
+        self.reads.append(("checkpoints", first_size, last_size))
+        return self.store.checkpoints_in(chain, first_size, last_size)
+
+    def nodes_in(self, chain: int, level: int, first: int, stop: int) -> Any:
+        self.reads.append(("nodes", level, first, stop))
+        return self.store.nodes_in(chain, level, first, stop)
+
+
+def test_range_finds_a_tamper_inside_it(ledger: Ledger) -> None:
+    tamper(
+        ledger.store,
+        "ALTER TABLE {db}.entries UPDATE entry = replaceOne(entry, '\"approve\"', '\"review\"')"
+        " WHERE seq = 12",
+    )
+    report = verify_range(ledger.store, ledger.verifiers, 0, 8, 17)
+    assert {("bad_leaf", 0, 12), ("broken_link", 0, 13)} <= found(report)
+    assert report.range is not None and report.entries == 10
+
+
+def test_range_reads_nothing_outside_it(ledger: Ledger) -> None:
+    for seq in (2, 22):
+        tamper(
+            ledger.store,
+            "ALTER TABLE {db}.entries UPDATE outcome = 'block' WHERE seq = %(s)s", {"s": seq}
+        )  # fmt: skip
+    set_node(ledger.store, 0, 0, 21, "55" * 32)
+    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > 18")
+    assert {("column_mismatch", 0, 2), ("bad_node", 0, 21)} <= ledger.verify()
+    recording = Recording(ledger.store)
+    report = verify_range(recording, ledger.verifiers, 0, 8, 17)
+    assert report.ok, report.failures
+    assert [r for r in recording.reads if r[0] == "entries"] == [
+        ("entries", 7, 8), ("entries", 8, 18)
+    ]  # fmt: skip
+    assert [r for r in recording.reads if r[0] == "checkpoints"] == [("checkpoints", 9, 18)]
+    for _, level, _, stop in (r for r in recording.reads if r[0] == "nodes"):
+        assert stop << level <= 18
+
+
+def test_range_verify_from_the_cli(ledger: Ledger) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTESTREAM_")}
+    env.update({
+        "ATTESTREAM_HOME": str(ledger.settings.home),
+        "ATTESTREAM_CLICKHOUSE_URL": ledger.settings.require_clickhouse(),
+        "ATTESTREAM_LEDGER_KEY_FILE": str(ledger.settings.ledger_key_path),
+        "ATTESTREAM_LOG_ORIGIN": ledger.settings.log_origin,
+    })  # fmt: skip
+    command = [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--chain", "0",
+               "--from", "8", "--to", "17", "--json"]  # fmt: skip
+    ok = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert data["range"]["from"] == 8 and "trusted" in data["range"]["trust"]
+    tamper(ledger.store, "ALTER TABLE {db}.entries UPDATE outcome = 'block' WHERE seq = 9")
+    bad = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1, bad.stderr
+    assert json.loads(bad.stdout)["failures"][0]["kind"] == "column_mismatch"

@@ -1,0 +1,129 @@
+"""Helpers for tests on the real stack: publish decisions, run the real sequencer in-process,
+copy a ledger into a fresh database, and tamper with it through plain SQL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from attestream.settings import Settings
+from attestream.wiring import ledger_signer
+from ledger.sequencer import Sequencer, SequencerConfig
+from ledger.store import ENTRY_COLUMNS, LEVEL_SHIFT, TABLES, ClickHouseStore, node_key
+from streams.producer import EventProducer
+from streams.schemas import Decision, encode
+
+# Long enough for a first consumer-group join on Tansu plus the batches; the sequencer exits
+# once the topic has been quiet this long.
+IDLE_S = 4.0
+# A mutation on a handful of rows takes milliseconds; 30 s covers a loaded machine.
+MUTATION_TIMEOUT_S = 30.0
+
+
+def publish_decisions(settings: Settings, decisions: list[Decision], garbage: int = 0) -> None:
+    with EventProducer(settings.require_kafka()) as producer:
+        for d in decisions:
+            producer.send(settings.topic_decisions, d.entity_id.encode(), encode(d))
+        for _ in range(garbage):
+            producer.send(settings.topic_decisions, b"C1", b"not a decision")
+
+
+def run_sequencer(
+    settings: Settings, store: ClickHouseStore, rejected: list[str] | None = None,
+    batch_max: int = 1000,
+) -> Sequencer:  # fmt: skip
+    """Run the real sequencer until the decisions topic has been quiet for IDLE_S."""
+    reasons = rejected if rejected is not None else []
+    config = SequencerConfig(settings.require_kafka(), settings.topic_decisions,
+                             settings.ledger_group, settings.log_origin, batch_max)  # fmt: skip
+    sequencer = Sequencer(config, store, ledger_signer(settings),
+                          on_reject=lambda msg, reason: reasons.append(reason))  # fmt: skip
+    sequencer.run(max_idle_s=IDLE_S)
+    return sequencer
+
+
+def wait_for_mutations(store: ClickHouseStore, timeout_s: float = MUTATION_TIMEOUT_S) -> None:
+    """ALTER ... UPDATE runs asynchronously (18.16 has no mutations_sync): wait for it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pending = store.execute(
+            "SELECT count() FROM system.mutations WHERE database = %(d)s AND is_done = 0",
+            {"d": store.database},
+        )[0][0]
+        if pending == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("ClickHouse mutation did not finish")
+
+
+def tamper(store: ClickHouseStore, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    """Run one ALTER ... UPDATE/DELETE (a mutation) and wait until it has been applied."""
+    store.execute(sql, dict(params or {}))
+    wait_for_mutations(store)
+
+
+def copy_ledger(source: ClickHouseStore, target_url: str) -> ClickHouseStore:
+    """A new database at `target_url` holding a copy of every ledger table of `source`."""
+    target = ClickHouseStore(target_url)
+    target.create_schema()
+    for table in TABLES:
+        target.execute(f"INSERT INTO {{db}}.{table} SELECT * FROM {source.database}.{table}")
+    return target
+
+
+def fresh_database_url(url: str) -> str:
+    return url.rsplit("/", 1)[0] + f"/t_{uuid.uuid4().hex[:10]}"
+
+
+TIME_COLUMNS = ("event_time", "decided_at", "logged_at")
+
+
+def entry_row(store: ClickHouseStore, chain: int, seq: int) -> dict[str, Any]:
+    """One entry's columns; times as epoch seconds (no time-zone conversion either way)."""
+    names = ", ".join(f"toUInt32({n})" if n in TIME_COLUMNS else n for n in ENTRY_COLUMNS)
+    rows = store.execute(
+        f"SELECT {names} FROM {{db}}.entries WHERE chain = %(c)s AND seq = %(s)s",
+        {"c": chain, "s": seq},
+    )
+    assert len(rows) == 1, rows
+    return dict(zip(ENTRY_COLUMNS, rows[0], strict=True))
+
+
+def overwrite_entry(store: ClickHouseStore, chain: int, seq: int, values: dict[str, Any]) -> None:
+    """ALTER TABLE entries UPDATE every non-key column of (chain, seq) to `values`.
+
+    (chain, seq) is the sorting key, which ClickHouse cannot UPDATE: two entries swap places
+    by swapping everything else."""
+    sets, params = [], {"c": chain, "s": seq}
+    for name in ENTRY_COLUMNS:
+        if name in ("chain", "seq"):
+            continue
+        wrap = "toDateTime(%({})s)" if name in TIME_COLUMNS else "%({})s"
+        sets.append(f"{name} = " + wrap.format(name))
+        params[name] = values[name]
+    tamper(
+        store,
+        f"ALTER TABLE {{db}}.entries UPDATE {', '.join(sets)} WHERE chain = %(c)s AND seq = %(s)s",
+        params,
+    )
+
+
+def delete_nodes_from_leaf(store: ClickHouseStore, chain: int, size: int) -> None:
+    """Delete every stored node covering a leaf at or beyond `size`."""
+    mask = (1 << LEVEL_SHIFT) - 1
+    tamper(
+        store,
+        "ALTER TABLE {db}.nodes DELETE WHERE chain = %(c)s AND bitShiftLeft("
+        f"bitAnd(node, {mask}) + 1, bitShiftRight(node, {LEVEL_SHIFT})) > %(n)s",
+        {"c": chain, "n": size},
+    )
+
+
+def set_node(store: ClickHouseStore, chain: int, level: int, index: int, hash_hex: str) -> None:
+    tamper(
+        store,
+        "ALTER TABLE {db}.nodes UPDATE hash = %(h)s WHERE chain = %(c)s AND node = %(k)s",
+        {"h": hash_hex, "c": chain, "k": node_key(level, index)},
+    )

@@ -1,0 +1,120 @@
+"""An in-memory ledger shaped like the ClickHouse store, for verification unit tests.
+
+Built by the real `ChainWriter` (entry bytes, columns, tree nodes, signed checkpoints), so a
+test tampers with it exactly as SQL would with the store: edit a row, drop one, add one.
+Every read is recorded in `reads`, so a test can show what a verification did not read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from factories import incoming
+
+from forensics.verify import verify_ledger
+from ledger.chain import ChainWriter
+from ledger.keys import signer_from_seed
+from ledger.merkle import MerkleTree
+from ledger.note import Checkpoint, sign_note
+from ledger.store import ENTRY_COLUMNS, LEVEL_SHIFT, StoredAnchor, StoredCheckpoint
+
+SIGNER = signer_from_seed("attestream.test/ledger", b"\x01" * 32)
+STRANGER = signer_from_seed("attestream.test/ledger", b"\x02" * 32)
+COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
+MASK = (1 << LEVEL_SHIFT) - 1
+
+
+class MemoryLedger:
+    """Rows shaped like the raw ClickHouse client returns them (strings as bytes)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, list[list[Any]]] = {}
+        self.cps: dict[int, list[StoredCheckpoint]] = {}
+        self.anchor_list: list[StoredAnchor] = []
+        self.node_rows: dict[int, list[tuple[int, bytes]]] = {}
+        """Per chain, (level << 56 | index, hash) rows; duplicates allowed, as unmerged."""
+        self.reads: list[tuple[Any, ...]] = []
+
+    def chains(self) -> list[int]:
+        return sorted(set(self.rows) | set(self.cps))
+
+    def entry_rows(self, chain: int, start: int = 0, stop: int | None = None) -> list[Any]:
+        self.reads.append(("entries", chain, start, stop))
+        rows = sorted(self.rows.get(chain, []), key=lambda r: (r[COL["seq"]], r[COL["entry"]]))
+        seqs = [r for r in rows if r[COL["seq"]] >= start]
+        return [r for r in seqs if stop is None or r[COL["seq"]] < stop]
+
+    def checkpoints(self, chain: int, latest_only: bool = False) -> list[StoredCheckpoint]:
+        self.reads.append(("checkpoints", chain, None, None))
+        return sorted(self.cps.get(chain, []), key=lambda c: c.size)
+
+    def checkpoints_in(self, chain: int, first_size: int, last_size: int) -> list[StoredCheckpoint]:
+        self.reads.append(("checkpoints", chain, first_size, last_size))
+        cps = sorted(self.cps.get(chain, []), key=lambda c: c.size)
+        return [cp for cp in cps if first_size <= cp.size <= last_size]
+
+    def anchors(self) -> list[StoredAnchor]:
+        return self.anchor_list
+
+    def nodes_in(
+        self, chain: int, level: int, first: int, stop: int
+    ) -> list[tuple[int, tuple[bytes, ...]]]:
+        self.reads.append(("nodes", chain, level, first, stop))
+        found: dict[int, set[bytes]] = {}
+        for key, value in self.node_rows.get(chain, []):
+            if key >> LEVEL_SHIFT == level and first <= key & MASK < stop:
+                found.setdefault(key & MASK, set()).add(value)
+        return [(index, tuple(sorted(found[index]))) for index in sorted(found)]
+
+    # --- tampering -------------------------------------------------------------------------
+    def set_node(self, level: int, index: int, value: bytes, chain: int = 0) -> None:
+        key = level << LEVEL_SHIFT | index
+        self.node_rows[chain] = [(k, value if k == key else h) for k, h in self.node_rows[chain]]
+
+    def drop_nodes(self, keep: Any, chain: int = 0) -> None:
+        """Keep only the nodes (level, index) for which `keep(level, index)` is true."""
+        rows = self.node_rows[chain]
+        self.node_rows[chain] = [(k, h) for k, h in rows if keep(k >> LEVEL_SHIFT, k & MASK)]
+
+    def row(self, seq: int, chain: int = 0) -> list[Any]:
+        return next(r for r in self.rows[chain] if r[COL["seq"]] == seq)
+
+
+def build(sizes: tuple[int, ...] = (4, 9), chain: int = 0) -> MemoryLedger:
+    """One chain written by the real ChainWriter, one batch and checkpoint per size."""
+    ledger = MemoryLedger()
+    writer = ChainWriter(chain=chain, tree=MerkleTree(), prev=None)
+    done = 0
+    for size in sizes:
+        result = writer.append([incoming(i) for i in range(done, size)])
+        done = size
+        ledger.rows.setdefault(chain, []).extend(rows_of(result.entries))
+        nodes = ledger.node_rows.setdefault(chain, [])
+        nodes.extend(zip(result.node_keys, result.node_hashes, strict=True))
+        ledger.cps.setdefault(chain, []).append(checkpoint(chain, size, result.root))
+    return ledger
+
+
+def rows_of(columns: dict[str, list[Any]]) -> list[list[Any]]:
+    """ChainWriter's columns as raw-client rows (strings as bytes)."""
+    rows = []
+    for k in range(len(columns["seq"])):
+        row = [columns[name][k] for name in ENTRY_COLUMNS]
+        rows.append([v.encode() if isinstance(v, str) else v for v in row])
+    return rows
+
+
+def checkpoint(chain: int, size: int, root: bytes, signer: Any = SIGNER) -> StoredCheckpoint:
+    body = Checkpoint(f"attestream.test/ledger/{chain}", size, root).body()  # type: ignore[arg-type]
+    return StoredCheckpoint(chain, size, root, sign_note(body, signer), "k1", size - 1)
+
+
+def rehash(row: list[Any]) -> None:
+    """Make a row's leaf_hash column agree with its (edited) bytes, as a careful forger would."""
+    row[COL["leaf_hash"]] = hashlib.sha256(b"\x00" + row[COL["entry"]]).hexdigest().encode()
+
+
+def kinds(ledger: Any, **kw: Any) -> set[tuple[str, int | None, int | None]]:
+    report = verify_ledger(ledger, [SIGNER.verifier()], **kw)
+    return {(f.kind, f.chain, f.seq) for f in report.failures}
