@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     trusted_keys: str = Field(default="", description="verifier keys, comma or newline separated")
     ledger_batch_max: int = Field(default=5000, ge=1)
     ledger_group: str = "attestream-ledger"
+    # A crashed sequencer's chains move to another one after the session timeout; a batch (or
+    # the rebuild of assigned chains) longer than the poll interval makes a sequencer leave
+    # the group, and Tansu waits up to the poll interval for members during a rebalance.
+    # Defaults: ledger.sequencer.SESSION_TIMEOUT_MS and MAX_POLL_INTERVAL_MS, which say why;
+    # tests lower both to rebalance in seconds.
+    ledger_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    ledger_max_poll_interval_ms: int = Field(default=60_000, ge=1000)
 
     # Detection
     detect_batch_max: int = Field(default=512, ge=1)

@@ -3,41 +3,79 @@
 One chain per partition of the decisions topic, one writer per chain: the consumer group
 assigns partitions, and a writer appends only to chains whose partition it holds.
 
-Order of durability for every batch (never reordered):
-  1. entries and tree nodes are inserted into ClickHouse (each INSERT is one block);
+Order of durability for every batch of a chain (never reordered):
+  0. fence: the store still ends where this writer last wrote (no checkpoint or entry has
+     appeared at or beyond its size since), else the writer is dropped and writes nothing;
+  1. entries, then their tree nodes, are inserted into ClickHouse (one INSERT block each);
   2. the signed checkpoint over the new tree size is inserted;
   3. only then are the Kafka offsets committed.
-A crash before 3 means the batch is read again; on restart the writer resumes from the
-last logged source offset read back from ClickHouse (not from Kafka's committed offset), so
-nothing is logged twice and nothing is skipped.
+On assignment of a partition (start, rebalance), before anything is read from it:
+  R1, R2. the writer is rebuilt from ClickHouse: chain head, tree (compact range of the latest
+     checkpoint plus a re-hash of any uncheckpointed tail) and recent decision ids
+     (`ledger.recovery`);
+  R3. a checkpoint over the head is signed: it completes the step 2 a crash interrupted or,
+     when the head is checkpointed already, re-signs it as a claim of ownership that the
+     fence (step 0) of a writer which lost the chain will see;
+  R4. the partition is read from right after the head entry's source offset.
+So a crash at any instant loses and duplicates nothing: the position to resume from is read
+back from the log itself, never from Kafka's committed offsets (which only show lag), and
+`decision_id` makes replayed decisions idempotent. See docs/operations.md, "Ledger
+sequencer: crashes, restarts and rebalances".
+
+Fault injection (tests only): when `ATTESTREAM_LEDGER_CRASH_AT` names a point (`entries`,
+`nodes`, `checkpoint`: after that insert of the first batch to get there) the process kills
+itself with SIGKILL there, so a test covers each crash window deterministically.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
-from attestream.errors import MalformedError
+from attestream.errors import ConfigError, MalformedError
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
 from ledger.keys import NoteSigner
-from ledger.merkle import MerkleTree, RootHash, compact_range_ids
+from ledger.merkle import RootHash
 from ledger.note import Checkpoint, sign_note
-from ledger.store import ClickHouseStore, StoredCheckpoint, node_rows
+from ledger.recovery import RecoveryStore, recover_chain
+from ledger.store import ChainHead, OwnershipMarks, StoredCheckpoint
 
 log = logging.getLogger("attestream.ledger")
 
-RECOVERY_ID_WINDOW = 200_000
-"""How many recent decision ids a resumed writer reloads for de-duplication."""
+CRASH_AT_ENV = "ATTESTREAM_LEDGER_CRASH_AT"
+CRASH_POINTS = ("entries", "nodes", "checkpoint")
 
 # How long one consume call waits for the first message: short enough that a stop request
 # or a rebalance is noticed promptly, long enough not to spin.
 POLL_TIMEOUT_S = 0.5
+# Fetching the cluster id on assignment: the broker just answered the group join, so this
+# only bounds a broker that died in between (the callback must not hang the rebalance).
+METADATA_TIMEOUT_S = 10.0
+# A crashed writer's chains move to another writer after this long without heartbeats: long
+# enough to ride out a GC pause or a slow insert, short enough for a prompt failover.
+SESSION_TIMEOUT_MS = 10_000
+# A batch (5,000 entries: two inserts and a signature) takes well under a second; a minute
+# also covers rebuilding several chains on assignment. Tansu waits this long in a rebalance.
+MAX_POLL_INTERVAL_MS = 60_000
+# Heartbeats at most a third of the session timeout (Kafka's guidance), so one late
+# heartbeat never ends a healthy session.
+HEARTBEATS_PER_SESSION = 3
 
 
 @dataclass(frozen=True)
@@ -47,14 +85,70 @@ class SequencerConfig:
     group: str
     origin_prefix: str
     batch_max: int
+    session_timeout_ms: int = SESSION_TIMEOUT_MS
+    max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS
+    crash_at: str = ""
+    """Fault injection (see the module doc); empty in production."""
+
+    def __post_init__(self) -> None:
+        if self.max_poll_interval_ms < self.session_timeout_ms:
+            raise ConfigError(
+                f"the ledger max poll interval ({self.max_poll_interval_ms} ms) must be at"
+                f" least the session timeout ({self.session_timeout_ms} ms)"
+            )
+        if self.crash_at and self.crash_at not in CRASH_POINTS:
+            raise ConfigError(f"{CRASH_AT_ENV} must be one of {', '.join(CRASH_POINTS)}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchOutcome:
     chain: int
     appended: int
     duplicates: int
     size: int
+    fenced: bool = False
+
+
+class SequencerEvents:
+    """What the sequencer reports while it works (no-ops here); `ledger run` turns these into
+    Prometheus metrics."""
+
+    def batch_logged(self, outcome: BatchOutcome) -> None:
+        """One chain's share of a batch went through steps 0-2 (or was fenced)."""
+
+    def batch_done(self, seconds: float) -> None:
+        """A consumed batch went through step 3, `seconds` after it was consumed."""
+
+    def checkpoint_signed(self, chain: int, size: int) -> None:
+        """A checkpoint was stored (step 2, or R3 on assignment)."""
+
+    def chain_resumed(self, chain: int, size: int, unsigned: int) -> None:
+        """A chain was assigned and rebuilt; `unsigned` entries had no checkpoint yet."""
+
+    def writer_fenced(self, chain: int) -> None:
+        """Step 0 found that another writer has written the chain: this one stopped."""
+
+    def commit_failed(self) -> None:
+        """Step 3 failed (harmless: the next start resumes from the log, not the offsets)."""
+
+
+class SequencerStore(RecoveryStore, Protocol):
+    """The store as the sequencer uses it (ClickHouseStore)."""
+
+    def create_schema(self) -> None: ...
+    def insert_entries(self, columns: Mapping[str, Sequence[Any]]) -> None: ...
+    def insert_checkpoint(self, cp: StoredCheckpoint) -> None: ...
+    def ownership_marks(self, chain: int, size: int) -> OwnershipMarks: ...
+
+
+@dataclass
+class OwnedChain:
+    """A chain this process writes, and how the store ended after its last write there."""
+
+    writer: ChainWriter
+    marks: OwnershipMarks
+    """What step 0 expects to read back: checkpoint rows at or beyond the writer's size,
+    the largest checkpoint size (the writer's size), and no entries at or beyond it."""
 
 
 class Sequencer:
@@ -63,17 +157,17 @@ class Sequencer:
     def __init__(
         self,
         config: SequencerConfig,
-        store: ClickHouseStore,
+        store: SequencerStore,
         signer: NoteSigner,
-        on_batch: Callable[[BatchOutcome], None] | None = None,
+        events: SequencerEvents | None = None,
         on_reject: Callable[[Message, str], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.signer = signer
-        self.writers: dict[int, ChainWriter] = {}
+        self.owned: dict[int, OwnedChain] = {}
         self.cluster_id = ""
-        self._on_batch = on_batch or (lambda outcome: None)
+        self.events = events or SequencerEvents()
         self._on_reject = on_reject or (lambda msg, reason: None)
         self._stopping = False
         self.consumer = Consumer(
@@ -82,9 +176,9 @@ class Sequencer:
                 "group.id": config.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                # A dead writer's chains move to another writer after this long.
-                "session.timeout.ms": 10_000,
-                "max.poll.interval.ms": 60_000,
+                "session.timeout.ms": config.session_timeout_ms,
+                "heartbeat.interval.ms": config.session_timeout_ms // HEARTBEATS_PER_SESSION,
+                "max.poll.interval.ms": config.max_poll_interval_ms,
                 "isolation.level": "read_committed",
             }
         )
@@ -94,40 +188,51 @@ class Sequencer:
 
     # --- assignment ------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.cluster_id = consumer.list_topics(timeout=10).cluster_id or ""
+        self.cluster_id = consumer.list_topics(timeout=METADATA_TIMEOUT_S).cluster_id or ""
         for tp in partitions:
-            tp.offset = self._resume_chain(tp.partition)
+            tp.offset = self.resume_chain(tp.partition)
         consumer.assign(partitions)
+        # A partition fenced (and paused) earlier starts afresh with its new owner's state.
+        consumer.resume(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # A writer that lost its partition must not append any more.
         for tp in partitions:
-            self.writers.pop(tp.partition, None)
+            self.owned.pop(tp.partition, None)
         consumer.unassign()
 
-    def _resume_chain(self, chain: int) -> int:
-        """Rebuild a chain's writer from ClickHouse; return the offset to consume from."""
-        writer, head_cluster, head_offset = recover_writer(self.store, chain)
-        self.writers[chain] = writer
-        latest = self.store.latest_checkpoint(chain)
-        if writer.size and (latest is None or latest.size != writer.size):
-            # Entries made durable before a crash, but no checkpoint over them yet: sign now
-            # (step 2 of the interrupted batch), before reading anything new.
-            last = EntrySource(cluster=head_cluster, topic=self.config.topic, partition=chain,
-                               offset=head_offset)  # fmt: skip
-            self._write_checkpoint(chain, writer.size, writer.tree.root(), last)
-        if head_offset < 0:
+    def resume_chain(self, chain: int) -> int:
+        """Steps R1-R4: take over `chain` from the store; return the offset to read from."""
+        recovered = recover_chain(self.store, chain)  # R1, R2
+        head = recovered.head
+        if head.size:
+            # R3: complete an interrupted step 2, or claim the chain at its current size.
+            last = EntrySource(cluster=head.source_cluster, topic=self.config.topic,
+                               partition=chain, offset=head.source_offset)  # fmt: skip
+            self._write_checkpoint(chain, head.size, recovered.writer.tree.root(), last)
+        # What step 0 will expect: only the checkpoint rows seen now, and nothing beyond the
+        # head (a writer still writing beyond it is caught by the next step 0).
+        marks = self.store.ownership_marks(chain, head.size)
+        expected = OwnershipMarks(checkpoints=marks.checkpoints, max_size=head.size, entries=0)
+        self.owned[chain] = OwnedChain(recovered.writer, expected)
+        self.events.chain_resumed(chain, head.size, recovered.unsigned)
+        log.info("chain %d: resumed at size %d (%d entries had no checkpoint yet)",
+                 chain, head.size, recovered.unsigned)  # fmt: skip
+        return self._resume_offset(chain, head)  # R4
+
+    def _resume_offset(self, chain: int, head: ChainHead) -> int:
+        if head.source_offset < 0:
             return OFFSET_BEGINNING
-        if head_cluster != self.cluster_id:
+        if head.source_cluster != self.cluster_id:
             log.warning(
                 "chain %d: the decisions source changed from Kafka cluster %r to %r (a reset"
                 " broker?); continuing the chain from the new source's first record",
-                chain, head_cluster, self.cluster_id,
+                chain, head.source_cluster, self.cluster_id,
             )  # fmt: skip
             return OFFSET_BEGINNING
         # Same cluster: the next record is right after the last logged one. (No comparison
         # with the high watermark here: Tansu's watermarks lag behind its offsets.)
-        return head_offset + 1
+        return head.source_offset + 1
 
     # --- the loop ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -143,7 +248,7 @@ class Sequencer:
         try:
             while not self._stopping:
                 messages = self.consumer.consume(self.config.batch_max, POLL_TIMEOUT_S)
-                if messages or not self.writers:
+                if messages or not self.owned:
                     # Idle time counts only once chains are assigned: a group join can take
                     # longer than the idle limit.
                     idle_since = time.monotonic()
@@ -155,42 +260,83 @@ class Sequencer:
             self.consumer.close()
 
     def process(self, messages: Sequence[Message]) -> list[BatchOutcome]:
+        started = time.monotonic()
+        outcomes, last_offset = self.log_messages(messages)
+        fenced = {outcome.chain for outcome in outcomes if outcome.fenced}
+        self._commit({chain: o for chain, o in last_offset.items() if chain not in fenced})
+        self.events.batch_done(time.monotonic() - started)
+        return outcomes
+
+    def log_messages(
+        self, messages: Sequence[Message]
+    ) -> tuple[list[BatchOutcome], dict[int, int]]:
+        """Steps 0-2 for every chain in the batch; returns the outcomes and, per chain, the
+        last offset read (rejected records included) for step 3."""
         by_chain: dict[int, list[Incoming]] = defaultdict(list)
         last_offset: dict[int, int] = {}
         for msg in messages:
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("consume error: %s", msg.error())
+            source = self._source(msg)
+            if source is None:
                 continue
-            chain = msg.partition()
-            if chain not in self.writers:
-                continue  # revoked while the batch was in flight: not ours to append
-            last_offset[chain] = msg.offset()
+            last_offset[source.partition] = source.offset
             try:
                 decision = decode_decision(msg.value() or b"")
             except MalformedError as exc:
                 self._on_reject(msg, str(exc))
                 continue
-            source = EntrySource(
-                cluster=self.cluster_id, topic=msg.topic(), partition=chain, offset=msg.offset()
-            )
-            by_chain[chain].append(Incoming(decision, source))
+            by_chain[source.partition].append(Incoming(decision, source))
         outcomes = [self._log_batch(chain, items) for chain, items in by_chain.items()]
-        self._commit(last_offset)
         for outcome in outcomes:
-            self._on_batch(outcome)
-        return outcomes
+            self.events.batch_logged(outcome)
+        return outcomes, last_offset
+
+    def _source(self, msg: Message) -> EntrySource | None:
+        """Where a consumed record was read, or None when it is not ours to log."""
+        error, chain, offset = msg.error(), msg.partition(), msg.offset()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error: %s", error)
+            return None
+        if chain is None or offset is None or chain not in self.owned:
+            return None  # revoked or fenced while the batch was in flight: not ours
+        return EntrySource(cluster=self.cluster_id, topic=msg.topic() or self.config.topic,
+                           partition=chain, offset=offset)  # fmt: skip
 
     def _log_batch(self, chain: int, items: list[Incoming]) -> BatchOutcome:
-        writer = self.writers[chain]
-        result = writer.append(items)
-        if result.appended:
-            # Step 1: entries and tree nodes durable.
-            self.store.insert_entries(result.entries)
-            self.store.insert_nodes(chain, result.node_keys, result.node_hashes)
-            # Step 2: the checkpoint over the new size durable.
-            self._write_checkpoint(chain, result.size, result.root, result.last_source)
+        owned = self.owned[chain]
+        result = owned.writer.append(items)
+        if not result.appended:
+            return BatchOutcome(chain, 0, result.duplicates, result.size)
+        # Step 0: still the chain's only writer? (A fenced writer's state is thrown away.)
+        if self.store.ownership_marks(chain, owned.marks.max_size) != owned.marks:
+            self._fence(chain)
+            return BatchOutcome(chain, 0, 0, owned.marks.max_size, fenced=True)
+        # Step 1: entries and tree nodes durable.
+        self.store.insert_entries(result.entries)
+        self._reached("entries")
+        self.store.insert_nodes(chain, result.node_keys, result.node_hashes)
+        self._reached("nodes")
+        # Step 2: the checkpoint over the new size durable.
+        self._write_checkpoint(chain, result.size, result.root, result.last_source)
+        owned.marks = OwnershipMarks(checkpoints=1, max_size=result.size, entries=0)
+        self._reached("checkpoint")
         return BatchOutcome(chain, result.appended, result.duplicates, result.size)
+
+    def _fence(self, chain: int) -> None:
+        """Stop writing `chain`: it was assigned elsewhere while this process was stalled.
+
+        The partition is paused until the group reassigns it; the rebalance that follows a
+        zombie's return (its next heartbeat is refused) rebuilds whoever then owns it."""
+        del self.owned[chain]
+        log.error(
+            "chain %d: another writer has written this chain since this one last did; it is"
+            " no longer written from this process until the group assigns it again", chain,
+        )  # fmt: skip
+        self.events.writer_fenced(chain)
+        try:
+            self.consumer.pause([TopicPartition(self.config.topic, chain)])
+        except KafkaException as exc:  # not assigned any more: nothing to pause
+            log.debug("chain %d: pause: %s", chain, exc)
 
     def _write_checkpoint(
         self, chain: int, size: int, root: bytes, source: EntrySource | None
@@ -206,32 +352,24 @@ class Sequencer:
                 source_offset=source.offset if source else -1,
             )
         )
+        self.events.checkpoint_signed(chain, size)
 
     def _commit(self, last_offset: dict[int, int]) -> None:
         # Step 3: offsets committed, after the log and its checkpoint are durable.
         if not last_offset:
             return
         offsets = [TopicPartition(self.config.topic, p, o + 1) for p, o in last_offset.items()]
-        self.consumer.commit(offsets=offsets, asynchronous=False)
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Committed offsets only show lag: a restart resumes from the log (R4). A commit
+            # refused during a rebalance therefore loses nothing.
+            log.warning("offset commit failed (harmless, the log is durable): %s", exc)
+            self.events.commit_failed()
 
-
-def recover_writer(store: ClickHouseStore, chain: int) -> tuple[ChainWriter, str, int]:
-    """Rebuild a chain writer from what ClickHouse holds.
-
-    The tree is loaded from the O(log n) compact-range nodes of the last checkpoint; entries
-    logged after it (a crash between steps 1 and 2) are re-read and re-hashed, and their
-    nodes written again (the nodes table collapses identical rows).
-    Returns the writer, and the source cluster and offset of the chain's last entry.
-    """
-    checkpoint = store.latest_checkpoint(chain)
-    head = store.head(chain)
-    tree = MerkleTree()
-    if checkpoint is not None and checkpoint.size <= head.size:
-        ids = compact_range_ids(checkpoint.size)
-        nodes = store.read_nodes(chain, ids)
-        tree = MerkleTree.from_compact_range(checkpoint.size, [nodes[i] for i in ids])
-    tail = [bytes.fromhex(row[2].decode()) for row in store.entry_rows(chain, tree.size)]
-    store.insert_nodes(chain, *node_rows(tree.extend_leaf_hashes(tail)))
-    writer = ChainWriter(chain=chain, tree=tree, prev=head.last_leaf_hash)
-    writer.remember(list(reversed(store.recent_decision_ids(chain, RECOVERY_ID_WINDOW))))
-    return writer, head.source_cluster, head.source_offset
+    def _reached(self, point: str) -> None:
+        """Fault injection for the crash tests: die here, exactly as a SIGKILL would."""
+        if point == self.config.crash_at:
+            log.warning("fault injection (%s): killing the sequencer after %s", CRASH_AT_ENV,
+                        point)  # fmt: skip
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from clickhouse_driver import Client
@@ -104,6 +104,17 @@ class StoredAnchor:
     gas_used: int
     checkpoints: tuple[tuple[int, int], ...]
     """(chain, size) of each checkpoint committed to, in chain order."""
+
+
+class OwnershipMarks(NamedTuple):
+    """What a sequencer's fence reads before each write (see ledger/sequencer.py, step 0)."""
+
+    checkpoints: int
+    """Checkpoint rows of the chain at or beyond the size asked about."""
+    max_size: int
+    """The largest of their sizes (0 when there are none)."""
+    entries: int
+    """Entries of the chain at or beyond the size asked about."""
 
 
 @dataclass(frozen=True)
@@ -272,6 +283,19 @@ class ClickHouseStore:
             )
         except (NetworkError, SocketTimeoutError, OSError, EOFError) as exc:
             raise ServiceUnavailableError("ClickHouse", self._endpoint, str(exc)) from exc
+
+    def ownership_marks(self, chain: int, size: int) -> OwnershipMarks:
+        """Checkpoints and entries of `chain` at or beyond `size`. Both tables are sorted by
+        (chain, size/seq), so this reads only the chain's tail, however long the chain."""
+        rows = self.execute(
+            "SELECT toUInt8(0), count(), max(size) FROM {db}.checkpoints"
+            " WHERE chain = %(c)s AND size >= %(s)s"
+            " UNION ALL SELECT toUInt8(1), count(), toUInt64(0) FROM {db}.entries"
+            " WHERE chain = %(c)s AND seq >= %(s)s",
+            {"c": chain, "s": size},
+        )
+        found = {tag: (count, top) for tag, count, top in rows}
+        return OwnershipMarks(found[0][0], found[0][1] if found[0][0] else 0, found[1][0])
 
     def recent_decision_ids(self, chain: int, limit: int) -> list[str]:
         rows = self.execute(

@@ -1,0 +1,76 @@
+"""The sequencer's settings and metrics, without services."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from attestream.commands import ledger as command
+from attestream.errors import ConfigError
+from attestream.settings import Settings
+from ledger.sequencer import (
+    MAX_POLL_INTERVAL_MS,
+    SESSION_TIMEOUT_MS,
+    BatchOutcome,
+    SequencerConfig,
+)
+
+METRICS = [
+    value for value in vars(command).values() if isinstance(value, Counter | Gauge | Histogram)
+]
+
+
+def config(**overrides: object) -> SequencerConfig:
+    fields: dict[str, object] = {"bootstrap": "b:9092", "topic": "t", "group": "g",
+                                 "origin_prefix": "o", "batch_max": 10, **overrides}  # fmt: skip
+    return SequencerConfig(**fields)  # type: ignore[arg-type]
+
+
+def test_the_poll_interval_must_cover_the_session() -> None:
+    with pytest.raises(ConfigError, match="at least the session timeout"):
+        config(session_timeout_ms=10_000, max_poll_interval_ms=5_000)
+
+
+def test_settings_default_to_the_sequencer_timeouts() -> None:
+    defaults = Settings.model_fields
+    assert defaults["ledger_session_timeout_ms"].default == SESSION_TIMEOUT_MS
+    assert defaults["ledger_max_poll_interval_ms"].default == MAX_POLL_INTERVAL_MS
+
+
+def test_only_known_crash_points_are_accepted() -> None:
+    assert config(crash_at="nodes").crash_at == "nodes"
+    with pytest.raises(ConfigError, match="ATTESTREAM_LEDGER_CRASH_AT must be one of"):
+        config(crash_at="somewhere")
+
+
+def test_metric_names_and_labels_follow_the_convention() -> None:
+    assert len(METRICS) >= 10
+    for metric in METRICS:
+        # prometheus_client keeps a counter's name without its `_total` suffix
+        name = metric._name + ("_total" if isinstance(metric, Counter) else "")
+        assert name.startswith("attestream_ledger_"), name
+        assert name.endswith(("_total", "_seconds", "_entries")), name
+        assert set(metric._labelnames) <= {"chain"}, name
+
+
+def sample(name: str, chain: str | None = "91") -> float:
+    return (
+        REGISTRY.get_sample_value(f"attestream_ledger_{name}", {"chain": chain} if chain else {})
+        or 0.0
+    )
+
+
+def test_sequencer_events_become_metrics() -> None:
+    counted = ("entries_total", "recovered_entries_total", "fenced_writers_total")
+    before = {name: sample(name) for name in counted}
+    batches = sample("batch_duration_seconds_count", None)
+    events = command.LedgerMetrics()
+    events.batch_logged(BatchOutcome(chain=91, appended=5, duplicates=1, size=12))
+    events.chain_resumed(91, size=7, unsigned=3)
+    events.checkpoint_signed(91, 12)
+    events.writer_fenced(91)
+    events.batch_done(0.02)
+    added = {name: sample(name) - before[name] for name in counted}
+    assert added == {"entries_total": 5, "recovered_entries_total": 3, "fenced_writers_total": 1}
+    assert sample("tree_size_entries") == 12
+    assert sample("batch_duration_seconds_count", None) == batches + 1
