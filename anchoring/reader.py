@@ -1,4 +1,5 @@
-"""Reading anchor transactions back from an EVM chain (for verification)."""
+"""Reading anchor transactions back from an EVM chain (for verification; it is also the
+`TxLookup` that anchoring.proofs verifies against)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,15 @@ class Web3ChainReader:
             block_number=int(receipt["blockNumber"]),
             block_hash="0x" + bytes(receipt["blockHash"]).hex().removeprefix("0x"),
         )
+
+    def head_block_number(self) -> int:
+        try:
+            return int(self.w3.eth.block_number)
+        except (OSError, Web3Exception) as exc:
+            raise ServiceUnavailableError("EVM JSON-RPC", self.endpoint, str(exc)) from exc
+
+    def network_chain_id(self) -> int:
+        try:
+            return int(self.w3.eth.chain_id)
+        except (OSError, Web3Exception) as exc:
+            raise ServiceUnavailableError("EVM JSON-RPC", self.endpoint, str(exc)) from exc

@@ -91,3 +91,55 @@ class SignatureError(VerificationError):
     """A signed note has no valid signature from a trusted key."""
 
     kind = "bad_signature"
+
+
+class AnchorMismatchError(VerificationError):
+    """An anchor transaction or proof does not carry what it should (calldata, sender, root)."""
+
+    kind = "anchor_mismatch"
+
+
+class AnchorNotFoundError(VerificationError):
+    """The anchor transaction is not on the chain (never sent there, or a reorg removed it)."""
+
+    kind = "unanchored"
+
+
+class AnchorReorgedError(VerificationError):
+    """The anchor transaction is no longer in the block that was recorded for it."""
+
+    kind = "anchor_reorged"
+
+
+class AnchorUnconfirmedError(VerificationError):
+    """The anchor transaction has fewer confirmations than required."""
+
+    kind = "anchor_unconfirmed"
+
+
+class AnchorKeyError(ConfigError):
+    """The anchor signing key is missing, unreadable or not a key."""
+
+    reason = "missing_key"
+
+
+class WrongChainError(ConfigError):
+    """The JSON-RPC endpoint serves another chain than the configured chain id."""
+
+    reason = "wrong_chain_id"
+
+
+class AnchorBlockedError(AttestreamError):
+    """Anchoring cannot proceed until an operator acts (fund the account, raise the fee cap).
+    The ledger is not affected: decisions keep being logged and are anchored afterwards."""
+
+    exit_code = 2
+    reason = "blocked"
+
+
+class InsufficientFundsError(AnchorBlockedError):
+    reason = "insufficient_funds"
+
+
+class FeeCapError(AnchorBlockedError):
+    reason = "fee_cap"

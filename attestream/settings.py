@@ -15,9 +15,10 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from attestream.errors import ConfigError
+from attestream.errors import AnchorKeyError, ConfigError
 
 SEPOLIA_CHAIN_ID = 11155111
+SEPOLIA_CONFIRMATIONS = 3
 STACK_STATE_FILE = "stack.json"
 
 
@@ -37,13 +38,41 @@ class Settings(BaseSettings):
     # ClickHouse: clickhouse://user:password@host:port/database
     clickhouse_url: str | None = None
 
-    # EVM anchoring. Sepolia is the documented production default; the local stack overrides.
+    # EVM anchoring (docs/operations.md). Sepolia is the documented production default: with
+    # only ATTESTREAM_RPC_URL set, the chain id is Sepolia's; the local stack sets both.
     rpc_url: str | None = None
     chain_id: int | None = None
     anchor_key: SecretStr | None = Field(default=None, description="hex private key")
     anchor_key_file: Path | None = None
     anchor_interval_s: float = Field(default=30.0, gt=0)
-    anchor_confirmations: int = Field(default=1, ge=0)
+    # Blocks (the anchor's own included) before an anchor is final. Unset: 3 on Sepolia (36 s
+    # of 12 s slots; deeper reorgs are still watched for, see anchor_reorg_watch_blocks) and 1
+    # elsewhere, because a local anvil mines a block only when a transaction arrives.
+    anchor_confirmations: int | None = Field(default=None, ge=1)
+    # A final anchor is re-checked until this many blocks follow it: two Sepolia epochs, after
+    # which the beacon chain has finalized its block and no reorg can remove it.
+    anchor_reorg_watch_blocks: int = Field(default=64, ge=0)
+    # Never pay more than this per gas, whatever eth_feeHistory says: at the 22,480 gas of
+    # one anchor, 200 gwei caps an anchor at 0.0045 ETH.
+    anchor_fee_cap_gwei: float = Field(default=200.0, gt=0)
+    # The tip when recent blocks paid none (eth_feeHistory rewards of 0 on a quiet chain):
+    # some tip keeps a block builder interested.
+    anchor_min_priority_fee_gwei: float = Field(default=0.01, ge=0)
+    # A transaction not mined after this long is replaced with bumped fees: 15 Sepolia slots,
+    # long enough that a normal fee spike passes first.
+    anchor_replace_after_s: float = Field(default=180.0, gt=0)
+    # Nodes refuse a replacement that raises both fees by less than 10%.
+    anchor_fee_bump_percent: int = Field(default=20, ge=10)
+    # Refuse to send when the balance pays for fewer than this many anchors at the current
+    # maximum fee: the operator is warned (metric, error) while there is still time to fund.
+    anchor_min_balance_anchors: int = Field(default=20, ge=1)
+    # How often the lifecycle is advanced (receipts, confirmations, replacement): a third of
+    # Sepolia's 12 s slot, so a confirmation is noticed within a few seconds.
+    anchor_poll_s: float = Field(default=4.0, gt=0)
+    # After a failed round (RPC unreachable, account unfunded) the next try waits from the
+    # initial to the maximum delay, doubling with jitter: quick after a blip, quiet in an outage.
+    anchor_retry_initial_s: float = Field(default=1.0, gt=0)
+    anchor_retry_max_s: float = Field(default=60.0, gt=0)
 
     # Ledger
     log_origin: str = "attestream.local/ledger"
@@ -99,10 +128,14 @@ class Settings(BaseSettings):
         return _required(self.clickhouse_url, "ClickHouse URL", "CLICKHOUSE_URL")
 
     def require_rpc(self) -> tuple[str, int]:
+        """The JSON-RPC URL and the chain id it must serve (Sepolia's unless set)."""
         url = _required(self.rpc_url, "EVM JSON-RPC URL", "RPC_URL")
-        if self.chain_id is None:
-            raise ConfigError("ATTESTREAM_CHAIN_ID is not set (Sepolia is 11155111)")
-        return url, self.chain_id
+        return url, SEPOLIA_CHAIN_ID if self.chain_id is None else self.chain_id
+
+    def confirmations(self, chain_id: int) -> int:
+        if self.anchor_confirmations is not None:
+            return self.anchor_confirmations
+        return SEPOLIA_CONFIRMATIONS if chain_id == SEPOLIA_CHAIN_ID else 1
 
     def anchor_private_key(self) -> str:
         """The anchor account's private key, from the environment or a file. Never logged."""
@@ -112,10 +145,10 @@ class Settings(BaseSettings):
             try:
                 return self.anchor_key_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(
+                raise AnchorKeyError(
                     f"cannot read anchor key file {self.anchor_key_file}: {exc}"
                 ) from exc
-        raise ConfigError(
+        raise AnchorKeyError(
             "no anchor signing key: set ATTESTREAM_ANCHOR_KEY or ATTESTREAM_ANCHOR_KEY_FILE"
         )
 

@@ -32,6 +32,25 @@ READ_BLOCK = 50_000
 # a verifier forever on a dead socket.
 CONNECT_TIMEOUT_S = 10.0
 
+# The anchor lifecycle (anchoring/lifecycle.py) records every state change of an anchor
+# transaction as a new row: the rows of one tx_hash are its history, the row with the largest
+# event_ns its current state. The DEFAULTs give rows written before these columns existed
+# (anchoring/store.py adds them with ALTER TABLE) the meaning they had: success was final.
+ANCHOR_LIFECYCLE_COLUMNS: dict[str, str] = {
+    "state": "String DEFAULT if(status = 'success', 'final', 'reverted')",
+    "event_ns": "UInt64 DEFAULT toUInt64(anchored_at) * 1000000000",
+    "attempt": "String DEFAULT tx_hash",
+    "nonce": "UInt64",
+    "max_fee": "UInt64",
+    "priority_fee": "UInt64",
+    "raw_tx": "String",
+    "detail": "String",
+}
+ANCHOR_COLUMNS = (
+    "anchored_at", "root", "network_chain_id", "tx_hash", "block_number", "block_hash",
+    "sender", "status", "gas_used", "cp_chains", "cp_sizes", *ANCHOR_LIFECYCLE_COLUMNS,
+)  # fmt: skip
+
 TABLES: dict[str, str] = {
     "entries": """
         CREATE TABLE IF NOT EXISTS {db}.entries (
@@ -55,7 +74,9 @@ TABLES: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS {db}.anchors (
             anchored_at DateTime, root String, network_chain_id UInt64, tx_hash String,
             block_number UInt64, block_hash String, sender String, status String,
-            gas_used UInt64, cp_chains Array(UInt32), cp_sizes Array(UInt64)
+            gas_used UInt64, cp_chains Array(UInt32), cp_sizes Array(UInt64), """
+    + ", ".join(f"{name} {ddl}" for name, ddl in ANCHOR_LIFECYCLE_COLUMNS.items())
+    + """
         ) ENGINE = MergeTree() ORDER BY (anchored_at, tx_hash)""",
 }
 
@@ -104,6 +125,18 @@ class StoredAnchor:
     gas_used: int
     checkpoints: tuple[tuple[int, int], ...]
     """(chain, size) of each checkpoint committed to, in chain order."""
+    state: str = "final"
+    """Lifecycle state of the transaction as of this row (anchoring/lifecycle.py)."""
+    event_ns: int = 0
+    """When this state was recorded (ns since the epoch); orders a transaction's rows."""
+    attempt: str = ""
+    """The anchor attempt: a transaction and its fee-bumped replacements (same nonce)."""
+    nonce: int = 0
+    max_fee: int = 0
+    priority_fee: int = 0
+    raw_tx: bytes = b""
+    """The signed transaction, so a restarted service can tell it apart and resend it."""
+    detail: str = ""
 
 
 class OwnershipMarks(NamedTuple):
@@ -208,14 +241,16 @@ class ClickHouseStore:
         )
 
     def insert_anchor(self, anchor: StoredAnchor) -> None:
+        """Append one row of an anchor transaction's history (a state change)."""
         chains = [c for c, _ in anchor.checkpoints]
         sizes = [s for _, s in anchor.checkpoints]
         self.execute(
-            "INSERT INTO {db}.anchors (anchored_at, root, network_chain_id, tx_hash,"
-            " block_number, block_hash, sender, status, gas_used, cp_chains, cp_sizes) VALUES",
+            f"INSERT INTO {{db}}.anchors ({', '.join(ANCHOR_COLUMNS)}) VALUES",
             [(anchor.anchored_at, anchor.root.hex(), anchor.network_chain_id, anchor.tx_hash,
               anchor.block_number, anchor.block_hash, anchor.sender, anchor.status,
-              anchor.gas_used, chains, sizes)],
+              anchor.gas_used, chains, sizes, anchor.state, anchor.event_ns, anchor.attempt,
+              anchor.nonce, anchor.max_fee, anchor.priority_fee, anchor.raw_tx.hex(),
+              anchor.detail)],
         )  # fmt: skip
 
     # --- reads ---------------------------------------------------------------------------
@@ -353,16 +388,26 @@ class ClickHouseStore:
         return [(key & mask, tuple(sorted(_hash_bytes(h) for h in hashes))) for key, hashes in rows]
 
     def anchors(self) -> list[StoredAnchor]:
+        """The anchors that count: transactions whose current state is final."""
+        return self.anchor_states("cur_state = 'final'")
+
+    def anchor_states(
+        self, having: str = "", params: Mapping[str, Any] | None = None
+    ) -> list[StoredAnchor]:
+        """Each anchor transaction's current row (its largest event_ns), oldest first.
+
+        `having` filters on the current values, named `cur_<column>` (argMax per column: it
+        runs on ClickHouse 18.16, where tuple IN over a subquery of mixed types does not).
+        """
+        others = [c for c in ANCHOR_COLUMNS if c != "tx_hash"]
+        current = ", ".join(f"argMax({c}, event_ns) AS cur_{c}" for c in others)
         rows = self.execute(
-            "SELECT anchored_at, root, network_chain_id, tx_hash, block_number, block_hash,"
-            " sender, status, gas_used, cp_chains, cp_sizes FROM {db}.anchors"
-            " ORDER BY anchored_at, tx_hash"
+            f"SELECT tx_hash, {current} FROM {{db}}.anchors GROUP BY tx_hash"
+            + (f" HAVING {having}" if having else "")
+            + " ORDER BY cur_event_ns, tx_hash",
+            dict(params or {}),
         )
-        return [
-            StoredAnchor(r[0], bytes.fromhex(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-                         tuple(zip(r[9], r[10], strict=True)))
-            for r in rows
-        ]  # fmt: skip
+        return [anchor_from_row(dict(zip(("tx_hash", *others), r, strict=True))) for r in rows]
 
     def count_entries(self) -> int:
         return int(self.execute("SELECT count() FROM {db}.entries")[0][0])
@@ -376,6 +421,19 @@ def _hash_bytes(stored_hex: str) -> bytes:
         return bytes.fromhex(stored.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         return stored
+
+
+def anchor_from_row(row: Mapping[str, Any]) -> StoredAnchor:
+    return StoredAnchor(
+        anchored_at=row["anchored_at"], root=bytes.fromhex(row["root"]),
+        network_chain_id=row["network_chain_id"], tx_hash=row["tx_hash"],
+        block_number=row["block_number"], block_hash=row["block_hash"], sender=row["sender"],
+        status=row["status"], gas_used=row["gas_used"],
+        checkpoints=tuple(zip(row["cp_chains"], row["cp_sizes"], strict=True)),
+        state=row["state"], event_ns=row["event_ns"], attempt=row["attempt"],
+        nonce=row["nonce"], max_fee=row["max_fee"], priority_fee=row["priority_fee"],
+        raw_tx=bytes.fromhex(row["raw_tx"]), detail=row["detail"],
+    )  # fmt: skip
 
 
 def _now() -> datetime:

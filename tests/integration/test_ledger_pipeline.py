@@ -7,7 +7,9 @@ from ledger_helpers import publish_decisions, run_sequencer, wait_for_mutations
 
 from anchoring.calldata import decode_calldata
 from anchoring.reader import Web3ChainReader
-from anchoring.service import AnchorService, connect
+from anchoring.rpc import ChainClient
+from anchoring.runner import anchor_once
+from anchoring.service import AnchorService
 from attestream.settings import Settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.verify import verify_ledger
@@ -35,14 +37,15 @@ def test_decisions_are_logged_once_anchored_and_verified(isolated: Settings) -> 
     assert store.count_entries() == 305
 
     rpc_url, chain_id = isolated.require_rpc()
-    w3 = connect(rpc_url, chain_id)
-    service = AnchorService(store, w3, isolated.anchor_private_key(), chain_id)
-    anchor = service.anchor_once()
-    assert anchor is not None and anchor.status == "success"
+    chain = ChainClient(rpc_url, chain_id)
+    w3 = chain.w3
+    service = AnchorService(store, chain, isolated.anchor_private_key())
+    anchor = anchor_once(service)
+    assert anchor is not None and anchor.status == "success" and anchor.state == "final"
     assert anchor.checkpoints == tuple(
         (cp.chain, cp.size) for cp in (store.latest_checkpoint(c) for c in (0, 1)) if cp
     )
-    assert service.anchor_once() is None, "nothing new since the last anchor"
+    assert anchor_once(service) is None, "nothing new since the last anchor"
     tx = w3.eth.get_transaction(anchor.tx_hash)  # type: ignore[arg-type]
     assert decode_calldata(bytes(tx["input"])) == anchor.root
 

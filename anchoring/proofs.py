@@ -1,0 +1,312 @@
+"""Anchor proofs: from a checkpoint to the EVM transaction that anchors it.
+
+docs/ledger-format.md ("Anchor proofs") specifies the JSON form. A checkpoint is anchored by
+the earliest final anchor committing to a checkpoint of the same chain at its size or beyond:
+a consistency proof (RFC 9162 2.1.4) links it to that anchored checkpoint, whose note is a
+leaf of the anchor root (RFC 9162 2.1.3), which the transaction carries in its calldata.
+
+Verification computes, then compares; every step returns None or raises a VerificationError
+subclass (MalformedError for bytes that do not parse).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from anchoring.calldata import anchor_root, decode_calldata
+from attestream.errors import (
+    AnchorMismatchError,
+    AnchorNotFoundError,
+    AnchorReorgedError,
+    AnchorUnconfirmedError,
+    MalformedError,
+    RootMismatchError,
+    UsageError,
+)
+from ledger.merkle import (
+    MemoryNodeStore,
+    MerkleTree,
+    NodeId,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from ledger.note import Checkpoint
+from ledger.store import ClickHouseStore, StoredAnchor
+
+PROOF_FORMAT = "attestream-anchor-proof/1"
+
+
+class ChainTxView(Protocol):
+    """A mined transaction as a chain reader returns it (anchoring.rpc.ChainTx and
+    anchoring.reader's both fit)."""
+
+    @property
+    def input(self) -> bytes: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def block_number(self) -> int: ...
+    @property
+    def block_hash(self) -> str: ...
+
+
+class TxLookup(Protocol):
+    """What verification asks of the EVM chain (anchoring.rpc.ChainClient, a fixture...)."""
+
+    def transaction(self, tx_hash: str) -> ChainTxView | None: ...
+    def head_block_number(self) -> int: ...
+    def network_chain_id(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class AnchorProof:
+    chain: int
+    size: int
+    """The checkpoint proven: its chain and tree size."""
+    anchored_size: int
+    consistency_proof: tuple[bytes, ...]
+    """From tree size `size` to `anchored_size` (empty when they are equal)."""
+    anchored_checkpoint: bytes
+    """The signed checkpoint note the anchor commits to (whole note bytes)."""
+    anchor_index: int
+    anchor_size: int
+    anchor_inclusion_proof: tuple[bytes, ...]
+    anchor_root: bytes
+    network_chain_id: int
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    sender: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": PROOF_FORMAT,
+            "chain": self.chain,
+            "size": self.size,
+            "anchored_size": self.anchored_size,
+            "consistency_proof": [h.hex() for h in self.consistency_proof],
+            "anchored_checkpoint": base64.b64encode(self.anchored_checkpoint).decode(),
+            "anchor_index": self.anchor_index,
+            "anchor_size": self.anchor_size,
+            "anchor_inclusion_proof": [h.hex() for h in self.anchor_inclusion_proof],
+            "anchor_root": self.anchor_root.hex(),
+            "network_chain_id": self.network_chain_id,
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "sender": self.sender,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AnchorProof:
+        """Parse the JSON form; MalformedError for anything missing, mistyped or not hex."""
+        if not isinstance(data, Mapping) or data.get("format") != PROOF_FORMAT:
+            raise MalformedError(f"not an anchor proof: format is not {PROOF_FORMAT!r}")
+        try:
+            return cls(
+                chain=_int(data, "chain"), size=_int(data, "size"),
+                anchored_size=_int(data, "anchored_size"),
+                consistency_proof=_hashes(data, "consistency_proof"),
+                anchored_checkpoint=base64.b64decode(_str(data, "anchored_checkpoint"),
+                                                     validate=True),
+                anchor_index=_int(data, "anchor_index"), anchor_size=_int(data, "anchor_size"),
+                anchor_inclusion_proof=_hashes(data, "anchor_inclusion_proof"),
+                anchor_root=bytes.fromhex(_str(data, "anchor_root")),
+                network_chain_id=_int(data, "network_chain_id"), tx_hash=_str(data, "tx_hash"),
+                block_number=_int(data, "block_number"), block_hash=_str(data, "block_hash"),
+                sender=_str(data, "sender"),
+            )  # fmt: skip
+        except (ValueError, binascii.Error) as exc:
+            raise MalformedError(f"anchor proof member is not valid hex or base64: {exc}") from None
+
+
+def _int(data: Mapping[str, Any], name: str) -> int:
+    value = data.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MalformedError(f"anchor proof member {name!r} must be a non-negative integer")
+    return value
+
+
+def _str(data: Mapping[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise MalformedError(f"anchor proof member {name!r} must be a string")
+    return value
+
+
+def _hashes(data: Mapping[str, Any], name: str) -> tuple[bytes, ...]:
+    value = data.get(name)
+    if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
+        raise MalformedError(f"anchor proof member {name!r} must be a list of hex hashes")
+    return tuple(bytes.fromhex(h) for h in value)
+
+
+class _ChainNodes:
+    """One chain's stored tree nodes as a NodeReader."""
+
+    def __init__(self, store: ClickHouseStore, chain: int) -> None:
+        self.store, self.chain = store, chain
+
+    def read_nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
+        return self.store.read_nodes(self.chain, ids)
+
+
+def anchor_proof(
+    store: ClickHouseStore, chain: int, size: int, network_chain_id: int | None = None
+) -> AnchorProof:
+    """The proof that checkpoint (chain, size) is anchored, from the earliest final anchor
+    (on `network_chain_id`, or any network) committing to that chain at `size` or beyond.
+    AnchorNotFoundError while no final anchor covers it."""
+    if size < 1:
+        raise UsageError("only a checkpoint of a non-empty tree can be anchored")
+    anchor = _earliest_covering(store.anchors(), chain, size, network_chain_id)
+    notes = [_note(store, c, s) for c, s in anchor.checkpoints]
+    index = [c for c, _ in anchor.checkpoints].index(chain)
+    anchored_size = anchor.checkpoints[index][1]
+    tree = MerkleTree()
+    nodes = MemoryNodeStore()
+    nodes.add_runs(tree.extend(notes))
+    if tree.root() != anchor.root:
+        raise RootMismatchError(anchor.root, tree.root(), f"anchor {anchor.tx_hash}")
+    consistency = (consistency_proof(size, anchored_size, _ChainNodes(store, chain))
+                   if size < anchored_size else [])  # fmt: skip
+    return AnchorProof(
+        chain=chain, size=size, anchored_size=anchored_size,
+        consistency_proof=tuple(consistency), anchored_checkpoint=notes[index],
+        anchor_index=index, anchor_size=len(notes),
+        anchor_inclusion_proof=tuple(inclusion_proof(index, len(notes), nodes)),
+        anchor_root=anchor.root, network_chain_id=anchor.network_chain_id,
+        tx_hash=anchor.tx_hash, block_number=anchor.block_number,
+        block_hash=anchor.block_hash, sender=anchor.sender,
+    )  # fmt: skip
+
+
+def _earliest_covering(
+    anchors: Sequence[StoredAnchor], chain: int, size: int, network_chain_id: int | None
+) -> StoredAnchor:
+    candidates = [
+        a for a in anchors
+        if (network_chain_id is None or a.network_chain_id == network_chain_id)
+        and dict(a.checkpoints).get(chain, -1) >= size
+    ]  # fmt: skip
+    if not candidates:
+        raise AnchorNotFoundError(f"no final anchor covers checkpoint {size} of chain {chain} yet")
+    return min(candidates, key=lambda a: (a.block_number, a.event_ns))
+
+
+def _note(store: ClickHouseStore, chain: int, size: int) -> bytes:
+    found = store.checkpoint_at(chain, size)
+    if not found:
+        raise AnchorMismatchError(f"the anchored checkpoint {size} of chain {chain} is not stored")
+    return bytes(found[0].note)
+
+
+def checkpoint_of(note: bytes) -> Checkpoint:
+    """The checkpoint a signed note carries (its text before the blank line). Signatures are
+    not checked here: callers open the note with their trusted keys first."""
+    split = note.rfind(b"\n\n")
+    if split < 0:
+        raise MalformedError("a signed note is text, a blank line, then signature lines")
+    return Checkpoint.parse(note[: split + 1])
+
+
+def verify_anchor_proof(
+    proof: AnchorProof, note_bytes: bytes, tx_lookup: TxLookup, min_confirmations: int
+) -> None:
+    """Check that the checkpoint `note_bytes` is anchored as `proof` says, in order:
+
+    1. the note is a checkpoint of tree size `proof.size`;
+    2. the anchored checkpoint is of the same log, and the consistency proof shows the
+       note's tree is a prefix of it (RFC 9162 2.1.4.2; equal sizes need equal roots);
+    3. the anchored note's leaf hash and the inclusion proof yield the anchor root
+       (RFC 9162 2.1.3.2);
+    4. the transaction on the chain carries that root and is final (`check_anchor_tx`).
+    """
+    checkpoint = checkpoint_of(note_bytes)  # 1
+    if checkpoint.size != proof.size:
+        raise AnchorMismatchError(
+            f"the checkpoint has tree size {checkpoint.size}, the proof is for {proof.size}"
+        )
+    anchored = checkpoint_of(proof.anchored_checkpoint)  # 2
+    if anchored.origin != checkpoint.origin:
+        raise AnchorMismatchError(
+            f"the anchored checkpoint is of log {anchored.origin!r}, not {checkpoint.origin!r}"
+        )
+    if anchored.size != proof.anchored_size:
+        raise AnchorMismatchError(
+            f"the anchored checkpoint has size {anchored.size}, the proof says"
+            f" {proof.anchored_size}"
+        )
+    verify_consistency(checkpoint.size, anchored.size, proof.consistency_proof,
+                       checkpoint.root, anchored.root)  # fmt: skip
+    verify_inclusion(proof.anchor_index, proof.anchor_size,  # 3
+                     leaf_hash(proof.anchored_checkpoint), proof.anchor_inclusion_proof,
+                     proof.anchor_root)  # fmt: skip
+    check_anchor_tx(  # 4
+        tx_lookup, proof.network_chain_id, proof.tx_hash, proof.anchor_root, proof.sender,
+        proof.block_hash, min_confirmations,
+    )  # fmt: skip
+
+
+def verify_stored_anchor(
+    anchor: StoredAnchor,
+    tx_lookup: TxLookup,
+    min_confirmations: int,
+    notes: Sequence[bytes] | None = None,
+) -> None:
+    """Check a stored anchor against the chain; with `notes` (the checkpoint notes it names,
+    in its order), first recompute its root from them."""
+    if notes is not None:
+        root = anchor_root(notes)
+        if root != anchor.root:
+            raise RootMismatchError(anchor.root, root, f"anchor {anchor.tx_hash}")
+    check_anchor_tx(tx_lookup, anchor.network_chain_id, anchor.tx_hash, anchor.root,
+                    anchor.sender, anchor.block_hash, min_confirmations)  # fmt: skip
+
+
+def check_anchor_tx(
+    tx_lookup: TxLookup, network_chain_id: int, tx_hash: str, root: bytes, sender: str,
+    block_hash: str, min_confirmations: int,
+) -> None:  # fmt: skip
+    """The transaction is on that network, in that block, sent by `sender`, succeeded,
+    carries `root` in its calldata, and has at least `min_confirmations`."""
+    served = tx_lookup.network_chain_id()
+    if served != network_chain_id:
+        raise AnchorMismatchError(
+            f"the chain reader serves chain id {served}, the anchor is on {network_chain_id}"
+        )
+    tx = tx_lookup.transaction(tx_hash)
+    if tx is None:
+        raise AnchorNotFoundError(f"anchor transaction {tx_hash} is not on chain {served}")
+    try:
+        carried = decode_calldata(tx.input)
+    except MalformedError as exc:
+        raise AnchorMismatchError(f"transaction {tx_hash}: {exc}") from None
+    if carried != root:
+        raise AnchorMismatchError(
+            f"transaction {tx_hash} carries root {carried.hex()}, expected {root.hex()}"
+        )
+    if tx.status != 1:
+        raise AnchorMismatchError(f"transaction {tx_hash} reverted")
+    if tx.sender.lower() != sender.lower():
+        raise AnchorMismatchError(f"transaction {tx_hash} was sent by {tx.sender}, not {sender}")
+    if tx.block_hash.lower() != block_hash.lower():
+        raise AnchorReorgedError(
+            f"transaction {tx_hash} is now in block {tx.block_number} ({tx.block_hash}),"
+            f" not in the recorded block {block_hash}"
+        )
+    confirmations = tx_lookup.head_block_number() - tx.block_number + 1
+    if confirmations < min_confirmations:
+        raise AnchorUnconfirmedError(
+            f"transaction {tx_hash} has {confirmations} confirmation(s),"
+            f" {min_confirmations} required"
+        )

@@ -1,0 +1,199 @@
+"""Running the anchor service: rounds, the interval, backoff after failures, and problems
+(no key, wrong chain, unfunded account, unreachable node) reported as clear errors and metrics
+instead of a crash loop. The ledger does not wait for any of this."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from anchoring import metrics
+from anchoring.fees import GWEI
+from anchoring.rpc import ChainClient
+from anchoring.service import AnchorPolicy, AnchorService
+from anchoring.status import collect_status, publish
+from attestream.errors import (
+    AnchorBlockedError,
+    AnchorKeyError,
+    AttestreamError,
+    ConfigError,
+    ServiceUnavailableError,
+    WrongChainError,
+)
+from attestream.settings import Settings
+from ledger.store import ClickHouseStore, StoredAnchor
+
+log = logging.getLogger("attestream.anchor")
+
+# While waiting between rounds the stop flag is checked this often: SIGTERM is honoured
+# within a fraction of a second, as Kubernetes expects before its grace period ends.
+STOP_CHECK_S = 0.2
+# `anchor run --once` gives up when the anchor is not final after this long: ten minutes is
+# fifty Sepolia slots, far beyond a normal inclusion plus three confirmations.
+ONCE_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class Pacing:
+    interval_s: float = 30.0
+    """At most one new anchor per interval."""
+    poll_s: float = 4.0
+    """Rounds (receipts, confirmations, replacement) between anchors."""
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    sent: StoredAnchor | None = None
+    error: str | None = None
+    """The kind of failure (an `attestream_anchor_errors_total` label), None if it went well."""
+
+
+def policy_from_settings(settings: Settings, chain_id: int) -> AnchorPolicy:
+    return AnchorPolicy(
+        confirmations=settings.confirmations(chain_id),
+        reorg_watch_blocks=settings.anchor_reorg_watch_blocks,
+        fee_cap_wei=int(settings.anchor_fee_cap_gwei * GWEI),
+        min_tip_wei=int(settings.anchor_min_priority_fee_gwei * GWEI),
+        replace_after_s=settings.anchor_replace_after_s,
+        bump_percent=settings.anchor_fee_bump_percent,
+        min_balance_anchors=settings.anchor_min_balance_anchors,
+    )
+
+
+def pacing_from_settings(settings: Settings, interval_s: float | None = None) -> Pacing:
+    return Pacing(interval_s or settings.anchor_interval_s, settings.anchor_poll_s,
+                  settings.anchor_retry_initial_s, settings.anchor_retry_max_s)  # fmt: skip
+
+
+def open_service(
+    settings: Settings, store: ClickHouseStore, clock: Callable[[], float] = time.time
+) -> AnchorService:
+    """The service for the configured network: key loaded (AnchorKeyError), endpoint on the
+    right chain (WrongChainError) and reachable (ServiceUnavailableError)."""
+    rpc_url, chain_id = settings.require_rpc()
+    key = settings.anchor_private_key()
+    chain = ChainClient(rpc_url, chain_id)
+    chain.check_chain()
+    service = AnchorService(store, chain, key, policy_from_settings(settings, chain_id), clock)
+    log.info("anchoring from %s on chain id %d via %s (%d confirmation(s))", service.sender,
+             chain_id, chain.endpoint, service.policy.confirmations)  # fmt: skip
+    return service
+
+
+def error_kind(exc: AttestreamError) -> str:
+    if isinstance(exc, AnchorBlockedError | AnchorKeyError | WrongChainError):
+        return exc.reason
+    if isinstance(exc, ServiceUnavailableError):
+        return "store" if exc.service == "ClickHouse" else "rpc"
+    return "config" if isinstance(exc, ConfigError) else "other"
+
+
+def _failed(exc: AttestreamError) -> RoundResult:
+    kind = error_kind(exc)
+    metrics.ERRORS.labels(kind).inc()
+    metrics.blocked(kind if kind in metrics.BLOCK_REASONS else None)
+    log.error("anchoring round failed (%s): %s", kind, exc.diagnostics())
+    return RoundResult(error=kind)
+
+
+def run_round(service: AnchorService, send: bool = True, report: bool = True) -> RoundResult:
+    """One round of the service; failures become a result, a log line and metrics. With
+    `report`, the status gauges (balance, backlog...) are refreshed too."""
+    try:
+        sent = service.step(send=send)
+    except AttestreamError as exc:
+        return _failed(exc)
+    metrics.blocked(None)
+    if report:
+        try:
+            publish(collect_status(service.records, service.chain, service.sender,
+                                   service.clock(), service.policy.reorg_watch_blocks))  # fmt: skip
+        except AttestreamError as exc:
+            log.warning("anchor gauges not refreshed: %s", exc)
+    return RoundResult(sent=sent)
+
+
+def backoff_delay(failures: int, pacing: Pacing, rng: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with jitter: the n-th failure in a row waits a random time between
+    half and all of initial * 2^(n-1), capped; the jitter keeps restarted replicas apart."""
+    ceiling = min(pacing.retry_max_s, pacing.retry_initial_s * 2.0 ** max(failures - 1, 0))
+    return ceiling * (0.5 + rng() / 2)
+
+
+def wait(seconds: float, stop: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while not stop() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, STOP_CHECK_S))
+
+
+def run_service(service: AnchorService, pacing: Pacing, stop: Callable[[], bool]) -> None:
+    """Rounds every poll, a new anchor at most once per interval, backoff after failures.
+    The status gauges are refreshed once per interval: they cost RPC calls (balance) that
+    a hosted endpoint's quota should not spend every few seconds."""
+    last_sent = last_report = float("-inf")
+    failures = 0
+    while not stop():
+        now = service.clock()
+        due, report = now - last_sent >= pacing.interval_s, now - last_report >= pacing.interval_s
+        result = run_round(service, send=due, report=report)
+        if report and not result.error:
+            last_report = now
+        if result.sent is not None:
+            last_sent = service.clock()
+        failures = failures + 1 if result.error else 0
+        wait(backoff_delay(failures, pacing) if failures else pacing.poll_s, stop)
+
+
+def supervise(
+    build: Callable[[], AnchorService], pacing: Pacing, stop: Callable[[], bool]
+) -> None:
+    """Build the service (retrying with backoff while the key is missing, the endpoint is on
+    another chain or unreachable), then run it until `stop`."""
+    failures = 0
+    while not stop():
+        try:
+            service = build()
+        except AttestreamError as exc:
+            _failed(exc)
+            failures += 1
+            wait(backoff_delay(failures, pacing), stop)
+            continue
+        metrics.blocked(None)
+        run_service(service, pacing, stop)
+        return
+
+
+def anchor_once(
+    service: AnchorService, timeout_s: float = ONCE_TIMEOUT_S, poll_s: float = 0.5
+) -> StoredAnchor | None:
+    """Anchor the latest checkpoints and wait until that anchor is final. None when a final
+    anchor already covers them. Failures raise (the caller is a command or a test)."""
+    target = {cp.chain: cp.size for cp in service.latest_checkpoints()}
+    if not target or _covering(service, target) is not None:
+        return None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        service.step()
+        found = _covering(service, target)
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise ServiceUnavailableError(
+                "EVM JSON-RPC", service.chain.endpoint,
+                f"the anchor of {sorted(target.items())} was not final within {timeout_s:.0f} s",
+            )  # fmt: skip
+        time.sleep(poll_s)
+
+
+def _covering(service: AnchorService, target: dict[int, int]) -> StoredAnchor | None:
+    """The first final anchor committing to at least these sizes on every chain."""
+    for anchor in service.records.final():
+        sizes = dict(anchor.checkpoints)
+        if all(sizes.get(chain, -1) >= size for chain, size in target.items()):
+            return anchor
+    return None
