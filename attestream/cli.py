@@ -10,6 +10,7 @@ from attestream.commands import (
     anchor,
     demo,
     detect,
+    evaluate,
     forensic,
     ledger,
     proofs,
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(train.app, name="train")
+app.add_typer(evaluate.app, name="evaluate")
 app.command("detect")(detect.detect)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(anchor.app, name="anchor")
