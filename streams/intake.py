@@ -13,9 +13,9 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from streams.schemas import MAX_EVENT_BYTES, PaymentTransaction, SupplyChainEvent
+from streams.schemas import MAX_EVENT_BYTES, PaymentLabel, PaymentTransaction, SupplyChainEvent
 
-E = TypeVar("E", PaymentTransaction, SupplyChainEvent)
+E = TypeVar("E", PaymentTransaction, SupplyChainEvent, PaymentLabel)
 
 HEADER_REASON = "attestream-dlq-reason"
 HEADER_DETAIL = "attestream-dlq-detail"

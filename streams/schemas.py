@@ -58,6 +58,23 @@ class PaymentTransaction(Struct, kw_only=True, forbid_unknown_fields=True):
     device_id: Identifier | None = None
 
 
+class PaymentLabel(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The issuer's late verdict on one payment, keyed by terminal id.
+
+    Every payment gets exactly one: a chargeback (`fraud` true) when the card holder disputes
+    it, or, once the confirmation window has passed without one, a confirmation (`fraud`
+    false). `label_time` is when the verdict became known, days after `transaction_time`.
+    """
+
+    label_id: Identifier
+    label_time: AwareTime
+    transaction_id: Identifier
+    transaction_time: AwareTime
+    customer_id: Identifier
+    terminal_id: Identifier
+    fraud: bool
+
+
 class Action(str, enum.Enum):
     ADD = "ADD"
     OBSERVE = "OBSERVE"
@@ -155,6 +172,7 @@ def decision_id(event_id: str, detector: Detector | str, model_sha256: str) -> s
 
 SCHEMAS: dict[str, type[Struct]] = {
     "payment-transaction": PaymentTransaction,
+    "payment-label": PaymentLabel,
     "supply-chain-event": SupplyChainEvent,
     "decision": Decision,
 }
