@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     topic_supply_chain: str = "attestream.supply-chain"
     topic_decisions: str = "attestream.decisions"
     topic_dead_letter: str = "attestream.dead-letter"
+    # Late payment labels (chargebacks, confirmations), keyed by terminal: terminal risk.
+    topic_labels: str = "attestream.labels"
     topic_partitions: int = Field(default=1, ge=1, description="partitions for topics we create")
 
     # ClickHouse: clickhouse://user:password@host:port/database

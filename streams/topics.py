@@ -16,7 +16,7 @@ ADMIN_TIMEOUT_S = 10.0
 
 def all_topics(settings: Settings) -> list[str]:
     return [settings.topic_transactions, settings.topic_supply_chain, settings.topic_decisions,
-            settings.topic_dead_letter]  # fmt: skip
+            settings.topic_dead_letter, settings.topic_labels]  # fmt: skip
 
 
 def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
