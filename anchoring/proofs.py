@@ -231,6 +231,15 @@ def verify_anchor_proof(
        (RFC 9162 2.1.3.2);
     4. the transaction on the chain carries that root and is final (`check_anchor_tx`).
     """
+    verify_anchor_proof_offline(proof, note_bytes)  # 1-3
+    check_anchor_tx(  # 4
+        tx_lookup, proof.network_chain_id, proof.tx_hash, proof.anchor_root, proof.sender,
+        proof.block_hash, min_confirmations,
+    )  # fmt: skip
+
+
+def verify_anchor_proof_offline(proof: AnchorProof, note_bytes: bytes) -> None:
+    """Steps 1-3 of `verify_anchor_proof`: everything but the look-up on the chain."""
     checkpoint = checkpoint_of(note_bytes)  # 1
     if checkpoint.size != proof.size:
         raise AnchorMismatchError(
@@ -251,10 +260,6 @@ def verify_anchor_proof(
     verify_inclusion(proof.anchor_index, proof.anchor_size,  # 3
                      leaf_hash(proof.anchored_checkpoint), proof.anchor_inclusion_proof,
                      proof.anchor_root)  # fmt: skip
-    check_anchor_tx(  # 4
-        tx_lookup, proof.network_chain_id, proof.tx_hash, proof.anchor_root, proof.sender,
-        proof.block_hash, min_confirmations,
-    )  # fmt: skip
 
 
 def verify_stored_anchor(

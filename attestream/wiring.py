@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from anchoring.store import AnchorRecords
 from attestream.errors import ConfigError
-from attestream.settings import Settings
+from attestream.settings import SEPOLIA_CHAIN_ID, Settings
 from ledger.keys import (
     NoteSigner,
     NoteVerifier,
@@ -15,9 +16,12 @@ from ledger.store import ClickHouseStore
 
 
 def open_store(settings: Settings, create: bool = False) -> ClickHouseStore:
+    """The ledger store; an anchors table from before the anchor lifecycle is migrated on open,
+    so every command (not only `anchor run`) reads it."""
     store = ClickHouseStore(settings.require_clickhouse())
     if create:
         store.create_schema()
+    AnchorRecords(store, settings.chain_id or SEPOLIA_CHAIN_ID).migrate()
     return store
 
 

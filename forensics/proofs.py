@@ -1,21 +1,31 @@
 """Proofs an investigator can hand over: one decision's inclusion, and log consistency.
 
 A proof file ("evidence bundle", format `attestream-proof/1`) holds the entry's exact bytes,
-its inclusion proof against a signed checkpoint, and that checkpoint note. Anyone holding the
-log's verifier key checks it offline with `verify_bundle`: no database, no network. The format
-is specified in docs/ledger-format.md, "Proof files".
+its inclusion proof against a signed checkpoint, that checkpoint note and, once the checkpoint
+is anchored, the anchor proof (the note's inclusion in the anchor root and the transaction's
+coordinates). Anyone holding the log's verifier key checks it offline with `verify_bundle`: no
+database, no network; `verify_bundle_on_chain` adds the look-up of the anchor transaction.
+The format is specified in docs/ledger-format.md, "Proof files".
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from attestream.errors import MalformedError, UsageError, VerificationError
+from anchoring.proofs import (
+    AnchorProof,
+    TxLookup,
+    anchor_proof,
+    check_anchor_tx,
+    verify_anchor_proof_offline,
+)
+from attestream.errors import AnchorNotFoundError, MalformedError, UsageError, VerificationError
 from ledger.entry import decode_entry
 from ledger.keys import NoteVerifier
 from ledger.merkle import (
@@ -54,6 +64,7 @@ class ProofBundle:
     tree_size: int
     inclusion: list[bytes]
     checkpoint: bytes
+    anchor: AnchorProof | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +76,7 @@ class ProofBundle:
             "tree_size": self.tree_size,
             "inclusion_proof": [h.hex() for h in self.inclusion],
             "checkpoint": self.checkpoint.decode("utf-8"),
+            "anchor": self.anchor.to_json() if self.anchor else None,
         }
 
     @classmethod
@@ -81,6 +93,7 @@ class ProofBundle:
                 tree_size=_int(data, "tree_size"),
                 inclusion=[bytes.fromhex(h) for h in data["inclusion_proof"]],
                 checkpoint=str(data["checkpoint"]).encode("utf-8"),
+                anchor=AnchorProof.from_json(data["anchor"]) if data.get("anchor") else None,
             )
         except KeyError as exc:
             raise MalformedError(f"proof file lacks the field {exc.args[0]!r}") from exc
@@ -96,20 +109,24 @@ def _int(data: Mapping[str, Any], name: str) -> int:
 
 
 def prove_decision(store: ClickHouseStore, decision_id: str) -> ProofBundle:
-    """The entry logging `decision_id`, proven against its chain's latest checkpoint."""
+    """The entry logging `decision_id`, proven against the largest anchored checkpoint of its
+    chain that covers it (with the anchor proof), else against the latest checkpoint."""
     rows = store.find_entries("decision_id = %(d)s", {"d": decision_id}, limit=2)
     if not rows:
         raise UsageError(f"no logged decision has the id {decision_id}")
     row = rows[0]
     chain, seq = int(row[COL["chain"]]), int(row[COL["seq"]])
-    checkpoint = store.latest_checkpoint(chain)
+    anchored = max((dict(a.checkpoints).get(chain, 0) for a in store.anchors()), default=0)
+    found = store.checkpoint_at(chain, anchored) if anchored > seq else []
+    checkpoint = found[0] if found else store.latest_checkpoint(chain)
     if checkpoint is None or checkpoint.size <= seq:
         raise VerificationError(
             f"entry {chain}/{seq} is not covered by a signed checkpoint yet; try again shortly"
         )
     proof = inclusion_proof(seq, checkpoint.size, StoredChainNodes(store, chain))
+    anchor = anchor_proof(store, chain, checkpoint.size) if found else None
     return ProofBundle(chain, seq, bytes(row[COL["entry"]]), checkpoint.size, proof,
-                       checkpoint.note)  # fmt: skip
+                       bytes(checkpoint.note), anchor)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -120,6 +137,9 @@ class BundleVerdict:
     tree_size: int
     origin: str
     signed_by: list[str]
+    anchor_tx: str | None = None
+    """The anchor transaction the proof names (None: not anchored when proven)."""
+    anchor_checked_on_chain: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": True, **self.__dict__}
@@ -132,6 +152,8 @@ def verify_bundle(bundle: ProofBundle, verifiers: Sequence[NoteVerifier]) -> Bun
     2. The checkpoint is for the bundle's tree size.
     3. The entry bytes name the bundle's chain and position.
     4. The entry's leaf hash with the inclusion proof gives the signed root.
+    5. With an anchor proof: the anchored note is signed by a trusted key, extends this
+       checkpoint (consistency), and is included in the anchor root.
     """
     opened = open_note(bundle.checkpoint, verifiers)  # step 1
     checkpoint = Checkpoint.parse(opened.body)
@@ -148,8 +170,28 @@ def verify_bundle(bundle: ProofBundle, verifiers: Sequence[NoteVerifier]) -> Bun
     # step 4
     leaf = leaf_hash(bundle.entry)
     verify_inclusion(bundle.seq, bundle.tree_size, leaf, bundle.inclusion, checkpoint.root)
+    # step 5: the anchor proof, as far as it goes without the chain
+    if bundle.anchor is not None:
+        open_note(bundle.anchor.anchored_checkpoint, verifiers)
+        verify_anchor_proof_offline(bundle.anchor, bundle.checkpoint)
     return BundleVerdict(entry.decision.decision_id, bundle.chain, bundle.seq, bundle.tree_size,
-                         checkpoint.origin, opened.signed_by)  # fmt: skip
+                         checkpoint.origin, opened.signed_by,
+                         bundle.anchor.tx_hash if bundle.anchor else None)  # fmt: skip
+
+
+def verify_bundle_on_chain(
+    bundle: ProofBundle, verifiers: Sequence[NoteVerifier], tx_lookup: TxLookup,
+    min_confirmations: int,
+) -> BundleVerdict:  # fmt: skip
+    """`verify_bundle`, then the anchor transaction on the chain: calldata, status, sender,
+    block and confirmations. A bundle without an anchor proof fails here."""
+    verdict = verify_bundle(bundle, verifiers)
+    if bundle.anchor is None:
+        raise AnchorNotFoundError("the proof file holds no anchor proof (not anchored yet?)")
+    a = bundle.anchor
+    check_anchor_tx(tx_lookup, a.network_chain_id, a.tx_hash, a.anchor_root, a.sender,
+                    a.block_hash, min_confirmations)  # fmt: skip
+    return dataclasses.replace(verdict, anchor_checked_on_chain=True)
 
 
 def load_bundle(text: str) -> ProofBundle:

@@ -45,6 +45,7 @@ def verify_ledger(
     source: LedgerSource,
     verifiers: Sequence[NoteVerifier],
     chain_reader: ChainReader | None = None,
+    min_confirmations: int = 0,
 ) -> Report:
     report = Report(chains=source.chains())
     notes: dict[tuple[int, int], bytes] = {}
@@ -67,7 +68,7 @@ def verify_ledger(
     report.anchors = len(anchors)
     for anchor in anchors:
         _check_anchor_coverage(source, anchor, ends, report)
-        check_anchor(anchor, notes, chain_reader, report)
+        check_anchor(anchor, notes, chain_reader, report, min_confirmations)
     return report
 
 

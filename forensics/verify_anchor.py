@@ -27,6 +27,7 @@ class ChainReader(Protocol):
     """Looks up an anchor transaction on the EVM chain (None when it is not there)."""
 
     def transaction(self, tx_hash: str) -> OnChainTx | None: ...
+    def head_block_number(self) -> int: ...
 
 
 def check_anchor(
@@ -34,9 +35,11 @@ def check_anchor(
     notes: Mapping[tuple[int, int], bytes],
     chain_reader: ChainReader | None,
     report: Report,
+    min_confirmations: int = 0,
 ) -> None:
     """Recompute the anchor's root from the checkpoint notes it names; with a chain reader,
-    compare it with the transaction on the EVM chain."""
+    compare it with the transaction on the EVM chain, which must be buried under at least
+    `min_confirmations` blocks (counting its own)."""
 
     def fail(
         kind: FaultKind, detail: str, chain: int | None = None, seq: int | None = None
@@ -52,8 +55,13 @@ def check_anchor(
     if root != anchor.root:
         fail(K.ANCHOR_MISMATCH, f"root {anchor.root.hex()} != recomputed {root.hex()}")
     if chain_reader is not None:
-        for kind, detail in _transaction_faults(anchor, root, chain_reader):
+        faults = _transaction_faults(anchor, root, chain_reader)
+        for kind, detail in faults:
             fail(kind, detail)
+        if not faults and min_confirmations > 0:
+            depth = chain_reader.head_block_number() - anchor.block_number + 1
+            if depth < min_confirmations:
+                fail(K.UNANCHORED, f"{depth} of {min_confirmations} confirmations so far")
 
 
 def _transaction_faults(

@@ -56,13 +56,15 @@ def verify(
     settings = load_settings()
     verifiers = trusted_verifiers(settings)
     reader = None
+    confirmations = 0
     if not offline and span is None:
         rpc_url, chain_id = settings.require_rpc()
         reader = Web3ChainReader(connect(rpc_url, chain_id), rpc_url)
+        confirmations = settings.confirmations(chain_id)
     store = open_store(settings)
     try:
         if span is None:
-            report = verify_ledger(store, verifiers, reader)
+            report = verify_ledger(store, verifiers, reader, confirmations)
         else:
             report = verify_range(store, verifiers, *span)
     finally:

@@ -7,10 +7,17 @@ from pathlib import Path
 
 import typer
 
+from anchoring.rpc import ChainClient
 from attestream.errors import UsageError
 from attestream.settings import load_settings
 from attestream.wiring import open_store, trusted_verifiers
-from forensics.proofs import load_bundle, prove_consistency, prove_decision, verify_bundle
+from forensics.proofs import (
+    load_bundle,
+    prove_consistency,
+    prove_decision,
+    verify_bundle,
+    verify_bundle_on_chain,
+)
 from ledger.keys import NoteVerifier, parse_verifier_key
 
 KEY_HELP = "Trusted verifier key (repeatable); default: ATTESTREAM_TRUSTED_KEYS / local key."
@@ -44,20 +51,46 @@ def prove(
 def verify_proof(
     proof_file: Path = typer.Argument(..., help="A proof file written by `forensic prove`."),
     key: list[str] = typer.Option(None, "--key", help=KEY_HELP),
+    rpc_url: str = typer.Option(
+        None, "--rpc-url", envvar="ATTESTREAM_VERIFY_RPC_URL",
+        help="Also check the anchor transaction on this EVM JSON-RPC (else offline only).",
+    ),
+    chain_id: int = typer.Option(
+        None, "--chain-id", envvar="ATTESTREAM_VERIFY_CHAIN_ID",
+        help="With --rpc-url: the network the anchor must be on (default: the proof's).",
+    ),
+    confirmations: int = typer.Option(
+        1, "--confirmations", min=0, envvar="ATTESTREAM_VERIFY_CONFIRMATIONS",
+        help="With --rpc-url: blocks the anchor must be buried under.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Check a proof file offline: signature, inclusion, entry position. Exit 1 on failure."""
+) -> None:  # fmt: skip
+    """Check a proof file: signature, inclusion, entry position, anchor proof; with --rpc-url
+    also the anchor transaction. Exit 1 on failure, 3 if the RPC cannot be reached."""
     try:
         text = proof_file.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {proof_file}: {exc}") from exc
-    verdict = verify_bundle(load_bundle(text), _verifiers(key))
+    bundle = load_bundle(text)
+    verifiers = _verifiers(key)
+    if rpc_url is None:
+        verdict = verify_bundle(bundle, verifiers)
+    else:
+        network = chain_id if chain_id is not None else (
+            bundle.anchor.network_chain_id if bundle.anchor else 0)  # fmt: skip
+        lookup = ChainClient(rpc_url, network)
+        verdict = verify_bundle_on_chain(bundle, verifiers, lookup, confirmations)
     if as_json:
         typer.echo(json.dumps(verdict.to_json(), indent=2))
     else:
         typer.echo(f"VERIFIED: decision {verdict.decision_id} is entry {verdict.chain}/"
                    f"{verdict.seq} of {verdict.origin} (tree size {verdict.tree_size}),"
                    f" signed by {', '.join(verdict.signed_by)}")  # fmt: skip
+        if verdict.anchor_tx:
+            where = "checked on chain" if verdict.anchor_checked_on_chain else "not looked up"
+            typer.echo(f"anchored in transaction {verdict.anchor_tx} ({where})")
+        else:
+            typer.echo("not anchored when proven")
 
 
 def consistency(

@@ -63,3 +63,36 @@ def test_prove_then_verify_offline_and_check_consistency(
 
     missing = cli("forensic", "prove", "00" * 32)
     assert missing.returncode == 2 and "no logged decision" in missing.stderr
+
+
+def test_anchored_proof_carries_the_anchor_and_checks_it_on_chain(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    build_ledger(isolated, [range(0, 30)])
+    anchored = cli("anchor", "run", "--once", timeout=180)
+    assert anchored.returncode == 0, anchored.stderr[-2000:]
+    keys = json.loads(cli("ledger", "keys", "--json").stdout)
+    proof_file = tmp_path / "proof.json"
+    proved = cli("forensic", "prove", make_decision(11).decision_id, "-o", str(proof_file))
+    assert proved.returncode == 0, proved.stderr
+    anchor = json.loads(proof_file.read_text())["anchor"]
+    assert anchor["tx_hash"].startswith("0x") and anchor["anchored_size"] == 30
+
+    offline_env = {"PATH": "/usr/bin:/bin", "ATTESTREAM_HOME": str(tmp_path / "nowhere")}
+    offline = cli("forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"],
+                  "--json", env=offline_env)  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    verdict = json.loads(offline.stdout)
+    assert verdict["anchor_tx"] == anchor["tx_hash"] and not verdict["anchor_checked_on_chain"]
+
+    online = cli("forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"],
+                 "--rpc-url", isolated.require_rpc()[0], "--json", env=offline_env)  # fmt: skip
+    assert online.returncode == 0, online.stderr
+    assert json.loads(online.stdout)["anchor_checked_on_chain"] is True
+
+    data = json.loads(proof_file.read_text())
+    data["anchor"]["anchor_root"] = "00" * 32
+    proof_file.write_text(json.dumps(data))
+    forged = cli("forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"],
+                 env=offline_env)  # fmt: skip
+    assert forged.returncode == 1, forged.stdout + forged.stderr

@@ -78,8 +78,12 @@ def test_checkpoint_by_an_untrusted_key() -> None:
 
 
 class Chain:
-    def __init__(self, txs: dict[str, OnChainTx]) -> None:
+    def __init__(self, txs: dict[str, OnChainTx], head: int = 7) -> None:
         self.txs = txs
+        self.head = head
+
+    def head_block_number(self) -> int:
+        return self.head
 
     def transaction(self, tx_hash: str) -> OnChainTx | None:
         return self.txs.get(tx_hash)
@@ -118,3 +122,14 @@ def test_report_json_shape() -> None:
     report = verify_ledger(build(), [SIGNER.verifier()])
     data = report.to_json()
     assert data["ok"] is True and data["entries"] == 9 and data["failures"] == []
+
+
+def test_anchor_needs_its_confirmations() -> None:
+    ledger = build()
+    anchor, tx = anchored(ledger)  # mined in block 7
+    ledger.anchor_list = [anchor]
+    report = verify_ledger(ledger, [SIGNER.verifier()], Chain({"0xaa": tx}, head=8), 3)
+    assert [(f.kind, f.detail.split(": ")[-1]) for f in report.failures] == [
+        ("unanchored", "2 of 3 confirmations so far")
+    ]
+    assert verify_ledger(ledger, [SIGNER.verifier()], Chain({"0xaa": tx}, head=9), 3).ok
