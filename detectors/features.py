@@ -22,14 +22,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from detectors.features_supply import (
+    SUPPLY_FEATURES,
+    initial_supply_state,
+    supply_features,
+)
 from detectors.geo import haversine_km
+from detectors.reference import ReferenceDataDigest
+from detectors.reference.supply import default_supply_reference
 from streams.schemas import (
-    BizStep,
     Channel,
     Detector,
     PaymentTransaction,
     SupplyChainEvent,
-    TagAuth,
 )
 
 State = dict[str, Any]
@@ -42,7 +47,6 @@ WINDOW_DAYS = (1, 7, 30)
 NIGHT_END_HOUR = 6  # payments from 00:00 to 05:59 UTC count as night (handbook ch. 3.4)
 MAX_DEVICES = 8  # recent devices remembered per customer (most recent last)
 MAX_MCCS = 32  # recent merchant categories remembered per customer
-MIN_TRAVEL_HOURS = 1 / 60  # two reads a second apart are not infinitely fast: floor at 1 min
 
 PAYMENT_FEATURES: tuple[str, ...] = (
     "amount",
@@ -61,19 +65,6 @@ PAYMENT_FEATURES: tuple[str, ...] = (
     "km_from_previous_terminal",
     "new_device",
     "mcc_seen_before",
-)
-
-SUPPLY_FEATURES: tuple[str, ...] = (
-    "seen_before",
-    "commissioned",
-    "commissioning_count",
-    "seconds_since_last_scan",
-    "km_since_last_scan",
-    "speed_kmh",
-    "lifecycle_violation",
-    "sold_count",
-    "tag_auth_failed",
-    "tag_auth_absent",
 )
 
 
@@ -189,91 +180,7 @@ def _km_from(lat: float | None, lon: float | None, to_lat: float, to_lon: float)
     return haversine_km(lat, lon, to_lat, to_lon)
 
 
-# --- supply chain, state per EPC ---------------------------------------------------------------
-
-# Where each GS1 CBV business step sits in an item's life. Shipping, receiving and storing
-# repeat at every hop of the chain, so they share a rank; a step of lower rank than the
-# previous one means the item went backwards (a copy re-entering the chain).
-STEP_RANK: dict[BizStep, int] = {
-    BizStep.COMMISSIONING: 0,
-    BizStep.PACKING: 1,
-    BizStep.SHIPPING: 2,
-    BizStep.RECEIVING: 2,
-    BizStep.STORING: 2,
-    BizStep.RETURNING: 2,
-    BizStep.RETAIL_SELLING: 3,
-    BizStep.DECOMMISSIONING: 4,
-}
-
-
-def initial_supply_state() -> State:
-    """An EPC never scanned before."""
-    return {
-        "v": STATE_VERSION,
-        "scans": 0,
-        "commissioned": 0,
-        "sold": 0,
-        "decommissioned": 0,
-        "last_ts": None,
-        "last_lat": None,
-        "last_lon": None,
-        "last_step": None,
-    }
-
-
-def supply_features(event: SupplyChainEvent, state: State) -> tuple[FeatureVector, State]:
-    """The feature vector of one scan given its EPC's history summary, and the updated state."""
-    ts = event.event_time.timestamp()
-    step = event.biz_step
-    commissioned = state["commissioned"] + (1 if step == BizStep.COMMISSIONING else 0)
-    sold = state["sold"] + (1 if step == BizStep.RETAIL_SELLING else 0)
-    seconds = _seconds_since(state["last_ts"], ts)
-    km = _km_from(state["last_lat"], state["last_lon"], event.lat, event.lon)
-    speed = MISSING if km == MISSING else km / max(seconds / 3600, MIN_TRAVEL_HOURS)
-    violation = lifecycle_violation(state["last_step"], step, bool(state["decommissioned"]))
-    features = (
-        1.0 if state["scans"] > 0 else 0.0,
-        1.0 if commissioned > 0 else 0.0,
-        float(commissioned),
-        seconds,
-        km,
-        speed,
-        1.0 if violation or (step == BizStep.COMMISSIONING and commissioned > 1) else 0.0,
-        float(sold),
-        1.0 if event.tag_auth == TagAuth.FAILED else 0.0,
-        1.0 if event.tag_auth == TagAuth.ABSENT else 0.0,
-    )
-    new_state = {
-        "v": STATE_VERSION,
-        "scans": state["scans"] + 1,
-        "commissioned": commissioned,
-        "sold": sold,
-        "decommissioned": 1 if state["decommissioned"] or step == BizStep.DECOMMISSIONING else 0,
-        "last_ts": ts,
-        "last_lat": event.lat,
-        "last_lon": event.lon,
-        "last_step": step.value,
-    }
-    return features, new_state
-
-
-def lifecycle_violation(previous: str | None, step: BizStep, decommissioned: bool) -> bool:
-    """True if `step` cannot follow the EPC's previous step in a genuine item's life.
-
-    Nothing may follow decommissioning; only a return may follow a sale (so a second sale
-    without a return is a violation); otherwise the step must not go back in `STEP_RANK`.
-    A first sighting is never a violation here: the `commissioned` feature covers it.
-    """
-    if previous is None:
-        return False
-    if decommissioned:
-        return True
-    before = BizStep(previous)
-    if before == BizStep.RETAIL_SELLING:
-        return step != BizStep.RETURNING
-    if step == BizStep.RETURNING:
-        return True  # a return of an item that was never sold
-    return STEP_RANK[step] < STEP_RANK[before]
+# --- supply chain, state per EPC: see `detectors.features_supply` ------------------------------
 
 
 @dataclass(frozen=True)
@@ -285,6 +192,8 @@ class FeatureSpec:
     entity: Callable[[Any], str]  # the Table key: whose state an event reads and updates
     featurize: Callable[[Any, State], tuple[FeatureVector, State]]
     initial_state: Callable[[], State]
+    # The reference files the features read, recorded by digest in the model card.
+    reference_data: Callable[[], tuple[ReferenceDataDigest, ...]] = tuple
 
 
 def _customer(event: PaymentTransaction) -> str:
@@ -300,7 +209,12 @@ FEATURE_SPECS: dict[Detector, FeatureSpec] = {
         Detector.FRAUD, PAYMENT_FEATURES, _customer, payment_features, initial_payment_state
     ),
     Detector.AUTHENTICITY: FeatureSpec(
-        Detector.AUTHENTICITY, SUPPLY_FEATURES, _epc, supply_features, initial_supply_state
+        Detector.AUTHENTICITY,
+        SUPPLY_FEATURES,
+        _epc,
+        supply_features,
+        initial_supply_state,
+        lambda: (default_supply_reference().digest(),),
     ),
 }
 FEATURES: dict[Detector, tuple[str, ...]] = {d: spec.names for d, spec in FEATURE_SPECS.items()}
