@@ -1,8 +1,12 @@
 """One chain's writer state: sequence, hash link, Merkle tree and duplicate window. Pure.
 
 `ChainWriter.append` turns decisions into entries and returns everything the store must make
-durable (entry rows, newly completed tree nodes, the new root); it performs no I/O, so the
+durable (entry columns, newly completed tree nodes, the new root); it performs no I/O, so the
 order of durability lives in one place, the sequencer.
+
+This is the ledger's hot path (docs/benchmarks.md): per entry it encodes the decision once,
+formats the entry around it, hashes it, and fills the store's columns one whole column at a
+time, with nothing per entry that could be done once per batch.
 """
 
 from __future__ import annotations
@@ -14,20 +18,31 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.entry import ENTRY_VERSION, GENESIS_PREV, Entry, EntrySource, encode_entry
+from msgspec import Struct
+
+from ledger.entry import (
+    ENTRY_VERSION,
+    GENESIS_PREV,
+    EntrySource,
+    encode_decision_into,
+    entry_format,
+    json_text,
+)
 from ledger.merkle import MerkleTree
 from ledger.store import ENTRY_COLUMNS, node_rows
-from streams.schemas import Decision
+from streams.schemas import Decision, Detector
 
 DEDUP_WINDOW = 200_000
 """Decision ids remembered per chain. A detector replays at most what it processed since its
 last offset commit (seconds of traffic), so this window covers every realistic replay; an
 older duplicate would still be reported by verification."""
 
+_DETECTOR_NAMES = {detector: detector.value for detector in Detector}
 
-@dataclass(frozen=True)
-class Incoming:
-    """A decision read from the decisions topic, with where it was read."""
+
+class Incoming(Struct, frozen=True):
+    """A decision read from the decisions topic, with where it was read. (A msgspec struct:
+    built once per decision, in 0.05 µs where a frozen dataclass takes 0.3 µs.)"""
 
     decision: Decision
     source: EntrySource
@@ -65,37 +80,15 @@ class ChainWriter:
             self.seen.popitem(last=False)
 
     def append(self, batch: Sequence[Incoming]) -> AppendResult:
-        """Sequence a batch: assign seq, link to prev, hash, extend the tree."""
-        columns: dict[str, list[Any]] = {name: [] for name in ENTRY_COLUMNS}
-        leaves: list[bytes] = []
-        duplicates = 0
-        logged_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-        prev = self.prev
-        seq = self.tree.size
-        last_source = None
-        for item in batch:
-            last_source = item.source
-            decision = item.decision
-            if decision.decision_id in self.seen:
-                duplicates += 1
-                continue
-            self.seen[decision.decision_id] = None
-            entry = Entry(
-                v=ENTRY_VERSION,
-                chain=self.chain,
-                seq=seq,
-                prev=prev.hex() if prev is not None else GENESIS_PREV,
-                source=item.source,
-                decision=decision,
-            )
-            data = encode_entry(entry)
-            leaf = hashlib.sha256(b"\x00" + data).digest()
-            _add_row(columns, entry, data, leaf, logged_at)
-            leaves.append(leaf)
-            prev = leaf
-            seq += 1
+        """Sequence a batch: drop replays, assign seq, link to prev, hash, extend the tree."""
+        fresh = self._drop_replays(batch)
+        first_seq = self.tree.size
+        prev_hex = self.prev.hex() if self.prev is not None else GENESIS_PREV
+        data, leaves, leaf_hexes = _encode_and_hash(self.chain, first_seq, prev_hex, fresh)
+        columns = _entry_columns(self.chain, first_seq, prev_hex, fresh, data, leaf_hexes)
         node_keys, node_hashes = node_rows(self.tree.extend_leaf_hashes(leaves))
-        self.prev = prev
+        if leaves:
+            self.prev = leaves[-1]
         self.remember(())
         return AppendResult(
             entries=columns,
@@ -103,25 +96,88 @@ class ChainWriter:
             node_hashes=node_hashes,
             size=self.tree.size,
             root=self.tree.root(),
-            appended=len(leaves),
-            duplicates=duplicates,
-            last_source=last_source,
+            appended=len(fresh),
+            duplicates=len(batch) - len(fresh),
+            last_source=batch[-1].source if batch else None,
         )
 
+    def _drop_replays(self, batch: Sequence[Incoming]) -> list[Incoming]:
+        """The decisions not logged yet (also once within the batch), in order."""
+        seen = self.seen
+        fresh = []
+        for item in batch:
+            decision_id = item.decision.decision_id
+            if decision_id not in seen:
+                seen[decision_id] = None
+                fresh.append(item)
+        return fresh
 
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+
+def _encode_and_hash(
+    chain: int, seq: int, prev_hex: str, items: Sequence[Incoming]
+) -> tuple[list[bytes], list[bytes], list[str]]:
+    """Entry bytes, leaf hashes (RFC 9162 2.1.1) and their hex, each entry linked to the last.
+
+    The members a batch shares (chain, source cluster, topic, partition) are formatted once
+    per run of equal values, not once per entry; each decision is encoded into one reused
+    buffer.
+    """
+    data: list[bytes] = []
+    leaves: list[bytes] = []
+    leaf_hexes: list[str] = []
+    sha256, encode_into, buffer = hashlib.sha256, encode_decision_into, bytearray()
+    layout, shared = b"", ("", "", -1)
+    prev = json_text(prev_hex)
+    for item in items:
+        source = item.source
+        if (source.cluster, source.topic, source.partition) != shared:
+            shared = (source.cluster, source.topic, source.partition)
+            layout = entry_format(chain, *shared, ENTRY_VERSION)
+        encode_into(item.decision, buffer)
+        entry = layout % (buffer, prev, seq, source.offset)
+        leaf = sha256(b"\x00" + entry).digest()
+        leaf_hex = leaf.hex()
+        data.append(entry)
+        leaves.append(leaf)
+        leaf_hexes.append(leaf_hex)
+        prev = json_text(leaf_hex)
+        seq += 1
+    return data, leaves, leaf_hexes
 
 
-def _add_row(
-    columns: dict[str, list[Any]], entry: Entry, data: bytes, leaf: bytes, logged_at: datetime
-) -> None:
-    d = entry.decision
-    values = (
-        entry.chain, entry.seq, leaf.hex(), entry.prev, data, d.decision_id, d.event_id,
-        d.entity_id, d.detector.value, d.outcome, d.score, d.model_sha256,
-        _naive_utc(d.event_time), _naive_utc(d.decided_at), logged_at,
-        entry.source.cluster, entry.source.topic, entry.source.partition, entry.source.offset,
-    )  # fmt: skip
-    for name, value in zip(ENTRY_COLUMNS, values, strict=True):
-        columns[name].append(value)
+def _entry_columns(
+    chain: int, first_seq: int, prev_hex: str, items: Sequence[Incoming], data: list[bytes],
+    leaf_hexes: list[str],
+) -> dict[str, list[Any]]:  # fmt: skip
+    """The `entries` columns (ENTRY_COLUMNS), built one whole column at a time.
+
+    Times are the decision's own time-zone-aware datetimes (no per-entry conversion here);
+    the store turns them into the seconds since the epoch that a DateTime column holds.
+    """
+    n = len(items)
+    decisions = [item.decision for item in items]
+    sources = [item.source for item in items]
+    detector_names = _DETECTOR_NAMES
+    columns: dict[str, list[Any]] = {
+        "chain": [chain] * n,
+        "seq": list(range(first_seq, first_seq + n)),
+        "leaf_hash": leaf_hexes,
+        "prev": [prev_hex, *leaf_hexes[:-1]] if n else [],
+        "entry": data,
+        "decision_id": [d.decision_id for d in decisions],
+        "event_id": [d.event_id for d in decisions],
+        "entity_id": [d.entity_id for d in decisions],
+        "detector": [detector_names[d.detector] for d in decisions],
+        "outcome": [d.outcome for d in decisions],
+        "score": [d.score for d in decisions],
+        "model_sha256": [d.model_sha256 for d in decisions],
+        "event_time": [d.event_time for d in decisions],
+        "decided_at": [d.decided_at for d in decisions],
+        "logged_at": [datetime.now(UTC).replace(microsecond=0)] * n,
+        "source_cluster": [s.cluster for s in sources],
+        "source_topic": [s.topic for s in sources],
+        "source_partition": [s.partition for s in sources],
+        "source_offset": [s.offset for s in sources],
+    }
+    assert tuple(columns) == ENTRY_COLUMNS, "columns out of step with the entries table"
+    return columns

@@ -51,6 +51,13 @@ ANCHOR_COLUMNS = (
     "sender", "status", "gas_used", "cp_chains", "cp_sizes", *ANCHOR_LIFECYCLE_COLUMNS,
 )  # fmt: skip
 
+NODES_INDEX_GRANULARITY = 256
+"""Rows per primary-index mark of `nodes`. A proof reads ~2 log2(n) nodes scattered over the
+whole key range (every level), so each costs a granule: at ClickHouse's default of 8,192 rows
+a proof over a 200,000-entry chain read most of the table (median 5 ms, p99 9 ms here); at 256
+it reads a few thousand rows (3 ms, p99 4 ms). The index costs 12 bytes a mark, ~90 MB of
+server memory per billion entries."""
+
 TABLES: dict[str, str] = {
     "entries": """
         CREATE TABLE IF NOT EXISTS {db}.entries (
@@ -61,10 +68,11 @@ TABLES: dict[str, str] = {
             source_cluster String, source_topic String, source_partition UInt32,
             source_offset UInt64
         ) ENGINE = MergeTree() ORDER BY (chain, seq)""",
-    "nodes": """
-        CREATE TABLE IF NOT EXISTS {db}.nodes (
+    "nodes": f"""
+        CREATE TABLE IF NOT EXISTS {{db}}.nodes (
             chain UInt32, node UInt64, hash String
-        ) ENGINE = ReplacingMergeTree() ORDER BY (chain, node)""",
+        ) ENGINE = ReplacingMergeTree() ORDER BY (chain, node)
+        SETTINGS index_granularity = {NODES_INDEX_GRANULARITY}""",
     "checkpoints": """
         CREATE TABLE IF NOT EXISTS {db}.checkpoints (
             chain UInt32, size UInt64, root String, origin String, note String,
@@ -85,6 +93,15 @@ ENTRY_COLUMNS = (
     "detector", "outcome", "score", "model_sha256", "event_time", "decided_at", "logged_at",
     "source_cluster", "source_topic", "source_partition", "source_offset",
 )  # fmt: skip
+
+
+TIME_COLUMNS = frozenset({"event_time", "decided_at", "logged_at"})
+_INSERT_ENTRIES = f"INSERT INTO {{db}}.entries ({', '.join(ENTRY_COLUMNS)}) VALUES"
+
+
+def _epoch_seconds(values: Sequence[Any]) -> list[int]:
+    """DateTime values as whole seconds since the epoch (aware datetimes or ints)."""
+    return [v if isinstance(v, int) else int(v.timestamp()) for v in values]
 
 
 def node_key(level: int, index: int) -> int:
@@ -219,10 +236,19 @@ class ClickHouseStore:
 
     # --- writes (the sequencer) --------------------------------------------------------------
     def insert_entries(self, columns: Mapping[str, Sequence[Any]]) -> None:
-        """One columnar INSERT: one block, so the batch lands whole or not at all."""
-        data = [columns[name] for name in ENTRY_COLUMNS]
-        names = ", ".join(ENTRY_COLUMNS)
-        self.execute(f"INSERT INTO {{db}}.entries ({names}) VALUES", data, columnar=True)
+        """One columnar INSERT: one block, so the batch lands whole or not at all.
+
+        Time columns may hold time-zone-aware datetimes or epoch seconds; they are sent as
+        epoch seconds, which is what DateTime stores and what clickhouse-driver passes through
+        without converting each value between time zones.
+        """
+        data = [
+            _epoch_seconds(columns[name]) if name in TIME_COLUMNS else columns[name]
+            for name in ENTRY_COLUMNS
+        ]
+        # One block: clickhouse-driver splits a columnar INSERT only beyond its client
+        # setting insert_block_size (1,048,576 rows), far above any ledger batch.
+        self.execute(_INSERT_ENTRIES, data, columnar=True)
 
     def insert_nodes(self, chain: int, keys: Sequence[int], hashes: Sequence[bytes]) -> None:
         if not keys:
@@ -411,6 +437,18 @@ class ClickHouseStore:
 
     def count_entries(self) -> int:
         return int(self.execute("SELECT count() FROM {db}.entries")[0][0])
+
+
+class ChainNodes:
+    """One chain's stored tree nodes as the `ledger.merkle.NodeReader` that proofs read from:
+    each proof's O(log n) nodes in one query."""
+
+    def __init__(self, store: ClickHouseStore, chain: int) -> None:
+        self.store = store
+        self.chain = chain
+
+    def read_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return self.store.read_nodes(self.chain, ids)
 
 
 def _hash_bytes(stored_hex: str) -> bytes:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 
-from factories import incoming
+from factories import incoming, make_decision
 from reference_merkle import mth  # type: ignore[import-not-found]
 
 from ledger.chain import ChainWriter
-from ledger.entry import GENESIS_PREV, decode_entry
+from ledger.entry import GENESIS_PREV, decode_entry, encode_entry
 from ledger.merkle import MerkleTree
 from ledger.store import LEVEL_SHIFT
+from streams.schemas import encode
 
 
 def test_entries_are_linked_hashed_and_in_the_tree() -> None:
@@ -27,9 +28,13 @@ def test_entries_are_linked_hashed_and_in_the_tree() -> None:
     assert all(entries[k].prev == leaves[k - 1].hex() for k in range(1, 7))
     assert first.entries["leaf_hash"] + second.entries["leaf_hash"] == [h.hex() for h in leaves]
     assert second.size == 7 and second.root == mth(rows)
-    # the stored bytes are canonical: sorted keys, no spaces
-    assert rows[0] == json.dumps(json.loads(rows[0]), sort_keys=True,
-                                 separators=(",", ":")).encode()  # fmt: skip
+    # docs/ledger-format.md "Entries": compact JSON, the entry's members sorted, the decision
+    # in schema order, exactly as the detectors publish it
+    parsed = json.loads(rows[0])
+    assert rows[0] == json.dumps(parsed, separators=(",", ":")).encode()
+    assert list(parsed) == sorted(parsed) and list(parsed["source"]) == sorted(parsed["source"])
+    assert encode(make_decision(0)) in rows[0]
+    assert all(encode_entry(entry) == row for entry, row in zip(entries, rows, strict=True))
 
 
 def test_completed_nodes_are_returned_for_the_store() -> None:

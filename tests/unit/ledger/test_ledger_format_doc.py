@@ -12,6 +12,7 @@ import pytest
 from factories import make_decision
 
 from anchoring.calldata import anchor_root, encode_calldata
+from ledger.chain import ChainWriter, Incoming
 from ledger.entry import GENESIS_PREV, Entry, EntrySource, encode_entry
 from ledger.keys import parse_verifier_key, signer_from_seed, signer_key_string, verifier_key_string
 from ledger.merkle import (
@@ -77,6 +78,11 @@ def test_entry_example_is_what_the_sequencer_writes() -> None:
     assert values["entry"].encode() == data
     assert len(data) == 813
     assert leaf_hash(data).hex() == values["entry_leaf_hash"]
+    written = ChainWriter(chain=0, tree=MerkleTree(), prev=None).append(
+        [Incoming(make_decision(0), entry.source)]
+    )
+    assert written.entries["entry"] == [data]
+    assert written.entries["leaf_hash"] == [values["entry_leaf_hash"]]
 
 
 def test_anchor_example_recomputes_from_the_worked_checkpoint() -> None:

@@ -1,0 +1,58 @@
+"""What a benchmark run measures, how much of it, and the targets it is held to."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from attestream.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+DOC_PATH = REPO / "docs" / "benchmarks.md"
+
+# Targets (docs/benchmarks.md explains each).
+TARGET_LEDGER_RATE = 100_000.0
+"""Entries per second made durable by one sequencer, sustained."""
+TARGET_LEDGER_RATIO = 0.5
+"""The ledger against the raw consume-and-insert pipeline over the same topic."""
+TARGET_PROOF_MS = 5.0
+"""One inclusion proof read from ClickHouse, median and 99th percentile."""
+TARGET_TREE_RATE = 10 * TARGET_LEDGER_RATE
+"""Leaves per second appended to the in-memory tree: ten times the ledger's target rate, so
+the tree is never what limits the ledger (it then costs at most a tenth of an entry's time)."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of one benchmark run. `FULL` is `make bench` (under ~5 minutes on 2 cores);
+    `QUICK` is a smoke test of the harness, whose figures mean nothing."""
+
+    runs: int = 5
+    decisions: int = 200_000
+    """Decisions pre-filled into the (one-partition) decisions topic, read by every run."""
+    batch_max: int = Settings.model_fields["ledger_batch_max"].default
+    """Records per consume call, in the ledger and the raw pipeline alike: the production
+    default (`ATTESTREAM_LEDGER_BATCH_MAX`)."""
+    proofs: int = 500
+    """Inclusion proofs per run, of leaves drawn at random from the ledger's chain."""
+    tree_leaves: int = 1_000_000
+    raw_hashes: int = 2_000_000
+    pure_entries: int = 50_000
+    """Decisions decoded and appended in memory for the per-entry cost breakdown."""
+    seed: int = 20_250_303
+    results_dir: Path = RESULTS_DIR
+    doc_path: Path | None = DOC_PATH
+    """Where the markdown table goes; None writes no document (the smoke test)."""
+    quick: bool = False
+
+    def replace(self, **changes: object) -> BenchConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+FULL = BenchConfig()
+QUICK = BenchConfig(
+    runs=1, decisions=3000, batch_max=1000, proofs=20, tree_leaves=10_000, raw_hashes=20_000,
+    pure_entries=2000, quick=True,
+)  # fmt: skip

@@ -1,0 +1,109 @@
+"""One benchmark run: a stack, the pre-filled topic, every measurement, the figures."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from attestream.stack import Endpoints, StackManager
+from bench import pipeline, proofs, pure
+from bench.config import BenchConfig
+from bench.decisions import decision_values, fill_topic
+from bench.figures import Measurements, build_figures
+from bench.report import Figure, machine, markdown_table, write_json, write_markdown
+from ledger.store import ClickHouseStore
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    figures: list[Figure]
+    json_path: Path
+    table: str
+
+
+@contextlib.contextmanager
+def local_stack(endpoints: Endpoints | None) -> Iterator[Endpoints]:
+    """The given stack, or a fresh one in a temporary home that is stopped and deleted after."""
+    if endpoints is not None:
+        yield endpoints
+        return
+    with tempfile.TemporaryDirectory(prefix="attestream-bench-") as home:
+        manager = StackManager(Path(home))
+        try:
+            yield manager.up().endpoints
+        finally:
+            manager.down()
+
+
+def run_benchmarks(
+    config: BenchConfig, command: str, endpoints: Endpoints | None = None
+) -> BenchResult:
+    meta: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command,
+        "runs": config.runs,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "machine": machine(),
+    }
+    with local_stack(endpoints) as ep:
+        measured = measure(config, ep)
+        meta["clickhouse"] = _clickhouse_version(ep.clickhouse_url)
+    figures = build_figures(measured)
+    json_path = write_json(config.results_dir, meta, figures, measured.details())
+    table = markdown_table(meta, figures)
+    if config.doc_path is not None:
+        write_markdown(config.doc_path, table)
+    return BenchResult(figures, json_path, table)
+
+
+def measure(config: BenchConfig, ep: Endpoints) -> Measurements:
+    measured = Measurements(sizes={
+        "decisions": config.decisions, "batch_max": config.batch_max, "proofs": config.proofs,
+        "tree_leaves": config.tree_leaves, "raw_hashes": config.raw_hashes,
+        "pure_entries": config.pure_entries,
+    })  # fmt: skip
+    topic = f"bench-decisions-{uuid.uuid4().hex[:10]}"
+    fill_topic(ep.kafka_bootstrap, topic, decision_values(config.decisions, config.seed))
+    args = (ep.kafka_bootstrap, ep.clickhouse_url, topic, config.decisions, config.batch_max)
+    for run in range(config.runs):
+        # Raw and ledger runs alternate, so that a busy moment slows both, not one.
+        gc.collect()
+        measured.raw.append(pipeline.run_raw(*args))
+        gc.collect()
+        ledger, store = pipeline.run_ledger(*args)
+        measured.ledger.append(ledger)
+        try:
+            measured.proofs.append(proofs.time_proofs(store, config.proofs, config.seed + run))
+        finally:
+            store.execute("DROP DATABASE IF EXISTS {db}")
+            store.close()
+    _measure_pure(config, measured)
+    return measured
+
+
+def _measure_pure(config: BenchConfig, measured: Measurements) -> None:
+    leaves = pure.leaf_hashes(config.tree_leaves)
+    for _ in range(config.runs):
+        gc.collect()
+        measured.tree_s.append(pure.time_tree(leaves))
+        measured.raw_hash_s.append(pure.time_raw_hashes(config.raw_hashes))
+    del leaves
+    values = list(decision_values(config.pure_entries, config.seed))
+    for _ in range(config.runs):
+        gc.collect()
+        measured.entry_costs.append(pure.time_entry_costs(values, config.batch_max))
+
+
+def _clickhouse_version(url: str) -> str:
+    store = ClickHouseStore(url)
+    try:
+        return str(store.execute("SELECT version()")[0][0])
+    finally:
+        store.close()

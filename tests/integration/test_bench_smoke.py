@@ -1,0 +1,49 @@
+"""`python -m bench --quick` runs end to end on the session's stack and writes what
+docs/benchmarks.md and bench/results expect, so the harness cannot rot between full runs.
+Nothing here is timed: quick figures are meaningless and only their shape is checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from attestream.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS_START, RESULTS_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+FIGURE_KEYS = ["a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e"]
+# A quick run on tiny sizes takes seconds; minutes would mean a hang.
+BENCH_TIMEOUT_S = 300
+
+
+def test_quick_run_writes_json_and_the_markdown_table(
+    settings_env: Settings, tmp_path: Path
+) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# Benchmarks\n\nprose kept\n\n{RESULTS_START}\nold\n{RESULTS_END}\n\ntail\n")
+    command = [
+        sys.executable, "-m", "bench", "--quick", "--decisions", "600", "--batch-max", "200",
+        "--results-dir", str(tmp_path / "results"), "--doc", str(doc),
+        "--stack-home", str(settings_env.home),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                          timeout=BENCH_TIMEOUT_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    [result] = (tmp_path / "results").glob("*.json")
+    data = json.loads(result.read_text(encoding="utf-8"))
+    assert [f["key"] for f in data["figures"]] == FIGURE_KEYS
+    for figure in data["figures"]:
+        assert figure["value"] > 0 and len(figure["runs"]) == 1
+        assert figure["met"] in (True, False, None)
+    assert {"nproc", "cpu", "loadavg_at_start"} <= set(data["meta"]["machine"])
+    assert [r["records"] for r in data["details"]["ledger_runs"]] == [600]
+    assert f"results: {result}" in done.stdout
+
+    text = doc.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks\n\nprose kept\n") and text.endswith("\n\ntail\n")
+    assert "old" not in text and "| figure | value | raw ceiling | ratio | target | met? |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "figure" not in line]
+    assert [row.split(".")[0].lstrip("| ") for row in rows] == FIGURE_KEYS
