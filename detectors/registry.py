@@ -26,6 +26,7 @@ import msgspec
 import xgboost as xgb
 
 from attestream.errors import ConfigError, VerificationError
+from detectors.reference import ReferenceDataDigest
 from streams.schemas import OUTCOMES, Detector, Sha256Hex
 
 CARD_FORMAT = "attestream.model-card/1"
@@ -101,6 +102,8 @@ class ModelCard(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     thresholds: dict[str, float]  # outcome name -> lowest score that gets it
     threshold_policy: ThresholdPolicy
     created_at: datetime
+    # Reference tables the features read (authenticity: the supply-chain table), by digest.
+    reference_data: list[ReferenceDataDigest] = []
 
 
 def model_id(detector: Detector | str, sha256: str) -> str:

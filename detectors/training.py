@@ -21,6 +21,7 @@ import xgboost as xgb
 
 from attestream.errors import UsageError
 from detectors.dataset import DATA_DIGEST_METHOD, TrainingSet, build_dataset
+from detectors.features import FEATURE_SPECS
 from detectors.metrics import average_precision, choose_thresholds, roc_auc
 from detectors.registry import (
     LoadedModel,
@@ -68,7 +69,9 @@ class AlertPolicy:
 # wrong "counterfeit" stops a genuine shipment, so it needs a higher precision than a block.
 DEFAULT_POLICY = {
     Detector.FRAUD: AlertPolicy(alert_budget=0.02, target_precision=0.90),
-    Detector.AUTHENTICITY: AlertPolicy(alert_budget=0.03, target_precision=0.95),
+    # Counterfeit at 0.98 on validation: the goal is 0.95 in use, and a validation fifth holds
+    # only about 200 counterfeit scans, so its precision is known to about +-1.5 points.
+    Detector.AUTHENTICITY: AlertPolicy(alert_budget=0.03, target_precision=0.98),
 }
 DEFAULT_COUNTS = {Detector.FRAUD: DEFAULT_PAYMENTS, Detector.AUTHENTICITY: DEFAULT_SCANS}
 
@@ -173,9 +176,10 @@ def _card(
             positives_train=int(fit.y.sum()),
             positives_validation=int(held_out.y.sum()),
             split=f"by time: first {1 - VALIDATION_FRACTION:.0%} train, rest validation",
-            first_event_time=when(float(data.times[0])),
-            validation_from=when(float(held_out.times[0])),
-            last_event_time=when(float(data.times[-1])),
+            # Rows are in arrival order; a late upload can be older than the row before it.
+            first_event_time=when(float(data.times.min())),
+            validation_from=when(float(held_out.times.min())),
+            last_event_time=when(float(data.times.max())),
         ),
         metrics=ValidationMetrics(
             auc_roc=roc_auc(held_out.y, scores),
@@ -191,6 +195,7 @@ def _card(
             target_reached=chosen.upper_reached_target,
         ),
         created_at=datetime.now(UTC),
+        reference_data=list(FEATURE_SPECS[data.detector].reference_data()),
     )
 
 
