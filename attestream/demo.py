@@ -1,10 +1,11 @@
 """The end-to-end demo: events in, decisions logged, anchored and verified.
 
 Steps: start the local stack; train models if none are active; start `detect`, `ledger run`
-and `anchor run` as background processes; publish simulated payments and supply-chain scans
-(plus a few malformed records); wait until every valid event has a logged decision and the
-latest checkpoints are anchored; verify the whole log; print a summary. The demo passes only
-if the log verifies and the logged decisions equal the valid events produced.
+and `anchor run` as background processes; publish simulated payments (with their late labels)
+and supply-chain scans (plus a few malformed records); wait until every valid event has a
+logged decision and the latest checkpoints are anchored; verify the whole log; print a
+summary. The demo passes only if the log verifies and the logged decisions equal the valid
+events produced.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from anchoring.reader import Web3ChainReader
 from anchoring.service import connect
 from attestream.errors import AttestreamError
 from attestream.settings import Settings, load_settings
-from attestream.simulation import PublishSummary, publish
+from attestream.simulation import PublishSummary, publish, publish_payments
 from attestream.wiring import open_store, trusted_verifiers
 from detectors.labelled import GroundTruth, ground_truth
 from detectors.model import ensure_models
@@ -168,8 +169,8 @@ def run_demo(
             f" (+{malformed} malformed each), run {run_id} ...")  # fmt: skip
         with EventProducer(bootstrap) as producer:
             published = [
-                publish(producer, settings.topic_transactions, payments, "customer_id",
-                        malformed=malformed),
+                publish_payments(producer, settings.topic_transactions, settings.topic_labels,
+                                 payments, malformed=malformed),
                 publish(producer, settings.topic_supply_chain, scans_, "epc",
                         malformed=malformed),
             ]  # fmt: skip

@@ -5,22 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from attestream.settings import Settings
-from detectors.features import (
-    initial_payment_state,
-    initial_supply_state,
-    payment_features,
-    supply_features,
-)
+from detectors.features import initial_supply_state, supply_features
+from detectors.fraud_features import FraudFeaturizer
 from detectors.model import load_active
 from detectors.scoring import Scorer
+from detectors.terminal_risk import apply_label
 from streams.app import StreamConfig
 from streams.intake import EventParser
-from streams.pipeline import DetectorSpec, State
-from streams.schemas import Detector, PaymentTransaction, SupplyChainEvent
+from streams.pipeline import BatchScorer, DetectorSpec, LabelSpec, State
+from streams.schemas import Detector, PaymentLabel, PaymentTransaction, SupplyChainEvent
+
+TERMINAL_TABLE = "fraud-terminal-risk"
 
 
-def _payment(event: PaymentTransaction, state: State | None) -> tuple[Any, State]:
-    return payment_features(event, state if state is not None else initial_payment_state())
+def fraud_spec(scorer: BatchScorer, labels_topic: str) -> DetectorSpec:
+    """Payments keyed by customer, scored with their terminal's risk, which the labels on
+    `labels_topic` (keyed by terminal) maintain."""
+    featurize = FraudFeaturizer()
+    labels = LabelSpec(labels_topic, TERMINAL_TABLE, EventParser(PaymentLabel, "terminal_id"),
+                       apply_label, featurize.attach)  # fmt: skip
+    return DetectorSpec(Detector.FRAUD, EventParser(PaymentTransaction, "customer_id"),
+                        featurize, scorer, labels)  # fmt: skip
 
 
 def _supply(event: SupplyChainEvent, state: State | None) -> tuple[Any, State]:
@@ -31,11 +36,8 @@ def build_specs(settings: Settings) -> dict[str, DetectorSpec]:
     """Input topic -> detector spec, with the registry's active model of each detector."""
     models = settings.models_path
     return {
-        settings.topic_transactions: DetectorSpec(
-            Detector.FRAUD,
-            EventParser(PaymentTransaction, "customer_id"),
-            _payment,
-            Scorer(load_active(models, Detector.FRAUD.value)),
+        settings.topic_transactions: fraud_spec(
+            Scorer(load_active(models, Detector.FRAUD.value)), settings.topic_labels
         ),
         settings.topic_supply_chain: DetectorSpec(
             Detector.AUTHENTICITY,

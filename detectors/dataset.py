@@ -3,7 +3,9 @@
 Each event is featurised against the state its entity (customer for payments, EPC for scans)
 had just before it, in the order given, which is the order the stream sees them in one
 partition: that is what makes training vectors equal to the vectors scored online. The
-simulators emit events in event-time order.
+simulators emit events in event-time order. Payments are replayed together with their late
+labels, in the order both arrive (`detectors.fraud_features.replay_payments`), because the
+fraud features read terminal risk from the labels that had arrived.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from detectors.features import FEATURE_SPECS, FeatureVector, State
+from detectors.fraud_features import FRAUD_FEATURES, replay_payments
 from detectors.simulate_payments import LabelledPayment
 from detectors.simulate_supply import LabelledScan
 from streams.schemas import Detector
@@ -82,8 +85,12 @@ def replay(
 
 
 def payment_dataset(payments: Sequence[LabelledPayment]) -> TrainingSet:
-    """Rows for the fraud detector, keyed by customer."""
-    return build_dataset(Detector.FRAUD, payments)
+    """Rows for the fraud detector in event-time order, with terminal risk from the labels
+    that had arrived before each payment's day."""
+    replayed = list(replay_payments(payments))
+    rows = ((event, vector) for _, event, vector in replayed)
+    labels = [payments[index].label for index, _, _ in replayed]
+    return _assemble(Detector.FRAUD, FRAUD_FEATURES, rows, labels)
 
 
 def supply_dataset(scans: Sequence[LabelledScan]) -> TrainingSet:
@@ -93,6 +100,8 @@ def supply_dataset(scans: Sequence[LabelledScan]) -> TrainingSet:
 
 def build_dataset(detector: Detector | str, labelled: Sequence[Any]) -> TrainingSet:
     """Replay labelled payments (fraud) or scans (authenticity) with the detector's spec."""
+    if Detector(detector) == Detector.FRAUD:
+        return payment_dataset(labelled)
     spec = FEATURE_SPECS[Detector(detector)]
     rows = replay((r.event for r in labelled), spec.entity, spec.featurize, spec.initial_state)
     return _assemble(spec.detector, spec.names, rows, [r.label for r in labelled])

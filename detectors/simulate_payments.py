@@ -1,29 +1,37 @@
-"""Seeded synthetic card payments with injected, labelled fraud.
+"""Seeded synthetic card payments with injected, labelled fraud and late labels.
 
-The generator follows the simulation of Le Borgne et al., *Reproducible Machine Learning for
-Credit Card Fraud Detection - Practical Handbook* (chapter 3.2), re-written for real
-coordinates and the attestream wire schema:
+The population and the genuine payments follow the simulator of Le Borgne et al.,
+*Reproducible Machine Learning for Credit Card Fraud Detection - Practical Handbook*
+(chapter 3.2), re-written from its description with its unit square read as kilometres and
+placed around Paris:
 
-1. Customers live near one of a dozen European cities; each has a spending profile (mean
-   amount, spread, transactions a day) and one to three devices.
-2. Terminals sit near the same cities, each with a merchant category (MCC) and a kind: shop
-   till, e-commerce merchant, ATM, or a "risky" merchant (money transfer, betting, quasi-cash).
-3. Every day each customer makes Poisson(tx_per_day) payments at terminals within
-   `NEARBY_KM` of home, at times around midday, amounts drawn from their profile.
-4. Fraud is then injected, later rules overwriting the scenario of earlier ones (as in the
-   handbook): any amount above 220 (`high_amount`); compromised terminals whose every payment
-   in the next `COMPROMISE_DAYS` is fraud (`compromised_terminal`); compromised customers, a
-   third of whose payments in the next `COMPROMISE_DAYS` are multiplied by five
-   (`compromised_customer`); and account takeovers, extra payments from a new device at a
-   distant risky merchant (`account_takeover`).
+1. Customers and terminals sit uniformly in a square sized for one terminal per km² (100 km
+   for the handbook's 10,000 terminals). A customer has a mean amount U(5, 100), a standard
+   deviation of half of it and U(0, 4) payments a day, and pays at the terminals within
+   `NEARBY_KM` (5 km) of home.
+2. Each day each customer makes Poisson(payments a day) payments at N(12:00, 20,000 s)
+   (times outside the day are dropped), of N(mean, sd) (a negative draw is replaced by one
+   from U(0, 2 mean)), at a uniformly chosen nearby terminal.
+3. Beyond the handbook, terminals have a kind (shop, online merchant, risky merchant) that
+   fixes the merchant category (MCC) and with the amount the channel, and customers have one
+   to three devices used online and for wallet payments. In the handbook scenarios these
+   attributes carry no fraud signal: they are drawn after, and independently of, the fraud.
 
-Everything is drawn from one `numpy.random.Generator` seeded by `seed`, so a seed and run id
-always give the same events. Event ids embed the run id, so two runs never collide.
+Fraud is then injected (`detectors.payment_scenarios`). Every payment finally gets a label
+that arrives late (`LabelTiming`): a chargeback some days later for fraud, a confirmation once
+the window has passed without one for a genuine payment. `payment_label` turns it into the
+`PaymentLabel` published on the labels topic.
+
+One `numpy.random.SeedSequence` seeded by `seed` gives each part its own generator, so a seed
+and run id always give the same payments, and the handbook-only and the all-scenario runs of
+one seed share their genuine payments. Event ids embed the run id, so two runs never collide.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,96 +39,76 @@ import numpy as np
 from msgspec import Struct
 
 from attestream.errors import UsageError
-from detectors.geo import haversine_km_matrix
 from detectors.labelled import DEFAULT_START, check_run_id, read_jsonl, write_jsonl
-from streams.schemas import Channel, PaymentTransaction
+from detectors.payment_scenarios import (
+    ALL_SCENARIOS,
+    ECOMMERCE,
+    HANDBOOK_SCENARIOS,
+    HIGH_AMOUNT,
+    RISKY,
+    SECONDS_PER_DAY,
+    SHOP,
+    PaymentColumns,
+    Population,
+    inject,
+)
+from streams.schemas import Channel, PaymentLabel, PaymentTransaction
+
+__all__ = [
+    "ALL_SCENARIOS",
+    "HANDBOOK_SCENARIOS",
+    "HIGH_AMOUNT",
+    "LabelTiming",
+    "LabelledPayment",
+    "simulate_payment_days",
+    "simulate_payments",
+]
 
 DEFAULT_COUNT = 60_000
 SOURCE = "card-issuer-sim"
 CURRENCY = "EUR"
-
-HIGH_AMOUNT = 220.0  # handbook scenario 1: any payment above this is fraud
-COMPROMISE_DAYS = 14  # how long a compromised terminal or card stays in the fraudsters' hands
-TERMINAL_COMPROMISE_RATE = 0.0003  # compromised terminals per terminal per day
-CUSTOMER_COMPROMISE_RATE = 0.0015  # compromised cards per customer per day
-TAKEOVER_RATE = 0.003  # account takeovers per customer per day
-TX_PER_CUSTOMER = 100  # events per simulated customer: sets the population for a given count
+COUNTRY = "FR"
+CENTRE_LAT, CENTRE_LON = 48.8566, 2.3522  # the simulated square is centred on Paris
+KM_PER_DEGREE = 111.195  # of latitude (mean Earth radius 6371 km)
+HANDBOOK_CUSTOMERS, HANDBOOK_TERMINALS = 5_000, 10_000
+HANDBOOK_SIDE_KM = 100.0  # the handbook's square, for its 10,000 terminals
+NEARBY_KM = 5.0  # the handbook's radius around a customer's home
+TX_PER_CUSTOMER = 100  # `simulate_payments(count)` sizes the population with this
 MIN_CUSTOMERS = 40
-NEARBY_KM = 12.0  # customers shop at terminals this close to home...
-MIN_NEARBY_TERMINALS = 3  # ...or at least at the few nearest ones
-TAKEOVER_MIN_KM = 500.0  # account takeovers come from at least this far from home
-
-
-@dataclass(frozen=True)
-class City:
-    name: str
-    country: str
-    lat: float
-    lon: float
-    weight: float
-
-
-CITIES = (
-    City("paris", "FR", 48.8566, 2.3522, 3.0),
-    City("lyon", "FR", 45.7640, 4.8357, 1.0),
-    City("berlin", "DE", 52.5200, 13.4050, 2.5),
-    City("munich", "DE", 48.1351, 11.5820, 1.5),
-    City("amsterdam", "NL", 52.3676, 4.9041, 1.5),
-    City("brussels", "BE", 50.8503, 4.3517, 1.0),
-    City("madrid", "ES", 40.4168, -3.7038, 2.0),
-    City("barcelona", "ES", 41.3874, 2.1686, 1.5),
-    City("milan", "IT", 45.4642, 9.1900, 1.5),
-    City("rome", "IT", 41.9028, 12.4964, 1.5),
-    City("vienna", "AT", 48.2082, 16.3738, 1.0),
-    City("warsaw", "PL", 52.2297, 21.0122, 1.5),
-)
+CONTACTLESS_MAX = 50.0  # shops take contactless up to this amount
 
 SHOP_MCCS = ("5411", "5812", "5814", "5541", "5912", "5311", "5651", "5732", "4111", "5999")
 ECOMMERCE_MCCS = ("5999", "5732", "5942", "4722", "5815")
 RISKY_MCCS = ("6051", "4829", "7995", "5944")  # quasi-cash, money transfer, betting, jewellery
-ATM_MCC = "6011"
-TERMINAL_KINDS = ("shop", "ecommerce", "atm", "risky")
-TERMINAL_KIND_WEIGHTS = (0.80, 0.10, 0.07, 0.03)
+KIND_WEIGHTS = {SHOP: 0.87, ECOMMERCE: 0.10, RISKY: 0.03}
+KIND_MCCS = {SHOP: SHOP_MCCS, ECOMMERCE: ECOMMERCE_MCCS, RISKY: RISKY_MCCS}
+
+
+@dataclass(frozen=True)
+class LabelTiming:
+    """When labels arrive: genuine after `confirm_days` without a chargeback; fraud after
+    `chargeback_min_days` plus an exponential delay of mean `chargeback_extra_days`, capped
+    at `confirm_days` (a later dispute is out of this model)."""
+
+    confirm_days: float = 7.0
+    chargeback_min_days: float = 1.0
+    chargeback_extra_days: float = 2.0
+
+
+# The handbook's assumption: every label, fraud or genuine, is known exactly 7 days later.
+HANDBOOK_LABELS = LabelTiming(7.0, 7.0, 0.0)
+# Chargebacks mostly within a few days (median about 2.4 days), confirmations after a week.
+REALISTIC_LABELS = LabelTiming(7.0, 1.0, 2.0)
 
 
 class LabelledPayment(Struct, frozen=True):
-    """A simulated payment with its truth: label 1 is fraud, `scenario` names the pattern."""
+    """A simulated payment with its truth: label 1 is fraud, `scenario` names the pattern,
+    `label_time` is when the issuer learns the label (see `payment_label`)."""
 
     event: PaymentTransaction
     label: int
     scenario: str = ""
-
-
-@dataclass
-class _Population:
-    """Customers and terminals as parallel arrays (index = customer / terminal number)."""
-
-    cust_lat: np.ndarray
-    cust_lon: np.ndarray
-    mean_amount: np.ndarray
-    std_amount: np.ndarray
-    tx_per_day: np.ndarray
-    devices: list[list[str]]
-    term_lat: np.ndarray
-    term_lon: np.ndarray
-    term_city: np.ndarray
-    term_kind: list[str]
-    term_mcc: list[str]
-    nearby: list[np.ndarray] = field(default_factory=list)
-
-
-@dataclass
-class _Tx:
-    """A payment while it is being simulated: mutable until fraud injection is done."""
-
-    ts: int  # seconds since the simulation start
-    customer: int
-    terminal: int
-    amount: float
-    channel: Channel
-    device: str | None
-    label: int = 0
-    scenario: str = ""
+    label_time: datetime | None = None
 
 
 def simulate_payments(
@@ -128,207 +116,233 @@ def simulate_payments(
     seed: int = 0,
     run_id: str | None = None,
     start: datetime = DEFAULT_START,
+    scenarios: Sequence[str] = ALL_SCENARIOS,
+    labels: LabelTiming = REALISTIC_LABELS,
 ) -> list[LabelledPayment]:
-    """Exactly `count` labelled payments in event-time order, ids `tx-<run_id>-<n>`."""
-    run = check_run_id(run_id if run_id is not None else f"seed{seed}")
+    """Exactly `count` payments in event-time order, ids `tx-<run_id>-<n>`, from a population
+    of `count / TX_PER_CUSTOMER` customers and twice as many terminals (the handbook's
+    ratio) over as many days as that takes."""
     if count < 1:
         raise UsageError(f"count must be positive, got {count}")
-    rng = np.random.default_rng(seed)
-    n_customers = max(MIN_CUSTOMERS, count // TX_PER_CUSTOMER)
-    pop = _population(rng, n_customers, 2 * n_customers)
-    txs, days = _legit_payments(rng, pop, count)
-    _mark_high_amounts(txs)
-    _compromise_terminals(rng, pop, txs, days)
-    _compromise_customers(rng, pop, txs, days)
-    txs.extend(_account_takeovers(rng, pop, days))
-    txs.sort(key=lambda t: (t.ts, t.customer, t.terminal))
-    return [_to_event(pop, tx, i, run, start) for i, tx in enumerate(txs[:count])]
+    customers = max(MIN_CUSTOMERS, count // TX_PER_CUSTOMER)
+    return _simulate(customers, 2 * customers, None, count, seed, run_id, start, scenarios,
+                     labels)  # fmt: skip
 
 
-def _device_id(rng: np.random.Generator) -> str:
-    return f"dev-{int(rng.integers(0, 2**48)):012x}"
+def simulate_payment_days(
+    days: int,
+    customers: int = HANDBOOK_CUSTOMERS,
+    terminals: int = HANDBOOK_TERMINALS,
+    seed: int = 0,
+    run_id: str | None = None,
+    start: datetime = DEFAULT_START,
+    scenarios: Sequence[str] = HANDBOOK_SCENARIOS,
+    labels: LabelTiming = HANDBOOK_LABELS,
+) -> list[LabelledPayment]:
+    """Every payment of `days` days; by default the handbook's population and scenarios."""
+    if min(days, customers, terminals) < 1:
+        raise UsageError("days, customers and terminals must be positive")
+    return _simulate(customers, terminals, days, None, seed, run_id, start, scenarios, labels)
 
 
-def _population(rng: np.random.Generator, n_customers: int, n_terminals: int) -> _Population:
-    weights = np.array([c.weight for c in CITIES])
-    weights = weights / weights.sum()
-    c_lat = np.array([c.lat for c in CITIES])
-    c_lon = np.array([c.lon for c in CITIES])
-    home = rng.choice(len(CITIES), size=n_customers, p=weights)
-    site = rng.choice(len(CITIES), size=n_terminals, p=weights)
+def _simulate(
+    customers: int,
+    terminals: int,
+    days: int | None,
+    count: int | None,
+    seed: int,
+    run_id: str | None,
+    start: datetime,
+    scenarios: Sequence[str],
+    labels: LabelTiming,
+) -> list[LabelledPayment]:
+    run = check_run_id(run_id if run_id is not None else f"seed{seed}")
+    unknown = set(scenarios) - set(ALL_SCENARIOS)
+    if unknown:
+        raise UsageError(f"unknown fraud scenarios {sorted(unknown)}; known: {ALL_SCENARIOS}")
+    streams = np.random.SeedSequence(seed).spawn(4 + len(ALL_SCENARIOS))
+    rng_pop, rng_legit, rng_attrs, rng_labels = (np.random.default_rng(s) for s in streams[:4])
+    rngs = {name: np.random.default_rng(s) for name, s in zip(ALL_SCENARIOS, streams[4:],
+                                                                strict=True)}  # fmt: skip
+    pop = _population(rng_pop, customers, terminals)
+    cols, days = _genuine_payments(rng_legit, pop, days, count)
+    cols = inject(cols, pop, days, tuple(scenarios), rngs)
+    cols = cols.take(np.lexsort((cols.terminal, cols.customer, cols.ts)))
+    if count is not None:
+        cols = cols.take(np.arange(count))
+    return _events(cols, pop, rng_attrs, rng_labels, labels, run, start)
+
+
+def _population(rng: np.random.Generator, n_customers: int, n_terminals: int) -> Population:
+    side = _side_km(n_terminals)
+    home_x, home_y = rng.uniform(0, side, n_customers), rng.uniform(0, side, n_customers)
     mean_amount = rng.uniform(5, 100, n_customers)
-    kinds = rng.choice(len(TERMINAL_KINDS), size=n_terminals, p=TERMINAL_KIND_WEIGHTS)
-    term_kind = [TERMINAL_KINDS[k] for k in kinds]
-    pop = _Population(
-        cust_lat=c_lat[home] + rng.normal(0, 0.10, n_customers),
-        cust_lon=c_lon[home] + rng.normal(0, 0.14, n_customers),
-        mean_amount=mean_amount,
-        std_amount=mean_amount / 2,
-        tx_per_day=rng.uniform(0, 4, n_customers),
-        devices=[
-            [_device_id(rng) for _ in range(1 + rng.binomial(2, 0.3))] for _ in range(n_customers)
-        ],
-        term_lat=c_lat[site] + rng.normal(0, 0.12, n_terminals),
-        term_lon=c_lon[site] + rng.normal(0, 0.17, n_terminals),
-        term_city=site,
-        term_kind=term_kind,
-        term_mcc=[_terminal_mcc(rng, kind) for kind in term_kind],
-    )
-    dist = haversine_km_matrix(pop.cust_lat, pop.cust_lon, pop.term_lat, pop.term_lon)
-    for row in dist:
-        close = np.nonzero(row <= NEARBY_KM)[0]
-        if len(close) < MIN_NEARBY_TERMINALS:
-            close = np.sort(np.argsort(row)[:MIN_NEARBY_TERMINALS])
-        pop.nearby.append(close)
-    return pop
+    tx_per_day = rng.uniform(0, 4, n_customers)
+    term_x, term_y = rng.uniform(0, side, n_terminals), rng.uniform(0, side, n_terminals)
+    kinds = rng.choice(list(KIND_WEIGHTS), size=n_terminals, p=list(KIND_WEIGHTS.values()))
+    nearby = []
+    for first in range(0, n_customers, 512):  # 512 x terminals distances at a time
+        km = np.hypot(home_x[first : first + 512, None] - term_x[None, :],
+                      home_y[first : first + 512, None] - term_y[None, :])  # fmt: skip
+        for row in km:
+            close = np.flatnonzero(row <= NEARBY_KM)
+            nearby.append(close if len(close) else np.argsort(row)[:1])
+    devices_each = 1 + rng.binomial(2, 0.3, n_customers)
+    ends = np.cumsum(devices_each)
+    devices = [list(range(int(end - n), int(end))) for n, end in zip(devices_each, ends,
+                                                                       strict=True)]  # fmt: skip
+    return Population(home_x, home_y, mean_amount, mean_amount / 2, tx_per_day, term_x, term_y,
+                      kinds, nearby, devices, int(ends[-1]))  # fmt: skip
 
 
-def _terminal_mcc(rng: np.random.Generator, kind: str) -> str:
-    table = {"shop": SHOP_MCCS, "ecommerce": ECOMMERCE_MCCS, "risky": RISKY_MCCS}
-    if kind == "atm":
-        return ATM_MCC
-    choices = table[kind]
-    return str(choices[int(rng.integers(len(choices)))])
-
-
-def _legit_payments(
-    rng: np.random.Generator, pop: _Population, count: int
-) -> tuple[list[_Tx], int]:
-    """Day by day until at least `count` payments exist; returns them and the number of days."""
-    txs: list[_Tx] = []
-    day = 0
-    n_customers = len(pop.mean_amount)
-    while len(txs) < count:
-        owners = np.repeat(np.arange(n_customers), rng.poisson(pop.tx_per_day))
-        n = len(owners)
-        secs = rng.normal(43_200, 20_000, n).astype(np.int64)
+def _genuine_payments(
+    rng: np.random.Generator, pop: Population, days: int | None, count: int | None
+) -> tuple[PaymentColumns, int]:
+    """Day by day, for `days` days or until at least `count` payments exist."""
+    lengths = np.array([len(n) for n in pop.nearby])
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    flat = np.concatenate(pop.nearby)
+    parts: list[PaymentColumns] = []
+    made, day = 0, 0
+    while (days is not None and day < days) or (count is not None and made < count):
+        owners = np.repeat(np.arange(len(pop.tx_per_day)), rng.poisson(pop.tx_per_day))
+        secs = np.rint(rng.normal(SECONDS_PER_DAY / 2, 20_000, len(owners))).astype(np.int64)
         amounts = rng.normal(pop.mean_amount[owners], pop.std_amount[owners])
         redraw = rng.uniform(0, 2 * pop.mean_amount[owners])
         amounts = np.where(amounts < 0, redraw, amounts)
-        picks, chan_u, dev_u = rng.random(n), rng.random(n), rng.random(n)
-        for j in range(n):
-            if not 0 <= secs[j] < 86_400:  # the handbook drops times outside the day
-                continue
-            c = int(owners[j])
-            nearby = pop.nearby[c]
-            terminal = int(nearby[int(picks[j] * len(nearby))])
-            amount = round(float(amounts[j]), 2)
-            channel, device = _channel_and_device(pop, c, terminal, amount, chan_u[j], dev_u[j])
-            if channel is Channel.ATM:
-                amount = max(20.0, round(amount / 10) * 10.0)
-            txs.append(_Tx(day * 86_400 + int(secs[j]), c, terminal, amount, channel, device))
+        picks = (rng.random(len(owners)) * lengths[owners]).astype(np.int64)
+        terminals = flat[offsets[owners] + picks]
+        kept = (secs >= 0) & (secs < SECONDS_PER_DAY)  # the handbook drops the others
+        parts.append(PaymentColumns.build(day * SECONDS_PER_DAY + secs[kept], owners[kept],
+                                          terminals[kept], amounts[kept], 0,
+                                          np.full(int(kept.sum()), -1)))  # fmt: skip
+        made += int(kept.sum())
         day += 1
-    return txs, day
+    return PaymentColumns.empty().concat(*parts), day
 
 
-def _channel_and_device(
-    pop: _Population, customer: int, terminal: int, amount: float, chan_u: float, dev_u: float
-) -> tuple[Channel, str | None]:
-    """Shops take contactless for small sums; remote and wallet payments carry a device id."""
-    kind = pop.term_kind[terminal]
-    devices = pop.devices[customer]
-    device = devices[0] if dev_u < 0.85 or len(devices) == 1 else devices[-1]
-    if kind == "atm":
-        return Channel.ATM, None
-    if kind in ("ecommerce", "risky"):
-        return Channel.ECOMMERCE, device
-    if amount <= 50 and chan_u < 0.7:
-        return Channel.CONTACTLESS, device if dev_u < 0.3 else None
-    return Channel.CARD_PRESENT, None
+def _events(
+    cols: PaymentColumns,
+    pop: Population,
+    rng_attrs: np.random.Generator,
+    rng_labels: np.random.Generator,
+    timing: LabelTiming,
+    run: str,
+    start: datetime,
+) -> list[LabelledPayment]:
+    channels, devices = _channels_and_devices(cols, pop, rng_attrs)
+    mccs = _terminal_mccs(rng_attrs, pop.term_kind)
+    lat, lon = _coordinates(pop.term_x, pop.term_y)
+    delays = _label_delays(rng_labels, cols.scenario > 0, timing)
+    payments = []
+    for i in range(len(cols)):
+        t, c = int(cols.terminal[i]), int(cols.customer[i])
+        at = start + timedelta(seconds=int(cols.ts[i]))
+        event = PaymentTransaction(
+            event_id=f"tx-{run}-{i:08d}",
+            event_time=at,
+            source=SOURCE,
+            customer_id=f"C{c:07d}",
+            terminal_id=f"T{t:07d}",
+            amount=float(cols.amount[i]),
+            currency=CURRENCY,
+            channel=channels[i],
+            mcc=mccs[t],
+            country=COUNTRY,
+            lat=float(lat[t]),
+            lon=float(lon[t]),
+            device_id=None if devices[i] < 0 else _device_id(run, int(devices[i])),
+        )
+        code = int(cols.scenario[i])
+        scenario = ALL_SCENARIOS[code - 1] if code else ""
+        label_time = at + timedelta(seconds=int(delays[i]))
+        payments.append(LabelledPayment(event, 1 if code else 0, scenario, label_time))
+    return payments
 
 
-def _mark(tx: _Tx, scenario: str) -> None:
-    tx.label = 1
-    tx.scenario = scenario
+def _channels_and_devices(
+    cols: PaymentColumns, pop: Population, rng: np.random.Generator
+) -> tuple[list[Channel], np.ndarray]:
+    """Shops take contactless for small sums (a third of those from a phone wallet); online
+    merchants get the customer's main device, sometimes another one of theirs. Injected
+    payments keep the device they were given."""
+    kind = pop.term_kind[cols.terminal]
+    chan_u, dev_u = rng.random(len(cols)), rng.random(len(cols))
+    contactless = (kind == SHOP) & (cols.amount <= CONTACTLESS_MAX) & (chan_u < 0.7)
+    online = kind != SHOP
+    channels = [
+        Channel.ECOMMERCE if o else Channel.CONTACTLESS if c else Channel.CARD_PRESENT
+        for o, c in zip(online, contactless, strict=True)
+    ]
+    first = np.array([d[0] for d in pop.devices])[cols.customer]
+    last = np.array([d[-1] for d in pop.devices])[cols.customer]
+    own = np.where(dev_u < 0.85, first, last)
+    wallet = contactless & (dev_u < 0.3)
+    devices = np.where(online | wallet, own, -1)
+    return channels, np.where(cols.device >= 0, cols.device, devices)
 
 
-def _mark_high_amounts(txs: list[_Tx]) -> None:
-    for tx in txs:
-        if tx.amount > HIGH_AMOUNT:
-            _mark(tx, "high_amount")
+def _terminal_mccs(rng: np.random.Generator, kinds: np.ndarray) -> list[str]:
+    picks = rng.random(len(kinds))
+    choices = [KIND_MCCS[int(k)] for k in kinds]
+    return [mccs[int(u * len(mccs))] for mccs, u in zip(choices, picks, strict=True)]
 
 
-def _episodes(rng: np.random.Generator, rate: float, population: int, days: int) -> int:
-    """How many compromises to inject: Poisson, but at least one so every scenario occurs."""
-    return max(1, int(rng.poisson(rate * population * days)))
+def _side_km(n_terminals: int) -> float:
+    """The square's side for one terminal per km²."""
+    return HANDBOOK_SIDE_KM * math.sqrt(n_terminals / HANDBOOK_TERMINALS)
 
 
-def _compromise_terminals(
-    rng: np.random.Generator, pop: _Population, txs: list[_Tx], days: int
-) -> None:
-    by_terminal: dict[int, list[_Tx]] = {}
-    for tx in txs:
-        by_terminal.setdefault(tx.terminal, []).append(tx)
-    used = np.array(sorted(by_terminal))
-    for _ in range(_episodes(rng, TERMINAL_COMPROMISE_RATE, len(pop.term_lat), days)):
-        terminal = int(used[int(rng.integers(len(used)))])
-        begin = int(rng.integers(days)) * 86_400
-        end = begin + COMPROMISE_DAYS * 86_400
-        for tx in by_terminal[terminal]:
-            if begin <= tx.ts < end:
-                _mark(tx, "compromised_terminal")
+def _coordinates(x_km: np.ndarray, y_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kilometres in the square to degrees, the square centred on `CENTRE_LAT, CENTRE_LON`."""
+    half = _side_km(len(x_km)) / 2
+    lat = CENTRE_LAT + (y_km - half) / KM_PER_DEGREE
+    lon = CENTRE_LON + (x_km - half) / (KM_PER_DEGREE * math.cos(math.radians(CENTRE_LAT)))
+    return np.round(lat, 5), np.round(lon, 5)
 
 
-def _compromise_customers(
-    rng: np.random.Generator, pop: _Population, txs: list[_Tx], days: int
-) -> None:
-    by_customer: dict[int, list[_Tx]] = {}
-    for tx in txs:
-        by_customer.setdefault(tx.customer, []).append(tx)
-    for _ in range(_episodes(rng, CUSTOMER_COMPROMISE_RATE, len(pop.mean_amount), days)):
-        customer = int(rng.integers(len(pop.mean_amount)))
-        begin = int(rng.integers(days)) * 86_400
-        end = begin + COMPROMISE_DAYS * 86_400
-        for tx in by_customer.get(customer, []):
-            if begin <= tx.ts < end and rng.random() < 1 / 3:
-                tx.amount = round(tx.amount * 5, 2)
-                _mark(tx, "compromised_customer")
+def _label_delays(rng: np.random.Generator, fraud: np.ndarray, timing: LabelTiming) -> np.ndarray:
+    """Seconds from each payment to its label (see `LabelTiming`)."""
+    extra = rng.exponential(1.0, len(fraud)) * timing.chargeback_extra_days
+    chargeback = np.minimum(timing.chargeback_min_days + extra, timing.confirm_days)
+    days = np.where(fraud, chargeback, timing.confirm_days)
+    seconds: np.ndarray = np.rint(days * SECONDS_PER_DAY).astype(np.int64)
+    return seconds
 
 
-def _account_takeovers(rng: np.random.Generator, pop: _Population, days: int) -> list[_Tx]:
-    """A stolen login: a burst of remote payments from a new device at a far risky merchant."""
-    risky = np.array([t for t, kind in enumerate(pop.term_kind) if kind == "risky"], dtype=int)
-    candidates = risky if len(risky) else np.arange(len(pop.term_lat))
-    injected: list[_Tx] = []
-    for _ in range(_episodes(rng, TAKEOVER_RATE, len(pop.mean_amount), days)):
-        customer = int(rng.integers(len(pop.mean_amount)))
-        dist = haversine_km_matrix(
-            pop.cust_lat[customer : customer + 1],
-            pop.cust_lon[customer : customer + 1],
-            pop.term_lat[candidates],
-            pop.term_lon[candidates],
-        )[0]
-        far = candidates[dist >= TAKEOVER_MIN_KM]
-        pool = far if len(far) else candidates[np.argsort(dist)[-3:]]
-        device = _device_id(rng)
-        ts = int(rng.integers(days * 86_400))
-        for _ in range(1 + int(rng.poisson(1.5))):
-            terminal = int(pool[int(rng.integers(len(pool)))])
-            amount = round(float(rng.uniform(40, 210)), 2)
-            tx = _Tx(ts, customer, terminal, amount, Channel.ECOMMERCE, device)
-            _mark(tx, "account_takeover")
-            injected.append(tx)
-            ts += int(rng.exponential(7_200)) + 30
-    return injected
+def _device_id(run: str, number: int) -> str:
+    return f"dev-{run}-{number:06d}"
 
 
-def _to_event(pop: _Population, tx: _Tx, index: int, run: str, start: datetime) -> LabelledPayment:
-    event = PaymentTransaction(
-        event_id=f"tx-{run}-{index:08d}",
-        event_time=start + timedelta(seconds=tx.ts),
-        source=SOURCE,
-        customer_id=f"C{tx.customer:07d}",
-        terminal_id=f"T{tx.terminal:07d}",
-        amount=tx.amount,
-        currency=CURRENCY,
-        channel=tx.channel,
-        mcc=pop.term_mcc[tx.terminal],
-        country=CITIES[int(pop.term_city[tx.terminal])].country,
-        lat=round(float(pop.term_lat[tx.terminal]), 5),
-        lon=round(float(pop.term_lon[tx.terminal]), 5),
-        device_id=tx.device,
+def payment_label(payment: LabelledPayment) -> PaymentLabel:
+    """The label event of a simulated payment; without a `label_time`, the handbook's delay."""
+    event = payment.event
+    label_time = payment.label_time or event.event_time + timedelta(
+        days=HANDBOOK_LABELS.confirm_days
     )
-    return LabelledPayment(event, tx.label, tx.scenario)
+    return PaymentLabel(
+        label_id=f"lb-{event.event_id}",
+        label_time=label_time,
+        transaction_id=event.event_id,
+        transaction_time=event.event_time,
+        customer_id=event.customer_id,
+        terminal_id=event.terminal_id,
+        fraud=bool(payment.label),
+    )
+
+
+def arrival_order(
+    payments: Sequence[LabelledPayment],
+) -> list[PaymentTransaction | PaymentLabel]:
+    """Payments and their labels merged in the order the issuer receives them: by time, a
+    label before a payment of the same second, otherwise stable."""
+    items: list[tuple[float, int, int, PaymentTransaction | PaymentLabel]] = []
+    for i, payment in enumerate(payments):
+        items.append((payment.event.event_time.timestamp(), 1, i, payment.event))
+        label = payment_label(payment)
+        items.append((label.label_time.timestamp(), 0, i, label))
+    items.sort(key=lambda item: item[:3])
+    return [item[3] for item in items]
 
 
 def write_labelled_payments(path: Path, payments: list[LabelledPayment]) -> int:

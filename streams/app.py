@@ -5,6 +5,12 @@ in a changelog-backed Table keyed like the topic (customer id, EPC), and emits e
 decision per valid event to the decisions topic, keyed by entity. Invalid records go to the
 dead-letter topic with their reason; the agent never crashes on input.
 
+A detector with late labels (fraud: chargebacks and confirmations, keyed by terminal) gets a
+second agent that applies them to a GlobalTable of per-terminal state, which the decide agent
+reads. Payments are keyed by customer, so a worker's payments touch any terminal: the table is
+global (every worker holds all of it; ~10k terminals of a few hundred bytes each), and only
+the labels agent writes it (docs/detectors.md, "Terminal risk online").
+
 Faust commits input offsets only after flushing what the agents produced, so a crash can
 re-emit decisions but never lose one; the ledger drops the re-emitted ones by decision id.
 """
@@ -19,9 +25,9 @@ from typing import Any
 import faust
 from faust.types import EventT, StreamT
 
-from streams.intake import RecordRef, dead_letter_headers
+from streams.intake import RecordRef, Rejection, dead_letter_headers
 from streams.metrics import DetectMetrics
-from streams.pipeline import DetectorSpec, decide_batch
+from streams.pipeline import DetectorSpec, LabelSpec, apply_labels, decide_batch
 
 log = logging.getLogger("attestream.detect")
 
@@ -30,6 +36,9 @@ log = logging.getLogger("attestream.detect")
 SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 2.0
 REBALANCE_TIMEOUT_S = 10.0
+# Topics carry exact bytes: intake validates them and decisions hash them.
+RAW_BYTES: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+                             "value_serializer": "raw"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,7 @@ def create_app(
         broker_rebalance_timeout=REBALANCE_TIMEOUT_S,
         producer_acks=-1,
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-           "value_serializer": "raw"}  # fmt: skip
+    raw = RAW_BYTES
     decisions = app.topic(config.decisions_topic, partitions=config.partitions, **raw)
     dead_letters = app.topic(config.dead_letter_topic, partitions=config.partitions, **raw)
     for topic_name, spec in specs.items():
@@ -74,7 +82,53 @@ def create_app(
         )
         agent = _decide_agent(config, spec, table, decisions, dead_letters, metrics)
         app.agent(source, name=f"decide-{spec.detector.value}")(agent)
+        if spec.labels is not None:
+            _add_labels_agent(app, config, spec.detector.value, spec.labels, dead_letters,
+                              metrics)  # fmt: skip
     return app
+
+
+def _add_labels_agent(
+    app: faust.App,
+    config: StreamConfig,
+    detector: str,
+    labels: LabelSpec,
+    dead_letters: faust.TopicT,
+    metrics: DetectMetrics,
+) -> None:
+    """The reference table the detector's features read, and the agent that writes it."""
+    # One changelog partition chosen by the partitioner, not by the current event: the
+    # settings faust documents for a GlobalTable shared by several workers.
+    table = app.GlobalTable(
+        labels.table, default=None, key_type=str, partitions=1, recovery_buffer_size=1,
+        use_partitioner=True,
+    )  # fmt: skip
+    labels.attach(table)
+    source = app.topic(labels.topic, **RAW_BYTES)
+
+    async def apply(stream: StreamT[bytes]) -> None:
+        async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
+            records = [_record(event) for event in events]
+            rejections = apply_labels(labels, records, table)
+            metrics.labels.labels(detector).inc(len(records) - len(rejections))
+            await _dead_letter(rejections, dead_letters, metrics)
+
+    apply.__name__ = f"labels_{detector}"
+    app.agent(source, name=f"labels-{detector}")(apply)
+
+
+async def _dead_letter(
+    rejections: Sequence[tuple[RecordRef, Rejection]],
+    dead_letters: faust.TopicT,
+    metrics: DetectMetrics,
+) -> None:
+    for record, rejection in rejections:
+        await dead_letters.send(
+            key=record.key, value=record.value, headers=dead_letter_headers(record, rejection)
+        )
+        metrics.dead_letters.labels(record.topic, rejection.reason.value).inc()
+        log.info("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset,
+                 rejection.reason.value)  # fmt: skip
 
 
 def _record(event: EventT) -> RecordRef:
@@ -114,14 +168,7 @@ def _decide_agent(
 
             with metrics.batch_seconds.labels(detector).time():
                 result = decide_batch(spec, records, table, before_state_write=follow_event)
-            for record, rejection in result.rejections:
-                await dead_letters.send(
-                    key=record.key, value=record.value,
-                    headers=dead_letter_headers(record, rejection),
-                )  # fmt: skip
-                metrics.dead_letters.labels(record.topic, rejection.reason.value).inc()
-                log.info("dead-lettered %s[%d]@%d: %s", record.topic, record.partition,
-                         record.offset, rejection.reason.value)  # fmt: skip
+            await _dead_letter(result.rejections, dead_letters, metrics)
             for key, value, decision in result.decisions:
                 await decisions.send(key=key.encode(), value=value)
                 metrics.decisions.labels(detector, decision.outcome).inc()

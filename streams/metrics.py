@@ -19,6 +19,10 @@ class DetectMetrics:
             "attestream_detect_dead_letters_total", "Records sent to the dead-letter topic",
             ["topic", "reason"], **kw,
         )  # fmt: skip
+        self.labels = Counter(
+            "attestream_detect_labels_total", "Late labels applied to the detector's tables",
+            ["detector"], **kw,
+        )  # fmt: skip
         self.batch_seconds = Histogram(
             "attestream_detect_batch_duration_seconds", "Time to decide one micro-batch",
             ["detector"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0), **kw,

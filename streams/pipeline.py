@@ -8,7 +8,7 @@ offline replay), and sends what it returns.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -37,11 +37,28 @@ class BatchScorer(Protocol):
 
 
 @dataclass
+class LabelSpec:
+    """Late labels that update reference state a detector's features read.
+
+    The fraud detector's labels (`PaymentLabel`, keyed by terminal) update per-terminal state
+    (`update`); its featurizer only reads that state, from the mapping `attach` hands it (the
+    stream's table, a dict in tests).
+    """
+
+    topic: str
+    table: str
+    parser: EventParser[Any]
+    update: Callable[[Any, State | None], State]
+    attach: Callable[[Mapping[str, State]], None]
+
+
+@dataclass
 class DetectorSpec:
     detector: Detector
     parser: EventParser[Any]
     featurize: FeatureFn
     scorer: BatchScorer
+    labels: LabelSpec | None = None
 
 
 @dataclass
@@ -117,3 +134,24 @@ def _decision(
         event_time=event.event_time,
         decided_at=decided_at,
     )
+
+
+def apply_labels(
+    spec: LabelSpec,
+    records: Sequence[RecordRef],
+    state: MutableMapping[str, State],
+    before_state_write: Callable[[int], None] = lambda index: None,
+) -> list[tuple[RecordRef, Rejection]]:
+    """Apply every valid label of a batch to the state of its key, in order; return the
+    rejected records with their reason (they become dead letters, like bad events)."""
+    rejections: list[tuple[RecordRef, Rejection]] = []
+    for index, record in enumerate(records):
+        parsed = spec.parser.parse(record)
+        if isinstance(parsed, Rejection):
+            rejections.append((record, parsed))
+            continue
+        key = getattr(parsed, spec.parser.key_field)
+        new_state = spec.update(parsed, state.get(key))
+        before_state_write(index)
+        state[key] = new_state
+    return rejections

@@ -9,8 +9,8 @@ from typing import Any
 import typer
 
 from attestream.settings import load_settings
-from attestream.simulation import PublishSummary, publish
-from detectors.simulate_payments import simulate_payments
+from attestream.simulation import PublishSummary, publish, publish_payments
+from detectors.simulate_payments import simulate_payments, write_labelled_payments
 from detectors.simulate_supply import simulate_supply
 from streams.producer import EventProducer
 from streams.topics import all_topics, ensure_topics
@@ -24,6 +24,8 @@ RUN_ID = typer.Option(None, "--run-id", help="Makes event ids unique per run (de
 TRUTH = typer.Option(None, "--truth", help="Write ground truth (JSONL) here.")
 MALFORMED = typer.Option(0, "--malformed", min=0, help="Also publish this many broken records.")
 AS_JSON = typer.Option(False, "--json", help="Print the summary as JSON.")
+DATA_OUT = typer.Option(None, "--data-out", dir_okay=False,
+                        help="Write the labelled dataset (JSONL) here instead of publishing.")
 
 
 def _run(labelled: list[Any], topic_of: str, key_field: str, rate: float, malformed: int,
@@ -33,22 +35,35 @@ def _run(labelled: list[Any], topic_of: str, key_field: str, rate: float, malfor
     ensure_topics(bootstrap, all_topics(settings), settings.topic_partitions)
     topic = getattr(settings, topic_of)
     with EventProducer(bootstrap) as producer:
-        summary: PublishSummary = publish(
-            producer, topic, labelled, key_field, rate=rate, malformed=malformed, truth_file=truth
-        )
+        if topic_of == "topic_transactions":
+            summary: PublishSummary = publish_payments(
+                producer, topic, settings.topic_labels, labelled, rate=rate,
+                malformed=malformed, truth_file=truth,
+            )  # fmt: skip
+        else:
+            summary = publish(producer, topic, labelled, key_field, rate=rate,
+                              malformed=malformed, truth_file=truth)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2))
     else:
+        labels = f" and {summary.labels} late labels to {settings.topic_labels}"
         typer.echo(f"published {summary.valid} events ({summary.positives} positives) and"
-                   f" {summary.malformed} malformed records to {topic}")  # fmt: skip
+                   f" {summary.malformed} malformed records to {topic}"
+                   f"{labels if summary.labels else ''}")  # fmt: skip
 
 
 @app.command("transactions")
 def transactions(count: int = COUNT, rate: float = RATE, seed: int = SEED,
                  run_id: str = RUN_ID, truth: Path = TRUTH, malformed: int = MALFORMED,
-                 as_json: bool = AS_JSON) -> None:  # fmt: skip
-    """Payments keyed by customer id, with handbook fraud scenarios and account takeovers."""
+                 as_json: bool = AS_JSON, data_out: Path = DATA_OUT) -> None:  # fmt: skip
+    """Payments keyed by customer id with the handbook's fraud scenarios, card testing,
+    account takeovers and compromised merchants, and their late labels (chargebacks and
+    confirmations) keyed by terminal on the labels topic, interleaved in arrival order."""
     events = simulate_payments(count=count, seed=seed, run_id=run_id)
+    if data_out is not None:
+        written = write_labelled_payments(data_out, events)
+        typer.echo(f"wrote {written} labelled payments to {data_out}")
+        return
     _run(events, "topic_transactions", "customer_id", rate, malformed, truth, as_json)
 
 

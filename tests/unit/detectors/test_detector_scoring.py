@@ -6,6 +6,7 @@ import pytest
 
 from attestream.errors import UsageError
 from detectors.dataset import TrainingSet
+from detectors.fraud_features import FRAUD_FEATURES
 from detectors.registry import LoadedModel
 from detectors.scoring import Scorer, as_reasons, feature_dict, vector_from_dict
 from streams.schemas import OUTCOMES, Detector, Reason
@@ -23,7 +24,7 @@ def test_scores_are_probabilities(fraud_model: LoadedModel, payment_rows: Traini
 
 
 def test_a_matrix_of_the_wrong_width_is_refused(fraud_model: LoadedModel) -> None:
-    with pytest.raises(UsageError, match="takes 16 features"):
+    with pytest.raises(UsageError, match=f"takes {len(FRAUD_FEATURES)} features"):
         Scorer(fraud_model).score_batch(np.zeros((2, 5), dtype=np.float32))
 
 

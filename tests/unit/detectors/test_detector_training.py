@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from attestream.commands.train import app
 from attestream.errors import ConfigError, VerificationError
 from detectors.dataset import TrainingSet, training_data_digest
-from detectors.features import PAYMENT_FEATURES, SUPPLY_FEATURES
+from detectors.features import SUPPLY_FEATURES
+from detectors.fraud_features import FRAUD_FEATURES
 from detectors.metrics import roc_auc
 from detectors.registry import (
     ModelDigestMismatchError,
@@ -28,7 +29,7 @@ from streams.schemas import Detector
 
 
 def test_dataset_rows_follow_the_events(payment_rows: TrainingSet, payments: list) -> None:
-    assert payment_rows.X.shape == (len(payments), len(PAYMENT_FEATURES))
+    assert payment_rows.X.shape == (len(payments), len(FRAUD_FEATURES))
     assert payment_rows.X.dtype == np.float32
     assert payment_rows.event_ids == [p.event.event_id for p in payments]
     assert payment_rows.y.tolist() == [p.label for p in payments]

@@ -1,22 +1,32 @@
-"""Deciding micro-batches with real XGBoost models, no Kafka: one decision per valid event."""
+"""Deciding micro-batches with real XGBoost models, no Kafka: one decision per valid event.
+
+The fraud spec is the stream's own (`attestream.detection.fraud_spec`): payments through
+`decide_batch` with customer state, labels through `apply_labels` into terminal state, the
+two mappings standing in for the faust Table and GlobalTable.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from attestream.detection import _payment
+from attestream.detection import fraud_spec
 from detectors.dataset import payment_dataset
+from detectors.features import SECONDS_PER_DAY, State
 from detectors.registry import load_active
 from detectors.scoring import Scorer
-from detectors.simulate_payments import LabelledPayment, simulate_payments
+from detectors.simulate_payments import LabelledPayment, arrival_order, simulate_payments
 from detectors.training import train_detector
-from streams.intake import EventParser, RecordRef, RejectReason
-from streams.pipeline import DetectorSpec, decide_batch
-from streams.schemas import OUTCOMES, Detector, PaymentTransaction, decision_id, encode
+from streams.intake import RecordRef, RejectReason
+from streams.pipeline import DetectorSpec, apply_labels, decide_batch
+from streams.schemas import OUTCOMES, Decision, Detector, PaymentLabel, decision_id, encode
+
+BATCH = 512
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +38,7 @@ def payments() -> list[LabelledPayment]:
 def spec(payments: list[LabelledPayment], tmp_path_factory: pytest.TempPathFactory) -> DetectorSpec:
     models: Path = tmp_path_factory.mktemp("models")
     train_detector("fraud", models, labelled=payments, data_source="pipeline test")
-    scorer = Scorer(load_active(models, "fraud"))
-    return DetectorSpec(Detector.FRAUD, EventParser(PaymentTransaction, "customer_id"),
-                        _payment, scorer)  # fmt: skip
+    return fraud_spec(Scorer(load_active(models, "fraud")), "labels")
 
 
 def records(payments: list[LabelledPayment]) -> list[RecordRef]:
@@ -38,6 +46,10 @@ def records(payments: list[LabelledPayment]) -> list[RecordRef]:
         RecordRef("tx", 0, offset, p.event.customer_id.encode(), encode(p.event))
         for offset, p in enumerate(payments)
     ]
+
+
+def label_record(label: PaymentLabel, offset: int) -> RecordRef:
+    return RecordRef("labels", 0, offset, label.terminal_id.encode(), encode(label))
 
 
 def test_one_decision_per_valid_event_and_a_rejection_per_broken_one(
@@ -60,18 +72,67 @@ def test_one_decision_per_valid_event_and_a_rejection_per_broken_one(
     assert json.loads(result.decisions[0][1])["event_id"] == event.event_id
 
 
+def stream_replay(
+    spec: DetectorSpec, payments: list[LabelledPayment], labels_first: bool
+) -> list[Decision]:
+    """Both agents' functions over payments and labels as they arrive, a UTC day at a time.
+
+    Within a day the two topics may be read in any interleaving: `labels_first` applies the
+    day's labels before its payments are scored, otherwise after. Payments go in batches.
+    """
+    assert spec.labels is not None
+    customers: dict[str, State] = {}
+    terminals: dict[str, State] = {}
+    spec.labels.attach(terminals)
+    decisions: list[Decision] = []
+
+    def day_of(item: object) -> int:
+        at = item.label_time if isinstance(item, PaymentLabel) else item.event_time  # type: ignore[attr-defined]
+        return math.floor(at.timestamp() / SECONDS_PER_DAY)
+
+    by_offset = {p.event.event_id: i for i, p in enumerate(payments)}
+    for _, day in itertools.groupby(arrival_order(payments), key=day_of):
+        items = list(day)
+        labels = [label_record(x, i) for i, x in enumerate(items) if isinstance(x, PaymentLabel)]
+        txs = [payments[by_offset[x.event_id]] for x in items if not isinstance(x, PaymentLabel)]
+        if labels_first:
+            assert apply_labels(spec.labels, labels, terminals) == []
+        batch = records(txs)
+        for start in range(0, len(batch), BATCH):
+            result = decide_batch(spec, batch[start : start + BATCH], customers)
+            decisions.extend(d for _, _, d in result.decisions)
+        if not labels_first:
+            assert apply_labels(spec.labels, labels, terminals) == []
+    return decisions
+
+
+@pytest.mark.parametrize("labels_first", [False, True])
 def test_stream_features_equal_the_offline_replay(
+    spec: DetectorSpec, payments: list[LabelledPayment], labels_first: bool
+) -> None:
+    """Customer and terminal features, scored through the stream's own functions, equal the
+    training rows of the offline replay, whichever topic is read first within a day."""
+    online = stream_replay(spec, payments, labels_first)
+    offline = payment_dataset(payments)
+    assert [d.event_id for d in online] == offline.event_ids
+    vectors = np.asarray([list(d.features.values()) for d in online], dtype=np.float32)
+    np.testing.assert_array_equal(vectors, offline.X)
+    terminal_rate = list(offline.feature_names).index("terminal_fraud_rate_7d")
+    assert (offline.X[:, terminal_rate] > 0).sum() > 50  # terminal risk really is exercised
+
+
+def test_a_broken_label_is_rejected_and_the_rest_applied(
     spec: DetectorSpec, payments: list[LabelledPayment]
 ) -> None:
-    """The state mapping carries over between batches exactly like the offline replay."""
-    state: dict[str, dict[str, object]] = {}
-    online = []
-    batch = records(payments[:3000])
-    for start in range(0, len(batch), 512):
-        result = decide_batch(spec, batch[start : start + 512], state)
-        online.extend(list(d.features.values()) for _, _, d in result.decisions)
-    offline = payment_dataset(payments[:3000]).X
-    np.testing.assert_array_equal(np.asarray(online, dtype=np.float32), offline)
+    assert spec.labels is not None
+    label = next(x for x in arrival_order(payments[:5]) if isinstance(x, PaymentLabel))
+    good = label_record(label, 0)
+    wrong_key = RecordRef("labels", 0, 1, b"T-other", good.value)
+    terminals: dict[str, State] = {}
+    rejected = apply_labels(spec.labels, [RecordRef("labels", 0, 2, b"T", b"{"), wrong_key, good],
+                            terminals)  # fmt: skip
+    assert [r.reason for _, r in rejected] == [RejectReason.NOT_JSON, RejectReason.KEY_MISMATCH]
+    assert list(terminals) == [label.terminal_id]
 
 
 def test_scores_replay_from_logged_features(

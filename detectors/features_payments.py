@@ -1,0 +1,160 @@
+"""Payment features per customer: `(event, state) -> (features, new_state)`, pure.
+
+The rules of `detectors.features` hold here: no clock, no randomness, the given state never
+mutated, a small JSON state of bounded size (it lives in a faust Table changelog), floats in
+`PAYMENT_FEATURES` order. The windows follow the fraud handbook (Le Borgne et al., chapter 3.4):
+a customer's count and mean amount over 1, 7 and 30 days, weekend and night flags; the rest
+(amount against the customer's mean, time and distance since the previous payment, a new
+device, a merchant category never used) go beyond it.
+
+A value that does not exist yet (time since the previous payment, on a customer's first one)
+is `MISSING` (-1.0): every real value of those features is >= 0, so a tree separates it with
+one split. Times are epoch seconds in UTC; "days" are UTC calendar days.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from detectors.geo import haversine_km
+from streams.schemas import Channel, PaymentTransaction
+
+State = dict[str, Any]
+FeatureVector = tuple[float, ...]
+
+STATE_VERSION = 1
+MISSING = -1.0
+SECONDS_PER_DAY = 86_400
+WINDOW_DAYS = (1, 7, 30)
+NIGHT_END_HOUR = 6  # payments from 00:00 to 05:59 UTC count as night (handbook ch. 3.4)
+MAX_DEVICES = 8  # recent devices remembered per customer (most recent last)
+MAX_MCCS = 32  # recent merchant categories remembered per customer
+
+PAYMENT_FEATURES: tuple[str, ...] = (
+    "amount",
+    "log_amount",
+    "is_night",
+    "is_weekend",
+    "is_ecommerce",
+    "customer_tx_count_1d",
+    "customer_mean_amount_1d",
+    "customer_tx_count_7d",
+    "customer_mean_amount_7d",
+    "customer_tx_count_30d",
+    "customer_mean_amount_30d",
+    "amount_to_mean_30d",
+    "seconds_since_previous_tx",
+    "km_from_previous_terminal",
+    "new_device",
+    "mcc_seen_before",
+)
+
+
+def initial_payment_state() -> State:
+    """A customer never seen before.
+
+    `days` holds `[utc_day, count, amount_sum]` buckets for the last `max(WINDOW_DAYS)` days,
+    oldest first: enough for every window at a fixed size.
+    """
+    return {
+        "v": STATE_VERSION,
+        "days": [],
+        "last_ts": None,
+        "last_lat": None,
+        "last_lon": None,
+        "devices": [],
+        "mccs": [],
+    }
+
+
+def payment_features(event: PaymentTransaction, state: State) -> tuple[FeatureVector, State]:
+    """The feature vector of one payment given its customer's state, and the updated state.
+
+    Window counts and means include the payment itself (as in the handbook), so a customer's
+    first payment has count 1 and mean = amount.
+    """
+    ts = event.event_time.timestamp()
+    day = math.floor(ts / SECONDS_PER_DAY)
+    amount = float(event.amount)
+    buckets = _add_to_day(state["days"], day, amount)
+    windows: list[float] = []
+    for width in WINDOW_DAYS:
+        count, total = _window(buckets, day, width)
+        windows += [float(count), total / count]
+    mean_30d = windows[-1]
+    device = event.device_id
+    weekday = (day + 3) % 7  # Monday = 0; 1970-01-01 (day 0) was a Thursday
+    hour = math.floor(ts % SECONDS_PER_DAY / 3600)
+    features = (
+        amount,
+        math.log1p(amount),
+        1.0 if hour < NIGHT_END_HOUR else 0.0,
+        1.0 if weekday >= 5 else 0.0,
+        1.0 if event.channel == Channel.ECOMMERCE else 0.0,
+        *windows,
+        amount / mean_30d if mean_30d > 0 else 1.0,
+        _seconds_since(state["last_ts"], ts),
+        _km_from(state["last_lat"], state["last_lon"], event.lat, event.lon),
+        1.0 if device is not None and device not in state["devices"] else 0.0,
+        1.0 if event.mcc in state["mccs"] else 0.0,
+    )
+    new_state = {
+        "v": STATE_VERSION,
+        "days": buckets,
+        "last_ts": ts,
+        "last_lat": event.lat,
+        "last_lon": event.lon,
+        "devices": _remember(state["devices"], device, MAX_DEVICES),
+        "mccs": _remember(state["mccs"], event.mcc, MAX_MCCS),
+    }
+    return features, new_state
+
+
+def _add_to_day(days: list[list[Any]], day: int, amount: float) -> list[list[Any]]:
+    """New bucket list with the payment added; buckets older than the widest window dropped.
+
+    A late (out-of-order) payment lands in its own day's bucket, and the horizon is measured
+    from the newest day seen, so the state stays bounded either way.
+    """
+    buckets = [list(b) for b in days]
+    for bucket in buckets:
+        if bucket[0] == day:
+            bucket[1] += 1
+            bucket[2] += amount
+            break
+    else:
+        buckets.append([day, 1, amount])
+        buckets.sort(key=lambda b: b[0])
+    horizon = buckets[-1][0] - max(WINDOW_DAYS) + 1
+    return [b for b in buckets if b[0] >= horizon]
+
+
+def _window(buckets: list[list[Any]], day: int, width: int) -> tuple[int, float]:
+    """Count and amount sum over UTC days `day - width + 1 .. day` inclusive."""
+    count, total = 0, 0.0
+    for bucket_day, n, amount_sum in buckets:
+        if day - width < bucket_day <= day:
+            count += n
+            total += amount_sum
+    return count, total
+
+
+def _remember(items: list[str], item: str | None, limit: int) -> list[str]:
+    """Most-recently-used list: `item` moved to the end, the oldest dropped beyond `limit`."""
+    if item is None:
+        return list(items)
+    kept = [x for x in items if x != item]
+    kept.append(item)
+    return kept[-limit:]
+
+
+def _seconds_since(last_ts: float | None, ts: float) -> float:
+    # An event older than the last one (out of order) counts as simultaneous, never negative.
+    return MISSING if last_ts is None else max(0.0, ts - last_ts)
+
+
+def _km_from(lat: float | None, lon: float | None, to_lat: float, to_lon: float) -> float:
+    if lat is None or lon is None:
+        return MISSING
+    return haversine_km(lat, lon, to_lat, to_lon)
