@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from attestream.errors import ConfigError
 from attestream.settings import Settings
-from detectors.features import initial_supply_state, supply_features
+from detectors.features import FEATURE_SPECS, initial_supply_state, supply_features
 from detectors.fraud_features import FraudFeaturizer
 from detectors.model import load_active
+from detectors.reference import check_reference_data
 from detectors.scoring import Scorer
 from detectors.terminal_risk import apply_label
 from streams.app import StreamConfig
@@ -32,6 +35,18 @@ def _supply(event: SupplyChainEvent, state: State | None) -> tuple[Any, State]:
     return supply_features(event, state if state is not None else initial_supply_state())
 
 
+def authenticity_scorer(models: Path) -> Scorer:
+    """The active authenticity model, refused if the reference table it was trained with (its
+    card names it by digest) is not the one the features read now."""
+    model = load_active(models, Detector.AUTHENTICITY.value)
+    spec = FEATURE_SPECS[Detector.AUTHENTICITY]
+    if model.feature_names != spec.names:
+        raise ConfigError(f"model {model.model_id} takes other features than this version"
+                          " computes: run `attestream train authenticity`")  # fmt: skip
+    check_reference_data(model.model_id, model.card.reference_data, spec.reference_data())
+    return Scorer(model)
+
+
 def build_specs(settings: Settings) -> dict[str, DetectorSpec]:
     """Input topic -> detector spec, with the registry's active model of each detector."""
     models = settings.models_path
@@ -43,7 +58,7 @@ def build_specs(settings: Settings) -> dict[str, DetectorSpec]:
             Detector.AUTHENTICITY,
             EventParser(SupplyChainEvent, "epc"),
             _supply,
-            Scorer(load_active(models, Detector.AUTHENTICITY.value)),
+            authenticity_scorer(models),
         ),
     }
 

@@ -76,6 +76,7 @@ SUPPLY_FEATURES: tuple[str, ...] = (
     "tag_auth_failed",
     "tag_auth_absent",
     "auth_failures_before",
+    "auth_verified_before",
 )
 
 # Where each GS1 CBV business step sits in an item's life. Shipping, receiving, storing and
@@ -111,6 +112,7 @@ def initial_supply_state() -> State:
         "conflicts": 0,
         "conflict_sites": [],
         "auth_failures": 0,
+        "auth_verified": 0,
     }
 
 
@@ -137,7 +139,7 @@ def supply_features(
     ts = event.event_time.timestamp()
     site = ref.site(event.biz_location)
     role = None if site is None else ROLE_RANK[site.role]
-    here = [ts, event.lat, event.lon, event.biz_location, event.biz_step.value, role]
+    here: list[Any] = [ts, event.lat, event.lon, event.biz_location, event.biz_step.value, role]
     before, after = _neighbours(state["track"], ts)
     duplicate = any(_same_read(here, n) for n in (before, after) if n is not None)
     moves = [(a, b) for a, b in ((before, here), (here, after)) if a is not None and b is not None]
@@ -186,6 +188,7 @@ def supply_features(
         1.0 if event.tag_auth == TagAuth.FAILED else 0.0,
         1.0 if event.tag_auth == TagAuth.ABSENT else 0.0,
         float(state["auth_failures"]),
+        float(state["auth_verified"]),
     )
     fits = not duplicate and not conflict
     new_state = {
@@ -203,6 +206,7 @@ def supply_features(
         if conflict
         else list(state["conflict_sites"]),
         "auth_failures": state["auth_failures"] + (1 if event.tag_auth == TagAuth.FAILED else 0),
+        "auth_verified": state["auth_verified"] + (1 if event.tag_auth == TagAuth.VERIFIED else 0),
     }
     return features, new_state
 
@@ -214,7 +218,7 @@ def _neighbours(track: list[list[Any]], ts: float) -> tuple[list[Any] | None, li
 
 
 def _same_read(a: list[Any], b: list[Any]) -> bool:
-    return (
+    return bool(
         a[_SITE] == b[_SITE]
         and a[_STEP] == b[_STEP]
         and abs(a[_TS] - b[_TS]) <= DUPLICATE_WINDOW_S
@@ -226,7 +230,7 @@ def _km(a: list[Any] | None, b: list[Any]) -> float:
 
 
 def _speed_kmh(a: list[Any], b: list[Any]) -> float:
-    hours = max(abs(b[_TS] - a[_TS]) / 3600, MIN_TRAVEL_HOURS)
+    hours: float = max(abs(b[_TS] - a[_TS]) / 3600, MIN_TRAVEL_HOURS)
     return _km(a, b) / hours
 
 

@@ -59,3 +59,50 @@ def fraud(
         scenarios=scenarios, folds=folds,
     )  # fmt: skip
     evaluate_fraud_to(out, config, as_json=as_json)
+
+
+@app.command("authenticity")
+def authenticity(
+    out: OutOption = Path("reports"),
+    seed: SeedOption = 1,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            exists=True,
+            dir_okay=False,
+            envvar="ATTESTREAM_EVALUATE_DATA",
+            help="labelled scans JSONL (default: simulate --count scans with --seed)",
+        ),
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", min=1, envvar="ATTESTREAM_EVALUATE_COUNT")
+    ] = 100_000,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option("--models-dir", envvar="ATTESTREAM_MODELS_DIR",
+                     help="where models live (default: <home>/models)"),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="model sha256 (default: the active one)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Supply-chain authenticity on scans the model never saw: precision and recall per
+    scenario (per scan and per item), detection delay, false positives per noise kind."""
+    import sys
+
+    import msgspec
+
+    from attestream.settings import load_settings
+    from detectors.report_authenticity import evaluate_to
+
+    directory = models_dir or load_settings().models_path
+    command = " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
+    evaluation, paths = evaluate_to(out, directory, data=data, count=count, seed=seed,
+                                    model_sha256=model, command=command)  # fmt: skip
+    if as_json:
+        typer.echo(msgspec.json.format(msgspec.json.encode(evaluation.report), indent=2).decode())
+        return
+    typer.echo(paths["markdown"].read_text(encoding="utf-8"))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))

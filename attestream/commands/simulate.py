@@ -11,7 +11,7 @@ import typer
 from attestream.settings import load_settings
 from attestream.simulation import PublishSummary, publish, publish_payments
 from detectors.simulate_payments import simulate_payments, write_labelled_payments
-from detectors.simulate_supply import simulate_supply
+from detectors.simulate_supply import simulate_supply, write_labelled_scans
 from streams.producer import EventProducer
 from streams.topics import all_topics, ensure_topics
 
@@ -70,7 +70,13 @@ def transactions(count: int = COUNT, rate: float = RATE, seed: int = SEED,
 @app.command("supply-chain")
 def supply_chain(count: int = COUNT, rate: float = RATE, seed: int = SEED,
                  run_id: str = RUN_ID, truth: Path = TRUTH, malformed: int = MALFORMED,
-                 as_json: bool = AS_JSON) -> None:  # fmt: skip
-    """EPCIS-style scans keyed by EPC, with clones, fakes and lifecycle violations."""
+                 as_json: bool = AS_JSON, data_out: Path = DATA_OUT) -> None:  # fmt: skip
+    """EPCIS-style scans keyed by EPC in arrival order: cloned serials, impossible travel,
+    injected fakes, grey-market diversion and lifecycle violations, among honest noise
+    (missed, duplicate and late-uploaded reads). See docs/detectors.md."""
     events = simulate_supply(count=count, seed=seed, run_id=run_id)
+    if data_out is not None:
+        written = write_labelled_scans(data_out, events)
+        typer.echo(f"wrote {written} labelled scans to {data_out}")
+        return
     _run(events, "topic_supply_chain", "epc", rate, malformed, truth, as_json)

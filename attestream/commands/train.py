@@ -77,7 +77,7 @@ def authenticity(
     models_dir: ModelsDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the supply-chain authenticity model (default: 40,000 simulated scans)."""
+    """Train the supply-chain authenticity model (default: 100,000 simulated scans)."""
     _train(Detector.AUTHENTICITY, count, seed, data, models_dir, as_json)
 
 

@@ -11,8 +11,11 @@ Published files are never edited: a change is a new file with a new version numb
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
+from attestream.errors import ConfigError
 from streams.schemas import Sha256Hex
 
 
@@ -23,3 +26,24 @@ class ReferenceDataDigest(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     format: str
     version: str
     sha256: Sha256Hex  # of the file's exact bytes: `sha256sum detectors/reference/<name>`
+
+
+def check_reference_data(
+    model_id: str,
+    recorded: Sequence[ReferenceDataDigest],
+    shipped: Sequence[ReferenceDataDigest],
+) -> None:
+    """Refuse to score with reference files other than those the model was trained with.
+
+    `recorded` comes from the model card, `shipped` from the files the features read now.
+    """
+    current = {r.name: r for r in shipped}
+    for expected in recorded:
+        found = current.get(expected.name)
+        if found is None or found.sha256 != expected.sha256:
+            calculated = "missing" if found is None else f"sha256 {found.sha256}"
+            raise ConfigError(
+                f"model {model_id} was trained with reference data {expected.name} sha256"
+                f" {expected.sha256}, but the shipped file is {calculated}: restore that file"
+                " or retrain the model"
+            )
