@@ -2,8 +2,9 @@
 
 Each event is featurised against the state its entity (customer for payments, EPC for scans)
 had just before it, in the order given, which is the order the stream sees them in one
-partition: that is what makes training vectors equal to the vectors scored online. The
-simulators emit events in event-time order. Payments are replayed together with their late
+partition: that is what makes training vectors equal to the vectors scored online. Scans
+are replayed in the order they arrive, as the supply-chain simulator writes them (a late upload
+comes after newer scans of its EPC). Payments are replayed together with their late
 labels, in the order both arrive (`detectors.fraud_features.replay_payments`), because the
 fraud features read terminal risk from the labels that had arrived.
 """

@@ -27,6 +27,7 @@ EPCIS traces: time-location conflicts, supply-chain order, lifecycle):
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 from typing import Any
 
 from detectors.geo import haversine_km
@@ -131,6 +132,52 @@ def order_violation(previous: str | BizStep, step: str | BizStep) -> bool:
     return STEP_RANK[now] < STEP_RANK[before]
 
 
+@dataclass(frozen=True)
+class _TrackFit:
+    """How one scan relates to its EPC's track (see the module docstring)."""
+
+    before: list[Any] | None  # the track's scan just before it in event time
+    after: list[Any] | None  # and just after it (a late upload has one)
+    duplicate: bool
+    unshipped: bool  # another site than a neighbour's, without a shipping scan between
+    backwards_unshipped: bool  # ... and sideways or up the chain
+    role_change: float
+    speed: float
+    out_of_order: bool
+    after_decommissioning: bool
+    at_conflict_site: bool
+
+    @property
+    def conflict(self) -> bool:
+        return not self.duplicate and (
+            self.out_of_order
+            or self.after_decommissioning
+            or self.speed > PLAUSIBLE_KMH
+            or self.backwards_unshipped
+            or self.at_conflict_site
+        )
+
+
+def _fit(here: list[Any], state: State) -> _TrackFit:
+    before, after = _neighbours(state["track"], here[_TS])
+    duplicate = any(_same_read(here, n) for n in (before, after) if n is not None)
+    moves = [(a, b) for a, b in ((before, here), (here, after)) if a is not None and b is not None]
+    unshipped = [m for m in moves if m[0][_SITE] != m[1][_SITE] and m[0][_STEP] != "shipping"]
+    dead = state["decommissioned_ts"]
+    return _TrackFit(
+        before=before,
+        after=after,
+        duplicate=duplicate,
+        unshipped=bool(unshipped),
+        backwards_unshipped=any(_role_change(m) <= 0 for m in unshipped),
+        role_change=_role_change(moves[0]) if moves else MISSING,
+        speed=max((_speed_kmh(a, b) for a, b in moves), default=MISSING),
+        out_of_order=not duplicate and any(order_violation(a[_STEP], b[_STEP]) for a, b in moves),
+        after_decommissioning=dead is not None and here[_TS] > dead and not duplicate,
+        at_conflict_site=here[_SITE] in state["conflict_sites"],
+    )
+
+
 def supply_features(
     event: SupplyChainEvent, state: State, reference: SupplyReference | None = None
 ) -> tuple[FeatureVector, State]:
@@ -140,29 +187,12 @@ def supply_features(
     site = ref.site(event.biz_location)
     role = None if site is None else ROLE_RANK[site.role]
     here: list[Any] = [ts, event.lat, event.lon, event.biz_location, event.biz_step.value, role]
-    before, after = _neighbours(state["track"], ts)
-    duplicate = any(_same_read(here, n) for n in (before, after) if n is not None)
-    moves = [(a, b) for a, b in ((before, here), (here, after)) if a is not None and b is not None]
-    unshipped = [m for m in moves if m[0][_SITE] != m[1][_SITE] and m[0][_STEP] != "shipping"]
-    role_change = _role_change(moves[0]) if moves else MISSING
-    speed = max((_speed_kmh(a, b) for a, b in moves), default=MISSING)
-    out_of_order = not duplicate and any(order_violation(a[_STEP], b[_STEP]) for a, b in moves)
-    dead = state["decommissioned_ts"]
-    after_decommissioning = dead is not None and ts > dead and not duplicate
+    fit = _fit(here, state)
     step = event.biz_step
-    counts_sale = not duplicate and step == BizStep.RETAIL_SELLING
-    counts_return = not duplicate and step == BizStep.RETURNING
-    commissioned = state["commissioned"] + (
-        1 if step == BizStep.COMMISSIONING and not duplicate else 0
-    )
-    at_conflict_site = event.biz_location in state["conflict_sites"]
-    conflict = not duplicate and (
-        out_of_order
-        or after_decommissioning
-        or speed > PLAUSIBLE_KMH
-        or any(_role_change(m) <= 0 for m in unshipped)
-        or at_conflict_site
-    )
+    counted = not fit.duplicate
+    is_sale = counted and step == BizStep.RETAIL_SELLING
+    is_return = counted and step == BizStep.RETURNING
+    commissioned = state["commissioned"] + (1 if counted and step == BizStep.COMMISSIONING else 0)
     first_role = role if state["scans"] == 0 else state["first_role"]
     newest = state["newest_ts"]
     features = (
@@ -172,17 +202,17 @@ def supply_features(
         _or_missing(first_role),
         _or_missing(role),
         0.0 if newest is None else max(0.0, newest - ts),
-        MISSING if before is None else ts - before[_TS],
-        _km(before if before is not None else after, here),
-        speed,
-        1.0 if unshipped else 0.0,
-        role_change,
-        1.0 if duplicate else 0.0,
-        1.0 if out_of_order else 0.0,
-        1.0 if after_decommissioning else 0.0,
-        float(state["sold"] - state["returned"] + counts_sale - counts_return),
+        MISSING if fit.before is None else ts - fit.before[_TS],
+        _km(fit.before if fit.before is not None else fit.after, here),
+        fit.speed,
+        1.0 if fit.unshipped else 0.0,
+        fit.role_change,
+        1.0 if fit.duplicate else 0.0,
+        1.0 if fit.out_of_order else 0.0,
+        1.0 if fit.after_decommissioning else 0.0,
+        float(state["sold"] - state["returned"] + is_sale - is_return),
         float(state["conflicts"]),
-        1.0 if at_conflict_site else 0.0,
+        1.0 if fit.at_conflict_site else 0.0,
         _unauthorised_region(ref, event.epc, site),
         _tag_auth_expected(ref, event.epc),
         1.0 if event.tag_auth == TagAuth.FAILED else 0.0,
@@ -190,25 +220,40 @@ def supply_features(
         float(state["auth_failures"]),
         float(state["auth_verified"]),
     )
-    fits = not duplicate and not conflict
-    new_state = {
+    new_state = _next_state(state, event, here, fit, commissioned, first_role)
+    return features, new_state
+
+
+def _next_state(
+    state: State,
+    event: SupplyChainEvent,
+    here: list[Any],
+    fit: _TrackFit,
+    commissioned: int,
+    first_role: int | None,
+) -> State:
+    """A fresh state: a fitting scan joins the track and counts; a conflict is remembered."""
+    ts, step, newest = here[_TS], event.biz_step, state["newest_ts"]
+    joins = not fit.duplicate and not fit.conflict
+    conflict_sites = list(state["conflict_sites"])
+    if fit.conflict:
+        conflict_sites = _remember_site(conflict_sites, event.biz_location)
+    return {
         "v": SUPPLY_STATE_VERSION,
         "scans": state["scans"] + 1,
         "commissioned": commissioned,
         "first_role": first_role,
         "newest_ts": ts if newest is None else max(newest, ts),
-        "sold": state["sold"] + (1 if fits and counts_sale else 0),
-        "returned": state["returned"] + (1 if fits and counts_return else 0),
-        "decommissioned_ts": ts if fits and step == BizStep.DECOMMISSIONING else dead,
-        "track": _with_entry(state["track"], here) if fits else [list(e) for e in state["track"]],
-        "conflicts": state["conflicts"] + (1 if conflict else 0),
-        "conflict_sites": _remember_site(state["conflict_sites"], event.biz_location)
-        if conflict
-        else list(state["conflict_sites"]),
+        "sold": state["sold"] + (1 if joins and step == BizStep.RETAIL_SELLING else 0),
+        "returned": state["returned"] + (1 if joins and step == BizStep.RETURNING else 0),
+        "decommissioned_ts": ts if joins and step == BizStep.DECOMMISSIONING
+        else state["decommissioned_ts"],
+        "track": _with_entry(state["track"], here) if joins else [list(e) for e in state["track"]],
+        "conflicts": state["conflicts"] + (1 if fit.conflict else 0),
+        "conflict_sites": conflict_sites,
         "auth_failures": state["auth_failures"] + (1 if event.tag_auth == TagAuth.FAILED else 0),
         "auth_verified": state["auth_verified"] + (1 if event.tag_auth == TagAuth.VERIFIED else 0),
     }
-    return features, new_state
 
 
 def _neighbours(track: list[list[Any]], ts: float) -> tuple[list[Any] | None, list[Any] | None]:
