@@ -84,7 +84,9 @@ def authenticity(
                      help="where models live (default: <home>/models)"),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="model sha256 (default: the active one)")
+        str | None,
+        typer.Option("--model", envvar="ATTESTREAM_EVALUATE_MODEL",
+                     help="model sha256 (default: the active one)"),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
