@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
+from attestream.errors import UsageError
 from detectors.dataset import supply_dataset
 from detectors.features import FEATURE_SPECS
 from detectors.metrics import average_precision, roc_auc
@@ -260,6 +261,8 @@ def evaluate_authenticity(
     scans: Sequence[LabelledScan], model: LoadedModel, source: str, command: str = ""
 ) -> Evaluation:
     """Replay, score and count (see the module docstring for every definition)."""
+    if not any(s.label for s in scans) or all(s.label for s in scans):
+        raise UsageError("the evaluation needs both counterfeit and genuine scans")
     spec = FEATURE_SPECS[Detector.AUTHENTICITY]
     check_reference_data(model.model_id, model.card.reference_data, spec.reference_data())
     rows = supply_dataset(scans)

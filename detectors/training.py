@@ -54,6 +54,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "eval_metric": "aucpr",
     "nthread": 2,
 }
+# Per-detector changes to DEFAULT_PARAMS. Authenticity trains on 100,000 scans in a fraction of
+# a second on one thread, while two OpenMP threads on a busy 2-core machine spin-wait for
+# seconds (measured: 0.09 s vs 11 s on 12,000 scans).
+DETECTOR_PARAMS: dict[Detector, dict[str, Any]] = {Detector.AUTHENTICITY: {"nthread": 1}}
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,8 @@ def train(
     for part, name in ((fit, "training"), (held_out, "validation")):
         if part.y.sum() == 0 or part.y.sum() == len(part):
             raise UsageError(f"the {name} part has only one class: use more events")
-    all_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    overrides = DETECTOR_PARAMS.get(detector, {})
+    all_params = {**DEFAULT_PARAMS, **overrides, **(params or {}), "seed": seed}
     dtrain = xgb.DMatrix(fit.X, label=fit.y, feature_names=list(data.feature_names))
     booster = xgb.train(all_params, dtrain, num_boost_round=num_boost_round)
     artifact = bytes(booster.save_raw(raw_format="ubj"))

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attestream.commands.evaluate import app
-from attestream.errors import ConfigError
+from attestream.errors import ConfigError, UsageError
 from detectors.evaluate_authenticity import (
     best_precision_at_recall,
     counterfeit_items,
@@ -125,6 +125,12 @@ def test_a_model_from_another_reference_table_is_refused(
     stale = LoadedModel(card, authenticity_model.booster, authenticity_model.artifact_path)
     with pytest.raises(ConfigError, match="restore that file or retrain"):
         evaluate_authenticity(SCANS, stale, "hand-built")
+
+
+def test_data_without_both_classes_is_refused(authenticity_model: LoadedModel) -> None:
+    genuine = [s for s in SCANS if s.label == 0]
+    with pytest.raises(UsageError, match="both counterfeit and genuine"):
+        evaluate_authenticity(genuine, authenticity_model, "genuine only")
 
 
 def test_cli_writes_json_markdown_and_png(models_dir: Path, tmp_path: Path) -> None:
