@@ -23,13 +23,15 @@ from streams.schemas import Channel, PaymentTransaction
 State = dict[str, Any]
 FeatureVector = tuple[float, ...]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 MISSING = -1.0
 SECONDS_PER_DAY = 86_400
 WINDOW_DAYS = (1, 7, 30)
 NIGHT_END_HOUR = 6  # payments from 00:00 to 05:59 UTC count as night (handbook ch. 3.4)
 MAX_DEVICES = 8  # recent devices remembered per customer (most recent last)
 MAX_MCCS = 32  # recent merchant categories remembered per customer
+MAX_RECENT = 32  # recent (time, amount) pairs remembered per customer
+SMALL_AMOUNT = 2.0  # card testers probe with payments below this (a euro or two)
 
 PAYMENT_FEATURES: tuple[str, ...] = (
     "amount",
@@ -48,6 +50,9 @@ PAYMENT_FEATURES: tuple[str, ...] = (
     "km_from_previous_terminal",
     "new_device",
     "mcc_seen_before",
+    "amount_to_median_recent",
+    "customer_tx_count_1h",
+    "customer_small_tx_count_24h",
 )
 
 
@@ -55,7 +60,8 @@ def initial_payment_state() -> State:
     """A customer never seen before.
 
     `days` holds `[utc_day, count, amount_sum]` buckets for the last `max(WINDOW_DAYS)` days,
-    oldest first: enough for every window at a fixed size.
+    oldest first: enough for every window at a fixed size. `recent` holds the last
+    `MAX_RECENT` payments as `[ts, amount]`, for the short windows and the median amount.
     """
     return {
         "v": STATE_VERSION,
@@ -65,6 +71,7 @@ def initial_payment_state() -> State:
         "last_lon": None,
         "devices": [],
         "mccs": [],
+        "recent": [],
     }
 
 
@@ -98,6 +105,7 @@ def payment_features(event: PaymentTransaction, state: State) -> tuple[FeatureVe
         _km_from(state["last_lat"], state["last_lon"], event.lat, event.lon),
         1.0 if device is not None and device not in state["devices"] else 0.0,
         1.0 if event.mcc in state["mccs"] else 0.0,
+        *_recent_features(state["recent"], ts, amount),
     )
     new_state = {
         "v": STATE_VERSION,
@@ -107,8 +115,30 @@ def payment_features(event: PaymentTransaction, state: State) -> tuple[FeatureVe
         "last_lon": event.lon,
         "devices": _remember(state["devices"], device, MAX_DEVICES),
         "mccs": _remember(state["mccs"], event.mcc, MAX_MCCS),
+        "recent": [*state["recent"], [ts, amount]][-MAX_RECENT:],
     }
     return features, new_state
+
+
+def _recent_features(recent: list[list[float]], ts: float, amount: float) -> FeatureVector:
+    """Amount against the median of the customer's last payments (robust to a few inflated
+    fraudulent ones, unlike the mean), payments in the last hour and small "probe" payments
+    in the last day, both counting this one."""
+    amounts = []
+    last_hour = small = 0
+    for t, a in recent:
+        amounts.append(a)
+        if ts - SECONDS_PER_DAY <= t <= ts:
+            last_hour += t >= ts - 3_600
+            small += a < SMALL_AMOUNT
+    amounts.sort()
+    middle = len(amounts) // 2
+    median = (amounts[middle] + amounts[~middle]) / 2 if amounts else 0.0
+    return (
+        amount / median if median > 0 else MISSING,
+        float(last_hour + 1),
+        float(small + (1 if amount < SMALL_AMOUNT else 0)),
+    )
 
 
 def _add_to_day(days: list[list[Any]], day: int, amount: float) -> list[list[Any]]:
@@ -117,11 +147,10 @@ def _add_to_day(days: list[list[Any]], day: int, amount: float) -> list[list[Any
     A late (out-of-order) payment lands in its own day's bucket, and the horizon is measured
     from the newest day seen, so the state stays bounded either way.
     """
-    buckets = [list(b) for b in days]
-    for bucket in buckets:
-        if bucket[0] == day:
-            bucket[1] += 1
-            bucket[2] += amount
+    buckets = list(days)  # buckets are replaced, never changed: the given state stays intact
+    for i, (bucket_day, count, total) in enumerate(buckets):
+        if bucket_day == day:
+            buckets[i] = [day, count + 1, total + amount]
             break
     else:
         buckets.append([day, 1, amount])

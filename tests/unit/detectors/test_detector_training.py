@@ -46,11 +46,15 @@ def test_fraud_model_ranks_held_out_fraud(fraud_model, payment_rows: TrainingSet
     card = fraud_model.card
     assert card.metrics.auc_roc > 0.8 and card.metrics.average_precision > 0.3
     # Recompute the card's figure from the artifact on the held-out (later) fifth.
-    held_out = payment_rows.rows(slice(card.training.rows_train, None))
+    held_out = payment_rows.rows(slice(len(payment_rows) - card.training.rows_validation, None))
     scores = fraud_model.booster.inplace_predict(held_out.X, validate_features=False)
     assert roc_auc(held_out.y, scores) == pytest.approx(card.metrics.auc_roc)
     assert card.training.data_digest == payment_rows.digest()
-    assert card.training.rows_train + card.training.rows_validation == len(payment_rows)
+    # Training stops 7 days before validation starts: those labels arrive only after it.
+    gap = payment_rows.times[-card.training.rows_validation] - 7 * 86_400
+    assert payment_rows.times[card.training.rows_train - 1] <= gap
+    assert payment_rows.times[card.training.rows_train] > gap
+    assert "the last 7 days before validation" in card.training.split
 
 
 def test_authenticity_model_ranks_held_out_counterfeits(authenticity_model) -> None:

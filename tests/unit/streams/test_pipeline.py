@@ -17,10 +17,11 @@ import pytest
 
 from attestream.detection import fraud_spec
 from detectors.dataset import payment_dataset
-from detectors.features import SECONDS_PER_DAY, State
+from detectors.features import State
 from detectors.registry import load_active
 from detectors.scoring import Scorer
 from detectors.simulate_payments import LabelledPayment, arrival_order, simulate_payments
+from detectors.terminal_risk import SECONDS_PER_HOUR
 from detectors.training import train_detector
 from streams.intake import RecordRef, RejectReason
 from streams.pipeline import DetectorSpec, apply_labels, decide_batch
@@ -75,10 +76,10 @@ def test_one_decision_per_valid_event_and_a_rejection_per_broken_one(
 def stream_replay(
     spec: DetectorSpec, payments: list[LabelledPayment], labels_first: bool
 ) -> list[Decision]:
-    """Both agents' functions over payments and labels as they arrive, a UTC day at a time.
+    """Both agents' functions over payments and labels as they arrive, a UTC hour at a time.
 
-    Within a day the two topics may be read in any interleaving: `labels_first` applies the
-    day's labels before its payments are scored, otherwise after. Payments go in batches.
+    Within an hour the two topics may be read in any interleaving: `labels_first` applies the
+    hour's labels before its payments are scored, otherwise after. Payments go in batches.
     """
     assert spec.labels is not None
     customers: dict[str, State] = {}
@@ -86,13 +87,13 @@ def stream_replay(
     spec.labels.attach(terminals)
     decisions: list[Decision] = []
 
-    def day_of(item: object) -> int:
+    def hour_of(item: object) -> int:
         at = item.label_time if isinstance(item, PaymentLabel) else item.event_time  # type: ignore[attr-defined]
-        return math.floor(at.timestamp() / SECONDS_PER_DAY)
+        return math.floor(at.timestamp() / SECONDS_PER_HOUR)
 
     by_offset = {p.event.event_id: i for i, p in enumerate(payments)}
-    for _, day in itertools.groupby(arrival_order(payments), key=day_of):
-        items = list(day)
+    for _, hour in itertools.groupby(arrival_order(payments), key=hour_of):
+        items = list(hour)
         labels = [label_record(x, i) for i, x in enumerate(items) if isinstance(x, PaymentLabel)]
         txs = [payments[by_offset[x.event_id]] for x in items if not isinstance(x, PaymentLabel)]
         if labels_first:
@@ -111,7 +112,7 @@ def test_stream_features_equal_the_offline_replay(
     spec: DetectorSpec, payments: list[LabelledPayment], labels_first: bool
 ) -> None:
     """Customer and terminal features, scored through the stream's own functions, equal the
-    training rows of the offline replay, whichever topic is read first within a day."""
+    training rows of the offline replay, whichever topic is read first within an hour."""
     online = stream_replay(spec, payments, labels_first)
     offline = payment_dataset(payments)
     assert [d.event_id for d in online] == offline.event_ids
