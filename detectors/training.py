@@ -282,13 +282,15 @@ def ensure_models(models_dir: Path, seed: int = 0) -> dict[Detector, LoadedModel
     """Make sure each detector has an active model, training one with defaults if not.
 
     The demo calls this so a fresh checkout works without a separate training step. An
-    existing active model is loaded (and so verified against its card), never replaced.
+    existing active model is loaded (and so verified against its card) and kept, unless it was
+    trained on another feature list than this code computes: then a current one is trained and
+    activated beside it (the old version stays in the registry, and its decisions replay).
     """
     models: dict[Detector, LoadedModel] = {}
     for detector in Detector:
         sha256 = active_sha256(models_dir, detector)
-        if sha256 is None:
-            models[detector] = train_detector(detector, models_dir, seed=seed)
-        else:
-            models[detector] = load_model(models_dir, detector, sha256)
+        current = load_model(models_dir, detector, sha256) if sha256 else None
+        if current is None or current.feature_names != FEATURE_SPECS[detector].names:
+            current = train_detector(detector, models_dir, seed=seed)
+        models[detector] = current
     return models

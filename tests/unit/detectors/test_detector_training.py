@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -141,3 +142,26 @@ def test_cli_simulates_when_no_file_is_given(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "AUC-ROC" in result.stdout and "block at score" in result.stdout
     assert load_active(tmp_path, "fraud").card.training.rows == 6000
+
+
+def test_ensure_models_replaces_a_model_of_an_older_feature_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detectors import training
+    from detectors.features import FEATURE_SPECS
+    from detectors.registry import active_sha256
+    from streams.schemas import Detector
+
+    first = training.ensure_models(tmp_path)
+    assert training.ensure_models(tmp_path)[Detector.FRAUD].model_sha256 == (
+        first[Detector.FRAUD].model_sha256
+    ), "a current model is kept"
+    spec = FEATURE_SPECS[Detector.AUTHENTICITY]
+    monkeypatch.setitem(FEATURE_SPECS, Detector.AUTHENTICITY,
+                        dataclasses.replace(spec, names=(*spec.names, "not_computed_yet")))
+    old = active_sha256(tmp_path, Detector.AUTHENTICITY)
+    calls: list[Detector] = []
+    monkeypatch.setattr(training, "train_detector",
+                        lambda d, m, seed=0: calls.append(Detector(d)) or first[Detector(d)])
+    training.ensure_models(tmp_path)
+    assert calls == [Detector.AUTHENTICITY] and old is not None
