@@ -77,39 +77,54 @@ def decide_batch(
 ) -> BatchResult:
     """Decide every valid record of a batch, in order; reject the rest with a reason.
 
-    State updates happen record by record in input order, so an entity's events see each
-    other's effects exactly as an offline replay does (features parity).
+    1. Read the scorer once: every decision of the batch is made by one model, even when a
+       new one is swapped in meanwhile (`DetectorSpec.scorer`).
+    2. Featurize record by record in input order, each entity's state carried through the
+       batch, so an entity's events see each other's effects exactly as an offline replay
+       does (features parity).
+    3. Write each entity's final state once (a table write is a changelog record; the
+       intermediate states of one batch would be overwritten before any offset is committed),
+       with `before_state_write` naming the entity's last record of the batch.
+    4. Score and explain the whole batch, then build the decisions in input order.
     """
+    scorer = spec.scorer  # step 1
     result = BatchResult()
     rows: list[Sequence[float]] = []
     accepted: list[tuple[RecordRef, Any]] = []
+    pending: dict[str, tuple[int, State]] = {}
     key_field = spec.parser.key_field
-    for index, record in enumerate(records):
+    for index, record in enumerate(records):  # step 2
         parsed = spec.parser.parse(record)
         if isinstance(parsed, Rejection):
             result.rejections.append((record, parsed))
             continue
         entity = getattr(parsed, key_field)
-        features, new_state = spec.featurize(parsed, state.get(entity))
-        before_state_write(index)
-        state[entity] = new_state
+        carried = pending.get(entity)
+        previous = carried[1] if carried is not None else state.get(entity)
+        features, new_state = spec.featurize(parsed, previous)
+        pending[entity] = (index, new_state)
         rows.append(features)
         accepted.append((record, parsed))
+    for entity, (index, new_state) in pending.items():  # step 3
+        before_state_write(index)
+        state[entity] = new_state
     if not accepted:
         return result
-    matrix = np.asarray(rows, dtype=np.float32)
-    scores = spec.scorer.score_batch(matrix)
-    reasons = spec.scorer.reasons_batch(matrix, top=3)
+    matrix = np.asarray(rows, dtype=np.float32)  # step 4
+    scores = scorer.score_batch(matrix)
+    reasons = scorer.reasons_batch(matrix, top=3)
     decided_at = now()
-    names = list(spec.scorer.feature_names)
+    names = list(scorer.feature_names)
     for (record, event), row, score, why in zip(accepted, rows, scores, reasons, strict=True):
-        decision = _decision(spec, record, event, names, row, float(score), why, decided_at)
+        decision = _decision(spec, scorer, record, event, names, row, float(score), why,
+                             decided_at)  # fmt: skip
         result.decisions.append((decision.entity_id, encode(decision), decision))
     return result
 
 
 def _decision(
     spec: DetectorSpec,
+    scorer: BatchScorer,
     record: RecordRef,
     event: Any,
     names: list[str],
@@ -119,17 +134,17 @@ def _decision(
     decided_at: datetime,
 ) -> Decision:
     return Decision(
-        decision_id=decision_id(event.event_id, spec.detector, spec.scorer.model_sha256),
+        decision_id=decision_id(event.event_id, spec.detector, scorer.model_sha256),
         event_id=event.event_id,
         event_sha256=hashlib.sha256(record.value).hexdigest(),
         source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
         entity_id=getattr(event, spec.parser.key_field),
         detector=spec.detector,
-        model_id=spec.scorer.model_id,
-        model_sha256=spec.scorer.model_sha256,
+        model_id=scorer.model_id,
+        model_sha256=scorer.model_sha256,
         features={name: float(v) for name, v in zip(names, row, strict=True)},
         score=min(max(score, 0.0), 1.0),
-        outcome=spec.scorer.outcome(score),
+        outcome=scorer.outcome(score),
         reasons=[Reason(feature=f, contribution=round(float(c), 6)) for f, c in reasons],
         event_time=event.event_time,
         decided_at=decided_at,

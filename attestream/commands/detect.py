@@ -7,7 +7,7 @@ import typer
 from attestream.detection import build_specs, stream_config
 from attestream.observability import serve_metrics, setup_logging
 from attestream.settings import load_settings
-from streams.app import create_app
+from streams.app import create_app, tune_gc
 from streams.metrics import DetectMetrics
 from streams.topics import all_topics, ensure_topics
 
@@ -21,6 +21,7 @@ def detect(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     specs = build_specs(settings)
     app = create_app(stream_config(settings), specs, DetectMetrics())
     serve_metrics(settings.metrics_host, settings.detect_metrics_port)
+    tune_gc()
     # faust's worker owns the event loop and handles SIGTERM/SIGINT with a clean shutdown.
     worker = app.Worker(loglevel="DEBUG" if verbose else "INFO", quiet=True)
     worker.execute_from_commandline()
