@@ -11,6 +11,7 @@ from attestream.commands import (
     demo,
     detect,
     evaluate,
+    explain,
     forensic,
     ledger,
     proofs,
@@ -37,6 +38,8 @@ app.add_typer(anchor.app, name="anchor")
 forensic.app.command("prove")(proofs.prove)
 forensic.app.command("verify-proof")(proofs.verify_proof)
 forensic.app.command("consistency")(proofs.consistency)
+forensic.app.command("explain")(explain.explain)
+forensic.app.command("replay")(explain.replay)
 app.add_typer(forensic.app, name="forensic")
 app.command("demo")(demo.demo)
 

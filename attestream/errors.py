@@ -81,6 +81,19 @@ class RootMismatchError(VerificationError):
         self.calculated = calculated
 
 
+class EntryMismatchError(VerificationError):
+    """A stored entry's bytes do not hash to its stored leaf hash, or log another decision."""
+
+    kind = "bad_leaf"
+
+
+class ReplayMismatchError(VerificationError):
+    """A decision replayed with its pinned model from its logged features does not give the
+    logged score or outcome (or the features are not the model's)."""
+
+    kind = "replay_mismatch"
+
+
 class ProofError(VerificationError):
     """A proof is malformed for the sizes and indices it claims (wrong length, bad index)."""
 
