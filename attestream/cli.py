@@ -14,6 +14,7 @@ from attestream.commands import (
     explain,
     forensic,
     ledger,
+    models,
     proofs,
     simulate,
     stack,
@@ -32,6 +33,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(models.app, name="models")
 app.command("detect")(detect.detect)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(anchor.app, name="anchor")

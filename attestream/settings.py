@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     detect_batch_within_s: float = Field(default=0.2, gt=0)
     detect_app_id: str = "attestream-detect"
     models_dir: Path | None = None
+    # The model each detector scores with: a sha256, a model id or 8+ hex digits of the
+    # sha256 pins it; empty follows the registry's active model (`attestream models activate`).
+    fraud_model: str = ""
+    authenticity_model: str = ""
+    # How often a worker re-reads the registry's active models and swaps a new one in between
+    # micro-batches (docs/operations.md); 0 never does: a new model then needs a restart.
+    detect_model_poll_s: float = Field(default=10.0, ge=0)
 
     # Metrics: one port per long-running process; 0 disables the endpoint.
     metrics_host: str = "127.0.0.1"

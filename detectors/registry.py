@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 import msgspec
 import xgboost as xgb
 
-from attestream.errors import ConfigError, VerificationError
+from attestream.errors import ConfigError, UsageError, VerificationError
 from detectors.reference import ReferenceDataDigest
 from streams.schemas import OUTCOMES, Detector, Sha256Hex
 
@@ -177,6 +178,34 @@ def activate_model(models_dir: Path, detector: Detector | str, sha256: str) -> N
 def active_sha256(models_dir: Path, detector: Detector | str) -> str | None:
     entry = read_registry(models_dir).get("active", {}).get(Detector(detector).value)
     return None if entry is None else str(entry["model_sha256"])
+
+
+def list_models(models_dir: Path, detector: Detector | str) -> list[ModelCard]:
+    """Every stored model of `detector`, oldest first. Cards only: no artifact is hashed."""
+    folder = models_dir / Detector(detector).value
+    suffix = ".card.json"
+    cards = [read_card(models_dir, detector, path.name.removesuffix(suffix))
+             for path in folder.glob(f"*{suffix}")]  # fmt: skip
+    return sorted(cards, key=lambda card: (card.created_at, card.model_sha256))
+
+
+def resolve_model(models_dir: Path, detector: Detector | str, name: str) -> str:
+    """The sha256 of the stored model `name` names: its sha256, its model id
+    (`fraud-<12 hex>`) or any unambiguous prefix of at least 8 hex digits of its sha256."""
+    detector = Detector(detector)
+    digest = name.strip().lower().removeprefix(f"{detector.value}-")
+    if not re.fullmatch(r"[0-9a-f]{8,64}", digest):
+        raise UsageError(
+            f"{name!r} names no {detector.value} model: give its sha256, its model id"
+            f" ({detector.value}-<12 hex>) or 8+ hex digits of its sha256"
+        )
+    found = [c.model_sha256 for c in list_models(models_dir, detector)
+             if c.model_sha256.startswith(digest)]  # fmt: skip
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)}"
+        raise UsageError(f"{what} {detector.value} models in {models_dir} match {name!r}"
+                         " (`attestream models list`)")  # fmt: skip
+    return found[0]
 
 
 def read_card(models_dir: Path, detector: Detector | str, sha256: str) -> ModelCard:

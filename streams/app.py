@@ -17,6 +17,7 @@ re-emit decisions but never lose one; the ledger drops the re-emitted ones by de
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections import Counter
@@ -28,6 +29,7 @@ import faust
 import msgspec
 from faust.types import EventT, StreamT
 
+from attestream.errors import AttestreamError
 from streams.intake import RecordRef, Rejection, dead_letter_headers
 from streams.metrics import DetectMetrics
 from streams.pipeline import DetectorSpec, LabelSpec, State, apply_labels, decide_batch
@@ -91,6 +93,8 @@ class StreamConfig:
     partitions: int
     batch_max: int
     batch_within_s: float
+    model_poll_s: float = 0.0
+    """How often each detector's `models` source is polled for a new model (0: never)."""
 
 
 def create_app(
@@ -112,6 +116,8 @@ def create_app(
         )
         agent = _decide_agent(config, spec, JSONStates(table), decisions, dead_letters, metrics)
         app.agent(source, name=f"decide-{spec.detector.value}")(agent)
+        if spec.models is not None and config.model_poll_s > 0:
+            _add_model_watch(app, spec, config.model_poll_s, metrics)
         if spec.labels is not None:
             _add_labels_agent(app, config, spec.detector.value, spec.labels, dead_letters,
                               metrics)  # fmt: skip
@@ -149,6 +155,36 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+
+
+def _add_model_watch(
+    app: faust.App, spec: DetectorSpec, interval_s: float, metrics: DetectMetrics
+) -> None:
+    """A timer that swaps in the detector's newly active model between micro-batches
+    (attestream.rollout has the steps). Loading and verifying a model reads and hashes files,
+    so it runs in a thread; the swap itself is one assignment on the event loop, which
+    `decide_batch` never gives up halfway through a batch."""
+    source = spec.models
+    assert source is not None
+    detector = spec.detector.value
+
+    async def watch_model() -> None:
+        try:
+            scorer = await asyncio.get_running_loop().run_in_executor(None, source.poll)
+        except AttestreamError as exc:
+            metrics.model_refused.labels(detector).inc()
+            log.error("%s: the newly active model is refused, still scoring with %s: %s",
+                      detector, spec.scorer.model_id, exc.diagnostics())  # fmt: skip
+            return
+        if scorer is None:
+            return
+        previous, spec.scorer = spec.scorer, scorer
+        metrics.model_swaps.labels(detector).inc()
+        log.info("%s: now scoring with %s (sha256 %s), was %s", detector, scorer.model_id,
+                 scorer.model_sha256, previous.model_id)  # fmt: skip
+
+    watch_model.__name__ = f"watch_model_{detector}"
+    app.timer(interval_s, name=f"models-{detector}")(watch_model)
 
 
 def _add_labels_agent(

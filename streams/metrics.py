@@ -23,6 +23,15 @@ class DetectMetrics:
             "attestream_detect_labels_total", "Late labels applied to the detector's tables",
             ["detector"], **kw,
         )  # fmt: skip
+        self.model_swaps = Counter(
+            "attestream_detect_model_swaps_total",
+            "New active models swapped in between micro-batches", ["detector"], **kw,
+        )  # fmt: skip
+        self.model_refused = Counter(
+            "attestream_detect_model_refused_total",
+            "Active models the worker refused (digest, features or reference data differ)",
+            ["detector"], **kw,
+        )  # fmt: skip
         self.batch_seconds = Histogram(
             "attestream_detect_batch_duration_seconds", "Time to decide one micro-batch",
             ["detector"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0), **kw,

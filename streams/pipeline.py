@@ -36,6 +36,15 @@ class BatchScorer(Protocol):
     def outcome(self, score: float) -> str: ...
 
 
+class ScorerSource(Protocol):
+    """Where a detector's next model comes from (attestream.rollout.ModelWatch)."""
+
+    def poll(self) -> BatchScorer | None:
+        """A newly active model, loaded and verified, or None; blocking (file reads, model
+        loading), so the stream calls it off the event loop."""
+        ...
+
+
 @dataclass
 class LabelSpec:
     """Late labels that update reference state a detector's features read.
@@ -58,7 +67,9 @@ class DetectorSpec:
     parser: EventParser[Any]
     featurize: FeatureFn
     scorer: BatchScorer
+    """Replaced between micro-batches when `models` names a new one (`decide_batch` step 1)."""
     labels: LabelSpec | None = None
+    models: ScorerSource | None = None
 
 
 @dataclass

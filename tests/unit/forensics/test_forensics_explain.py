@@ -48,8 +48,8 @@ class LedgerRows:
         columns = result.entries
         self.rows = [[columns[name][i] for name in ENTRY_COLUMNS] for i in range(len(decisions))]
         mask = (1 << LEVEL_SHIFT) - 1
-        self.nodes = {(k >> LEVEL_SHIFT, k & mask): h
-                      for k, h in zip(result.node_keys, result.node_hashes, strict=True)}  # fmt: skip
+        pairs = zip(result.node_keys, result.node_hashes, strict=True)
+        self.nodes = {(k >> LEVEL_SHIFT, k & mask): h for k, h in pairs}
 
     def find_entries(self, where: str, params: Mapping[str, Any], limit: int) -> list[Any]:
         assert where == "decision_id = %(d)s"

@@ -1,0 +1,96 @@
+"""Rolling out a model on the real stack: `attestream detect` runs, a second model version is
+activated while payments keep coming, and every payment gets exactly one decision, the later
+ones by the new model."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from detect_helpers import (
+    CLI,
+    background,
+    child_env,
+    create_topics,
+    payments,
+    publish_payments,
+    read_decisions,
+    train_models,
+)
+
+from attestream.demo import free_port
+from attestream.settings import Settings
+from streams.schemas import PaymentTransaction, decision_id
+
+# The worker re-reads the registry this often: short, so the test waits little for the swap.
+POLL_S = "0.5"
+# A swap is a file read and a model load: a second or two; a minute means it never happens.
+SWAP_TIMEOUT_S = 60.0
+
+
+def publish_paced(settings: Settings, events: Sequence[PaymentTransaction]) -> None:
+    """Payments in small bursts over about two seconds (while the new model is activated)."""
+    for start in range(0, len(events), 25):
+        publish_payments(settings, events[start : start + 25])
+        time.sleep(0.15)
+
+
+def wait_for_swap(port: int, swaps: int) -> None:
+    line = f'attestream_detect_model_swaps_total{{detector="fraud"}} {float(swaps)}'
+    deadline = time.monotonic() + SWAP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
+                if line in reply.read().decode():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no {line!r} after {SWAP_TIMEOUT_S} s")
+
+
+def test_a_new_active_model_takes_over_without_losing_or_doubling_an_event(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    first, second = train_models(models, fraud_seeds=(1, 2))
+    port = free_port()
+    env = child_env(ATTESTREAM_MODELS_DIR=str(models), ATTESTREAM_DETECT_MODEL_POLL_S=POLL_S,
+                    ATTESTREAM_DETECT_METRICS_PORT=str(port))  # fmt: skip
+    events = payments(900, run_id=f"rollout{time.time_ns()}")
+    before, during, after = events[:300], events[300:600], events[600:]
+    create_topics(isolated)
+
+    with background(["detect"], env, tmp_path / "detect.log") as detect:
+        publish_payments(isolated, before)
+        assert {d.model_sha256 for d in read_decisions(isolated, 300, proc=detect)} == {first}
+        publisher = threading.Thread(target=publish_paced, args=(isolated, during))
+        publisher.start()
+        activated = subprocess.run([*CLI, "models", "activate", "fraud", second[:12]], env=env,
+                                   capture_output=True, text=True, timeout=120)  # fmt: skip
+        publisher.join()
+        assert activated.returncode == 0, activated.stderr
+        assert f"active model is now fraud-{second[:12]}" in activated.stdout
+        wait_for_swap(port, 1)
+        publish_payments(isolated, after)
+        decisions = read_decisions(isolated, len(events), proc=detect)
+    assert detect.returncode == 0, (tmp_path / "detect.log").read_text()[-3000:]
+
+    per_event = Counter(d.event_id for d in decisions)
+    assert set(per_event) == {e.event_id for e in events}
+    assert set(per_event.values()) == {1}, "an event was decided twice"
+    model_of = {d.event_id: d.model_sha256 for d in decisions}
+    assert {model_of[e.event_id] for e in before} == {first}
+    assert {model_of[e.event_id] for e in after} == {second}
+    # One swap, between two batches: in topic order, the first model's decisions, then the
+    # second's; each decision's id commits to the model that made it.
+    order = [d.model_sha256 for d in decisions]
+    swap = order.index(second)
+    assert set(order[:swap]) == {first} and set(order[swap:]) == {second}
+    assert all(d.decision_id == decision_id(d.event_id, d.detector, d.model_sha256)
+               and d.model_id == f"fraud-{d.model_sha256[:12]}" for d in decisions)  # fmt: skip
