@@ -30,7 +30,9 @@ from ledger_helpers import (
     tamper,
 )
 
-from anchoring.service import AnchorService, connect
+from anchoring.rpc import ChainClient
+from anchoring.runner import anchor_once
+from anchoring.service import AnchorService
 from attestream.settings import Settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.report import Report
@@ -165,9 +167,9 @@ def test_reordered_entries(ledger: Ledger) -> None:
 
 def test_truncated_tail(ledger: Ledger) -> None:
     rpc_url, chain_id = ledger.settings.require_rpc()
-    service = AnchorService(ledger.store, connect(rpc_url, chain_id),
-                            ledger.settings.anchor_private_key(), chain_id)  # fmt: skip
-    assert service.anchor_once() is not None
+    service = AnchorService(ledger.store, ChainClient(rpc_url, chain_id),
+                            ledger.settings.anchor_private_key())  # fmt: skip
+    assert anchor_once(service) is not None
     cut = ledger.sizes()[-2]
     tamper(ledger.store, "ALTER TABLE {db}.entries DELETE WHERE seq >= %(n)s", {"n": cut})
     assert ledger.verify() == {("truncated", 0, cut)}
