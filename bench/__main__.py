@@ -28,6 +28,10 @@ def main(
                                   help="Decisions pre-filled into the topic (default 200,000)."),
     batch_max: int = typer.Option(None, min=1, envvar="ATTESTREAM_BENCH_BATCH_MAX",
                                   help="Records per consume call (default 5,000)."),
+    stream_runs: int = typer.Option(None, min=1, envvar="ATTESTREAM_BENCH_STREAM_RUNS",
+                                    help="Runs of the stream figures f-h (default 3, quick 1)."),
+    stream_events: int = typer.Option(None, min=1, envvar="ATTESTREAM_BENCH_STREAM_EVENTS",
+                                      help="Payments per stream run (default 40,000)."),
     results_dir: Path = typer.Option(None, envvar="ATTESTREAM_BENCH_RESULTS_DIR",
                                      help="Where the JSON goes (default bench/results)."),
     doc: Path = typer.Option(None, envvar="ATTESTREAM_BENCH_DOC",
@@ -38,9 +42,11 @@ def main(
                                     help="Use the stack already running in this home"
                                          " instead of starting one (tests)."),
 ) -> None:  # fmt: skip
-    """Measure the ledger against raw ceilings on a fresh local stack."""
+    """Measure the ledger and the detection stream against raw ceilings on a fresh local
+    stack."""
     config = QUICK if quick else FULL
     changes = {"runs": runs, "decisions": decisions, "batch_max": batch_max,
+               "stream_runs": stream_runs, "stream_events": stream_events,
                "results_dir": results_dir, "doc_path": doc}  # fmt: skip
     config = config.replace(**{k: v for k, v in changes.items() if v is not None})
     if no_doc:

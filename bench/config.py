@@ -19,6 +19,8 @@ TARGET_LEDGER_RATIO = 0.5
 """The ledger against the raw consume-and-insert pipeline over the same topic."""
 TARGET_PROOF_MS = 5.0
 """One inclusion proof read from ClickHouse, median and 99th percentile."""
+TARGET_STREAM_RATIO = 0.7
+"""One detect worker's decisions per second against the same worker's raw consume rate."""
 TARGET_TREE_RATE = 10 * TARGET_LEDGER_RATE
 """Leaves per second appended to the in-memory tree: ten times the ledger's target rate, so
 the tree is never what limits the ledger (it then costs at most a tenth of an entry's time)."""
@@ -26,7 +28,7 @@ the tree is never what limits the ledger (it then costs at most a tenth of an en
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Sizes of one benchmark run. `FULL` is `make bench` (under ~5 minutes on 2 cores);
+    """Sizes of one benchmark run. `FULL` is `make bench` (under ~8 minutes on 2 cores);
     `QUICK` is a smoke test of the harness, whose figures mean nothing."""
 
     runs: int = 5
@@ -41,6 +43,18 @@ class BenchConfig:
     raw_hashes: int = 2_000_000
     pure_entries: int = 50_000
     """Decisions decoded and appended in memory for the per-entry cost breakdown."""
+    stream_runs: int = 3
+    """Runs of the stream figures (f, g, h): each starts two faust workers, whose group join
+    alone takes ~7 s on the local broker."""
+    stream_events: int = 40_000
+    """Payments pre-filled into each stream run's topic."""
+    stream_latency_s: float = 10.0
+    """How long payments are sent at half the measured rate for the latency figures."""
+    stream_batch_max: int = Settings.model_fields["detect_batch_max"].default
+    stream_batch_within_s: float = Settings.model_fields["detect_batch_within_s"].default
+    """The micro-batch of `attestream detect` (ATTESTREAM_DETECT_BATCH_MAX, ..._WITHIN_S)."""
+    stream_training: int = 30_000
+    """Payments the benchmark's fraud model is trained on."""
     seed: int = 20_250_303
     results_dir: Path = RESULTS_DIR
     doc_path: Path | None = DOC_PATH
@@ -54,5 +68,6 @@ class BenchConfig:
 FULL = BenchConfig()
 QUICK = BenchConfig(
     runs=1, decisions=3000, batch_max=1000, proofs=20, tree_leaves=10_000, raw_hashes=20_000,
-    pure_entries=2000, quick=True,
+    pure_entries=2000, stream_runs=1, stream_events=2000, stream_latency_s=2.0,
+    stream_training=6000, quick=True,
 )  # fmt: skip

@@ -10,6 +10,8 @@ from bench.pipeline import PipelineRun
 from bench.proofs import ProofTimes
 from bench.pure import EntryCosts
 from bench.report import Figure, Target, median, percentile
+from bench.stream import LatencyRun, StreamRun
+from bench.stream_figures import stream_details, stream_figures
 
 P99 = 99
 
@@ -24,6 +26,9 @@ class Measurements:
     tree_s: list[float] = field(default_factory=list)
     raw_hash_s: list[float] = field(default_factory=list)
     entry_costs: list[EntryCosts] = field(default_factory=list)
+    stream_count: list[StreamRun] = field(default_factory=list)
+    stream_decide: list[StreamRun] = field(default_factory=list)
+    stream_latency: list[LatencyRun] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)
 
     def details(self) -> dict[str, Any]:
@@ -45,11 +50,15 @@ class Measurements:
             "tree_seconds": self.tree_s,
             "raw_hash_seconds": self.raw_hash_s,
             "entry_costs_us": [asdict(c) | {"total_us": c.total_us} for c in self.entry_costs],
+            **stream_details(self.stream_count, self.stream_decide, self.stream_latency),
         }
 
 
 def build_figures(m: Measurements) -> list[Figure]:
-    return [*_pipeline_figures(m), *_proof_figures(m), _tree_figure(m), *_entry_figures(m)]
+    return [
+        *_pipeline_figures(m), *_proof_figures(m), _tree_figure(m), *_entry_figures(m),
+        *stream_figures(m.stream_count, m.stream_decide, m.stream_latency),
+    ]  # fmt: skip
 
 
 def _pipeline_figures(m: Measurements) -> list[Figure]:

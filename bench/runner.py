@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from attestream.stack import Endpoints, StackManager
-from bench import pipeline, proofs, pure
+from bench import pipeline, proofs, pure, stream
 from bench.config import BenchConfig
 from bench.decisions import decision_values, fill_topic
 from bench.figures import Measurements, build_figures
@@ -67,7 +67,8 @@ def measure(config: BenchConfig, ep: Endpoints) -> Measurements:
     measured = Measurements(sizes={
         "decisions": config.decisions, "batch_max": config.batch_max, "proofs": config.proofs,
         "tree_leaves": config.tree_leaves, "raw_hashes": config.raw_hashes,
-        "pure_entries": config.pure_entries,
+        "pure_entries": config.pure_entries, "stream_runs": config.stream_runs,
+        "stream_events": config.stream_events, "stream_batch_max": config.stream_batch_max,
     })  # fmt: skip
     topic = f"bench-decisions-{uuid.uuid4().hex[:10]}"
     fill_topic(ep.kafka_bootstrap, topic, decision_values(config.decisions, config.seed))
@@ -85,6 +86,7 @@ def measure(config: BenchConfig, ep: Endpoints) -> Measurements:
             store.execute("DROP DATABASE IF EXISTS {db}")
             store.close()
     _measure_pure(config, measured)
+    _measure_stream(config, ep, measured)
     return measured
 
 
@@ -99,6 +101,21 @@ def _measure_pure(config: BenchConfig, measured: Measurements) -> None:
     for _ in range(config.runs):
         gc.collect()
         measured.entry_costs.append(pure.time_entry_costs(values, config.batch_max))
+
+
+def _measure_stream(config: BenchConfig, ep: Endpoints, measured: Measurements) -> None:
+    """(f, g, h): a fraud model trained for the run, then workers over fresh topics."""
+    with stream.stream_setup(
+        ep.kafka_bootstrap, config.stream_events, config.stream_batch_max,
+        config.stream_batch_within_s, config.stream_latency_s, config.seed,
+        config.stream_training,
+    ) as setup:  # fmt: skip
+        for run in range(config.stream_runs):
+            gc.collect()
+            count, decide, latency = stream.measure_stream(setup, run)
+            measured.stream_count.append(count)
+            measured.stream_decide.append(decide)
+            measured.stream_latency.append(latency)
 
 
 def _clickhouse_version(url: str) -> str:

@@ -13,6 +13,9 @@ the labels agent writes it (docs/detectors.md, "Terminal risk online").
 
 Faust commits input offsets only after flushing what the agents produced, so a crash can
 re-emit decisions but never lose one; the ledger drops the re-emitted ones by decision id.
+
+A detector whose spec has a model source (`DetectorSpec.models`) gets a timer that polls it
+for a newly active model and swaps it in between two micro-batches (attestream.rollout).
 """
 
 from __future__ import annotations

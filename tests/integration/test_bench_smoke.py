@@ -13,7 +13,8 @@ from attestream.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_START, RESULTS_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
-FIGURE_KEYS = ["a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e"]
+FIGURE_KEYS = ["a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e", "f", "f1", "g", "h1", "h2"]
+STREAM_EVENTS = 800
 # A quick run on tiny sizes takes seconds; minutes would mean a hang.
 BENCH_TIMEOUT_S = 300
 
@@ -25,6 +26,7 @@ def test_quick_run_writes_json_and_the_markdown_table(
     doc.write_text(f"# Benchmarks\n\nprose kept\n\n{RESULTS_START}\nold\n{RESULTS_END}\n\ntail\n")
     command = [
         sys.executable, "-m", "bench", "--quick", "--decisions", "600", "--batch-max", "200",
+        "--stream-events", str(STREAM_EVENTS),
         "--results-dir", str(tmp_path / "results"), "--doc", str(doc),
         "--stack-home", str(settings_env.home),
     ]  # fmt: skip
@@ -40,6 +42,14 @@ def test_quick_run_writes_json_and_the_markdown_table(
         assert figure["met"] in (True, False, None)
     assert {"nproc", "cpu", "loadavg_at_start"} <= set(data["meta"]["machine"])
     assert [r["records"] for r in data["details"]["ledger_runs"]] == [600]
+    details = data["details"]
+    for name in ("stream_count_runs", "stream_decide_runs"):
+        [run] = details[name]
+        assert run["records"] == STREAM_EVENTS and run["rate"] > 0 and run["cpu_seconds"] > 0
+    [latency] = details["stream_latency_runs"]
+    assert latency["decisions"] == latency["events"] > 0
+    assert latency["received_ms"]["p50"] <= latency["received_ms"]["p99"]
+    assert [f for f in data["figures"] if f["key"] == "f"][0]["ceiling"] > 0
     assert f"results: {result}" in done.stdout
 
     text = doc.read_text(encoding="utf-8")

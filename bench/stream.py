@@ -1,0 +1,313 @@
+"""(f, g) One faust worker's decisions per second against its raw consume rate, and (h) the
+latency from event time to decision at half that rate.
+
+Each run publishes its own one-partition payments topic, then starts two workers over it, one
+after the other, each a fresh consumer group reading from the start (`bench.stream_worker`):
+
+(g) `count`: a faust agent that only takes micro-batches (`take_events`, the detection
+    worker's batch size and wait) and counts them: the worker's raw consume rate. Timed from
+    its first batch to the batch that completes the count.
+(f) `decide`: the detection worker with the fraud detector (parse, customer state in a
+    changelog-backed Table, features, scores, reasons, one decision per payment sent). Timed
+    from its first batch until the last decision is read back from the decisions topic.
+(h) the same `decide` worker then gets payments at half its measured rate, each stamped
+    `event_time = send time`; the latency is when its decision was read back from the
+    decisions topic minus that event time (and, in the JSON, its `decided_at` minus it).
+
+Worker start-up (a faust group join, seconds on Tansu) is not in either rate. The workers'
+CPU time per event (from /proc) is recorded too: unlike the rates it hardly moves when other
+processes share the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from attestream.errors import ServiceUnavailableError
+from bench.stream_worker import Stamp, WorkerSettings
+from detectors.simulate_payments import simulate_payments
+from detectors.training import train_detector
+from streams.producer import EventProducer
+from streams.schemas import PaymentTransaction, encode
+from streams.topics import ensure_topics
+
+# A worker that has not joined its group and taken a batch after this long is broken, not
+# slow (the join takes ~7 s on Tansu here).
+WORKER_START_TIMEOUT_S = 120.0
+# A run that has not decided every event after this long is broken, not slow.
+RUN_TIMEOUT_S = 300.0
+# A stopped worker flushes and leaves its group within seconds.
+WORKER_STOP_TIMEOUT_S = 30.0
+# How often the stamps file and the decisions are looked at: well under a run's seconds.
+POLL_S = 0.02
+# How long one read of the decisions topic waits for records.
+CONSUME_TIMEOUT_S = 0.05
+# The broker's wait for records on a caught-up fetch: the local broker (Tansu) answers such a
+# fetch only after a good part of this wait (p50 370 ms of the default 500 ms here, 22 ms of
+# 100 ms), so the watch asks for 10 ms and adds little to a decision's measured latency.
+WATCH_FETCH_WAIT_MS = 10
+TRAINING_PAYMENTS = 30_000
+"""Payments the benchmark's fraud model is trained on (a few seconds)."""
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    """One worker over the pre-filled topic."""
+
+    mode: str
+    records: int
+    seconds: float
+    cpu_seconds: float
+    startup_s: float
+    """From starting the process to its first batch (group join, table recovery)."""
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_seconds / self.records * 1e6
+
+
+@dataclass(frozen=True)
+class LatencyRun:
+    """Payments at a fixed rate, each decision's latency from its event time."""
+
+    rate: float
+    events: int
+    received_ms: list[float]
+    """Decision read from the decisions topic minus event time, one per event."""
+    decided_ms: list[float]
+    """The decision's own `decided_at` minus event time."""
+
+
+@dataclass(frozen=True)
+class StreamSetup:
+    bootstrap: str
+    models_dir: Path
+    model_sha256: str
+    events: int
+    batch_max: int
+    batch_within_s: float
+    latency_s: float
+    seed: int
+    work_dir: Path
+
+
+def train_model(models_dir: Path, seed: int, count: int = TRAINING_PAYMENTS) -> str:
+    """A fraud model for the benchmark (the features of this checkout); returns its digest."""
+    return train_detector("fraud", models_dir, count=count, seed=seed).model_sha256
+
+
+class _Decided(msgspec.Struct):
+    event_id: str
+    event_time: datetime
+    decided_at: datetime
+
+
+@dataclass
+class DecisionsWatch:
+    """Reads a decisions topic in a background thread, noting when each record arrived."""
+
+    bootstrap: str
+    topic: str
+    arrivals: list[tuple[float, bytes]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "enable.auto.commit": False,
+                             "group.id": f"bench-watch-{uuid.uuid4().hex[:10]}",
+                             "fetch.wait.max.ms": WATCH_FETCH_WAIT_MS})  # fmt: skip
+        consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(10_000, CONSUME_TIMEOUT_S)
+                now = time.time()
+                self.arrivals.extend((now, m.value()) for m in messages if not m.error())  # type: ignore[misc]
+        finally:
+            consumer.close()
+
+    def wait_for(self, count: int, timeout_s: float) -> float:
+        """The arrival time of the `count`-th decision, waiting for it up to `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.arrivals) < count:
+            if time.monotonic() > deadline:
+                raise ServiceUnavailableError(
+                    "detect worker", self.topic, f"{len(self.arrivals)} of {count} decisions"
+                )
+            time.sleep(POLL_S)
+        return self.arrivals[count - 1][0]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=WORKER_STOP_TIMEOUT_S)
+
+
+class Worker:
+    """A `bench.stream_worker` process: started, watched through its stamps, stopped."""
+
+    def __init__(self, mode: str, settings: WorkerSettings, log: Path) -> None:
+        self.mode = mode
+        self.stamps = Path(settings.stamps)
+        self.log = log
+        self.started = time.time()
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.stream_worker", mode,
+                 msgspec.json.encode(settings).decode()],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    def wait_stamp(self, name: str, timeout_s: float) -> Stamp:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for stamp in self._stamps():
+                if stamp.stamp == name:
+                    return stamp
+            if self.proc.poll() is not None:
+                break
+            time.sleep(POLL_S)
+        tail = self.log.read_text(errors="replace")[-2000:]
+        raise ServiceUnavailableError("stream worker", self.mode, f"no {name!r} stamp:\n{tail}")
+
+    def _stamps(self) -> Iterator[Stamp]:
+        if self.stamps.exists():
+            for line in self.stamps.read_text(encoding="utf-8").splitlines():
+                yield msgspec.json.decode(line, type=Stamp)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=WORKER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _worker_settings(setup: StreamSetup, topic: str, tag: str) -> WorkerSettings:
+    suffix = f"{tag}-{uuid.uuid4().hex[:10]}"
+    return WorkerSettings(
+        bootstrap=setup.bootstrap, app_id=f"bench-stream-{suffix}", topic=topic,
+        decisions_topic=f"bench-decisions-{suffix}", dead_letter_topic=f"bench-dead-{suffix}",
+        labels_topic=f"bench-labels-{suffix}", records=setup.events,
+        batch_max=setup.batch_max, batch_within_s=setup.batch_within_s,
+        models_dir=str(setup.models_dir), model_sha256=setup.model_sha256,
+        stamps=str(setup.work_dir / f"stamps-{suffix}.jsonl"),
+    )  # fmt: skip
+
+
+def fill_payments(bootstrap: str, topic: str, events: int, seed: int) -> None:
+    """Create `topic` (one partition) and publish `events` simulated payments, keyed by
+    customer as the source system would."""
+    ensure_topics(bootstrap, [topic], partitions=1)
+    payments = simulate_payments(events, seed=seed, run_id=topic)
+    with EventProducer(bootstrap) as producer:
+        for p in payments:
+            producer.send(topic, p.event.customer_id.encode(), encode(p.event))
+
+
+def run_count(setup: StreamSetup, topic: str) -> StreamRun:
+    """(g) The counting agent over the whole topic."""
+    settings = _worker_settings(setup, topic, "count")
+    worker = Worker("count", settings, setup.work_dir / "count.log")
+    try:
+        first = worker.wait_stamp("first_batch", WORKER_START_TIMEOUT_S)
+        done = worker.wait_stamp("done", RUN_TIMEOUT_S)
+    finally:
+        worker.stop()
+    return StreamRun("count", setup.events, done.t - first.t, done.cpu - first.cpu,
+                     first.t - worker.started)  # fmt: skip
+
+
+def run_decide(setup: StreamSetup, topic: str) -> tuple[StreamRun, LatencyRun]:
+    """(f) The detection worker over the whole topic, then (h) at half its rate."""
+    settings = _worker_settings(setup, topic, "decide")
+    ensure_topics(setup.bootstrap, [settings.decisions_topic, settings.dead_letter_topic,
+                                    settings.labels_topic], partitions=1)  # fmt: skip
+    watch = DecisionsWatch(setup.bootstrap, settings.decisions_topic)
+    worker = Worker("decide", settings, setup.work_dir / "decide.log")
+    try:
+        first = worker.wait_stamp("first_batch", WORKER_START_TIMEOUT_S)
+        received = watch.wait_for(setup.events, RUN_TIMEOUT_S)
+        done = worker.wait_stamp("done", RUN_TIMEOUT_S)
+        run = StreamRun("decide", setup.events, received - first.t, done.cpu - first.cpu,
+                        first.t - worker.started)  # fmt: skip
+        latency = _latency(setup, topic, watch, run.rate / 2)
+    finally:
+        worker.stop()
+        watch.stop()
+    return run, latency
+
+
+def _latency(setup: StreamSetup, topic: str, watch: DecisionsWatch, rate: float) -> LatencyRun:
+    """Payments at `rate` for `setup.latency_s` seconds, event_time = send time; each one's
+    decision read back."""
+    count = max(1, int(rate * setup.latency_s))
+    payments = simulate_payments(count, seed=setup.seed + 1, run_id=f"{topic}-latency")
+    before = len(watch.arrivals)
+    send_paced(setup.bootstrap, topic, [p.event for p in payments], rate)
+    watch.wait_for(before + count, RUN_TIMEOUT_S)
+    ours = {p.event.event_id for p in payments}
+    decode = msgspec.json.Decoder(_Decided).decode
+    received_ms: list[float] = []
+    decided_ms: list[float] = []
+    for arrived, value in watch.arrivals[before:]:
+        decided = decode(value)
+        if decided.event_id not in ours:
+            continue
+        sent = decided.event_time.timestamp()
+        received_ms.append((arrived - sent) * 1000)
+        decided_ms.append((decided.decided_at.timestamp() - sent) * 1000)
+    return LatencyRun(rate, count, received_ms, decided_ms)
+
+
+def send_paced(bootstrap: str, topic: str, events: list[PaymentTransaction], rate: float) -> None:
+    """Publish `events` at `rate` a second, each stamped with the time it is sent."""
+    started = time.perf_counter()
+    with EventProducer(bootstrap) as producer:
+        for sent, event in enumerate(events):
+            while sent > (time.perf_counter() - started) * rate:
+                time.sleep(0.001)
+            stamped = msgspec.structs.replace(event, event_time=datetime.now(UTC))
+            producer.send(topic, event.customer_id.encode(), encode(stamped))
+
+
+def measure_stream(setup: StreamSetup, run: int) -> tuple[StreamRun, StreamRun, LatencyRun]:
+    """One run: a fresh topic, the counting worker, then the deciding one."""
+    topic = f"bench-payments-{run}-{uuid.uuid4().hex[:10]}"
+    fill_payments(setup.bootstrap, topic, setup.events, setup.seed + run)
+    count = run_count(setup, topic)
+    decide, latency = run_decide(setup, topic)
+    return count, decide, latency
+
+
+@contextlib.contextmanager
+def stream_setup(bootstrap: str, events: int, batch_max: int, batch_within_s: float,
+                 latency_s: float, seed: int, training: int = TRAINING_PAYMENTS,
+                 ) -> Iterator[StreamSetup]:  # fmt: skip
+    """A temporary models directory with a freshly trained fraud model, and a work dir."""
+    with tempfile.TemporaryDirectory(prefix="attestream-bench-stream-") as tmp:
+        work = Path(tmp)
+        sha = train_model(work / "models", seed, training)
+        yield StreamSetup(bootstrap, work / "models", sha, events, batch_max, batch_within_s,
+                          latency_s, seed, work)  # fmt: skip

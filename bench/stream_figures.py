@@ -1,0 +1,72 @@
+"""The stream figures (f, g, h) from the runs of `bench.stream`, and their per-run details."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from bench.config import TARGET_STREAM_RATIO
+from bench.report import Figure, Target, median, percentile
+from bench.stream import LatencyRun, StreamRun
+
+P50, P99 = 50, 99
+
+
+def stream_figures(
+    count: list[StreamRun], decide: list[StreamRun], latency: list[LatencyRun]
+) -> list[Figure]:
+    rates, ceilings = [r.rate for r in decide], [r.rate for r in count]
+    value, ceiling = median(rates), median(ceilings)
+    ratio = value / ceiling
+    cpu, cpu_raw = [r.cpu_us_per_event for r in decide], [r.cpu_us_per_event for r in count]
+    cpu_value, cpu_ceiling = median(cpu), median(cpu_raw)
+    half = median([run.rate for run in latency])
+    figures = [
+        Figure(
+            "f", "stream: decisions/s of one faust worker (parse, state, features, score,"
+            " reasons, decision sent)", "decisions/s", value, rates, ceiling, "g", "events/s",
+            ratio,
+            [Target(f"ratio ≥ {TARGET_STREAM_RATIO}", ratio >= TARGET_STREAM_RATIO)],
+        ),
+        Figure(
+            "f1", "  its CPU time per decision (all threads)", "µs", cpu_value, cpu,
+            cpu_ceiling, "per event counted by g", "", cpu_ceiling / cpu_value,
+        ),
+        Figure("g", "stream raw ceiling: the same worker's agent taking batches and counting",
+               "events/s", ceiling, ceilings),
+    ]  # fmt: skip
+    for key, pct in (("h1", P50), ("h2", P99)):
+        values = [percentile(run.received_ms, pct) for run in latency]
+        figures.append(Figure(
+            key, f"stream latency p{pct}: event time to decision read back, at half of f"
+            f" ({half:,.0f} events/s)", "ms", median(values), values,
+        ))  # fmt: skip
+    return figures
+
+
+def stream_details(
+    count: list[StreamRun], decide: list[StreamRun], latency: list[LatencyRun]
+) -> dict[str, Any]:
+    """The per-run numbers behind the medians, for the JSON file."""
+
+    def run(r: StreamRun) -> dict[str, Any]:
+        return asdict(r) | {"rate": r.rate, "cpu_us_per_event": r.cpu_us_per_event}
+
+    def spread(values: list[float]) -> dict[str, float]:
+        return {"p50": percentile(values, P50), "p99": percentile(values, P99),
+                "max": max(values)}  # fmt: skip
+
+    return {
+        "stream_count_runs": [run(r) for r in count],
+        "stream_decide_runs": [run(r) for r in decide],
+        "stream_latency_runs": [
+            {
+                "rate": r.rate,
+                "events": r.events,
+                "decisions": len(r.received_ms),
+                "received_ms": spread(r.received_ms),
+                "decided_ms": spread(r.decided_ms),
+            }
+            for r in latency
+        ],  # fmt: skip
+    }

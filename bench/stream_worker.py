@@ -1,0 +1,143 @@
+"""One faust worker for the stream benchmark (`bench/stream.py` starts it as a subprocess).
+
+`python -m bench.stream_worker count|decide SETTINGS_JSON` runs one of two agents over the
+same payments topic, on the same faust app settings (`streams.app.new_app`) and micro-batch
+size, so their rates compare one worker with itself:
+
+- `count`: the least a faust agent can do, `take_events` and count;
+- `decide`: the detection worker itself (`streams.app.create_app` with the fraud detector's
+  spec from `attestream.detection`): parse, customer state in a Table, features, scores,
+  reasons, decisions sent.
+
+The worker appends stamps (JSON lines: wall-clock and CPU seconds) to a file: `first_batch`
+when its first micro-batch is taken and `done` once it has counted (`count`) or decided and
+sent (`decide`) every pre-filled record. It runs until it is sent SIGTERM.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from faust.types import StreamT
+
+from attestream.detection import fraud_spec, stream_model
+from streams.app import StreamConfig, create_app, new_app, tune_gc
+from streams.metrics import DetectMetrics
+from streams.schemas import Detector
+
+
+class WorkerSettings(msgspec.Struct, kw_only=True):
+    """What the benchmark tells the worker (one JSON argument)."""
+
+    bootstrap: str
+    app_id: str
+    topic: str
+    decisions_topic: str
+    dead_letter_topic: str
+    labels_topic: str
+    records: int
+    batch_max: int
+    batch_within_s: float
+    models_dir: str
+    model_sha256: str
+    stamps: str
+
+
+class Stamp(msgspec.Struct):
+    """A moment in the worker's run: wall-clock `t` (time.time()) and the process's CPU
+    seconds so far, all threads (time.process_time())."""
+
+    stamp: str
+    t: float
+    cpu: float
+
+
+@dataclass
+class Stamps:
+    """Appends stamps to a file as JSON lines, flushed at once."""
+
+    path: Path
+
+    def write(self, name: str) -> None:
+        line = msgspec.json.encode(Stamp(name, time.time(), time.process_time()))
+        with self.path.open("ab") as f:
+            f.write(line + b"\n")
+
+
+class _Stamped:
+    """Wraps one of the decide agent's counters: stamps `name` when its count first reaches
+    `at` (1: the first batch counted)."""
+
+    def __init__(self, inner: Any, stamps: Stamps, name: str, at: int) -> None:
+        self._inner = inner
+        self._stamps = stamps
+        self._name = name
+        self._at = at
+        self._count = 0.0
+
+    def labels(self, *names: str) -> _Stamped:
+        self._labelled = self._inner.labels(*names)
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        before, self._count = self._count, self._count + amount
+        if before < self._at <= self._count:
+            self._stamps.write(self._name)
+        self._labelled.inc(amount)
+
+
+def stream_config(s: WorkerSettings) -> StreamConfig:
+    return StreamConfig(
+        app_id=s.app_id, bootstrap=s.bootstrap, decisions_topic=s.decisions_topic,
+        dead_letter_topic=s.dead_letter_topic, partitions=1, batch_max=s.batch_max,
+        batch_within_s=s.batch_within_s,
+    )  # fmt: skip
+
+
+def count_app(s: WorkerSettings, stamps: Stamps) -> Any:
+    """A faust agent over the payments topic that takes batches and counts them."""
+    app = new_app(stream_config(s))
+    source = app.topic(s.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw")  # fmt: skip
+
+    async def count(stream: StreamT[bytes]) -> None:
+        seen = 0
+        async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
+            if seen == 0:
+                stamps.write("first_batch")
+            seen += len(events)
+            if seen >= s.records and seen - len(events) < s.records:
+                stamps.write("done")
+
+    app.agent(source, name="count")(count)
+    return app
+
+
+def decide_app(s: WorkerSettings, stamps: Stamps) -> Any:
+    """The detection worker with the fraud detector only, its first batch stamped."""
+    scorer = stream_model(Path(s.models_dir), Detector.FRAUD, s.model_sha256)
+    spec = fraud_spec(scorer, s.labels_topic)
+    metrics = DetectMetrics()
+    metrics.events_in = _Stamped(metrics.events_in, stamps, "first_batch", 1)  # type: ignore[assignment]
+    metrics.decisions = _Stamped(metrics.decisions, stamps, "done", s.records)  # type: ignore[assignment]
+    return create_app(stream_config(s), {s.topic: spec}, metrics)
+
+
+def main(argv: list[str]) -> None:
+    mode, raw_settings = argv
+    settings = msgspec.json.decode(raw_settings, type=WorkerSettings)
+    stamps = Stamps(Path(settings.stamps))
+    app = count_app(settings, stamps) if mode == "count" else decide_app(settings, stamps)
+    tune_gc()  # as `attestream detect` does
+    # As `attestream detect`: INFO, since at WARNING faust's start-up spinner leaves the root
+    # logger at DEBUG (docs/benchmarks.md). The worker owns the event loop; SIGTERM stops it.
+    app.Worker(loglevel="INFO", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
