@@ -61,7 +61,7 @@ def list_(
     """Every stored model version, oldest first, the active one marked."""
     settings = _settings(models_dir)
     models = settings.models_path
-    rows = []
+    rows: list[dict[str, Any]] = []
     for d in [detector] if detector else list(Detector):
         active = active_sha256(models, d)
         rows.extend(_row(card, active) for card in list_models(models, d))
