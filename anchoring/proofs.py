@@ -30,7 +30,6 @@ from attestream.errors import (
 from ledger.merkle import (
     MemoryNodeStore,
     MerkleTree,
-    NodeId,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -38,7 +37,7 @@ from ledger.merkle import (
     verify_inclusion,
 )
 from ledger.note import Checkpoint
-from ledger.store import ClickHouseStore, StoredAnchor
+from ledger.store import ChainNodes, ClickHouseStore, StoredAnchor
 
 PROOF_FORMAT = "attestream-anchor-proof/1"
 
@@ -150,16 +149,6 @@ def _hashes(data: Mapping[str, Any], name: str) -> tuple[bytes, ...]:
     return tuple(bytes.fromhex(h) for h in value)
 
 
-class _ChainNodes:
-    """One chain's stored tree nodes as a NodeReader."""
-
-    def __init__(self, store: ClickHouseStore, chain: int) -> None:
-        self.store, self.chain = store, chain
-
-    def read_nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
-        return self.store.read_nodes(self.chain, ids)
-
-
 def anchor_proof(
     store: ClickHouseStore, chain: int, size: int, network_chain_id: int | None = None
 ) -> AnchorProof:
@@ -177,7 +166,7 @@ def anchor_proof(
     nodes.add_runs(tree.extend(notes))
     if tree.root() != anchor.root:
         raise RootMismatchError(anchor.root, tree.root(), f"anchor {anchor.tx_hash}")
-    consistency = (consistency_proof(size, anchored_size, _ChainNodes(store, chain))
+    consistency = (consistency_proof(size, anchored_size, ChainNodes(store, chain))
                    if size < anchored_size else [])  # fmt: skip
     return AnchorProof(
         chain=chain, size=size, anchored_size=anchored_size,

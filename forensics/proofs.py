@@ -29,7 +29,6 @@ from attestream.errors import AnchorNotFoundError, MalformedError, UsageError, V
 from ledger.entry import decode_entry
 from ledger.keys import NoteVerifier
 from ledger.merkle import (
-    NodeId,
     RootHash,
     consistency_proof,
     inclusion_proof,
@@ -39,21 +38,10 @@ from ledger.merkle import (
     verify_inclusion,
 )
 from ledger.note import Checkpoint, open_note
-from ledger.store import ENTRY_COLUMNS, ClickHouseStore, StoredCheckpoint
+from ledger.store import ENTRY_COLUMNS, ChainNodes, ClickHouseStore, StoredCheckpoint
 
 BUNDLE_FORMAT = "attestream-proof/1"
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
-
-
-class StoredChainNodes:
-    """One chain's stored tree nodes as the `NodeReader` the proof functions read from."""
-
-    def __init__(self, store: ClickHouseStore, chain: int) -> None:
-        self.store = store
-        self.chain = chain
-
-    def read_nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
-        return self.store.read_nodes(self.chain, ids)
 
 
 @dataclass(frozen=True)
@@ -123,7 +111,7 @@ def prove_decision(store: ClickHouseStore, decision_id: str) -> ProofBundle:
         raise VerificationError(
             f"entry {chain}/{seq} is not covered by a signed checkpoint yet; try again shortly"
         )
-    proof = inclusion_proof(seq, checkpoint.size, StoredChainNodes(store, chain))
+    proof = inclusion_proof(seq, checkpoint.size, ChainNodes(store, chain))
     anchor = anchor_proof(store, chain, checkpoint.size) if found else None
     return ProofBundle(chain, seq, bytes(row[COL["entry"]]), checkpoint.size, proof,
                        bytes(checkpoint.note), anchor)  # fmt: skip
@@ -232,7 +220,7 @@ def prove_consistency(
     """
     if not 0 < old_size <= new_size:
         raise UsageError(f"need 0 < OLD_SIZE <= NEW_SIZE, got {old_size} and {new_size}")
-    nodes = StoredChainNodes(store, chain)
+    nodes = ChainNodes(store, chain)
     old_root = _signed_root(store, chain, old_size, verifiers) or tree_root(old_size, nodes)
     new_root = _signed_root(store, chain, new_size, verifiers) or tree_root(new_size, nodes)
     proof = consistency_proof(old_size, new_size, nodes)

@@ -315,7 +315,7 @@ class ClickHouseStore:
 
     def checkpoint_at(self, chain: int, size: int) -> list[StoredCheckpoint]:
         """Every stored checkpoint of that size (more than one means a fork)."""
-        return [cp for cp in self.checkpoints(chain) if cp.size == size]
+        return self.checkpoints_in(chain, size, size)
 
     def head(self, chain: int) -> ChainHead:
         rows = self.execute(
