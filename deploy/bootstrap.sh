@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up of everything attestream needs on a fresh Debian machine (DESIGN.md section 9):
+# Idempotent set-up of everything attestream needs on a fresh Debian machine:
 # the Python venv, the Debian packages (ClickHouse, Prometheus) and anvil from npm.
 # Each step checks first and does nothing when its result is already there, so a second run
 # takes seconds. It never prompts: CI runs it with no standard input.
@@ -39,17 +39,26 @@ ensure_venv() {
 }
 
 ensure_python_deps() {
-    # The stamp holds the hash of pyproject.toml at the last successful install, so pip (slow
-    # even when nothing changes) runs only when the dependencies may have changed.
+    # Every Python package, the build backend included, comes from requirements.lock at the
+    # exact version and hash it names (pip refuses anything else), so a clone installs the
+    # same tree next month as today; `make lock` regenerates it (docs/operations.md,
+    # "Dependencies"). The stamp holds the hash of the lock and pyproject.toml at the last
+    # successful install, so pip (slow even when nothing changes) runs only after a change.
     local want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    want="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
     if [ -f "$PIP_STAMP" ] && [ "$(cat "$PIP_STAMP")" = "$want" ]; then
         step python "dependencies up to date"
         return
     fi
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --require-hashes --no-deps -r requirements.lock
+    # The project itself, editable, built by the locked setuptools: no unpinned build env.
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --no-deps --no-build-isolation -e .
+    "$VENV/bin/python" -m pip check >/dev/null \
+        || { "$VENV/bin/python" -m pip check >&2; exit 1; }
     echo "$want" >"$PIP_STAMP"
-    step python "installed -e .[dev]"
+    step python "installed requirements.lock and -e ."
 }
 
 apt_install_pinned() {
