@@ -1,0 +1,71 @@
+"""requirements.lock pins the whole tree that pyproject.toml asks for, and this venv is it.
+
+The bootstrap installs from the lock alone (docs/operations.md, "Dependencies"): a dependency
+added to pyproject.toml without `make lock` would be missing on a fresh clone, and a pin
+outside pyproject.toml's range would be a lock resolved against another project file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[3]
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
+HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}")
+
+
+def locked() -> dict[str, tuple[Version, int]]:
+    """Package name -> (pinned version, number of hashes pinned for it)."""
+    pins: dict[str, tuple[Version, int]] = {}
+    name = ""
+    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        match = PIN.match(line)
+        if match:
+            name = canonicalize_name(match.group(1))
+            pins[name] = (Version(match.group(2)), 0)
+        elif name and HASH.search(line):
+            version, hashes = pins[name]
+            pins[name] = (version, hashes + 1)
+    return pins
+
+
+def project_requirements() -> list[Requirement]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    project, build = pyproject["project"], pyproject["build-system"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    return [Requirement(text) for text in [*wanted, *build["requires"]]]
+
+
+def test_every_project_requirement_is_pinned_within_its_range() -> None:
+    pins = locked()
+    for requirement in project_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in requirements.lock: run `make lock`"
+        version, _ = pins[name]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"requirements.lock pins {name}=={version}, outside pyproject.toml's"
+            f" {requirement.specifier}: run `make lock`"
+        )
+
+
+def test_every_pin_carries_a_hash() -> None:
+    pins = locked()
+    assert len(pins) > 50  # the whole tree, not only the direct dependencies
+    unhashed = sorted(name for name, (_, hashes) in pins.items() if hashes == 0)
+    assert not unhashed, f"pins without a hash (pip --require-hashes refuses them): {unhashed}"
+
+
+def test_this_environment_is_the_locked_one() -> None:
+    for name, (version, _) in locked().items():
+        installed = Version(metadata.version(name))
+        assert installed == version, (
+            f"{name} {installed} is installed but requirements.lock pins {version}:"
+            " run `make setup`"
+        )
