@@ -24,6 +24,7 @@ from typing import IO, Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from anchoring.reader import Web3ChainReader
+from anchoring.rpc import redact_url
 from anchoring.service import connect
 from attestream.errors import AttestreamError
 from attestream.settings import Settings, load_settings
@@ -248,7 +249,7 @@ def _wait_dead_letters(
 
 def _verify(settings: Settings, store: ClickHouseStore) -> Report:
     rpc_url, chain_id = settings.require_rpc()
-    reader = Web3ChainReader(connect(rpc_url, chain_id), rpc_url)
+    reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
     return verify_ledger(store, trusted_verifiers(settings), reader)
 
 
