@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         if self.anchor_key_file is not None:
             try:
                 return self.anchor_key_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
+            except (OSError, UnicodeDecodeError) as exc:
                 raise AnchorKeyError(
                     f"cannot read anchor key file {self.anchor_key_file}: {exc}"
                 ) from exc

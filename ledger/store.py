@@ -366,6 +366,16 @@ class ClickHouseStore:
                 raise
             raise mapped from exc
 
+    def chain_extent(self, chain: int) -> int:
+        """How many entries `chain` claims: the larger of its last seq + 1 and its largest
+        signed checkpoint (0: no such chain). Reads only the chain's tail of each table."""
+        rows = self.execute(
+            "SELECT max(seq) + 1, count() FROM {db}.entries WHERE chain = %(c)s"
+            " UNION ALL SELECT max(size), count() FROM {db}.checkpoints WHERE chain = %(c)s",
+            {"c": chain},
+        )
+        return max((int(top) for top, count in rows if count), default=0)
+
     def ownership_marks(self, chain: int, size: int) -> OwnershipMarks:
         """Checkpoints and entries of `chain` at or beyond `size`. Both tables are sorted by
         (chain, size/seq), so this reads only the chain's tail, however long the chain."""
