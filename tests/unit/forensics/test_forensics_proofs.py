@@ -84,8 +84,8 @@ def test_checkpoint_of_another_size() -> None:
     ("change", "match"),
     [
         ({"format": "other/1"}, "not an attestream-proof/1"),
-        ({"entry": "***"}, "malformed field"),
-        ({"inclusion_proof": ["zz"]}, "malformed field"),
+        ({"entry": "***"}, "'entry' is not valid base64"),
+        ({"inclusion_proof": ["zz"]}, "'inclusion_proof' holds a hash that is not hex"),
         ({"seq": -1}, "non-negative"),
         ({"checkpoint": None, "__drop__": "checkpoint"}, "lacks the field 'checkpoint'"),
     ],
