@@ -18,7 +18,7 @@ MASK = "***"
 # scheme://user:password@host -> the password masked, whatever the scheme.
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)[^\s@/]+@")
 # c2sp.org/signed-note signer keys: PRIVATE+KEY+<name>+<id>+<base64 seed>.
-_SIGNER_KEY = re.compile(r"PRIVATE\+KEY\+\S+")
+_SIGNER_KEY = re.compile(r"PRIVATE\+KEY\+[^\s'\"]+")
 
 # Settings whose whole value is secret, and URL settings whose path and query are.
 SECRET_ENV = ("ATTESTREAM_ANCHOR_KEY", "ATTESTREAM_LEDGER_KEY")
