@@ -231,3 +231,26 @@ def test_a_broken_anchor_key_file_is_a_config_error(
     path.write_bytes(content)
     with pytest.raises(ConfigError, match=message):
         load_account(Settings(anchor_key_file=path).anchor_private_key())
+
+
+def test_a_crash_report_and_its_log_hold_no_secret(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATTESTREAM_ANCHOR_KEY", "0x" + "a1b2c3d4" * 8)
+    monkeypatch.setenv("ATTESTREAM_RPC_URL", "https://rpc.example/v3/tok-c0ffee-4242")
+
+    def leaky() -> None:
+        raise RuntimeError(
+            "could not use clickhouse://auditor:pa55-w0rd@db:9000/x, key a1b2c3d4a1b2c3d4"
+            "a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4 via"
+            " https://rpc.example/v3/tok-c0ffee-4242 signer PRIVATE+KEY+log+01020304+AZcd"
+        )
+
+    monkeypatch.setattr(forensic, "load_settings", leaky)
+    code, out, err = attestream(capsys, "forensic", "verify", "--offline", "--json")
+    assert code == 4
+    log = Path(err.rsplit("traceback in ", 1)[1].strip()).read_text()
+    for text in (out, err, log):
+        assert "clickhouse://auditor:***@db:9000/x" in text
+        for secret in ("pa55-w0rd", "a1b2c3d4" * 8, "tok-c0ffee-4242", "AZcd"):
+            assert secret not in text
