@@ -121,5 +121,3 @@ def consistency(
                f" prefix of size {new_size} ({result.new_root.hex()})")  # fmt: skip
     for h in result.proof:
         typer.echo(f"  {h.hex()}")
-
-

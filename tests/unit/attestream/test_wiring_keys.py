@@ -65,8 +65,11 @@ def test_key_named_for_another_log_is_refused(tmp_path: Path) -> None:
 def test_rotation_trusts_old_and_new_keys(tmp_path: Path) -> None:
     old = signer_from_seed(ORIGIN, b"\x01" * 32)
     new = signer_from_seed(ORIGIN, b"\x02" * 32)
-    settings = Settings(home=tmp_path, log_origin=ORIGIN,
-                        trusted_keys=f"{verifier_key_string(old)}, {verifier_key_string(new)}")
+    settings = Settings(
+        home=tmp_path,
+        log_origin=ORIGIN,
+        trusted_keys=f"{verifier_key_string(old)}, {verifier_key_string(new)}",
+    )
     assert [v.key_id for v in trusted_verifiers(settings)] == [old.key_id, new.key_id]
 
 
