@@ -254,3 +254,12 @@ def test_a_crash_report_and_its_log_hold_no_secret(
         assert "clickhouse://auditor:***@db:9000/x" in text
         for secret in ("pa55-w0rd", "a1b2c3d4" * 8, "tok-c0ffee-4242", "AZcd"):
             assert secret not in text
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/operations.md"])
+def test_the_documented_exit_codes_are_the_codes(doc: str) -> None:
+    text = (Path(__file__).parents[3] / doc).read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| (\d) \| ([^|]+?) \|", text, re.MULTILINE))
+    assert {int(code) for code in rows} == {int(code) for code in ExitCode}
+    assert rows["1"].startswith("verification failed") and rows["4"].startswith("internal error")
+    assert '{"ok": false, "error": {"kind": ' in text
