@@ -16,14 +16,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlparse
 
 from clickhouse_driver import Client
 from clickhouse_driver.errors import NetworkError, ServerException, SocketTimeoutError
 
-from attestream.errors import AttestreamError, ConfigError, ServiceUnavailableError
-from attestream.redaction import mask_url
-from ledger.clickhouse_errors import SERVICE, server_error
+from attestream.errors import AttestreamError, ServiceUnavailableError
+from ledger.clickhouse import SERVICE, parse_url, server_error
 from ledger.merkle import NodeRun
 
 # The driver logs every failed connection attempt as a warning with its traceback; the
@@ -182,29 +180,6 @@ class ChainHead:
     source_offset: int
 
 
-def parse_url(url: str) -> dict[str, Any]:
-    """Connection parameters from clickhouse[s]://user:password@host:port/database. Errors
-    show the URL with its password masked."""
-    try:
-        parsed = urlparse(url)
-        port = parsed.port
-    except ValueError as exc:
-        raise ConfigError(f"ClickHouse URL {mask_url(url)!r} is malformed: {exc}") from None
-    if parsed.scheme not in ("clickhouse", "clickhouses"):
-        raise ConfigError(f"ClickHouse URL must start with clickhouse://, got {mask_url(url)!r}")
-    database = parsed.path.lstrip("/") or "attestream"
-    if not database.replace("_", "").isalnum():
-        raise ConfigError(f"ClickHouse database name {database!r} must be alphanumeric")
-    return {
-        "host": parsed.hostname or "127.0.0.1",
-        "port": port or 9000,
-        "user": unquote(parsed.username or "default"),
-        "password": unquote(parsed.password or ""),
-        "database": database,
-        "secure": parsed.scheme == "clickhouses",
-    }
-
-
 class ClickHouseStore:
     """Ledger persistence over clickhouse-driver (synchronous, one connection per client)."""
 
@@ -236,7 +211,7 @@ class ClickHouseStore:
 
     def _mapped(self, exc: Exception) -> AttestreamError | None:
         """What the driver raised, as the attestream error an operator can act on (see
-        ledger/clickhouse_errors.py); None for an unexpected server error: a bug."""
+        ledger/clickhouse.py); None for an unexpected server error: a bug."""
         if isinstance(exc, ServerException):
             return server_error(exc, self._endpoint, self.database)
         cause = "connection closed" if isinstance(exc, EOFError) else str(exc)

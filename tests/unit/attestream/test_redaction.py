@@ -8,7 +8,7 @@ import pytest
 from attestream.errors import ConfigError
 from attestream.redaction import mask_url, redact
 from attestream.settings import Settings
-from ledger.store import parse_url
+from ledger.clickhouse import parse_url
 
 PASSWORD = "pa55-w0rd-1234"
 

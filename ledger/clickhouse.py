@@ -1,11 +1,16 @@
-"""ClickHouse failures as attestream errors: what the operator can act on, and its exit code.
+"""Connecting to ClickHouse: the URL's parameters, and failures as attestream errors (what the
+operator can act on, and its exit code).
 
 Every query of the ledger store goes through `ClickHouseStore._run` or `entry_rows`, which
-pass what the driver raised to `store_error`; nothing else talks to ClickHouse. The server's
+map what the driver raised with `server_error` (and connection failures to exit code 3);
+nothing else talks to ClickHouse. The server's
 error codes are those of ClickHouse's ErrorCodes.cpp (the same on 18.16 and current releases).
 """
 
 from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 from clickhouse_driver.errors import ErrorCodes, ServerException
 
@@ -15,6 +20,7 @@ from attestream.errors import (
     NoLedgerError,
     ServiceUnavailableError,
 )
+from attestream.redaction import mask_url
 
 SERVICE = "ClickHouse"
 MIGRATE_HINT = "`attestream ledger migrate` (or a writer: `ledger run`, `anchor run`)"
@@ -36,6 +42,29 @@ BUSY = frozenset({
     ErrorCodes.TOO_MANY_SIMULTANEOUS_QUERIES, ErrorCodes.TIMEOUT_EXCEEDED,
     ErrorCodes.ABORTED, ErrorCodes.SOCKET_TIMEOUT, ErrorCodes.NETWORK_ERROR,
 })  # fmt: skip
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    """Connection parameters from clickhouse[s]://user:password@host:port/database. Errors
+    show the URL with its password masked."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError as exc:
+        raise ConfigError(f"ClickHouse URL {mask_url(url)!r} is malformed: {exc}") from None
+    if parsed.scheme not in ("clickhouse", "clickhouses"):
+        raise ConfigError(f"ClickHouse URL must start with clickhouse://, got {mask_url(url)!r}")
+    database = parsed.path.lstrip("/") or "attestream"
+    if not database.replace("_", "").isalnum():
+        raise ConfigError(f"ClickHouse database name {database!r} must be alphanumeric")
+    return {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": port or 9000,
+        "user": unquote(parsed.username or "default"),
+        "password": unquote(parsed.password or ""),
+        "database": database,
+        "secure": parsed.scheme == "clickhouses",
+    }
 
 
 def server_error(exc: ServerException, endpoint: str, database: str) -> AttestreamError | None:
