@@ -2,9 +2,9 @@
 operator can act on, and its exit code).
 
 Every query of the ledger store goes through `ClickHouseStore._run` or `entry_rows`, which
-map what the driver raised with `server_error` (and connection failures to exit code 3);
-nothing else talks to ClickHouse. The server's
-error codes are those of ClickHouse's ErrorCodes.cpp (the same on 18.16 and current releases).
+map what the driver raised with `server_error` (a failed connection: exit code 3); nothing
+else talks to ClickHouse. The server's error codes are those of ClickHouse's ErrorCodes.cpp
+(the same on 18.16 and current releases).
 """
 
 from __future__ import annotations
