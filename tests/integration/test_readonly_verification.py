@@ -86,3 +86,12 @@ def test_a_database_without_a_ledger_says_so(isolated: Settings) -> None:
             store.count_entries()
     finally:
         store.close()
+
+    # The explicit step a user that may write runs; then the reader finds an (empty) ledger.
+    env = dict(os.environ, ATTESTREAM_CLICKHOUSE_URL=empty)
+    migrated = subprocess.run([sys.executable, "-m", "attestream.cli", "ledger", "migrate"],
+                              env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"the ledger schema in database '{database}' is up to date" in migrated.stdout
+    after = reader_cli(isolated, empty, "forensic", "verify", "--offline", "--json")
+    assert after.returncode == 0 and json.loads(after.stdout)["entries"] == 0, after.stderr
