@@ -1,10 +1,17 @@
-"""The `attestream` command: one small module per command group under `attestream.commands`."""
+"""The `attestream` command: one small module per command group under `attestream.commands`.
+
+`main` is where every error becomes an exit code (`attestream.errors.ExitCode`, README "Exit
+codes"): errors raised on purpose print their diagnostics, anything else is reported as a bug
+with its traceback in a crash log (`attestream.crash`). Nothing printed carries a secret.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import typer
+from typer.exceptions import TyperException
 
 from attestream.commands import (
     anchor,
@@ -20,7 +27,8 @@ from attestream.commands import (
     stack,
     train,
 )
-from attestream.errors import AttestreamError
+from attestream.crash import report_error, report_internal_error, report_json, wants_json
+from attestream.errors import AttestreamError, ExitCode
 
 app = typer.Typer(
     name="attestream",
@@ -46,12 +54,30 @@ app.add_typer(forensic.app, name="forensic")
 app.command("demo")(demo.demo)
 
 
-def main() -> None:
+def run(argv: Sequence[str]) -> int:
+    """Run one command line and return its exit code; never raises."""
+    as_json = wants_json(argv)
     try:
-        app()
+        result = app(args=list(argv), prog_name="attestream", standalone_mode=False)
     except AttestreamError as exc:
-        typer.echo(f"error: {exc.diagnostics()}", err=True)
-        sys.exit(exc.exit_code)
+        return report_error(exc.kind, exc.diagnostics(), exc.exit_code, as_json)
+    except TyperException as exc:  # a bad flag or argument (or none): usage and the reason
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()  # to stderr, as the parser would in standalone mode
+        if as_json:
+            report_json("usage", exc.format_message(), ExitCode.USAGE)
+        return int(ExitCode.USAGE)
+    except (typer.Abort, KeyboardInterrupt):
+        return report_error("interrupted", "interrupted", ExitCode.USAGE, as_json)
+    except Exception as exc:  # everything else is a bug: say so, keep the traceback
+        return report_internal_error(exc, as_json)
+    # standalone_mode=False: click returns the code of `typer.Exit`, or the command's None.
+    return result if isinstance(result, int) else int(ExitCode.OK)
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,12 @@ from typing import IO, Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from anchoring.reader import Web3ChainReader
+from anchoring.rpc import redact_url
 from anchoring.service import connect
 from attestream.errors import AttestreamError
 from attestream.settings import Settings, load_settings
 from attestream.simulation import PublishSummary, publish, publish_payments
-from attestream.wiring import open_store, trusted_verifiers
+from attestream.wiring import ensure_local_ledger_key, open_store, trusted_verifiers
 from detectors.labelled import GroundTruth, ground_truth
 from detectors.model import ensure_models
 from detectors.simulate_payments import simulate_payments
@@ -151,6 +152,9 @@ def run_demo(
     run_id = f"demo{int(time.time())}"
     say(f"training models if none are active under {settings.models_path} ...")
     ensure_models(settings.models_path)
+    created = ensure_local_ledger_key(settings)  # `ledger run` never creates one itself
+    if created is not None:
+        say(f"created the ledger signing key {created} (never overwritten)")
     bootstrap = settings.require_kafka()
     ensure_topics(bootstrap, all_topics(settings), settings.topic_partitions)
     store = open_store(settings, create=True)
@@ -248,7 +252,7 @@ def _wait_dead_letters(
 
 def _verify(settings: Settings, store: ClickHouseStore) -> Report:
     rpc_url, chain_id = settings.require_rpc()
-    reader = Web3ChainReader(connect(rpc_url, chain_id), rpc_url)
+    reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
     return verify_ledger(store, trusted_verifiers(settings), reader)
 
 

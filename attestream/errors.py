@@ -1,40 +1,76 @@
 """The one error hierarchy of attestream.
 
 Every error the product raises on purpose derives from `AttestreamError`, whose
-`diagnostics()` gives an operator the text to act on. The CLI maps the families to exit
-codes (DESIGN.md section 7): verification failures exit 1, configuration and usage errors
-exit 2, unreachable services exit 3.
+`diagnostics()` gives an operator the text to act on. The CLI maps the families to the exit
+codes of `ExitCode` (README, "Exit codes"): verification failures exit 1, configuration and
+usage errors exit 2, unreachable services exit 3; anything else is a bug and exits 4.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """What every `attestream` command exits with; scripts may rely on these."""
+
+    OK = 0
+    VERIFICATION_FAILED = 1
+    USAGE = 2
+    """A usage or configuration error: nothing was checked, the operator has to act."""
+    SERVICE_UNAVAILABLE = 3
+    INTERNAL = 4
+    """A bug: an exception attestream did not expect (the traceback goes to a crash log)."""
 
 
 class AttestreamError(Exception):
     """Root of every error attestream raises on purpose."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
+    kind = "error"
+    """A stable machine-readable name of the kind of error (the JSON error object's "kind")."""
 
     def diagnostics(self) -> str:
         """A message for the operator: what went wrong and, where known, what to do."""
         return str(self)
 
+    def to_json(self) -> dict[str, Any]:
+        """The JSON error object that commands print on stdout under --json."""
+        return error_json(self.kind, self.diagnostics(), self.exit_code)
+
+
+def error_json(kind: str, message: str, exit_code: int) -> dict[str, Any]:
+    """`{"ok": false, "error": {"kind", "message", "exit_code"}}`: the one JSON error shape."""
+    return {"ok": False, "error": {"kind": kind, "message": message, "exit_code": exit_code}}
+
 
 class ConfigError(AttestreamError):
     """Settings are missing or contradictory (a missing key, an unknown chain id...)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
+    kind = "config"
+
+
+class NoLedgerError(ConfigError):
+    """The configured ClickHouse database holds no ledger (or one older than this version's
+    schema): nothing to verify there until `attestream ledger migrate` or a writer made it."""
+
+    kind = "no_ledger"
 
 
 class UsageError(AttestreamError):
     """A command was called with arguments that cannot work."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
+    kind = "usage"
 
 
 class ServiceUnavailableError(AttestreamError):
     """A service (broker, ClickHouse, JSON-RPC) could not be reached, so nothing was checked."""
 
-    exit_code = 3
+    exit_code = ExitCode.SERVICE_UNAVAILABLE
+    kind = "service_unavailable"
 
     def __init__(self, service: str, endpoint: str, cause: str) -> None:
         super().__init__(f"{service} at {endpoint} could not be reached: {cause}")
@@ -51,19 +87,22 @@ class ServiceUnavailableError(AttestreamError):
 class SourceResetError(AttestreamError):
     """The broker lost data the ledger already logged (the local broker is memory-only)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
+    kind = "source_reset"
 
 
 class MalformedError(AttestreamError):
-    """Input bytes that cannot be parsed into the structure they claim to be."""
+    """Input bytes that cannot be parsed into the structure they claim to be (a proof that
+    does not parse proves nothing, so it fails verification)."""
 
-    exit_code = 1
+    exit_code = ExitCode.VERIFICATION_FAILED
+    kind = "malformed"
 
 
 class VerificationError(AttestreamError):
     """Something that should verify does not. Subclasses name the kind of fault."""
 
-    exit_code = 1
+    exit_code = ExitCode.VERIFICATION_FAILED
     kind = "verification_failed"
 
 
@@ -146,7 +185,8 @@ class AnchorBlockedError(AttestreamError):
     """Anchoring cannot proceed until an operator acts (fund the account, raise the fee cap).
     The ledger is not affected: decisions keep being logged and are anchored afterwards."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
+    kind = "anchor_blocked"
     reason = "blocked"
 
 

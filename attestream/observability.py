@@ -7,6 +7,7 @@ import logging
 from prometheus_client import start_http_server
 
 from attestream.errors import ConfigError
+from attestream.redaction import redact_logs
 
 
 def serve_metrics(host: str, port: int) -> None:
@@ -25,3 +26,4 @@ def setup_logging(verbose: bool = False) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact_logs()

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from attestream.errors import AnchorKeyError, ConfigError
@@ -37,12 +37,14 @@ class Settings(BaseSettings):
     topic_labels: str = "attestream.labels"
     topic_partitions: int = Field(default=1, ge=1, description="partitions for topics we create")
 
-    # ClickHouse: clickhouse://user:password@host:port/database
-    clickhouse_url: str | None = None
+    # ClickHouse: clickhouse://user:password@host:port/database. Secret: the URL carries the
+    # password (printed only through attestream.redaction.mask_url).
+    clickhouse_url: SecretStr | None = None
 
     # EVM anchoring (docs/operations.md). Sepolia is the documented production default: with
     # only ATTESTREAM_RPC_URL set, the chain id is Sepolia's; the local stack sets both.
-    rpc_url: str | None = None
+    # Secret: hosted providers put the API key in the URL's path or query.
+    rpc_url: SecretStr | None = None
     chain_id: int | None = None
     anchor_key: SecretStr | None = Field(default=None, description="hex private key")
     anchor_key_file: Path | None = None
@@ -135,11 +137,13 @@ class Settings(BaseSettings):
         return _required(self.kafka_bootstrap, "Kafka bootstrap servers", "KAFKA_BOOTSTRAP")
 
     def require_clickhouse(self) -> str:
-        return _required(self.clickhouse_url, "ClickHouse URL", "CLICKHOUSE_URL")
+        """The ClickHouse URL, password included: for the store's connection only."""
+        return _required(_secret(self.clickhouse_url), "ClickHouse URL", "CLICKHOUSE_URL")
 
     def require_rpc(self) -> tuple[str, int]:
-        """The JSON-RPC URL and the chain id it must serve (Sepolia's unless set)."""
-        url = _required(self.rpc_url, "EVM JSON-RPC URL", "RPC_URL")
+        """The JSON-RPC URL (secret: for the client only) and the chain id it must serve
+        (Sepolia's unless set)."""
+        url = _required(_secret(self.rpc_url), "EVM JSON-RPC URL", "RPC_URL")
         return url, SEPOLIA_CHAIN_ID if self.chain_id is None else self.chain_id
 
     def confirmations(self, chain_id: int) -> int:
@@ -154,13 +158,17 @@ class Settings(BaseSettings):
         if self.anchor_key_file is not None:
             try:
                 return self.anchor_key_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
+            except (OSError, UnicodeDecodeError) as exc:
                 raise AnchorKeyError(
                     f"cannot read anchor key file {self.anchor_key_file}: {exc}"
                 ) from exc
         raise AnchorKeyError(
             "no anchor signing key: set ATTESTREAM_ANCHOR_KEY or ATTESTREAM_ANCHOR_KEY_FILE"
         )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 def _required(value: str | None, what: str, env: str) -> str:
@@ -184,7 +192,7 @@ def read_stack_state(home: Path) -> dict[str, Any] | None:
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with unset endpoints taken from the local stack."""
-    settings = Settings(**overrides)
+    settings = _validated(**overrides)
     state = read_stack_state(settings.home)
     if not state:
         return settings
@@ -194,4 +202,17 @@ def load_settings(**overrides: Any) -> Settings:
         if getattr(settings, field) is None and endpoints.get(field) is not None:
             fill[field] = endpoints[field]
     # Re-validate through the constructor so values from JSON get their declared types.
-    return Settings(**overrides, **fill) if fill else settings
+    return _validated(**overrides, **fill) if fill else settings
+
+
+def _validated(**values: Any) -> Settings:
+    """Settings, or a ConfigError naming each bad setting without echoing its value (a value
+    may be a secret)."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ATTESTREAM_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

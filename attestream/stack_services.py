@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,12 @@ ANVIL_NPM_RELPATH = Path("tools/npm/node_modules/@foundry-rs/anvil-linux-amd64/b
 PROBE_TIMEOUT_S = 2.0
 LOG_TAIL_LINES = 30
 INSTALL_HINT = "run `make setup` (deploy/bootstrap.sh) to install it"
+# A ClickHouse user that may only read (profile readonly = 1): what an auditor gets, so that
+# verification is shown to work without write access. ClickHouse 18.16 has no SQL users; on
+# current releases the same is CREATE USER ... SETTINGS readonly = 1 plus GRANT SELECT
+# (docs/operations.md, "A read-only auditor").
+CLICKHOUSE_READER = "attestream_reader"
+READER_PASSWORD_FILE = Path("keys") / "clickhouse-reader.password"
 
 CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -48,8 +55,12 @@ CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
   <default_database>default</default_database>
   <timezone>UTC</timezone>
   <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-    <profile>default</profile><quota>default</quota></default></users>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+    <profile>default</profile><quota>default</quota></default>
+    <{reader}><password>{reader_password}</password><networks><ip>127.0.0.1</ip><ip>::1</ip>
+    </networks><profile>readonly</profile><quota>default</quota></{reader}></users>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default>
+    <readonly><readonly>1</readonly><max_memory_usage>4000000000</max_memory_usage></readonly>
+  </profiles>
   <quotas><default></default></quotas>
 </yandex>
 """
@@ -136,11 +147,37 @@ def clickhouse_command(binary: Path, home: Path, tcp_port: int, http_port: int) 
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     config = data_dir / "config.xml"
-    config.write_text(
-        CLICKHOUSE_CONFIG.format(logs=logs, tcp=tcp_port, http=http_port, dir=data_dir),
-        encoding="utf-8",
-    )
+    text = CLICKHOUSE_CONFIG.format(
+        logs=logs, tcp=tcp_port, http=http_port, dir=data_dir, reader=CLICKHOUSE_READER,
+        reader_password=reader_password(home),
+    )  # fmt: skip
+    # The config holds the reader's password: readable by this user only.
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a config written by an older version may be world-readable
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return [str(binary), f"--config-file={config}"]
+
+
+def reader_password(home: Path) -> str:
+    """The local read-only user's password: random, made once per home (mode 0600)."""
+    path = home / READER_PASSWORD_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another `up` made it first: use that one
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(secrets.token_hex(16) + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def reader_url(clickhouse_url: str, home: Path) -> str:
+    """The stack's ClickHouse URL as the read-only user (password included: a secret)."""
+    rest = clickhouse_url.split("@", 1)[1]
+    return f"clickhouse://{CLICKHOUSE_READER}:{reader_password(home)}@{rest}"
 
 
 def clickhouse_error_log(home: Path) -> Path:

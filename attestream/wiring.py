@@ -2,42 +2,89 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from anchoring.store import AnchorRecords
 from attestream.errors import ConfigError
 from attestream.settings import SEPOLIA_CHAIN_ID, Settings
 from ledger.keys import (
     NoteSigner,
     NoteVerifier,
-    load_or_create_signer,
+    generate_signer,
     load_signer,
     parse_verifier_key,
+    save_signer,
 )
 from ledger.store import ClickHouseStore
 
+CREATE_KEY_HINT = "create one with `attestream ledger keys --create`"
+
 
 def open_store(settings: Settings, create: bool = False) -> ClickHouseStore:
-    """The ledger store; an anchors table from before the anchor lifecycle is migrated on open,
-    so every command (not only `anchor run`) reads it."""
+    """The ledger store. Readers (verify, prove, explain, status) only read: they work with a
+    ClickHouse user that may only SELECT. With `create` (the writers and `ledger migrate`)
+    the schema is created and migrated first."""
     store = ClickHouseStore(settings.require_clickhouse())
     if create:
-        store.create_schema()
-    AnchorRecords(store, settings.chain_id or SEPOLIA_CHAIN_ID).migrate()
+        try:
+            migrate_store(store, settings)
+        except BaseException:
+            store.close()
+            raise
     return store
 
 
+def migrate_store(store: ClickHouseStore, settings: Settings) -> None:
+    """Create the database and tables if missing and add columns newer versions need (an
+    anchors table from before the anchor lifecycle). Idempotent."""
+    store.create_schema()
+    AnchorRecords(store, settings.chain_id or SEPOLIA_CHAIN_ID).migrate()
+
+
 def ledger_signer(settings: Settings) -> NoteSigner:
-    """The checkpoint signing key, from ATTESTREAM_LEDGER_KEY or a key file; without either,
-    created on first use under <home>/keys (mode 0600)."""
+    """The checkpoint signing key, from ATTESTREAM_LEDGER_KEY or the key file. Never created
+    here: a key appears only through `create_ledger_key`, an explicit operator step."""
     if settings.ledger_key is not None:
         signer = load_signer(settings.ledger_key.get_secret_value().strip())
     else:
-        signer = load_or_create_signer(settings.ledger_key_path, settings.log_origin)
+        path = settings.ledger_key_path
+        if not path.exists():
+            raise ConfigError(
+                f"no ledger signing key: {path} does not exist and ATTESTREAM_LEDGER_KEY is"
+                f" unset; {CREATE_KEY_HINT} (or point ATTESTREAM_LEDGER_KEY_FILE at the key)"
+            )
+        signer = load_signer(path)
     if signer.name != settings.log_origin:
         raise ConfigError(
             f"the ledger key is named {signer.name!r} but the log origin is"
             f" {settings.log_origin!r}: checkpoints must be signed under the origin's name"
         )
     return signer
+
+
+def create_ledger_key(settings: Settings) -> NoteSigner:
+    """Create the checkpoint signing key in the key file (mode 0600), named after the log
+    origin; ConfigError if the file exists (a key is never overwritten) or the key comes from
+    ATTESTREAM_LEDGER_KEY."""
+    if settings.ledger_key is not None:
+        raise ConfigError("ATTESTREAM_LEDGER_KEY is set: the key comes from there, no file made")
+    signer = generate_signer(settings.log_origin)
+    save_signer(signer, settings.ledger_key_path)
+    return signer
+
+
+def ensure_local_ledger_key(settings: Settings) -> Path | None:
+    """For the local dev stack (`stack up`, `demo`): create the signing key file if there is
+    no key at all, and return its path; None when a key exists. Callers say so out loud."""
+    if settings.ledger_key is not None or settings.ledger_key_path.exists():
+        return None
+    try:
+        create_ledger_key(settings)
+    except ConfigError:
+        if not settings.ledger_key_path.exists():  # losing a creation race is fine
+            raise
+        return None
+    return settings.ledger_key_path
 
 
 def trusted_verifiers(settings: Settings) -> list[NoteVerifier]:

@@ -29,6 +29,7 @@ from attestream.errors import AnchorNotFoundError, MalformedError, UsageError, V
 from ledger.entry import decode_entry
 from ledger.keys import NoteVerifier
 from ledger.merkle import (
+    HASH_SIZE,
     RootHash,
     consistency_proof,
     inclusion_proof,
@@ -73,24 +74,52 @@ class ProofBundle:
         if data.get("format") != BUNDLE_FORMAT:
             found = data.get("format")
             raise MalformedError(f"not an {BUNDLE_FORMAT} proof file: format {found!r}")
-        try:
-            return cls(
-                chain=_int(data, "chain"),
-                seq=_int(data, "seq"),
-                entry=base64.b64decode(data["entry"], validate=True),
-                tree_size=_int(data, "tree_size"),
-                inclusion=[bytes.fromhex(h) for h in data["inclusion_proof"]],
-                checkpoint=str(data["checkpoint"]).encode("utf-8"),
-                anchor=AnchorProof.from_json(data["anchor"]) if data.get("anchor") else None,
-            )
-        except KeyError as exc:
-            raise MalformedError(f"proof file lacks the field {exc.args[0]!r}") from exc
-        except (binascii.Error, ValueError, TypeError) as exc:
-            raise MalformedError(f"proof file has a malformed field: {exc}") from exc
+        return cls(
+            chain=_int(data, "chain"),
+            seq=_int(data, "seq"),
+            entry=_base64(data, "entry"),
+            tree_size=_int(data, "tree_size"),
+            inclusion=_hashes(data, "inclusion_proof"),
+            checkpoint=_text(data, "checkpoint").encode("utf-8", "surrogatepass"),
+            anchor=AnchorProof.from_json(data["anchor"]) if data.get("anchor") else None,
+        )
+
+
+def _field(data: Mapping[str, Any], name: str) -> Any:
+    if name not in data:
+        raise MalformedError(f"proof file lacks the field {name!r}")
+    return data[name]
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = _field(data, name)
+    if not isinstance(value, str):
+        raise MalformedError(f"proof file field {name!r} must be a string")
+    return value
+
+
+def _base64(data: Mapping[str, Any], name: str) -> bytes:
+    try:
+        return base64.b64decode(_text(data, name), validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedError(f"proof file field {name!r} is not valid base64") from None
+
+
+def _hashes(data: Mapping[str, Any], name: str) -> list[bytes]:
+    value = _field(data, name)
+    if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
+        raise MalformedError(f"proof file field {name!r} must be a list of hex strings")
+    try:
+        hashes = [bytes.fromhex(h) for h in value]
+    except ValueError:
+        raise MalformedError(f"proof file field {name!r} holds a hash that is not hex") from None
+    if any(len(h) != HASH_SIZE for h in hashes):
+        raise MalformedError(f"proof file field {name!r} holds a hash that is not 32 bytes")
+    return hashes
 
 
 def _int(data: Mapping[str, Any], name: str) -> int:
-    value = data[name]
+    value = _field(data, name)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise MalformedError(f"proof file field {name!r} must be a non-negative integer")
     return value
@@ -115,6 +144,24 @@ def prove_decision(store: ClickHouseStore, decision_id: str) -> ProofBundle:
     anchor = anchor_proof(store, chain, checkpoint.size) if found else None
     return ProofBundle(chain, seq, bytes(row[COL["entry"]]), checkpoint.size, proof,
                        bytes(checkpoint.note), anchor)  # fmt: skip
+
+
+def prove_verified(
+    store: ClickHouseStore, decision_id: str, verifiers: Sequence[NoteVerifier]
+) -> ProofBundle:
+    """`prove_decision`, then the proof checked as an auditor will check it (`verify_bundle`:
+    the stored checkpoint's signature, the entry, the inclusion proof, the anchor proof). A
+    proof that would fail at the auditor's end is never handed out: VerificationError."""
+    bundle = prove_decision(store, decision_id)
+    try:
+        verify_bundle(bundle, verifiers)
+    except (VerificationError, MalformedError) as exc:
+        raise VerificationError(
+            f"entry {bundle.chain}/{bundle.seq} (decision {decision_id}) does not verify"
+            f" against the stored checkpoint of size {bundle.tree_size}: {exc}. The stored"
+            " ledger may have been altered: run `attestream forensic verify`"
+        ) from None
+    return bundle
 
 
 @dataclass(frozen=True)
@@ -182,11 +229,16 @@ def verify_bundle_on_chain(
     return dataclasses.replace(verdict, anchor_checked_on_chain=True)
 
 
-def load_bundle(text: str) -> ProofBundle:
+def load_bundle(content: bytes | str) -> ProofBundle:
+    """Parse a proof file's bytes; anything but a well-formed proof raises MalformedError."""
+    try:
+        text = content.decode("utf-8") if isinstance(content, bytes) else content
+    except UnicodeDecodeError as exc:
+        raise MalformedError(f"proof file is not UTF-8 text (byte {exc.start})") from None
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise MalformedError(f"proof file is not JSON: {exc}") from exc
+        raise MalformedError(f"proof file is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedError("proof file must hold a JSON object")
     return ProofBundle.from_json(data)

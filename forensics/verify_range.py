@@ -8,7 +8,9 @@
 3. Entries first..last are walked exactly as in a whole-chain verification (bytes, links,
    columns, completed tree nodes against the stored ones, roots at the checkpoint sizes).
 
-Nothing before entry `first - 1` or after entry `last` is read: no entry, no checkpoint, and
+A range beyond what the chain claims (its entries and signed checkpoints), or of a chain that
+does not exist, is a usage error: it would verify nothing. Nothing before entry `first - 1`
+or after entry `last` is read: no entry, no checkpoint, and
 no stored node outside the compact range and the nodes the range completes. Decisions
 logged twice are only found within the range.
 """
@@ -34,6 +36,7 @@ class RangeSource(NodeSource, Protocol):
     """What a range verification reads: entries, checkpoints and nodes by key range."""
 
     def entry_rows(self, chain: int, start: int = 0, stop: int | None = None) -> Iterable[Any]: ...
+    def chain_extent(self, chain: int) -> int: ...
     def checkpoints_in(
         self, chain: int, first_size: int, last_size: int
     ) -> list[StoredCheckpoint]: ...
@@ -45,6 +48,7 @@ def verify_range(
     """Check entries first..last (inclusive) of `chain`; see the module doc for the steps."""
     if not 0 <= first <= last:
         raise UsageError(f"a range needs 0 <= from <= to, got from {first}, to {last}")
+    _check_exists(source, chain, last)
     report = Report(chains=[chain])
     start = _trusted_start(source, chain, first, report)  # step 1
     if start is None:
@@ -68,6 +72,19 @@ def verify_range(
             f"a signed checkpoint covers {max(beyond)} entries, only {walk.size} remain",
         )  # fmt: skip
     return report
+
+
+def _check_exists(source: RangeSource, chain: int, last: int) -> None:
+    """UsageError unless the chain claims entry `last` (in its entries or a signed checkpoint):
+    a range that does not exist verified nothing, so it must not say VERIFIED. Entries missing
+    below a signed size are still checked: that is truncation, a verification failure."""
+    extent = source.chain_extent(chain)
+    if extent == 0:
+        raise UsageError(f"chain {chain} does not exist in this ledger (no entry, no checkpoint)")
+    if last >= extent:
+        raise UsageError(
+            f"chain {chain} has entries 0..{extent - 1}: the range up to {last} goes beyond it"
+        )
 
 
 def _trusted_start(

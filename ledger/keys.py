@@ -183,21 +183,6 @@ def load_signer(path_or_key: str | os.PathLike[str]) -> NoteSigner:
         raise ConfigError(f"signing key file {path}: {error}") from None
 
 
-def load_or_create_signer(path: str | os.PathLike[str], name: str) -> NoteSigner:
-    """The key in `path`, created on first use; it must carry the key name `name`."""
-    target = Path(path)
-    if not target.exists():
-        try:
-            save_signer(generate_signer(name), target)
-        except ConfigError:
-            if not target.exists():  # anything but losing a creation race is a real error
-                raise
-    signer = load_signer(target)
-    if signer.name != name:
-        raise ConfigError(f"key file {target} holds a key named {signer.name!r}, not {name!r}")
-    return signer
-
-
 def _checked_name(name: str) -> str:
     if not is_valid_key_name(name):
         raise ConfigError(f"invalid key name {name!r}: it must be non-empty, no spaces or '+'")

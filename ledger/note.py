@@ -115,8 +115,10 @@ def open_note(note: bytes, trusted: Iterable[NoteVerifier]) -> OpenedNote:
         raise MalformedError(f"more than {MAX_SIGNATURES} signatures on one note")
     body_bytes = body.encode()
     verified: dict[tuple[str, int], str] = {}
+    present: list[str] = []
     for line in signature_lines:
         name, signer_id, signature = _parse_signature_line(line)
+        present.append(f"{name}+{signer_id:08x}")
         verifier = verifiers.get((name, signer_id))
         if verifier is None or (name, signer_id) in verified:
             continue  # unknown keys are ignored (spec); a repeated key is checked once
@@ -125,7 +127,10 @@ def open_note(note: bytes, trusted: Iterable[NoteVerifier]) -> OpenedNote:
     signed_by = list(dict.fromkeys(verified.values()))
     if not signed_by:
         known = ", ".join(f"{v.name}+{v.key_id:08x}" for v in verifiers.values()) or "none"
-        raise SignatureError(f"no trusted key signed this note (trusted keys: {known})")
+        raise SignatureError(
+            f"no trusted key signed this note: it is signed by {', '.join(present)};"
+            f" trusted keys: {known}"
+        )
     return OpenedNote(body_bytes, signed_by)
 
 

@@ -11,23 +11,26 @@ the columns agree with the bytes, so editing a column alone is detected.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlparse
 
 from clickhouse_driver import Client
-from clickhouse_driver.errors import NetworkError, SocketTimeoutError
+from clickhouse_driver.errors import NetworkError, ServerException, SocketTimeoutError
 
-from attestream.errors import ConfigError, ServiceUnavailableError
+from attestream.errors import AttestreamError, ServiceUnavailableError
+from ledger.clickhouse import SERVICE, parse_url, server_error
 from ledger.merkle import NodeRun
+
+# The driver logs every failed connection attempt as a warning with its traceback; the
+# failure reaches the caller as ServiceUnavailableError, which is the one report it needs.
+logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 
 LEVEL_SHIFT = 56
 """Tree node key = level << 56 | index: 2^56 leaves per chain is far beyond any real log."""
 
-# Reading a whole chain streams rows in blocks of this many entries, bounding memory.
-READ_BLOCK = 50_000
 # ClickHouse answers a local query in milliseconds; 10 s covers a cold start without hanging
 # a verifier forever on a dead socket.
 CONNECT_TIMEOUT_S = 10.0
@@ -177,28 +180,10 @@ class ChainHead:
     source_offset: int
 
 
-def parse_url(url: str) -> dict[str, Any]:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("clickhouse", "clickhouses"):
-        raise ConfigError(f"ClickHouse URL must start with clickhouse://, got {url!r}")
-    database = parsed.path.lstrip("/") or "attestream"
-    if not database.replace("_", "").isalnum():
-        raise ConfigError(f"ClickHouse database name {database!r} must be alphanumeric")
-    return {
-        "host": parsed.hostname or "127.0.0.1",
-        "port": parsed.port or 9000,
-        "user": unquote(parsed.username or "default"),
-        "password": unquote(parsed.password or ""),
-        "database": database,
-        "secure": parsed.scheme == "clickhouses",
-    }
-
-
 class ClickHouseStore:
     """Ledger persistence over clickhouse-driver (synchronous, one connection per client)."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
         params = parse_url(url)
         self.database: str = params.pop("database")
         common = dict(params, connect_timeout=CONNECT_TIMEOUT_S)
@@ -218,12 +203,19 @@ class ClickHouseStore:
     def _run(self, client: Client, query: str, params: Any, **kwargs: Any) -> Any:
         try:
             return client.execute(query.format(db=self.database), params, **kwargs)
-        except (NetworkError, SocketTimeoutError, ConnectionError, OSError) as exc:
-            raise ServiceUnavailableError("ClickHouse", self._endpoint, str(exc)) from exc
-        except EOFError as exc:
-            raise ServiceUnavailableError(
-                "ClickHouse", self._endpoint, "connection closed"
-            ) from exc
+        except (NetworkError, SocketTimeoutError, OSError, EOFError, ServerException) as exc:
+            mapped = self._mapped(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def _mapped(self, exc: Exception) -> AttestreamError | None:
+        """What the driver raised, as the attestream error an operator can act on (see
+        ledger/clickhouse.py); None for an unexpected server error: a bug."""
+        if isinstance(exc, ServerException):
+            return server_error(exc, self._endpoint, self.database)
+        cause = "connection closed" if isinstance(exc, EOFError) else str(exc)
+        return ServiceUnavailableError(SERVICE, self._endpoint, cause)
 
     def create_schema(self) -> None:
         self.execute("CREATE DATABASE IF NOT EXISTS {db}")
@@ -335,15 +327,29 @@ class ClickHouseStore:
         names = ", ".join(ENTRY_COLUMNS)
         where = "chain = %(c)s AND seq >= %(a)s" + (" AND seq < %(b)s" if stop is not None else "")
         params = {"c": chain, "a": start, "b": stop}
-        settings = {"max_block_size": READ_BLOCK}
+        # Rows stream in the server's blocks (max_block_size, 65,536 rows by default), which
+        # bounds memory. It is not set per query: a read-only user (readonly = 1) may not
+        # change settings, and verification must work with one.
         try:
             yield from self._raw.execute_iter(
                 f"SELECT {names} FROM {self.database}.entries WHERE {where} ORDER BY seq, entry",
                 params,
-                settings=settings,
             )
-        except (NetworkError, SocketTimeoutError, OSError, EOFError) as exc:
-            raise ServiceUnavailableError("ClickHouse", self._endpoint, str(exc)) from exc
+        except (NetworkError, SocketTimeoutError, OSError, EOFError, ServerException) as exc:
+            mapped = self._mapped(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def chain_extent(self, chain: int) -> int:
+        """How many entries `chain` claims: the larger of its last seq + 1 and its largest
+        signed checkpoint (0: no such chain). Reads only the chain's tail of each table."""
+        rows = self.execute(
+            "SELECT max(seq) + 1, count() FROM {db}.entries WHERE chain = %(c)s"
+            " UNION ALL SELECT max(size), count() FROM {db}.checkpoints WHERE chain = %(c)s",
+            {"c": chain},
+        )
+        return max((int(top) for top, count in rows if count), default=0)
 
     def ownership_marks(self, chain: int, size: int) -> OwnershipMarks:
         """Checkpoints and entries of `chain` at or beyond `size`. Both tables are sorted by
@@ -476,4 +482,3 @@ def anchor_from_row(row: Mapping[str, Any]) -> StoredAnchor:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-

@@ -19,6 +19,7 @@ import pytest
 from attestream.errors import AttestreamError
 from attestream.settings import Settings
 from attestream.stack import StackManager, StackState
+from attestream.wiring import create_ledger_key
 
 
 @dataclass(frozen=True)
@@ -126,4 +127,6 @@ def isolated(settings_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return Settings()
+    settings = Settings()
+    create_ledger_key(settings)  # explicit, as an operator would: nothing creates it implicitly
+    return settings

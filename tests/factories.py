@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ledger.chain import Incoming
+from forensics.proofs import ProofBundle
+from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
+from ledger.keys import NoteSigner
+from ledger.merkle import MemoryNodeStore, MerkleTree, Node, inclusion_proof
+from ledger.note import Checkpoint, sign_note
+from ledger.store import LEVEL_SHIFT
 from streams.schemas import Decision, Detector, Reason, SourceRef, decision_id
 
 MODEL_SHA256 = "ab" * 32
@@ -38,3 +43,17 @@ def incoming(i: int, offset: int | None = None) -> Incoming:
     source = EntrySource(cluster="k1", topic="decisions", partition=0,
                          offset=i if offset is None else offset)  # fmt: skip
     return Incoming(make_decision(i), source)
+
+
+def proof_bundle(seq: int, size: int, signer: NoteSigner) -> ProofBundle:
+    """A valid proof file of entry `seq` in a chain of `size` entries, signed by `signer`."""
+    writer = ChainWriter(chain=0, tree=MerkleTree(), prev=None)
+    nodes = MemoryNodeStore()
+    result = writer.append([incoming(i) for i in range(size)])
+    mask = (1 << LEVEL_SHIFT) - 1
+    nodes.add(Node(k >> LEVEL_SHIFT, k & mask, h)
+              for k, h in zip(result.node_keys, result.node_hashes, strict=True))  # fmt: skip
+    body = Checkpoint(f"{signer.name}/0", size, result.root).body()
+    proof = inclusion_proof(seq, size, nodes)
+    return ProofBundle(0, seq, bytes(result.entries["entry"][seq]), size, proof,
+                       sign_note(body, signer))  # fmt: skip

@@ -45,6 +45,11 @@ class MemoryLedger:
         seqs = [r for r in rows if r[COL["seq"]] >= start]
         return [r for r in seqs if stop is None or r[COL["seq"]] < stop]
 
+    def chain_extent(self, chain: int) -> int:
+        self.reads.append(("extent", chain, None, None))
+        seqs = [r[COL["seq"]] + 1 for r in self.rows.get(chain, [])]
+        return max([*seqs, *(cp.size for cp in self.cps.get(chain, []))], default=0)
+
     def checkpoints(self, chain: int, latest_only: bool = False) -> list[StoredCheckpoint]:
         self.reads.append(("checkpoints", chain, None, None))
         return sorted(self.cps.get(chain, []), key=lambda c: c.size)

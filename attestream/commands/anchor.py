@@ -70,10 +70,9 @@ def status(
     anchored yet per chain."""
     settings = load_settings()
     rpc_url, chain_id = settings.require_rpc()
-    store = open_store(settings, create=True)
+    store = open_store(settings)  # only reads: the writers own the schema
     try:
         records = AnchorRecords(store, chain_id)
-        records.migrate()
         problems: list[str] = []
         try:
             sender: str | None = load_account(settings.anchor_private_key()).address

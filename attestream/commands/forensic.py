@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from anchoring.reader import Web3ChainReader
+from anchoring.rpc import redact_url
 from anchoring.service import connect
 from attestream.errors import UsageError
 from attestream.settings import load_settings
@@ -59,7 +60,7 @@ def verify(
     confirmations = 0
     if not offline and span is None:
         rpc_url, chain_id = settings.require_rpc()
-        reader = Web3ChainReader(connect(rpc_url, chain_id), rpc_url)
+        reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
         confirmations = settings.confirmations(chain_id)
     store = open_store(settings)
     try:

@@ -1,4 +1,5 @@
-"""`attestream ledger run|keys`: the sequencer process and its signing key."""
+"""`attestream ledger run|keys|migrate`: the sequencer process, its signing key and the
+ledger's schema."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from attestream.observability import serve_metrics, setup_logging
 from attestream.settings import load_settings
-from attestream.wiring import ledger_signer, open_store
+from attestream.wiring import create_ledger_key, ledger_signer, open_store
 from ledger.keys import verifier_key_string
 from ledger.sequencer import (
     CRASH_AT_ENV,
@@ -103,6 +104,7 @@ def run(
     """Consume decisions and append them to the ledger, checkpoint by checkpoint."""
     setup_logging(verbose)
     settings = load_settings()
+    signer = ledger_signer(settings)  # first: without a key nothing else is worth starting
     bootstrap = settings.require_kafka()
     ensure_topics(bootstrap, [settings.topic_decisions, settings.topic_dead_letter],
                   settings.topic_partitions)  # fmt: skip
@@ -123,7 +125,7 @@ def run(
         # Hidden fault injection for the crash tests (docs/operations.md); unset in production.
         crash_at=os.environ.get(CRASH_AT_ENV, ""),
     )  # fmt: skip
-    sequencer = Sequencer(config, store, ledger_signer(settings), events=LedgerMetrics(),
+    sequencer = Sequencer(config, store, signer, events=LedgerMetrics(),
                           on_reject=on_reject)  # fmt: skip
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -140,10 +142,21 @@ def run(
 
 
 @app.command("keys")
-def keys(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Print the checkpoint signer's name and verifier key (creating the key on first use)."""
+def keys(
+    create: bool = typer.Option(
+        False, "--create", envvar="ATTESTREAM_LEDGER_KEYS_CREATE",
+        help="Create the signing key in the key file (never overwrites an existing one).",
+    ),
+    as_json: bool = typer.Option(False, "--json", envvar="ATTESTREAM_JSON"),
+) -> None:  # fmt: skip
+    """Print the checkpoint signer's name and verifier key; it only reads (exit 2 when there
+    is no key). --create makes the key in the configured home, once."""
     settings = load_settings()
-    signer = ledger_signer(settings)
+    if create:
+        signer = create_ledger_key(settings)
+        typer.echo(f"created the ledger signing key {settings.ledger_key_path}", err=True)
+    else:
+        signer = ledger_signer(settings)
     verifier = signer.verifier()
     info = {
         "origin_prefix": settings.log_origin,
@@ -156,3 +169,13 @@ def keys(as_json: bool = typer.Option(False, "--json")) -> None:
         return
     for name, value in info.items():
         typer.echo(f"{name}: {value}")
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Create the ledger's database and tables, or bring older ones to this version's schema.
+    Verification never does this: it only reads, and works with a read-only ClickHouse user."""
+    settings = load_settings()
+    store = open_store(settings, create=True)
+    store.close()
+    typer.echo(f"the ledger schema in database {store.database!r} is up to date")

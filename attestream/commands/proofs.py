@@ -14,7 +14,7 @@ from attestream.wiring import open_store, trusted_verifiers
 from forensics.proofs import (
     load_bundle,
     prove_consistency,
-    prove_decision,
+    prove_verified,
     verify_bundle,
     verify_bundle_on_chain,
 )
@@ -31,12 +31,18 @@ def _verifiers(keys: list[str] | None) -> list[NoteVerifier]:
 
 def prove(
     decision_id: str = typer.Argument(..., help="The decision_id to prove."),
-    output: Path = typer.Option(None, "-o", "--output", help="Write the proof file here."),
+    output: Path = typer.Option(
+        None, "-o", "--output", envvar="ATTESTREAM_PROOF_OUTPUT", help="Write the proof file here."
+    ),
+    key: list[str] = typer.Option(None, "--key", envvar="ATTESTREAM_PROVE_KEYS", help=KEY_HELP),
 ) -> None:
-    """Write a proof file: the entry, its inclusion proof and the signed checkpoint."""
-    store = open_store(load_settings())
+    """Write a proof file: the entry, its inclusion proof and the signed checkpoint. The proof
+    is verified first (signature, inclusion): exit 1, and no file, if it does not verify."""
+    settings = load_settings()
+    verifiers = _verifiers(key)
+    store = open_store(settings)
     try:
-        bundle = prove_decision(store, decision_id)
+        bundle = prove_verified(store, decision_id, verifiers)
     finally:
         store.close()
     text = json.dumps(bundle.to_json(), indent=2) + "\n"
@@ -68,10 +74,10 @@ def verify_proof(
     """Check a proof file: signature, inclusion, entry position, anchor proof; with --rpc-url
     also the anchor transaction. Exit 1 on failure, 3 if the RPC cannot be reached."""
     try:
-        text = proof_file.read_text(encoding="utf-8")
+        content = proof_file.read_bytes()
     except OSError as exc:
-        raise UsageError(f"cannot read {proof_file}: {exc}") from exc
-    bundle = load_bundle(text)
+        raise UsageError(f"cannot read {proof_file}: {exc.strerror or exc}") from None
+    bundle = load_bundle(content)
     verifiers = _verifiers(key)
     if rpc_url is None:
         verdict = verify_bundle(bundle, verifiers)
@@ -115,5 +121,3 @@ def consistency(
                f" prefix of size {new_size} ({result.new_root.hex()})")  # fmt: skip
     for h in result.proof:
         typer.echo(f"  {h.hex()}")
-
-

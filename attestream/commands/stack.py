@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from attestream.errors import ConfigError
-from attestream.settings import Settings
+from attestream.settings import Settings, load_settings
 from attestream.stack import StackManager, StackState, StackStatus
+from attestream.wiring import ensure_local_ledger_key
 
 # Exit code of `status` when the stack should be up but a service is down or unhealthy.
 EXIT_UNHEALTHY = 3
@@ -43,12 +44,24 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 def up(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Start the stack (or report the running one) and wait until every service answers."""
     state = _manager(home).up()
+    _say_ledger_key(state.home)
     if json_out:
         _print_json(state.to_json())
         return
     console = Console()
     console.print(_state_table(state))
     console.print(f"state recorded in {state.home / 'stack.json'}")
+
+
+def _say_ledger_key(home: Path) -> None:
+    """The local stack's checkpoint key: created here, explicitly and once, and said so."""
+    created = ensure_local_ledger_key(load_settings(home=home))
+    if created is not None:
+        typer.echo(
+            f"created the local ledger signing key {created} (it is never overwritten;"
+            " `attestream ledger keys` prints its verifier key)",
+            err=True,
+        )
 
 
 @app.command()

@@ -43,10 +43,15 @@ def test_demo_logs_anchors_and_verifies_every_valid_event(isolated: Settings) ->
 
 
 def test_verify_exit_codes_name_the_problem(isolated: Settings) -> None:
+    isolated.ledger_key_path.unlink()  # no key at all: nothing to trust
     no_key = cli("forensic", "verify", "--offline")
     assert no_key.returncode == 2
     assert "no trusted checkpoint key" in no_key.stderr
-    assert cli("ledger", "keys").returncode == 0  # creates the signing key
+    reading = cli("ledger", "keys")  # only reads: it never creates a key
+    assert reading.returncode == 2 and "`attestream ledger keys --create`" in reading.stderr
+    assert not isolated.ledger_key_path.exists()
+    assert cli("ledger", "keys", "--create").returncode == 0
+    assert cli("ledger", "keys").returncode == 0
 
     env = dict(os.environ)
     env["ATTESTREAM_CLICKHOUSE_URL"] = f"clickhouse://default:@127.0.0.1:{free_port()}/x"

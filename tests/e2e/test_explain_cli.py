@@ -21,6 +21,7 @@ from detect_helpers import (
 
 from attestream.demo import free_port
 from attestream.settings import Settings
+from attestream.stack_services import reader_url
 from attestream.wiring import open_store
 from detectors.registry import artifact_path
 
@@ -90,6 +91,15 @@ def test_explain_and_replay_a_logged_decision(isolated: Settings, tmp_path: Path
     assert changed.returncode == 1
     assert "has sha256" in changed.stderr and f"but its card says {fraud}" in changed.stderr
 
+    # Explaining only reads: a ClickHouse user that may only read does it too.
+    reader_env = dict(env, ATTESTREAM_CLICKHOUSE_URL=reader_url(isolated.require_clickhouse(),
+                                                                isolated.home))  # fmt: skip
+    artifact.write_bytes(artifact.read_bytes()[:-1])  # the model as it was
+    as_reader = cli("forensic", "explain", decision_id, "--json", env=reader_env)
+    assert as_reader.returncode == 0, as_reader.stderr
+    assert json.loads(as_reader.stdout)["contributions"] == report["contributions"]
+
     unreachable_env = dict(env, ATTESTREAM_CLICKHOUSE_URL=f"clickhouse://127.0.0.1:{free_port()}/x")
     unreachable = cli("forensic", "replay", decision_id, env=unreachable_env)
     assert unreachable.returncode == 3 and "could not be reached" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr

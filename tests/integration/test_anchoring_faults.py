@@ -40,6 +40,7 @@ from attestream.errors import (
     AnchorKeyError,
     FeeCapError,
     InsufficientFundsError,
+    NoLedgerError,
     WrongChainError,
 )
 from attestream.settings import Settings
@@ -376,6 +377,9 @@ def test_an_anchors_table_from_before_the_lifecycle_is_migrated(isolated: Settin
          (at, "22" * 32, CHAIN_ID, "0xcc", 8, "0xdd", "0xS", "reverted", 22_480, [0], [9])],
     )  # fmt: skip
     store.create_schema()  # the table exists: CREATE ... IF NOT EXISTS leaves it as it was
+    # Readers never migrate: they name the command that does.
+    with pytest.raises(NoLedgerError, match="older schema .* `attestream ledger migrate`"):
+        store.anchors()
     records = AnchorRecords(store, CHAIN_ID)
     records.migrate()
     records.migrate()  # a second time finds nothing to add

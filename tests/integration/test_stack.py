@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import pytest
 from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from typer.testing import CliRunner
@@ -28,6 +29,7 @@ from attestream.commands.stack import app as stack_cli
 from attestream.errors import ConfigError, ServiceUnavailableError
 from attestream.settings import Settings, load_settings
 from attestream.stack import ANVIL_DEV_KEY, StackManager, StackState
+from attestream.stack_services import CLICKHOUSE_READER, reader_password
 
 pytestmark = pytest.mark.integration
 
@@ -125,8 +127,8 @@ def test_session_fixture_serves_settings(
         monkeypatch.delenv(f"ATTESTREAM_{name}")
     loaded = load_settings()
     assert loaded.kafka_bootstrap == stack.kafka_bootstrap
-    assert loaded.clickhouse_url == stack.clickhouse_url
-    assert (loaded.rpc_url, loaded.chain_id) == (stack.rpc_url, 31337)
+    assert loaded.require_clickhouse() == stack.clickhouse_url
+    assert loaded.require_rpc() == (stack.rpc_url, 31337)
     assert Path(loaded.anchor_key_file or "") == stack.anchor_key_file
     assert kafka_cluster_id(stack.kafka_bootstrap) == stack.broker_cluster_id
 
@@ -274,6 +276,20 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         state = json.loads(result.stdout)
         assert state["endpoints"]["chain_id"] == 31337
+        # The local ledger key: created explicitly, once, and said so; never overwritten.
+        key = home / "keys" / "ledger.key"
+        assert f"created the local ledger signing key {key}" in result.stderr
+        key_bytes = key.read_bytes()
+        result = runner.invoke(stack_cli, ["up", "--json", "--home", str(home)])
+        assert result.exit_code == 0 and "created" not in result.stderr, result.output
+        assert key.read_bytes() == key_bytes
+        # The read-only user reads, and may not write.
+        reader = Client(host="127.0.0.1", port=state["ports"]["clickhouse_tcp"],
+                        user=CLICKHOUSE_READER, password=reader_password(home))  # fmt: skip
+        assert reader.execute("SELECT 1") == [(1,)]
+        with pytest.raises(ServerException, match="readonly"):
+            reader.execute("CREATE DATABASE reader_may_not")
+        reader.disconnect()
 
         result = runner.invoke(stack_cli, ["status", "--json", "--home", str(home)])
         assert result.exit_code == 0, result.output

@@ -29,12 +29,13 @@ from ledger_helpers import (
     set_node,
     tamper,
 )
+from pydantic import SecretStr
 
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
 from attestream.settings import Settings
-from attestream.wiring import open_store, trusted_verifiers
+from attestream.wiring import create_ledger_key, open_store, trusted_verifiers
 from forensics.report import Report
 from forensics.verify import verify_ledger
 from forensics.verify_range import verify_range
@@ -80,6 +81,7 @@ def pristine(stack: Any) -> Iterator[Ledger]:
         ledger_key_file=stack.home / "keys" / f"ledger-{suffix}.key",
     )  # fmt: skip
     ensure_topics(settings.require_kafka(), [settings.topic_decisions], partitions=1)
+    create_ledger_key(settings)
     store = open_store(settings, create=True)
     publish_decisions(settings, [make_decision(i) for i in range(ENTRIES)])
     run_sequencer(settings, store, batch_max=BATCH)
@@ -97,7 +99,7 @@ def ledger(pristine: Ledger) -> Iterator[Ledger]:
     """This test's own copy of the pristine ledger, in a fresh database."""
     url = fresh_database_url(pristine.settings.require_clickhouse())
     store = copy_ledger(pristine.store, url)
-    settings = pristine.settings.model_copy(update={"clickhouse_url": url})
+    settings = pristine.settings.model_copy(update={"clickhouse_url": SecretStr(url)})
     yield Ledger(settings, store, pristine.verifiers)
     store.execute("DROP DATABASE IF EXISTS {db}")
     store.close()
@@ -225,6 +227,9 @@ class Recording:
         self.reads.append(("entries", start, stop))
         return self.store.entry_rows(chain, start, stop)
 
+    def chain_extent(self, chain: int) -> int:
+        return self.store.chain_extent(chain)
+
     def checkpoints_in(self, chain: int, first_size: int, last_size: int) -> Any:
         self.reads.append(("checkpoints", first_size, last_size))
         return self.store.checkpoints_in(chain, first_size, last_size)
@@ -265,7 +270,8 @@ def test_range_reads_nothing_outside_it(ledger: Ledger) -> None:
         assert stop << level <= 18
 
 
-def test_range_verify_from_the_cli(ledger: Ledger) -> None:
+def cli_env(ledger: Ledger) -> dict[str, str]:
+    """The environment of a CLI subprocess that reads this test's ledger."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTESTREAM_")}
     env.update({
         "ATTESTREAM_HOME": str(ledger.settings.home),
@@ -273,6 +279,11 @@ def test_range_verify_from_the_cli(ledger: Ledger) -> None:
         "ATTESTREAM_LEDGER_KEY_FILE": str(ledger.settings.ledger_key_path),
         "ATTESTREAM_LOG_ORIGIN": ledger.settings.log_origin,
     })  # fmt: skip
+    return env
+
+
+def test_range_verify_from_the_cli(ledger: Ledger) -> None:
+    env = cli_env(ledger)
     command = [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--chain", "0",
                "--from", "8", "--to", "17", "--json"]  # fmt: skip
     ok = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
@@ -283,3 +294,37 @@ def test_range_verify_from_the_cli(ledger: Ledger) -> None:
     bad = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1, bad.stderr
     assert json.loads(bad.stdout)["failures"][0]["kind"] == "column_mismatch"
+
+
+def test_a_range_or_chain_that_does_not_exist_is_a_usage_error(ledger: Ledger) -> None:
+    verify = [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--json"]
+    for span, message in ((["--chain", "7", "--from", "0", "--to", "5"], "chain 7 does not exist"),
+                          (["--chain", "0", "--from", "0", "--to", str(ENTRIES)],
+                           f"has entries 0..{ENTRIES - 1}")):  # fmt: skip
+        done = subprocess.run([*verify, *span], env=cli_env(ledger), capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert message in done.stderr and "VERIFIED" not in done.stdout
+        error = json.loads(done.stdout)["error"]
+        assert (error["kind"], error["exit_code"]) == ("usage", 2) and message in error["message"]
+
+
+def test_prove_refuses_an_entry_that_no_longer_matches_the_stored_tree(
+    ledger: Ledger, tmp_path: Any
+) -> None:
+    target = make_decision(9).decision_id
+    tamper(
+        ledger.store,
+        "ALTER TABLE {db}.entries UPDATE entry = concat(entry, ' ') WHERE seq = 9",
+    )
+    proof_file = tmp_path / "proof.json"
+    command = [sys.executable, "-m", "attestream.cli", "forensic", "prove", target,
+               "-o", str(proof_file)]  # fmt: skip
+    done = subprocess.run(command, env=cli_env(ledger), capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "entry 0/9" in done.stderr and "does not verify against the stored checkpoint" in (
+        done.stderr
+    )
+    assert not proof_file.exists()
+    assert "Traceback" not in done.stderr

@@ -8,16 +8,41 @@ import pytest
 
 from attestream.errors import ConfigError
 from attestream.settings import Settings
-from attestream.wiring import ledger_signer, trusted_verifiers
+from attestream.wiring import (
+    create_ledger_key,
+    ensure_local_ledger_key,
+    ledger_signer,
+    trusted_verifiers,
+)
 from ledger.keys import signer_from_seed, signer_key_string, verifier_key_string
 
 ORIGIN = "attestream.test/ledger"
 
 
-def test_key_is_created_on_first_use_and_reused(tmp_path: Path) -> None:
+def test_reading_the_key_never_creates_one(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, log_origin=ORIGIN)
-    first = ledger_signer(settings)
+    with pytest.raises(ConfigError, match=r"no ledger signing key: .* `attestream ledger keys"
+                       r" --create`") as raised:  # fmt: skip
+        ledger_signer(settings)
+    assert raised.value.exit_code == 2
+    assert not (tmp_path / "keys").exists()
+
+
+def test_a_key_is_created_explicitly_once_and_never_overwritten(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, log_origin=ORIGIN)
+    created = create_ledger_key(settings)
     assert (tmp_path / "keys" / "ledger.key").stat().st_mode & 0o777 == 0o600
+    assert ledger_signer(settings).public_key == created.public_key
+    with pytest.raises(ConfigError, match="already exists; it is never overwritten"):
+        create_ledger_key(settings)
+    assert ledger_signer(settings).public_key == created.public_key
+
+
+def test_the_local_stack_key_is_made_only_when_there_is_none(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, log_origin=ORIGIN)
+    assert ensure_local_ledger_key(settings) == tmp_path / "keys" / "ledger.key"
+    first = ledger_signer(settings)
+    assert ensure_local_ledger_key(settings) is None
     assert ledger_signer(settings).public_key == first.public_key
 
 
@@ -40,8 +65,11 @@ def test_key_named_for_another_log_is_refused(tmp_path: Path) -> None:
 def test_rotation_trusts_old_and_new_keys(tmp_path: Path) -> None:
     old = signer_from_seed(ORIGIN, b"\x01" * 32)
     new = signer_from_seed(ORIGIN, b"\x02" * 32)
-    settings = Settings(home=tmp_path, log_origin=ORIGIN,
-                        trusted_keys=f"{verifier_key_string(old)}, {verifier_key_string(new)}")
+    settings = Settings(
+        home=tmp_path,
+        log_origin=ORIGIN,
+        trusted_keys=f"{verifier_key_string(old)}, {verifier_key_string(new)}",
+    )
     assert [v.key_id for v in trusted_verifiers(settings)] == [old.key_id, new.key_id]
 
 

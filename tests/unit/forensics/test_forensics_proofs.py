@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
-from factories import incoming
+from factories import proof_bundle
 
 from attestream.errors import (
     MalformedError,
@@ -16,27 +17,14 @@ from attestream.errors import (
     VerificationError,
 )
 from forensics.proofs import ProofBundle, load_bundle, verify_bundle
-from ledger.chain import ChainWriter
 from ledger.keys import NoteSigner, signer_from_seed
-from ledger.merkle import MemoryNodeStore, MerkleTree, Node, inclusion_proof
-from ledger.note import Checkpoint, sign_note
-from ledger.store import LEVEL_SHIFT
 
 SIGNER = signer_from_seed("attestream.test/ledger", b"\x05" * 32)
 STRANGER = signer_from_seed("attestream.test/ledger", b"\x06" * 32)
 
 
 def bundle_for(seq: int, size: int = 11, signer: NoteSigner = SIGNER) -> ProofBundle:
-    writer = ChainWriter(chain=0, tree=MerkleTree(), prev=None)
-    nodes = MemoryNodeStore()
-    result = writer.append([incoming(i) for i in range(size)])
-    mask = (1 << LEVEL_SHIFT) - 1
-    nodes.add(Node(k >> LEVEL_SHIFT, k & mask, h)
-              for k, h in zip(result.node_keys, result.node_hashes, strict=True))  # fmt: skip
-    body = Checkpoint("attestream.test/ledger/0", size, result.root).body()
-    proof = inclusion_proof(seq, size, nodes)
-    return ProofBundle(0, seq, bytes(result.entries["entry"][seq]), size, proof,
-                       sign_note(body, signer))  # fmt: skip
+    return proof_bundle(seq, size, signer)
 
 
 def roundtrip(bundle: ProofBundle) -> ProofBundle:
@@ -69,8 +57,11 @@ def test_truncated_proof() -> None:
         verify_bundle(dataclasses.replace(b, inclusion=b.inclusion[:-1]), [SIGNER.verifier()])
 
 
-def test_untrusted_signer() -> None:
-    with pytest.raises(SignatureError, match="no trusted key"):
+def test_untrusted_signer_names_the_key_expected_and_the_keys_trusted() -> None:
+    signed_by = f"attestream.test/ledger+{STRANGER.key_id:08x}"
+    trusted = f"attestream.test/ledger+{SIGNER.key_id:08x}"
+    expected = re.escape(f"signed by {signed_by}; trusted keys: {trusted}")
+    with pytest.raises(SignatureError, match=expected):
         verify_bundle(bundle_for(2, signer=STRANGER), [SIGNER.verifier()])
 
 
@@ -84,8 +75,15 @@ def test_checkpoint_of_another_size() -> None:
     ("change", "match"),
     [
         ({"format": "other/1"}, "not an attestream-proof/1"),
-        ({"entry": "***"}, "malformed field"),
-        ({"inclusion_proof": ["zz"]}, "malformed field"),
+        ({"entry": 12}, "'entry' must be a string"),
+        ({"inclusion_proof": "00" * 32}, "'inclusion_proof' must be a list of hex strings"),
+        ({"inclusion_proof": ["00" * 31]}, "'inclusion_proof' holds a hash that is not 32 bytes"),
+        ({"tree_size": True}, "'tree_size' must be a non-negative integer"),
+        ({"chain": "0"}, "'chain' must be a non-negative integer"),
+        ({"checkpoint": ["a", "b"]}, "'checkpoint' must be a string"),
+        ({"anchor": {"format": "x"}}, "not an anchor proof"),
+        ({"entry": "***"}, "'entry' is not valid base64"),
+        ({"inclusion_proof": ["zz"]}, "'inclusion_proof' holds a hash that is not hex"),
         ({"seq": -1}, "non-negative"),
         ({"checkpoint": None, "__drop__": "checkpoint"}, "lacks the field 'checkpoint'"),
     ],
@@ -103,3 +101,38 @@ def test_malformed_proof_files(change: dict[str, object], match: str) -> None:
 def test_not_json() -> None:
     with pytest.raises(MalformedError, match="not JSON"):
         load_bundle("{nope")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"\xff\xfe{}", "not UTF-8 text"),
+        (b"[1, 2]", "must hold a JSON object"),
+        (b"", "not JSON"),
+    ],
+)
+def test_proof_file_bytes_that_are_no_proof(content: bytes, match: str) -> None:
+    with pytest.raises(MalformedError, match=match):
+        load_bundle(content)
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "match"),
+    [
+        ("no blank line, no signature\n", "a signed note is text, a blank line"),
+        ("attestream.test/ledger/0\n11\nroot\n\n- bad signature line\n", "em dash"),
+        ("\ud800 not UTF-8\n\n\u2014 k AAAA\n", "not valid UTF-8"),
+    ],
+)
+def test_a_malformed_checkpoint_note_is_rejected(checkpoint: str, match: str) -> None:
+    data = bundle_for(1).to_json()
+    data["checkpoint"] = checkpoint
+    bundle = load_bundle(json.dumps(data))
+    with pytest.raises(MalformedError, match=match):
+        verify_bundle(bundle, [SIGNER.verifier()])
+
+
+def test_entry_bytes_that_are_no_entry_are_rejected() -> None:
+    b = bundle_for(1)
+    with pytest.raises(MalformedError, match="not a ledger entry"):
+        verify_bundle(dataclasses.replace(b, entry=b"\x00 not json"), [SIGNER.verifier()])

@@ -113,3 +113,23 @@ def test_a_missing_start_is_reported_and_nothing_walked() -> None:
 def test_an_empty_or_negative_range_is_a_usage_error(first: int, last: int) -> None:
     with pytest.raises(UsageError, match="0 <= from <= to"):
         check(build(SIZES), first, last)
+
+
+@pytest.mark.parametrize(
+    ("chain", "first", "last", "message"),
+    [
+        (7, 0, 5, "chain 7 does not exist in this ledger"),
+        (0, 10, 16, r"chain 0 has entries 0\.\.15: the range up to 16 goes beyond it"),
+    ],
+)
+def test_a_range_that_does_not_exist_is_a_usage_error(
+    chain: int, first: int, last: int, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        verify_range(build(SIZES), [SIGNER.verifier()], chain, first, last)
+
+
+def test_a_range_up_to_a_signed_size_whose_entries_are_gone_is_truncation() -> None:
+    ledger = build(SIZES)
+    ledger.rows[0] = [r for r in ledger.rows[0] if r[COL["seq"]] < 10]
+    assert found(check(ledger, 5, 15)) == {("truncated", 0, 10)}

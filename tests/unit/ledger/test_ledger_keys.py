@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import stat
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from attestream.errors import ConfigError, SignatureError
 from ledger.keys import (
     generate_signer,
     key_id,
-    load_or_create_signer,
     load_signer,
     parse_signer_key,
     parse_verifier_key,
@@ -123,17 +121,6 @@ def test_unreadable_key_files_are_config_errors(tmp_path: Path) -> None:
     garbage.write_text("PRIVATE+KEY+x+00000000+AAAA\n")
     with pytest.raises(ConfigError, match=f"signing key file {garbage}: "):
         load_signer(garbage)
-
-
-def test_key_is_created_on_first_use(tmp_path: Path) -> None:
-    path = tmp_path / "checkpoint.key"
-    first = load_or_create_signer(path, "attestream.example/log")
-    assert first.name == "attestream.example/log"
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    again = load_or_create_signer(path, "attestream.example/log")
-    assert again.verifier() == first.verifier()
-    with pytest.raises(ConfigError, match="holds a key named 'attestream.example/log'"):
-        load_or_create_signer(path, "attestream.example/other")
 
 
 def test_invalid_names_are_refused() -> None:
