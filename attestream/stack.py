@@ -194,6 +194,18 @@ class StackManager:
             self._stop_pids(list(state.services.values()))
             self._write(_without_pids(state, SERVICES))
 
+    def stop_service(self, name: str) -> None:
+        """Stop one service (outage drills and tests); `up` starts it again on the same port
+        while that port is free. A stopped broker comes back empty, as after `down`."""
+        if name not in SERVICES:
+            raise ConfigError(f"unknown service {name!r}: one of {', '.join(SERVICES)}")
+        with self._lock():
+            state = self._load()
+            if state is None:
+                return
+            self._stop_pids([state.services[name]])
+            self._write(_without_pids(state, [name]))
+
     def status(self) -> StackStatus:
         """Per service: recorded pid, whether it runs, and whether it answers one probe."""
         state = self._load()

@@ -225,6 +225,10 @@ class ClickHouseStore:
                 "ClickHouse", self._endpoint, "connection closed"
             ) from exc
 
+    def ping(self) -> None:
+        """Raise `ServiceUnavailableError` unless ClickHouse answers."""
+        self.execute("SELECT 1")
+
     def create_schema(self) -> None:
         self.execute("CREATE DATABASE IF NOT EXISTS {db}")
         for ddl in TABLES.values():
@@ -476,4 +480,3 @@ def anchor_from_row(row: Mapping[str, Any]) -> StoredAnchor:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
