@@ -75,6 +75,11 @@ class Readiness:
         self._started = True
         self._publish()
 
+    def stopped(self) -> None:
+        """The process stopped working (its worker restarts): not ready until `started`."""
+        self._started = False
+        self._publish()
+
     def __call__(self, service: str, reachable: bool) -> None:
         dependency = DEPENDENCY_LABELS.get(service, service)
         self.up.labels(dependency).set(1 if reachable else 0)

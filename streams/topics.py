@@ -38,9 +38,9 @@ def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None
                 raise ServiceUnavailableError("Kafka", bootstrap, f"create {name}: {exc}") from exc
 
 
-def cluster_id(bootstrap: str) -> str:
+def cluster_id(bootstrap: str, timeout_s: float = ADMIN_TIMEOUT_S) -> str:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
-        return admin.list_topics(timeout=ADMIN_TIMEOUT_S).cluster_id or ""
+        return admin.list_topics(timeout=timeout_s).cluster_id or ""
     except KafkaException as exc:
         raise ServiceUnavailableError("Kafka", bootstrap, str(exc)) from exc
