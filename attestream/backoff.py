@@ -120,3 +120,36 @@ def keep_trying(action: Callable[[], object], outage: Outage, stop: Callable[[],
         outage.recovered()
         return True
     return False
+
+
+# The Kafka client's own log lines of one kind (a refused connection, every 50 ms while the
+# broker is down) pass at most once per this interval: the backoff's longest step.
+CLIENT_LOG_INTERVAL_S = BACKOFF_MAX_S
+
+
+class OncePerInterval(logging.Filter):
+    """Lets a log line of one kind (level and first argument, librdkafka's facility) through
+    at most once per `interval_s`; the rest of an outage's repeats are dropped."""
+
+    def __init__(self, interval_s: float = CLIENT_LOG_INTERVAL_S) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._last: dict[tuple[int, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        key = (record.levelno, str(args[0]) if args else str(record.msg))
+        now = time.monotonic()
+        if now - self._last.get(key, float("-inf")) < self.interval_s:
+            return False
+        self._last[key] = now
+        return True
+
+
+def kafka_client_logger(name: str) -> logging.Logger:
+    """A logger for a Kafka client's own lines (confluent-kafka's `logger` setting), throttled
+    by `OncePerInterval`."""
+    logger = logging.getLogger(f"attestream.kafka.{name}")
+    if not any(isinstance(f, OncePerInterval) for f in logger.filters):
+        logger.addFilter(OncePerInterval())
+    return logger

@@ -25,19 +25,27 @@ class BrokerWatch:
     def __init__(self, outage: Outage) -> None:
         self.outage = outage
         self._next_step = 0.0
+        self._client_errors: list[KafkaError] = []
+
+    def client_error(self, error: KafkaError) -> None:
+        """The consumer's `error_cb` (all brokers down, transport failures), served during
+        `consume`: kept for the next `observe`."""
+        self._client_errors.append(error)
 
     def observe(self, messages: Sequence[Message], consumer: Consumer) -> None:
         """Called with every consume result (possibly empty)."""
         now = time.monotonic()
-        errors = [e for m in messages if (e := m.error()) is not None and e.code() not in
-                  QUIET_ERRORS]  # fmt: skip
+        failed = [e for m in messages if (e := m.error()) is not None]
+        records = len(messages) - len(failed)
+        errors = [e for e in [*failed, *self._client_errors] if e.code() not in QUIET_ERRORS]
+        self._client_errors.clear()
         if errors:
             if now >= self._next_step:
                 self._next_step = now + self.outage.failed("Kafka", str(errors[0]))
             return
         if not self.outage.down:
             return
-        if len(errors) < len(messages):  # records arrived: the broker is back
+        if records:  # records arrived: the broker is back
             self.outage.recovered()
             return
         if now < self._next_step:

@@ -48,7 +48,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from attestream.backoff import Outage
+from attestream.backoff import Outage, kafka_client_logger
 from attestream.errors import ConfigError, MalformedError, ServiceUnavailableError
 from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, Incoming
@@ -199,6 +199,10 @@ class Sequencer:
                 "heartbeat.interval.ms": config.session_timeout_ms // HEARTBEATS_PER_SESSION,
                 "max.poll.interval.ms": config.max_poll_interval_ms,
                 "isolation.level": "read_committed",
+                # Connection failures reach the broker watch (one line per backoff step)
+                # and the client's own log lines are throttled.
+                "error_cb": self.broker.client_error,
+                "logger": kafka_client_logger("ledger"),
             }
         )
 

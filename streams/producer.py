@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaException, Producer
 
+from attestream.backoff import kafka_client_logger
 from attestream.errors import MissingTopicError, ServiceUnavailableError
 
 log = logging.getLogger("attestream.producer")
@@ -36,6 +37,9 @@ class EventProducer:
                 # default (not the configured partition count) would shape it, and the
                 # detection worker's tables would no longer match its input.
                 "allow.auto.create.topics": False,
+                # While the broker is down the client logs every refused connection (once a
+                # second): its own lines are throttled, failures reach `flush`.
+                "logger": kafka_client_logger("producer"),
             }
         )
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from factories import make_decision
 from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
 from sequencer_procs import (
     START_TIMEOUT_S,
@@ -25,6 +26,8 @@ from sequencer_procs import (
 
 from attestream.settings import Settings
 from attestream.wiring import open_store
+from streams.producer import EventProducer
+from streams.schemas import encode
 from streams.topics import ensure_topics
 
 SEED = 20261204
@@ -132,3 +135,43 @@ def test_ledger_exits_on_sigterm_within_the_bound_under_load(
     finally:
         run.close()
         store.close()
+
+
+def test_ledger_waits_out_a_broker_reset_quietly(
+    drill: DrillStack, env: Settings, tmp_path: Path
+) -> None:
+    """The memory-only broker stopped and started again (empty, a new cluster id): the ledger
+    logs a line per backoff step, not one per refused connection, and continues each chain
+    from the new broker's decisions."""
+    bootstrap = env.require_kafka()
+    ensure_topics(bootstrap, [env.topic_decisions], partitions=3)
+    store = open_store(env, create=True)
+    run = SequencerProcess("ledger", tmp_path / "ledger.log").start()
+    half = DECISIONS // 6
+    try:
+        wait_until("chains assigned", has_resumed(run), START_TIMEOUT_S, [run])
+        publish(env, range(half))
+        wait_until("the first half logged", lambda: all_logged(store, half), FINISH_TIMEOUT_S,
+                   [run])  # fmt: skip
+        before = len(run.output().splitlines())
+        drill.manager.stop_service("broker")
+        time.sleep(OUTAGE_S)
+        during = run.output().splitlines()[before:]
+        assert run.alive() and any("Kafka unreachable" in line for line in during), during
+        assert len(during) <= MAX_OUTAGE_LINES, during
+        drill.restart()
+        ensure_topics(bootstrap, [env.topic_decisions], partitions=3)
+        publish(env, range(half, 2 * half))
+        wait_until("the second half logged", lambda: all_logged(store, 2 * half),
+                   FINISH_TIMEOUT_S, [run])  # fmt: skip
+        assert_ledger_complete(store, env, 2 * half)
+    finally:
+        run.close()
+        store.close()
+
+
+def publish(settings: Settings, numbers: range) -> None:
+    with EventProducer(settings.require_kafka()) as producer:
+        for i in numbers:
+            producer.send(settings.topic_decisions, f"k{i % 12}".encode(),
+                          encode(make_decision(i)))  # fmt: skip
