@@ -58,6 +58,8 @@ BROKER_PROBE_TIMEOUT_S = 2.0
 WORKER_STOP_GRACE_S = 7.0
 # After SIGKILL the kernel reaps the worker at once; this only bounds a stuck one.
 WORKER_KILL_WAIT_S = 2.0
+# A worker that ran this long was not crash-looping: its next exit backs off from the start.
+HEALTHY_RUN_S = 60.0
 # Scraping the worker's metrics (loopback, from memory) answers in milliseconds.
 WORKER_SCRAPE_TIMEOUT_S = 2.0
 
@@ -160,8 +162,8 @@ class DetectSupervisor:
             self.families.url = ""
             self.readiness.stopped()
             _stop(child)
-        if ended != "exited" and time.monotonic() - started > WATCH_INTERVAL_S * 30:
-            self.crashes = 0  # it ran well for a while: the next crash starts a new series
+        if time.monotonic() - started > HEALTHY_RUN_S:
+            self.crashes = 0  # it ran well for a while: a crash now starts a new series
         return ended
 
     def _watch(self, child: subprocess.Popen[bytes]) -> str:

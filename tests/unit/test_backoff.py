@@ -8,7 +8,7 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
-from attestream.backoff import BACKOFF_MAX_S, Outage, backoff_delay, keep_trying
+from attestream.backoff import BACKOFF_MAX_S, OncePerInterval, Outage, backoff_delay, keep_trying
 from attestream.errors import ServiceUnavailableError
 from attestream.observability import Readiness
 
@@ -51,3 +51,14 @@ def test_a_stop_request_ends_the_wait() -> None:
     outage = Outage(logging.getLogger("test.outage"), initial_s=3600.0)
     calls = []
     assert not keep_trying(down, outage, lambda: bool(calls.append(1)) or len(calls) > 3)
+
+
+def test_client_log_lines_of_one_kind_pass_once_per_interval() -> None:
+    throttle = OncePerInterval(interval_s=3600.0)
+
+    def line(facility: str) -> logging.LogRecord:
+        args = (facility, "rdkafka#consumer-1", "Connect failed")
+        return logging.LogRecord("kafka", logging.ERROR, __file__, 1, "%s [%s] %s", args, None)
+
+    assert [throttle.filter(line("FAIL")) for _ in range(50)] == [True] + [False] * 49
+    assert throttle.filter(line("SESSTMOUT"))  # another kind still gets through
