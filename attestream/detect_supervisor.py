@@ -42,7 +42,7 @@ from attestream.backoff import Outage, backoff_delay, wait
 from attestream.errors import ServiceUnavailableError
 from attestream.observability import Readiness
 from attestream.settings import Settings
-from streams.topics import all_topics, cluster_id, ensure_topics
+from streams.topics import all_topics, cluster_id, ensure_topics, partition_counts
 
 log = logging.getLogger("attestream.detect")
 
@@ -133,9 +133,7 @@ class DetectSupervisor:
                     log.warning("the broker was reset (cluster id %r, was %r): recreating the"
                                 " topics and restarting the worker with empty tables",
                                 current, self.cluster)  # fmt: skip
-                ensure_topics(
-                    self.bootstrap, all_topics(self.settings), self.settings.topic_partitions
-                )  # step 2, fmt: skip
+                self._ensure_topics()  # step 2
             except ServiceUnavailableError as exc:
                 self.outage.wait_after(exc.service, str(exc), lambda: self.stopping)
                 continue
@@ -149,6 +147,18 @@ class DetectSupervisor:
                 log.error("the detection worker exited on its own (%d time(s) in a row);"
                           " restarting it in %.1f s", self.crashes, delay)  # fmt: skip
                 wait(delay, lambda: self.stopping)
+
+    def _ensure_topics(self) -> None:
+        """Create the missing topics; name any that another client created with a partition
+        count the worker's tables cannot use (it would stop on `PartitionsMismatch`)."""
+        topics, wanted = all_topics(self.settings), self.settings.topic_partitions
+        ensure_topics(self.bootstrap, topics, wanted)
+        for name, count in partition_counts(self.bootstrap, topics).items():
+            if count != wanted:
+                log.error("topic %r has %d partition(s), the worker expects %d"
+                          " (ATTESTREAM_TOPIC_PARTITIONS): a client created it by writing to it"
+                          " after a broker reset; delete it (its records are lost) or set the"
+                          " partition count to match", name, count, wanted)  # fmt: skip
 
     def _run_worker(self) -> str:
         port = self.free_port()

@@ -88,6 +88,10 @@ def test_producers_never_create_a_topic(drill: DrillStack) -> None:
 
 def test_stack_status_reports_a_crash_looping_worker(drill: DrillStack, tmp_path: Path) -> None:
     env = {**os.environ, **drill.env(), "ATTESTREAM_MODELS_DIR": str(tmp_path / "no-models")}
+    # An input topic created by a producer that wrote to it: the broker's partition count,
+    # not the configured one. The worker could not use it; the supervisor says so.
+    bootstrap = drill.state.endpoints.kafka_bootstrap
+    ensure_topics(bootstrap, [env["ATTESTREAM_TOPIC_TRANSACTIONS"]], partitions=4)
     log = tmp_path / "detect.log"
     with log.open("wb") as out:
         detect = subprocess.Popen([sys.executable, "-m", "attestream.cli", "detect"], env=env,
@@ -98,6 +102,8 @@ def test_stack_status_reports_a_crash_looping_worker(drill: DrillStack, tmp_path
                    CRASH_LOOP_TIMEOUT_S)  # fmt: skip
         status = runner.invoke(stack_cli, ["status", "--home", str(drill.manager.home), "--json"])
         assert status.exit_code == 3, status.output
+        topic = env["ATTESTREAM_TOPIC_TRANSACTIONS"]
+        assert f"topic {topic!r} has 4 partition(s), the worker expects 1" in log.read_text()
         (worker,) = json.loads(status.output)["workers"]
         assert worker["process"] == "detect" and worker["alive"] and not worker["healthy"]
         assert "not ready" in worker["detail"] and "worker restart(s)" in worker["detail"]
