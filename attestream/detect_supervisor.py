@@ -226,6 +226,7 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
         log.error("the detection worker (pid %d) outlived SIGKILL", child.pid)
 
 
-def worker_command(port: int) -> list[str]:
+def worker_command(port: int, verbose: bool = False) -> list[str]:
     """This same CLI in worker mode, with the same environment (settings) as the supervisor."""
-    return [sys.executable, "-m", "attestream.cli", "detect", "--worker-port", str(port)]
+    command = [sys.executable, "-m", "attestream.cli", "detect", "--worker-port", str(port)]
+    return [*command, "--verbose"] if verbose else command

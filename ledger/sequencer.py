@@ -186,6 +186,7 @@ class Sequencer:
         self.outage = Outage(log, self.events.dependency)
         self.broker = BrokerWatch(Outage(log, self.events.dependency))
         self.consumer = self._new_consumer()
+        self._consumer_closed = False
 
     def _new_consumer(self) -> Consumer:
         config = self.config
@@ -281,7 +282,9 @@ class Sequencer:
     def _session(self, max_idle_s: float | None) -> None:
         self.store.create_schema()
         self.outage.recovered()
-        self.consumer = self._new_consumer()
+        if self._consumer_closed:  # by the session an outage ended
+            self.consumer = self._new_consumer()
+            self._consumer_closed = False
         self.consumer.subscribe(
             [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
@@ -307,6 +310,7 @@ class Sequencer:
                     probed = now
         finally:
             self.consumer.close()
+            self._consumer_closed = True
 
     def process(self, messages: Sequence[Message]) -> list[BatchOutcome]:
         started = time.monotonic()

@@ -47,8 +47,9 @@ def detect(
     readiness = Readiness("detect", ("kafka",), registry)
     families = WorkerFamilies()
     registry.register(families)
-    supervisor = DetectSupervisor(settings, readiness, SupervisorMetrics.on(registry), families,
-                                  worker_command, _free_port)  # fmt: skip
+    metrics = SupervisorMetrics.on(registry)
+    supervisor = DetectSupervisor(settings, readiness, metrics, families,
+                                  lambda port: worker_command(port, verbose), _free_port)  # fmt: skip
 
     def stop(signum: int, frame: FrameType | None) -> None:
         supervisor.stop()
