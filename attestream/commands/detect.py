@@ -48,8 +48,11 @@ def detect(
     families = WorkerFamilies()
     registry.register(families)
     metrics = SupervisorMetrics.on(registry)
-    supervisor = DetectSupervisor(settings, readiness, metrics, families,
-                                  lambda port: worker_command(port, verbose), _free_port)  # fmt: skip
+
+    def command(port: int) -> list[str]:
+        return worker_command(port, verbose)
+
+    supervisor = DetectSupervisor(settings, readiness, metrics, families, command, _free_port)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         supervisor.stop()
