@@ -147,6 +147,7 @@ class DetectSupervisor:
                 log.error("the detection worker exited on its own (%d time(s) in a row);"
                           " restarting it in %.1f s", self.crashes, delay)  # fmt: skip
                 wait(delay, lambda: self.stopping)
+        log.info("stopped")
 
     def _ensure_topics(self) -> None:
         """Create the missing topics; name any that another client created with a partition
@@ -181,6 +182,7 @@ class DetectSupervisor:
         while True:
             wait(WATCH_INTERVAL_S, lambda: self.stopping)
             if self.stopping:
+                log.info("stop requested: stopping the detection worker (pid %d)", child.pid)
                 return "stop"
             if child.poll() is not None:
                 log.warning("the detection worker (pid %d) exited with code %s", child.pid,
