@@ -110,7 +110,7 @@ def test_detect_stops_within_the_bound_under_load(
     second worker decides the rest, and no payment is left without its decision."""
     settings = setup_env(drill, models, monkeypatch)
     ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
-    events = payments(1500, run_id=f"load{time.time_ns()}")
+    events = payments(600, run_id=f"load{time.time_ns()}")
     with background(["detect"], dict(os.environ), tmp_path / "detect.log") as detect:
         publish_payments(settings, events[:100])
         read_decisions(settings, 100, proc=detect)
