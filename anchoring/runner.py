@@ -15,6 +15,8 @@ from anchoring.fees import GWEI
 from anchoring.rpc import ChainClient
 from anchoring.service import AnchorPolicy, AnchorService
 from anchoring.status import collect_status, publish
+from attestream.backoff import DependencyReport, wait
+from attestream.backoff import backoff_delay as shared_backoff_delay
 from attestream.errors import (
     AnchorBlockedError,
     AnchorKeyError,
@@ -28,9 +30,6 @@ from ledger.store import ClickHouseStore, StoredAnchor
 
 log = logging.getLogger("attestream.anchor")
 
-# While waiting between rounds the stop flag is checked this often: SIGTERM is honoured
-# within a fraction of a second, as Kubernetes expects before its grace period ends.
-STOP_CHECK_S = 0.2
 # `anchor run --once` gives up when the anchor is not final after this long: ten minutes is
 # fifty Sepolia slots, far beyond a normal inclusion plus three confirmations.
 ONCE_TIMEOUT_S = 600.0
@@ -97,7 +96,9 @@ def _failed(exc: AttestreamError) -> RoundResult:
     kind = error_kind(exc)
     metrics.ERRORS.labels(kind).inc()
     metrics.blocked(kind if kind in metrics.BLOCK_REASONS else None)
-    log.error("anchoring round failed (%s): %s", kind, exc.diagnostics())
+    # An outage is one line per backoff step; the operator's hint is for the other errors.
+    text = str(exc) if isinstance(exc, ServiceUnavailableError) else exc.diagnostics()
+    log.error("anchoring round failed (%s): %s", kind, text)
     return RoundResult(error=kind)
 
 
@@ -119,19 +120,23 @@ def run_round(service: AnchorService, send: bool = True, report: bool = True) ->
 
 
 def backoff_delay(failures: int, pacing: Pacing, rng: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with jitter: the n-th failure in a row waits a random time between
-    half and all of initial * 2^(n-1), capped; the jitter keeps restarted replicas apart."""
-    ceiling = min(pacing.retry_max_s, pacing.retry_initial_s * 2.0 ** max(failures - 1, 0))
-    return ceiling * (0.5 + rng() / 2)
+    """The shared backoff (attestream.backoff) with the anchor's own bounds (settings)."""
+    return shared_backoff_delay(failures, pacing.retry_initial_s, pacing.retry_max_s, rng)
 
 
-def wait(seconds: float, stop: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + seconds
-    while not stop() and (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(left, STOP_CHECK_S))
+def _report(result: RoundResult, report: DependencyReport | None) -> None:
+    """Tell readiness which dependency a round found down (or that both answered)."""
+    if report is not None:
+        for service, kind in (("EVM JSON-RPC", "rpc"), ("ClickHouse", "store")):
+            report(service, result.error != kind)
 
 
-def run_service(service: AnchorService, pacing: Pacing, stop: Callable[[], bool]) -> None:
+def run_service(
+    service: AnchorService,
+    pacing: Pacing,
+    stop: Callable[[], bool],
+    report: DependencyReport | None = None,
+) -> None:
     """Rounds every poll, a new anchor at most once per interval, backoff after failures.
     The status gauges are refreshed once per interval: they cost RPC calls (balance) that
     a hosted endpoint's quota should not spend every few seconds."""
@@ -139,9 +144,10 @@ def run_service(service: AnchorService, pacing: Pacing, stop: Callable[[], bool]
     failures = 0
     while not stop():
         now = service.clock()
-        due, report = now - last_sent >= pacing.interval_s, now - last_report >= pacing.interval_s
-        result = run_round(service, send=due, report=report)
-        if report and not result.error:
+        due, refresh = now - last_sent >= pacing.interval_s, now - last_report >= pacing.interval_s
+        result = run_round(service, send=due, report=refresh)
+        _report(result, report)
+        if refresh and not result.error:
             last_report = now
         if result.sent is not None:
             last_sent = service.clock()
@@ -150,21 +156,26 @@ def run_service(service: AnchorService, pacing: Pacing, stop: Callable[[], bool]
 
 
 def supervise(
-    build: Callable[[], AnchorService], pacing: Pacing, stop: Callable[[], bool]
+    build: Callable[[], AnchorService],
+    pacing: Pacing,
+    stop: Callable[[], bool],
+    report: DependencyReport | None = None,
 ) -> None:
     """Build the service (retrying with backoff while the key is missing, the endpoint is on
-    another chain or unreachable), then run it until `stop`."""
+    another chain or unreachable), then run it until `stop`. `report` is told which
+    dependency is down after every attempt (the readiness gauges)."""
     failures = 0
     while not stop():
         try:
             service = build()
         except AttestreamError as exc:
-            _failed(exc)
+            _report(_failed(exc), report)
             failures += 1
             wait(backoff_delay(failures, pacing), stop)
             continue
         metrics.blocked(None)
-        run_service(service, pacing, stop)
+        _report(RoundResult(), report)
+        run_service(service, pacing, stop, report)
         return
 
 

@@ -91,6 +91,21 @@ class SourceResetError(AttestreamError):
     kind = "source_reset"
 
 
+class MissingTopicError(ConfigError):
+    """A producer was asked to write to a topic the broker does not have. Producers never
+    create topics (a reset broker would get them back with the wrong partition count)."""
+
+    def __init__(self, topic: str, bootstrap: str) -> None:
+        super().__init__(f"topic {topic!r} does not exist on the broker at {bootstrap}")
+        self.topic = topic
+
+    def diagnostics(self) -> str:
+        return (
+            f"{self}\nTopics are created by `attestream detect` and `attestream ledger run`"
+            " (with the configured partition count); after a broker reset start them first."
+        )
+
+
 class MalformedError(AttestreamError):
     """Input bytes that cannot be parsed into the structure they claim to be (a proof that
     does not parse proves nothing, so it fails verification)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets
 import signal
@@ -26,9 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from attestream import broker_snapshot
 from attestream import stack_services as svc
+from attestream.broker_snapshot import BrokerReset
 from attestream.errors import ConfigError, ServiceUnavailableError
 from attestream.settings import STACK_STATE_FILE
+from attestream.workers import WorkerStatus, worker_statuses
+
+log = logging.getLogger("attestream.stack")
 
 STATE_VERSION = 1
 ANVIL_CHAIN_ID = 31337
@@ -144,10 +150,13 @@ class StackStatus:
     state_file: Path
     expected_up: bool
     services: tuple[ServiceStatus, ...]
+    workers: tuple[WorkerStatus, ...] = ()
+    """`detect`, `ledger run`, `anchor run` processes recorded on this home (attestream.workers)."""
 
     @property
     def healthy(self) -> bool:
-        return bool(self.services) and all(s.alive and s.healthy for s in self.services)
+        services_ok = bool(self.services) and all(s.alive and s.healthy for s in self.services)
+        return services_ok and all(w.healthy for w in self.workers)
 
 
 class StackManager:
@@ -159,6 +168,8 @@ class StackManager:
         self.logs_dir = self.home / "logs"
         # Popen objects of processes this instance started, so they are reaped, not zombies.
         self._children: dict[int, svc.Child] = {}
+        self.last_reset: BrokerReset | None = None
+        """Set by `up` when the broker came back with a new cluster id (its data lost)."""
 
     # --- public API ------------------------------------------------------------------------
     def up(self) -> StackState:
@@ -183,7 +194,20 @@ class StackManager:
                 self._stop_pids([state.services[name] for name in started])
                 self._write(_without_pids(state, started))
                 raise
+            if previous is not None:
+                self.last_reset = broker_snapshot.reset_between(
+                    self.home, previous.broker_cluster_id, state.broker_cluster_id
+                )
             return state
+
+    def _snapshot_broker(self, state: StackState) -> None:
+        """Before the broker stops: record what it holds (see attestream.broker_snapshot)."""
+        if not self._is_ours_and_alive(state.services["broker"]):
+            return
+        problem = broker_snapshot.snapshot_quietly(self.home, state.endpoints.kafka_bootstrap,
+                                                   state.broker_cluster_id)  # fmt: skip
+        if problem:
+            log.warning("the broker's offsets were not recorded before it stopped: %s", problem)
 
     def down(self) -> None:
         """Stop exactly the recorded pids (SIGTERM, then SIGKILL after a grace period)."""
@@ -191,8 +215,23 @@ class StackManager:
             state = self._load()
             if state is None:
                 return
+            self._snapshot_broker(state)
             self._stop_pids(list(state.services.values()))
             self._write(_without_pids(state, SERVICES))
+
+    def stop_service(self, name: str) -> None:
+        """Stop one service (outage drills and tests); `up` starts it again on the same port
+        while that port is free. A stopped broker comes back empty, as after `down`."""
+        if name not in SERVICES:
+            raise ConfigError(f"unknown service {name!r}: one of {', '.join(SERVICES)}")
+        with self._lock():
+            state = self._load()
+            if state is None:
+                return
+            if name == "broker":
+                self._snapshot_broker(state)
+            self._stop_pids([state.services[name]])
+            self._write(_without_pids(state, [name]))
 
     def status(self) -> StackStatus:
         """Per service: recorded pid, whether it runs, and whether it answers one probe."""
@@ -214,7 +253,8 @@ class StackManager:
             rows.append(
                 ServiceStatus(name, proc.pid, alive, proc.endpoint, healthy, problem or "ok")
             )
-        return StackStatus(self.state_path, state.expected_up, tuple(rows))
+        workers = tuple(worker_statuses(self.home))
+        return StackStatus(self.state_path, state.expected_up, tuple(rows), workers)
 
     def load_state(self) -> StackState | None:
         return self._load()

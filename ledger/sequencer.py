@@ -17,6 +17,8 @@ On assignment of a partition (start, rebalance), before anything is read from it
      when the head is checkpointed already, re-signs it as a claim of ownership that the
      fence (step 0) of a writer which lost the chain will see;
   R4. the partition is read from right after the head entry's source offset.
+An unreachable ClickHouse at any of these steps is handled like a crash that does not end
+the process: the session ends, and after a backoff a new one begins with R1-R4 (`run`).
 So a crash at any instant loses and duplicates nothing: the position to resume from is read
 back from the log itself, never from Kafka's committed offsets (which only show lag), and
 `decision_id` makes replayed decisions idempotent. See docs/operations.md, "Ledger
@@ -41,13 +43,14 @@ from typing import Any, Protocol
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     TopicPartition,
 )
 
-from attestream.errors import ConfigError, MalformedError
+from attestream.backoff import Outage, kafka_client_logger
+from attestream.errors import ConfigError, MalformedError, ServiceUnavailableError
+from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
 from ledger.keys import NoteSigner
@@ -64,6 +67,9 @@ CRASH_POINTS = ("entries", "nodes", "checkpoint")
 # How long one consume call waits for the first message: short enough that a stop request
 # or a rebalance is noticed promptly, long enough not to spin.
 POLL_TIMEOUT_S = 0.5
+# An idle sequencer (no decisions) asks ClickHouse whether it answers this often, so its
+# readiness gauge shows an outage before the next batch runs into it.
+IDLE_STORE_PROBE_S = 5.0
 # Fetching the cluster id on assignment: the broker just answered the group join, so this
 # only bounds a broker that died in between (the callback must not hang the rebalance).
 METADATA_TIMEOUT_S = 10.0
@@ -131,11 +137,18 @@ class SequencerEvents:
     def commit_failed(self) -> None:
         """Step 3 failed (harmless: the next start resumes from the log, not the offsets)."""
 
+    def dependency(self, name: str, reachable: bool) -> None:
+        """ClickHouse or Kafka stopped (False) or started again (True) answering."""
+
+    def session_started(self) -> None:
+        """The store answered and the consumer joined the group: the sequencer works."""
+
 
 class SequencerStore(RecoveryStore, Protocol):
     """The store as the sequencer uses it (ClickHouseStore)."""
 
     def create_schema(self) -> None: ...
+    def ping(self) -> None: ...
     def insert_entries(self, columns: Mapping[str, Sequence[Any]]) -> None: ...
     def insert_checkpoint(self, cp: StoredCheckpoint) -> None: ...
     def ownership_marks(self, chain: int, size: int) -> OwnershipMarks: ...
@@ -170,7 +183,14 @@ class Sequencer:
         self.events = events or SequencerEvents()
         self._on_reject = on_reject or (lambda msg, reason: None)
         self._stopping = False
-        self.consumer = Consumer(
+        self.outage = Outage(log, self.events.dependency)
+        self.broker = BrokerWatch(Outage(log, self.events.dependency))
+        self.consumer = self._new_consumer()
+        self._consumer_closed = False
+
+    def _new_consumer(self) -> Consumer:
+        config = self.config
+        return Consumer(
             {
                 "bootstrap.servers": config.bootstrap,
                 "group.id": config.group,
@@ -180,6 +200,10 @@ class Sequencer:
                 "heartbeat.interval.ms": config.session_timeout_ms // HEARTBEATS_PER_SESSION,
                 "max.poll.interval.ms": config.max_poll_interval_ms,
                 "isolation.level": "read_committed",
+                # Connection failures reach the broker watch (one line per backoff step)
+                # and the client's own log lines are throttled.
+                "error_cb": self.broker.client_error,
+                "logger": kafka_client_logger("ledger"),
             }
         )
 
@@ -239,25 +263,54 @@ class Sequencer:
         self._stopping = True
 
     def run(self, max_idle_s: float | None = None) -> None:
+        """Sessions of consuming, until `stop` (or `max_idle_s` without decisions).
+
+        An unreachable ClickHouse ends the session wherever it happens (the schema, R1-R3,
+        or any of steps 0-2 of a batch): the consumer leaves the group without committing
+        anything beyond the last complete batch, the writers are thrown away, and after a
+        backoff a new session starts exactly like a restart after a crash: R1-R4 re-check
+        the stored tree and complete an interrupted batch. The outage is waited out
+        whatever its length (docs/operations.md, "Outages")."""
+        while not self._stopping:
+            try:
+                self._session(max_idle_s)
+                return
+            except ServiceUnavailableError as exc:
+                self.owned.clear()
+                self.outage.wait_after(exc.service, exc.diagnostics(), lambda: self._stopping)
+
+    def _session(self, max_idle_s: float | None) -> None:
         self.store.create_schema()
+        self.outage.recovered()
+        if self._consumer_closed:  # by the session an outage ended
+            self.consumer = self._new_consumer()
+            self._consumer_closed = False
         self.consumer.subscribe(
             [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )  # fmt: skip
-        idle_since = time.monotonic()
+        self.events.session_started()
+        idle_since = probed = time.monotonic()
         try:
             while not self._stopping:
                 messages = self.consumer.consume(self.config.batch_max, POLL_TIMEOUT_S)
+                now = time.monotonic()
                 if messages or not self.owned:
                     # Idle time counts only once chains are assigned: a group join can take
                     # longer than the idle limit.
-                    idle_since = time.monotonic()
+                    idle_since = now
+                self.broker.observe(messages, self.consumer)
                 if messages:
                     self.process(messages)
-                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                    probed = now
+                elif max_idle_s is not None and now - idle_since > max_idle_s:
                     return
+                elif now - probed > IDLE_STORE_PROBE_S:
+                    self.store.ping()
+                    probed = now
         finally:
             self.consumer.close()
+            self._consumer_closed = True
 
     def process(self, messages: Sequence[Message]) -> list[BatchOutcome]:
         started = time.monotonic()
@@ -294,9 +347,7 @@ class Sequencer:
         """Where a consumed record was read, or None when it is not ours to log."""
         error, chain, offset = msg.error(), msg.partition(), msg.offset()
         if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consume error: %s", error)
-            return None
+            return None  # logged (once per backoff step) by the broker watch
         if chain is None or offset is None or chain not in self.owned:
             return None  # revoked or fenced while the batch was in flight: not ours
         return EntrySource(cluster=self.cluster_id, topic=msg.topic() or self.config.topic,

@@ -217,6 +217,10 @@ class ClickHouseStore:
         cause = "connection closed" if isinstance(exc, EOFError) else str(exc)
         return ServiceUnavailableError(SERVICE, self._endpoint, cause)
 
+    def ping(self) -> None:
+        """Raise `ServiceUnavailableError` unless ClickHouse answers."""
+        self.execute("SELECT 1")
+
     def create_schema(self) -> None:
         self.execute("CREATE DATABASE IF NOT EXISTS {db}")
         for ddl in TABLES.values():

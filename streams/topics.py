@@ -38,9 +38,19 @@ def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None
                 raise ServiceUnavailableError("Kafka", bootstrap, f"create {name}: {exc}") from exc
 
 
-def cluster_id(bootstrap: str) -> str:
+def partition_counts(bootstrap: str, names: Iterable[str]) -> dict[str, int]:
+    """How many partitions each of `names` has (topics that do not exist are left out)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
-        return admin.list_topics(timeout=ADMIN_TIMEOUT_S).cluster_id or ""
+        topics = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+    except KafkaException as exc:
+        raise ServiceUnavailableError("Kafka", bootstrap, str(exc)) from exc
+    return {name: len(topics[name].partitions) for name in names if name in topics}
+
+
+def cluster_id(bootstrap: str, timeout_s: float = ADMIN_TIMEOUT_S) -> str:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        return admin.list_topics(timeout=timeout_s).cluster_id or ""
     except KafkaException as exc:
         raise ServiceUnavailableError("Kafka", bootstrap, str(exc)) from exc

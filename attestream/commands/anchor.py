@@ -4,6 +4,7 @@ chain (docs/operations.md). The logic lives in anchoring/; this module only wire
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import time
 from datetime import UTC, datetime
@@ -13,18 +14,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from anchoring import metrics
 from anchoring.rpc import ChainClient
 from anchoring.runner import ONCE_TIMEOUT_S, anchor_once, open_service, pacing_from_settings
 from anchoring.runner import supervise as supervise_service
 from anchoring.service import load_account
 from anchoring.status import AnchorStatus, collect_status
 from anchoring.store import AnchorRecords
+from attestream.backoff import Outage, keep_trying
 from attestream.errors import AttestreamError
-from attestream.observability import serve_metrics, setup_logging
-from attestream.settings import load_settings
+from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
+from attestream.settings import Settings, load_settings
 from attestream.wiring import open_store
+from attestream.workers import registered
+from ledger.store import ClickHouseStore
 
 app = typer.Typer(help="Anchoring checkpoint roots on an EVM chain.", no_args_is_help=True)
+log = logging.getLogger("attestream.anchor")
 
 
 @app.command("run")
@@ -37,29 +43,48 @@ def run(
     """Every interval, send one transaction committing to every chain's latest checkpoint."""
     setup_logging(verbose)
     settings = load_settings()
+    if once:
+        _anchor_once(settings, wait)
+        return
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    registry = process_registry(metrics.REGISTRY)
+    readiness = Readiness("anchor", ("clickhouse", "rpc"), registry)
+    port = serve_metrics(settings.metrics_host, settings.anchor_metrics_port, registry)
+    with registered(settings.home, "anchor", settings.metrics_host, port):
+        # ClickHouse may be down at start: wait for it like for any later outage.
+        stores: list[ClickHouseStore] = []
+        opened = keep_trying(lambda: stores.append(open_store(settings, create=True)),
+                             Outage(log, readiness), lambda: stopping)  # fmt: skip
+        if not opened:
+            return
+        store = stores[0]
+        readiness.started()
+        try:
+            supervise_service(lambda: open_service(settings, store),
+                              pacing_from_settings(settings, interval), lambda: stopping,
+                              readiness)  # fmt: skip
+        finally:
+            store.close()
+
+
+def _anchor_once(settings: Settings, timeout_s: float) -> None:
     store = open_store(settings, create=True)
     try:
-        if once:
-            anchor = anchor_once(open_service(settings, store), timeout_s=wait)
-            if anchor is None:
-                typer.echo("nothing new to anchor: the latest checkpoints are anchored")
-            else:
-                typer.echo(f"anchored {len(anchor.checkpoints)} checkpoint(s) in {anchor.tx_hash}"
-                           f" (block {anchor.block_number}, {anchor.gas_used} gas)")  # fmt: skip
-            return
-        stopping = False
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        serve_metrics(settings.metrics_host, settings.anchor_metrics_port)
-        supervise_service(lambda: open_service(settings, store),
-                          pacing_from_settings(settings, interval), lambda: stopping)  # fmt: skip
+        anchor = anchor_once(open_service(settings, store), timeout_s=timeout_s)
     finally:
         store.close()
+    if anchor is None:
+        typer.echo("nothing new to anchor: the latest checkpoints are anchored")
+    else:
+        typer.echo(f"anchored {len(anchor.checkpoints)} checkpoint(s) in {anchor.tx_hash}"
+                   f" (block {anchor.block_number}, {anchor.gas_used} gas)")  # fmt: skip
 
 
 @app.command("status")

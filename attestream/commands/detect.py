@@ -1,27 +1,83 @@
-"""`attestream detect`: run the faust detection worker."""
+"""`attestream detect`: the supervised faust detection worker (attestream.detect_supervisor)."""
 
 from __future__ import annotations
 
-import typer
+import signal
+import socket
+from types import FrameType
 
+import typer
+from prometheus_client import CollectorRegistry
+
+from attestream.detect_supervisor import (
+    DetectSupervisor,
+    SupervisorMetrics,
+    WorkerFamilies,
+    worker_command,
+)
 from attestream.detection import build_specs, stream_config
-from attestream.observability import serve_metrics, setup_logging
+from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
 from attestream.settings import load_settings
+from attestream.workers import registered
 from streams.app import create_app, tune_gc
 from streams.metrics import DetectMetrics
-from streams.topics import all_topics, ensure_topics
+
+# The worker serves its families on loopback only; the supervisor re-exports them.
+WORKER_METRICS_HOST = "127.0.0.1"
 
 
-def detect(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    """Score every payment and supply-chain event and emit one decision per event."""
+def detect(
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    worker_port: int = typer.Option(
+        0,
+        "--worker-port",
+        envvar="ATTESTREAM_DETECT_WORKER_PORT",
+        hidden=True,
+        help="Run the faust worker itself (started by the supervisor), metrics on this port.",
+    ),  # fmt: skip
+) -> None:
+    """Score every payment and supply-chain event and emit one decision per event. Broker
+    outages and resets are waited out; SIGTERM stops the worker within 10 s."""
     setup_logging(verbose)
+    if worker_port:
+        _run_worker(worker_port, verbose)
+        return
     settings = load_settings()
-    bootstrap = settings.require_kafka()
-    ensure_topics(bootstrap, all_topics(settings), settings.topic_partitions)
+    registry = process_registry()
+    readiness = Readiness("detect", ("kafka",), registry)
+    families = WorkerFamilies()
+    registry.register(families)
+    metrics = SupervisorMetrics.on(registry)
+
+    def command(port: int) -> list[str]:
+        return worker_command(port, verbose)
+
+    supervisor = DetectSupervisor(settings, readiness, metrics, families, command, _free_port)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        supervisor.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    port = serve_metrics(settings.metrics_host, settings.detect_metrics_port, registry)
+    with registered(settings.home, "detect", settings.metrics_host, port):
+        supervisor.run()
+
+
+def _run_worker(metrics_port: int, verbose: bool) -> None:
+    """The faust worker: the supervisor has created the topics already."""
+    settings = load_settings()
     specs = build_specs(settings)
-    app = create_app(stream_config(settings), specs, DetectMetrics())
-    serve_metrics(settings.metrics_host, settings.detect_metrics_port)
+    registry = CollectorRegistry()  # the detect families only; no runtime collectors twice
+    app = create_app(stream_config(settings), specs, DetectMetrics(registry))
+    serve_metrics(WORKER_METRICS_HOST, metrics_port, registry)
     tune_gc()
     # faust's worker owns the event loop and handles SIGTERM/SIGINT with a clean shutdown.
     worker = app.Worker(loglevel="DEBUG" if verbose else "INFO", quiet=True)
     worker.execute_from_commandline()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((WORKER_METRICS_HOST, 0))
+        return int(sock.getsockname()[1])

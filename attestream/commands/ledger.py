@@ -4,17 +4,21 @@ ledger's schema."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+from collections.abc import Callable
 from types import FrameType
 
 import typer
 from confluent_kafka import Message
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from attestream.observability import serve_metrics, setup_logging
-from attestream.settings import load_settings
+from attestream.backoff import Outage, keep_trying
+from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
+from attestream.settings import Settings, load_settings
 from attestream.wiring import create_ledger_key, ledger_signer, open_store
+from attestream.workers import registered
 from ledger.keys import verifier_key_string
 from ledger.sequencer import (
     CRASH_AT_ENV,
@@ -23,52 +27,83 @@ from ledger.sequencer import (
     SequencerConfig,
     SequencerEvents,
 )
+from ledger.store import ClickHouseStore
 from streams.intake import HEADER_REASON
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
 
 app = typer.Typer(help="The ledger sequencer and its checkpoint key.", no_args_is_help=True)
 
-ENTRIES = Counter("attestream_ledger_entries_total", "Entries appended", ["chain"])
+log = logging.getLogger("attestream.ledger")
+
+# At shutdown, dead letters of records that are not decisions get this long to reach the
+# broker; with the broker down they are given up (they are re-read after the log's head on
+# the next start, so only those of the last batch can be missing).
+SHUTDOWN_FLUSH_S = 3.0
+
+# The sequencer's families only: `ledger run` serves this registry, no other process does.
+REGISTRY = CollectorRegistry()
+
+ENTRIES = Counter(
+    "attestream_ledger_entries_total", "Entries appended", ["chain"], registry=REGISTRY
+)
 DUPLICATES = Counter(
-    "attestream_ledger_duplicates_total", "Decisions dropped as already logged", ["chain"]
+    "attestream_ledger_duplicates_total",
+    "Decisions dropped as already logged",
+    ["chain"],
+    registry=REGISTRY,
 )
 CHECKPOINTS = Counter(
     "attestream_ledger_checkpoints_total",
     "Checkpoints signed (after each batch, and over the head when a chain is assigned)",
     ["chain"],
+    registry=REGISTRY,
 )
 REJECTED = Counter(
-    "attestream_ledger_rejected_total", "Records on the decisions topic that are not decisions"
+    "attestream_ledger_rejected_total",
+    "Records on the decisions topic that are not decisions",
+    registry=REGISTRY,
 )
-TREE_SIZE = Gauge("attestream_ledger_tree_size_entries", "Entries in each chain", ["chain"])
+TREE_SIZE = Gauge(
+    "attestream_ledger_tree_size_entries", "Entries in each chain", ["chain"], registry=REGISTRY
+)
 BATCH_SECONDS = Histogram(
     "attestream_ledger_batch_duration_seconds",
     "From a consumed batch to its offsets committed (entries, nodes, checkpoint, commit)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
 )
 RESUMES = Counter(
-    "attestream_ledger_resumes_total", "Chains rebuilt from the store on assignment", ["chain"]
+    "attestream_ledger_resumes_total",
+    "Chains rebuilt from the store on assignment",
+    ["chain"],
+    registry=REGISTRY,
 )
 RECOVERED = Counter(
     "attestream_ledger_recovered_entries_total",
     "Entries found durable without a checkpoint when a chain was assigned (a crash between"
     " steps 1 and 2), then checkpointed",
     ["chain"],
+    registry=REGISTRY,
 )
 FENCED = Counter(
     "attestream_ledger_fenced_writers_total",
     "Batches not written because another writer had written the chain since",
     ["chain"],
+    registry=REGISTRY,
 )
 COMMIT_FAILURES = Counter(
     "attestream_ledger_commit_failures_total",
     "Offset commits that failed (harmless: restarts resume from the log)",
+    registry=REGISTRY,
 )
 
 
 class LedgerMetrics(SequencerEvents):
     """The sequencer's events as Prometheus metrics (the chain label: one per partition)."""
+
+    def __init__(self, readiness: Readiness | None = None) -> None:
+        self.readiness = readiness
 
     def batch_logged(self, outcome: BatchOutcome) -> None:
         chain = str(outcome.chain)
@@ -93,6 +128,14 @@ class LedgerMetrics(SequencerEvents):
     def commit_failed(self) -> None:
         COMMIT_FAILURES.inc()
 
+    def dependency(self, name: str, reachable: bool) -> None:
+        if self.readiness is not None:
+            self.readiness(name, reachable)
+
+    def session_started(self) -> None:
+        if self.readiness is not None:
+            self.readiness.started()
+
 
 @app.command("run")
 def run(
@@ -101,44 +144,66 @@ def run(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Consume decisions and append them to the ledger, checkpoint by checkpoint."""
+    """Consume decisions and append them to the ledger, checkpoint by checkpoint. Outages of
+    ClickHouse or the broker are waited out; SIGTERM finishes the batch in hand and exits."""
     setup_logging(verbose)
     settings = load_settings()
     signer = ledger_signer(settings)  # first: without a key nothing else is worth starting
     bootstrap = settings.require_kafka()
-    ensure_topics(bootstrap, [settings.topic_decisions, settings.topic_dead_letter],
-                  settings.topic_partitions)  # fmt: skip
-    store = open_store(settings, create=True)
-    dead_letters = EventProducer(bootstrap)
+    registry = process_registry(REGISTRY)
+    readiness = Readiness("ledger", ("clickhouse", "kafka"), registry)
+    sequencer: Sequencer | None = None
+    stopping = False
 
-    def on_reject(msg: Message, reason: str) -> None:
-        REJECTED.inc()
-        headers = [*(msg.headers() or []), (HEADER_REASON, b"not_a_decision"),
-                   ("attestream-dlq-detail", reason[:300].encode())]  # fmt: skip
-        dead_letters.send(settings.topic_dead_letter, msg.key(), msg.value() or b"", headers)
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        if sequencer is not None:
+            sequencer.stop()
 
-    config = SequencerConfig(
-        bootstrap, settings.topic_decisions, settings.ledger_group, settings.log_origin,
-        settings.ledger_batch_max,
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    port = serve_metrics(settings.metrics_host, settings.ledger_metrics_port, registry)
+    with registered(settings.home, "ledger", settings.metrics_host, port):
+        topics = [settings.topic_decisions, settings.topic_dead_letter]
+        outage = Outage(log, readiness)
+        if not keep_trying(lambda: ensure_topics(bootstrap, topics, settings.topic_partitions),
+                           outage, lambda: stopping):  # fmt: skip
+            return
+        # No connection yet: the sequencer creates the schema once ClickHouse answers.
+        store = ClickHouseStore(settings.require_clickhouse())
+        dead_letters = EventProducer(bootstrap)
+        sequencer = Sequencer(_sequencer_config(settings), store, signer,
+                              events=LedgerMetrics(readiness),
+                              on_reject=_dead_letter_to(dead_letters, settings))  # fmt: skip
+        if stopping:
+            sequencer.stop()
+        try:
+            sequencer.run(max_idle_s=max_idle)
+        finally:
+            dead_letters.close(SHUTDOWN_FLUSH_S)
+            store.close()
+
+
+def _sequencer_config(settings: Settings) -> SequencerConfig:
+    return SequencerConfig(
+        settings.require_kafka(), settings.topic_decisions, settings.ledger_group,
+        settings.log_origin, settings.ledger_batch_max,
         session_timeout_ms=settings.ledger_session_timeout_ms,
         max_poll_interval_ms=settings.ledger_max_poll_interval_ms,
         # Hidden fault injection for the crash tests (docs/operations.md); unset in production.
         crash_at=os.environ.get(CRASH_AT_ENV, ""),
     )  # fmt: skip
-    sequencer = Sequencer(config, store, signer, events=LedgerMetrics(),
-                          on_reject=on_reject)  # fmt: skip
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        sequencer.stop()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    serve_metrics(settings.metrics_host, settings.ledger_metrics_port)
-    try:
-        sequencer.run(max_idle_s=max_idle)
-    finally:
-        dead_letters.flush()
-        store.close()
+def _dead_letter_to(producer: EventProducer, settings: Settings) -> Callable[[Message, str], None]:
+    def on_reject(msg: Message, reason: str) -> None:
+        REJECTED.inc()
+        headers = [*(msg.headers() or []), (HEADER_REASON, b"not_a_decision"),
+                   ("attestream-dlq-detail", reason[:300].encode())]  # fmt: skip
+        producer.send(settings.topic_dead_letter, msg.key(), msg.value() or b"", headers)
+
+    return on_reject
 
 
 @app.command("keys")

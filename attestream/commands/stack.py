@@ -43,14 +43,18 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 @app.command()
 def up(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Start the stack (or report the running one) and wait until every service answers."""
-    state = _manager(home).up()
+    manager = _manager(home)
+    state = manager.up()
+    reset = manager.last_reset
     _say_ledger_key(state.home)
     if json_out:
-        _print_json(state.to_json())
+        _print_json({**state.to_json(), "broker_reset": reset.to_json() if reset else None})
         return
     console = Console()
     console.print(_state_table(state))
     console.print(f"state recorded in {state.home / 'stack.json'}")
+    if reset is not None:
+        console.print(f"[yellow]warning:[/yellow] {reset.describe()}", soft_wrap=True)
 
 
 def _say_ledger_key(home: Path) -> None:
@@ -118,6 +122,7 @@ def _status_json(report: StackStatus) -> dict[str, Any]:
         "expected_up": report.expected_up,
         "healthy": report.healthy,
         "services": [asdict(s) for s in report.services],
+        "workers": [asdict(w) for w in report.workers],
     }
 
 
@@ -138,6 +143,8 @@ def _print_status(report: StackStatus) -> None:
             s.endpoint,
             s.detail,
         )
+    for w in report.workers:
+        table.add_row(w.process, str(w.pid), _mark(w.alive), _mark(w.healthy), "", w.detail)
     console.print(table)
     if not report.expected_up:
         console.print("the stack is down; start it with `attestream stack up`")

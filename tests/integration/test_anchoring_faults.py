@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 from anvil_node import CHAIN_ID, AnvilNode, LedgerFeed
 from eth_account import Account
-from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from anchoring.calldata import encode_calldata
 from anchoring.fees import GWEI, intrinsic_gas
 from anchoring.lifecycle import TxState
+from anchoring.metrics import REGISTRY
 from anchoring.proofs import anchor_proof, verify_anchor_proof, verify_stored_anchor
 from anchoring.reader import Web3ChainReader
 from anchoring.rpc import ChainClient

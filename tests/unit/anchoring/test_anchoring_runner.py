@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 
+from anchoring.metrics import REGISTRY
 from anchoring.rpc import redact_url
 from anchoring.runner import Pacing, backoff_delay, open_service, run_round, supervise
 from anchoring.service import AnchorService, load_account

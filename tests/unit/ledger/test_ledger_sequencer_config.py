@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from attestream.commands import ledger as command
 from attestream.errors import ConfigError
@@ -54,10 +54,8 @@ def test_metric_names_and_labels_follow_the_convention() -> None:
 
 
 def sample(name: str, chain: str | None = "91") -> float:
-    return (
-        REGISTRY.get_sample_value(f"attestream_ledger_{name}", {"chain": chain} if chain else {})
-        or 0.0
-    )
+    labels = {"chain": chain} if chain else {}
+    return command.REGISTRY.get_sample_value(f"attestream_ledger_{name}", labels) or 0.0
 
 
 def test_sequencer_events_become_metrics() -> None:

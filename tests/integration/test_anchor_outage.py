@@ -1,0 +1,98 @@
+"""`anchor run` waits out an outage of its JSON-RPC node (anvil stopped and started on the same
+port) while checkpoints keep coming, anchors them once the node is back, and exits promptly
+on SIGTERM while the node is down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from anvil_node import LedgerFeed
+from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
+from sequencer_procs import wait_until
+
+from anchoring.store import AnchorRecords
+from attestream.settings import Settings
+from attestream.wiring import ledger_signer, open_store
+from ledger.store import ClickHouseStore
+
+# Fast pacing for the test: an anchor a second, backoff from 0.2 s up to 2 s.
+FAST_ANCHOR_ENV = {
+    "ATTESTREAM_ANCHOR_INTERVAL_S": "1",
+    "ATTESTREAM_ANCHOR_POLL_S": "0.3",
+    "ATTESTREAM_ANCHOR_RETRY_INITIAL_S": "0.2",
+    "ATTESTREAM_ANCHOR_RETRY_MAX_S": "2",
+}
+# From start to a final anchor: interpreter start, chain check, one transaction, one block.
+ANCHOR_TIMEOUT_S = 30.0
+OUTAGE_S = 5.0
+# One line per backoff step (0.2, 0.4, 0.8, 1.6, 2, 2... s): a 5 s outage is a handful.
+MAX_OUTAGE_LINES = 10
+SHUTDOWN_BOUND_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
+    yield from drill_stack(tmp_path_factory.mktemp("anchor-drill"))
+
+
+def covered(store: ClickHouseStore, settings: Settings, chain: int, size: int) -> bool:
+    records = AnchorRecords(store, settings.chain_id or 0)
+    return any(dict(a.checkpoints).get(chain, -1) >= size for a in records.final())
+
+
+def test_anchor_run_waits_out_an_rpc_outage(
+    drill: DrillStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = {**drill.env(), **FAST_ANCHOR_ENV}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    store = open_store(settings, create=True)
+    feed = LedgerFeed(store, ledger_signer(settings), settings.log_origin)
+    first = feed.append(0, 5)
+    log_path = tmp_path / "anchor.log"
+    port = env["ATTESTREAM_ANCHOR_METRICS_PORT"]
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "attestream.cli", "anchor", "run"],
+                                env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_until("a first final anchor", lambda: covered(store, settings, 0, first.size),
+                   ANCHOR_TIMEOUT_S)  # fmt: skip
+        assert family_prefixes(port) == {"attestream_anchor"}
+        drill.manager.stop_service("anvil")
+        second = feed.append(0, 7)
+        wait_until("the anchor to report the node down",
+                   lambda: try_scrape(port).get(("attestream_anchor_dependency_up",
+                                                 (("dependency", "rpc"),))) == 0,
+                   ANCHOR_TIMEOUT_S)  # fmt: skip
+        assert try_scrape(port)[("attestream_anchor_ready", ())] == 0
+        time.sleep(OUTAGE_S)
+        assert proc.poll() is None, log_path.read_text()[-2000:]
+        failed = [line for line in log_path.read_text().splitlines() if "round failed" in line]
+        assert 1 <= len(failed) <= MAX_OUTAGE_LINES, failed
+        drill.restart()
+        wait_until("the backlog anchored", lambda: covered(store, settings, 0, second.size),
+                   ANCHOR_TIMEOUT_S)  # fmt: skip
+        assert try_scrape(port)[("attestream_anchor_ready", ())] == 1
+        drill.manager.stop_service("anvil")
+        wait_until("the anchor to notice", lambda: len([
+            line for line in log_path.read_text().splitlines() if "round failed" in line
+        ]) > len(failed), ANCHOR_TIMEOUT_S)  # fmt: skip
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(SHUTDOWN_BOUND_S) == 0
+        assert time.monotonic() - started < SHUTDOWN_BOUND_S
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        drill.restart()
+        store.close()

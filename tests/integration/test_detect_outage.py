@@ -1,0 +1,126 @@
+"""`attestream detect` under broker trouble: an outage and a reset (the memory-only broker
+stopped and started on the same port comes back empty, with a new cluster id) are waited
+out and survived, with one log line per backoff step; every payment published after the
+reset is decided exactly once; SIGTERM ends the process within 10 s, also while the broker
+is down; `stack status` sees the worker waiting."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from detect_helpers import background, payments, publish_payments, read_decisions, train_models
+from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
+from sequencer_procs import wait_until
+
+from attestream.settings import Settings
+from attestream.workers import worker_statuses
+from streams.topics import all_topics, ensure_topics
+
+# A worker joins its group and decides within seconds; a minute means it is stuck.
+READY_TIMEOUT_S = 90.0
+OUTAGE_S = 5.0
+# While the broker is down the process logs one line per backoff step (0.5, 1, 2 s...) and a
+# few about stopping its worker: a 5 s outage stays far below a flood (59 lines a second).
+MAX_OUTAGE_LINES = 25
+SHUTDOWN_BOUND_S = 10.0
+KAFKA_UP = ("attestream_detect_dependency_up", (("dependency", "kafka"),))
+READY = ("attestream_detect_ready", ())
+
+
+@pytest.fixture(scope="module")
+def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
+    yield from drill_stack(tmp_path_factory.mktemp("detect-drill"))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models")
+    train_models(path)
+    return path
+
+
+def setup_env(drill: DrillStack, models: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name in list(os.environ):
+        if name.startswith("ATTESTREAM_"):
+            monkeypatch.delenv(name)
+    for name, value in {**drill.env(), "ATTESTREAM_MODELS_DIR": str(models)}.items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def lines(log: Path) -> list[str]:
+    return log.read_text(errors="replace").splitlines()
+
+
+def test_detect_survives_a_broker_reset_and_stops_promptly_while_it_is_down(
+    drill: DrillStack, models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = setup_env(drill, models, monkeypatch)
+    port = settings.detect_metrics_port
+    ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
+    log = tmp_path / "detect.log"
+    with background(["detect"], dict(os.environ), log) as detect:
+        publish_payments(settings, payments(200, run_id=f"before{time.time_ns()}"))
+        assert len(read_decisions(settings, 200, proc=detect)) == 200
+        assert family_prefixes(port) == {"attestream_detect"}
+        assert try_scrape(port)[READY] == 1
+
+        drill.manager.stop_service("broker")
+        wait_until("kafka reported down", lambda: try_scrape(port).get(KAFKA_UP) == 0,
+                   READY_TIMEOUT_S)  # fmt: skip
+        assert try_scrape(port)[READY] == 0
+        (status,) = [s for s in worker_statuses(drill.manager.home) if s.process == "detect"]
+        assert status.alive and not status.healthy and "waiting for kafka" in status.detail
+        before = len(lines(log))
+        time.sleep(OUTAGE_S)
+        during = lines(log)[before:]
+        assert len(during) <= MAX_OUTAGE_LINES, during
+        assert any("Kafka unreachable" in line for line in during), during
+        assert detect.poll() is None
+
+        drill.restart()  # a new, empty broker on the same port
+        wait_until("the worker restarted on the new broker",
+                   lambda: try_scrape(port).get(READY) == 1, READY_TIMEOUT_S)  # fmt: skip
+        assert "the broker was reset" in log.read_text()
+        after = payments(300, run_id=f"after{time.time_ns()}")
+        publish_payments(settings, after)
+        decided = read_decisions(settings, 300, proc=detect)
+        assert sorted(d.event_id for d in decided) == sorted(p.event_id for p in after)
+
+        drill.manager.stop_service("broker")
+        wait_until("kafka reported down", lambda: try_scrape(port).get(KAFKA_UP) == 0,
+                   READY_TIMEOUT_S)  # fmt: skip
+        started = time.monotonic()
+        detect.send_signal(signal.SIGTERM)
+        assert detect.wait(SHUTDOWN_BOUND_S) == 0
+        assert time.monotonic() - started < SHUTDOWN_BOUND_S
+    drill.restart()
+
+
+def test_detect_stops_within_the_bound_under_load(
+    drill: DrillStack, models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """SIGTERM while payments stream in: decisions sent, offsets committed, then exit; a
+    second worker decides the rest, and no payment is left without its decision."""
+    settings = setup_env(drill, models, monkeypatch)
+    ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
+    events = payments(600, run_id=f"load{time.time_ns()}")
+    with background(["detect"], dict(os.environ), tmp_path / "detect.log") as detect:
+        publish_payments(settings, events[:100])
+        read_decisions(settings, 100, proc=detect)
+        publisher = threading.Thread(target=publish_payments, args=(settings, events[100:]))
+        publisher.start()
+        started = time.monotonic()
+        detect.send_signal(signal.SIGTERM)
+        assert detect.wait(SHUTDOWN_BOUND_S) == 0
+        assert time.monotonic() - started < SHUTDOWN_BOUND_S
+        publisher.join()
+    with background(["detect"], dict(os.environ), tmp_path / "detect-2.log") as second:
+        decided = read_decisions(settings, len(events), proc=second)
+    assert {d.event_id for d in decided} == {p.event_id for p in events}
