@@ -12,7 +12,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from attestream.settings import Settings
 from attestream.stack import StackManager, StackState
+from attestream.wiring import create_ledger_key
 
 # A scrape of a local process answers in milliseconds; 5 s bounds one stuck in a GC pause.
 SCRAPE_TIMEOUT_S = 5.0
@@ -25,10 +27,14 @@ class DrillStack:
 
     def env(self, suffix: str | None = None) -> dict[str, str]:
         """ATTESTREAM_* variables for this stack, with topics, database, group and keys of
-        their own."""
+        their own; the ledger signing key is created, as an operator would before a first
+        `ledger run`."""
         ep = self.state.endpoints
         suffix = suffix or uuid.uuid4().hex[:10]
         home = self.manager.home
+        key_file = home / "keys" / f"ledger-{suffix}.key"
+        if not key_file.exists():
+            create_ledger_key(Settings(home=home, ledger_key_file=key_file))
         return {
             "ATTESTREAM_HOME": str(home),
             "ATTESTREAM_KAFKA_BOOTSTRAP": ep.kafka_bootstrap,
@@ -43,7 +49,7 @@ class DrillStack:
             "ATTESTREAM_TOPIC_LABELS": f"labels-{suffix}",
             "ATTESTREAM_LEDGER_GROUP": f"ledger-{suffix}",
             "ATTESTREAM_DETECT_APP_ID": f"detect-{suffix}",
-            "ATTESTREAM_LEDGER_KEY_FILE": str(home / "keys" / f"ledger-{suffix}.key"),
+            "ATTESTREAM_LEDGER_KEY_FILE": str(key_file),
             "ATTESTREAM_DETECT_METRICS_PORT": str(free_port()),
             "ATTESTREAM_LEDGER_METRICS_PORT": str(free_port()),
             "ATTESTREAM_ANCHOR_METRICS_PORT": str(free_port()),
