@@ -2,7 +2,9 @@
 
 Every rejection becomes a dead letter carrying the original bytes and headers plus headers
 that name the reason and the source topic/partition/offset, so nothing is lost and a
-producer team can see exactly what was wrong.
+producer team can see exactly what was wrong. The same holds for an event that parsed but
+could not be decided (`RejectReason.PROCESSING_ERROR` and the reasons after it): every
+consumed record ends as exactly one decision or exactly one dead letter.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ HEADER_DETAIL = "attestream-dlq-detail"
 HEADER_TOPIC = "attestream-source-topic"
 HEADER_PARTITION = "attestream-source-partition"
 HEADER_OFFSET = "attestream-source-offset"
+# A processing error names the exception's class (its message is the detail).
+HEADER_ERROR_CLASS = "attestream-dlq-error-class"
 # Detail texts are bounded so a dead letter never grows past the original by much.
 MAX_DETAIL_CHARS = 300
 
@@ -34,12 +38,29 @@ class RejectReason(str, enum.Enum):
     SCHEMA = "schema_violation"
     MISSING_KEY = "missing_key"
     KEY_MISMATCH = "key_mismatch"
+    EVENT_TIME_IN_FUTURE = "event_time_in_future"
+    """Event time later than the worker's clock plus the allowed skew: such an event would
+    move its entity's windows past every genuine event (ATTESTREAM_DETECT_MAX_CLOCK_SKEW_S)."""
+    NON_FINITE = "non_finite"
+    """A feature or the score came out NaN or infinite: never a decision."""
+    PROCESSING_ERROR = "processing_error"
+    """Deciding the event raised; the exception class is in `HEADER_ERROR_CLASS`."""
 
 
 @dataclass(frozen=True)
 class Rejection:
     reason: RejectReason
     detail: str
+    error_class: str | None = None
+    """The exception's class name, for `PROCESSING_ERROR`."""
+    event_id: str | None = None
+    """The event's id when it parsed (logs name it), else None."""
+
+    @classmethod
+    def from_error(cls, exc: BaseException, event_id: str | None = None) -> Rejection:
+        """A processing error: the exception's class and its (bounded) message."""
+        return cls(RejectReason.PROCESSING_ERROR, bounded(str(exc) or repr(exc)),
+                   type(exc).__name__[:MAX_DETAIL_CHARS], event_id)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,9 +91,9 @@ class EventParser(Generic[E]):
         try:
             event = self._decoder.decode(record.value)
         except msgspec.ValidationError as exc:
-            return Rejection(RejectReason.SCHEMA, _bounded(str(exc)))
+            return Rejection(RejectReason.SCHEMA, bounded(str(exc)))
         except msgspec.DecodeError as exc:
-            return Rejection(RejectReason.NOT_JSON, _bounded(str(exc)))
+            return Rejection(RejectReason.NOT_JSON, bounded(str(exc)))
         entity = getattr(event, self.key_field)
         if not record.key:
             return Rejection(RejectReason.MISSING_KEY, f"record key must be the {self.key_field}")
@@ -80,7 +101,7 @@ class EventParser(Generic[E]):
             # The key decides the partition and so which worker holds the entity's state.
             return Rejection(
                 RejectReason.KEY_MISMATCH,
-                _bounded(f"record key {record.key!r} is not the event's {self.key_field}"),
+                bounded(f"record key {record.key!r} is not the event's {self.key_field}"),
             )
         return event
 
@@ -90,12 +111,18 @@ def dead_letter_headers(record: RecordRef, rejection: Rejection) -> list[tuple[s
     return [
         *record.headers,
         (HEADER_REASON, rejection.reason.value.encode()),
-        (HEADER_DETAIL, rejection.detail.encode()),
-        (HEADER_TOPIC, record.topic.encode()),
+        (HEADER_DETAIL, rejection.detail.encode(errors="replace")),
+        *(
+            [(HEADER_ERROR_CLASS, rejection.error_class.encode(errors="replace"))]
+            if rejection.error_class is not None
+            else []
+        ),
+        (HEADER_TOPIC, record.topic.encode(errors="replace")),
         (HEADER_PARTITION, str(record.partition).encode()),
         (HEADER_OFFSET, str(record.offset).encode()),
     ]
 
 
-def _bounded(text: str) -> str:
+def bounded(text: str) -> str:
+    """`text` cut to `MAX_DETAIL_CHARS` (a detail header never grows a dead letter by much)."""
     return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 3] + "..."
