@@ -11,8 +11,12 @@ reads. Payments are keyed by customer, so a worker's payments touch any terminal
 global (every worker holds all of it; ~10k terminals of a few hundred bytes each), and only
 the labels agent writes it (docs/detectors.md, "Terminal risk online").
 
-Faust commits input offsets only after flushing what the agents produced, so a crash can
-re-emit decisions but never lose one; the ledger drops the re-emitted ones by decision id.
+Every consumed record ends as exactly one decision or one dead letter (`decide_batch`), and
+its offset becomes committable only once that outcome is in the producer's hands
+(`streams.outcomes` has the steps); faust flushes the producer before it commits, so a crash
+can re-emit decisions but never lose a record. The ledger drops re-emitted decisions by
+decision id. An agent that raises all the same stops the worker (a restart decides its
+uncommitted records again) rather than being restarted behind a gap of uncommitted records.
 
 A detector whose spec has a model source (`DetectorSpec.models`) gets a timer that polls it
 for a newly active model and swaps it in between two micro-batches (attestream.rollout).
@@ -26,16 +30,27 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
 import msgspec
 from faust.types import EventT, StreamT
+from mode import CrashingSupervisor
 
 from attestream.errors import AttestreamError
-from streams.intake import RecordRef, Rejection, dead_letter_headers
+from streams.intake import RecordRef, Rejection
 from streams.metrics import DetectMetrics
-from streams.pipeline import DetectorSpec, LabelSpec, State, apply_labels, decide_batch
+from streams.outcomes import emit, fault_from_env, hold, release, send_dead_letters
+from streams.pipeline import (
+    DEFAULT_MAX_CLOCK_SKEW_S,
+    BatchResult,
+    DetectorSpec,
+    LabelSpec,
+    State,
+    apply_labels,
+    decide_batch,
+)
 
 log = logging.getLogger("attestream.detect")
 
@@ -98,6 +113,11 @@ class StreamConfig:
     batch_within_s: float
     model_poll_s: float = 0.0
     """How often each detector's `models` source is polled for a new model (0: never)."""
+    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
+    """Event times later than the worker's clock plus this are dead-lettered."""
+    data_dir: Path | None = None
+    """Where faust keeps its local files (None: faust's `<app id>-data` in the working
+    directory)."""
 
 
 def create_app(
@@ -118,7 +138,8 @@ def create_app(
             value_type=bytes,
         )
         agent = _decide_agent(config, spec, JSONStates(table), decisions, dead_letters, metrics)
-        app.agent(source, name=f"decide-{spec.detector.value}")(agent)
+        app.agent(source, name=f"decide-{spec.detector.value}",
+                  supervisor_strategy=CrashingSupervisor)(agent)  # fmt: skip
         if spec.models is not None and config.model_poll_s > 0:
             _add_model_watch(app, spec, config.model_poll_s, metrics)
         if spec.labels is not None:
@@ -130,8 +151,10 @@ def create_app(
 def new_app(config: StreamConfig) -> faust.App:
     """The faust app with the worker's settings and no agents (the benchmark's raw consumer
     uses it too, so both measure the same worker)."""
+    where = {} if config.data_dir is None else {"datadir": str(config.data_dir)}
     return faust.App(
         config.app_id,
+        **where,
         broker=f"kafka://{config.bootstrap}",
         store="memory://",
         web_enabled=False,
@@ -211,27 +234,20 @@ def _add_labels_agent(
 
     async def apply(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
+            hold(events)  # streams.outcomes step 1
             records = [_record(event) for event in events]
-            rejections = apply_labels(labels, records, states)
+            try:
+                rejections = apply_labels(labels, records, states,
+                                          max_clock_skew_s=config.max_clock_skew_s)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a bug must not lose the batch's labels
+                log.exception("%s: applying a batch of labels raised", detector)
+                rejections = [(r, Rejection.from_error(exc)) for r in records]
             metrics.labels.labels(detector).inc(len(records) - len(rejections))
-            await _dead_letter(rejections, dead_letters, metrics)
+            await send_dead_letters(rejections, dead_letters, metrics, detector)  # step 2
+            release(events)  # step 3
 
     apply.__name__ = f"labels_{detector}"
-    app.agent(source, name=f"labels-{detector}")(apply)
-
-
-async def _dead_letter(
-    rejections: Sequence[tuple[RecordRef, Rejection]],
-    dead_letters: faust.TopicT,
-    metrics: DetectMetrics,
-) -> None:
-    for record, rejection in rejections:
-        await dead_letters.send(
-            key=record.key, value=record.value, headers=dead_letter_headers(record, rejection)
-        )
-        metrics.dead_letters.labels(record.topic, rejection.reason.value).inc()
-        log.info("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset,
-                 rejection.reason.value)  # fmt: skip
+    app.agent(source, name=f"labels-{detector}", supervisor_strategy=CrashingSupervisor)(apply)
 
 
 def _record(event: EventT) -> RecordRef:
@@ -259,10 +275,14 @@ def _decide_agent(
 ) -> Any:
     detector = spec.detector.value
 
+    fault = fault_from_env()
+
     async def decide(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
+            hold(events)  # streams.outcomes step 1
             records = [_record(event) for event in events]
             metrics.events_in.labels(detector).inc(len(records))
+            metrics.unaccounted.labels(detector).inc(len(records))
 
             def follow_event(index: int, batch: Sequence[EventT] = events) -> None:
                 # The table writes its changelog to the partition of the "current event";
@@ -270,9 +290,15 @@ def _decide_agent(
                 stream._set_current_event(batch[index])
 
             with metrics.batch_seconds.labels(detector).time():
-                result = decide_batch(spec, records, table, before_state_write=follow_event)
-            await _dead_letter(result.rejections, dead_letters, metrics)
-            await _emit(decisions, result.decisions)
+                result = _decide_or_reject(spec, records, table, follow_event, config)
+            # step 2
+            await send_dead_letters(result.rejections, dead_letters, metrics, detector)
+            metrics.dead_lettered.labels(detector).inc(len(result.rejections))
+            metrics.unaccounted.labels(detector).dec(len(result.rejections))
+            await emit(decisions, result.decisions, fault)
+            metrics.decided.labels(detector).inc(len(result.decisions))
+            metrics.unaccounted.labels(detector).dec(len(result.decisions))
+            release(events)  # step 3
             outcomes = Counter(decision.outcome for _, _, decision in result.decisions)
             for outcome, count in outcomes.items():
                 metrics.decisions.labels(detector, outcome).inc(count)
@@ -281,15 +307,20 @@ def _decide_agent(
     return decide
 
 
-async def _emit(decisions: faust.TopicT, batch: Sequence[tuple[str, bytes, Any]]) -> None:
-    """Hand a batch's encoded decisions to the producer, keyed by entity, in order.
-
-    Straight to the producer: faust's `Topic.send` wraps each record in futures and sensor
-    calls (12% of the worker's time), and the decisions are bytes already. Each record is in
-    the producer's buffer when its `send` returns, and faust flushes the producer before it
-    commits the batch's offsets, so a decision is never lost, only possibly re-sent.
-    """
-    topic = decisions.get_topic_name()
-    send = (await decisions.app.maybe_start_producer()).send
-    for key, value, _ in batch:
-        await send(topic, key.encode(), value, None, None, None)
+def _decide_or_reject(
+    spec: DetectorSpec,
+    records: Sequence[RecordRef],
+    table: Any,
+    follow_event: Any,
+    config: StreamConfig,
+) -> BatchResult:
+    """`decide_batch`, which gives every record its own outcome; should it raise all the
+    same (a defect), every record of the batch is dead-lettered with the error rather than
+    lost."""
+    try:
+        return decide_batch(spec, records, table, before_state_write=follow_event,
+                            max_clock_skew_s=config.max_clock_skew_s)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        log.exception("%s: deciding a batch of %d records raised", spec.detector.value,
+                      len(records))  # fmt: skip
+        return BatchResult(rejections=[(r, Rejection.from_error(exc)) for r in records])

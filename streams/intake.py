@@ -10,6 +10,7 @@ consumed record ends as exactly one decision or exactly one dead letter.
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -26,6 +27,18 @@ HEADER_PARTITION = "attestream-source-partition"
 HEADER_OFFSET = "attestream-source-offset"
 # A processing error names the exception's class (its message is the detail).
 HEADER_ERROR_CLASS = "attestream-dlq-error-class"
+# A dead letter too large to send whole carries a prefix of the record and these.
+HEADER_ORIGINAL_SHA256 = "attestream-dlq-original-sha256"
+HEADER_ORIGINAL_BYTES = "attestream-dlq-original-bytes"
+HEADER_TRUNCATED = "attestream-dlq-truncated"
+HEADER_HEADERS_DROPPED = "attestream-dlq-headers-dropped"
+# The largest value and original headers a dead letter carries: far below the producer's
+# request limit (faust's default producer_max_request_size, 1,000,000 bytes) and the broker's
+# default message.max.bytes (about 1 MB), which a 1.5 MB record exceeded; yet far above the
+# largest event accepted (MAX_EVENT_BYTES), so only hostile records are cut.
+MAX_DEAD_LETTER_VALUE_BYTES = 256 * 1024
+MAX_DEAD_LETTER_HEADER_BYTES = 64 * 1024
+MAX_DEAD_LETTER_KEY_BYTES = 1024
 # Detail texts are bounded so a dead letter never grows past the original by much.
 MAX_DETAIL_CHARS = 300
 
@@ -104,6 +117,39 @@ class EventParser(Generic[E]):
                 bounded(f"record key {record.key!r} is not the event's {self.key_field}"),
             )
         return event
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """What is sent to the dead-letter topic for one rejected record."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def dead_letter(record: RecordRef, rejection: Rejection) -> DeadLetter:
+    """The record's bytes, key and headers with ours (`dead_letter_headers`), cut so that the
+    dead letter can always be sent: a value over `MAX_DEAD_LETTER_VALUE_BYTES` becomes its
+    prefix, with headers naming the whole record's sha256 and size; original headers over
+    `MAX_DEAD_LETTER_HEADER_BYTES` are left out (a header says how many)."""
+    headers = dead_letter_headers(record, rejection)
+    original = sum(len(k) + len(v) for k, v in record.headers)
+    if original > MAX_DEAD_LETTER_HEADER_BYTES:
+        headers = headers[len(record.headers) :]
+        headers.append((HEADER_HEADERS_DROPPED, str(len(record.headers)).encode()))
+    value = record.value
+    if len(value) > MAX_DEAD_LETTER_VALUE_BYTES:
+        value = value[:MAX_DEAD_LETTER_VALUE_BYTES]
+        headers += [
+            (HEADER_TRUNCATED, b"true"),
+            (HEADER_ORIGINAL_SHA256, hashlib.sha256(record.value).hexdigest().encode()),
+            (HEADER_ORIGINAL_BYTES, str(len(record.value)).encode()),
+        ]
+    key = record.key
+    if key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES:
+        key = key[:MAX_DEAD_LETTER_KEY_BYTES]
+    return DeadLetter(key, value, headers)
 
 
 def dead_letter_headers(record: RecordRef, rejection: Rejection) -> list[tuple[str, bytes]]:

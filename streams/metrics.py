@@ -1,8 +1,15 @@
-"""Prometheus metrics of the detection worker (names per DESIGN.md section 8)."""
+"""Prometheus metrics of the detection worker (names per DESIGN.md section 8).
+
+Every record a decide agent consumes ends as exactly one decision or one dead letter, so per
+detector `attestream_detect_events_total` = `attestream_detect_decided_total` +
+`attestream_detect_dead_lettered_total`, and `attestream_detect_unaccounted_events` (their
+difference) is the number of records in flight: it returns to 0 after every batch, and a
+value that stays above 0 means records without an outcome.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class DetectMetrics:
@@ -15,9 +22,27 @@ class DetectMetrics:
             "attestream_detect_decisions_total", "Decisions emitted",
             ["detector", "outcome"], **kw,
         )  # fmt: skip
+        self.decided = Counter(
+            "attestream_detect_decided_total",
+            "Input records whose decision was handed to the producer", ["detector"], **kw,
+        )  # fmt: skip
+        self.dead_lettered = Counter(
+            "attestream_detect_dead_lettered_total",
+            "Input records whose dead letter was handed to the producer", ["detector"], **kw,
+        )  # fmt: skip
+        self.unaccounted = Gauge(
+            "attestream_detect_unaccounted_events",
+            "Input records consumed without a decision or dead letter yet (in flight)",
+            ["detector"], **kw,
+        )  # fmt: skip
         self.dead_letters = Counter(
-            "attestream_detect_dead_letters_total", "Records sent to the dead-letter topic",
-            ["topic", "reason"], **kw,
+            "attestream_detect_dead_letters_total",
+            "Records sent to the dead-letter topic (input records and labels)",
+            ["detector", "topic", "reason"], **kw,
+        )  # fmt: skip
+        self.dead_letter_retries = Counter(
+            "attestream_detect_dead_letter_send_retries_total",
+            "Dead-letter sends that failed and were retried", ["detector"], **kw,
         )  # fmt: skip
         self.labels = Counter(
             "attestream_detect_labels_total", "Late labels applied to the detector's tables",
