@@ -105,7 +105,8 @@ def test_denormal_and_huge_amounts_give_finite_features() -> None:
     for n, amount in enumerate([5e-324, 5e-324, 1e9, 0.0, -0.0, 1e9]):
         at = NOW + timedelta(minutes=n)
         features, state = payment_features(payment(n, at, amount=amount), state)
-        assert all(math.isfinite(v) for v in features), dict(zip(PAYMENT_FEATURES, features, strict=True))
+        named = dict(zip(PAYMENT_FEATURES, features, strict=True))
+        assert all(math.isfinite(v) for v in features), named
         assert np.isfinite(np.asarray(features, dtype=np.float32)).all()
     ratio, _ = payment_features(payment(9, NOW, amount=1e9), {**state, "recent": [[0, 5e-324]]})
     assert ratio[PAYMENT_FEATURES.index("amount_to_median_recent")] == MAX_AMOUNT_RATIO
