@@ -15,8 +15,9 @@ Every consumed record ends as exactly one decision or one dead letter (`decide_b
 its offset becomes committable only once that outcome is in the producer's hands
 (`streams.outcomes` has the steps); faust flushes the producer before it commits, so a crash
 can re-emit decisions but never lose a record. The ledger drops re-emitted decisions by
-decision id. An agent that raises all the same stops the worker (a restart decides its
-uncommitted records again) rather than being restarted behind a gap of uncommitted records.
+decision id. Should an agent raise all the same, faust restarts it; the rest of its batch
+stays uncommitted (`attestream_detect_unaccounted_events` stays above 0, and the partition's
+committed offset stops there), so a restart of the worker decides those records again.
 
 A detector whose spec has a model source (`DetectorSpec.models`) gets a timer that polls it
 for a newly active model and swaps it in between two micro-batches (attestream.rollout).
@@ -36,12 +37,11 @@ from typing import Any
 import faust
 import msgspec
 from faust.types import EventT, StreamT
-from mode import CrashingSupervisor
 
 from attestream.errors import AttestreamError
 from streams.intake import RecordRef, Rejection
 from streams.metrics import DetectMetrics
-from streams.outcomes import emit, fault_from_env, hold, release, send_dead_letters
+from streams.outcomes import emit, fault_from_env, outcomes_before_acks, send_dead_letters
 from streams.pipeline import (
     DEFAULT_MAX_CLOCK_SKEW_S,
     BatchResult,
@@ -138,8 +138,7 @@ def create_app(
             value_type=bytes,
         )
         agent = _decide_agent(config, spec, JSONStates(table), decisions, dead_letters, metrics)
-        app.agent(source, name=f"decide-{spec.detector.value}",
-                  supervisor_strategy=CrashingSupervisor)(agent)  # fmt: skip
+        app.agent(source, name=f"decide-{spec.detector.value}")(agent)
         if spec.models is not None and config.model_poll_s > 0:
             _add_model_watch(app, spec, config.model_poll_s, metrics)
         if spec.labels is not None:
@@ -151,7 +150,10 @@ def create_app(
 def new_app(config: StreamConfig) -> faust.App:
     """The faust app with the worker's settings and no agents (the benchmark's raw consumer
     uses it too, so both measure the same worker)."""
-    where = {} if config.data_dir is None else {"datadir": str(config.data_dir)}
+    where = {}
+    if config.data_dir is not None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
+        where["datadir"] = str(config.data_dir)
     return faust.App(
         config.app_id,
         **where,
@@ -234,20 +236,19 @@ def _add_labels_agent(
 
     async def apply(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
-            hold(events)  # streams.outcomes step 1
-            records = [_record(event) for event in events]
-            try:
-                rejections = apply_labels(labels, records, states,
-                                          max_clock_skew_s=config.max_clock_skew_s)  # fmt: skip
-            except Exception as exc:  # noqa: BLE001 - a bug must not lose the batch's labels
-                log.exception("%s: applying a batch of labels raised", detector)
-                rejections = [(r, Rejection.from_error(exc)) for r in records]
-            metrics.labels.labels(detector).inc(len(records) - len(rejections))
-            await send_dead_letters(rejections, dead_letters, metrics, detector)  # step 2
-            release(events)  # step 3
+            with outcomes_before_acks(stream.app, events, detector):
+                records = [_record(event) for event in events]
+                try:
+                    rejections = apply_labels(labels, records, states,
+                                              max_clock_skew_s=config.max_clock_skew_s)  # fmt: skip
+                except Exception as exc:  # noqa: BLE001 - a defect must not lose the labels
+                    log.exception("%s: applying a batch of labels raised", detector)
+                    rejections = [(r, Rejection.from_error(exc)) for r in records]
+                metrics.labels.labels(detector).inc(len(records) - len(rejections))
+                await send_dead_letters(rejections, dead_letters, metrics, detector)
 
     apply.__name__ = f"labels_{detector}"
-    app.agent(source, name=f"labels-{detector}", supervisor_strategy=CrashingSupervisor)(apply)
+    app.agent(source, name=f"labels-{detector}")(apply)
 
 
 def _record(event: EventT) -> RecordRef:
@@ -279,29 +280,30 @@ def _decide_agent(
 
     async def decide(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
-            hold(events)  # streams.outcomes step 1
-            records = [_record(event) for event in events]
-            metrics.events_in.labels(detector).inc(len(records))
-            metrics.unaccounted.labels(detector).inc(len(records))
+            with outcomes_before_acks(stream.app, events, detector):
+                await decide_events(stream, events)
 
-            def follow_event(index: int, batch: Sequence[EventT] = events) -> None:
-                # The table writes its changelog to the partition of the "current event";
-                # in a batch that must be the event whose entity is being updated.
-                stream._set_current_event(batch[index])
+    async def decide_events(stream: StreamT[bytes], events: Sequence[EventT]) -> None:
+        records = [_record(event) for event in events]
+        metrics.events_in.labels(detector).inc(len(records))
+        metrics.unaccounted.labels(detector).inc(len(records))
 
-            with metrics.batch_seconds.labels(detector).time():
-                result = _decide_or_reject(spec, records, table, follow_event, config)
-            # step 2
-            await send_dead_letters(result.rejections, dead_letters, metrics, detector)
-            metrics.dead_lettered.labels(detector).inc(len(result.rejections))
-            metrics.unaccounted.labels(detector).dec(len(result.rejections))
-            await emit(decisions, result.decisions, fault)
-            metrics.decided.labels(detector).inc(len(result.decisions))
-            metrics.unaccounted.labels(detector).dec(len(result.decisions))
-            release(events)  # step 3
-            outcomes = Counter(decision.outcome for _, _, decision in result.decisions)
-            for outcome, count in outcomes.items():
-                metrics.decisions.labels(detector, outcome).inc(count)
+        def follow_event(index: int) -> None:
+            # The table writes its changelog to the partition of the "current event"; in a
+            # batch that must be the event whose entity is being updated.
+            stream._set_current_event(events[index])
+
+        with metrics.batch_seconds.labels(detector).time():
+            result = _decide_or_reject(spec, records, table, follow_event, config)
+        await send_dead_letters(result.rejections, dead_letters, metrics, detector)
+        metrics.dead_lettered.labels(detector).inc(len(result.rejections))
+        metrics.unaccounted.labels(detector).dec(len(result.rejections))
+        await emit(decisions, result.decisions, fault)
+        metrics.decided.labels(detector).inc(len(result.decisions))
+        metrics.unaccounted.labels(detector).dec(len(result.decisions))
+        outcomes = Counter(decision.outcome for _, _, decision in result.decisions)
+        for outcome, count in outcomes.items():
+            metrics.decisions.labels(detector, outcome).inc(count)
 
     decide.__name__ = f"decide_{detector}"
     return decide

@@ -13,9 +13,11 @@ therefore follows these steps for every batch:
 3. Release the records (`release`): with faust's ack they become committable. Faust flushes
    the producer before it commits offsets, so a committed record's outcome is on the broker.
 
-A batch left at any step before 3 (the agent cancelled, the process killed) keeps its records
-uncommitted: after a restart they are decided again. The ledger drops the re-emitted
-decisions by decision id.
+A batch left at any step before 3 (the agent raised or was cancelled, the process was
+killed) keeps its records uncommitted: the partition's committed offset stops before them
+and a restart of the worker decides them again (`abandon`). The ledger drops the re-emitted
+decisions by decision id. `outcomes_before_acks` runs the three steps around an agent's
+work on one batch.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import logging
 import os
 import random
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import faust
 from faust.types import EventT
@@ -52,6 +55,18 @@ class InjectedFault(RuntimeError):
     """The decide agent's crash asked for by `FAULT_AT_ENV`."""
 
 
+@contextmanager
+def outcomes_before_acks(app: faust.App, events: Sequence[EventT], detector: str) -> Iterator[None]:
+    """Steps 1 and 3 around the body's step 2; `abandon` if the body raises."""
+    hold(events)
+    try:
+        yield
+    except BaseException as exc:
+        abandon(app, events, detector, exc)
+        raise
+    release(events)
+
+
 def hold(events: Sequence[EventT]) -> None:
     """Step 1: the batch's records stay uncommitted until `release`."""
     for event in events:
@@ -63,6 +78,20 @@ def release(events: Sequence[EventT]) -> None:
     committable, whichever of the two comes last)."""
     for event in events:
         event.ack()
+
+
+def abandon(app: faust.App, events: Sequence[EventT], detector: str, exc: BaseException) -> None:
+    """Leave a batch whose outcomes may not all be sent: its records stay held, so never
+    committed, and the consumer stops waiting for their acks (at a rebalance or shutdown it
+    would wait for them forever)."""
+    unacked = app.consumer.unacked
+    for event in events:
+        unacked.discard(event.message)
+    first = events[0].message if events else None
+    where = f" from {first.topic}[{first.partition}]@{first.offset}" if first else ""
+    log.error("%s: a batch of %d records%s was left unfinished (%s); they stay uncommitted"
+              " until the worker restarts and decides them again", detector, len(events),
+              where, type(exc).__name__)  # fmt: skip
 
 
 async def send_dead_letters(
