@@ -80,7 +80,8 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     behind offsets)."""
     ends: dict[int, int] = {}
     for message in read_topic(bootstrap, topic):
-        ends[message.partition()] = max(ends.get(message.partition(), 0), message.offset() + 1)
+        partition, offset = int(message.partition() or 0), int(message.offset() or 0)
+        ends[partition] = max(ends.get(partition, 0), offset + 1)
     return ends
 
 
@@ -117,7 +118,7 @@ def account(
     partition -> first offset), read back from the decisions and dead-letter topics."""
     result = Accounting()
     for topic, since in inputs.items():
-        result.consumed += [(topic, m.partition(), m.offset())
+        result.consumed += [(topic, int(m.partition() or 0), int(m.offset() or 0))
                             for m in read_topic(bootstrap, topic, since)]  # fmt: skip
     wanted = set(result.consumed)
     for message in read_topic(bootstrap, decisions_topic):
@@ -140,6 +141,9 @@ def account(
     return result
 
 
-def _headers(raw: Iterable[tuple[str, bytes | None]] | None) -> Iterator[tuple[str, bytes]]:
-    for key, value in raw or ():
-        yield key, value or b""
+def _headers(
+    raw: Mapping[str, str | bytes | None] | Iterable[tuple[str, str | bytes | None]] | None,
+) -> Iterator[tuple[str, bytes]]:
+    pairs = raw.items() if isinstance(raw, Mapping) else raw or ()
+    for key, value in pairs:
+        yield key, value.encode() if isinstance(value, str) else value or b""

@@ -150,13 +150,11 @@ def create_app(
 def new_app(config: StreamConfig) -> faust.App:
     """The faust app with the worker's settings and no agents (the benchmark's raw consumer
     uses it too, so both measure the same worker)."""
-    where = {}
     if config.data_dir is not None:
         config.data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
-        where["datadir"] = str(config.data_dir)
     return faust.App(
         config.app_id,
-        **where,
+        datadir=None if config.data_dir is None else str(config.data_dir),
         broker=f"kafka://{config.bootstrap}",
         store="memory://",
         web_enabled=False,
@@ -283,7 +281,7 @@ def _decide_agent(
             with outcomes_before_acks(stream.app, events, detector):
                 await decide_events(stream, events)
 
-    async def decide_events(stream: StreamT[bytes], events: Sequence[EventT]) -> None:
+    async def decide_events(stream: StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
         records = [_record(event) for event in events]
         metrics.events_in.labels(detector).inc(len(records))
         metrics.unaccounted.labels(detector).inc(len(records))

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import faust
-from faust.types import EventT
+from faust.types import AppT, EventT
 
 from attestream.errors import ConfigError
 from streams.intake import RecordRef, Rejection, dead_letter
@@ -56,7 +56,9 @@ class InjectedFault(RuntimeError):
 
 
 @contextmanager
-def outcomes_before_acks(app: faust.App, events: Sequence[EventT], detector: str) -> Iterator[None]:
+def outcomes_before_acks(
+    app: AppT, events: Sequence[EventT[bytes]], detector: str
+) -> Iterator[None]:
     """Steps 1 and 3 around the body's step 2; `abandon` if the body raises."""
     hold(events)
     try:
@@ -67,20 +69,20 @@ def outcomes_before_acks(app: faust.App, events: Sequence[EventT], detector: str
     release(events)
 
 
-def hold(events: Sequence[EventT]) -> None:
+def hold(events: Sequence[EventT[bytes]]) -> None:
     """Step 1: the batch's records stay uncommitted until `release`."""
     for event in events:
         event.message.incref()
 
 
-def release(events: Sequence[EventT]) -> None:
+def release(events: Sequence[EventT[bytes]]) -> None:
     """Step 3: drop the reference taken by `hold` (faust's own ack makes the record
     committable, whichever of the two comes last)."""
     for event in events:
         event.ack()
 
 
-def abandon(app: faust.App, events: Sequence[EventT], detector: str, exc: BaseException) -> None:
+def abandon(app: AppT, events: Sequence[EventT[bytes]], detector: str, exc: BaseException) -> None:
     """Leave a batch whose outcomes may not all be sent: its records stay held, so never
     committed, and the consumer stops waiting for their acks (at a rebalance or shutdown it
     would wait for them forever)."""

@@ -69,4 +69,3 @@ class EventProducer:
             self.flush()
         else:
             self._producer.flush(5)
-
