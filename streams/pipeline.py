@@ -138,7 +138,7 @@ def decide_batch(
     latest = decided_at.timestamp() + max_clock_skew_s
     failed: dict[int, Rejection] = {}
     while True:
-        attempt = _featurize(spec, scorer, records, state, latest, failed)  # step 2
+        attempt = _featurize(spec, records, state, latest, failed)  # step 2
         decided = _score_and_build(spec, scorer, attempt.featurized, decided_at)  # step 3
         newly = {i: r for i, r in decided.items() if isinstance(r, Rejection)}
         if not newly:
@@ -161,7 +161,6 @@ def decide_batch(
 
 def _featurize(
     spec: DetectorSpec,
-    scorer: BatchScorer,
     records: Sequence[RecordRef],
     state: Mapping[str, State],
     latest_ts: float,
@@ -186,12 +185,7 @@ def _featurize(
             entity = getattr(event, spec.parser.key_field)
             carried = attempt.pending.get(entity)
             previous = carried[1] if carried is not None else state.get(entity)
-            features, new_state = spec.featurize(event, previous)
-            row = [float(v) for v in features]
-            not_finite = _non_finite(row, scorer.feature_names, event)
-            if not_finite is not None:
-                attempt.rejected[index] = not_finite
-                continue
+            row, new_state = spec.featurize(event, previous)
         except Exception as exc:  # noqa: BLE001 - one event's failure is that event's outcome
             attempt.rejected[index] = Rejection.from_error(exc, _event_id(event))
             continue
@@ -209,10 +203,18 @@ def _score_and_build(
     """`decide_batch` step 3: each featurized event's decision, or its rejection."""
     if not featurized:
         return {}
-    scored = _score(scorer, [f.row for f in featurized])
+    # As the model reads them: a float64 feature beyond float32's range is infinite here,
+    # and rejected below rather than warned about.
+    with np.errstate(over="ignore"):
+        matrix = np.asarray([f.row for f in featurized], dtype=np.float32)
+    finite = np.isfinite(matrix).all(axis=1)
     names = list(scorer.feature_names)
     outcomes: dict[int, Rejection | tuple[str, bytes, Decision]] = {}
-    for item, (score, why) in zip(featurized, scored, strict=True):
+    for item, ok, row in zip(featurized, finite, matrix, strict=True):
+        if not ok:
+            outcomes[item.index] = _non_finite(row, names, item.event)
+    kept = [item for item, ok in zip(featurized, finite, strict=True) if ok]
+    for item, (score, why) in zip(kept, _score(scorer, matrix[finite]), strict=True):
         event_id = _event_id(item.event)
         if isinstance(score, BaseException):
             outcomes[item.index] = Rejection.from_error(score, event_id)
@@ -234,28 +236,29 @@ def _score_and_build(
 Scored = tuple[float | BaseException, list[tuple[str, float]]]
 
 
-def _score(scorer: BatchScorer, rows: Sequence[Sequence[float]]) -> list[Scored]:
+def _score(scorer: BatchScorer, matrix: np.ndarray) -> list[Scored]:
     """Scores and reasons of every row: in one call, or row by row if that call raises, so
     that one row the model cannot take fails alone."""
+    if not len(matrix):
+        return []
     try:
-        return _score_rows(scorer, rows)
+        return _score_rows(scorer, matrix)
     except Exception:  # noqa: BLE001 - the rows are scored one by one below
         pass
     scored: list[Scored] = []
-    for row in rows:
+    for i in range(len(matrix)):
         try:
-            scored.extend(_score_rows(scorer, [row]))
+            scored.extend(_score_rows(scorer, matrix[i : i + 1]))
         except Exception as exc:  # noqa: BLE001 - this row's failure is its event's outcome
             scored.append((exc, []))
     return scored
 
 
-def _score_rows(scorer: BatchScorer, rows: Sequence[Sequence[float]]) -> list[Scored]:
-    matrix = np.asarray(rows, dtype=np.float32)
+def _score_rows(scorer: BatchScorer, matrix: np.ndarray) -> list[Scored]:
     scores = scorer.score_batch(matrix)
     reasons = scorer.reasons_batch(matrix, top=3)
-    if len(scores) != len(rows) or len(reasons) != len(rows):
-        raise ValueError(f"{len(rows)} rows scored as {len(scores)} scores, {len(reasons)}"
+    if len(scores) != len(matrix) or len(reasons) != len(matrix):
+        raise ValueError(f"{len(matrix)} rows scored as {len(scores)} scores, {len(reasons)}"
                          " reasons")  # fmt: skip
     return [(float(score), [(f, float(c)) for f, c in why])
             for score, why in zip(scores, reasons, strict=True)]  # fmt: skip
@@ -301,13 +304,9 @@ def _too_late(event: Any, latest_ts: float) -> Rejection | None:
                      event_id=_event_id(event))  # fmt: skip
 
 
-def _non_finite(row: Sequence[float], names: Sequence[str], event: Any) -> Rejection | None:
-    """A rejection naming the first feature that is NaN or infinite (as the model reads it,
-    in float32), or None."""
-    as_read = np.asarray(row, dtype=np.float32)
-    if np.isfinite(as_read).all():
-        return None
-    bad = int(np.flatnonzero(~np.isfinite(as_read))[0])
+def _non_finite(row: np.ndarray, names: Sequence[str], event: Any) -> Rejection:
+    """A rejection naming the first feature that is NaN or infinite as the model reads it."""
+    bad = int(np.flatnonzero(~np.isfinite(row))[0])
     name = names[bad] if bad < len(names) else f"#{bad}"
     return Rejection(RejectReason.NON_FINITE, f"feature {name} = {row[bad]}",
                      event_id=_event_id(event))  # fmt: skip

@@ -236,3 +236,20 @@ def test_extreme_coordinates_and_times_are_decided(fraud: DetectorSpec, field: s
     assert len(result.decisions) == 4
     for _, _, d in result.decisions:
         assert all(math.isfinite(v) for v in d.features.values()) and 0 <= d.score <= 1
+
+
+def test_a_feature_beyond_float32_is_dead_lettered_as_non_finite(fraud: DetectorSpec) -> None:
+    """1e39 is a finite float but infinite as the model reads it (float32)."""
+    featurize = fraud.featurize
+
+    def overflowing(event: Any, state: State | None) -> Any:
+        features, new_state = featurize(event, state)
+        return (1e39, *features[1:]) if event.event_id == "tx-1" else features, new_state
+
+    state: dict[str, State] = {}
+    result = decide(replace(fraud, featurize=overflowing), records(ordinary(0, 3)), state)
+    assert reasons(result) == {1: RejectReason.NON_FINITE}
+    assert "amount" in result.rejections[0][1].detail
+    without: dict[str, State] = {}
+    decide(fraud, records([e for e in ordinary(0, 3) if e.event_id != "tx-1"]), without)
+    assert state == without
