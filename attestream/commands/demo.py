@@ -78,7 +78,6 @@ def _print(console: Console, r: DemoResult) -> None:
                   f" -> {r.dead_letters}")  # fmt: skip
     table.add_row("decisions logged", str(r.logged))
     accounting = r.accounting
-    table.add_row("input records", accounting.summary())
     if not accounting.holds:
         table.add_row("[red]without one outcome[/red]",
                       f"{len(accounting.without_outcome())} with none,"
@@ -101,6 +100,7 @@ def _print(console: Console, r: DemoResult) -> None:
     table.add_row("result", "[green]OK[/green]" if r.ok else "[red]FAILED[/red]")
     table.add_row("wall time", f"{r.seconds:.1f} s")
     console.print(table)
-    # Below the table, unwrapped: a cell would cut a transaction hash to the terminal's width.
+    # Below the table, unwrapped: a cell would cut them to the terminal's width.
+    console.print(f"input records: {accounting.summary()}", soft_wrap=True)
     for anchor in r.anchors[-3:]:
         console.print(f"anchor tx {anchor['tx_hash']} (block {anchor['block']})", soft_wrap=True)

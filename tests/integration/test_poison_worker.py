@@ -174,6 +174,9 @@ def test_every_hostile_record_gets_exactly_one_outcome(
         unaccounted = metric(port, 'attestream_detect_unaccounted_events{detector="fraud"}')
     log = (tmp_path / "detect.log").read_text(errors="replace")
     assert len(found.consumed) == expected, log[-3000:]
+    # faust's local files live under the home, not in the working directory.
+    app_data = f"{poisoned.detect_app_id}-data"
+    assert (poisoned.home / "detect" / app_data).is_dir() and not (Path.cwd() / app_data).exists()
     assert found.without_outcome() == [] and found.more_than_one() == [], found.summary()
     assert (consumed, decided + dead, unaccounted) == (len(payments_in), consumed, 0.0)
 
