@@ -69,3 +69,4 @@ class EventProducer:
             self.flush()
         else:
             self._producer.flush(5)
+
