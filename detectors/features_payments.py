@@ -179,6 +179,8 @@ def _within_horizon(buckets: list[list[Any]]) -> list[list[Any]]:
     """The buckets of the widest window measured from the newest day seen, so the state stays
     bounded whatever the order of payments."""
     horizon = buckets[-1][0] - max(WINDOW_DAYS) + 1
+    if buckets[0][0] >= horizon:
+        return buckets  # nothing to drop: most payments
     return [b for b in buckets if b[0] >= horizon]
 
 

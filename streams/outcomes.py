@@ -121,9 +121,11 @@ async def send_dead_letters(
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, DEAD_LETTER_RETRY_MAX_S)
         metrics.dead_letters.labels(detector, record.topic, rejection.reason.value).inc()
-        log.info("%s: dead-lettered %s: %s %s%s", detector, _position(record, rejection),
-                 rejection.reason.value, f"{rejection.error_class}: " if rejection.error_class
-                 else "", rejection.detail)  # fmt: skip
+        # A processing error is a defect of ours: louder than a producer's bad record.
+        level = logging.WARNING if rejection.error_class else logging.INFO
+        log.log(level, "%s: dead-lettered %s: %s %s%s", detector, _position(record, rejection),
+                rejection.reason.value, f"{rejection.error_class}: " if rejection.error_class
+                else "", rejection.detail)  # fmt: skip
 
 
 async def emit(

@@ -86,7 +86,7 @@ class BatchResult:
     `decisions` exactly one outcome per record of the batch."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Featurized:
     """One parsed event of a batch with its features, before scoring."""
 
@@ -123,12 +123,13 @@ def decide_batch(
     2. Featurize record by record in input order, each entity's state carried through the
        batch, so an entity's events see each other's effects exactly as an offline replay
        does (features parity). A record that does not parse, whose event time is beyond the
-       clock plus `max_clock_skew_s`, whose features raise or are not finite is rejected and
-       leaves its entity's state as if it had not been seen.
+       clock plus `max_clock_skew_s` or whose features raise is rejected and leaves its
+       entity's state as if it had not been seen.
     3. Score and explain the featurized events (event by event if the batch call raises) and
-       build the decisions. An event failing here was already carried into its entity's
-       state, so step 2 runs again without it (and step 3 for the rest) until no event fails:
-       the state never holds an event without a decision.
+       build the decisions. An event failing here (features or score not finite as the model
+       reads them, scoring or building its decision raising) was already carried into its
+       entity's state, so step 2 runs again without it (and step 3 for the rest) until no
+       event fails: the state never holds an event without a decision.
     4. Write each entity's final state once (a table write is a changelog record; the
        intermediate states of one batch would be overwritten before any offset is committed),
        with `before_state_write` naming the entity's last record of the batch. A write that
@@ -144,8 +145,7 @@ def decide_batch(
         if not newly:
             break
         failed.update(newly)
-    write_failed = _write_states(attempt, spec.parser.key_field, state, before_state_write,
-                                 records)  # step 4  # fmt: skip
+    write_failed = _write_states(attempt, state, before_state_write)  # step 4
     outcomes: dict[int, Rejection | tuple[str, bytes, Decision]] = {**attempt.rejected}
     outcomes.update(decided)
     outcomes.update(write_failed)
@@ -215,21 +215,20 @@ def _score_and_build(
             outcomes[item.index] = _non_finite(row, names, item.event)
     kept = [item for item, ok in zip(featurized, finite, strict=True) if ok]
     for item, (score, why) in zip(kept, _score(scorer, matrix[finite]), strict=True):
-        event_id = _event_id(item.event)
         if isinstance(score, BaseException):
-            outcomes[item.index] = Rejection.from_error(score, event_id)
+            outcomes[item.index] = Rejection.from_error(score, _event_id(item.event))
             continue
         if not math.isfinite(score) or not all(math.isfinite(c) for _, c in why):
             outcomes[item.index] = Rejection(RejectReason.NON_FINITE,
                                              f"score {score}, reasons {why}"[:MAX_DETAIL_CHARS],
-                                             event_id=event_id)  # fmt: skip
+                                             event_id=_event_id(item.event))  # fmt: skip
             continue
         try:
             decision = _decision(spec, scorer, item.record, item.event, names, item.row, score,
                                  why, decided_at)  # fmt: skip
             outcomes[item.index] = (decision.entity_id, encode(decision), decision)
         except Exception as exc:  # noqa: BLE001 - one event's failure is that event's outcome
-            outcomes[item.index] = Rejection.from_error(exc, event_id)
+            outcomes[item.index] = Rejection.from_error(exc, _event_id(item.event))
     return outcomes
 
 
@@ -260,16 +259,13 @@ def _score_rows(scorer: BatchScorer, matrix: np.ndarray) -> list[Scored]:
     if len(scores) != len(matrix) or len(reasons) != len(matrix):
         raise ValueError(f"{len(matrix)} rows scored as {len(scores)} scores, {len(reasons)}"
                          " reasons")  # fmt: skip
-    return [(float(score), [(f, float(c)) for f, c in why])
-            for score, why in zip(scores, reasons, strict=True)]  # fmt: skip
+    return [(float(score), why) for score, why in zip(scores, reasons, strict=True)]
 
 
 def _write_states(
     attempt: _Attempt,
-    key_field: str,
     state: MutableMapping[str, State],
     before_state_write: Callable[[int], None],
-    records: Sequence[RecordRef],
 ) -> dict[int, Rejection]:
     """`decide_batch` step 4; returns the rejections of entities whose write raised."""
     rejected: dict[int, Rejection] = {}
@@ -279,7 +275,7 @@ def _write_states(
             state[entity] = new_state
         except Exception as exc:  # noqa: BLE001 - the entity's events fail, the batch goes on
             for item in attempt.featurized:
-                if getattr(item.event, key_field) == entity:
+                if item.entity == entity:
                     rejected[item.index] = Rejection.from_error(exc, _event_id(item.event))
     return rejected
 
