@@ -293,6 +293,7 @@ def _decide_agent(
 
         with metrics.batch_seconds.labels(detector).time():
             result = _decide_or_reject(spec, records, table, follow_event, config)
+        # streams.outcomes step 2: dead letters, then decisions, into the producer's hands.
         await send_dead_letters(result.rejections, dead_letters, metrics, detector)
         metrics.dead_lettered.labels(detector).inc(len(result.rejections))
         metrics.unaccounted.labels(detector).dec(len(result.rejections))

@@ -60,13 +60,13 @@ def outcomes_before_acks(
     app: AppT, events: Sequence[EventT[bytes]], detector: str
 ) -> Iterator[None]:
     """Steps 1 and 3 around the body's step 2; `abandon` if the body raises."""
-    hold(events)
+    hold(events)  # step 1
     try:
-        yield
+        yield  # step 2
     except BaseException as exc:
         abandon(app, events, detector, exc)
         raise
-    release(events)
+    release(events)  # step 3
 
 
 def hold(events: Sequence[EventT[bytes]]) -> None:
