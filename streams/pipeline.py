@@ -207,7 +207,7 @@ def _score_and_build(
     # and rejected below rather than warned about.
     with np.errstate(over="ignore"):
         matrix = np.asarray([f.row for f in featurized], dtype=np.float32)
-    finite = np.isfinite(matrix).all(axis=1)
+    finite = np.asarray(np.isfinite(matrix).all(axis=1))
     names = list(scorer.feature_names)
     outcomes: dict[int, Rejection | tuple[str, bytes, Decision]] = {}
     for item, ok, row in zip(featurized, finite, matrix, strict=True):
