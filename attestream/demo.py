@@ -3,9 +3,11 @@
 Steps: start the local stack; train models if none are active; start `detect`, `ledger run`
 and `anchor run` as background processes; publish simulated payments (with their late labels)
 and supply-chain scans (plus a few malformed records); wait until every valid event has a
-logged decision and the latest checkpoints are anchored; verify the whole log; print a
-summary. The demo passes only if the log verifies and the logged decisions equal the valid
-events produced.
+logged decision and the latest checkpoints are anchored; read the decisions and dead-letter
+topics back until every record published to the input topics has its outcome; verify the
+whole log; print a summary. The demo passes only if the log verifies, the logged decisions
+equal the valid events produced, and every consumed input record has exactly one decision or
+one dead letter (`consumed N = decided D + dead-lettered L`).
 """
 
 from __future__ import annotations
@@ -21,22 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
 from anchoring.reader import Web3ChainReader
 from anchoring.rpc import redact_url
 from anchoring.service import connect
+from attestream.accounting import Accounting, account, end_offsets
 from attestream.errors import AttestreamError
 from attestream.settings import Settings, load_settings
 from attestream.simulation import PublishSummary, publish, publish_payments
 from attestream.wiring import ensure_local_ledger_key, open_store, trusted_verifiers
 from detectors.labelled import GroundTruth, ground_truth
-from detectors.model import ensure_models
+from detectors.model import active_sha256, ensure_models
 from detectors.simulate_payments import simulate_payments
 from detectors.simulate_supply import simulate_supply
 from forensics.verify import Report, verify_ledger
 from ledger.store import ClickHouseStore
 from streams.producer import EventProducer
+from streams.schemas import Detector
 from streams.topics import all_topics, ensure_topics
 
 # Everything in the demo is local; five minutes covers a slow shared CI machine with room.
@@ -45,8 +47,6 @@ POLL_S = 1.0
 # Anchor often in the demo so it finishes quickly; production default is in settings.
 DEMO_ANCHOR_INTERVAL_S = 2.0
 STOP_GRACE_S = 20.0
-# A topic read is complete once the local broker sent nothing for this long.
-COUNT_QUIET_S = 1.0
 
 
 @dataclass
@@ -100,8 +100,14 @@ class DemoResult:
     quality: dict[str, dict[str, float]]
     report: Report
     anchors: list[dict[str, Any]]
-    dead_letters: int
+    accounting: Accounting
     seconds: float
+    models: dict[str, str] = field(default_factory=dict)
+    """Detector -> "trained <model id>" or "reused <model id>"."""
+
+    @property
+    def dead_letters(self) -> int:
+        return self.accounting.dead_lettered
 
     @property
     def valid_events(self) -> int:
@@ -114,11 +120,12 @@ class DemoResult:
     @property
     def ok(self) -> bool:
         """The log verifies, every valid event has one logged decision, every malformed
-        record one dead letter."""
+        record one dead letter, and no consumed record is without its one outcome."""
         return (
             self.report.ok
             and self.logged == self.valid_events
             and self.dead_letters == self.malformed
+            and self.accounting.holds
         )
 
 
@@ -150,13 +157,14 @@ def run_demo(
 ) -> DemoResult:
     started = time.monotonic()
     run_id = f"demo{int(time.time())}"
-    say(f"training models if none are active under {settings.models_path} ...")
-    ensure_models(settings.models_path)
+    models = _models(settings, say)
     created = ensure_local_ledger_key(settings)  # `ledger run` never creates one itself
     if created is not None:
         say(f"created the ledger signing key {created} (never overwritten)")
     bootstrap = settings.require_kafka()
     ensure_topics(bootstrap, all_topics(settings), settings.topic_partitions)
+    inputs = [settings.topic_transactions, settings.topic_supply_chain]
+    since = {topic: end_offsets(bootstrap, topic) for topic in inputs}
     store = open_store(settings, create=True)
     background = Background(settings.home / "logs")
     env = child_env(settings)
@@ -166,7 +174,6 @@ def run_demo(
         background.start("ledger", ["ledger", "run"], env)
         background.start("anchor", ["anchor", "run", "--interval", str(DEMO_ANCHOR_INTERVAL_S)],
                          env)  # fmt: skip
-        dead_before = _topic_size(bootstrap, settings.topic_dead_letter)
         payments = simulate_payments(count=transactions, seed=seed, run_id=run_id)
         scans_ = simulate_supply(count=scans, seed=seed, run_id=run_id)
         say(f"publishing {len(payments)} payments and {len(scans_)} scans"
@@ -181,8 +188,8 @@ def run_demo(
         expected = len(payments) + len(scans_)
         logged = _wait_logged(store, background, run_id, expected, wait_s, say)
         _wait_anchored(store, background, wait_s, say)
-        dead = _wait_dead_letters(bootstrap, settings.topic_dead_letter, dead_before,
-                                  2 * malformed, wait_s)  # fmt: skip
+        accounting = _wait_accounted(settings, since, wait_s)
+        say(f"input records: {accounting.summary()}")
     finally:
         background.stop()
     report = _verify(settings, store)
@@ -191,8 +198,21 @@ def run_demo(
     anchors = [{"tx_hash": a.tx_hash, "block": a.block_number, "checkpoints": len(a.checkpoints)}
                for a in store.anchors()]  # fmt: skip
     store.close()
-    return DemoResult(run_id, published, logged, outcomes, quality, report, anchors, dead,
-                      time.monotonic() - started)  # fmt: skip
+    return DemoResult(run_id, published, logged, outcomes, quality, report, anchors, accounting,
+                      time.monotonic() - started, models)  # fmt: skip
+
+
+def _models(settings: Settings, say: Callable[[str], None]) -> dict[str, str]:
+    """Each detector's active model, trained first if there is none (or it takes other
+    features than this version computes); says which."""
+    before = {d: active_sha256(settings.models_path, d) for d in Detector}
+    say(f"training models if none are active under {settings.models_path} ...")
+    models: dict[str, str] = {}
+    for detector, model in ensure_models(settings.models_path).items():
+        how = "reused" if model.model_sha256 == before[detector] else "trained"
+        models[detector.value] = f"{how} {model.model_id}"
+        say(f"{detector.value} model: {how} {model.model_id}")
+    return models
 
 
 def _count_run(store: ClickHouseStore, run_id: str) -> int:
@@ -238,15 +258,17 @@ def _wait_anchored(
     raise DemoError("the latest checkpoints were not anchored in time")
 
 
-def _wait_dead_letters(
-    bootstrap: str, topic: str, before: int, expected: int, wait_s: float
-) -> int:
-    """Dead letters added since `before`, once `expected` arrived (or the wait ran out)."""
+def _wait_accounted(
+    settings: Settings, since: dict[str, dict[int, int]], wait_s: float
+) -> Accounting:
+    """The outcomes of the input records published since `since`, read back from the
+    decisions and dead-letter topics, once each has one (or the wait ran out)."""
     deadline = time.monotonic() + wait_s
     while True:
-        added = _topic_size(bootstrap, topic) - before
-        if added >= expected or time.monotonic() > deadline:
-            return added
+        found = account(settings.require_kafka(), since, settings.topic_decisions,
+                        settings.topic_dead_letter)  # fmt: skip
+        if not found.without_outcome() or time.monotonic() > deadline:
+            return found
         time.sleep(POLL_S)
 
 
@@ -254,21 +276,6 @@ def _verify(settings: Settings, store: ClickHouseStore) -> Report:
     rpc_url, chain_id = settings.require_rpc()
     reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
     return verify_ledger(store, trusted_verifiers(settings), reader)
-
-
-def _topic_size(bootstrap: str, topic: str) -> int:
-    """Records in a topic, counted by reading it (Tansu's watermarks lag behind offsets)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "attestream-demo-count",
-                         "enable.auto.commit": False})  # fmt: skip
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
-        total = 0
-        while batch := consumer.consume(10_000, timeout=COUNT_QUIET_S):
-            total += sum(1 for m in batch if not m.error())
-        return total
-    finally:
-        consumer.close()
 
 
 def _quality(

@@ -38,6 +38,12 @@ def _supply(event: SupplyChainEvent, state: State | None) -> tuple[Any, State]:
     return supply_features(event, state if state is not None else initial_supply_state())
 
 
+def authenticity_spec(scorer: BatchScorer, models: ScorerSource | None = None) -> DetectorSpec:
+    """Supply-chain scans keyed by EPC."""
+    return DetectorSpec(Detector.AUTHENTICITY, EventParser(SupplyChainEvent, "epc"), _supply,
+                        scorer, models=models)  # fmt: skip
+
+
 def stream_model(models: Path, detector: Detector, sha256: str) -> Scorer:
     """The model `sha256` of `detector`, verified against its card, refused unless it takes
     exactly the features this version computes and was trained with the reference tables
@@ -74,13 +80,7 @@ def build_specs(settings: Settings) -> dict[str, DetectorSpec]:
     authenticity = model_watch(settings, Detector.AUTHENTICITY)
     return {
         settings.topic_transactions: fraud_spec(fraud.start(), settings.topic_labels, fraud),
-        settings.topic_supply_chain: DetectorSpec(
-            Detector.AUTHENTICITY,
-            EventParser(SupplyChainEvent, "epc"),
-            _supply,
-            authenticity.start(),
-            models=authenticity,
-        ),
+        settings.topic_supply_chain: authenticity_spec(authenticity.start(), authenticity),
     }
 
 
@@ -94,4 +94,7 @@ def stream_config(settings: Settings) -> StreamConfig:
         batch_max=settings.detect_batch_max,
         batch_within_s=settings.detect_batch_within_s,
         model_poll_s=settings.detect_model_poll_s,
+        max_clock_skew_s=settings.detect_max_clock_skew_s,
+        # faust's local files under the home, not `<app id>-data` in the working directory.
+        data_dir=settings.home.resolve() / "detect" / f"{settings.detect_app_id}-data",
     )

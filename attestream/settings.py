@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # How often a worker re-reads the registry's active models and swaps a new one in between
     # micro-batches (docs/operations.md); 0 never does: a new model then needs a restart.
     detect_model_poll_s: float = Field(default=10.0, ge=0)
+    # Event times up to this far ahead of the worker's clock are producer clock skew; later
+    # ones are dead-lettered as event_time_in_future (docs/operations.md): one payment dated
+    # 2099 would otherwise move its customer's windows past every genuine payment.
+    detect_max_clock_skew_s: float = Field(default=300.0, ge=0)
 
     # Metrics: one port per long-running process; 0 disables the endpoint.
     metrics_host: str = "127.0.0.1"

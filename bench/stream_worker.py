@@ -95,7 +95,7 @@ def stream_config(s: WorkerSettings) -> StreamConfig:
     return StreamConfig(
         app_id=s.app_id, bootstrap=s.bootstrap, decisions_topic=s.decisions_topic,
         dead_letter_topic=s.dead_letter_topic, partitions=1, batch_max=s.batch_max,
-        batch_within_s=s.batch_within_s,
+        batch_within_s=s.batch_within_s, data_dir=Path(s.stamps).parent / f"{s.app_id}-data",
     )  # fmt: skip
 
 

@@ -32,6 +32,10 @@ MAX_DEVICES = 8  # recent devices remembered per customer (most recent last)
 MAX_MCCS = 32  # recent merchant categories remembered per customer
 MAX_RECENT = 32  # recent (time, amount) pairs remembered per customer
 SMALL_AMOUNT = 2.0  # card testers probe with payments below this (a euro or two)
+# Amount ratios are capped here: an amount over a mean or median of denormal amounts
+# (5e-324) would otherwise overflow to infinity. No genuine ratio comes near it (amounts are
+# at most 1e9), and it is far inside float32's range, which the model reads.
+MAX_AMOUNT_RATIO = 1e12
 
 PAYMENT_FEATURES: tuple[str, ...] = (
     "amount",
@@ -84,11 +88,14 @@ def payment_features(event: PaymentTransaction, state: State) -> tuple[FeatureVe
     ts = event.event_time.timestamp()
     day = math.floor(ts / SECONDS_PER_DAY)
     amount = float(event.amount)
-    buckets = _add_to_day(state["days"], day, amount)
+    seen = _add_to_day(state["days"], day, amount)
     windows: list[float] = []
     for width in WINDOW_DAYS:
-        count, total = _window(buckets, day, width)
+        # Over the buckets before the horizon drops old days, so a payment older than the
+        # horizon still counts itself (count >= 1) and its windows are defined.
+        count, total = _window(seen, day, width)
         windows += [float(count), total / count]
+    buckets = _within_horizon(seen)
     mean_30d = windows[-1]
     device = event.device_id
     weekday = (day + 3) % 7  # Monday = 0; 1970-01-01 (day 0) was a Thursday
@@ -100,7 +107,7 @@ def payment_features(event: PaymentTransaction, state: State) -> tuple[FeatureVe
         1.0 if weekday >= 5 else 0.0,
         1.0 if event.channel == Channel.ECOMMERCE else 0.0,
         *windows,
-        amount / mean_30d if mean_30d > 0 else 1.0,
+        _ratio(amount, mean_30d, 1.0),
         _seconds_since(state["last_ts"], ts),
         _km_from(state["last_lat"], state["last_lon"], event.lat, event.lon),
         1.0 if device is not None and device not in state["devices"] else 0.0,
@@ -135,17 +142,27 @@ def _recent_features(recent: list[list[float]], ts: float, amount: float) -> Fea
     middle = len(amounts) // 2
     median = (amounts[middle] + amounts[~middle]) / 2 if amounts else 0.0
     return (
-        amount / median if median > 0 else MISSING,
+        _ratio(amount, median, MISSING),
         float(last_hour + 1),
         float(small + (1 if amount < SMALL_AMOUNT else 0)),
     )
 
 
-def _add_to_day(days: list[list[Any]], day: int, amount: float) -> list[list[Any]]:
-    """New bucket list with the payment added; buckets older than the widest window dropped.
+def _ratio(amount: float, reference: float, undefined: float) -> float:
+    """`amount / reference`, `undefined` without a positive reference, capped so that it never
+    overflows (`MAX_AMOUNT_RATIO`)."""
+    if not reference > 0:
+        return undefined
+    if amount >= reference * MAX_AMOUNT_RATIO:
+        return MAX_AMOUNT_RATIO
+    return amount / reference
 
-    A late (out-of-order) payment lands in its own day's bucket, and the horizon is measured
-    from the newest day seen, so the state stays bounded either way.
+
+def _add_to_day(days: list[list[Any]], day: int, amount: float) -> list[list[Any]]:
+    """New bucket list (oldest first) with the payment added to its own day's bucket.
+
+    A late (out-of-order) payment lands in its own day's bucket too; `_within_horizon` then
+    bounds the state.
     """
     buckets = list(days)  # buckets are replaced, never changed: the given state stays intact
     for i, (bucket_day, count, total) in enumerate(buckets):
@@ -155,7 +172,15 @@ def _add_to_day(days: list[list[Any]], day: int, amount: float) -> list[list[Any
     else:
         buckets.append([day, 1, amount])
         buckets.sort(key=lambda b: b[0])
+    return buckets
+
+
+def _within_horizon(buckets: list[list[Any]]) -> list[list[Any]]:
+    """The buckets of the widest window measured from the newest day seen, so the state stays
+    bounded whatever the order of payments."""
     horizon = buckets[-1][0] - max(WINDOW_DAYS) + 1
+    if buckets[0][0] >= horizon:
+        return buckets  # nothing to drop: most payments
     return [b for b in buckets if b[0] >= horizon]
 
 

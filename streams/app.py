@@ -11,8 +11,13 @@ reads. Payments are keyed by customer, so a worker's payments touch any terminal
 global (every worker holds all of it; ~10k terminals of a few hundred bytes each), and only
 the labels agent writes it (docs/detectors.md, "Terminal risk online").
 
-Faust commits input offsets only after flushing what the agents produced, so a crash can
-re-emit decisions but never lose one; the ledger drops the re-emitted ones by decision id.
+Every consumed record ends as exactly one decision or one dead letter (`decide_batch`), and
+its offset becomes committable only once that outcome is in the producer's hands
+(`streams.outcomes` has the steps); faust flushes the producer before it commits, so a crash
+can re-emit decisions but never lose a record. The ledger drops re-emitted decisions by
+decision id. Should an agent raise all the same, faust restarts it; the rest of its batch
+stays uncommitted (`attestream_detect_unaccounted_events` stays above 0, and the partition's
+committed offset stops there), so a restart of the worker decides those records again.
 
 A detector whose spec has a model source (`DetectorSpec.models`) gets a timer that polls it
 for a newly active model and swaps it in between two micro-batches (attestream.rollout).
@@ -26,6 +31,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -33,9 +39,18 @@ import msgspec
 from faust.types import EventT, StreamT
 
 from attestream.errors import AttestreamError
-from streams.intake import RecordRef, Rejection, dead_letter_headers
+from streams.intake import RecordRef, Rejection
 from streams.metrics import DetectMetrics
-from streams.pipeline import DetectorSpec, LabelSpec, State, apply_labels, decide_batch
+from streams.outcomes import emit, fault_from_env, outcomes_before_acks, send_dead_letters
+from streams.pipeline import (
+    DEFAULT_MAX_CLOCK_SKEW_S,
+    BatchResult,
+    DetectorSpec,
+    LabelSpec,
+    State,
+    apply_labels,
+    decide_batch,
+)
 
 log = logging.getLogger("attestream.detect")
 
@@ -98,6 +113,11 @@ class StreamConfig:
     batch_within_s: float
     model_poll_s: float = 0.0
     """How often each detector's `models` source is polled for a new model (0: never)."""
+    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
+    """Event times later than the worker's clock plus this are dead-lettered."""
+    data_dir: Path | None = None
+    """Where faust keeps its local files (None: faust's `<app id>-data` in the working
+    directory)."""
 
 
 def create_app(
@@ -130,8 +150,11 @@ def create_app(
 def new_app(config: StreamConfig) -> faust.App:
     """The faust app with the worker's settings and no agents (the benchmark's raw consumer
     uses it too, so both measure the same worker)."""
+    if config.data_dir is not None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
     return faust.App(
         config.app_id,
+        datadir=None if config.data_dir is None else str(config.data_dir),
         broker=f"kafka://{config.bootstrap}",
         store="memory://",
         web_enabled=False,
@@ -211,27 +234,19 @@ def _add_labels_agent(
 
     async def apply(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
-            records = [_record(event) for event in events]
-            rejections = apply_labels(labels, records, states)
-            metrics.labels.labels(detector).inc(len(records) - len(rejections))
-            await _dead_letter(rejections, dead_letters, metrics)
+            with outcomes_before_acks(stream.app, events, detector):
+                records = [_record(event) for event in events]
+                try:
+                    rejections = apply_labels(labels, records, states,
+                                              max_clock_skew_s=config.max_clock_skew_s)  # fmt: skip
+                except Exception as exc:  # noqa: BLE001 - a defect must not lose the labels
+                    log.exception("%s: applying a batch of labels raised", detector)
+                    rejections = [(r, Rejection.from_error(exc)) for r in records]
+                metrics.labels.labels(detector).inc(len(records) - len(rejections))
+                await send_dead_letters(rejections, dead_letters, metrics, detector)
 
     apply.__name__ = f"labels_{detector}"
     app.agent(source, name=f"labels-{detector}")(apply)
-
-
-async def _dead_letter(
-    rejections: Sequence[tuple[RecordRef, Rejection]],
-    dead_letters: faust.TopicT,
-    metrics: DetectMetrics,
-) -> None:
-    for record, rejection in rejections:
-        await dead_letters.send(
-            key=record.key, value=record.value, headers=dead_letter_headers(record, rejection)
-        )
-        metrics.dead_letters.labels(record.topic, rejection.reason.value).inc()
-        log.info("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset,
-                 rejection.reason.value)  # fmt: skip
 
 
 def _record(event: EventT) -> RecordRef:
@@ -259,37 +274,54 @@ def _decide_agent(
 ) -> Any:
     detector = spec.detector.value
 
+    fault = fault_from_env()
+
     async def decide(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
-            records = [_record(event) for event in events]
-            metrics.events_in.labels(detector).inc(len(records))
+            with outcomes_before_acks(stream.app, events, detector):
+                await decide_events(stream, events)
 
-            def follow_event(index: int, batch: Sequence[EventT] = events) -> None:
-                # The table writes its changelog to the partition of the "current event";
-                # in a batch that must be the event whose entity is being updated.
-                stream._set_current_event(batch[index])
+    async def decide_events(stream: StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
+        records = [_record(event) for event in events]
+        metrics.events_in.labels(detector).inc(len(records))
+        metrics.unaccounted.labels(detector).inc(len(records))
 
-            with metrics.batch_seconds.labels(detector).time():
-                result = decide_batch(spec, records, table, before_state_write=follow_event)
-            await _dead_letter(result.rejections, dead_letters, metrics)
-            await _emit(decisions, result.decisions)
-            outcomes = Counter(decision.outcome for _, _, decision in result.decisions)
-            for outcome, count in outcomes.items():
-                metrics.decisions.labels(detector, outcome).inc(count)
+        def follow_event(index: int) -> None:
+            # The table writes its changelog to the partition of the "current event"; in a
+            # batch that must be the event whose entity is being updated.
+            stream._set_current_event(events[index])
+
+        with metrics.batch_seconds.labels(detector).time():
+            result = _decide_or_reject(spec, records, table, follow_event, config)
+        # streams.outcomes step 2: dead letters, then decisions, into the producer's hands.
+        await send_dead_letters(result.rejections, dead_letters, metrics, detector)
+        metrics.dead_lettered.labels(detector).inc(len(result.rejections))
+        metrics.unaccounted.labels(detector).dec(len(result.rejections))
+        await emit(decisions, result.decisions, fault)
+        metrics.decided.labels(detector).inc(len(result.decisions))
+        metrics.unaccounted.labels(detector).dec(len(result.decisions))
+        outcomes = Counter(decision.outcome for _, _, decision in result.decisions)
+        for outcome, count in outcomes.items():
+            metrics.decisions.labels(detector, outcome).inc(count)
 
     decide.__name__ = f"decide_{detector}"
     return decide
 
 
-async def _emit(decisions: faust.TopicT, batch: Sequence[tuple[str, bytes, Any]]) -> None:
-    """Hand a batch's encoded decisions to the producer, keyed by entity, in order.
-
-    Straight to the producer: faust's `Topic.send` wraps each record in futures and sensor
-    calls (12% of the worker's time), and the decisions are bytes already. Each record is in
-    the producer's buffer when its `send` returns, and faust flushes the producer before it
-    commits the batch's offsets, so a decision is never lost, only possibly re-sent.
-    """
-    topic = decisions.get_topic_name()
-    send = (await decisions.app.maybe_start_producer()).send
-    for key, value, _ in batch:
-        await send(topic, key.encode(), value, None, None, None)
+def _decide_or_reject(
+    spec: DetectorSpec,
+    records: Sequence[RecordRef],
+    table: Any,
+    follow_event: Any,
+    config: StreamConfig,
+) -> BatchResult:
+    """`decide_batch`, which gives every record its own outcome; should it raise all the
+    same (a defect), every record of the batch is dead-lettered with the error rather than
+    lost."""
+    try:
+        return decide_batch(spec, records, table, before_state_write=follow_event,
+                            max_clock_skew_s=config.max_clock_skew_s)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        log.exception("%s: deciding a batch of %d records raised", spec.detector.value,
+                      len(records))  # fmt: skip
+        return BatchResult(rejections=[(r, Rejection.from_error(exc)) for r in records])

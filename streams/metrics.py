@@ -1,38 +1,67 @@
-"""Prometheus metrics of the detection worker (names per DESIGN.md section 8)."""
+"""Prometheus metrics of the detection worker (names per DESIGN.md section 8).
+
+Every record a decide agent consumes ends as exactly one decision or one dead letter, so per
+detector `attestream_detect_events_total` = `attestream_detect_decided_total` +
+`attestream_detect_dead_lettered_total`, and `attestream_detect_unaccounted_events` (their
+difference) is the number of records in flight: it returns to 0 after every batch, and a
+value that stays above 0 means records without an outcome.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 
 class DetectMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        kw = {"registry": registry} if registry is not None else {}
+        reg = REGISTRY if registry is None else registry
         self.events_in = Counter(
-            "attestream_detect_events_total", "Records read from input topics", ["detector"], **kw
+            "attestream_detect_events_total",
+            "Records read from input topics",
+            ["detector"],
+            registry=reg,
         )
         self.decisions = Counter(
             "attestream_detect_decisions_total", "Decisions emitted",
-            ["detector", "outcome"], **kw,
+            ["detector", "outcome"], registry=reg,
+        )  # fmt: skip
+        self.decided = Counter(
+            "attestream_detect_decided_total",
+            "Input records whose decision was handed to the producer", ["detector"], registry=reg,
+        )  # fmt: skip
+        self.dead_lettered = Counter(
+            "attestream_detect_dead_lettered_total",
+            "Input records whose dead letter was handed to the producer", ["detector"],
+            registry=reg,
+        )  # fmt: skip
+        self.unaccounted = Gauge(
+            "attestream_detect_unaccounted_events",
+            "Input records consumed without a decision or dead letter yet (in flight)",
+            ["detector"], registry=reg,
         )  # fmt: skip
         self.dead_letters = Counter(
-            "attestream_detect_dead_letters_total", "Records sent to the dead-letter topic",
-            ["topic", "reason"], **kw,
+            "attestream_detect_dead_letters_total",
+            "Records sent to the dead-letter topic (input records and labels)",
+            ["detector", "topic", "reason"], registry=reg,
+        )  # fmt: skip
+        self.dead_letter_retries = Counter(
+            "attestream_detect_dead_letter_send_retries_total",
+            "Dead-letter sends that failed and were retried", ["detector"], registry=reg,
         )  # fmt: skip
         self.labels = Counter(
             "attestream_detect_labels_total", "Late labels applied to the detector's tables",
-            ["detector"], **kw,
+            ["detector"], registry=reg,
         )  # fmt: skip
         self.model_swaps = Counter(
             "attestream_detect_model_swaps_total",
-            "New active models swapped in between micro-batches", ["detector"], **kw,
+            "New active models swapped in between micro-batches", ["detector"], registry=reg,
         )  # fmt: skip
         self.model_refused = Counter(
             "attestream_detect_model_refused_total",
             "Active models the worker refused (digest, features or reference data differ)",
-            ["detector"], **kw,
+            ["detector"], registry=reg,
         )  # fmt: skip
         self.batch_seconds = Histogram(
             "attestream_detect_batch_duration_seconds", "Time to decide one micro-batch",
-            ["detector"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0), **kw,
+            ["detector"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0), registry=reg,
         )  # fmt: skip

@@ -5,6 +5,14 @@ publishes them as JSON Schema under `streams/schemas/` for producers in any lang
 checks that the published files match this module.
 
 All values are UTF-8 JSON. Times are RFC 3339 with an explicit offset (payments: UTC).
+
+Records keyed by their entity (payments: `customer_id`, scans: `epc`, labels: `terminal_id`).
+A record the detectors cannot decide goes to the dead-letter topic unchanged, with headers
+naming why (`attestream-dlq-reason`: `oversized` over `MAX_EVENT_BYTES`, `not_json`,
+`schema_violation`, `missing_key`, `key_mismatch`, `event_time_in_future` beyond the worker's
+clock plus its allowed skew, `non_finite` features, `processing_error`) and where it was read
+(`attestream-source-topic`, `-partition`, `-offset`): docs/operations.md, "Detection: one
+decision or one dead letter per record".
 """
 
 from __future__ import annotations

@@ -55,6 +55,14 @@ def _summary(r: DemoResult) -> dict[str, object]:
         "valid_events": r.valid_events,
         "logged_decisions": r.logged,
         "dead_letters": r.dead_letters,
+        "input_records": {
+            "consumed": len(r.accounting.consumed),
+            "decided": r.accounting.decided,
+            "dead_lettered": r.accounting.dead_lettered,
+            "without_outcome": len(r.accounting.without_outcome()),
+            "more_than_one_outcome": len(r.accounting.more_than_one()),
+        },
+        "models": r.models,
         "outcomes": r.outcomes,
         "quality": r.quality,
         "verification": r.report.to_json(),
@@ -69,19 +77,30 @@ def _print(console: Console, r: DemoResult) -> None:
     table.add_row("malformed records -> dead letters", f"{r.malformed}"
                   f" -> {r.dead_letters}")  # fmt: skip
     table.add_row("decisions logged", str(r.logged))
+    accounting = r.accounting
+    if not accounting.holds:
+        table.add_row("[red]without one outcome[/red]",
+                      f"{len(accounting.without_outcome())} with none,"
+                      f" {len(accounting.more_than_one())} with more than one")  # fmt: skip
+    for detector, how in sorted(r.models.items()):
+        table.add_row(f"{detector} model", how)
     for detector, counts in sorted(r.outcomes.items()):
         shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         table.add_row(f"{detector} outcomes", shown)
     for detector, q in sorted(r.quality.items()):
-        table.add_row(f"{detector} precision / recall",
-                      f"{q['precision']:.3f} / {q['recall']:.3f} ({int(q['positives'])} positives)")
+        table.add_row(
+            f"{detector} precision / recall",
+            f"{q['precision']:.3f} / {q['recall']:.3f} ({int(q['positives'])} positives)",
+        )
     rep = r.report
     table.add_row("ledger", f"{rep.entries} entries, {len(rep.chains)} chain(s),"
                   f" {rep.checkpoints} checkpoints, {rep.anchors} anchors")  # fmt: skip
-    for anchor in r.anchors[-3:]:
-        table.add_row("anchor tx", f"{anchor['tx_hash']} (block {anchor['block']})")
     verdict = "[green]VERIFIED[/green]" if rep.ok else f"[red]FAILED[/red] {rep.failures[:3]}"
     table.add_row("verification", verdict)
     table.add_row("result", "[green]OK[/green]" if r.ok else "[red]FAILED[/red]")
     table.add_row("wall time", f"{r.seconds:.1f} s")
     console.print(table)
+    # Below the table, unwrapped: a cell would cut them to the terminal's width.
+    console.print(f"input records: {accounting.summary()}", soft_wrap=True)
+    for anchor in r.anchors[-3:]:
+        console.print(f"anchor tx {anchor['tx_hash']} (block {anchor['block']})", soft_wrap=True)

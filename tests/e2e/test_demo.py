@@ -32,6 +32,13 @@ def test_demo_logs_anchors_and_verifies_every_valid_event(isolated: Settings) ->
     assert summary["ok"] is True
     assert summary["valid_events"] == summary["logged_decisions"] == 700
     assert summary["dead_letters"] == 6
+    # Read back from both topics: every consumed input record has exactly one outcome.
+    assert summary["input_records"] == {
+        "consumed": 706, "decided": 700, "dead_lettered": 6, "without_outcome": 0,
+        "more_than_one_outcome": 0,
+    }  # fmt: skip
+    assert {how.split()[0] for how in summary["models"].values()} <= {"trained", "reused"}
+    assert set(summary["models"]) == {"fraud", "authenticity"}
     assert summary["verification"]["ok"] is True
     assert summary["verification"]["entries"] == 700
     assert summary["anchors"] and summary["anchors"][-1]["tx_hash"].startswith("0x")
