@@ -26,6 +26,7 @@ bench: setup
 	$(BIN)/python -m bench
 
 lint: setup
+	$(BIN)/ruff format --check $(PACKAGES) bench tests
 	$(BIN)/ruff check $(PACKAGES) bench tests
 	$(BIN)/mypy --strict $(MYPY_TARGETS)
 

@@ -331,8 +331,8 @@ class AnchorService:
         check_transition(TxState(tx.state), state)
         changes.setdefault("detail", "")
         event_ns = self._now_ns()
-        row = dataclasses.replace(tx, state=state.value, event_ns=event_ns,
-                                  anchored_at=_seconds(event_ns), **changes)  # type: ignore[arg-type]
+        stamped = {"state": state.value, "event_ns": event_ns, "anchored_at": _seconds(event_ns)}
+        row = dataclasses.replace(tx, **stamped, **changes)  # type: ignore[arg-type]
         self.records.append(row)
         metrics.transition(state)
         log.info("anchor %s: %s -> %s %s", tx.tx_hash, tx.state, state.value, row.detail)
@@ -351,4 +351,3 @@ def _block_fields(receipt: Receipt) -> dict[str, object]:
 
 def _seconds(event_ns: int) -> datetime:
     return datetime.fromtimestamp(event_ns // 10**9, UTC).replace(tzinfo=None)
-

@@ -271,8 +271,7 @@ def evaluate_authenticity(
     items = counterfeit_items(scans)
     _, lower, upper = OUTCOMES[Detector.AUTHENTICITY]
     points = [
-        operating_point(name, model.card.thresholds[name], scans, scores)
-        for name in (upper, lower)
+        operating_point(name, model.card.thresholds[name], scans, scores) for name in (upper, lower)
     ]
     report = AuthenticityReport(
         model_id=model.model_id,

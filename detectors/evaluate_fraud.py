@@ -214,13 +214,23 @@ def evaluate_fraud(config: FraudEvaluationConfig) -> FraudEvaluation:
     report = {
         "format": "attestream.fraud-evaluation/1",
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-        "data": {"source": source, "payments": len(data.rows), "frauds": int(data.rows.y.sum()),
-                 "days": n_days, "data_digest": data.rows.digest(),
-                 "scenarios": _scenario_counts(data)},  # fmt: skip
-        "protocol": {"train_days": config.train_days, "delay_days": config.delay_days,
-                     "test_days": config.test_days, "folds": config.folds,
-                     "card_precision_k": config.top_k,
-                     "params": EVALUATION_PARAMS, "rounds": config.rounds},  # fmt: skip
+        "data": {
+            "source": source,
+            "payments": len(data.rows),
+            "frauds": int(data.rows.y.sum()),
+            "days": n_days,
+            "data_digest": data.rows.digest(),
+            "scenarios": _scenario_counts(data),
+        },  # fmt: skip
+        "protocol": {
+            "train_days": config.train_days,
+            "delay_days": config.delay_days,
+            "test_days": config.test_days,
+            "folds": config.folds,
+            "card_precision_k": config.top_k,
+            "params": EVALUATION_PARAMS,
+            "rounds": config.rounds,
+        },  # fmt: skip
         "features": list(data.rows.feature_names),
         "handbook_features": list(HANDBOOK_FEATURES),
         "folds": [asdict(r) for r in results],

@@ -246,7 +246,8 @@ def _next_state(
         "newest_ts": ts if newest is None else max(newest, ts),
         "sold": state["sold"] + (1 if joins and step == BizStep.RETAIL_SELLING else 0),
         "returned": state["returned"] + (1 if joins and step == BizStep.RETURNING else 0),
-        "decommissioned_ts": ts if joins and step == BizStep.DECOMMISSIONING
+        "decommissioned_ts": ts
+        if joins and step == BizStep.DECOMMISSIONING
         else state["decommissioned_ts"],
         "track": _with_entry(state["track"], here) if joins else [list(e) for e in state["track"]],
         "conflicts": state["conflicts"] + (1 if fit.conflict else 0),
@@ -264,9 +265,7 @@ def _neighbours(track: list[list[Any]], ts: float) -> tuple[list[Any] | None, li
 
 def _same_read(a: list[Any], b: list[Any]) -> bool:
     return bool(
-        a[_SITE] == b[_SITE]
-        and a[_STEP] == b[_STEP]
-        and abs(a[_TS] - b[_TS]) <= DUPLICATE_WINDOW_S
+        a[_SITE] == b[_SITE] and a[_STEP] == b[_STEP] and abs(a[_TS] - b[_TS]) <= DUPLICATE_WINDOW_S
     )
 
 

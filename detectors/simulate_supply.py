@@ -272,4 +272,3 @@ def write_labelled_scans(path: Path, scans: list[LabelledScan]) -> int:
 
 def read_labelled_scans(path: Path) -> list[LabelledScan]:
     return read_jsonl(path, LabelledScan)
-

@@ -29,13 +29,14 @@ import asyncio
 import gc
 import logging
 from collections import Counter
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import msgspec
+from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from attestream.errors import AttestreamError
@@ -233,7 +234,8 @@ def _add_labels_agent(
     source = app.topic(labels.topic, **RAW_BYTES)
 
     async def apply(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
+        batches = _concrete(stream).take_events(config.batch_max, within=config.batch_within_s)
+        async for events in batches:
             with outcomes_before_acks(stream.app, events, detector):
                 records = [_record(event) for event in events]
                 try:
@@ -249,18 +251,25 @@ def _add_labels_agent(
     app.agent(source, name=f"labels-{detector}")(apply)
 
 
-def _record(event: EventT) -> RecordRef:
+def _concrete(stream: StreamT[bytes]) -> Stream[bytes]:
+    """An agent's stream as faust's `Stream` class, which it always is: `take_events` and
+    `_set_current_event` (private) are not part of the `StreamT` interface. Checked against
+    faust-streaming 0.15.3; tests/unit/streams/test_faust_api.py fails if either goes away."""
+    return cast("Stream[bytes]", stream)
+
+
+def _record(event: EventT[bytes]) -> RecordRef:
     message = event.message
-    headers = message.headers or []
-    if isinstance(headers, dict):
-        headers = list(headers.items())
+    raw = message.headers or []
+    pairs = list(raw.items()) if isinstance(raw, Mapping) else list(raw)
+    headers: list[tuple[str, bytes]] = [(str(k), bytes(v or b"")) for k, v in pairs]
     return RecordRef(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
         key=message.key,
         value=message.value or b"",
-        headers=tuple((str(k), bytes(v or b"")) for k, v in headers),
+        headers=tuple(headers),
     )
 
 
@@ -277,7 +286,8 @@ def _decide_agent(
     fault = fault_from_env()
 
     async def decide(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(config.batch_max, within=config.batch_within_s):
+        batches = _concrete(stream).take_events(config.batch_max, within=config.batch_within_s)
+        async for events in batches:
             with outcomes_before_acks(stream.app, events, detector):
                 await decide_events(stream, events)
 
@@ -289,7 +299,7 @@ def _decide_agent(
         def follow_event(index: int) -> None:
             # The table writes its changelog to the partition of the "current event"; in a
             # batch that must be the event whose entity is being updated.
-            stream._set_current_event(events[index])
+            _concrete(stream)._set_current_event(events[index])
 
         with metrics.batch_seconds.labels(detector).time():
             result = _decide_or_reject(spec, records, table, follow_event, config)

@@ -92,9 +92,9 @@ class EventParser(Generic[E]):
     """Validates records of one topic against one schema."""
 
     def __init__(self, event_type: type[E], key_field: str) -> None:
-        self.event_type = event_type
+        self.event_type: type[E] = event_type
         self.key_field = key_field
-        self._decoder = msgspec.json.Decoder(event_type)
+        self._decoder: msgspec.json.Decoder[E] = msgspec.json.Decoder(event_type)
 
     def parse(self, record: RecordRef) -> E | Rejection:
         if len(record.value) > MAX_EVENT_BYTES:
@@ -102,7 +102,7 @@ class EventParser(Generic[E]):
                 RejectReason.OVERSIZED, f"{len(record.value)} bytes > {MAX_EVENT_BYTES}"
             )
         try:
-            event = self._decoder.decode(record.value)
+            event: E = self._decoder.decode(record.value)
         except msgspec.ValidationError as exc:
             return Rejection(RejectReason.SCHEMA, bounded(str(exc)))
         except msgspec.DecodeError as exc:

@@ -49,15 +49,22 @@ def fraud(
     days: Annotated[int, typer.Option("--days", min=1, envvar="ATTESTREAM_EVALUATE_DAYS")] = 80,
     scenarios: Annotated[
         str,
-        typer.Option("--scenarios", envvar="ATTESTREAM_EVALUATE_SCENARIOS",
-                     help="handbook: scenarios 1-3, labels 7 days later; all: every scenario,"
-                     " chargebacks after 1-7 days"),
+        typer.Option(
+            "--scenarios",
+            envvar="ATTESTREAM_EVALUATE_SCENARIOS",
+            help="handbook: scenarios 1-3, labels 7 days later; all: every scenario,"
+            " chargebacks after 1-7 days",
+        ),
     ] = "handbook",
     folds: Annotated[int, typer.Option("--folds", min=1, envvar="ATTESTREAM_EVALUATE_FOLDS")] = 4,
     rounds: Annotated[
         int | None,
-        typer.Option("--rounds", min=1, envvar="ATTESTREAM_EVALUATE_ROUNDS",
-                     help="boosting rounds (default: the production model's)"),
+        typer.Option(
+            "--rounds",
+            min=1,
+            envvar="ATTESTREAM_EVALUATE_ROUNDS",
+            help="boosting rounds (default: the production model's)",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -102,13 +109,19 @@ def authenticity(
     ] = 100_000,
     models_dir: Annotated[
         Path | None,
-        typer.Option("--models-dir", envvar="ATTESTREAM_MODELS_DIR",
-                     help="where models live (default: <home>/models)"),
+        typer.Option(
+            "--models-dir",
+            envvar="ATTESTREAM_MODELS_DIR",
+            help="where models live (default: <home>/models)",
+        ),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", envvar="ATTESTREAM_EVALUATE_MODEL",
-                     help="model sha256 (default: the active one)"),
+        typer.Option(
+            "--model",
+            envvar="ATTESTREAM_EVALUATE_MODEL",
+            help="model sha256 (default: the active one)",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -24,8 +24,12 @@ RUN_ID = typer.Option(None, "--run-id", help="Makes event ids unique per run (de
 TRUTH = typer.Option(None, "--truth", help="Write ground truth (JSONL) here.")
 MALFORMED = typer.Option(0, "--malformed", min=0, help="Also publish this many broken records.")
 AS_JSON = typer.Option(False, "--json", help="Print the summary as JSON.")
-DATA_OUT = typer.Option(None, "--data-out", dir_okay=False,
-                        help="Write the labelled dataset (JSONL) here instead of publishing.")
+DATA_OUT = typer.Option(
+    None,
+    "--data-out",
+    dir_okay=False,
+    help="Write the labelled dataset (JSONL) here instead of publishing.",
+)
 
 
 def _run(labelled: list[Any], topic_of: str, key_field: str, rate: float, malformed: int,

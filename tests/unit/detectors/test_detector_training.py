@@ -157,11 +157,17 @@ def test_ensure_models_replaces_a_model_of_an_older_feature_list(
         first[Detector.FRAUD].model_sha256
     ), "a current model is kept"
     spec = FEATURE_SPECS[Detector.AUTHENTICITY]
-    monkeypatch.setitem(FEATURE_SPECS, Detector.AUTHENTICITY,
-                        dataclasses.replace(spec, names=(*spec.names, "not_computed_yet")))
+    monkeypatch.setitem(
+        FEATURE_SPECS,
+        Detector.AUTHENTICITY,
+        dataclasses.replace(spec, names=(*spec.names, "not_computed_yet")),
+    )
     old = active_sha256(tmp_path, Detector.AUTHENTICITY)
     calls: list[Detector] = []
-    monkeypatch.setattr(training, "train_detector",
-                        lambda d, m, seed=0: calls.append(Detector(d)) or first[Detector(d)])
+    monkeypatch.setattr(
+        training,
+        "train_detector",
+        lambda d, m, seed=0: calls.append(Detector(d)) or first[Detector(d)],
+    )
     training.ensure_models(tmp_path)
     assert calls == [Detector.AUTHENTICITY] and old is not None
