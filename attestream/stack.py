@@ -154,9 +154,13 @@ class StackStatus:
     """`detect`, `ledger run`, `anchor run` processes recorded on this home (attestream.workers)."""
 
     @property
+    def services_healthy(self) -> bool:
+        """Every service of the stack runs and answers (whatever the workers do)."""
+        return bool(self.services) and all(s.alive and s.healthy for s in self.services)
+
+    @property
     def healthy(self) -> bool:
-        services_ok = bool(self.services) and all(s.alive and s.healthy for s in self.services)
-        return services_ok and all(w.healthy for w in self.workers)
+        return self.services_healthy and all(w.healthy for w in self.workers)
 
 
 class StackManager:

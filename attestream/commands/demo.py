@@ -28,7 +28,8 @@ def demo(
     say = console.print
     base = Settings(home=home) if home else Settings()
     manager = StackManager(base.home)
-    was_up = manager.status().healthy
+    # Services up (a worker of an earlier run may be down): the stack is not ours to stop.
+    was_up = manager.status().services_healthy
     say("starting the local stack ..." if not was_up else "using the running local stack")
     manager.up()
     try:

@@ -228,9 +228,9 @@ def test_a_worker_dying_halfway_through_a_batch_loses_no_record(
         while struck not in first_log.read_text(errors="replace"):
             assert time.monotonic() < deadline, first_log.read_text(errors="replace")[-3000:]
             time.sleep(0.2)
-        if fault == "kill":
-            first.wait(timeout=DECIDE_TIMEOUT_S)
-    assert fault == "kill" or first.returncode == 0, first_log.read_text()[-3000:]
+        # `kill`: the supervising `attestream detect` restarts its killed worker (which the
+        # fault strikes again); SIGTERM on leaving the block stops both.
+    assert first.returncode == 0, first_log.read_text()[-3000:]
     partial = account(poisoned.require_kafka(), {t: {} for t in inputs},
                       poisoned.topic_decisions, poisoned.topic_dead_letter)  # fmt: skip
     assert partial.without_outcome(), "the fault struck before any batch was done"
