@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from contextlib import contextmanager
 import faust
 from faust.types import AppT, EventT
 
+from attestream.backoff import backoff_delay
 from attestream.errors import ConfigError
 from streams.intake import RecordRef, Rejection, dead_letter
 from streams.metrics import DetectMetrics
@@ -106,7 +106,7 @@ async def send_dead_letters(
     and awaited until the broker has it, retried with backoff on any failure."""
     for record, rejection in rejections:
         letter = dead_letter(record, rejection)
-        delay = DEAD_LETTER_RETRY_INITIAL_S
+        failures = 0
         while True:
             try:
                 delivered = await dead_letters.send(key=letter.key, value=letter.value,
@@ -114,12 +114,14 @@ async def send_dead_letters(
                 await delivered
                 break
             except Exception as exc:  # noqa: BLE001 - any failure is retried, never skipped
+                failures += 1
+                delay = backoff_delay(failures, DEAD_LETTER_RETRY_INITIAL_S,
+                                      DEAD_LETTER_RETRY_MAX_S)  # fmt: skip
                 metrics.dead_letter_retries.labels(detector).inc()
                 log.warning("%s: dead letter for %s not sent (%s: %s), retrying in %.1f s",
                             detector, _position(record, rejection), type(exc).__name__, exc,
                             delay)  # fmt: skip
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, DEAD_LETTER_RETRY_MAX_S)
+                await asyncio.sleep(delay)
         metrics.dead_letters.labels(detector, record.topic, rejection.reason.value).inc()
         # A processing error is a defect of ours: louder than a producer's bad record.
         level = logging.WARNING if rejection.error_class else logging.INFO
