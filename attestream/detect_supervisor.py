@@ -23,7 +23,9 @@ loopback-only port).
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -229,6 +231,27 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
 
 
 def worker_command(port: int, verbose: bool = False) -> list[str]:
-    """This same CLI in worker mode, with the same environment (settings) as the supervisor."""
-    command = [sys.executable, "-m", "attestream.cli", "detect", "--worker-port", str(port)]
+    """This same CLI in worker mode, with the same environment (settings) as the supervisor,
+    which it names so that it stops when the supervisor is gone (`stop_with_supervisor`)."""
+    command = [sys.executable, "-m", "attestream.cli", "detect", "--worker-port", str(port),
+               "--supervisor-pid", str(os.getpid())]  # fmt: skip
     return [*command, "--verbose"] if verbose else command
+
+
+# prctl(2) option: the signal the kernel sends a process when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def stop_with_supervisor(supervisor_pid: int) -> None:
+    """Called first in the worker: ask Linux for a SIGTERM (the worker's clean shutdown) when
+    the supervisor dies, however it dies (SIGKILL, OOM), so that no worker is left deciding
+    unsupervised. A supervisor already gone before the request was made is stopped for at
+    once. Elsewhere than on Linux the worker outlives a killed supervisor."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != supervisor_pid:
+        log.warning("the supervisor (pid %d) is gone: the worker stops", supervisor_pid)
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -13,6 +13,7 @@ from attestream.detect_supervisor import (
     DetectSupervisor,
     SupervisorMetrics,
     WorkerFamilies,
+    stop_with_supervisor,
     worker_command,
 )
 from attestream.detection import build_specs, stream_config
@@ -35,11 +36,16 @@ def detect(
         hidden=True,
         help="Run the faust worker itself (started by the supervisor), metrics on this port.",
     ),  # fmt: skip
+    supervisor_pid: int = typer.Option(
+        0, "--supervisor-pid", hidden=True, help="The worker stops when this process dies."
+    ),
 ) -> None:
     """Score every payment and supply-chain event and emit one decision per event. Broker
     outages and resets are waited out; SIGTERM stops the worker within 10 s."""
     setup_logging(verbose)
     if worker_port:
+        if supervisor_pid:
+            stop_with_supervisor(supervisor_pid)
         _run_worker(worker_port, verbose)
         return
     settings = load_settings()

@@ -7,6 +7,7 @@ is down; `stack status` sees the worker waiting."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -124,3 +125,34 @@ def test_detect_stops_within_the_bound_under_load(
     with background(["detect"], dict(os.environ), tmp_path / "detect-2.log") as second:
         decided = read_decisions(settings, len(events), proc=second)
     assert {d.event_id for d in decided} == {p.event_id for p in events}
+
+
+def test_a_killed_supervisor_takes_its_worker_along(
+    drill: DrillStack, models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """SIGKILL leaves the supervisor no time to stop its worker: the kernel's parent-death
+    signal does, so no worker keeps deciding unsupervised."""
+    settings = setup_env(drill, models, monkeypatch)
+    ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
+    log = tmp_path / "detect.log"
+    started = re.compile(r"detection worker started \(pid (\d+)")
+    with background(["detect"], dict(os.environ), log) as detect:
+        wait_until("the worker started", lambda: started.search(log.read_text()) is not None,
+                   READY_TIMEOUT_S, [])  # fmt: skip
+        match = started.search(log.read_text())
+        assert match is not None
+        worker = int(match.group(1))
+        detect.kill()
+        detect.wait()
+        wait_until("the orphaned worker to stop", lambda: not pid_alive(worker),
+                   SHUTDOWN_BOUND_S, [])  # fmt: skip
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A stopped child of ours that nobody reaped yet is gone in all but name.
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
