@@ -9,7 +9,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3Exception
 
 from attestream.errors import ServiceUnavailableError
-from forensics.verify import OnChainTx
+from forensics.verify_anchor import AccountTx, OnChainTx
 
 
 class Web3ChainReader:
@@ -31,7 +31,25 @@ class Web3ChainReader:
             status=int(receipt["status"]),
             block_number=int(receipt["blockNumber"]),
             block_hash="0x" + bytes(receipt["blockHash"]).hex().removeprefix("0x"),
+            nonce=int(tx["nonce"]),
         )
+
+    def transaction_count(self, address: str, block: int) -> int:
+        try:
+            return int(self.w3.eth.get_transaction_count(address, block))  # type: ignore[arg-type]
+        except (OSError, Web3Exception) as exc:
+            raise ServiceUnavailableError("EVM JSON-RPC", self.endpoint, str(exc)) from exc
+
+    def block_transactions(self, block: int) -> list[AccountTx]:
+        try:
+            found: Any = self.w3.eth.get_block(block, full_transactions=True)
+        except (OSError, Web3Exception) as exc:
+            raise ServiceUnavailableError("EVM JSON-RPC", self.endpoint, str(exc)) from exc
+        return [
+            AccountTx("0x" + bytes(tx["hash"]).hex().removeprefix("0x"), str(tx["from"]),
+                      int(tx["nonce"]), bytes(tx["input"]))
+            for tx in found["transactions"]
+        ]  # fmt: skip
 
     def head_block_number(self) -> int:
         try:

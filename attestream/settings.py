@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     chain_id: int | None = None
     anchor_key: SecretStr | None = Field(default=None, description="hex private key")
     anchor_key_file: Path | None = None
+    # The anchor account's address, for verifiers that hold no anchor key: `forensic verify`
+    # demands a stored anchor for every anchor transaction of this account. Unset: the
+    # address of the anchor key above.
+    anchor_address: str | None = None
     anchor_interval_s: float = Field(default=30.0, gt=0)
     # Blocks (the anchor's own included) before an anchor is final. Unset: 3 on Sepolia (36 s
     # of 12 s slots; deeper reorgs are still watched for, see anchor_reorg_watch_blocks) and 1

@@ -31,6 +31,7 @@ class FaultKind(StrEnum):
     BAD_CHECKPOINT = "bad_checkpoint"
     ANCHOR_MISMATCH = "anchor_mismatch"
     UNANCHORED = "unanchored"
+    ANCHOR_MISSING = "anchor_missing"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ class Report:
     chains: list[int] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     range: RangeInfo | None = None
+    anchor_account: str | None = None
+    """The anchor account whose transactions on the chain were counted (None: not checked)."""
+    anchor_transactions: int | None = None
+    """Its transaction count at the head block: every anchor among them needs a row."""
 
     @property
     def ok(self) -> bool:
@@ -103,6 +108,10 @@ class Report:
             "anchors": self.anchors,
             "nodes": self.nodes,
             "chains": self.chains,
+            "anchor_account": self.anchor_account,
+            "anchor_transactions": self.anchor_transactions,
+            # False offline: a deleted anchor row can only be seen on the chain.
+            "anchor_account_checked": self.anchor_account is not None,
             "failures": [
                 {"kind": f.kind.value, "chain": f.chain, "seq": f.seq, "detail": f.detail}
                 for f in self.failures

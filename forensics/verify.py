@@ -5,7 +5,9 @@ number, the agreement of its searchable columns with its bytes, the stored tree 
 against the ones recomputed from the entries, the Merkle root at every checkpoint size, every
 checkpoint's signature, and that the chain ends where its checkpoints say. For each anchor:
 its root recomputed from the checkpoint notes it names and, when a chain reader is given, the
-transaction's calldata, status and sender on the EVM chain. Each fault is named with its
+transaction's calldata, status and sender on the EVM chain; given the anchor account too,
+that every anchor transaction of that account on the chain has its row
+(`forensics.verify_account`). Each fault is named with its
 (chain, seq) and kind (`FaultKind`, documented in docs/ledger-format.md, "Verification"); the
 walk then continues so one report lists every kind found. `verify_range` (in
 `forensics.verify_range`) checks a slice of one chain in time proportional to the slice.
@@ -17,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from forensics.report import Failure, FaultKind, RangeInfo, Report
+from forensics.verify_account import check_anchor_account
 from forensics.verify_anchor import ChainReader, OnChainTx, check_anchor
 from forensics.verify_chain import ChainWalk, check_checkpoints
 from forensics.verify_nodes import NodeSource, StoredNodes
@@ -46,7 +49,11 @@ def verify_ledger(
     verifiers: Sequence[NoteVerifier],
     chain_reader: ChainReader | None = None,
     min_confirmations: int = 0,
+    anchor_account: str | None = None,
 ) -> Report:
+    """Verify every chain and anchor of `source`. With a chain reader and the anchor account
+    (the verifier's own setting, never read from the store), also demand a stored anchor for
+    every anchor transaction that account has on the chain."""
     report = Report(chains=source.chains())
     notes: dict[tuple[int, int], bytes] = {}
     ends: dict[int, int] = {}
@@ -66,9 +73,15 @@ def verify_ledger(
             ends[chain] = walk.size
     anchors = source.anchors()
     report.anchors = len(anchors)
+    on_chain = []
     for anchor in anchors:
         _check_anchor_coverage(source, anchor, ends, report)
-        check_anchor(anchor, notes, chain_reader, report, min_confirmations)
+        tx = check_anchor(anchor, notes, chain_reader, report, min_confirmations)
+        on_chain.append((anchor, tx))
+    if chain_reader is not None and anchor_account is not None:
+        seen = check_anchor_account(anchor_account, on_chain, chain_reader, report,
+                                    min_confirmations)  # fmt: skip
+        report.anchor_account, report.anchor_transactions = seen.account, seen.transactions
     return report
 
 

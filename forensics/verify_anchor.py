@@ -21,13 +21,31 @@ class OnChainTx:
     status: int
     block_number: int
     block_hash: str
+    nonce: int = -1
+    """The sender's nonce (-1: not read), which places it among the account's transactions."""
+
+
+@dataclass(frozen=True)
+class AccountTx:
+    """One transaction of a block, as far as telling anchors apart needs it."""
+
+    tx_hash: str
+    sender: str
+    nonce: int
+    input: bytes
 
 
 class ChainReader(Protocol):
-    """Looks up an anchor transaction on the EVM chain (None when it is not there)."""
+    """Looks up anchor transactions on the EVM chain (None when it is not there)."""
 
     def transaction(self, tx_hash: str) -> OnChainTx | None: ...
     def head_block_number(self) -> int: ...
+    def transaction_count(self, address: str, block: int) -> int:
+        """The account's nonce after `block` (eth_getTransactionCount): how many
+        transactions it has sent in blocks 0..block."""
+        ...
+
+    def block_transactions(self, block: int) -> list[AccountTx]: ...
 
 
 def check_anchor(
@@ -36,10 +54,11 @@ def check_anchor(
     chain_reader: ChainReader | None,
     report: Report,
     min_confirmations: int = 0,
-) -> None:
+) -> OnChainTx | None:
     """Recompute the anchor's root from the checkpoint notes it names; with a chain reader,
     compare it with the transaction on the EVM chain, which must be buried under at least
-    `min_confirmations` blocks (counting its own)."""
+    `min_confirmations` blocks (counting its own). Returns that transaction (None: not read
+    or not found) so the account check can place it by its nonce."""
 
     def fail(
         kind: FaultKind, detail: str, chain: int | None = None, seq: int | None = None
@@ -50,26 +69,32 @@ def check_anchor(
     if missing:
         chain, size = missing[0]
         fail(K.ANCHOR_MISMATCH, f"names checkpoint size {size} that the store lacks", chain, size)
-        return
+        return _read(anchor, chain_reader)
     root = anchor_root([notes[key] for key in anchor.checkpoints])
     if root != anchor.root:
         fail(K.ANCHOR_MISMATCH, f"root {anchor.root.hex()} != recomputed {root.hex()}")
-    if chain_reader is not None:
-        faults = _transaction_faults(anchor, root, chain_reader)
-        for kind, detail in faults:
-            fail(kind, detail)
-        if not faults and min_confirmations > 0:
-            depth = chain_reader.head_block_number() - anchor.block_number + 1
-            if depth < min_confirmations:
-                fail(K.UNANCHORED, f"{depth} of {min_confirmations} confirmations so far")
+    if chain_reader is None:
+        return None
+    tx = chain_reader.transaction(anchor.tx_hash)
+    faults = _transaction_faults(anchor, root, tx)
+    for kind, detail in faults:
+        fail(kind, detail)
+    if not faults and min_confirmations > 0:
+        depth = chain_reader.head_block_number() - anchor.block_number + 1
+        if depth < min_confirmations:
+            fail(K.UNANCHORED, f"{depth} of {min_confirmations} confirmations so far")
+    return tx
+
+
+def _read(anchor: StoredAnchor, chain_reader: ChainReader | None) -> OnChainTx | None:
+    return None if chain_reader is None else chain_reader.transaction(anchor.tx_hash)
 
 
 def _transaction_faults(
-    anchor: StoredAnchor, root: bytes, chain_reader: ChainReader
+    anchor: StoredAnchor, root: bytes, tx: OnChainTx | None
 ) -> list[tuple[FaultKind, str]]:
     """The transaction must exist, carry `root` in its calldata, have succeeded, and match
     the recorded sender and block."""
-    tx = chain_reader.transaction(anchor.tx_hash)
     if tx is None:
         return [(K.UNANCHORED, "transaction not found on the chain")]
     try:

@@ -11,12 +11,13 @@ import json
 import typer
 from rich.console import Console
 from rich.table import Table
+from web3 import Web3
 
 from anchoring.reader import Web3ChainReader
 from anchoring.rpc import redact_url
-from anchoring.service import connect
-from attestream.errors import UsageError
-from attestream.settings import load_settings
+from anchoring.service import connect, load_account
+from attestream.errors import ConfigError, UsageError
+from attestream.settings import Settings, load_settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.verify import Report, verify_ledger
 from forensics.verify_range import verify_range
@@ -26,6 +27,8 @@ app = typer.Typer(help="Search, verify and prove logged decisions.", no_args_is_
 
 VERIFY_HELP = (
     "Recompute every hash, link, tree node, root, signature and anchor; exit 1 on any fault."
+    " Online, every anchor transaction the anchor account (ATTESTREAM_ANCHOR_ADDRESS, else the"
+    " anchor key's address) has on the EVM chain must have its row (`anchor_missing`)."
     "\n\nWith --chain, --from and --to, only entries FROM..TO of one chain are checked, in"
     " time proportional to the range: the tree before FROM is the stored compact range at size"
     " FROM, TRUSTED rather than recomputed (the report says so), and the link into the range"
@@ -38,7 +41,9 @@ VERIFY_HELP = (
 def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     offline: bool = typer.Option(
-        False, help="Skip the EVM chain look-ups (anchors are checked against the store only)."
+        False,
+        help="Skip the EVM chain look-ups (anchors are checked against the store only, and"
+        " anchors missing from it cannot be seen).",
     ),
     chain: int | None = typer.Option(
         None, "--chain", min=0, envvar="ATTESTREAM_VERIFY_CHAIN",
@@ -58,14 +63,16 @@ def verify(
     verifiers = trusted_verifiers(settings)
     reader = None
     confirmations = 0
+    account = None
     if not offline and span is None:
         rpc_url, chain_id = settings.require_rpc()
+        account = anchor_account(settings)
         reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
         confirmations = settings.confirmations(chain_id)
     store = open_store(settings)
     try:
         if span is None:
-            report = verify_ledger(store, verifiers, reader, confirmations)
+            report = verify_ledger(store, verifiers, reader, confirmations, account)
         else:
             report = verify_range(store, verifiers, *span)
     finally:
@@ -75,6 +82,22 @@ def verify(
     else:
         _print_report(report)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def anchor_account(settings: Settings) -> str:
+    """The anchor account's address from the verifier's own settings (never the store):
+    ATTESTREAM_ANCHOR_ADDRESS, else the address of the configured anchor key."""
+    if settings.anchor_address is not None:
+        address = settings.anchor_address.strip()
+        if not Web3.is_address(address):
+            raise ConfigError(f"ATTESTREAM_ANCHOR_ADDRESS is not an address: {address!r}")
+        return str(Web3.to_checksum_address(address))
+    if settings.anchor_key is None and settings.anchor_key_file is None:
+        raise ConfigError(
+            "no anchor account to check the chain's anchors against: set"
+            " ATTESTREAM_ANCHOR_ADDRESS (or ATTESTREAM_ANCHOR_KEY[_FILE]), or verify --offline"
+        )
+    return str(load_account(settings.anchor_private_key()).address)
 
 
 def _verify_span(
@@ -98,6 +121,14 @@ def _print_report(report: Report) -> None:
         f"{verdict}: {report.entries} entries in {len(report.chains)} chain(s),"
         f" {report.checkpoints} checkpoints, {report.anchors} anchors"
     )
+    if report.anchor_account is not None:
+        console.print(
+            f"anchor account {report.anchor_account}: {report.anchor_transactions} transactions"
+            " on the chain, every anchor among them has its row unless listed below"
+        )
+    elif report.range is None:
+        console.print("anchors on the chain were not checked (--offline): a deleted anchor row"
+                      " cannot be seen")  # fmt: skip
     if report.range is not None:
         r = report.range
         console.print(
