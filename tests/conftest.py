@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from anchor_account import funded_anchor_key
 
 from attestream.errors import AttestreamError
 from attestream.settings import Settings
@@ -108,8 +109,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def isolated(settings_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings on the session stack with this test's own topics, database, group and keys,
-    so tests sharing one broker and one ClickHouse never see each other's data."""
+    so tests sharing one broker and one ClickHouse never see each other's data. The anchor
+    account is this test's own too: `forensic verify` demands a row in this database for
+    every anchor transaction of the account."""
     suffix = uuid.uuid4().hex[:10]
+    anchor_key = settings_env.home / "keys" / f"anchor-{suffix}.key"
+    funded_anchor_key(settings_env.require_rpc()[0], anchor_key)
     database = f"t_{suffix}"
     url = settings_env.require_clickhouse().rsplit("/", 1)[0] + f"/{database}"
     env = {
@@ -124,6 +129,7 @@ def isolated(settings_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
         "ATTESTREAM_DETECT_METRICS_PORT": "0",
         "ATTESTREAM_LEDGER_METRICS_PORT": "0",
         "ATTESTREAM_ANCHOR_METRICS_PORT": "0",
+        "ATTESTREAM_ANCHOR_KEY_FILE": str(anchor_key),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from anchor_account import funded_anchor_key
 from factories import make_decision
 from ledger_helpers import (
     copy_ledger,
@@ -31,6 +32,7 @@ from ledger_helpers import (
 )
 from pydantic import SecretStr
 
+from anchoring.reader import Web3ChainReader
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
@@ -38,6 +40,7 @@ from attestream.settings import Settings
 from attestream.wiring import create_ledger_key, open_store, trusted_verifiers
 from forensics.report import Report
 from forensics.verify import verify_ledger
+from forensics.verify_account import FINALITY_GRACE_BLOCKS
 from forensics.verify_range import verify_range
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
@@ -179,6 +182,55 @@ def test_truncated_tail(ledger: Ledger) -> None:
     tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s", {"n": cut})
     delete_nodes_from_leaf(ledger.store, 0, cut)
     assert ledger.verify() == {("truncated", 0, cut), ("anchor_mismatch", 0, ENTRIES)}
+
+
+def anchor_with_own_account(ledger: Ledger, tmp_path: Any) -> tuple[str, Web3ChainReader]:
+    """Anchor the ledger's latest checkpoint from a new account (the chain must hold no
+    other ledger's anchors from it), buried past the verifier's in-flight window."""
+    rpc_url, chain_id = ledger.settings.require_rpc()
+    key_file = tmp_path / "anchor.key"
+    account = funded_anchor_key(rpc_url, key_file)
+    client = ChainClient(rpc_url, chain_id)
+    service = AnchorService(ledger.store, client, key_file.read_text().strip())
+    assert anchor_once(service) is not None
+    client.w3.provider.make_request("anvil_mine", [hex(FINALITY_GRACE_BLOCKS + 1)])  # type: ignore[arg-type]
+    return account, Web3ChainReader(client.w3, rpc_url)
+
+
+def test_deleted_anchor_rows_are_missing_on_the_chain(ledger: Ledger, tmp_path: Any) -> None:
+    account, reader = anchor_with_own_account(ledger, tmp_path)
+    assert found(verify_ledger(ledger.store, ledger.verifiers, reader, 1, account)) == set()
+    tamper(ledger.store, "ALTER TABLE {db}.anchors DELETE WHERE 1 = 1")
+    assert ledger.verify() == set(), "the store alone cannot tell"
+    report = verify_ledger(ledger.store, ledger.verifiers, reader, 1, account)
+    assert found(report) == {("anchor_missing", None, None)}
+    assert report.failures[0].detail.startswith("nonce 0: anchor transaction 0x")
+    env = {**cli_env(ledger), "ATTESTREAM_RPC_URL": ledger.settings.require_rpc()[0],
+           "ATTESTREAM_CHAIN_ID": str(ledger.settings.require_rpc()[1]),
+           "ATTESTREAM_ANCHOR_ADDRESS": account}  # fmt: skip
+    command = [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--json"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert [f["kind"] for f in json.loads(done.stdout)["failures"]] == ["anchor_missing"]
+    offline = subprocess.run([*command, "--offline"], env=env, capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert json.loads(offline.stdout)["anchor_account_checked"] is False
+
+
+def test_a_tail_deleted_with_its_anchor_row_is_missing_on_the_chain(
+    ledger: Ledger, tmp_path: Any
+) -> None:
+    account, reader = anchor_with_own_account(ledger, tmp_path)
+    cut = ledger.sizes()[-2]
+    tamper(ledger.store, "ALTER TABLE {db}.entries DELETE WHERE seq >= %(n)s", {"n": cut})
+    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s", {"n": cut})
+    delete_nodes_from_leaf(ledger.store, 0, cut)
+    tamper(ledger.store, "ALTER TABLE {db}.anchors DELETE WHERE 1 = 1")
+    assert ledger.verify() == set(), "a shorter chain, consistent in every way"
+    report = verify_ledger(ledger.store, ledger.verifiers, reader, 1, account)
+    assert found(report) == {("anchor_missing", None, None)}
+    assert "nonce 0" in report.failures[0].detail
 
 
 def test_checkpoint_by_an_untrusted_key_or_with_an_edited_note(ledger: Ledger) -> None:
