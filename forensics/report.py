@@ -31,6 +31,8 @@ class FaultKind(StrEnum):
     BAD_CHECKPOINT = "bad_checkpoint"
     ANCHOR_MISMATCH = "anchor_mismatch"
     UNANCHORED = "unanchored"
+    TREE_SHRUNK = "tree_shrunk"
+    INCONSISTENT = "inconsistent"
 
 
 @dataclass(frozen=True)
