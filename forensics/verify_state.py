@@ -79,9 +79,10 @@ class HistoryCheck:
 
 def check_ledger_history(
     source: CheckpointSource, state: TrustedState, seen: Sequence[SeenCheckpoint],
-    origin: str, report: Report,
+    origin_prefix: str, verifiers: Sequence[NoteVerifier], report: Report,
 ) -> HistoryCheck:  # fmt: skip
-    """Step 3: every fault goes into `report` (kind `tree_shrunk`, `fork`, `inconsistent`)."""
+    """Step 3: every fault goes into `report` (kind `tree_shrunk`, `fork`, `inconsistent`).
+    `origin_prefix` is the log's configured origin (a chain's origin is `<prefix>/<chain>`)."""
     result = HistoryCheck([], [])
     for s in seen:
         remembered = state.remembered(s.checkpoint.origin, s.key, s.chain)
@@ -104,23 +105,25 @@ def check_ledger_history(
                 f"no consistency proof from the verified size {remembered.size} to"
                 f" {s.checkpoint.size}: {exc}",
             )  # fmt: skip
-    _check_vanished(state, seen, origin, report)
+    _check_vanished(state, seen, origin_prefix, verifiers, report)
     return result
 
 
 def _check_vanished(
-    state: TrustedState, seen: Sequence[SeenCheckpoint], origin: str, report: Report
-) -> None:
-    """A remembered chain of this log (origin and one of the keys seen now) without any
-    checkpoint left: its checkpoints were deleted, the tree shrank to nothing."""
-    keys = {s.key for s in seen}
-    present = {(s.key, s.chain) for s in seen}
+    state: TrustedState, seen: Sequence[SeenCheckpoint], origin_prefix: str,
+    verifiers: Sequence[NoteVerifier], report: Report,
+) -> None:  # fmt: skip
+    """A remembered chain of this log (origin `<prefix>/<chain>`, signed by a key trusted now)
+    that has no checkpoint left: its checkpoints were deleted, the tree shrank to nothing."""
+    trusted = {f"{v.name}+{v.key_id:08x}" for v in verifiers}
+    present = {s.chain for s in seen}
     for cp in state.checkpoints:
-        if cp.origin == origin and cp.key in keys and (cp.key, cp.chain) not in present:
+        ours = cp.origin == f"{origin_prefix}/{cp.chain}" and trusted & set(cp.key.split(","))
+        if ours and cp.chain not in present:
             report.fail(
                 FaultKind.TREE_SHRUNK, cp.chain, 0,
-                f"chain {cp.chain} of {origin} has no signed checkpoint left, but one of size"
-                f" {cp.size} was verified on {cp.verified_at}",
+                f"chain {cp.chain} of {cp.origin} has no signed checkpoint left, but one of"
+                f" size {cp.size} was verified on {cp.verified_at}",
             )  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from forensics.trusted_state import SeenCheckpoint, TrustedState, load_state, sa
 from forensics.verify import Report, verify_ledger
 from forensics.verify_range import verify_range
 from forensics.verify_state import HistoryCheck, check_ledger_history, latest_checkpoints
+from ledger.keys import NoteVerifier
 from ledger.store import ClickHouseStore
 
 app = typer.Typer(help="Search, verify and prove logged decisions.", no_args_is_help=True)
@@ -82,7 +83,7 @@ def verify(
             seen = latest_checkpoints(store, verifiers)
             report = verify_ledger(store, verifiers, reader, confirmations)
             if trusted is not None and path is not None:
-                history = _remember(store, settings, trusted, seen, report, path)
+                history = _remember(store, settings, verifiers, trusted, seen, report, path)
         else:
             report = verify_range(store, verifiers, *span)
     finally:
@@ -98,12 +99,12 @@ def verify(
 
 
 def _remember(
-    store: ClickHouseStore, settings: Settings, trusted: TrustedState,
-    seen: list[SeenCheckpoint], report: Report, path: Path,
+    store: ClickHouseStore, settings: Settings, verifiers: list[NoteVerifier],
+    trusted: TrustedState, seen: list[SeenCheckpoint], report: Report, path: Path,
 ) -> HistoryCheck:  # fmt: skip
     """Compare with the remembered checkpoints; remember the new ones only if nothing failed
     (steps 3 and 4 of `forensics.verify_state`)."""
-    history = check_ledger_history(store, trusted, seen, settings.log_origin, report)
+    history = check_ledger_history(store, trusted, seen, settings.log_origin, verifiers, report)
     if report.ok:
         for s in seen:
             trusted.remember(s.record("forensic verify"))
