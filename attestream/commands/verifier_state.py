@@ -6,14 +6,15 @@ from pathlib import Path
 
 import typer
 
-from attestream.errors import UsageError
 from attestream.settings import Settings, load_settings
 
 STATE_HELP = (
     "The verifier's trusted-state file: the last checkpoint verified per log origin, key and"
     " chain (default: <home>/verifier/state.json)."
 )
-NO_STATE_HELP = "Neither read nor write the trusted state: trust what is shown now only."
+NO_STATE_HELP = (
+    "Neither read nor write the trusted state (even with --state): trust what is shown now."
+)
 
 StateOption = typer.Option(None, "--state", envvar="ATTESTREAM_VERIFY_STATE", help=STATE_HELP)
 NoStateOption = typer.Option(False, "--no-state", envvar="ATTESTREAM_VERIFY_NO_STATE",
@@ -25,10 +26,9 @@ def default_state_path(settings: Settings) -> Path:
 
 
 def state_path(state: Path | None, no_state: bool, settings: Settings | None = None) -> Path | None:
-    """The state file to use, or None with --no-state."""
+    """The state file to use, or None with --no-state (which wins over --state, so that a
+    state file set in the environment can be left out for one run)."""
     if no_state:
-        if state is not None:
-            raise UsageError("--state and --no-state exclude each other")
         return None
     if state is not None:
         return state
