@@ -18,6 +18,7 @@ from ledger.merkle import (
     MemoryNodeStore,
     MerkleTree,
     Node,
+    RootHash,
     consistency_proof,
     inclusion_proof,
 )
@@ -39,7 +40,7 @@ def bundle(size: int, seq: int = 3, forged: bool = False, since: int | None = No
         Node(k >> LEVEL_SHIFT, k & MASK, h)
         for k, h in zip(result.node_keys, result.node_hashes, strict=True)
     )
-    note = sign_note(Checkpoint(f"{SIGNER.name}/0", size, result.root).body(), SIGNER)
+    note = sign_note(Checkpoint(f"{SIGNER.name}/0", size, RootHash(result.root)).body(), SIGNER)
     proof = inclusion_proof(seq, size, nodes)
     consistency = consistency_proof(since, size, nodes) if since else None
     return ProofBundle(0, seq, bytes(result.entries["entry"][seq]), size, proof, note,

@@ -184,7 +184,7 @@ class _Nodes:
         self.ledger = ledger
 
     def read_nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-        return self.ledger.read_nodes(0, ids)
+        return dict(self.ledger.read_nodes(0, ids))
 
 
 def sign_with(ledger: MemoryLedger, signer: NoteSigner) -> bytes:
