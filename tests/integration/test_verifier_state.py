@@ -12,12 +12,17 @@ import sys
 import uuid
 from typing import Any
 
+import pytest
 from factories import make_decision
 from ledger_helpers import fresh_database_url, publish_decisions, run_sequencer
 from pydantic import SecretStr
 
+from attestream.errors import UsageError
 from attestream.settings import Settings
-from attestream.wiring import open_store
+from attestream.wiring import open_store, trusted_verifiers
+from forensics.proofs import prove_verified
+from ledger.merkle import verify_consistency
+from ledger.note import open_checkpoint
 from streams.schemas import Decision
 from streams.topics import ensure_topics
 
@@ -62,12 +67,32 @@ def faults(report: dict[str, Any]) -> set[tuple[str, int, int]]:
     return {(f["kind"], f["chain"], f["seq"]) for f in report["failures"]}
 
 
+def check_since_size(settings: Settings) -> None:
+    """`prove --since-size N` embeds the consistency proof from the signed checkpoint of size N
+    to the proof's, read from the stored nodes; a size beyond the proof's is a usage error."""
+    store = open_store(settings)
+    try:
+        verifiers = trusted_verifiers(settings)
+        first = min(cp.size for cp in store.checkpoints(0))
+        target = make_decision(ENTRIES - 1).decision_id
+        bundle = prove_verified(store, target, verifiers, since_size=first)
+        assert bundle.since_size == first and bundle.consistency is not None
+        old = open_checkpoint(store.checkpoint_at(0, first)[0].note, verifiers)
+        new = open_checkpoint(bundle.checkpoint, verifiers)
+        verify_consistency(first, new.size, bundle.consistency, old.root, new.root)
+        with pytest.raises(UsageError, match="--since-size must be between 1 and"):
+            prove_verified(store, target, verifiers, since_size=ENTRIES + 1)
+    finally:
+        store.close()
+
+
 def test_a_consistent_rebuild_is_a_named_fault(isolated: Settings) -> None:
     decisions = [make_decision(i) for i in range(ENTRIES)]
     original = build(isolated, decisions)
     code, report = verify(original)
     assert code == 0 and report["trusted_state"]["first_use"] == [0], report
     assert verify(original)[1]["trusted_state"]["checked"] == [0]
+    check_since_size(original)
 
     shorter = build(isolated, decisions[:8])  # every hash recomputed, signed by the same key
     code, report = verify(shorter)
