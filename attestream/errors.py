@@ -211,3 +211,15 @@ class InsufficientFundsError(AnchorBlockedError):
 
 class FeeCapError(AnchorBlockedError):
     reason = "fee_cap"
+
+
+class HistoryConflictError(VerificationError):
+    """A verified checkpoint does not extend the one a verifier remembered from an earlier
+    run: `kind` is `tree_shrunk`, `fork` or `inconsistent` (docs/ledger-format.md,
+    "Verification")."""
+
+    kind = "history_conflict"
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -54,9 +54,14 @@ class ProofBundle:
     inclusion: list[bytes]
     checkpoint: bytes
     anchor: AnchorProof | None = None
+    since_size: int | None = None
+    """With `consistency`: the earlier tree size the consistency proof starts from."""
+    consistency: list[bytes] | None = None
+    """RFC 9162 2.1.4.1 proof from `since_size` to `tree_size` (`prove --since-size`), so a
+    verifier who remembers the checkpoint of `since_size` can check this one extends it."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": BUNDLE_FORMAT,
             "chain": self.chain,
             "seq": self.seq,
@@ -67,6 +72,12 @@ class ProofBundle:
             "checkpoint": self.checkpoint.decode("utf-8"),
             "anchor": self.anchor.to_json() if self.anchor else None,
         }
+        if self.consistency is not None:  # optional: files without it keep their old form
+            data["consistency"] = {
+                "since_size": self.since_size,
+                "proof": [h.hex() for h in self.consistency],
+            }
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProofBundle:
@@ -82,7 +93,21 @@ class ProofBundle:
             inclusion=_hashes(data, "inclusion_proof"),
             checkpoint=_text(data, "checkpoint").encode("utf-8", "surrogatepass"),
             anchor=AnchorProof.from_json(data["anchor"]) if data.get("anchor") else None,
+            **_consistency(data),
         )
+
+
+def _consistency(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional `consistency` member: {"since_size": N, "proof": [hex, ...]}."""
+    value = data.get("consistency")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedError("proof file field 'consistency' must be an object")
+    since_size = _int(value, "since_size")
+    if since_size == 0:
+        raise MalformedError("proof file field 'since_size' must be positive")
+    return {"since_size": since_size, "consistency": _hashes(value, "proof")}
 
 
 def _field(data: Mapping[str, Any], name: str) -> Any:
@@ -147,12 +172,22 @@ def prove_decision(store: ClickHouseStore, decision_id: str) -> ProofBundle:
 
 
 def prove_verified(
-    store: ClickHouseStore, decision_id: str, verifiers: Sequence[NoteVerifier]
-) -> ProofBundle:
+    store: ClickHouseStore, decision_id: str, verifiers: Sequence[NoteVerifier],
+    since_size: int | None = None,
+) -> ProofBundle:  # fmt: skip
     """`prove_decision`, then the proof checked as an auditor will check it (`verify_bundle`:
     the stored checkpoint's signature, the entry, the inclusion proof, the anchor proof). A
-    proof that would fail at the auditor's end is never handed out: VerificationError."""
+    proof that would fail at the auditor's end is never handed out: VerificationError. With
+    `since_size`, the bundle also carries the consistency proof from that size."""
     bundle = prove_decision(store, decision_id)
+    if since_size is not None:
+        if not 0 < since_size <= bundle.tree_size:
+            raise UsageError(
+                f"--since-size must be between 1 and the proof's tree size {bundle.tree_size},"
+                f" got {since_size}"
+            )
+        proof = consistency_proof(since_size, bundle.tree_size, ChainNodes(store, bundle.chain))
+        bundle = dataclasses.replace(bundle, since_size=since_size, consistency=proof)
     try:
         verify_bundle(bundle, verifiers)
     except (VerificationError, MalformedError) as exc:

@@ -32,6 +32,8 @@ class FaultKind(StrEnum):
     ANCHOR_MISMATCH = "anchor_mismatch"
     UNANCHORED = "unanchored"
     ANCHOR_MISSING = "anchor_missing"
+    TREE_SHRUNK = "tree_shrunk"
+    INCONSISTENT = "inconsistent"
 
 
 @dataclass(frozen=True)

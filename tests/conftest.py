@@ -73,9 +73,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
 
 
 @pytest.fixture
-def settings_env(stack: StackEndpoints, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings_env(
+    stack: StackEndpoints, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Settings:
     """Settings pointed at the session stack, also exported as ATTESTREAM_* variables so that
-    CLI subprocesses started by the test see the same endpoints."""
+    CLI subprocesses started by the test see the same endpoints. Each test gets its own
+    verifier state file: tests verify many ledgers of one log origin from one home, and a
+    verifier that remembered another test's ledger would rightly call this one a fork."""
     for name in list(os.environ):
         if name.startswith("ATTESTREAM_"):
             monkeypatch.delenv(name)
@@ -86,6 +90,7 @@ def settings_env(stack: StackEndpoints, monkeypatch: pytest.MonkeyPatch) -> Sett
         "ATTESTREAM_RPC_URL": stack.rpc_url,
         "ATTESTREAM_CHAIN_ID": str(stack.chain_id),
         "ATTESTREAM_ANCHOR_KEY_FILE": str(stack.anchor_key_file),
+        "ATTESTREAM_VERIFY_STATE": str(tmp_path / "verifier-state.json"),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -72,6 +72,11 @@ class MemoryLedger:
                 found.setdefault(key & MASK, set()).add(value)
         return [(index, tuple(sorted(found[index]))) for index in sorted(found)]
 
+    def read_nodes(self, chain: int, ids: Any) -> dict[tuple[int, int], bytes]:
+        wanted = set(ids)
+        nodes = ((k >> LEVEL_SHIFT, k & MASK, h) for k, h in self.node_rows.get(chain, []))
+        return {(lv, i): h for lv, i, h in nodes if (lv, i) in wanted}
+
     # --- tampering -------------------------------------------------------------------------
     def set_node(self, level: int, index: int, value: bytes, chain: int = 0) -> None:
         key = level << LEVEL_SHIFT | index

@@ -7,6 +7,7 @@ be reached (so nothing was checked).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -16,11 +17,16 @@ from web3 import Web3
 from anchoring.reader import Web3ChainReader
 from anchoring.rpc import redact_url
 from anchoring.service import connect, load_account
+from attestream.commands.verifier_state import NoStateOption, StateOption, state_path
 from attestream.errors import ConfigError, UsageError
 from attestream.settings import Settings, load_settings
 from attestream.wiring import open_store, trusted_verifiers
+from forensics.trusted_state import SeenCheckpoint, TrustedState, load_state, save_state
 from forensics.verify import Report, verify_ledger
 from forensics.verify_range import verify_range
+from forensics.verify_state import HistoryCheck, check_ledger_history, latest_checkpoints
+from ledger.keys import NoteVerifier
+from ledger.store import ClickHouseStore
 
 app = typer.Typer(help="Search, verify and prove logged decisions.", no_args_is_help=True)
 
@@ -34,6 +40,10 @@ VERIFY_HELP = (
     " FROM, TRUSTED rather than recomputed (the report says so), and the link into the range"
     " is the hash of entry FROM-1. Checkpoints of sizes FROM+1..TO+1 and their signatures are"
     " checked; nothing outside the range is read, and anchors are not checked."
+    "\n\nA whole-ledger verification remembers the latest checkpoint of every chain in the"
+    " trusted-state file (--state) and, on every later run, demands that the ledger extends"
+    " it: a shrunk tree, a fork or a failed consistency proof fails. The first run trusts what"
+    " it sees (trust on first use). A range verification neither reads nor writes the state."
 )
 
 
@@ -56,6 +66,8 @@ def verify(
         None, "--to", min=0, envvar="ATTESTREAM_VERIFY_TO",
         help="Last seq of the range (inclusive).",
     ),
+    state: Path | None = StateOption,
+    no_state: bool = NoStateOption,
 ) -> None:  # fmt: skip
     """Recompute every hash, link, tree node, root, signature and anchor (see VERIFY_HELP)."""
     span = _verify_span(chain, first, last)
@@ -69,18 +81,27 @@ def verify(
         account = anchor_account(settings)
         reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
         confirmations = settings.confirmations(chain_id)
+    path = state_path(state, no_state, settings) if span is None else None
+    trusted = load_state(path) if path is not None else None  # a bad file: exit 2, before work
     store = open_store(settings)
+    history = None
     try:
         if span is None:
+            seen = latest_checkpoints(store, verifiers)
             report = verify_ledger(store, verifiers, reader, confirmations, account)
+            if trusted is not None and path is not None:
+                history = _remember(store, settings, verifiers, trusted, seen, report, path)
         else:
             report = verify_range(store, verifiers, *span)
     finally:
         store.close()
     if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
+        data = report.to_json()
+        data["trusted_state"] = _history_json(path, history)
+        typer.echo(json.dumps(data, indent=2))
     else:
         _print_report(report)
+        _print_history(path, history)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -98,6 +119,40 @@ def anchor_account(settings: Settings) -> str:
             " ATTESTREAM_ANCHOR_ADDRESS (or ATTESTREAM_ANCHOR_KEY[_FILE]), or verify --offline"
         )
     return str(load_account(settings.anchor_private_key()).address)
+
+
+def _remember(
+    store: ClickHouseStore, settings: Settings, verifiers: list[NoteVerifier],
+    trusted: TrustedState, seen: list[SeenCheckpoint], report: Report, path: Path,
+) -> HistoryCheck:  # fmt: skip
+    """Compare with the remembered checkpoints; remember the new ones only if nothing failed
+    (steps 3 and 4 of `forensics.verify_state`)."""
+    history = check_ledger_history(store, trusted, seen, settings.log_origin, verifiers, report)
+    if report.ok:
+        for s in seen:
+            trusted.remember(s.record("forensic verify"))
+        save_state(path, trusted)
+    return history
+
+
+def _history_json(path: Path | None, history: HistoryCheck | None) -> object:
+    if path is None or history is None:
+        return None
+    return {
+        "file": str(path),
+        "first_use": [s.chain for s in history.first_use],
+        "checked": [s.chain for s in history.checked],
+    }
+
+
+def _print_history(path: Path | None, history: HistoryCheck | None) -> None:
+    if path is None or history is None:
+        return
+    for s in history.first_use:
+        typer.echo(f"trust on first use: chain {s.chain} of {s.checkpoint.origin} at size"
+                   f" {s.checkpoint.size} was not known to {path}")  # fmt: skip
+    for s in history.checked:
+        typer.echo(f"chain {s.chain} checked against the checkpoint remembered in {path}")
 
 
 def _verify_span(

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from anchoring.rpc import ChainClient
+from attestream.commands.verifier_state import NoStateOption, StateOption, state_path
 from attestream.errors import UsageError
 from attestream.settings import load_settings
 from attestream.wiring import open_store, trusted_verifiers
@@ -18,6 +19,8 @@ from forensics.proofs import (
     verify_bundle,
     verify_bundle_on_chain,
 )
+from forensics.trusted_state import load_state, save_state, seen_checkpoint
+from forensics.verify_state import ProofHistory, check_proof_history
 from ledger.keys import NoteVerifier, parse_verifier_key
 
 KEY_HELP = "Trusted verifier key (repeatable); default: ATTESTREAM_TRUSTED_KEYS / local key."
@@ -35,6 +38,14 @@ def prove(
         None, "-o", "--output", envvar="ATTESTREAM_PROOF_OUTPUT", help="Write the proof file here."
     ),
     key: list[str] = typer.Option(None, "--key", envvar="ATTESTREAM_PROVE_KEYS", help=KEY_HELP),
+    since_size: int | None = typer.Option(
+        None,
+        "--since-size",
+        min=1,
+        envvar="ATTESTREAM_PROVE_SINCE_SIZE",
+        help="Also embed the consistency proof from this earlier tree size (one a verifier"
+        " remembers) to the proof's checkpoint.",
+    ),
 ) -> None:
     """Write a proof file: the entry, its inclusion proof and the signed checkpoint. The proof
     is verified first (signature, inclusion): exit 1, and no file, if it does not verify."""
@@ -42,7 +53,7 @@ def prove(
     verifiers = _verifiers(key)
     store = open_store(settings)
     try:
-        bundle = prove_verified(store, decision_id, verifiers)
+        bundle = prove_verified(store, decision_id, verifiers, since_size)
     finally:
         store.close()
     text = json.dumps(bundle.to_json(), indent=2) + "\n"
@@ -70,9 +81,15 @@ def verify_proof(
         help="With --rpc-url: blocks the anchor must be buried under.",
     ),
     as_json: bool = typer.Option(False, "--json"),
+    state: Path | None = StateOption,
+    no_state: bool = NoStateOption,
 ) -> None:  # fmt: skip
     """Check a proof file: signature, inclusion, entry position, anchor proof; with --rpc-url
-    also the anchor transaction. Exit 1 on failure, 3 if the RPC cannot be reached."""
+    also the anchor transaction; then its checkpoint against the one remembered in the
+    trusted-state file (--state): a fork fails, and so does a failing consistency proof the
+    file carries. Exit 1 on failure, 3 if the RPC cannot be reached."""
+    path = state_path(state, no_state)
+    trusted = load_state(path) if path is not None else None  # a bad file: exit 2, before work
     try:
         content = proof_file.read_bytes()
     except OSError as exc:
@@ -86,8 +103,16 @@ def verify_proof(
             bundle.anchor.network_chain_id if bundle.anchor else 0)  # fmt: skip
         lookup = ChainClient(rpc_url, network)
         verdict = verify_bundle_on_chain(bundle, verifiers, lookup, confirmations)
+    history = None
+    if trusted is not None and path is not None:
+        seen = seen_checkpoint(bundle.chain, bundle.checkpoint, verifiers)
+        history = check_proof_history(trusted, seen, bundle.since_size, bundle.consistency)
+        if history.advance:
+            trusted.remember(seen.record("forensic verify-proof"))
+            save_state(path, trusted)
     if as_json:
-        typer.echo(json.dumps(verdict.to_json(), indent=2))
+        typer.echo(json.dumps({**verdict.to_json(), "trusted_state": _history_json(path, history)},
+                              indent=2))  # fmt: skip
     else:
         typer.echo(f"VERIFIED: decision {verdict.decision_id} is entry {verdict.chain}/"
                    f"{verdict.seq} of {verdict.origin} (tree size {verdict.tree_size}),"
@@ -97,6 +122,14 @@ def verify_proof(
             typer.echo(f"anchored in transaction {verdict.anchor_tx} ({where})")
         else:
             typer.echo("not anchored when proven")
+        if history is not None:
+            typer.echo(f"trusted state ({path}): {history.message}")
+
+
+def _history_json(path: Path | None, history: ProofHistory | None) -> object:
+    if path is None or history is None:
+        return None
+    return {"file": str(path), "message": history.message, "remembered": history.advance}
 
 
 def consistency(

@@ -330,6 +330,10 @@ def cli_env(ledger: Ledger) -> dict[str, str]:
         "ATTESTREAM_CLICKHOUSE_URL": ledger.settings.require_clickhouse(),
         "ATTESTREAM_LEDGER_KEY_FILE": str(ledger.settings.ledger_key_path),
         "ATTESTREAM_LOG_ORIGIN": ledger.settings.log_origin,
+        # A verifier of its own per ledger: every copy shares the origin and the key.
+        "ATTESTREAM_VERIFY_STATE": str(
+            ledger.settings.home / "verifier" / f"{ledger.store.database}.json"
+        ),
     })  # fmt: skip
     return env
 
