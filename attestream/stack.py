@@ -1,4 +1,5 @@
-"""The local stack: a Kafka-compatible broker, ClickHouse and an EVM chain (DESIGN.md section 9).
+"""The local stack: a Kafka-compatible broker, ClickHouse and an EVM chain (README, "How it
+fits together").
 
 `StackManager(home)` starts the three services as detached processes on free loopback ports,
 records their pids and endpoints in `<home>/stack.json` (the file `attestream.settings` reads),

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the detection worker (names per DESIGN.md section 8).
+"""Prometheus metrics of the detection worker: `attestream_detect_<name>_<unit>`, counters
+ending in `_total`, bounded labels (docs/operations.md, "Long-running processes").
 
 Every record a decide agent consumes ends as exactly one decision or one dead letter, so per
 detector `attestream_detect_events_total` = `attestream_detect_decided_total` +

@@ -1,4 +1,4 @@
-"""`attestream stack up|down|status`: the local dev stack (DESIGN.md section 9).
+"""`attestream stack up|down|status`: the local dev stack (README, "How it fits together").
 
 A thin layer over `attestream.stack.StackManager`, which the test fixtures use too.
 """

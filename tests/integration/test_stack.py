@@ -1,4 +1,4 @@
-"""The local stack against the real services (DESIGN.md section 9).
+"""The local stack against the real services (README, "How it fits together").
 
 Each test starts its own stack in its own temporary home (a start takes well under a second
 here), so stopping and restarting never disturbs the session `stack` fixture.
