@@ -3,6 +3,7 @@ the session stack), environments pointing at it, and scraping a process's metric
 
 from __future__ import annotations
 
+import os
 import socket
 import urllib.request
 import uuid
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from attestream.settings import Settings
@@ -54,6 +56,16 @@ class DrillStack:
             "ATTESTREAM_LEDGER_METRICS_PORT": str(free_port()),
             "ATTESTREAM_ANCHOR_METRICS_PORT": str(free_port()),
         }
+
+    def settings(self, monkeypatch: pytest.MonkeyPatch, **extra: str) -> Settings:
+        """Point this test (and the CLI processes it starts) at this stack alone: every
+        ATTESTREAM_* variable of the outer environment removed, `env()` and `extra` set."""
+        for name in list(os.environ):
+            if name.startswith("ATTESTREAM_"):
+                monkeypatch.delenv(name)
+        for name, value in {**self.env(), **extra}.items():
+            monkeypatch.setenv(name, value)
+        return Settings()
 
     def restart(self) -> None:
         """Start the stopped service again on its recorded port; wait until it answers."""

@@ -50,18 +50,15 @@ def covered(store: ClickHouseStore, settings: Settings, chain: int, size: int) -
 def test_anchor_run_waits_out_an_rpc_outage(
     drill: DrillStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    env = {**drill.env(), **FAST_ANCHOR_ENV}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = Settings()
+    settings = drill.settings(monkeypatch, **FAST_ANCHOR_ENV)
     store = open_store(settings, create=True)
     feed = LedgerFeed(store, ledger_signer(settings), settings.log_origin)
     first = feed.append(0, 5)
     log_path = tmp_path / "anchor.log"
-    port = env["ATTESTREAM_ANCHOR_METRICS_PORT"]
+    port = settings.anchor_metrics_port
     with log_path.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "attestream.cli", "anchor", "run"],
-                                env={**os.environ, **env}, stdout=out,
+                                env=dict(os.environ), stdout=out,
                                 stderr=subprocess.STDOUT)  # fmt: skip
     try:
         wait_until("a first final anchor", lambda: covered(store, settings, 0, first.size),

@@ -47,12 +47,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def setup_env(drill: DrillStack, models: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.startswith("ATTESTREAM_"):
-            monkeypatch.delenv(name)
-    for name, value in {**drill.env(), "ATTESTREAM_MODELS_DIR": str(models)}.items():
-        monkeypatch.setenv(name, value)
-    return Settings()
+    return drill.settings(monkeypatch, ATTESTREAM_MODELS_DIR=str(models))
 
 
 def lines(log: Path) -> list[str]:

@@ -3,7 +3,6 @@ while ClickHouse is down: every decision logged exactly once, the log verifies."
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -39,7 +38,7 @@ BURST_PAUSE_S = 1.0
 OUTAGE_S = 6.0
 # The outage, a ClickHouse restart (a few seconds) and the catch-up fit well within this.
 FINISH_TIMEOUT_S = 90.0
-# The issue's bound: SIGTERM to exit, whatever is down.
+# SIGTERM to exit, whatever is down (docs/operations.md, "Long-running processes").
 SHUTDOWN_BOUND_S = 10.0
 # One line per backoff step: over a 6 s outage at most a handful, never one per poll.
 MAX_OUTAGE_LINES = 10
@@ -52,12 +51,7 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
 
 @pytest.fixture
 def env(drill: DrillStack, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.startswith("ATTESTREAM_"):
-            monkeypatch.delenv(name)
-    for name, value in drill.env().items():
-        monkeypatch.setenv(name, value)
-    return Settings()
+    return drill.settings(monkeypatch)
 
 
 def test_ledger_waits_out_a_clickhouse_outage_and_loses_nothing(
