@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer
+from ledger.chain import ChainWriter, Incoming
+from ledger.entry import decode_entry
+from ledger.merkle import MerkleTree
 from ledger.sequencer import Sequencer, SequencerConfig
 from ledger.store import ENTRY_COLUMNS, LEVEL_SHIFT, TABLES, ClickHouseStore, node_key
 from streams.producer import EventProducer
@@ -127,3 +130,21 @@ def set_node(store: ClickHouseStore, chain: int, level: int, index: int, hash_he
         "ALTER TABLE {db}.nodes UPDATE hash = %(h)s WHERE chain = %(c)s AND node = %(k)s",
         {"h": hash_hex, "c": chain, "k": node_key(level, index)},
     )
+
+
+def rebuild_chain(
+    store: ClickHouseStore, chain: int, forge: Callable[[int, Decision], Decision]
+) -> None:
+    """The database administrator's consistent rewrite: every entry of `chain` re-encoded
+    with `forge(seq, decision)` in place of its decision, every leaf hash, link and tree node
+    recomputed, and the tables emptied and refilled with plain INSERTs (no mutation, no
+    signature). Checkpoints and anchors are left alone: delete them as the attack needs."""
+    entries = [decode_entry(bytes(row[ENTRY_COLUMNS.index("entry")]))
+               for row in store.entry_rows(chain)]  # fmt: skip
+    writer = ChainWriter(chain=chain, tree=MerkleTree(), prev=None)
+    result = writer.append([Incoming(forge(e.seq, e.decision), e.source) for e in entries])
+    assert result.appended == len(entries), "a forged decision id repeats an earlier one"
+    for table in ("entries", "nodes"):
+        store.execute(f"TRUNCATE TABLE {{db}}.{table}")
+    store.insert_entries(result.entries)
+    store.insert_nodes(chain, result.node_keys, result.node_hashes)
