@@ -14,8 +14,7 @@ Order of durability for every batch of a chain (never reordered):
 On assignment of a partition (start, rebalance), before anything is read from it:
   R1, R2. the writer is rebuilt from ClickHouse: chain head, tree (compact range of the latest
      checkpoint plus a re-hash of any uncheckpointed tail) and recent decision ids with their
-     event digests
-     (`ledger.recovery`);
+     event digests (`ledger.recovery`);
   R3. a checkpoint over the head is signed: it completes the step 2 a crash interrupted or,
      when the head is checkpointed already, re-signs it as a claim of ownership that the
      fence (step 0) of a writer which lost the chain will see;
