@@ -1,5 +1,10 @@
 """One chain's writer state: sequence, hash link, Merkle tree and duplicate window. Pure.
 
+Duplicates mean duplicates: a decision whose `decision_id` the window holds is a replay when
+it was made from the same event bytes (`event_sha256`), and is dropped; made from other
+bytes, it is an `EventConflict` (another event that reused the event id), which is not
+logged but returned, for the sequencer to dead-letter as `conflicting_event_id`.
+
 `ChainWriter.append` turns decisions into entries and returns everything the store must make
 durable (entry columns, newly completed tree nodes, the new root); it performs no I/O, so the
 order of durability lives in one place, the sequencer.
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,13 +34,14 @@ from ledger.entry import (
     json_text,
 )
 from ledger.merkle import MerkleTree
-from ledger.store import ENTRY_COLUMNS, node_rows
+from ledger.store import ENTRY_COLUMNS, RecentDecision, node_rows
 from streams.schemas import Decision, Detector
 
 DEDUP_WINDOW = 200_000
-"""Decision ids remembered per chain. A detector replays at most what it processed since its
-last offset commit (seconds of traffic), so this window covers every realistic replay; an
-older duplicate would still be reported by verification."""
+"""Decision ids remembered per chain, each with its event digest and seq. A detector replays
+at most what it processed since its last offset commit (seconds of traffic), so this window
+covers every realistic replay; an older duplicate (or a conflicting event) would still be
+reported by verification as a duplicate decision."""
 
 _DETECTOR_NAMES = {detector: detector.value for detector in Detector}
 
@@ -46,6 +52,25 @@ class Incoming(Struct, frozen=True):
 
     decision: Decision
     source: EntrySource
+
+
+@dataclass(frozen=True)
+class EventConflict:
+    """A decision whose id the chain has logged already, made from other event bytes: two
+    different events that share one `event_id` (same detector, same model)."""
+
+    incoming: Incoming
+    logged_event_sha256: str
+    logged_seq: int
+    chain: int
+
+    def detail(self) -> str:
+        """What a dead letter's detail header says (well under its 300 characters)."""
+        decision = self.incoming.decision
+        return (
+            f"event_id {decision.event_id}: event_sha256 {decision.event_sha256} differs from"
+            f" {self.logged_event_sha256}, logged in chain {self.chain} seq {self.logged_seq}"
+        )
 
 
 @dataclass
@@ -60,6 +85,8 @@ class AppendResult:
     appended: int
     duplicates: int
     last_source: EntrySource | None
+    conflicts: list[EventConflict] = field(default_factory=list)
+    """Decisions not logged because their id is logged for another event (in batch order)."""
 
 
 @dataclass
@@ -67,21 +94,25 @@ class ChainWriter:
     chain: int
     tree: MerkleTree
     prev: bytes | None
-    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    seen: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)
+    """The duplicate window: decision id -> (event_sha256, seq) of its entry, oldest first."""
 
     @property
     def size(self) -> int:
         return self.tree.size
 
-    def remember(self, decision_ids: Sequence[str]) -> None:
-        for decision_id in decision_ids:
-            self.seen[decision_id] = None
-        while len(self.seen) > DEDUP_WINDOW:
-            self.seen.popitem(last=False)
+    def remember(self, logged: Iterable[RecentDecision]) -> None:
+        """Add logged decisions (oldest first) to the window, then trim it to DEDUP_WINDOW."""
+        seen = self.seen
+        for decision_id, event_sha256, seq in logged:
+            seen[decision_id] = (event_sha256, seq)
+        while len(seen) > DEDUP_WINDOW:
+            seen.popitem(last=False)
 
     def append(self, batch: Sequence[Incoming]) -> AppendResult:
-        """Sequence a batch: drop replays, assign seq, link to prev, hash, extend the tree."""
-        fresh = self._drop_replays(batch)
+        """Sequence a batch: drop replays, set conflicts aside, assign seq, link to prev, hash,
+        extend the tree."""
+        fresh, conflicts = self._drop_replays(batch)
         first_seq = self.tree.size
         prev_hex = self.prev.hex() if self.prev is not None else GENESIS_PREV
         data, leaves, leaf_hexes = _encode_and_hash(self.chain, first_seq, prev_hex, fresh)
@@ -97,20 +128,32 @@ class ChainWriter:
             size=self.tree.size,
             root=self.tree.root(),
             appended=len(fresh),
-            duplicates=len(batch) - len(fresh),
+            duplicates=len(batch) - len(fresh) - len(conflicts),
             last_source=batch[-1].source if batch else None,
+            conflicts=conflicts,
         )
 
-    def _drop_replays(self, batch: Sequence[Incoming]) -> list[Incoming]:
-        """The decisions not logged yet (also once within the batch), in order."""
+    def _drop_replays(
+        self, batch: Sequence[Incoming]
+    ) -> tuple[list[Incoming], list[EventConflict]]:
+        """The decisions not logged yet (also once within the batch), in order, and those
+        whose id is logged (or fresh in this batch) with another event digest."""
         seen = self.seen
-        fresh = []
+        fresh: list[Incoming] = []
+        conflicts: list[EventConflict] = []
+        seq = self.tree.size
         for item in batch:
-            decision_id = item.decision.decision_id
+            decision = item.decision
+            decision_id = decision.decision_id
             if decision_id not in seen:
-                seen[decision_id] = None
+                seen[decision_id] = (decision.event_sha256, seq)
                 fresh.append(item)
-        return fresh
+                seq += 1
+                continue
+            logged_sha256, logged_seq = seen[decision_id]
+            if logged_sha256 != decision.event_sha256:
+                conflicts.append(EventConflict(item, logged_sha256, logged_seq, self.chain))
+        return fresh, conflicts
 
 
 def _encode_and_hash(

@@ -7,7 +7,8 @@ sequencer's module doc):
       fold to the signed root, then re-hash the entries logged after the checkpoint (a crash
       between steps 1 and 2 of a batch) from their stored bytes and write their tree nodes
       again (the nodes table collapses identical rows).
-The recent decision ids are reloaded so that replays are still dropped after a restart.
+The recent decision ids are reloaded with their event digests, so that after a restart
+replays are still dropped and a different event reusing an event id is still a conflict.
 Anything that does not add up (a checkpoint beyond the head, a gap or a fork in the tail)
 raises `ChainStateError`: the sequencer refuses to extend a chain it cannot trust.
 """
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from attestream.errors import VerificationError
-from ledger.chain import ChainWriter
+from ledger.chain import DEDUP_WINDOW, ChainWriter
 from ledger.merkle import MerkleTree, NodeId, compact_range_ids
-from ledger.store import ENTRY_COLUMNS, ChainHead, StoredCheckpoint, node_rows
+from ledger.store import ENTRY_COLUMNS, ChainHead, RecentDecision, StoredCheckpoint, node_rows
 
-RECOVERY_ID_WINDOW = 200_000
-"""How many recent decision ids a resumed writer reloads for de-duplication (as many as
-`ledger.chain.DEDUP_WINDOW` keeps while running)."""
+RECOVERY_ID_WINDOW = DEDUP_WINDOW
+"""How many recent decisions (id, event digest, seq) a resumed writer reloads for its
+duplicate window: as many as it keeps while running."""
 
 _SEQ = ENTRY_COLUMNS.index("seq")
 _ENTRY = ENTRY_COLUMNS.index("entry")
@@ -49,7 +50,7 @@ class RecoveryStore(Protocol):
     def read_nodes(self, chain: int, ids: Sequence[NodeId]) -> dict[NodeId, bytes]: ...
     def entry_rows(self, chain: int, start: int = 0) -> Iterable[Sequence[Any]]: ...
     def insert_nodes(self, chain: int, keys: Sequence[int], hashes: Sequence[bytes]) -> None: ...
-    def recent_decision_ids(self, chain: int, limit: int) -> list[str]: ...
+    def recent_decisions(self, chain: int, limit: int) -> list[RecentDecision]: ...
 
 
 @dataclass
@@ -79,7 +80,7 @@ def recover_chain(store: RecoveryStore, chain: int) -> RecoveredChain:
     store.insert_nodes(chain, *node_rows(tree.extend_leaf_hashes(tail)))
     prev = tail[-1] if tail else head.last_leaf_hash
     writer = ChainWriter(chain=chain, tree=tree, prev=prev)
-    writer.remember(list(reversed(store.recent_decision_ids(chain, RECOVERY_ID_WINDOW))))
+    writer.remember(reversed(store.recent_decisions(chain, RECOVERY_ID_WINDOW)))
     return RecoveredChain(writer, head, checkpoint.size if checkpoint else 0)
 
 

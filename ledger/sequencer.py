@@ -7,12 +7,14 @@ Order of durability for every batch of a chain (never reordered):
   0. fence: the store still ends where this writer last wrote (no checkpoint or entry has
      appeared at or beyond its size since), else the writer is dropped and writes nothing;
   1. entries, then their tree nodes, are inserted into ClickHouse (one INSERT block each);
-  2. the signed checkpoint over the new tree size is inserted;
+  2. the signed checkpoint over the new tree size is inserted; then the batch's conflicting
+     events (a logged decision id, another event digest) are handed to the dead-letter
+     callback;
   3. only then are the Kafka offsets committed.
 On assignment of a partition (start, rebalance), before anything is read from it:
   R1, R2. the writer is rebuilt from ClickHouse: chain head, tree (compact range of the latest
-     checkpoint plus a re-hash of any uncheckpointed tail) and recent decision ids
-     (`ledger.recovery`);
+     checkpoint plus a re-hash of any uncheckpointed tail) and recent decision ids with their
+     event digests (`ledger.recovery`);
   R3. a checkpoint over the head is signed: it completes the step 2 a crash interrupted or,
      when the head is checkpointed already, re-signs it as a claim of ownership that the
      fence (step 0) of a writer which lost the chain will see;
@@ -21,8 +23,8 @@ An unreachable ClickHouse at any of these steps is handled like a crash that doe
 the process: the session ends, and after a backoff a new one begins with R1-R4 (`run`).
 So a crash at any instant loses and duplicates nothing: the position to resume from is read
 back from the log itself, never from Kafka's committed offsets (which only show lag), and
-`decision_id` makes replayed decisions idempotent. See docs/operations.md, "Ledger
-sequencer: crashes, restarts and rebalances".
+`decision_id` with `event_sha256` makes replayed decisions idempotent. See
+docs/operations.md, "Ledger sequencer: crashes, restarts and rebalances".
 
 Fault injection (tests only): when `ATTESTREAM_LEDGER_CRASH_AT` names a point (`entries`,
 `nodes`, `checkpoint`: after that insert of the first batch to get there) the process kills
@@ -36,7 +38,7 @@ import os
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,6 +55,7 @@ from attestream.errors import ConfigError, MalformedError, ServiceUnavailableErr
 from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
+from ledger.events import BatchOutcome, OnReject, RejectReason, SequencerEvents
 from ledger.keys import NoteSigner
 from ledger.merkle import RootHash
 from ledger.note import Checkpoint, sign_note
@@ -106,44 +109,6 @@ class SequencerConfig:
             raise ConfigError(f"{CRASH_AT_ENV} must be one of {', '.join(CRASH_POINTS)}")
 
 
-@dataclass(frozen=True)
-class BatchOutcome:
-    chain: int
-    appended: int
-    duplicates: int
-    size: int
-    fenced: bool = False
-
-
-class SequencerEvents:
-    """What the sequencer reports while it works (no-ops here); `ledger run` turns these into
-    Prometheus metrics."""
-
-    def batch_logged(self, outcome: BatchOutcome) -> None:
-        """One chain's share of a batch went through steps 0-2 (or was fenced)."""
-
-    def batch_done(self, seconds: float) -> None:
-        """A consumed batch went through step 3, `seconds` after it was consumed."""
-
-    def checkpoint_signed(self, chain: int, size: int) -> None:
-        """A checkpoint was stored (step 2, or R3 on assignment)."""
-
-    def chain_resumed(self, chain: int, size: int, unsigned: int) -> None:
-        """A chain was assigned and rebuilt; `unsigned` entries had no checkpoint yet."""
-
-    def writer_fenced(self, chain: int) -> None:
-        """Step 0 found that another writer has written the chain: this one stopped."""
-
-    def commit_failed(self) -> None:
-        """Step 3 failed (harmless: the next start resumes from the log, not the offsets)."""
-
-    def dependency(self, name: str, reachable: bool) -> None:
-        """ClickHouse or Kafka stopped (False) or started again (True) answering."""
-
-    def session_started(self) -> None:
-        """The store answered and the consumer joined the group: the sequencer works."""
-
-
 class SequencerStore(RecoveryStore, Protocol):
     """The store as the sequencer uses it (ClickHouseStore)."""
 
@@ -173,7 +138,7 @@ class Sequencer:
         store: SequencerStore,
         signer: NoteSigner,
         events: SequencerEvents | None = None,
-        on_reject: Callable[[Message, str], None] | None = None,
+        on_reject: OnReject | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -181,7 +146,7 @@ class Sequencer:
         self.owned: dict[int, OwnedChain] = {}
         self.cluster_id = ""
         self.events = events or SequencerEvents()
-        self._on_reject = on_reject or (lambda msg, reason: None)
+        self._on_reject = on_reject or (lambda msg, reason, detail: None)
         self._stopping = False
         self.outage = Outage(log, self.events.dependency)
         self.broker = BrokerWatch(Outage(log, self.events.dependency))
@@ -335,13 +300,27 @@ class Sequencer:
             try:
                 decision = decode_decision(msg.value() or b"")
             except MalformedError as exc:
-                self._on_reject(msg, str(exc))
+                self._on_reject(msg, RejectReason.NOT_A_DECISION, str(exc))
                 continue
             by_chain[source.partition].append(Incoming(decision, source))
         outcomes = [self._log_batch(chain, items) for chain, items in by_chain.items()]
         for outcome in outcomes:
             self.events.batch_logged(outcome)
+        self._reject_conflicts(messages, outcomes)
         return outcomes, last_offset
+
+    def _reject_conflicts(self, messages: Sequence[Message], outcomes: list[BatchOutcome]) -> None:
+        """End of step 2: dead-letter each decision whose id is logged for another event. (A
+        fenced batch has none: the chain's new writer reads those records again.)"""
+        conflicts = [conflict for outcome in outcomes for conflict in outcome.conflicts]
+        if not conflicts:
+            return
+        read_at = {(msg.partition(), msg.offset()): msg for msg in messages}
+        for conflict in conflicts:
+            source, detail = conflict.incoming.source, conflict.detail()
+            log.warning("chain %d: not logged, a conflicting event: %s", conflict.chain, detail)
+            self._on_reject(read_at[source.partition, source.offset],
+                            RejectReason.CONFLICTING_EVENT_ID, detail)  # fmt: skip
 
     def _source(self, msg: Message) -> EntrySource | None:
         """Where a consumed record was read, or None when it is not ours to log."""
@@ -356,8 +335,9 @@ class Sequencer:
     def _log_batch(self, chain: int, items: list[Incoming]) -> BatchOutcome:
         owned = self.owned[chain]
         result = owned.writer.append(items)
+        conflicts = tuple(result.conflicts)
         if not result.appended:
-            return BatchOutcome(chain, 0, result.duplicates, result.size)
+            return BatchOutcome(chain, 0, result.duplicates, result.size, conflicts=conflicts)
         # Step 0: still the chain's only writer? (A fenced writer's state is thrown away.)
         if self.store.ownership_marks(chain, owned.marks.max_size) != owned.marks:
             self._fence(chain)
@@ -371,7 +351,8 @@ class Sequencer:
         self._write_checkpoint(chain, result.size, result.root, result.last_source)
         owned.marks = OwnershipMarks(checkpoints=1, max_size=result.size, entries=0)
         self._reached("checkpoint")
-        return BatchOutcome(chain, result.appended, result.duplicates, result.size)
+        return BatchOutcome(chain, result.appended, result.duplicates, result.size,
+                            conflicts=conflicts)  # fmt: skip
 
     def _fence(self, chain: int) -> None:
         """Stop writing `chain`: it was assigned elsewhere while this process was stalled.

@@ -170,6 +170,14 @@ class OwnershipMarks(NamedTuple):
     """Entries of the chain at or beyond the size asked about."""
 
 
+class RecentDecision(NamedTuple):
+    """A logged decision as a resumed writer's duplicate window holds it."""
+
+    decision_id: str
+    event_sha256: str
+    seq: int
+
+
 @dataclass(frozen=True)
 class ChainHead:
     """What a writer needs to resume a chain: the last entry and where its source was."""
@@ -368,13 +376,19 @@ class ClickHouseStore:
         found = {tag: (count, top) for tag, count, top in rows}
         return OwnershipMarks(found[0][0], found[0][1] if found[0][0] else 0, found[1][0])
 
-    def recent_decision_ids(self, chain: int, limit: int) -> list[str]:
+    def recent_decisions(self, chain: int, limit: int) -> list[RecentDecision]:
+        """The chain's last `limit` decisions, newest first. The event digest is read from the
+        entry bytes by the server: the entry's first member is `chain`, its second the
+        decision, whose first three are `decision_id`, `event_id` (an identifier: no quote in
+        it) and `event_sha256`, so the first `"event_sha256":` of an entry is the decision's
+        (visitParamExtractString takes the first occurrence; a feature of that name comes
+        later)."""
         rows = self.execute(
-            "SELECT decision_id FROM {db}.entries WHERE chain = %(c)s"
-            " ORDER BY seq DESC LIMIT %(n)s",
+            "SELECT decision_id, visitParamExtractString(entry, 'event_sha256'), seq"
+            " FROM {db}.entries WHERE chain = %(c)s ORDER BY seq DESC LIMIT %(n)s",
             {"c": chain, "n": limit},
         )
-        return [r[0] for r in rows]
+        return [RecentDecision(d, sha, seq) for d, sha, seq in rows]
 
     def find_entries(self, where: str, params: Mapping[str, Any], limit: int) -> list[Any]:
         names = ", ".join(ENTRY_COLUMNS)

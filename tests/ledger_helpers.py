@@ -42,7 +42,7 @@ def run_sequencer(
     config = SequencerConfig(settings.require_kafka(), settings.topic_decisions,
                              settings.ledger_group, settings.log_origin, batch_max)  # fmt: skip
     sequencer = Sequencer(config, store, ledger_signer(settings),
-                          on_reject=lambda msg, reason: reasons.append(reason))  # fmt: skip
+                          on_reject=lambda msg, reason, detail: reasons.append(detail))  # fmt: skip
     sequencer.run(max_idle_s=IDLE_S)
     return sequencer
 

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Callable
 from types import FrameType
 
 import typer
@@ -19,16 +18,18 @@ from attestream.observability import Readiness, process_registry, serve_metrics,
 from attestream.settings import Settings, load_settings
 from attestream.wiring import create_ledger_key, ledger_signer, open_store
 from attestream.workers import registered
+from ledger.events import BatchOutcome, OnReject, RejectReason, SequencerEvents
 from ledger.keys import verifier_key_string
-from ledger.sequencer import (
-    CRASH_AT_ENV,
-    BatchOutcome,
-    Sequencer,
-    SequencerConfig,
-    SequencerEvents,
-)
+from ledger.sequencer import CRASH_AT_ENV, Sequencer, SequencerConfig
 from ledger.store import ClickHouseStore
-from streams.intake import HEADER_REASON
+from streams.intake import (
+    HEADER_DETAIL,
+    HEADER_OFFSET,
+    HEADER_PARTITION,
+    HEADER_REASON,
+    HEADER_TOPIC,
+    bounded,
+)
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
 
@@ -36,9 +37,9 @@ app = typer.Typer(help="The ledger sequencer and its checkpoint key.", no_args_i
 
 log = logging.getLogger("attestream.ledger")
 
-# At shutdown, dead letters of records that are not decisions get this long to reach the
-# broker; with the broker down they are given up (they are re-read after the log's head on
-# the next start, so only those of the last batch can be missing).
+# At shutdown, dead letters (records that are not decisions, conflicting events) get this
+# long to reach the broker; with the broker down they are given up (they are re-read after
+# the log's head on the next start, so only those of the last batch can be missing).
 SHUTDOWN_FLUSH_S = 3.0
 
 # The sequencer's families only: `ledger run` serves this registry, no other process does.
@@ -61,7 +62,9 @@ CHECKPOINTS = Counter(
 )
 REJECTED = Counter(
     "attestream_ledger_rejected_total",
-    "Records on the decisions topic that are not decisions",
+    "Records on the decisions topic dead-lettered: not decisions, or conflicting events (a"
+    " logged decision id made from another event)",
+    ["reason"],
     registry=REGISTRY,
 )
 TREE_SIZE = Gauge(
@@ -196,11 +199,20 @@ def _sequencer_config(settings: Settings) -> SequencerConfig:
     )  # fmt: skip
 
 
-def _dead_letter_to(producer: EventProducer, settings: Settings) -> Callable[[Message, str], None]:
-    def on_reject(msg: Message, reason: str) -> None:
-        REJECTED.inc()
-        headers = [*(msg.headers() or []), (HEADER_REASON, b"not_a_decision"),
-                   ("attestream-dlq-detail", reason[:300].encode())]  # fmt: skip
+def _dead_letter_to(producer: EventProducer, settings: Settings) -> OnReject:
+    """The ledger's dead letters: the record as read, with the detection worker's headers
+    (reason, detail, where it was read on the decisions topic)."""
+
+    def on_reject(msg: Message, reason: RejectReason, detail: str) -> None:
+        REJECTED.labels(reason.value).inc()
+        headers = [
+            *(msg.headers() or []),
+            (HEADER_REASON, reason.value.encode()),
+            (HEADER_DETAIL, bounded(detail).encode(errors="replace")),
+            (HEADER_TOPIC, (msg.topic() or "").encode(errors="replace")),
+            (HEADER_PARTITION, str(msg.partition()).encode()),
+            (HEADER_OFFSET, str(msg.offset()).encode()),
+        ]
         producer.send(settings.topic_dead_letter, msg.key(), msg.value() or b"", headers)
 
     return on_reject

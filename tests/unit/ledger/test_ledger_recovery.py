@@ -7,13 +7,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import msgspec
 import pytest
-from factories import incoming
+from factories import incoming, make_decision
 
-from ledger.chain import AppendResult, ChainWriter
+from ledger.chain import AppendResult, ChainWriter, Incoming
+from ledger.entry import decode_entry
 from ledger.merkle import MerkleTree, NodeId
 from ledger.recovery import ChainStateError, recover_chain
-from ledger.store import ENTRY_COLUMNS, LEVEL_SHIFT, ChainHead, StoredCheckpoint, node_key
+from ledger.store import (
+    ENTRY_COLUMNS,
+    LEVEL_SHIFT,
+    ChainHead,
+    RecentDecision,
+    StoredCheckpoint,
+    node_key,
+)
 
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
 
@@ -56,9 +65,11 @@ class MemoryStore:
         return iter(sorted((r for r in self.rows if r[COL["seq"]] >= start),
                            key=lambda r: r[COL["seq"]]))  # fmt: skip
 
-    def recent_decision_ids(self, chain: int, limit: int) -> list[str]:
+    def recent_decisions(self, chain: int, limit: int) -> list[RecentDecision]:
         ordered = sorted(self.rows, key=lambda r: r[COL["seq"]], reverse=True)
-        return [r[COL["decision_id"]] for r in ordered[:limit]]
+        return [RecentDecision(r[COL["decision_id"]],
+                               decode_entry(bytes(r[COL["entry"]])).decision.event_sha256,
+                               r[COL["seq"]]) for r in ordered[:limit]]  # fmt: skip
 
 
 def fresh_writer() -> ChainWriter:
@@ -141,3 +152,15 @@ def test_a_gap_or_a_fork_in_the_tail_is_refused(change: str, message: str) -> No
         store.rows.append(list(store.rows[3]))
     with pytest.raises(ChainStateError, match=message):
         recover_chain(store, 0)
+
+
+def test_a_resumed_writer_still_knows_the_logged_event_digests() -> None:
+    store, writer = MemoryStore(), fresh_writer()
+    logged(store, writer, range(0, 12))
+    resumed = recover_chain(store, 0).writer
+    changed = msgspec.structs.replace(make_decision(5), event_sha256="ef" * 32)
+    result = resumed.append([Incoming(changed, incoming(5, offset=20).source),
+                             incoming(5, offset=21), incoming(12)])  # fmt: skip
+    assert (result.appended, result.duplicates) == (1, 1)
+    assert [(c.incoming.source.offset, c.logged_event_sha256, c.logged_seq)
+            for c in result.conflicts] == [(20, "cd" * 32, 5)]  # fmt: skip

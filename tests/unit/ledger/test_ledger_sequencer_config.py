@@ -8,12 +8,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from attestream.commands import ledger as command
 from attestream.errors import ConfigError
 from attestream.settings import Settings
-from ledger.sequencer import (
-    MAX_POLL_INTERVAL_MS,
-    SESSION_TIMEOUT_MS,
-    BatchOutcome,
-    SequencerConfig,
-)
+from ledger.events import BatchOutcome, RejectReason
+from ledger.sequencer import MAX_POLL_INTERVAL_MS, SESSION_TIMEOUT_MS, SequencerConfig
 
 METRICS = [
     value for value in vars(command).values() if isinstance(value, Counter | Gauge | Histogram)
@@ -50,7 +46,13 @@ def test_metric_names_and_labels_follow_the_convention() -> None:
         name = metric._name + ("_total" if isinstance(metric, Counter) else "")
         assert name.startswith("attestream_ledger_"), name
         assert name.endswith(("_total", "_seconds", "_entries")), name
-        assert set(metric._labelnames) <= {"chain"}, name
+        assert set(metric._labelnames) <= {"chain", "reason"}, name
+
+
+def test_rejected_records_are_counted_by_reason() -> None:
+    # The label values are the bounded dead-letter reasons, nothing taken from a record.
+    assert command.REJECTED._labelnames == ("reason",)
+    assert {reason.value for reason in RejectReason} == {"not_a_decision", "conflicting_event_id"}
 
 
 def sample(name: str, chain: str | None = "91") -> float:

@@ -7,11 +7,13 @@ two mappings standing in for the faust Table and GlobalTable.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -23,6 +25,9 @@ from detectors.scoring import Scorer
 from detectors.simulate_payments import LabelledPayment, arrival_order, simulate_payments
 from detectors.terminal_risk import SECONDS_PER_HOUR
 from detectors.training import train_detector
+from ledger.chain import ChainWriter, Incoming
+from ledger.entry import EntrySource
+from ledger.merkle import MerkleTree
 from streams.intake import RecordRef, RejectReason
 from streams.pipeline import DetectorSpec, apply_labels, decide_batch
 from streams.schemas import OUTCOMES, Decision, Detector, PaymentLabel, decision_id, encode
@@ -144,3 +149,32 @@ def test_scores_replay_from_logged_features(
                         dtype=np.float32)  # fmt: skip
     replayed = spec.scorer.score_batch(logged)
     np.testing.assert_allclose(replayed, [d.score for _, _, d in result.decisions], rtol=1e-6)
+
+
+def test_a_second_payment_reusing_an_event_id_reaches_the_ledger_as_a_conflict(
+    spec: DetectorSpec, payments: list[LabelledPayment]
+) -> None:
+    """The detectors decide every record (they drop nothing by event id); the ledger logs the
+    first payment once, drops the replay of its exact bytes, and sets the second payment,
+    another amount at another terminal under the same event id, aside as a conflict."""
+    first = payments[0].event
+    second = msgspec.structs.replace(first, amount=first.amount + 250.0,
+                                     terminal_id=payments[1].event.terminal_id)  # fmt: skip
+    key = first.customer_id.encode()
+    batch = [RecordRef("tx", 0, 0, key, encode(first)), RecordRef("tx", 0, 1, key, encode(second)),
+             RecordRef("tx", 0, 2, key, encode(first))]  # fmt: skip
+    result = decide_batch(spec, batch, {})
+    decided = [d for _, _, d in result.decisions]
+    assert result.rejections == [] and len(decided) == 3
+    assert len({d.decision_id for d in decided}) == 1
+    assert [d.event_sha256 for d in decided] == [
+        hashlib.sha256(r.value).hexdigest() for r in batch
+    ]  # fmt: skip
+
+    writer = ChainWriter(chain=0, tree=MerkleTree(), prev=None)
+    source = [EntrySource(cluster="k1", topic="decisions", partition=0, offset=k) for k in range(3)]
+    logged = writer.append([Incoming(d, s) for d, s in zip(decided, source, strict=True)])
+    assert (logged.appended, logged.duplicates) == (1, 1)
+    [conflict] = logged.conflicts
+    assert conflict.incoming.decision == decided[1]
+    assert (conflict.logged_event_sha256, conflict.logged_seq) == (decided[0].event_sha256, 0)
