@@ -47,9 +47,9 @@ VERIFY_HELP = (
     " it sees (trust on first use). A range verification neither reads nor writes the state."
     "\n\nEntries past a chain's last checkpoint are an `unsigned_tail` (a crash window) only if"
     " they have the shape of one batch (ATTESTREAM_LEDGER_BATCH_MAX rows at most, one INSERT,"
-    " offsets following the checkpoint's) and, unless --offline, every one of them is"
-    " re-derived from the record at its source offset on Kafka (--kafka, else"
-    " ATTESTREAM_KAFKA_BOOTSTRAP); anything else is `unexplained_tail`."
+    " offsets following the checkpoint's) and, given Kafka, every one of them is re-derived"
+    " from the record at its source offset (--kafka, else ATTESTREAM_KAFKA_BOOTSTRAP unless"
+    " --offline); anything else is `unexplained_tail`."
 )
 
 
@@ -59,13 +59,14 @@ def verify(
     offline: bool = typer.Option(
         False,
         help="Skip the EVM chain look-ups (anchors are checked against the store only, and"
-        " anchors missing from it cannot be seen) and the re-derivation of unsigned tails from"
-        " Kafka.",
+        " anchors missing from it cannot be seen) and, unless --kafka is given, the"
+        " re-derivation of unsigned tails from Kafka.",
     ),
     kafka: str | None = typer.Option(
         None, "--kafka", metavar="BOOTSTRAP",
-        help="Kafka bootstrap servers to re-derive unsigned tails from (default"
-        " ATTESTREAM_KAFKA_BOOTSTRAP, else the local stack's; contacted only for a tail).",
+        help="Kafka bootstrap servers to re-derive unsigned tails from, also --offline"
+        " (default: ATTESTREAM_KAFKA_BOOTSTRAP, else the local stack's, unless --offline)."
+        " The broker is contacted only for a tail; unreachable, verification exits 3.",
     ),
     chain: int | None = typer.Option(
         None, "--chain", min=0, envvar="ATTESTREAM_VERIFY_CHAIN",
@@ -93,7 +94,9 @@ def verify(
         account = anchor_account(settings)
         reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
         confirmations = settings.confirmations(chain_id)
-    bootstrap = None if offline or span is not None else kafka or settings.kafka_bootstrap
+    bootstrap = kafka or (None if offline else settings.kafka_bootstrap)
+    if span is not None:
+        bootstrap = None
     tail_check = TailCheck(settings.ledger_batch_max,
                            KafkaRederiver(bootstrap) if bootstrap else None)  # fmt: skip
     path = state_path(state, no_state, settings) if span is None else None
