@@ -35,7 +35,7 @@ from tamper_ledger import BATCH, ENTRIES, Found, Ledger, anchor_with_own_account
 
 from anchoring.reader import Web3ChainReader
 from attestream.settings import Settings
-from attestream.wiring import create_ledger_key, open_store, trusted_verifiers
+from attestream.wiring import open_store, trusted_verifiers
 from forensics.trusted_state import TrustedState
 from forensics.verify import verify_ledger
 from forensics.verify_state import check_ledger_history, latest_checkpoints
@@ -280,7 +280,6 @@ def crashed_ledger(settings: Settings, point: str, tmp_path: Path) -> Ledger:
     """Ten decisions logged by the real sequencer (batches of at most five, all signed), then
     five more by a sequencer process killed at `point` of its first batch."""
     ensure_topics(settings.require_kafka(), [settings.topic_decisions], partitions=1)
-    create_ledger_key(settings)
     store = open_store(settings, create=True)
     publish_decisions(settings, [make_decision(i) for i in range(10)])
     run_sequencer(settings, store, batch_max=BATCH)
