@@ -36,6 +36,7 @@ from detectors.model import active_sha256, ensure_models
 from detectors.simulate_payments import simulate_payments
 from detectors.simulate_supply import simulate_supply
 from forensics.verify import Report, verify_ledger
+from forensics.verify_tail import KafkaRederiver, TailCheck
 from ledger.store import ClickHouseStore
 from streams.producer import EventProducer
 from streams.schemas import Detector
@@ -275,7 +276,8 @@ def _wait_accounted(
 def _verify(settings: Settings, store: ClickHouseStore) -> Report:
     rpc_url, chain_id = settings.require_rpc()
     reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
-    return verify_ledger(store, trusted_verifiers(settings), reader)
+    tails = TailCheck(settings.ledger_batch_max, KafkaRederiver(settings.require_kafka()))
+    return verify_ledger(store, trusted_verifiers(settings), reader, tail_check=tails)
 
 
 def _quality(

@@ -7,7 +7,8 @@ checkpoint's signature, and that the chain ends where its checkpoints say. For e
 its root recomputed from the checkpoint notes it names and, when a chain reader is given, the
 transaction's calldata, status and sender on the EVM chain; given the anchor account too,
 that every anchor transaction of that account on the chain has its row
-(`forensics.verify_account`). Each fault is named with its
+(`forensics.verify_account`). Entries past the last checkpoint are a crash window or not
+(`forensics.verify_tail`, re-derived from Kafka when given). Each fault is named with its
 (chain, seq) and kind (`FaultKind`, documented in docs/ledger-format.md, "Verification"); the
 walk then continues so one report lists every kind found. `verify_range` (in
 `forensics.verify_range`) checks a slice of one chain in time proportional to the slice.
@@ -23,15 +24,18 @@ from forensics.verify_account import check_anchor_account
 from forensics.verify_anchor import ChainReader, OnChainTx, check_anchor
 from forensics.verify_chain import ChainWalk, check_checkpoints
 from forensics.verify_nodes import NodeSource, StoredNodes
+from forensics.verify_tail import TailCheck, check_tail
 from ledger.keys import NoteVerifier
 from ledger.store import StoredAnchor, StoredCheckpoint
 
 __all__ = [
     "ChainReader", "Failure", "FaultKind", "LedgerSource", "OnChainTx", "RangeInfo", "Report",
-    "verify_ledger",
+    "TailCheck", "verify_ledger",
 ]  # fmt: skip
 
 K = FaultKind
+DEFAULT_TAIL_CHECK = TailCheck(batch_max=10_000)
+"""The sequencer's default `ledger_batch_max`, not re-derived: callers pass their own."""
 
 
 class LedgerSource(Protocol):
@@ -50,11 +54,13 @@ def verify_ledger(
     chain_reader: ChainReader | None = None,
     min_confirmations: int = 0,
     anchor_account: str | None = None,
+    tail_check: TailCheck = DEFAULT_TAIL_CHECK,
 ) -> Report:
     """Verify every chain and anchor of `source`. With a chain reader and the anchor account
     (the verifier's own setting, never read from the store), also demand a stored anchor for
-    every anchor transaction that account has on the chain."""
-    report = Report(chains=source.chains())
+    every anchor transaction that account has on the chain. `tail_check` holds the
+    verifier's own `ledger_batch_max` and, optionally, Kafka to re-derive unsigned tails."""
+    report = Report(chains=source.chains(), tails_rederived=tail_check.rederiver is not None)
     notes: dict[tuple[int, int], bytes] = {}
     ends: dict[int, int] = {}
     for chain in report.chains:
@@ -69,7 +75,7 @@ def verify_ledger(
         walk.run(source.entry_rows(chain))
         report.entries += walk.count
         if not walk.gap:  # after a gap nothing was walked: its end says nothing
-            _check_chain_end(source, walk, roots, [cp.size for cp in checkpoints])
+            _check_chain_end(source, walk, roots, checkpoints, tail_check)
             ends[chain] = walk.size
     anchors = source.anchors()
     report.anchors = len(anchors)
@@ -86,11 +92,12 @@ def verify_ledger(
 
 
 def _check_chain_end(
-    source: LedgerSource, walk: ChainWalk, roots: dict[int, bytes], stored_sizes: list[int]
-) -> None:
-    """Truncation: a signed checkpoint, or a stored leaf node, beyond the last entry. An
-    unsigned tail: entries beyond every stored checkpoint (a writer that stopped between
-    writing a batch and signing it, or rows inserted by hand)."""
+    source: LedgerSource, walk: ChainWalk, roots: dict[int, bytes],
+    checkpoints: list[StoredCheckpoint], tail_check: TailCheck,
+) -> None:  # fmt: skip
+    """Truncation: a signed checkpoint, or a stored leaf node, beyond the last entry. A tail:
+    entries beyond every stored checkpoint, a crash window (a writer that stopped between
+    writing a batch and signing it) or not (rows inserted by hand): `forensics.verify_tail`."""
     chain, size, report = walk.chain, walk.size, walk.report
     beyond = [s for s in roots if s > size]
     if beyond:
@@ -103,12 +110,9 @@ def _check_chain_end(
             K.TRUNCATED, chain, size,
             f"the tree nodes hold leaf {size}, but the chain's entries end before it",
         )  # fmt: skip
-    covered = max(stored_sizes, default=0)
+    covered = max((cp.size for cp in checkpoints), default=0)
     if size > covered and _latest_size(source, chain) < size:
-        report.fail(
-            K.UNSIGNED_TAIL, chain, covered,
-            f"entries {covered}..{size - 1} are covered by no checkpoint",
-        )  # fmt: skip
+        check_tail(source, chain, size, checkpoints, tail_check, report)
 
 
 def _check_anchor_coverage(

@@ -25,6 +25,7 @@ from forensics.trusted_state import SeenCheckpoint, TrustedState, load_state, sa
 from forensics.verify import Report, verify_ledger
 from forensics.verify_range import verify_range
 from forensics.verify_state import HistoryCheck, check_ledger_history, latest_checkpoints
+from forensics.verify_tail import KafkaRederiver, TailCheck
 from ledger.keys import NoteVerifier
 from ledger.store import ClickHouseStore
 
@@ -44,6 +45,11 @@ VERIFY_HELP = (
     " trusted-state file (--state) and, on every later run, demands that the ledger extends"
     " it: a shrunk tree, a fork or a failed consistency proof fails. The first run trusts what"
     " it sees (trust on first use). A range verification neither reads nor writes the state."
+    "\n\nEntries past a chain's last checkpoint are an `unsigned_tail` (a crash window) only if"
+    " they have the shape of one batch (ATTESTREAM_LEDGER_BATCH_MAX rows at most, one INSERT,"
+    " offsets following the checkpoint's) and, given Kafka, every one of them is re-derived"
+    " from the record at its source offset (--kafka, else ATTESTREAM_KAFKA_BOOTSTRAP unless"
+    " --offline); anything else is `unexplained_tail`."
 )
 
 
@@ -53,7 +59,14 @@ def verify(
     offline: bool = typer.Option(
         False,
         help="Skip the EVM chain look-ups (anchors are checked against the store only, and"
-        " anchors missing from it cannot be seen).",
+        " anchors missing from it cannot be seen) and, unless --kafka is given, the"
+        " re-derivation of unsigned tails from Kafka.",
+    ),
+    kafka: str | None = typer.Option(
+        None, "--kafka", metavar="BOOTSTRAP",
+        help="Kafka bootstrap servers to re-derive unsigned tails from, also --offline"
+        " (default: ATTESTREAM_KAFKA_BOOTSTRAP, else the local stack's, unless --offline)."
+        " The broker is contacted only for a tail; unreachable, verification exits 3.",
     ),
     chain: int | None = typer.Option(
         None, "--chain", min=0, envvar="ATTESTREAM_VERIFY_CHAIN",
@@ -81,6 +94,11 @@ def verify(
         account = anchor_account(settings)
         reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
         confirmations = settings.confirmations(chain_id)
+    bootstrap = kafka or (None if offline else settings.kafka_bootstrap)
+    if span is not None:
+        bootstrap = None
+    tail_check = TailCheck(settings.ledger_batch_max,
+                           KafkaRederiver(bootstrap) if bootstrap else None)  # fmt: skip
     path = state_path(state, no_state, settings) if span is None else None
     trusted = load_state(path) if path is not None else None  # a bad file: exit 2, before work
     store = open_store(settings)
@@ -88,7 +106,7 @@ def verify(
     try:
         if span is None:
             seen = latest_checkpoints(store, verifiers)
-            report = verify_ledger(store, verifiers, reader, confirmations, account)
+            report = verify_ledger(store, verifiers, reader, confirmations, account, tail_check)
             if trusted is not None and path is not None:
                 history = _remember(store, settings, verifiers, trusted, seen, report, path)
         else:
@@ -184,6 +202,9 @@ def _print_report(report: Report) -> None:
     elif report.range is None:
         console.print("anchors on the chain were not checked (--offline): a deleted anchor row"
                       " cannot be seen")  # fmt: skip
+    if report.range is None and not report.tails_rederived:
+        console.print("unsigned tails were not re-derived from Kafka (--offline, or no"
+                      " Kafka configured): a forged tail shaped as one batch passes")  # fmt: skip
     if report.range is not None:
         r = report.range
         console.print(

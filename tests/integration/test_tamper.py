@@ -1,112 +1,40 @@
 """Tampering with a real ledger through plain SQL on the real ClickHouse, and what
 `forensic verify` names: one test per kind of tampering, then range verification.
 
-The real sequencer builds one small ledger per module (24 decisions from the real broker, at
-most 5 per batch, so several signed checkpoints); each test tampers with its own copy of it
-in a fresh database, which costs a fraction of a second instead of a group join.
+Each test tampers with its own copy (`ledger`, see conftest.py) of a small ledger the real
+sequencer wrote. Attacks on the ledger's history (consistent rebuilds, forged tails, cuts at
+checkpoints, crash windows) are in test_tamper_history.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
-from anchor_account import funded_anchor_key
 from factories import make_decision
 from ledger_helpers import (
-    copy_ledger,
     delete_nodes_from_leaf,
     entry_row,
-    fresh_database_url,
     overwrite_entry,
-    publish_decisions,
-    run_sequencer,
     set_node,
     tamper,
 )
-from pydantic import SecretStr
+from tamper_ledger import BATCH, ENTRIES, Ledger, anchor_with_own_account, cli_env, found
 
-from anchoring.reader import Web3ChainReader
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
-from attestream.settings import Settings
-from attestream.wiring import create_ledger_key, open_store, trusted_verifiers
-from forensics.report import Report
 from forensics.verify import verify_ledger
-from forensics.verify_account import FINALITY_GRACE_BLOCKS
 from forensics.verify_range import verify_range
+from forensics.verify_tail import TailCheck
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
-from ledger.keys import NoteVerifier, signer_from_seed
+from ledger.keys import signer_from_seed
 from ledger.merkle import MerkleTree, compact_range_ids
 from ledger.note import sign_note
 from ledger.store import ENTRY_COLUMNS, ClickHouseStore, node_key
-from streams.topics import ensure_topics
-
-ENTRIES = 24
-BATCH = 5
-Found = set[tuple[str, int | None, int | None]]
-
-
-@dataclass
-class Ledger:
-    settings: Settings
-    store: ClickHouseStore
-    verifiers: list[NoteVerifier]
-
-    def verify(self) -> Found:
-        return found(verify_ledger(self.store, self.verifiers))
-
-    def sizes(self) -> list[int]:
-        return sorted({cp.size for cp in self.store.checkpoints(0) if cp.size > 0})
-
-
-def found(report: Report) -> Found:
-    return {(f.kind, f.chain, f.seq) for f in report.failures}
-
-
-@pytest.fixture(scope="module")
-def pristine(stack: Any) -> Iterator[Ledger]:
-    """A ledger written by the real sequencer from the real broker, verified untouched."""
-    suffix = os.urandom(5).hex()
-    settings = Settings(
-        home=stack.home, kafka_bootstrap=stack.kafka_bootstrap, rpc_url=stack.rpc_url,
-        clickhouse_url=fresh_database_url(stack.clickhouse_url), chain_id=stack.chain_id,
-        anchor_key_file=stack.anchor_key_file, topic_decisions=f"decisions-{suffix}",
-        ledger_group=f"ledger-{suffix}", ledger_key=None, trusted_keys="",
-        ledger_key_file=stack.home / "keys" / f"ledger-{suffix}.key",
-    )  # fmt: skip
-    ensure_topics(settings.require_kafka(), [settings.topic_decisions], partitions=1)
-    create_ledger_key(settings)
-    store = open_store(settings, create=True)
-    publish_decisions(settings, [make_decision(i) for i in range(ENTRIES)])
-    run_sequencer(settings, store, batch_max=BATCH)
-    ledger = Ledger(settings, store, trusted_verifiers(settings))
-    assert store.count_entries() == ENTRIES
-    assert len(ledger.sizes()) >= 3 and ledger.sizes()[-1] == ENTRIES
-    assert ledger.verify() == set()
-    yield ledger
-    store.execute("DROP DATABASE IF EXISTS {db}")
-    store.close()
-
-
-@pytest.fixture
-def ledger(pristine: Ledger) -> Iterator[Ledger]:
-    """This test's own copy of the pristine ledger, in a fresh database."""
-    url = fresh_database_url(pristine.settings.require_clickhouse())
-    store = copy_ledger(pristine.store, url)
-    settings = pristine.settings.model_copy(update={"clickhouse_url": SecretStr(url)})
-    yield Ledger(settings, store, pristine.verifiers)
-    store.execute("DROP DATABASE IF EXISTS {db}")
-    store.close()
-
 
 # --- one test per kind of tampering ----------------------------------------------------------
 
@@ -145,9 +73,14 @@ def test_forged_entry_with_a_taken_seq_is_a_fork(ledger: Ledger) -> None:
     assert ("fork", 0, 7) in ledger.verify()
 
 
-def test_forged_entry_past_the_head_is_an_unsigned_tail(ledger: Ledger) -> None:
-    # A forger with our code: the next entry, correctly linked and hashed, but no checkpoint
-    # can be signed without the key.
+def test_forged_entry_from_another_source_past_the_head_is_an_unexplained_tail(
+    ledger: Ledger,
+) -> None:
+    """A forger with our code: the next entry, correctly linked and hashed, but no checkpoint
+    can be signed without the key. This used to be reported as `unsigned_tail`, the kind that
+    names a benign crash window, which let forged rows pass for one. It is named
+    `unexplained_tail` now: no crash leaves an entry read from another Kafka cluster than the
+    one the last checkpoint records, at an offset nobody logged."""
     ids = compact_range_ids(ENTRIES)
     nodes = ledger.store.read_nodes(0, ids)
     tree = MerkleTree.from_compact_range(ENTRIES, [nodes[i] for i in ids])
@@ -155,7 +88,9 @@ def test_forged_entry_past_the_head_is_an_unsigned_tail(ledger: Ledger) -> None:
     writer = ChainWriter(chain=0, tree=tree, prev=last)
     source = EntrySource(cluster="forged", topic="decisions", partition=0, offset=999)
     ledger.store.insert_entries(writer.append([Incoming(make_decision(999), source)]).entries)
-    assert ledger.verify() == {("unsigned_tail", 0, ENTRIES)}
+    report = verify_ledger(ledger.store, ledger.verifiers, tail_check=TailCheck(BATCH))
+    assert found(report) == {("unexplained_tail", 0, ENTRIES)}
+    assert "read from Kafka cluster 'forged'" in report.failures[0].detail
 
 
 def test_reordered_entries(ledger: Ledger) -> None:
@@ -182,19 +117,6 @@ def test_truncated_tail(ledger: Ledger) -> None:
     tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s", {"n": cut})
     delete_nodes_from_leaf(ledger.store, 0, cut)
     assert ledger.verify() == {("truncated", 0, cut), ("anchor_mismatch", 0, ENTRIES)}
-
-
-def anchor_with_own_account(ledger: Ledger, tmp_path: Any) -> tuple[str, Web3ChainReader]:
-    """Anchor the ledger's latest checkpoint from a new account (the chain must hold no
-    other ledger's anchors from it), buried past the verifier's in-flight window."""
-    rpc_url, chain_id = ledger.settings.require_rpc()
-    key_file = tmp_path / "anchor.key"
-    account = funded_anchor_key(rpc_url, key_file)
-    client = ChainClient(rpc_url, chain_id)
-    service = AnchorService(ledger.store, client, key_file.read_text().strip())
-    assert anchor_once(service) is not None
-    client.w3.provider.make_request("anvil_mine", [hex(FINALITY_GRACE_BLOCKS + 1)])  # type: ignore[arg-type]
-    return account, Web3ChainReader(client.w3, rpc_url)
 
 
 def test_deleted_anchor_rows_are_missing_on_the_chain(ledger: Ledger, tmp_path: Any) -> None:
@@ -320,22 +242,6 @@ def test_range_reads_nothing_outside_it(ledger: Ledger) -> None:
     assert [r for r in recording.reads if r[0] == "checkpoints"] == [("checkpoints", 9, 18)]
     for _, level, _, stop in (r for r in recording.reads if r[0] == "nodes"):
         assert stop << level <= 18
-
-
-def cli_env(ledger: Ledger) -> dict[str, str]:
-    """The environment of a CLI subprocess that reads this test's ledger."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTESTREAM_")}
-    env.update({
-        "ATTESTREAM_HOME": str(ledger.settings.home),
-        "ATTESTREAM_CLICKHOUSE_URL": ledger.settings.require_clickhouse(),
-        "ATTESTREAM_LEDGER_KEY_FILE": str(ledger.settings.ledger_key_path),
-        "ATTESTREAM_LOG_ORIGIN": ledger.settings.log_origin,
-        # A verifier of its own per ledger: every copy shares the origin and the key.
-        "ATTESTREAM_VERIFY_STATE": str(
-            ledger.settings.home / "verifier" / f"{ledger.store.database}.json"
-        ),
-    })  # fmt: skip
-    return env
 
 
 def test_range_verify_from_the_cli(ledger: Ledger) -> None:
