@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO
@@ -75,27 +76,44 @@ def stop(
     child: Child,
     grace_s: float,
     kill_wait_s: float | None = None,
-    on_kill: Callable[[], None] | None = None,
+    on_kill: Callable[[Child], None] | None = None,
 ) -> int | None:
-    """SIGTERM, wait up to `grace_s`; then `on_kill()`, SIGKILL and wait up to `kill_wait_s`
-    (None: until it is reaped). The exit code, or None when it outlived SIGKILL (stuck in
-    the kernel). A child that already exited is only reaped."""
-    if child.poll() is not None:
-        return child.returncode
-    with contextlib.suppress(ProcessLookupError):
-        child.send_signal(signal.SIGTERM)
-    try:
-        return child.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        pass
-    if on_kill is not None:
-        on_kill()
-    with contextlib.suppress(ProcessLookupError):
-        child.kill()
-    try:
-        return child.wait(kill_wait_s)
-    except subprocess.TimeoutExpired:
-        return None
+    """SIGTERM, wait up to `grace_s`; then `on_kill(child)`, SIGKILL and wait up to
+    `kill_wait_s` (None: until it is reaped). The exit code, or None when it outlived SIGKILL
+    (stuck in the kernel). A child that already exited is only reaped."""
+    return stop_all([child], grace_s, kill_wait_s, on_kill)[0]
+
+
+def stop_all(
+    children: Sequence[Child],
+    grace_s: float,
+    kill_wait_s: float | None = None,
+    on_kill: Callable[[Child], None] | None = None,
+) -> list[int | None]:
+    """`stop` for several children sharing one grace period: all get SIGTERM at once (one
+    SIGTERM each: a second one may cut a clean shutdown short), then each is waited for until
+    the common deadline. Their exit codes, in order."""
+    for child in children:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    codes: list[int | None] = []
+    for child in children:
+        try:
+            codes.append(child.wait(max(0.0, deadline - time.monotonic())))
+            continue
+        except subprocess.TimeoutExpired:
+            pass
+        if on_kill is not None:
+            on_kill(child)
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        try:
+            codes.append(child.wait(kill_wait_s))
+        except subprocess.TimeoutExpired:
+            codes.append(None)
+    return codes
 
 
 def start_ticks(pid: int) -> int | None:

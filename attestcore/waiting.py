@@ -27,9 +27,10 @@ DEFAULT_INTERVAL_S = 0.1
 class WaitTimeout(Exception):
     """A condition did not hold within its timeout. `last` is the condition's last value."""
 
-    def __init__(self, what: str, timeout_s: float, last: object = None) -> None:
-        detail = "" if last is None or last is False else f" (last seen: {last!r})"
-        super().__init__(f"timed out after {timeout_s:g} s waiting for {what}{detail}")
+    def __init__(self, what: str, timeout_s: float, last: object = None, detail: str = "") -> None:
+        seen = "" if last is None or last is False else f" (last seen: {last!r})"
+        message = f"timed out after {timeout_s:g} s waiting for {what}{seen}"
+        super().__init__(f"{message}:\n{detail}" if detail else message)
         self.what = what
         self.timeout_s = timeout_s
         self.last = last
@@ -41,8 +42,10 @@ def wait_until(
     *,
     interval_s: float = DEFAULT_INTERVAL_S,
     what: str = "a condition",
+    detail: Callable[[], str] | None = None,
 ) -> T:
-    """The condition's first truthy value; `WaitTimeout` naming `what` after `timeout_s`."""
+    """The condition's first truthy value; `WaitTimeout` naming `what` after `timeout_s`,
+    followed by the text `detail()` returns then (say, the tail of a log), if given."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
@@ -50,7 +53,7 @@ def wait_until(
             return value
         left = deadline - time.monotonic()
         if left <= 0:
-            raise WaitTimeout(what, timeout_s, value)
+            raise WaitTimeout(what, timeout_s, value, detail() if detail is not None else "")
         # Never sleep past the deadline: the last look happens at the deadline itself.
         time.sleep(min(interval_s, left))
 

@@ -19,6 +19,7 @@ from detect_helpers import (
     train_models,
 )
 
+from attestcore.waiting import wait_until
 from attestream.demo import free_port
 from attestream.settings import Settings
 from attestream.stack_services import reader_url
@@ -43,10 +44,9 @@ def log_decisions(settings: Settings, env: dict[str, str], logs: Path) -> str:
         with background(["detect"], env, logs / "detect.log"), \
                 background(["ledger", "run"], env, logs / "ledger.log"):  # fmt: skip
             publish_payments(settings, payments(EVENTS, run_id=f"explain{time.time_ns()}"))
-            deadline = time.monotonic() + LOGGED_TIMEOUT_S
-            while store.count_entries() < EVENTS:
-                assert time.monotonic() < deadline, (logs / "detect.log").read_text()[-2000:]
-                time.sleep(0.5)
+            wait_until(lambda: store.count_entries() >= EVENTS, LOGGED_TIMEOUT_S,
+                       interval_s=0.5, what=f"{EVENTS} logged decisions",
+                       detail=lambda: (logs / "detect.log").read_text()[-2000:])  # fmt: skip
         rows = store.execute("SELECT decision_id FROM {db}.entries ORDER BY score DESC LIMIT 1")
         return str(rows[0][0])
     finally:

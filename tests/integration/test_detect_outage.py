@@ -19,6 +19,7 @@ from detect_helpers import background, payments, publish_payments, read_decision
 from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
 from sequencer_procs import wait_until
 
+from attestcore import processes
 from attestream.settings import Settings
 from attestream.workers import worker_statuses
 from streams.topics import all_topics, ensure_topics
@@ -139,15 +140,5 @@ def test_a_killed_supervisor_takes_its_worker_along(
         worker = int(match.group(1))
         detect.kill()
         detect.wait()
-        wait_until("the orphaned worker to stop", lambda: not pid_alive(worker),
+        wait_until("the orphaned worker to stop", lambda: not processes.is_running(worker),
                    SHUTDOWN_BOUND_S, [])  # fmt: skip
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A stopped child of ours that nobody reaped yet is gone in all but name.
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"

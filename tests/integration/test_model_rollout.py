@@ -23,6 +23,7 @@ from detect_helpers import (
     train_models,
 )
 
+from attestcore.waiting import wait_until
 from attestream.demo import free_port
 from attestream.settings import Settings
 from streams.schemas import PaymentTransaction, decision_id
@@ -42,16 +43,15 @@ def publish_paced(settings: Settings, events: Sequence[PaymentTransaction]) -> N
 
 def wait_for_swap(port: int, swaps: int) -> None:
     line = f'attestream_detect_model_swaps_total{{detector="fraud"}} {float(swaps)}'
-    deadline = time.monotonic() + SWAP_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def swapped() -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-                if line in reply.read().decode():
-                    return
+                return line in reply.read().decode()
         except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"no {line!r} after {SWAP_TIMEOUT_S} s")
+            return False
+
+    wait_until(swapped, SWAP_TIMEOUT_S, interval_s=0.2, what=repr(line))
 
 
 def test_a_new_active_model_takes_over_without_losing_or_doubling_an_event(

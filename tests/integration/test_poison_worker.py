@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from detect_helpers import (
     train_models,
 )
 
+from attestcore.waiting import poll_until, wait_until
 from attestream.accounting import Accounting, account, read_topic
 from attestream.demo import free_port
 from attestream.settings import Settings
@@ -125,16 +125,17 @@ def send(settings: Settings, records: Sequence[Record]) -> None:
 def wait_accounted(settings: Settings, inputs: Sequence[str], expected: int,
                    proc: subprocess.Popen[bytes]) -> Accounting:  # fmt: skip
     """The topics read back once every input record has an outcome (or the wait ran out)."""
-    deadline = time.monotonic() + DECIDE_TIMEOUT_S
-    while True:
+
+    def found() -> Accounting:
         assert proc.poll() is None, "the detect worker exited"
-        found = account(settings.require_kafka(), {t: {} for t in inputs},
-                        settings.topic_decisions, settings.topic_dead_letter)  # fmt: skip
-        if (len(found.consumed) >= expected and not found.without_outcome()) or (
-            time.monotonic() > deadline
-        ):
-            return found
-        time.sleep(1.0)
+        return account(settings.require_kafka(), {t: {} for t in inputs},
+                       settings.topic_decisions, settings.topic_dead_letter)  # fmt: skip
+
+    def complete(found: Accounting) -> bool:
+        return len(found.consumed) >= expected and not found.without_outcome()
+
+    accounting, _ = poll_until(found, complete, DECIDE_TIMEOUT_S, interval_s=1.0)
+    return accounting
 
 
 def metric(port: int, name: str) -> float:
@@ -224,10 +225,9 @@ def test_a_worker_dying_halfway_through_a_batch_loses_no_record(
     first_log = tmp_path / "first.log"
     struck = "Crashed reason=InjectedFault" if fault == "raise" else "fault injection"
     with background(["detect"], {**env, FAULT_AT_ENV: fault}, first_log) as first:
-        deadline = time.monotonic() + DECIDE_TIMEOUT_S
-        while struck not in first_log.read_text(errors="replace"):
-            assert time.monotonic() < deadline, first_log.read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
+        wait_until(lambda: struck in first_log.read_text(errors="replace"), DECIDE_TIMEOUT_S,
+                   interval_s=0.2, what=repr(struck),
+                   detail=lambda: first_log.read_text(errors="replace")[-3000:])  # fmt: skip
         # `kill`: the supervising `attestream detect` restarts its killed worker (which the
         # fault strikes again); SIGTERM on leaving the block stops both.
     assert first.returncode == 0, first_log.read_text()[-3000:]

@@ -87,9 +87,22 @@ def test_stop_kills_a_child_that_ignores_sigterm() -> None:
     child = processes.start(STUBBORN, stdout=subprocess.PIPE)
     assert child.stdout is not None and child.stdout.readline() == b"ignoring\n"
     killed: list[int] = []
-    assert processes.stop(child, 0.5, 10.0, on_kill=lambda: killed.append(child.pid)) == -9
+    assert processes.stop(child, 0.5, 10.0, on_kill=lambda c: killed.append(c.pid)) == -9
     assert killed == [child.pid]
     child.stdout.close()
+
+
+def test_stop_all_shares_one_grace_period_and_kills_only_the_stubborn() -> None:
+    stubborn = processes.start(STUBBORN, stdout=subprocess.PIPE)
+    polite = processes.start(SLEEPER)
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ignoring\n"
+    killed: list[int] = []
+    codes = processes.stop_all(
+        [stubborn, polite], 0.5, 10.0, on_kill=lambda c: killed.append(c.pid)
+    )
+    assert codes == [-9, -15]
+    assert killed == [stubborn.pid]
+    stubborn.stdout.close()
 
 
 def test_stop_of_an_exited_child_reaps_it() -> None:

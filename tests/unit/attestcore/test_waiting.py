@@ -29,6 +29,23 @@ def test_timeout_names_what_was_awaited_and_the_last_value() -> None:
     assert raised.value.timeout_s == 0.05
 
 
+def test_timeout_ends_with_the_detail_seen_at_the_deadline() -> None:
+    log = ["starting"]
+
+    def tail() -> str:
+        return "\n".join(log[-2:])
+
+    def logged_ready() -> bool:
+        log.append(f"line {len(log)}")
+        return False
+
+    with pytest.raises(WaitTimeout) as raised:
+        wait_until(logged_ready, 0.05, interval_s=0.01, what="'ready' in the log", detail=tail)
+    text = str(raised.value)
+    assert text.startswith("timed out after 0.05 s waiting for 'ready' in the log:\n")
+    assert text.endswith(f"\nline {len(log) - 2}\nline {len(log) - 1}")
+
+
 def test_the_condition_is_checked_again_at_the_deadline() -> None:
     calls = itertools.count()
     # An interval far beyond the timeout: the wait sleeps only to the deadline, looks once
