@@ -5,6 +5,7 @@ decisions read back from their topic."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -33,15 +34,22 @@ STOP_TIMEOUT_S = 30.0
 QUIET_S = 1.0
 
 
-def train_models(models: Path, fraud_seeds: Sequence[int] = (1,)) -> list[str]:
-    """An authenticity model and one fraud model per seed (the first active); returns the
-    fraud models' digests."""
+def train_models(models: Path) -> None:
+    """An active authenticity and fraud model, each trained on TRAINING_EVENTS simulated
+    events with seed 1 (the session's `trained_models` fixture)."""
     train_detector("authenticity", models, count=TRAINING_EVENTS, seed=1)
-    return [
-        train_detector("fraud", models, count=TRAINING_EVENTS, seed=seed,
-                       activate=i == 0).model_sha256
-        for i, seed in enumerate(fraud_seeds)
-    ]  # fmt: skip
+    train_detector("fraud", models, count=TRAINING_EVENTS, seed=1)
+
+
+def copy_models(models: Path, target: Path) -> Path:
+    """A copy of a models directory that a test may change (activate, corrupt)."""
+    return Path(shutil.copytree(models, target))
+
+
+def add_fraud_model(models: Path, seed: int) -> str:
+    """Another fraud model version, trained as `train_models` trains, not active; its digest."""
+    return train_detector("fraud", models, count=TRAINING_EVENTS, seed=seed,
+                          activate=False).model_sha256  # fmt: skip
 
 
 def create_topics(settings: Settings) -> None:

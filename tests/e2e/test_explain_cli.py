@@ -13,10 +13,10 @@ from detect_helpers import (
     CLI,
     background,
     child_env,
+    copy_models,
     create_topics,
     payments,
     publish_payments,
-    train_models,
 )
 
 from attestcore.waiting import wait_until
@@ -24,7 +24,7 @@ from attestream.demo import free_port
 from attestream.settings import Settings
 from attestream.stack_services import reader_url
 from attestream.wiring import open_store
-from detectors.registry import artifact_path
+from detectors.registry import active_sha256, artifact_path
 
 EVENTS = 120
 # A fresh worker and sequencer join their groups in seconds; two minutes means stuck.
@@ -53,9 +53,11 @@ def log_decisions(settings: Settings, env: dict[str, str], logs: Path) -> str:
         store.close()
 
 
-def test_explain_and_replay_a_logged_decision(isolated: Settings, tmp_path: Path) -> None:
-    models = tmp_path / "models"
-    [fraud] = train_models(models)
+def test_explain_and_replay_a_logged_decision(
+    isolated: Settings, trained_models: Path, tmp_path: Path
+) -> None:
+    models = copy_models(trained_models, tmp_path / "models")  # the test corrupts an artifact
+    fraud = active_sha256(models, "fraud")
     env = child_env(ATTESTREAM_MODELS_DIR=str(models))
     decision_id = log_decisions(isolated, env, tmp_path)
 

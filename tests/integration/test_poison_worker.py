@@ -21,7 +21,6 @@ from detect_helpers import (
     create_topics,
     payments,
     publish_payments,
-    train_models,
 )
 
 from attestcore.waiting import poll_until, wait_until
@@ -146,13 +145,6 @@ def metric(port: int, name: str) -> float:
     raise AssertionError(f"no {name} in the metrics")
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("poison-models")
-    train_models(directory)
-    return directory
-
-
 @pytest.fixture
 def poisoned(isolated: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The isolated settings with a labels topic of this test's own."""
@@ -163,13 +155,15 @@ def poisoned(isolated: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def test_every_hostile_record_gets_exactly_one_outcome(
-    poisoned: Settings, models: Path, tmp_path: Path
+    poisoned: Settings, trained_models: Path, tmp_path: Path
 ) -> None:
     (payments_in, expected_outcomes), others = (hostile_payments(poisoned),
                                                 hostile_scans_and_labels(poisoned))  # fmt: skip
     send(poisoned, [*payments_in, *others])
     port = free_port()
-    env = child_env(ATTESTREAM_MODELS_DIR=str(models), ATTESTREAM_DETECT_METRICS_PORT=str(port))
+    env = child_env(
+        ATTESTREAM_MODELS_DIR=str(trained_models), ATTESTREAM_DETECT_METRICS_PORT=str(port)
+    )
     inputs = [poisoned.topic_transactions, poisoned.topic_supply_chain]
     expected = len(payments_in) + sum(1 for t, _, _ in others if t in inputs)
     with background(["detect"], env, tmp_path / "detect.log") as detect:
@@ -212,7 +206,7 @@ def dead_letters(settings: Settings) -> list[tuple[str, bytes, list[tuple[str, b
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_worker_dying_halfway_through_a_batch_loses_no_record(
-    poisoned: Settings, models: Path, tmp_path: Path, fault: str
+    poisoned: Settings, trained_models: Path, tmp_path: Path, fault: str
 ) -> None:
     """The decide agent raises (`raise`: faust restarts it, and the worker is stopped with
     SIGTERM, committing what it acked) or the process is killed (`kill`) after handing half of
@@ -220,7 +214,7 @@ def test_a_worker_dying_halfway_through_a_batch_loses_no_record(
     Decisions may be sent twice, always with the same decision id."""
     events = payments(400, f"fault-{fault}")
     publish_payments(poisoned, events)
-    env = child_env(ATTESTREAM_MODELS_DIR=str(models))
+    env = child_env(ATTESTREAM_MODELS_DIR=str(trained_models))
     inputs = [poisoned.topic_transactions]
     first_log = tmp_path / "first.log"
     struck = "Crashed reason=InjectedFault" if fault == "raise" else "fault injection"
