@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STATE_DIR := .attestream
-PACKAGES := attestream streams detectors ledger anchoring forensics
+PACKAGES := attestcore attestream streams detectors ledger anchoring forensics
 # Only the package directories that exist and hold Python files (mypy rejects empty ones).
 MYPY_TARGETS := $(sort $(dir $(wildcard $(addsuffix /*.py,$(PACKAGES)))))
 

@@ -15,6 +15,7 @@ from anchoring.fees import GWEI
 from anchoring.rpc import ChainClient
 from anchoring.service import AnchorPolicy, AnchorService
 from anchoring.status import collect_status, publish
+from attestcore.waiting import WaitTimeout, wait_until
 from attestream.backoff import DependencyReport, wait
 from attestream.backoff import backoff_delay as shared_backoff_delay
 from attestream.errors import (
@@ -187,18 +188,18 @@ def anchor_once(
     target = {cp.chain: cp.size for cp in service.latest_checkpoints()}
     if not target or _covering(service, target) is not None:
         return None
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def stepped() -> StoredAnchor | None:
         service.step()
-        found = _covering(service, target)
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise ServiceUnavailableError(
-                "EVM JSON-RPC", service.chain.endpoint,
-                f"the anchor of {sorted(target.items())} was not final within {timeout_s:.0f} s",
-            )  # fmt: skip
-        time.sleep(poll_s)
+        return _covering(service, target)
+
+    try:
+        return wait_until(stepped, timeout_s, interval_s=poll_s, what="a final anchor")
+    except WaitTimeout as exc:
+        raise ServiceUnavailableError(
+            "EVM JSON-RPC", service.chain.endpoint,
+            f"the anchor of {sorted(target.items())} was not final within {timeout_s:.0f} s",
+        ) from exc  # fmt: skip
 
 
 def _covering(service: AnchorService, target: dict[int, int]) -> StoredAnchor | None:

@@ -10,6 +10,7 @@ A broker that died without `down` left no snapshot: its cost is unknown.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
+
+from attestcore.waiting import WaitTimeout, wait_until
 
 SNAPSHOT_FILE = "broker-snapshot.json"
 # Metadata and offsets of a local broker arrive in milliseconds; this bounds a dying one.
@@ -117,8 +120,11 @@ def _end_offsets(bootstrap: str, partitions: list[TopicPartition]) -> dict[str, 
 
 
 def _read_to_end(consumer: Consumer, ends: dict[str, dict[str, int]], pending: int) -> None:
-    deadline = time.monotonic() + LAST_BATCH_WAIT_S
-    while pending and time.monotonic() < deadline:
+    """Raise `ends` to the offsets read until every partition reported its end (`pending` of
+    them) or LAST_BATCH_WAIT_S passed; what was read by then stands."""
+
+    def all_read() -> bool:
+        nonlocal pending
         for msg in consumer.consume(1000, 0.2):
             if msg.error() is not None:
                 pending -= 1  # the end of a partition (or it is gone): nothing more to read
@@ -126,6 +132,11 @@ def _read_to_end(consumer: Consumer, ends: dict[str, dict[str, int]], pending: i
             topic, partition, offset = msg.topic(), str(msg.partition()), msg.offset()
             if topic is not None and offset is not None:
                 ends[topic][partition] = max(ends[topic][partition], offset + 1)
+        return pending <= 0
+
+    # consume() itself waits for records, so the loop needs no pause of its own.
+    with contextlib.suppress(WaitTimeout):
+        wait_until(all_read, LAST_BATCH_WAIT_S, interval_s=0.0, what="the last batches")
 
 
 def reset_between(home: Path, previous_cluster_id: str, cluster_id: str) -> BrokerReset | None:

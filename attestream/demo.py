@@ -13,19 +13,19 @@ one dead letter (`consumed N = decided D + dead-lettered L`).
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from anchoring.reader import Web3ChainReader
 from anchoring.rpc import redact_url
 from anchoring.service import connect
+from attestcore import processes
+from attestcore.waiting import WaitTimeout, poll_until, wait_until
 from attestream.accounting import Accounting, account, end_offsets
 from attestream.errors import AttestreamError
 from attestream.settings import Settings, load_settings
@@ -55,17 +55,11 @@ class Background:
     """The long-running commands the demo starts, stopped by pid when it ends."""
 
     logs: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    _files: list[IO[bytes]] = field(default_factory=list)
+    procs: dict[str, processes.Child] = field(default_factory=dict)
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log_file = (self.logs / f"demo-{name}.log").open("ab")
-        self._files.append(log_file)
         command = [sys.executable, "-m", "attestream.cli", *args]
-        self.procs[name] = subprocess.Popen(
-            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+        self.procs[name] = processes.start(command, log=self.logs / f"demo-{name}.log", env=env)
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -74,18 +68,7 @@ class Background:
                 raise DemoError(f"`attestream {name}` exited with {proc.returncode}:\n{tail}")
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for f in self._files:
-            f.close()
+        processes.stop_all(list(self.procs.values()), STOP_GRACE_S)
 
 
 class DemoError(AttestreamError):
@@ -228,14 +211,11 @@ def _wait_logged(
     store: ClickHouseStore, background: Background, run_id: str, expected: int,
     wait_s: float, say: Callable[[str], None],
 ) -> int:  # fmt: skip
-    deadline = time.monotonic() + wait_s
-    logged = 0
-    while time.monotonic() < deadline:
+    def count() -> int:
         background.check_alive()
-        logged = _count_run(store, run_id)
-        if logged >= expected:
-            break
-        time.sleep(POLL_S)
+        return _count_run(store, run_id)
+
+    logged, _ = poll_until(count, lambda n: n >= expected, wait_s, interval_s=POLL_S)
     say(f"logged {logged} of {expected} decisions")
     return logged
 
@@ -243,8 +223,7 @@ def _wait_logged(
 def _wait_anchored(
     store: ClickHouseStore, background: Background, wait_s: float, say: Callable[[str], None]
 ) -> None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
+    def latest_anchored() -> bool:
         background.check_alive()
         latest = []
         for chain in store.chains():
@@ -252,11 +231,13 @@ def _wait_anchored(
             if cp is not None:
                 latest.append((cp.chain, cp.size))
         anchored = {a.checkpoints for a in store.anchors() if a.status == "success"}
-        if latest and tuple(latest) in anchored:
-            say("the latest checkpoints are anchored")
-            return
-        time.sleep(POLL_S)
-    raise DemoError("the latest checkpoints were not anchored in time")
+        return bool(latest) and tuple(latest) in anchored
+
+    try:
+        wait_until(latest_anchored, wait_s, interval_s=POLL_S, what="the latest anchors")
+    except WaitTimeout as exc:
+        raise DemoError("the latest checkpoints were not anchored in time") from exc
+    say("the latest checkpoints are anchored")
 
 
 def _wait_accounted(
@@ -264,13 +245,14 @@ def _wait_accounted(
 ) -> Accounting:
     """The outcomes of the input records published since `since`, read back from the
     decisions and dead-letter topics, once each has one (or the wait ran out)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        found = account(settings.require_kafka(), since, settings.topic_decisions,
-                        settings.topic_dead_letter)  # fmt: skip
-        if not found.without_outcome() or time.monotonic() > deadline:
-            return found
-        time.sleep(POLL_S)
+
+    def found() -> Accounting:
+        return account(settings.require_kafka(), since, settings.topic_decisions,
+                       settings.topic_dead_letter)  # fmt: skip
+
+    accounting, _ = poll_until(found, lambda a: not a.without_outcome(), wait_s,
+                               interval_s=POLL_S)  # fmt: skip
+    return accounting
 
 
 def _verify(settings: Settings, store: ClickHouseStore) -> Report:

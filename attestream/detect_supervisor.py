@@ -28,7 +28,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -40,6 +39,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from attestcore import processes
 from attestream.backoff import Outage, backoff_delay, wait
 from attestream.errors import ServiceUnavailableError
 from attestream.observability import Readiness
@@ -165,7 +165,9 @@ class DetectSupervisor:
 
     def _run_worker(self) -> str:
         port = self.free_port()
-        child = subprocess.Popen(self.worker_command(port), stdin=subprocess.DEVNULL)
+        # Output inherited: the worker logs where the supervisor does. The worker itself asks
+        # the kernel to stop it with the supervisor (`stop_with_supervisor`).
+        child = processes.start(self.worker_command(port))
         log.info("detection worker started (pid %d, cluster %s)", child.pid, self.cluster)
         self.families.url = f"http://127.0.0.1:{port}/metrics"
         started = time.monotonic()
@@ -179,7 +181,7 @@ class DetectSupervisor:
             self.crashes = 0  # it ran well for a while: a crash now starts a new series
         return ended
 
-    def _watch(self, child: subprocess.Popen[bytes]) -> str:
+    def _watch(self, child: processes.Child) -> str:
         """Why the worker must stop: "stop", "exited", "broker" (down) or "reset"."""
         while True:
             wait(WATCH_INTERVAL_S, lambda: self.stopping)
@@ -212,21 +214,14 @@ def broker_cluster_id(bootstrap: str) -> str:
     return cluster_id(bootstrap, BROKER_PROBE_TIMEOUT_S)
 
 
-def _stop(child: subprocess.Popen[bytes]) -> None:
+def _stop(child: processes.Child) -> None:
     """SIGTERM, then SIGKILL after the grace period."""
-    if child.poll() is not None:
-        return
-    child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(WORKER_STOP_GRACE_S)
-        return
-    except subprocess.TimeoutExpired:
+
+    def killing(child: processes.Child) -> None:
         log.warning("the detection worker (pid %d) did not stop within %.0f s; killing it",
                     child.pid, WORKER_STOP_GRACE_S)  # fmt: skip
-    child.kill()
-    try:
-        child.wait(WORKER_KILL_WAIT_S)
-    except subprocess.TimeoutExpired:
+
+    if processes.stop(child, WORKER_STOP_GRACE_S, WORKER_KILL_WAIT_S, on_kill=killing) is None:
         log.error("the detection worker (pid %d) outlived SIGKILL", child.pid)
 
 

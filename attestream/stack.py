@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import secrets
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from attestcore import processes
+from attestcore.waiting import WaitTimeout, wait_until
 from attestream import broker_snapshot
 from attestream import stack_services as svc
 from attestream.broker_snapshot import BrokerReset
@@ -330,11 +331,13 @@ class StackManager:
         return path
 
     def _wait_healthy(self, state: StackState) -> None:
-        """Poll every service until it answers; the slowest bounds the wait."""
+        """Poll every service until it answers; each fails on its own timeout, so the
+        slowest bounds the wait."""
         pending = set(SERVICES)
         started_at = time.monotonic()
         last: dict[str, str] = {}
-        while pending:
+
+        def all_answer() -> bool:
             for name in sorted(pending):
                 proc = state.services[name]
                 if not self._is_ours_and_alive(proc):
@@ -347,8 +350,14 @@ class StackManager:
                 waited = time.monotonic() - started_at
                 if waited > HEALTH_TIMEOUTS_S[name]:
                     self._fail(name, proc, f"not healthy after {waited:.0f} s ({detail})")
-            if pending:
-                time.sleep(HEALTH_POLL_INTERVAL_S)
+            return not pending
+
+        try:
+            wait_until(all_answer, max(HEALTH_TIMEOUTS_S.values()),
+                       interval_s=HEALTH_POLL_INTERVAL_S, what="the stack's services")  # fmt: skip
+        except WaitTimeout as exc:  # the slowest service's own timeout, seen at the deadline
+            name = sorted(pending)[0]
+            self._fail(name, state.services[name], f"{exc} ({last.get(name, '')})")
 
     def _fail(self, name: str, proc: ServiceProcess, why: str) -> None:
         tails = [svc.log_tail(Path(proc.log_file))]
@@ -359,22 +368,11 @@ class StackManager:
     # --- stopping --------------------------------------------------------------------------
     def _stop_pids(self, procs: list[ServiceProcess]) -> None:
         """SIGTERM every live recorded pid at once, then SIGKILL what outlives the grace."""
-        targets = [p for p in procs if p.pid is not None and self._is_ours_and_alive(p)]
-        for proc in targets:
-            _signal(proc, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline:
-            targets = [p for p in targets if self._is_ours_and_alive(p)]
-            if not targets:
-                return
-            time.sleep(STOP_POLL_INTERVAL_S)
-        for proc in targets:
-            _signal(proc, signal.SIGKILL)
+        recorded = {p.pid: p for p in procs if p.pid is not None}
         # The kernel reaps a SIGKILLed process at once unless it is stuck in I/O (state D);
-        # then waiting longer would not help, so give up after the same short poll.
-        deadline = time.monotonic() + KILL_WAIT_S
-        while time.monotonic() < deadline and any(self._is_ours_and_alive(p) for p in targets):
-            time.sleep(STOP_POLL_INTERVAL_S)
+        # then waiting longer would not help, so give up after KILL_WAIT_S.
+        processes.stop_pids(list(recorded), lambda pid: self._is_ours_and_alive(recorded[pid]),
+                            STOP_GRACE_S, KILL_WAIT_S, STOP_POLL_INTERVAL_S)  # fmt: skip
 
     # --- state -----------------------------------------------------------------------------
     def _is_ours_and_alive(self, proc: ServiceProcess) -> bool:
@@ -434,12 +432,6 @@ def _without_pids(state: StackState, names: list[str] | tuple[str, ...]) -> Stac
         state.broker_started_at,
         _now(),
     )
-
-
-def _signal(proc: ServiceProcess, sig: signal.Signals) -> None:
-    assert proc.pid is not None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, sig)
 
 
 def _now() -> str:

@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,12 +16,13 @@ from typing import TYPE_CHECKING
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from attestcore import processes
 from attestream.errors import ConfigError
 
 if TYPE_CHECKING:
     from attestream.stack import Endpoints
 
-Child = subprocess.Popen[bytes]
+Child = processes.Child
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ANVIL_NPM_RELPATH = Path("tools/npm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
@@ -260,41 +260,17 @@ def _free_ports(count: int, exclude: set[int]) -> list[int]:
 # --- processes --------------------------------------------------------------------------------
 def spawn(command: list[str], log_file: Path, cwd: Path) -> Child:
     """Start detached (own session, no stdin), output appended to its log file."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            start_new_session=True,
-            close_fds=True,
-        )
+    return processes.start(command, log=log_file, cwd=cwd, new_session=True)
 
 
 def start_ticks(pid: int) -> int | None:
     """The process start time in clock ticks since boot (/proc/PID/stat field 22)."""
-    stat = _proc_stat(pid)
-    return int(stat[19]) if stat else None
+    return processes.start_ticks(pid)
 
 
 def is_alive(pid: int, ticks: int | None) -> bool:
     """True if `pid` runs, is not a zombie, and is the same process we recorded."""
-    stat = _proc_stat(pid)
-    if stat is None or stat[0] in ("Z", "X"):
-        return False
-    return ticks is None or int(stat[19]) == ticks
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (state first), or None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name is in parentheses and may itself contain spaces or parentheses.
-    return raw[raw.rindex(")") + 2 :].split()
+    return processes.is_running(pid, ticks)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

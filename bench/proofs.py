@@ -16,6 +16,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from attestcore.waiting import poll_until
 from ledger.merkle import inclusion_proof as build_inclusion_proof
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.store import ENTRY_COLUMNS, ChainNodes, ClickHouseStore
@@ -39,10 +40,8 @@ def wait_for_merges(store: ClickHouseStore) -> float:
     """Wait (bounded) until no merge runs in the store's database; return the seconds waited."""
     started = time.perf_counter()
     query = "SELECT count() FROM system.merges WHERE database = %(d)s"
-    while time.perf_counter() - started < SETTLE_TIMEOUT_S:
-        if store.execute(query, {"d": store.database})[0][0] == 0:
-            break
-        time.sleep(SETTLE_POLL_S)
+    poll_until(lambda: int(store.execute(query, {"d": store.database})[0][0]), lambda n: n == 0,
+               SETTLE_TIMEOUT_S, interval_s=SETTLE_POLL_S)  # fmt: skip
     return time.perf_counter() - started
 
 

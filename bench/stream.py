@@ -22,8 +22,6 @@ processes share the machine.
 from __future__ import annotations
 
 import contextlib
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +35,8 @@ from pathlib import Path
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from attestcore import processes
+from attestcore.waiting import WaitTimeout, wait_until
 from attestream.errors import ServiceUnavailableError
 from bench.stream_worker import Stamp, WorkerSettings
 from detectors.simulate_payments import simulate_payments
@@ -148,13 +148,13 @@ class DecisionsWatch:
 
     def wait_for(self, count: int, timeout_s: float) -> float:
         """The arrival time of the `count`-th decision, waiting for it up to `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while len(self.arrivals) < count:
-            if time.monotonic() > deadline:
-                raise ServiceUnavailableError(
-                    "detect worker", self.topic, f"{len(self.arrivals)} of {count} decisions"
-                )
-            time.sleep(POLL_S)
+        try:
+            wait_until(lambda: len(self.arrivals) >= count, timeout_s, interval_s=POLL_S,
+                       what=f"{count} decisions")  # fmt: skip
+        except WaitTimeout as exc:
+            raise ServiceUnavailableError(
+                "detect worker", self.topic, f"{len(self.arrivals)} of {count} decisions"
+            ) from exc
         return self.arrivals[count - 1][0]
 
     def stop(self) -> None:
@@ -170,24 +170,27 @@ class Worker:
         self.stamps = Path(settings.stamps)
         self.log = log
         self.started = time.time()
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.stream_worker", mode,
-                 msgspec.json.encode(settings).decode()],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+        self.proc = processes.start(
+            [sys.executable, "-m", "bench.stream_worker", mode,
+             msgspec.json.encode(settings).decode()],
+            log=log,
+        )  # fmt: skip
 
     def wait_stamp(self, name: str, timeout_s: float) -> Stamp:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for stamp in self._stamps():
-                if stamp.stamp == name:
-                    return stamp
-            if self.proc.poll() is not None:
-                break
-            time.sleep(POLL_S)
-        tail = self.log.read_text(errors="replace")[-2000:]
-        raise ServiceUnavailableError("stream worker", self.mode, f"no {name!r} stamp:\n{tail}")
+        def stamped() -> Stamp | None:
+            found = next((stamp for stamp in self._stamps() if stamp.stamp == name), None)
+            if found is None and self.proc.poll() is not None:
+                raise ServiceUnavailableError("stream worker", self.mode,
+                                              f"exited before its {name!r} stamp")  # fmt: skip
+            return found
+
+        try:
+            return wait_until(stamped, timeout_s, interval_s=POLL_S, what=f"the {name!r} stamp")
+        except (WaitTimeout, ServiceUnavailableError) as exc:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise ServiceUnavailableError(
+                "stream worker", self.mode, f"no {name!r} stamp:\n{tail}"
+            ) from exc
 
     def _stamps(self) -> Iterator[Stamp]:
         if self.stamps.exists():
@@ -195,13 +198,7 @@ class Worker:
                 yield msgspec.json.decode(line, type=Stamp)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=WORKER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        processes.stop(self.proc, WORKER_STOP_TIMEOUT_S)
 
 
 def _worker_settings(setup: StreamSetup, topic: str, tag: str) -> WorkerSettings:

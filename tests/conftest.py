@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from anchor_account import funded_anchor_key
+from detect_helpers import train_models
 
 from attestream.errors import AttestreamError
 from attestream.settings import Settings
@@ -70,6 +71,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
         yield StackEndpoints.from_state(state, manager)
     finally:
         manager.down()
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An active authenticity and fraud model (`detect_helpers.train_models`: a few thousand
+    simulated events each, seed 1), trained once per session and shared by every test that
+    only scores with them. A test that changes the registry or an artifact works on
+    `detect_helpers.copy_models(trained_models, ...)`."""
+    models = tmp_path_factory.mktemp("trained-models")
+    train_models(models)
+    return models
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ decisions read back from their topic."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +14,8 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from attestcore import processes
+from attestcore.waiting import WaitTimeout, wait_until
 from attestream.settings import Settings
 from detectors.simulate_payments import simulate_payments
 from detectors.training import train_detector
@@ -33,15 +34,22 @@ STOP_TIMEOUT_S = 30.0
 QUIET_S = 1.0
 
 
-def train_models(models: Path, fraud_seeds: Sequence[int] = (1,)) -> list[str]:
-    """An authenticity model and one fraud model per seed (the first active); returns the
-    fraud models' digests."""
+def train_models(models: Path) -> None:
+    """An active authenticity and fraud model, each trained on TRAINING_EVENTS simulated
+    events with seed 1 (the session's `trained_models` fixture)."""
     train_detector("authenticity", models, count=TRAINING_EVENTS, seed=1)
-    return [
-        train_detector("fraud", models, count=TRAINING_EVENTS, seed=seed,
-                       activate=i == 0).model_sha256
-        for i, seed in enumerate(fraud_seeds)
-    ]  # fmt: skip
+    train_detector("fraud", models, count=TRAINING_EVENTS, seed=1)
+
+
+def copy_models(models: Path, target: Path) -> Path:
+    """A copy of a models directory that a test may change (activate, corrupt)."""
+    return Path(shutil.copytree(models, target))
+
+
+def add_fraud_model(models: Path, seed: int) -> str:
+    """Another fraud model version, trained as `train_models` trains, not active; its digest."""
+    return train_detector("fraud", models, count=TRAINING_EVENTS, seed=seed,
+                          activate=False).model_sha256  # fmt: skip
 
 
 def create_topics(settings: Settings) -> None:
@@ -61,23 +69,13 @@ def publish_payments(settings: Settings, events: Sequence[PaymentTransaction]) -
 
 
 @contextmanager
-def background(
-    args: Sequence[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
+def background(args: Sequence[str], env: dict[str, str], log: Path) -> Iterator[processes.Child]:
     """`attestream ARGS` in the background, logging to `log`; SIGTERM and a clean exit after."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen([*CLI, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)  # fmt: skip
+    proc = processes.start([*CLI, *args], log=log, env=env)
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        processes.stop(proc, STOP_TIMEOUT_S)
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -85,7 +83,7 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def read_decisions(settings: Settings, at_least: int, timeout_s: float = DECIDE_TIMEOUT_S,
-                   proc: subprocess.Popen[bytes] | None = None) -> list[Decision]:  # fmt: skip
+                   proc: processes.Child | None = None) -> list[Decision]:  # fmt: skip
     """Every decision on the decisions topic (partition 0, in order), once there are at least
     `at_least` and the topic has been quiet for QUIET_S (so duplicates would show)."""
     consumer = Consumer({"bootstrap.servers": settings.require_kafka(),
@@ -93,14 +91,20 @@ def read_decisions(settings: Settings, at_least: int, timeout_s: float = DECIDE_
                          "enable.auto.commit": False, "fetch.wait.max.ms": 50})  # fmt: skip
     consumer.assign([TopicPartition(settings.topic_decisions, 0, OFFSET_BEGINNING)])
     found: list[Decision] = []
-    deadline = time.monotonic() + timeout_s
+
+    def quiet_with_enough() -> bool:
+        assert proc is None or proc.poll() is None, "the detect worker exited"
+        batch = [m for m in consumer.consume(1000, QUIET_S) if not m.error()]
+        found.extend(decode_decision(m.value()) for m in batch)  # type: ignore[arg-type]
+        return not batch and len(found) >= at_least
+
     try:
-        while time.monotonic() < deadline:
-            assert proc is None or proc.poll() is None, "the detect worker exited"
-            batch = [m for m in consumer.consume(1000, QUIET_S) if not m.error()]
-            found.extend(decode_decision(m.value()) for m in batch)  # type: ignore[arg-type]
-            if not batch and len(found) >= at_least:
-                return found
+        # consume() waits QUIET_S itself: no pause between reads.
+        wait_until(quiet_with_enough, timeout_s, interval_s=0.0, what="the decisions")
+    except WaitTimeout as exc:
+        raise AssertionError(
+            f"{len(found)} decisions after {timeout_s} s, expected {at_least}"
+        ) from exc
     finally:
         consumer.close()
-    raise AssertionError(f"{len(found)} decisions after {timeout_s} s, expected {at_least}")
+    return found

@@ -3,11 +3,11 @@ copy a ledger into a fresh database, and tamper with it through plain SQL."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from attestcore.waiting import WaitTimeout, wait_until
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer
 from ledger.chain import ChainWriter, Incoming
@@ -49,16 +49,18 @@ def run_sequencer(
 
 def wait_for_mutations(store: ClickHouseStore, timeout_s: float = MUTATION_TIMEOUT_S) -> None:
     """ALTER ... UPDATE runs asynchronously (18.16 has no mutations_sync): wait for it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def done() -> bool:
         pending = store.execute(
             "SELECT count() FROM system.mutations WHERE database = %(d)s AND is_done = 0",
             {"d": store.database},
         )[0][0]
-        if pending == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("ClickHouse mutation did not finish")
+        return bool(pending == 0)
+
+    try:
+        wait_until(done, timeout_s, interval_s=0.1, what="ClickHouse mutations")
+    except WaitTimeout as exc:
+        raise AssertionError("ClickHouse mutation did not finish") from exc
 
 
 def tamper(store: ClickHouseStore, sql: str, params: Mapping[str, Any] | None = None) -> None:

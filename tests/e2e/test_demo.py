@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from typing import Any
 
+from attestcore.waiting import wait_until
 from attestream.demo import free_port
 from attestream.settings import Settings
 
@@ -89,12 +89,12 @@ def test_ledger_serves_prometheus_metrics(isolated: Settings) -> None:
 
 
 def scrape(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def body() -> str | None:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return str(response.read().decode())
         except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"no metrics at {url}")
+            return None
+
+    return wait_until(body, timeout_s, interval_s=0.2, what=f"metrics at {url}")

@@ -13,17 +13,18 @@ from detect_helpers import (
     CLI,
     background,
     child_env,
+    copy_models,
     create_topics,
     payments,
     publish_payments,
-    train_models,
 )
 
+from attestcore.waiting import wait_until
 from attestream.demo import free_port
 from attestream.settings import Settings
 from attestream.stack_services import reader_url
 from attestream.wiring import open_store
-from detectors.registry import artifact_path
+from detectors.registry import active_sha256, artifact_path
 
 EVENTS = 120
 # A fresh worker and sequencer join their groups in seconds; two minutes means stuck.
@@ -43,19 +44,20 @@ def log_decisions(settings: Settings, env: dict[str, str], logs: Path) -> str:
         with background(["detect"], env, logs / "detect.log"), \
                 background(["ledger", "run"], env, logs / "ledger.log"):  # fmt: skip
             publish_payments(settings, payments(EVENTS, run_id=f"explain{time.time_ns()}"))
-            deadline = time.monotonic() + LOGGED_TIMEOUT_S
-            while store.count_entries() < EVENTS:
-                assert time.monotonic() < deadline, (logs / "detect.log").read_text()[-2000:]
-                time.sleep(0.5)
+            wait_until(lambda: store.count_entries() >= EVENTS, LOGGED_TIMEOUT_S,
+                       interval_s=0.5, what=f"{EVENTS} logged decisions",
+                       detail=lambda: (logs / "detect.log").read_text()[-2000:])  # fmt: skip
         rows = store.execute("SELECT decision_id FROM {db}.entries ORDER BY score DESC LIMIT 1")
         return str(rows[0][0])
     finally:
         store.close()
 
 
-def test_explain_and_replay_a_logged_decision(isolated: Settings, tmp_path: Path) -> None:
-    models = tmp_path / "models"
-    [fraud] = train_models(models)
+def test_explain_and_replay_a_logged_decision(
+    isolated: Settings, trained_models: Path, tmp_path: Path
+) -> None:
+    models = copy_models(trained_models, tmp_path / "models")  # the test corrupts an artifact
+    fraud = active_sha256(models, "fraud")
     env = child_env(ATTESTREAM_MODELS_DIR=str(models))
     decision_id = log_decisions(isolated, env, tmp_path)
 

@@ -8,17 +8,15 @@ state file, so stopping and restarting it on the same port disturbs nobody.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from factories import incoming
 
+from attestcore import processes
+from attestcore.waiting import WaitTimeout, wait_until
 from attestream.stack_services import probe_anvil, resolve_binaries
 from ledger.chain import ChainWriter
 from ledger.keys import NoteSigner
@@ -50,31 +48,31 @@ class AnvilNode:
         self.binary = resolve_binaries(home)["anvil"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: processes.Child | None = None
 
     def start(self) -> None:
-        log = open(self.home / "anvil.log", "ab")  # noqa: SIM115 (the child keeps it)
-        self.process = subprocess.Popen(
+        self.process = processes.start(
             [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id",
              str(CHAIN_ID), "--state", str(self.home / "state.json"), "--silent"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            log=self.home / "anvil.log",
         )  # fmt: skip
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while (problem := probe_anvil(self.url, CHAIN_ID)) is not None:
-            if self.process.poll() is not None or time.monotonic() > deadline:
+        process = self.process
+
+        def answers() -> bool:
+            problem = probe_anvil(self.url, CHAIN_ID)
+            if problem is not None and process.poll() is not None:
                 raise RuntimeError(f"anvil did not start on {self.url}: {problem}")
-            time.sleep(POLL_S)
+            return problem is None
+
+        try:
+            wait_until(answers, START_TIMEOUT_S, interval_s=POLL_S, what=f"anvil on {self.url}")
+        except WaitTimeout as exc:
+            raise RuntimeError(f"anvil did not start on {self.url}: {exc}") from exc
 
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(STOP_TIMEOUT_S)
+        processes.stop(self.process, STOP_TIMEOUT_S, STOP_TIMEOUT_S)
         self.process = None
 
     def rpc(self, method: str, *params: Any) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from factories import make_decision
 
+from attestcore import processes, waiting
 from attestream.settings import Settings
 from attestream.wiring import trusted_verifiers
 from forensics.verify import verify_ledger
@@ -49,17 +49,14 @@ class SequencerProcess:
     name: str
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
+    proc: processes.Child | None = None
 
     def start(self) -> SequencerProcess:
         env = {**os.environ, **FAST_GROUP_ENV, **self.extra_env}
         with self.log_path.open("ab") as out:
             out.write(f"--- start {self.name} {self.extra_env}\n".encode())
-            out.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "attestream.cli", "ledger", "run"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        self.proc = processes.start([sys.executable, "-m", "attestream.cli", "ledger", "run"],
+                                    log=self.log_path, env=env)  # fmt: skip
         return self
 
     def signal(self, signum: int) -> None:
@@ -130,13 +127,11 @@ def wait_until(
     what: str, check: Callable[[], bool], timeout_s: float, procs: Sequence[SequencerProcess] = ()
 ) -> None:
     """Poll `check`; fail naming `what` (and any sequencer that died) when time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(POLL_S)
-    dead = [p.name for p in procs if not p.alive()]
-    raise AssertionError(f"timed out waiting for {what} (dead sequencers: {dead})")
+    try:
+        waiting.wait_until(check, timeout_s, interval_s=POLL_S, what=what)
+    except waiting.WaitTimeout as exc:
+        dead = [p.name for p in procs if not p.alive()]
+        raise AssertionError(f"{exc} (dead sequencers: {dead})") from exc
 
 
 @dataclass(frozen=True)

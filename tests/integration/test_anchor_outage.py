@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
 from sequencer_procs import wait_until
 
 from anchoring.store import AnchorRecords
+from attestcore import processes
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, open_store
 from ledger.store import ClickHouseStore
@@ -56,10 +56,8 @@ def test_anchor_run_waits_out_an_rpc_outage(
     first = feed.append(0, 5)
     log_path = tmp_path / "anchor.log"
     port = settings.anchor_metrics_port
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "attestream.cli", "anchor", "run"],
-                                env=dict(os.environ), stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+    proc = processes.start([sys.executable, "-m", "attestream.cli", "anchor", "run"],
+                           log=log_path, env=os.environ)  # fmt: skip
     try:
         wait_until("a first final anchor", lambda: covered(store, settings, 0, first.size),
                    ANCHOR_TIMEOUT_S)  # fmt: skip

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from outage_drills import DrillStack, drill_stack
 from sequencer_procs import wait_until
 from typer.testing import CliRunner
 
+from attestcore import processes
 from attestream.commands.stack import app as stack_cli
 from attestream.errors import MissingTopicError
 from streams.producer import EventProducer
@@ -93,9 +93,7 @@ def test_stack_status_reports_a_crash_looping_worker(drill: DrillStack, tmp_path
     bootstrap = drill.state.endpoints.kafka_bootstrap
     ensure_topics(bootstrap, [env["ATTESTREAM_TOPIC_TRANSACTIONS"]], partitions=4)
     log = tmp_path / "detect.log"
-    with log.open("wb") as out:
-        detect = subprocess.Popen([sys.executable, "-m", "attestream.cli", "detect"], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    detect = processes.start([sys.executable, "-m", "attestream.cli", "detect"], log=log, env=env)
     runner = CliRunner()
     try:
         wait_until("two worker restarts", lambda: log.read_text().count("exited on its own") >= 2,

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from detect_helpers import background, payments, publish_payments, read_decisions, train_models
+from detect_helpers import background, payments, publish_payments, read_decisions
 from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
 from sequencer_procs import wait_until
 
+from attestcore import processes
 from attestream.settings import Settings
 from attestream.workers import worker_statuses
 from streams.topics import all_topics, ensure_topics
@@ -39,15 +40,8 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
     yield from drill_stack(tmp_path_factory.mktemp("detect-drill"))
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("models")
-    train_models(path)
-    return path
-
-
-def setup_env(drill: DrillStack, models: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    return drill.settings(monkeypatch, ATTESTREAM_MODELS_DIR=str(models))
+def setup_env(drill: DrillStack, trained_models: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    return drill.settings(monkeypatch, ATTESTREAM_MODELS_DIR=str(trained_models))
 
 
 def lines(log: Path) -> list[str]:
@@ -55,9 +49,9 @@ def lines(log: Path) -> list[str]:
 
 
 def test_detect_survives_a_broker_reset_and_stops_promptly_while_it_is_down(
-    drill: DrillStack, models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    drill: DrillStack, trained_models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = setup_env(drill, models, monkeypatch)
+    settings = setup_env(drill, trained_models, monkeypatch)
     port = settings.detect_metrics_port
     ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
     log = tmp_path / "detect.log"
@@ -100,11 +94,11 @@ def test_detect_survives_a_broker_reset_and_stops_promptly_while_it_is_down(
 
 
 def test_detect_stops_within_the_bound_under_load(
-    drill: DrillStack, models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    drill: DrillStack, trained_models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """SIGTERM while payments stream in: decisions sent, offsets committed, then exit; a
     second worker decides the rest, and no payment is left without its decision."""
-    settings = setup_env(drill, models, monkeypatch)
+    settings = setup_env(drill, trained_models, monkeypatch)
     ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
     events = payments(600, run_id=f"load{time.time_ns()}")
     with background(["detect"], dict(os.environ), tmp_path / "detect.log") as detect:
@@ -123,11 +117,11 @@ def test_detect_stops_within_the_bound_under_load(
 
 
 def test_a_killed_supervisor_takes_its_worker_along(
-    drill: DrillStack, models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    drill: DrillStack, trained_models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """SIGKILL leaves the supervisor no time to stop its worker: the kernel's parent-death
     signal does, so no worker keeps deciding unsupervised."""
-    settings = setup_env(drill, models, monkeypatch)
+    settings = setup_env(drill, trained_models, monkeypatch)
     ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
     log = tmp_path / "detect.log"
     started = re.compile(r"detection worker started \(pid (\d+)")
@@ -139,15 +133,5 @@ def test_a_killed_supervisor_takes_its_worker_along(
         worker = int(match.group(1))
         detect.kill()
         detect.wait()
-        wait_until("the orphaned worker to stop", lambda: not pid_alive(worker),
+        wait_until("the orphaned worker to stop", lambda: not processes.is_running(worker),
                    SHUTDOWN_BOUND_S, [])  # fmt: skip
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A stopped child of ours that nobody reaped yet is gone in all but name.
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"

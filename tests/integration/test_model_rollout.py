@@ -14,17 +14,20 @@ from pathlib import Path
 
 from detect_helpers import (
     CLI,
+    add_fraud_model,
     background,
     child_env,
+    copy_models,
     create_topics,
     payments,
     publish_payments,
     read_decisions,
-    train_models,
 )
 
+from attestcore.waiting import wait_until
 from attestream.demo import free_port
 from attestream.settings import Settings
+from detectors.registry import active_sha256
 from streams.schemas import PaymentTransaction, decision_id
 
 # The worker re-reads the registry this often: short, so the test waits little for the swap.
@@ -42,23 +45,23 @@ def publish_paced(settings: Settings, events: Sequence[PaymentTransaction]) -> N
 
 def wait_for_swap(port: int, swaps: int) -> None:
     line = f'attestream_detect_model_swaps_total{{detector="fraud"}} {float(swaps)}'
-    deadline = time.monotonic() + SWAP_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def swapped() -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-                if line in reply.read().decode():
-                    return
+                return line in reply.read().decode()
         except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"no {line!r} after {SWAP_TIMEOUT_S} s")
+            return False
+
+    wait_until(swapped, SWAP_TIMEOUT_S, interval_s=0.2, what=repr(line))
 
 
 def test_a_new_active_model_takes_over_without_losing_or_doubling_an_event(
-    isolated: Settings, tmp_path: Path
+    isolated: Settings, trained_models: Path, tmp_path: Path
 ) -> None:
-    models = tmp_path / "models"
-    first, second = train_models(models, fraud_seeds=(1, 2))
+    models = copy_models(trained_models, tmp_path / "models")  # the test activates a model
+    first = active_sha256(models, "fraud")
+    second = add_fraud_model(models, seed=2)
     port = free_port()
     env = child_env(ATTESTREAM_MODELS_DIR=str(models), ATTESTREAM_DETECT_MODEL_POLL_S=POLL_S,
                     ATTESTREAM_DETECT_METRICS_PORT=str(port))  # fmt: skip

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,9 +21,9 @@ from detect_helpers import (
     create_topics,
     payments,
     publish_payments,
-    train_models,
 )
 
+from attestcore.waiting import poll_until, wait_until
 from attestream.accounting import Accounting, account, read_topic
 from attestream.demo import free_port
 from attestream.settings import Settings
@@ -125,16 +124,17 @@ def send(settings: Settings, records: Sequence[Record]) -> None:
 def wait_accounted(settings: Settings, inputs: Sequence[str], expected: int,
                    proc: subprocess.Popen[bytes]) -> Accounting:  # fmt: skip
     """The topics read back once every input record has an outcome (or the wait ran out)."""
-    deadline = time.monotonic() + DECIDE_TIMEOUT_S
-    while True:
+
+    def found() -> Accounting:
         assert proc.poll() is None, "the detect worker exited"
-        found = account(settings.require_kafka(), {t: {} for t in inputs},
-                        settings.topic_decisions, settings.topic_dead_letter)  # fmt: skip
-        if (len(found.consumed) >= expected and not found.without_outcome()) or (
-            time.monotonic() > deadline
-        ):
-            return found
-        time.sleep(1.0)
+        return account(settings.require_kafka(), {t: {} for t in inputs},
+                       settings.topic_decisions, settings.topic_dead_letter)  # fmt: skip
+
+    def complete(found: Accounting) -> bool:
+        return len(found.consumed) >= expected and not found.without_outcome()
+
+    accounting, _ = poll_until(found, complete, DECIDE_TIMEOUT_S, interval_s=1.0)
+    return accounting
 
 
 def metric(port: int, name: str) -> float:
@@ -143,13 +143,6 @@ def metric(port: int, name: str) -> float:
             if line.startswith(name + " "):
                 return float(line.split()[-1])
     raise AssertionError(f"no {name} in the metrics")
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("poison-models")
-    train_models(directory)
-    return directory
 
 
 @pytest.fixture
@@ -162,13 +155,15 @@ def poisoned(isolated: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def test_every_hostile_record_gets_exactly_one_outcome(
-    poisoned: Settings, models: Path, tmp_path: Path
+    poisoned: Settings, trained_models: Path, tmp_path: Path
 ) -> None:
     (payments_in, expected_outcomes), others = (hostile_payments(poisoned),
                                                 hostile_scans_and_labels(poisoned))  # fmt: skip
     send(poisoned, [*payments_in, *others])
     port = free_port()
-    env = child_env(ATTESTREAM_MODELS_DIR=str(models), ATTESTREAM_DETECT_METRICS_PORT=str(port))
+    env = child_env(
+        ATTESTREAM_MODELS_DIR=str(trained_models), ATTESTREAM_DETECT_METRICS_PORT=str(port)
+    )
     inputs = [poisoned.topic_transactions, poisoned.topic_supply_chain]
     expected = len(payments_in) + sum(1 for t, _, _ in others if t in inputs)
     with background(["detect"], env, tmp_path / "detect.log") as detect:
@@ -211,7 +206,7 @@ def dead_letters(settings: Settings) -> list[tuple[str, bytes, list[tuple[str, b
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_worker_dying_halfway_through_a_batch_loses_no_record(
-    poisoned: Settings, models: Path, tmp_path: Path, fault: str
+    poisoned: Settings, trained_models: Path, tmp_path: Path, fault: str
 ) -> None:
     """The decide agent raises (`raise`: faust restarts it, and the worker is stopped with
     SIGTERM, committing what it acked) or the process is killed (`kill`) after handing half of
@@ -219,15 +214,14 @@ def test_a_worker_dying_halfway_through_a_batch_loses_no_record(
     Decisions may be sent twice, always with the same decision id."""
     events = payments(400, f"fault-{fault}")
     publish_payments(poisoned, events)
-    env = child_env(ATTESTREAM_MODELS_DIR=str(models))
+    env = child_env(ATTESTREAM_MODELS_DIR=str(trained_models))
     inputs = [poisoned.topic_transactions]
     first_log = tmp_path / "first.log"
     struck = "Crashed reason=InjectedFault" if fault == "raise" else "fault injection"
     with background(["detect"], {**env, FAULT_AT_ENV: fault}, first_log) as first:
-        deadline = time.monotonic() + DECIDE_TIMEOUT_S
-        while struck not in first_log.read_text(errors="replace"):
-            assert time.monotonic() < deadline, first_log.read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
+        wait_until(lambda: struck in first_log.read_text(errors="replace"), DECIDE_TIMEOUT_S,
+                   interval_s=0.2, what=repr(struck),
+                   detail=lambda: first_log.read_text(errors="replace")[-3000:])  # fmt: skip
         # `kill`: the supervising `attestream detect` restarts its killed worker (which the
         # fault strikes again); SIGTERM on leaving the block stops both.
     assert first.returncode == 0, first_log.read_text()[-3000:]

@@ -24,11 +24,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from typer.testing import CliRunner
 
+from attestcore import processes
+from attestcore.waiting import poll_until, wait_until
 from attestream import stack_services
 from attestream.commands.stack import app as stack_cli
 from attestream.errors import ConfigError, ServiceUnavailableError
 from attestream.settings import Settings, load_settings
-from attestream.stack import ANVIL_DEV_KEY, StackManager, StackState
+from attestream.stack import ANVIL_DEV_KEY, ServiceStatus, StackManager, StackState, StackStatus
 from attestream.stack_services import CLICKHOUSE_READER, reader_password
 
 pytestmark = pytest.mark.integration
@@ -92,12 +94,14 @@ def consume_one(bootstrap: str, topic: str) -> bytes:
     )
     try:
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        deadline = time.monotonic() + KAFKA_TIMEOUT_S
-        while time.monotonic() < deadline:
+
+        def value() -> tuple[bytes] | None:  # in a tuple: an empty value is a message too
             msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                return msg.value() or b""
-        raise AssertionError(f"no message on {topic} within {KAFKA_TIMEOUT_S} s")
+            return (msg.value() or b"",) if msg is not None and msg.error() is None else None
+
+        # poll() waits itself: no pause between polls.
+        (found,) = wait_until(value, KAFKA_TIMEOUT_S, interval_s=0.0, what=f"a message on {topic}")
+        return found
     finally:
         consumer.close()
 
@@ -107,10 +111,12 @@ def send_dev_tx(rpc_url: str) -> str:
     tx = {"from": DEV_ACCOUNT_0, "to": DEV_ACCOUNT_1, "value": hex(12345)}
     tx_hash = str(rpc(rpc_url, "eth_sendTransaction", [tx]))
     # Automine answers before the block is sealed: poll for the receipt.
-    deadline = time.monotonic() + RPC_TIMEOUT_S
-    while (receipt := rpc(rpc_url, "eth_getTransactionReceipt", [tx_hash])) is None:
-        assert time.monotonic() < deadline, f"no receipt for {tx_hash} in {RPC_TIMEOUT_S} s"
-        time.sleep(0.05)
+    receipt = wait_until(
+        lambda: rpc(rpc_url, "eth_getTransactionReceipt", [tx_hash]),
+        RPC_TIMEOUT_S,
+        interval_s=0.05,
+        what=f"the receipt of {tx_hash}",
+    )
     assert receipt["status"] == "0x1"
     return tx_hash
 
@@ -176,11 +182,8 @@ def test_down_stops_exactly_the_recorded_pids(manager: StackManager, tmp_path: P
     # A decoy anvil that the stack did not start must survive `down` (no killing by name).
     anvil = stack_services.resolve_binaries(manager.home)["anvil"]
     port = stack_services.choose_ports({}, set())["anvil"]
-    decoy = subprocess.Popen(
-        [str(anvil), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    decoy = processes.start([str(anvil), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+                            stdout=subprocess.DEVNULL)  # fmt: skip
     try:
         state = manager.up()
         pids = {n: p.pid for n, p in state.services.items()}
@@ -194,8 +197,7 @@ def test_down_stops_exactly_the_recorded_pids(manager: StackManager, tmp_path: P
         assert all(not s.alive and s.pid is None for s in report.services)
         manager.down()  # down when down is fine
     finally:
-        decoy.terminate()
-        decoy.wait(timeout=30)
+        processes.stop(decoy, 30.0)
 
 
 def test_restart_keeps_clickhouse_and_chain_but_resets_broker(manager: StackManager) -> None:
@@ -227,13 +229,11 @@ def test_stale_state_is_detected_and_up_restarts_only_the_dead(manager: StackMan
     assert broker_pid is not None
     os.kill(broker_pid, signal.SIGKILL)
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        report = manager.status()
-        broker = next(s for s in report.services if s.name == "broker")
-        if not broker.alive:
-            break
-        time.sleep(0.1)
+    def broker_of(status: StackStatus) -> ServiceStatus:
+        return next(s for s in status.services if s.name == "broker")
+
+    report, _ = poll_until(manager.status, lambda r: not broker_of(r).alive, 10, interval_s=0.1)
+    broker = broker_of(report)
     assert report.expected_up and not report.healthy
     assert not broker.alive and broker.detail == "not running"
 

@@ -29,7 +29,8 @@ FRAUD = Detector.FRAUD
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    """Two fraud model versions, the first active."""
+    """Two fraud model versions, the first active. Not the session's `trained_models`: this
+    registry must hold fraud models only (a test lists no authenticity model)."""
     models = tmp_path_factory.mktemp("models")
     first = train_detector(FRAUD, models, count=4000, seed=1).model_sha256
     second = train_detector(FRAUD, models, count=4000, seed=2, activate=False).model_sha256

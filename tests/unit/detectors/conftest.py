@@ -44,7 +44,10 @@ def models_dir(
     payments: list[LabelledPayment],
     scans: list[LabelledScan],
 ) -> Path:
-    """A models directory with an active fraud and authenticity model trained on the above."""
+    """A models directory with an active fraud and authenticity model trained on the above.
+
+    Not the session's `trained_models` (a few thousand events each): the quality and
+    evaluation tests here need every fraud scenario and a few dozen held-out positives."""
     directory = tmp_path_factory.mktemp("models")
     train_detector("fraud", directory, labelled=payments, data_source="unit payments")
     train_detector("authenticity", directory, labelled=scans, data_source="unit scans")

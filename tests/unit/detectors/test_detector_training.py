@@ -145,15 +145,17 @@ def test_cli_simulates_when_no_file_is_given(tmp_path: Path) -> None:
 
 
 def test_ensure_models_replaces_a_model_of_an_older_feature_list(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from detectors import training
     from detectors.features import FEATURE_SPECS
     from detectors.registry import active_sha256
     from streams.schemas import Detector
 
-    first = training.ensure_models(tmp_path)
-    assert training.ensure_models(tmp_path)[Detector.FRAUD].model_sha256 == (
+    # Active models of the current feature lists (the session's, so nothing is trained here).
+    models = copy_models(models_dir, tmp_path)
+    first = training.ensure_models(models)
+    assert training.ensure_models(models)[Detector.FRAUD].model_sha256 == (
         first[Detector.FRAUD].model_sha256
     ), "a current model is kept"
     spec = FEATURE_SPECS[Detector.AUTHENTICITY]
@@ -162,12 +164,12 @@ def test_ensure_models_replaces_a_model_of_an_older_feature_list(
         Detector.AUTHENTICITY,
         dataclasses.replace(spec, names=(*spec.names, "not_computed_yet")),
     )
-    old = active_sha256(tmp_path, Detector.AUTHENTICITY)
+    old = active_sha256(models, Detector.AUTHENTICITY)
     calls: list[Detector] = []
     monkeypatch.setattr(
         training,
         "train_detector",
         lambda d, m, seed=0: calls.append(Detector(d)) or first[Detector(d)],
     )
-    training.ensure_models(tmp_path)
+    training.ensure_models(models)
     assert calls == [Detector.AUTHENTICITY] and old is not None

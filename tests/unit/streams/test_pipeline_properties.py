@@ -120,10 +120,10 @@ def raw_records(
 
 
 @pytest.fixture(scope="module")
-def specs(small_models: Path) -> dict[str, DetectorSpec]:
+def specs(trained_models: Path) -> dict[str, DetectorSpec]:
     return {
-        "fraud": fraud_spec(Scorer(load_active(small_models, "fraud")), "labels"),
-        "authenticity": authenticity_spec(Scorer(load_active(small_models, "authenticity"))),
+        "fraud": fraud_spec(Scorer(load_active(trained_models, "fraud")), "labels"),
+        "authenticity": authenticity_spec(Scorer(load_active(trained_models, "authenticity"))),
     }
 
 
