@@ -1,6 +1,8 @@
 """Anchor proofs: from a checkpoint to the EVM transaction that anchors it.
 
-docs/ledger-format.md ("Anchor proofs") specifies the JSON form. A checkpoint is anchored by
+docs/ledger-format.md ("Anchor proofs") specifies the JSON form: the `AnchorProofFile` Struct,
+published as docs/schemas/anchor-proof.json, which `AnchorProof` (the bytes verification
+works on) is written as and read from. A checkpoint is anchored by
 the earliest final anchor committing to a checkpoint of the same chain at its size or beyond:
 a consistency proof (RFC 9162 2.1.4) links it to that anchored checkpoint, whose note is a
 leaf of the anchor root (RFC 9162 2.1.3), which the transaction carries in its calldata.

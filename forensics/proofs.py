@@ -5,7 +5,9 @@ its inclusion proof against a signed checkpoint, that checkpoint note and, once 
 is anchored, the anchor proof (the note's inclusion in the anchor root and the transaction's
 coordinates). Anyone holding the log's verifier key checks it offline with `verify_bundle`: no
 database, no network; `verify_bundle_on_chain` adds the look-up of the anchor transaction.
-The format is specified in docs/ledger-format.md, "Proof files".
+The format is specified in docs/ledger-format.md, "Proof files"; the `ProofFile` Struct is its
+one definition (schema docs/schemas/proof-file.json), decoded with the shared field types of
+ledger/evidence.py, and `ProofBundle` holds the bytes verification works on.
 """
 
 from __future__ import annotations

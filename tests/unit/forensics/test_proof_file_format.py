@@ -1,17 +1,20 @@
 """The proof file format as msgspec decodes it: one broken file per rejection reason, each
 MalformedError naming the member (nested ones by their path), what it must be and what it
-holds; and the leniencies old readers had (unknown members, no `anchor`, null `consistency`)."""
+holds; and the leniencies old readers had (unknown members, no `anchor`, null `consistency`). The
+members docs/ledger-format.md lists are the Structs' fields."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from anchoring.proofs import AnchorProofFile
 from attestream.errors import MalformedError
-from forensics.proofs import load_bundle
+from forensics.proofs import ProofFile, load_bundle
 
 ANCHORED = Path(__file__).parents[2] / "vectors" / "proof-files" / "anchored-with-consistency.json"
 
@@ -76,3 +79,16 @@ def test_what_old_readers_tolerated_is_still_read() -> None:
     bundle = load_bundle(json.dumps({**unanchored, "consistency": None}))
     assert bundle.anchor is None and bundle.consistency is None and bundle.since_size is None
     assert bundle.inclusion == original.inclusion
+
+
+def documented_members(heading: str) -> set[str]:
+    doc = (Path(__file__).parents[3] / "docs" / "ledger-format.md").read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", doc, re.M | re.S)
+    assert match, f"docs/ledger-format.md has no section '## {heading}'"
+    rows = re.findall(r"^\| (`.*?) \|", match.group(1), re.M)
+    return {name for row in rows for name in re.findall(r"`(\w+)`", row)}
+
+
+def test_the_documented_members_are_the_struct_fields() -> None:
+    assert documented_members("Proof files") == set(ProofFile.__struct_fields__)
+    assert documented_members("Anchor proofs") == set(AnchorProofFile.__struct_fields__)
