@@ -1,6 +1,8 @@
 """Anchor proofs: from a checkpoint to the EVM transaction that anchors it.
 
-docs/ledger-format.md ("Anchor proofs") specifies the JSON form. A checkpoint is anchored by
+docs/ledger-format.md ("Anchor proofs") specifies the JSON form: the `AnchorProofFile` Struct,
+published as docs/schemas/anchor-proof.json, which `AnchorProof` (the bytes verification
+works on) is written as and read from. A checkpoint is anchored by
 the earliest final anchor committing to a checkpoint of the same chain at its size or beyond:
 a consistency proof (RFC 9162 2.1.4) links it to that anchored checkpoint, whose note is a
 leaf of the anchor root (RFC 9162 2.1.3), which the transaction carries in its calldata.
@@ -11,11 +13,11 @@ subclass (MalformedError for bytes that do not parse).
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Final, Literal, Protocol
+
+import msgspec
 
 from anchoring.calldata import anchor_root, decode_calldata
 from attestream.errors import (
@@ -26,6 +28,16 @@ from attestream.errors import (
     MalformedError,
     RootMismatchError,
     UsageError,
+)
+from ledger.evidence import (
+    Base64Bytes,
+    Count,
+    EvidenceFormat,
+    EvmAddress,
+    EvmHash,
+    HashHex,
+    HashList,
+    decode_evidence,
 )
 from ledger.merkle import (
     MemoryNodeStore,
@@ -39,7 +51,7 @@ from ledger.merkle import (
 from ledger.note import Checkpoint
 from ledger.store import ChainNodes, ClickHouseStore, StoredAnchor
 
-PROOF_FORMAT = "attestream-anchor-proof/1"
+PROOF_FORMAT: Final = "attestream-anchor-proof/1"
 
 
 class ChainTxView(Protocol):
@@ -66,6 +78,29 @@ class TxLookup(Protocol):
     def network_chain_id(self) -> int: ...
 
 
+class AnchorProofFile(EvidenceFormat, kw_only=True, frozen=True):
+    """An anchor proof as JSON (docs/ledger-format.md, "Anchor proofs"): a checkpoint, its
+    consistency with the anchored checkpoint, that note's inclusion in the anchor root, and
+    the EVM transaction carrying the root."""
+
+    KIND: ClassVar[str] = "anchor proof"
+    format: Literal["attestream-anchor-proof/1"]
+    chain: Count
+    size: Count
+    anchored_size: Count
+    consistency_proof: HashList
+    anchored_checkpoint: Base64Bytes
+    anchor_index: Count
+    anchor_size: Count
+    anchor_inclusion_proof: HashList
+    anchor_root: HashHex
+    network_chain_id: Count
+    tx_hash: EvmHash
+    block_number: Count
+    block_hash: EvmHash
+    sender: EvmAddress
+
+
 @dataclass(frozen=True)
 class AnchorProof:
     chain: int
@@ -86,67 +121,41 @@ class AnchorProof:
     block_hash: str
     sender: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": PROOF_FORMAT,
-            "chain": self.chain,
-            "size": self.size,
-            "anchored_size": self.anchored_size,
-            "consistency_proof": [h.hex() for h in self.consistency_proof],
-            "anchored_checkpoint": base64.b64encode(self.anchored_checkpoint).decode(),
-            "anchor_index": self.anchor_index,
-            "anchor_size": self.anchor_size,
-            "anchor_inclusion_proof": [h.hex() for h in self.anchor_inclusion_proof],
-            "anchor_root": self.anchor_root.hex(),
-            "network_chain_id": self.network_chain_id,
-            "tx_hash": self.tx_hash,
-            "block_number": self.block_number,
-            "block_hash": self.block_hash,
-            "sender": self.sender,
-        }
+    def to_file(self) -> AnchorProofFile:
+        return AnchorProofFile(
+            format=PROOF_FORMAT, chain=self.chain, size=self.size,
+            anchored_size=self.anchored_size,
+            consistency_proof=[h.hex() for h in self.consistency_proof],
+            anchored_checkpoint=self.anchored_checkpoint, anchor_index=self.anchor_index,
+            anchor_size=self.anchor_size,
+            anchor_inclusion_proof=[h.hex() for h in self.anchor_inclusion_proof],
+            anchor_root=self.anchor_root.hex(), network_chain_id=self.network_chain_id,
+            tx_hash=self.tx_hash, block_number=self.block_number, block_hash=self.block_hash,
+            sender=self.sender,
+        )  # fmt: skip
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> AnchorProof:
-        """Parse the JSON form; MalformedError for anything missing, mistyped or not hex."""
-        if not isinstance(data, Mapping) or data.get("format") != PROOF_FORMAT:
-            raise MalformedError(f"not an anchor proof: format is not {PROOF_FORMAT!r}")
-        try:
-            return cls(
-                chain=_int(data, "chain"), size=_int(data, "size"),
-                anchored_size=_int(data, "anchored_size"),
-                consistency_proof=_hashes(data, "consistency_proof"),
-                anchored_checkpoint=base64.b64decode(_str(data, "anchored_checkpoint"),
-                                                     validate=True),
-                anchor_index=_int(data, "anchor_index"), anchor_size=_int(data, "anchor_size"),
-                anchor_inclusion_proof=_hashes(data, "anchor_inclusion_proof"),
-                anchor_root=bytes.fromhex(_str(data, "anchor_root")),
-                network_chain_id=_int(data, "network_chain_id"), tx_hash=_str(data, "tx_hash"),
-                block_number=_int(data, "block_number"), block_hash=_str(data, "block_hash"),
-                sender=_str(data, "sender"),
-            )  # fmt: skip
-        except (ValueError, binascii.Error) as exc:
-            raise MalformedError(f"anchor proof member is not valid hex or base64: {exc}") from None
+    def from_file(cls, proof: AnchorProofFile) -> AnchorProof:
+        """The proof a decoded (hence validated) anchor proof file holds."""
+        return cls(
+            chain=proof.chain, size=proof.size, anchored_size=proof.anchored_size,
+            consistency_proof=tuple(bytes.fromhex(h) for h in proof.consistency_proof),
+            anchored_checkpoint=proof.anchored_checkpoint, anchor_index=proof.anchor_index,
+            anchor_size=proof.anchor_size,
+            anchor_inclusion_proof=tuple(bytes.fromhex(h) for h in proof.anchor_inclusion_proof),
+            anchor_root=bytes.fromhex(proof.anchor_root),
+            network_chain_id=proof.network_chain_id, tx_hash=proof.tx_hash,
+            block_number=proof.block_number, block_hash=proof.block_hash, sender=proof.sender,
+        )  # fmt: skip
 
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = msgspec.to_builtins(self.to_file())
+        return result
 
-def _int(data: Mapping[str, Any], name: str) -> int:
-    value = data.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise MalformedError(f"anchor proof member {name!r} must be a non-negative integer")
-    return value
-
-
-def _str(data: Mapping[str, Any], name: str) -> str:
-    value = data.get(name)
-    if not isinstance(value, str):
-        raise MalformedError(f"anchor proof member {name!r} must be a string")
-    return value
-
-
-def _hashes(data: Mapping[str, Any], name: str) -> tuple[bytes, ...]:
-    value = data.get(name)
-    if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
-        raise MalformedError(f"anchor proof member {name!r} must be a list of hex hashes")
-    return tuple(bytes.fromhex(h) for h in value)
+    @classmethod
+    def from_json(cls, data: object) -> AnchorProof:
+        """Parse the JSON form; MalformedError naming any member missing, mistyped or not hex."""
+        return cls.from_file(decode_evidence(data, AnchorProofFile))
 
 
 def anchor_proof(

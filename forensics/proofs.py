@@ -5,21 +5,25 @@ its inclusion proof against a signed checkpoint, that checkpoint note and, once 
 is anchored, the anchor proof (the note's inclusion in the anchor root and the transaction's
 coordinates). Anyone holding the log's verifier key checks it offline with `verify_bundle`: no
 database, no network; `verify_bundle_on_chain` adds the look-up of the anchor transaction.
-The format is specified in docs/ledger-format.md, "Proof files".
+The format is specified in docs/ledger-format.md, "Proof files"; the `ProofFile` Struct is its
+one definition (schema docs/schemas/proof-file.json), decoded with the shared field types of
+ledger/evidence.py, and `ProofBundle` holds the bytes verification works on.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Final, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from anchoring.proofs import (
     AnchorProof,
+    AnchorProofFile,
     TxLookup,
     anchor_proof,
     check_anchor_tx,
@@ -27,9 +31,17 @@ from anchoring.proofs import (
 )
 from attestream.errors import AnchorNotFoundError, MalformedError, UsageError, VerificationError
 from ledger.entry import decode_entry
+from ledger.evidence import (
+    Base64Bytes,
+    Count,
+    EvidenceFormat,
+    HashHex,
+    HashList,
+    PositiveCount,
+    decode_evidence,
+)
 from ledger.keys import NoteVerifier
 from ledger.merkle import (
-    HASH_SIZE,
     RootHash,
     consistency_proof,
     inclusion_proof,
@@ -41,8 +53,35 @@ from ledger.merkle import (
 from ledger.note import Checkpoint, open_note
 from ledger.store import ENTRY_COLUMNS, ChainNodes, ClickHouseStore, StoredCheckpoint
 
-BUNDLE_FORMAT = "attestream-proof/1"
+BUNDLE_FORMAT: Final = "attestream-proof/1"
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
+
+
+class ConsistencyMember(msgspec.Struct, kw_only=True, frozen=True):
+    """The RFC 9162 2.1.4.1 consistency proof from `since_size` to the file's `tree_size`."""
+
+    since_size: PositiveCount
+    proof: HashList
+
+
+class ProofFile(EvidenceFormat, kw_only=True, frozen=True):
+    """A proof file as JSON (docs/ledger-format.md, "Proof files"): one ledger entry, its
+    inclusion proof against a signed checkpoint, and that checkpoint's anchor proof."""
+
+    KIND: ClassVar[str] = "proof file"
+    format: Literal["attestream-proof/1"]
+    chain: Count
+    seq: Count
+    entry: Base64Bytes
+    leaf_hash: HashHex | UnsetType = UNSET
+    """Written for reading convenience; verifiers recompute it from `entry`."""
+    tree_size: Count
+    inclusion_proof: HashList
+    checkpoint: str
+    """The signed checkpoint note, UTF-8 text."""
+    anchor: AnchorProofFile | None = None
+    consistency: ConsistencyMember | None | UnsetType = UNSET
+    """Optional (`prove --since-size`): files without it keep their old form."""
 
 
 @dataclass(frozen=True)
@@ -60,94 +99,42 @@ class ProofBundle:
     """RFC 9162 2.1.4.1 proof from `since_size` to `tree_size` (`prove --since-size`), so a
     verifier who remembers the checkpoint of `since_size` can check this one extends it."""
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "format": BUNDLE_FORMAT,
-            "chain": self.chain,
-            "seq": self.seq,
-            "entry": base64.b64encode(self.entry).decode(),
-            "leaf_hash": leaf_hash(self.entry).hex(),
-            "tree_size": self.tree_size,
-            "inclusion_proof": [h.hex() for h in self.inclusion],
-            "checkpoint": self.checkpoint.decode("utf-8"),
-            "anchor": self.anchor.to_json() if self.anchor else None,
-        }
-        if self.consistency is not None:  # optional: files without it keep their old form
-            data["consistency"] = {
-                "since_size": self.since_size,
-                "proof": [h.hex() for h in self.consistency],
-            }
-        return data
+    def to_file(self) -> ProofFile:
+        consistency: ConsistencyMember | UnsetType = UNSET
+        if self.consistency is not None and self.since_size is not None:
+            consistency = ConsistencyMember(
+                since_size=self.since_size, proof=[h.hex() for h in self.consistency]
+            )
+        return ProofFile(
+            format=BUNDLE_FORMAT, chain=self.chain, seq=self.seq, entry=self.entry,
+            leaf_hash=leaf_hash(self.entry).hex(), tree_size=self.tree_size,
+            inclusion_proof=[h.hex() for h in self.inclusion],
+            checkpoint=self.checkpoint.decode("utf-8"),
+            anchor=self.anchor.to_file() if self.anchor else None, consistency=consistency,
+        )  # fmt: skip
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ProofBundle:
-        """Parse a proof file; anything malformed raises MalformedError naming the field."""
-        if data.get("format") != BUNDLE_FORMAT:
-            found = data.get("format")
-            raise MalformedError(f"not an {BUNDLE_FORMAT} proof file: format {found!r}")
+    def from_file(cls, proof: ProofFile) -> ProofBundle:
+        """The bundle a decoded (hence validated) proof file holds. A checkpoint note that is
+        not valid UTF-8 is kept as it came, for verification to reject."""
+        consistency = proof.consistency or None
         return cls(
-            chain=_int(data, "chain"),
-            seq=_int(data, "seq"),
-            entry=_base64(data, "entry"),
-            tree_size=_int(data, "tree_size"),
-            inclusion=_hashes(data, "inclusion_proof"),
-            checkpoint=_text(data, "checkpoint").encode("utf-8", "surrogatepass"),
-            anchor=AnchorProof.from_json(data["anchor"]) if data.get("anchor") else None,
-            **_consistency(data),
-        )
+            chain=proof.chain, seq=proof.seq, entry=proof.entry, tree_size=proof.tree_size,
+            inclusion=[bytes.fromhex(h) for h in proof.inclusion_proof],
+            checkpoint=proof.checkpoint.encode("utf-8", "surrogatepass"),
+            anchor=AnchorProof.from_file(proof.anchor) if proof.anchor else None,
+            since_size=consistency.since_size if consistency else None,
+            consistency=[bytes.fromhex(h) for h in consistency.proof] if consistency else None,
+        )  # fmt: skip
 
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = msgspec.to_builtins(self.to_file())
+        return result
 
-def _consistency(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The optional `consistency` member: {"since_size": N, "proof": [hex, ...]}."""
-    value = data.get("consistency")
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise MalformedError("proof file field 'consistency' must be an object")
-    since_size = _int(value, "since_size")
-    if since_size == 0:
-        raise MalformedError("proof file field 'since_size' must be positive")
-    return {"since_size": since_size, "consistency": _hashes(value, "proof")}
-
-
-def _field(data: Mapping[str, Any], name: str) -> Any:
-    if name not in data:
-        raise MalformedError(f"proof file lacks the field {name!r}")
-    return data[name]
-
-
-def _text(data: Mapping[str, Any], name: str) -> str:
-    value = _field(data, name)
-    if not isinstance(value, str):
-        raise MalformedError(f"proof file field {name!r} must be a string")
-    return value
-
-
-def _base64(data: Mapping[str, Any], name: str) -> bytes:
-    try:
-        return base64.b64decode(_text(data, name), validate=True)
-    except (binascii.Error, ValueError):
-        raise MalformedError(f"proof file field {name!r} is not valid base64") from None
-
-
-def _hashes(data: Mapping[str, Any], name: str) -> list[bytes]:
-    value = _field(data, name)
-    if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
-        raise MalformedError(f"proof file field {name!r} must be a list of hex strings")
-    try:
-        hashes = [bytes.fromhex(h) for h in value]
-    except ValueError:
-        raise MalformedError(f"proof file field {name!r} holds a hash that is not hex") from None
-    if any(len(h) != HASH_SIZE for h in hashes):
-        raise MalformedError(f"proof file field {name!r} holds a hash that is not 32 bytes")
-    return hashes
-
-
-def _int(data: Mapping[str, Any], name: str) -> int:
-    value = _field(data, name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise MalformedError(f"proof file field {name!r} must be a non-negative integer")
-    return value
+    @classmethod
+    def from_json(cls, data: object) -> ProofBundle:
+        """Parse a proof file; anything malformed raises MalformedError naming the field."""
+        return cls.from_file(decode_evidence(data, ProofFile))
 
 
 def prove_decision(store: ClickHouseStore, decision_id: str) -> ProofBundle:
@@ -262,6 +249,12 @@ def verify_bundle_on_chain(
     check_anchor_tx(tx_lookup, a.network_chain_id, a.tx_hash, a.anchor_root, a.sender,
                     a.block_hash, min_confirmations)  # fmt: skip
     return dataclasses.replace(verdict, anchor_checked_on_chain=True)
+
+
+def dump_bundle(bundle: ProofBundle) -> str:
+    """The text of a proof file as `forensic prove` writes it: the members in the order of
+    docs/ledger-format.md, indented, one final newline."""
+    return json.dumps(bundle.to_json(), indent=2) + "\n"
 
 
 def load_bundle(content: bytes | str) -> ProofBundle:

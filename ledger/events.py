@@ -17,7 +17,7 @@ class RejectReason(str, enum.Enum):
     so also a metric label. docs/operations.md, "Ledger sequencer"."""
 
     NOT_A_DECISION = "not_a_decision"
-    """The record does not parse as a decision (`streams/schemas/decision.json`)."""
+    """The record does not parse as a decision (`docs/schemas/decision.json`)."""
     CONFLICTING_EVENT_ID = "conflicting_event_id"
     """Its decision id is logged already for another event: a second, different event that
     reused the `event_id` (its `event_sha256` differs). Never logged, never dropped silently."""

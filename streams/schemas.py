@@ -1,8 +1,8 @@
 """Wire contracts: what source systems produce and what the detectors emit.
 
-The typed structs here are the single definition of each message. `write_json_schemas`
-publishes them as JSON Schema under `streams/schemas/` for producers in any language; a test
-checks that the published files match this module.
+The typed structs here are the single definition of each message. `make schemas` publishes
+them as JSON Schema under `docs/schemas/` for producers in any language
+(attestream/published_schemas.py); a test checks that the published files match this module.
 
 All values are UTF-8 JSON. Times are RFC 3339 with an explicit offset (payments: UTC).
 
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta, Struct
@@ -178,37 +176,13 @@ def decision_id(event_id: str, detector: Detector | str, model_sha256: str) -> s
     return hashlib.sha256(material).hexdigest()
 
 
+# The wire messages, published as docs/schemas/<name>.json (attestream/published_schemas.py).
 SCHEMAS: dict[str, type[Struct]] = {
     "payment-transaction": PaymentTransaction,
     "payment-label": PaymentLabel,
     "supply-chain-event": SupplyChainEvent,
     "decision": Decision,
 }
-
-SCHEMA_DIR = Path(__file__).parent / "schemas"
-
-
-def json_schema(name: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) for one published message type."""
-    schema = msgspec.json.schema(SCHEMAS[name])
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"https://attestream.dev/schemas/{name}.json"
-    return schema
-
-
-def render_json_schema(name: str) -> str:
-    return json.dumps(json_schema(name), indent=2, sort_keys=True) + "\n"
-
-
-def write_json_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in SCHEMAS:
-        path = directory / f"{name}.json"
-        path.write_text(render_json_schema(name), encoding="utf-8")
-        written.append(path)
-    return written
-
 
 _ENCODER = msgspec.json.Encoder()
 

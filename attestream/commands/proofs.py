@@ -13,6 +13,7 @@ from attestream.errors import UsageError
 from attestream.settings import load_settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.proofs import (
+    dump_bundle,
     load_bundle,
     prove_consistency,
     prove_verified,
@@ -56,7 +57,7 @@ def prove(
         bundle = prove_verified(store, decision_id, verifiers, since_size)
     finally:
         store.close()
-    text = json.dumps(bundle.to_json(), indent=2) + "\n"
+    text = dump_bundle(bundle)
     if output is None:
         typer.echo(text, nl=False)
         return

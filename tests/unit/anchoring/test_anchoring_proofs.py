@@ -150,10 +150,10 @@ def test_json_round_trip(anchored: tuple[AnchorProof, Chain]) -> None:
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"format": "attestream-proof/1"}, "not an anchor proof"),
+        ({"format": "attestream-proof/1"}, "not an attestream-anchor-proof/1 anchor proof"),
         ({"size": "5"}, "'size' must be a non-negative integer"),
         ({"size": True}, "'size' must be a non-negative integer"),
-        ({"anchor_root": "zz"}, "not valid hex"),
+        ({"anchor_root": "zz"}, "'anchor_root' must be a string of 64 hex digits"),
         ({"consistency_proof": "00"}, "list of hex hashes"),
         ({"anchored_checkpoint": "%%"}, "base64"),
         ({"tx_hash": None}, "'tx_hash' must be a string"),

@@ -1,64 +1,15 @@
-"""The published JSON Schema files mean what the code generates."""
+"""The wire schemas: what they require and what they reject. That every published schema
+file matches the code is tested in tests/unit/test_published_schemas.py."""
 
 from __future__ import annotations
 
-import copy
 import json
-from typing import Any
 
 import msgspec
 import pytest
 
-from streams.schemas import (
-    SCHEMA_DIR,
-    SCHEMAS,
-    PaymentTransaction,
-    decision_id,
-    json_schema,
-)
-
-
-def schema_meaning(schema: Any) -> Any:
-    """A JSON Schema's data with the whitespace of its description texts normalised.
-
-    The descriptions are the structs' docstrings, and how msgspec cleans a docstring
-    (indentation, line breaks) changed between its releases while the words and every type,
-    field and constraint stayed the same: that is the meaning a producer relies on.
-    """
-    if isinstance(schema, dict):
-        return {
-            key: " ".join(value.split())
-            if key == "description" and isinstance(value, str)
-            else schema_meaning(value)
-            for key, value in schema.items()
-        }
-    if isinstance(schema, list):
-        return [schema_meaning(item) for item in schema]
-    return schema
-
-
-@pytest.mark.parametrize("name", sorted(SCHEMAS))
-def test_checked_in_schema_means_what_the_code_generates(name: str) -> None:
-    path = SCHEMA_DIR / f"{name}.json"
-    checked_in = json.loads(path.read_text(encoding="utf-8"))
-    assert schema_meaning(checked_in) == schema_meaning(json_schema(name)), (
-        f"{path} is stale: regenerate with `make schemas`"
-    )
-
-
-def test_schema_meaning_ignores_layout_but_not_content() -> None:
-    schema = json_schema("payment-transaction")
-    relaid = copy.deepcopy(schema)
-    definition = relaid["$defs"]["PaymentTransaction"]
-    definition["description"] = "\n    ".join(definition["description"].split(" "))
-    assert schema_meaning(relaid) == schema_meaning(schema)
-
-    loosened = copy.deepcopy(schema)
-    loosened["$defs"]["PaymentTransaction"]["required"].remove("amount")
-    assert schema_meaning(loosened) != schema_meaning(schema)
-    reworded = copy.deepcopy(schema)
-    reworded["$defs"]["PaymentTransaction"]["description"] += " Changed."
-    assert schema_meaning(reworded) != schema_meaning(schema)
+from attestream.published_schemas import SCHEMA_DIR
+from streams.schemas import PaymentTransaction, decision_id
 
 
 def test_payment_schema_requires_the_documented_fields() -> None:
