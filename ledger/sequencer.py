@@ -13,12 +13,18 @@ On assignment of a partition (start, rebalance), before anything is read from it
   R1, R2. the writer is rebuilt from ClickHouse: chain head, tree (compact range of the latest
      checkpoint plus a re-hash of any uncheckpointed tail) and recent decision ids
      (`ledger.recovery`);
-  R3. a checkpoint over the head is signed: it completes the step 2 a crash interrupted or,
+  R3. the stored chain must be one this signer can re-derive (`ledger.trust`): the latest
+     checkpoint signed by its own key, every checkpoint it is known from outside the
+     database to have signed (its signer state file, the newest anchor) still in the tree,
+     and the entries no such checkpoint covers re-derived from the decisions topic; else
+     `SigningRefusedError`, and nothing is signed;
+  R4. a checkpoint over the head is signed: it completes the step 2 a crash interrupted or,
      when the head is checkpointed already, re-signs it as a claim of ownership that the
      fence (step 0) of a writer which lost the chain will see;
-  R4. the partition is read from right after the head entry's source offset.
+  R5. the partition is read from right after the head entry's source offset.
+Every checkpoint stored (step 2, R4) is also recorded in the signer state file.
 An unreachable ClickHouse at any of these steps is handled like a crash that does not end
-the process: the session ends, and after a backoff a new one begins with R1-R4 (`run`).
+the process: the session ends, and after a backoff a new one begins with R1-R5 (`run`).
 So a crash at any instant loses and duplicates nothing: the position to resume from is read
 back from the log itself, never from Kafka's committed offsets (which only show lag), and
 `decision_id` makes replayed decisions idempotent. See docs/operations.md, "Ledger
@@ -49,7 +55,12 @@ from confluent_kafka import (
 )
 
 from attestream.backoff import Outage, kafka_client_logger
-from attestream.errors import ConfigError, MalformedError, ServiceUnavailableError
+from attestream.errors import (
+    ConfigError,
+    MalformedError,
+    ServiceUnavailableError,
+    SigningRefusedError,
+)
 from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
@@ -57,7 +68,11 @@ from ledger.keys import NoteSigner
 from ledger.merkle import RootHash
 from ledger.note import Checkpoint, sign_note
 from ledger.recovery import RecoveryStore, recover_chain
+from ledger.sequencer_events import BatchOutcome, SequencerEvents
 from ledger.store import ChainHead, OwnershipMarks, StoredCheckpoint
+from ledger.trust import SigningGuard, Source
+
+__all__ = ["BatchOutcome", "Sequencer", "SequencerConfig", "SequencerEvents"]
 
 log = logging.getLogger("attestream.ledger")
 
@@ -106,44 +121,6 @@ class SequencerConfig:
             raise ConfigError(f"{CRASH_AT_ENV} must be one of {', '.join(CRASH_POINTS)}")
 
 
-@dataclass(frozen=True)
-class BatchOutcome:
-    chain: int
-    appended: int
-    duplicates: int
-    size: int
-    fenced: bool = False
-
-
-class SequencerEvents:
-    """What the sequencer reports while it works (no-ops here); `ledger run` turns these into
-    Prometheus metrics."""
-
-    def batch_logged(self, outcome: BatchOutcome) -> None:
-        """One chain's share of a batch went through steps 0-2 (or was fenced)."""
-
-    def batch_done(self, seconds: float) -> None:
-        """A consumed batch went through step 3, `seconds` after it was consumed."""
-
-    def checkpoint_signed(self, chain: int, size: int) -> None:
-        """A checkpoint was stored (step 2, or R3 on assignment)."""
-
-    def chain_resumed(self, chain: int, size: int, unsigned: int) -> None:
-        """A chain was assigned and rebuilt; `unsigned` entries had no checkpoint yet."""
-
-    def writer_fenced(self, chain: int) -> None:
-        """Step 0 found that another writer has written the chain: this one stopped."""
-
-    def commit_failed(self) -> None:
-        """Step 3 failed (harmless: the next start resumes from the log, not the offsets)."""
-
-    def dependency(self, name: str, reachable: bool) -> None:
-        """ClickHouse or Kafka stopped (False) or started again (True) answering."""
-
-    def session_started(self) -> None:
-        """The store answered and the consumer joined the group: the sequencer works."""
-
-
 class SequencerStore(RecoveryStore, Protocol):
     """The store as the sequencer uses it (ClickHouseStore)."""
 
@@ -174,10 +151,13 @@ class Sequencer:
         signer: NoteSigner,
         events: SequencerEvents | None = None,
         on_reject: Callable[[Message, str], None] | None = None,
+        guard: SigningGuard | None = None,
     ) -> None:
+        """Without a `guard` R3 is skipped and nothing is recorded: benchmarks only."""
         self.config = config
         self.store = store
         self.signer = signer
+        self.guard = guard
         self.owned: dict[int, OwnedChain] = {}
         self.cluster_id = ""
         self.events = events or SequencerEvents()
@@ -226,11 +206,19 @@ class Sequencer:
         consumer.unassign()
 
     def resume_chain(self, chain: int) -> int:
-        """Steps R1-R4: take over `chain` from the store; return the offset to read from."""
+        """Steps R1-R5: take over `chain` from the store; return the offset to read from."""
         recovered = recover_chain(self.store, chain)  # R1, R2
         head = recovered.head
+        if self.guard is not None:  # R3
+            try:
+                source = Source(self.cluster_id, self.config.topic)
+                self.guard.check(self.store, self.origin(chain), recovered, source)
+            except SigningRefusedError as exc:
+                log.error("chain %d: %s", chain, exc)
+                self.events.signing_refused(chain, exc.kind)
+                raise
         if head.size:
-            # R3: complete an interrupted step 2, or claim the chain at its current size.
+            # R4: complete an interrupted step 2, or claim the chain at its current size.
             last = EntrySource(cluster=head.source_cluster, topic=self.config.topic,
                                partition=chain, offset=head.source_offset)  # fmt: skip
             self._write_checkpoint(chain, head.size, recovered.writer.tree.root(), last)
@@ -242,7 +230,7 @@ class Sequencer:
         self.events.chain_resumed(chain, head.size, recovered.unsigned)
         log.info("chain %d: resumed at size %d (%d entries had no checkpoint yet)",
                  chain, head.size, recovered.unsigned)  # fmt: skip
-        return self._resume_offset(chain, head)  # R4
+        return self._resume_offset(chain, head)  # R5
 
     def _resume_offset(self, chain: int, head: ChainHead) -> int:
         if head.source_offset < 0:
@@ -265,10 +253,10 @@ class Sequencer:
     def run(self, max_idle_s: float | None = None) -> None:
         """Sessions of consuming, until `stop` (or `max_idle_s` without decisions).
 
-        An unreachable ClickHouse ends the session wherever it happens (the schema, R1-R3,
+        An unreachable ClickHouse ends the session wherever it happens (the schema, R1-R4,
         or any of steps 0-2 of a batch): the consumer leaves the group without committing
         anything beyond the last complete batch, the writers are thrown away, and after a
-        backoff a new session starts exactly like a restart after a crash: R1-R4 re-check
+        backoff a new session starts exactly like a restart after a crash: R1-R5 re-check
         the stored tree and complete an interrupted batch. The outage is waited out
         whatever its length (docs/operations.md, "Outages")."""
         while not self._stopping:
@@ -392,7 +380,8 @@ class Sequencer:
     def _write_checkpoint(
         self, chain: int, size: int, root: bytes, source: EntrySource | None
     ) -> None:
-        body = Checkpoint(self.origin(chain), size, RootHash(root)).body()
+        origin = self.origin(chain)
+        body = Checkpoint(origin, size, RootHash(root)).body()
         self.store.insert_checkpoint(
             StoredCheckpoint(
                 chain=chain,
@@ -403,6 +392,8 @@ class Sequencer:
                 source_offset=source.offset if source else -1,
             )
         )
+        if self.guard is not None:
+            self.guard.remember(origin, chain, size, root)
         self.events.checkpoint_signed(chain, size)
 
     def _commit(self, last_offset: dict[int, int]) -> None:
@@ -413,7 +404,7 @@ class Sequencer:
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            # Committed offsets only show lag: a restart resumes from the log (R4). A commit
+            # Committed offsets only show lag: a restart resumes from the log (R5). A commit
             # refused during a rebalance therefore loses nothing.
             log.warning("offset commit failed (harmless, the log is durable): %s", exc)
             self.events.commit_failed()

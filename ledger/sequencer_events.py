@@ -1,0 +1,47 @@
+"""What the ledger sequencer reports while it works (`ledger.sequencer`); `ledger run` turns
+the events into Prometheus metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    chain: int
+    appended: int
+    duplicates: int
+    size: int
+    fenced: bool = False
+
+
+class SequencerEvents:
+    """What the sequencer reports while it works (no-ops here); `ledger run` turns these into
+    Prometheus metrics."""
+
+    def batch_logged(self, outcome: BatchOutcome) -> None:
+        """One chain's share of a batch went through steps 0-2 (or was fenced)."""
+
+    def batch_done(self, seconds: float) -> None:
+        """A consumed batch went through step 3, `seconds` after it was consumed."""
+
+    def checkpoint_signed(self, chain: int, size: int) -> None:
+        """A checkpoint was stored (step 2, or R4 on assignment)."""
+
+    def chain_resumed(self, chain: int, size: int, unsigned: int) -> None:
+        """A chain was assigned and rebuilt; `unsigned` entries had no checkpoint yet."""
+
+    def signing_refused(self, chain: int, kind: str) -> None:
+        """R3 found a chain it cannot re-derive: nothing was signed, the sequencer stops."""
+
+    def writer_fenced(self, chain: int) -> None:
+        """Step 0 found that another writer has written the chain: this one stopped."""
+
+    def commit_failed(self) -> None:
+        """Step 3 failed (harmless: the next start resumes from the log, not the offsets)."""
+
+    def dependency(self, name: str, reachable: bool) -> None:
+        """ClickHouse or Kafka stopped (False) or started again (True) answering."""
+
+    def session_started(self) -> None:
+        """The store answered and the consumer joined the group: the sequencer works."""
