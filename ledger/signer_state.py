@@ -111,7 +111,12 @@ class SignerStateFile:
         with self._locked():
             state = self.load()
             state.record(head)
-            self._save(state)
+            try:
+                self._save(state)
+            except OSError as exc:
+                raise SignerStateError(
+                    f"cannot write the signer state file {self.path}: {exc}"
+                ) from None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -134,6 +139,15 @@ class SignerStateFile:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, self.path)
+            _sync_directory(self.path.parent)  # the rename itself survives a power loss
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
