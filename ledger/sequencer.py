@@ -214,7 +214,7 @@ class Sequencer:
                 source = Source(self.cluster_id, self.config.topic)
                 self.guard.check(self.store, self.origin(chain), recovered, source)
             except SigningRefusedError as exc:
-                log.error("chain %d: %s", chain, exc)
+                log.error("%s", exc)
                 self.events.signing_refused(chain, exc.kind)
                 raise
         if head.size:

@@ -125,7 +125,7 @@ class SigningGuard:
         covered by what this signer produced (the rest were re-derived)."""
         chain, head = recovered.writer.chain, recovered.head.size
         covered = self._trusted_checkpoint(origin, chain, recovered.checkpoint)  # a
-        for claim in self._claims(origin, chain):  # b
+        for claim in self._claims(origin, chain, head):  # b
             check_claim(store, recovered, claim)
             covered = max(covered, claim.size)
         if covered < head:  # c
@@ -155,13 +155,13 @@ class SigningGuard:
             )  # fmt: skip
         return cp.size
 
-    def _claims(self, origin: str, chain: int) -> list[SignedClaim]:
+    def _claims(self, origin: str, chain: int, head: int) -> list[SignedClaim]:
         claims = []
         last = self.state.last(origin, self.key)
         if last is not None and last.chain == chain:
             claims.append(SignedClaim(chain, last.size, last.root_hash,
                                       f"the signer state file {self.state.path}"))  # fmt: skip
-        else:
+        elif head:
             log.warning("chain %d: the signer state file %s has no checkpoint of %s signed by"
                         " %s: trust on first use of the stored chain", chain, self.state.path,
                         origin, self.key)  # fmt: skip

@@ -7,6 +7,7 @@ chain (anvil), and without either the decisions topic itself. Nothing is signed.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,9 @@ import pytest
 from anchor_account import funded_anchor_key
 from factories import make_decision
 from ledger_helpers import fresh_database_url, publish_decisions, rebuild_chain, run_sequencer
+from outage_drills import free_port, try_scrape
 from pydantic import SecretStr
+from sequencer_procs import wait_until
 
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
@@ -35,8 +38,10 @@ ENTRIES = 24
 BATCH = 5
 FORGED = 18
 """The decision the administrator turns from review to approve."""
-# A refused `ledger run` exits right after the group join and recovery: well within this.
+# A refused `ledger run` refuses right after the group join and recovery: well within this.
 CLI_TIMEOUT_S = 120
+# Longer than any wait of the test: the test ends the linger itself with SIGTERM.
+LINGER_S = 600
 
 
 @dataclass
@@ -144,27 +149,42 @@ def test_a_checkpoint_row_with_a_forged_root_column_is_refused(ledger: Ledger) -
     assert [cp.root for cp in ledger.checkpoints()] == [forged_root], "nothing signed"
 
 
-def test_ledger_run_refuses_a_rebuilt_chain_by_name(ledger: Ledger) -> None:
+def test_ledger_run_refuses_a_rebuilt_chain_by_name(ledger: Ledger, tmp_path: Path) -> None:
+    """A rebuild followed by a routine restart of `ledger run`: it serves the refusal gauge
+    while it lingers, then (here told to stop) exits 1 naming chain, seq and kind."""
     ledger.attack()
-    s = ledger.settings
+    s, port = ledger.settings, free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTESTREAM_")}
     env.update({
         "ATTESTREAM_HOME": str(s.home), "ATTESTREAM_KAFKA_BOOTSTRAP": s.require_kafka(),
         "ATTESTREAM_CLICKHOUSE_URL": s.require_clickhouse(),
         "ATTESTREAM_TOPIC_DECISIONS": s.topic_decisions,
         "ATTESTREAM_TOPIC_DEAD_LETTER": s.topic_dead_letter,
-        "ATTESTREAM_LEDGER_GROUP": s.ledger_group, "ATTESTREAM_LEDGER_METRICS_PORT": "0",
-        "ATTESTREAM_LEDGER_REFUSAL_LINGER_S": "0",
+        "ATTESTREAM_LEDGER_GROUP": s.ledger_group, "ATTESTREAM_LEDGER_METRICS_PORT": str(port),
+        "ATTESTREAM_LEDGER_REFUSAL_LINGER_S": str(LINGER_S),
     })  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "attestream.cli", "ledger", "run", "--max-idle", "5"],
-        env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-    )  # fmt: skip
-    assert done.returncode == 1, done.stdout + done.stderr
-    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(error) == 1, done.stderr
+    output = tmp_path / "ledger.log"
+    with output.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "attestream.cli", "ledger", "run", "--max-idle", "5"],
+            env=env, stdout=out, stderr=subprocess.PIPE,
+        )  # fmt: skip
+    try:
+        refused = ("attestream_ledger_signing_refused", (("chain", "0"), ("kind", "rewritten")))
+        wait_until("the refusal gauge served",
+                   lambda: try_scrape(port).get(refused) == 1.0, CLI_TIMEOUT_S)  # fmt: skip
+        proc.send_signal(signal.SIGTERM)  # ends the linger early
+        _, stderr = proc.communicate(timeout=CLI_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = stderr.decode()
+    assert proc.returncode == 1, text
+    error = [line for line in text.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, text
     assert f"refusing to sign chain 0, seq {ENTRIES - 1} (rewritten)" in error[0]
-    assert "Traceback" not in done.stderr + done.stdout
+    assert "Traceback" not in text + output.read_text(encoding="utf-8")
     assert ledger.checkpoints() == []
 
 
