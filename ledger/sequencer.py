@@ -46,13 +46,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from attestream.backoff import Outage, kafka_client_logger
 from attestream.errors import (
@@ -71,8 +65,6 @@ from ledger.recovery import RecoveryStore, recover_chain
 from ledger.sequencer_events import BatchOutcome, SequencerEvents
 from ledger.store import ChainHead, OwnershipMarks, StoredCheckpoint
 from ledger.trust import SigningGuard, Source
-
-__all__ = ["BatchOutcome", "Sequencer", "SequencerConfig", "SequencerEvents"]
 
 log = logging.getLogger("attestream.ledger")
 

@@ -22,13 +22,8 @@ from attestream.settings import Settings, load_settings
 from attestream.wiring import create_ledger_key, ledger_signer, open_store, signing_guard
 from attestream.workers import registered
 from ledger.keys import verifier_key_string
-from ledger.sequencer import (
-    CRASH_AT_ENV,
-    BatchOutcome,
-    Sequencer,
-    SequencerConfig,
-    SequencerEvents,
-)
+from ledger.sequencer import CRASH_AT_ENV, Sequencer, SequencerConfig
+from ledger.sequencer_events import BatchOutcome, SequencerEvents
 from ledger.store import ClickHouseStore
 from streams.intake import HEADER_REASON
 from streams.producer import EventProducer

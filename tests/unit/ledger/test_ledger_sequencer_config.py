@@ -8,12 +8,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from attestream.commands import ledger as command
 from attestream.errors import ConfigError
 from attestream.settings import Settings
-from ledger.sequencer import (
-    MAX_POLL_INTERVAL_MS,
-    SESSION_TIMEOUT_MS,
-    BatchOutcome,
-    SequencerConfig,
-)
+from ledger.sequencer import MAX_POLL_INTERVAL_MS, SESSION_TIMEOUT_MS, SequencerConfig
+from ledger.sequencer_events import BatchOutcome
 
 METRICS = [
     value for value in vars(command).values() if isinstance(value, Counter | Gauge | Histogram)
