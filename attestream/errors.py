@@ -223,3 +223,25 @@ class HistoryConflictError(VerificationError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class SigningRefusedError(VerificationError):
+    """The ledger sequencer will not sign a chain it cannot re-derive: the stored chain
+    contradicts a checkpoint this signer produced (signer state file, anchor on the EVM
+    chain), or entries no such checkpoint covers do not match their decisions on the topic.
+    `kind` names the reason (docs/operations.md, "The sequencer refuses to sign")."""
+
+    kind = "signing_refused"
+
+    def __init__(self, kind: str, chain: int, seq: int | None, detail: str) -> None:
+        at = f", seq {seq}" if seq is not None else ""
+        super().__init__(f"refusing to sign chain {chain}{at} ({kind}): {detail}")
+        self.kind = kind
+        self.chain = chain
+        self.seq = seq
+
+    def diagnostics(self) -> str:
+        return (
+            f"{self}\nNothing was signed. Run `attestream forensic verify` and see"
+            ' docs/operations.md, "The sequencer refuses to sign".'
+        )

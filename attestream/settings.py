@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         default=None, description="checkpoint signing key string (PRIVATE+KEY+...)"
     )
     ledger_key_file: Path | None = None
+    # The last checkpoint the sequencer signed per origin and key (docs/operations.md, "The
+    # signer state file"). Unset: next to the key file (`<key name>.state.json`), or
+    # `<home>/keys/ledger.state.json` when the key comes from ATTESTREAM_LEDGER_KEY.
+    ledger_state_file: Path | None = None
+    # After refusing to sign, `ledger run` keeps serving its metrics this long before it
+    # exits, so that Prometheus (15-30 s scrape intervals) sees the refusal gauge.
+    ledger_refusal_linger_s: float = Field(default=30.0, ge=0)
     trusted_keys: str = Field(default="", description="verifier keys, comma or newline separated")
     # 10,000 measured ~10% faster than 5,000 (docs/benchmarks.md); 20,000 added nothing.
     ledger_batch_max: int = Field(default=10_000, ge=1)
@@ -135,6 +142,15 @@ class Settings(BaseSettings):
     @property
     def ledger_key_path(self) -> Path:
         return self.ledger_key_file or self.home / "keys" / "ledger.key"
+
+    @property
+    def ledger_state_path(self) -> Path:
+        if self.ledger_state_file is not None:
+            return self.ledger_state_file
+        if self.ledger_key is not None:
+            return self.home / "keys" / "ledger.state.json"
+        key = self.ledger_key_path
+        return key.with_name(f"{key.stem}.state.json")
 
     def trusted_key_strings(self) -> list[str]:
         parts = self.trusted_keys.replace(",", "\n").splitlines()

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from web3 import Web3
+
+from anchoring.reader import Web3ChainReader
+from anchoring.rpc import redact_url
+from anchoring.service import connect, load_account
 from anchoring.store import AnchorRecords
+from attestream.anchor_claims import AnchorClaims
 from attestream.errors import ConfigError
 from attestream.settings import SEPOLIA_CHAIN_ID, Settings
 from ledger.keys import (
@@ -15,7 +22,9 @@ from ledger.keys import (
     parse_verifier_key,
     save_signer,
 )
+from ledger.signer_state import SignerStateFile
 from ledger.store import ClickHouseStore
+from ledger.trust import SigningGuard
 
 CREATE_KEY_HINT = "create one with `attestream ledger keys --create`"
 
@@ -103,3 +112,40 @@ def trusted_verifiers(settings: Settings) -> list[NoteVerifier]:
             " (printed by `attestream ledger keys`)"
         )
     return verifiers
+
+
+def anchor_account(settings: Settings) -> str:
+    """The anchor account's address from the verifier's own settings (never the store):
+    ATTESTREAM_ANCHOR_ADDRESS, else the address of the configured anchor key."""
+    if settings.anchor_address is not None:
+        address = settings.anchor_address.strip()
+        if not Web3.is_address(address):
+            raise ConfigError(f"ATTESTREAM_ANCHOR_ADDRESS is not an address: {address!r}")
+        return str(Web3.to_checksum_address(address))
+    if settings.anchor_key is None and settings.anchor_key_file is None:
+        raise ConfigError(
+            "no anchor account to check the chain's anchors against: set"
+            " ATTESTREAM_ANCHOR_ADDRESS (or ATTESTREAM_ANCHOR_KEY[_FILE]), or verify --offline"
+        )
+    return str(load_account(settings.anchor_private_key()).address)
+
+
+def signing_guard(
+    settings: Settings, signer: NoteSigner, store: ClickHouseStore, anchors: bool = True,
+    anchors_unavailable: Callable[[str], None] = lambda cause: None,
+) -> SigningGuard:  # fmt: skip
+    """What the sequencer checks before it signs (`ledger.trust`): its own key, its signer
+    state file and, with `anchors` when an RPC and the anchor account are configured, the
+    newest anchor of that account on the EVM chain."""
+    outside = None
+    if anchors and settings.rpc_url is not None and (
+        settings.anchor_address is not None or settings.anchor_key is not None
+        or settings.anchor_key_file is not None
+    ):  # fmt: skip
+        rpc_url, chain_id = settings.require_rpc()
+        outside = AnchorClaims(
+            store, lambda: Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url)),
+            anchor_account(settings), signer.verifier(), settings.log_origin,
+        )  # fmt: skip
+    return SigningGuard(signer.verifier(), SignerStateFile(settings.ledger_state_path),
+                        settings.require_kafka(), outside, anchors_unavailable)  # fmt: skip

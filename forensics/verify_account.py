@@ -74,11 +74,11 @@ def check_anchor_account(
                         f" account {account}")  # fmt: skip
         elif 0 <= tx.nonce < count:
             found[tx.nonce] = tx.block_number
-    search = _NonceSearch(account, chain_reader, found, head)
+    search = NonceSearch(account, chain_reader, found, head)
     unexplained = [nonce for nonce in range(count) if nonce not in found]
     for nonce in unexplained[:MAX_NONCE_SEARCHES]:
         block, sent = search.locate(nonce)
-        if not _is_anchor(sent.input):
+        if not carries_anchor(sent.input):
             continue
         depth = head - block + 1
         if depth < min_confirmations + FINALITY_GRACE_BLOCKS:
@@ -95,7 +95,8 @@ def check_anchor_account(
     return AccountCheck(account, count, head)
 
 
-def _is_anchor(data: bytes) -> bool:
+def carries_anchor(data: bytes) -> bool:
+    """Whether a transaction's input is anchor calldata (anchoring/calldata.py)."""
     try:
         decode_calldata(data)
     except MalformedError:
@@ -103,8 +104,11 @@ def _is_anchor(data: bytes) -> bool:
     return True
 
 
-class _NonceSearch:
-    """Finds the account's transaction of a given nonce by binary search over its count."""
+class NonceSearch:
+    """Finds the account's transaction of a given nonce by binary search over its count.
+
+    `found` holds the blocks of nonces already located (they narrow later searches); the
+    ledger sequencer starts from none to find the account's newest anchor."""
 
     def __init__(
         self, account: str, chain_reader: ChainReader, found: dict[int, int], head: int

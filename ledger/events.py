@@ -49,10 +49,13 @@ class SequencerEvents:
         """A consumed batch went through step 3, `seconds` after it was consumed."""
 
     def checkpoint_signed(self, chain: int, size: int) -> None:
-        """A checkpoint was stored (step 2, or R3 on assignment)."""
+        """A checkpoint was stored (step 2, or R4 on assignment)."""
 
     def chain_resumed(self, chain: int, size: int, unsigned: int) -> None:
         """A chain was assigned and rebuilt; `unsigned` entries had no checkpoint yet."""
+
+    def signing_refused(self, chain: int, kind: str) -> None:
+        """R3 found a chain it cannot re-derive: nothing was signed, the sequencer stops."""
 
     def writer_fenced(self, chain: int) -> None:
         """Step 0 found that another writer has written the chain: this one stopped."""

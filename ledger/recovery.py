@@ -57,8 +57,15 @@ class RecoveryStore(Protocol):
 class RecoveredChain:
     writer: ChainWriter
     head: ChainHead
-    checkpointed: int
-    """Tree size of the latest stored checkpoint (0 when there is none)."""
+    checkpoint: StoredCheckpoint | None
+    """The latest stored checkpoint, whose compact range the tree was rebuilt from."""
+    tail: list[bytes]
+    """Leaf hashes of the entries after it, re-hashed from their stored bytes."""
+
+    @property
+    def checkpointed(self) -> int:
+        """Tree size of the latest stored checkpoint (0 when there is none)."""
+        return self.checkpoint.size if self.checkpoint else 0
 
     @property
     def unsigned(self) -> int:
@@ -81,7 +88,7 @@ def recover_chain(store: RecoveryStore, chain: int) -> RecoveredChain:
     prev = tail[-1] if tail else head.last_leaf_hash
     writer = ChainWriter(chain=chain, tree=tree, prev=prev)
     writer.remember(reversed(store.recent_decisions(chain, RECOVERY_ID_WINDOW)))
-    return RecoveredChain(writer, head, checkpoint.size if checkpoint else 0)
+    return RecoveredChain(writer, head, checkpoint, tail)
 
 
 def _checkpointed_tree(

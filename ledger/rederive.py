@@ -36,6 +36,9 @@ class Mismatch:
 
     seq: int
     reason: str
+    unreadable: bool = False
+    """No record to compare with (another cluster, or no record at the offset), as opposed
+    to a record that carries another decision."""
 
 
 def rederive(
@@ -50,7 +53,11 @@ def rederive(
     if not entries:
         return []
     mismatches = [
-        Mismatch(e.seq, f"read from Kafka cluster {e.source.cluster!r}, not {cluster_id!r}")
+        Mismatch(
+            e.seq,
+            f"read from Kafka cluster {e.source.cluster!r}, not {cluster_id!r}",
+            unreadable=True,
+        )
         for e in entries
         if e.source.cluster != cluster_id
     ]
@@ -63,7 +70,11 @@ def rederive(
         value = records.get(offset)
         if value is None:
             mismatches.append(
-                Mismatch(entry.seq, f"no record at {first.topic}/{first.partition}@{offset}")
+                Mismatch(
+                    entry.seq,
+                    f"no record at {first.topic}/{first.partition}@{offset}",
+                    unreadable=True,
+                )
             )
             continue
         logged = encode_decision(entry.decision)

@@ -15,12 +15,18 @@ On assignment of a partition (start, rebalance), before anything is read from it
   R1, R2. the writer is rebuilt from ClickHouse: chain head, tree (compact range of the latest
      checkpoint plus a re-hash of any uncheckpointed tail) and recent decision ids with their
      event digests (`ledger.recovery`);
-  R3. a checkpoint over the head is signed: it completes the step 2 a crash interrupted or,
+  R3. the stored chain must be one this signer can re-derive (`ledger.trust`): the latest
+     checkpoint signed by its own key, every checkpoint it is known from outside the
+     database to have signed (its signer state file, the newest anchor) still in the tree,
+     and the entries no such checkpoint covers re-derived from the decisions topic; else
+     `SigningRefusedError`, and nothing is signed;
+  R4. a checkpoint over the head is signed: it completes the step 2 a crash interrupted or,
      when the head is checkpointed already, re-signs it as a claim of ownership that the
      fence (step 0) of a writer which lost the chain will see;
-  R4. the partition is read from right after the head entry's source offset.
+  R5. the partition is read from right after the head entry's source offset.
+Every checkpoint stored (step 2, R4) is also recorded in the signer state file.
 An unreachable ClickHouse at any of these steps is handled like a crash that does not end
-the process: the session ends, and after a backoff a new one begins with R1-R4 (`run`).
+the process: the session ends, and after a backoff a new one begins with R1-R5 (`run`).
 So a crash at any instant loses and duplicates nothing: the position to resume from is read
 back from the log itself, never from Kafka's committed offsets (which only show lag), and
 `decision_id` with `event_sha256` makes replayed decisions idempotent. See
@@ -42,16 +48,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from attestream.backoff import Outage, kafka_client_logger
-from attestream.errors import ConfigError, MalformedError, ServiceUnavailableError
+from attestream.errors import (
+    ConfigError,
+    MalformedError,
+    ServiceUnavailableError,
+    SigningRefusedError,
+)
 from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
@@ -61,6 +66,7 @@ from ledger.merkle import RootHash
 from ledger.note import Checkpoint, sign_note
 from ledger.recovery import RecoveryStore, recover_chain
 from ledger.store import ChainHead, OwnershipMarks, StoredCheckpoint
+from ledger.trust import SigningGuard, Source
 
 log = logging.getLogger("attestream.ledger")
 
@@ -139,10 +145,13 @@ class Sequencer:
         signer: NoteSigner,
         events: SequencerEvents | None = None,
         on_reject: OnReject | None = None,
+        guard: SigningGuard | None = None,
     ) -> None:
+        """Without a `guard` R3 is skipped and nothing is recorded: benchmarks only."""
         self.config = config
         self.store = store
         self.signer = signer
+        self.guard = guard
         self.owned: dict[int, OwnedChain] = {}
         self.cluster_id = ""
         self.events = events or SequencerEvents()
@@ -191,11 +200,19 @@ class Sequencer:
         consumer.unassign()
 
     def resume_chain(self, chain: int) -> int:
-        """Steps R1-R4: take over `chain` from the store; return the offset to read from."""
+        """Steps R1-R5: take over `chain` from the store; return the offset to read from."""
         recovered = recover_chain(self.store, chain)  # R1, R2
         head = recovered.head
+        if self.guard is not None:  # R3
+            try:
+                source = Source(self.cluster_id, self.config.topic)
+                self.guard.check(self.store, self.origin(chain), recovered, source)
+            except SigningRefusedError as exc:
+                log.error("%s", exc)
+                self.events.signing_refused(chain, exc.kind)
+                raise
         if head.size:
-            # R3: complete an interrupted step 2, or claim the chain at its current size.
+            # R4: complete an interrupted step 2, or claim the chain at its current size.
             last = EntrySource(cluster=head.source_cluster, topic=self.config.topic,
                                partition=chain, offset=head.source_offset)  # fmt: skip
             self._write_checkpoint(chain, head.size, recovered.writer.tree.root(), last)
@@ -207,7 +224,7 @@ class Sequencer:
         self.events.chain_resumed(chain, head.size, recovered.unsigned)
         log.info("chain %d: resumed at size %d (%d entries had no checkpoint yet)",
                  chain, head.size, recovered.unsigned)  # fmt: skip
-        return self._resume_offset(chain, head)  # R4
+        return self._resume_offset(chain, head)  # R5
 
     def _resume_offset(self, chain: int, head: ChainHead) -> int:
         if head.source_offset < 0:
@@ -230,10 +247,10 @@ class Sequencer:
     def run(self, max_idle_s: float | None = None) -> None:
         """Sessions of consuming, until `stop` (or `max_idle_s` without decisions).
 
-        An unreachable ClickHouse ends the session wherever it happens (the schema, R1-R3,
+        An unreachable ClickHouse ends the session wherever it happens (the schema, R1-R4,
         or any of steps 0-2 of a batch): the consumer leaves the group without committing
         anything beyond the last complete batch, the writers are thrown away, and after a
-        backoff a new session starts exactly like a restart after a crash: R1-R4 re-check
+        backoff a new session starts exactly like a restart after a crash: R1-R5 re-check
         the stored tree and complete an interrupted batch. The outage is waited out
         whatever its length (docs/operations.md, "Outages")."""
         while not self._stopping:
@@ -373,7 +390,8 @@ class Sequencer:
     def _write_checkpoint(
         self, chain: int, size: int, root: bytes, source: EntrySource | None
     ) -> None:
-        body = Checkpoint(self.origin(chain), size, RootHash(root)).body()
+        origin = self.origin(chain)
+        body = Checkpoint(origin, size, RootHash(root)).body()
         self.store.insert_checkpoint(
             StoredCheckpoint(
                 chain=chain,
@@ -384,6 +402,8 @@ class Sequencer:
                 source_offset=source.offset if source else -1,
             )
         )
+        if self.guard is not None:
+            self.guard.remember(origin, chain, size, root)
         self.events.checkpoint_signed(chain, size)
 
     def _commit(self, last_offset: dict[int, int]) -> None:
@@ -394,7 +414,7 @@ class Sequencer:
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            # Committed offsets only show lag: a restart resumes from the log (R4). A commit
+            # Committed offsets only show lag: a restart resumes from the log (R5). A commit
             # refused during a rebalance therefore loses nothing.
             log.warning("offset commit failed (harmless, the log is durable): %s", exc)
             self.events.commit_failed()

@@ -9,7 +9,7 @@ from typing import Any
 
 from attestcore.waiting import WaitTimeout, wait_until
 from attestream.settings import Settings
-from attestream.wiring import ledger_signer
+from attestream.wiring import ledger_signer, signing_guard
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import decode_entry
 from ledger.merkle import MerkleTree
@@ -35,13 +35,19 @@ def publish_decisions(settings: Settings, decisions: list[Decision], garbage: in
 
 def run_sequencer(
     settings: Settings, store: ClickHouseStore, rejected: list[str] | None = None,
-    batch_max: int = 1000,
+    batch_max: int = 1000, anchors: bool = False,
 ) -> Sequencer:  # fmt: skip
-    """Run the real sequencer until the decisions topic has been quiet for IDLE_S."""
+    """Run the real sequencer until the decisions topic has been quiet for IDLE_S.
+
+    It checks what it signs as `ledger run` does, against its signer state file and, with
+    `anchors`, the newest anchor of the configured anchor account (off by default: tests on
+    the session stack share its anchor account with other databases)."""
     reasons = rejected if rejected is not None else []
     config = SequencerConfig(settings.require_kafka(), settings.topic_decisions,
                              settings.ledger_group, settings.log_origin, batch_max)  # fmt: skip
-    sequencer = Sequencer(config, store, ledger_signer(settings),
+    signer = ledger_signer(settings)
+    guard = signing_guard(settings, signer, store, anchors=anchors)
+    sequencer = Sequencer(config, store, signer, guard=guard,
                           on_reject=lambda msg, reason, detail: reasons.append(detail))  # fmt: skip
     sequencer.run(max_idle_s=IDLE_S)
     return sequencer

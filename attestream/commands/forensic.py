@@ -12,15 +12,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
-from web3 import Web3
 
 from anchoring.reader import Web3ChainReader
 from anchoring.rpc import redact_url
-from anchoring.service import connect, load_account
+from anchoring.service import connect
 from attestream.commands.verifier_state import NoStateOption, StateOption, state_path
-from attestream.errors import ConfigError, UsageError
+from attestream.errors import UsageError
 from attestream.settings import Settings, load_settings
-from attestream.wiring import open_store, trusted_verifiers
+from attestream.wiring import anchor_account, open_store, trusted_verifiers
 from forensics.trusted_state import SeenCheckpoint, TrustedState, load_state, save_state
 from forensics.verify import Report, verify_ledger
 from forensics.verify_range import verify_range
@@ -121,22 +120,6 @@ def verify(
         _print_report(report)
         _print_history(path, history)
     raise typer.Exit(0 if report.ok else 1)
-
-
-def anchor_account(settings: Settings) -> str:
-    """The anchor account's address from the verifier's own settings (never the store):
-    ATTESTREAM_ANCHOR_ADDRESS, else the address of the configured anchor key."""
-    if settings.anchor_address is not None:
-        address = settings.anchor_address.strip()
-        if not Web3.is_address(address):
-            raise ConfigError(f"ATTESTREAM_ANCHOR_ADDRESS is not an address: {address!r}")
-        return str(Web3.to_checksum_address(address))
-    if settings.anchor_key is None and settings.anchor_key_file is None:
-        raise ConfigError(
-            "no anchor account to check the chain's anchors against: set"
-            " ATTESTREAM_ANCHOR_ADDRESS (or ATTESTREAM_ANCHOR_KEY[_FILE]), or verify --offline"
-        )
-    return str(load_account(settings.anchor_private_key()).address)
 
 
 def _remember(

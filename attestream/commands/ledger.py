@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import time
 from types import FrameType
 
 import typer
@@ -14,9 +15,10 @@ from confluent_kafka import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from attestream.backoff import Outage, keep_trying
+from attestream.errors import SigningRefusedError
 from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
 from attestream.settings import Settings, load_settings
-from attestream.wiring import create_ledger_key, ledger_signer, open_store
+from attestream.wiring import create_ledger_key, ledger_signer, open_store, signing_guard
 from attestream.workers import registered
 from ledger.events import BatchOutcome, OnReject, RejectReason, SequencerEvents
 from ledger.keys import verifier_key_string
@@ -100,6 +102,20 @@ COMMIT_FAILURES = Counter(
     "Offset commits that failed (harmless: restarts resume from the log)",
     registry=REGISTRY,
 )
+SIGNING_REFUSED = Gauge(
+    "attestream_ledger_signing_refused",
+    "1 when the sequencer refused to sign a chain it cannot re-derive (kind: why); it then"
+    ' exits (docs/operations.md, "The sequencer refuses to sign")',
+    ["chain", "kind"],
+    registry=REGISTRY,
+)
+ANCHOR_CLAIMS_UNAVAILABLE = Counter(
+    "attestream_ledger_anchor_claims_unavailable_total",
+    "Chain rebuilds checked without the newest anchor because the EVM JSON-RPC did not answer",
+    registry=REGISTRY,
+)
+# While lingering after a refusal, a stop request is noticed this often.
+LINGER_STEP_S = 0.5
 
 
 class LedgerMetrics(SequencerEvents):
@@ -124,6 +140,9 @@ class LedgerMetrics(SequencerEvents):
         RESUMES.labels(str(chain)).inc()
         RECOVERED.labels(str(chain)).inc(unsigned)
         TREE_SIZE.labels(str(chain)).set(size)
+
+    def signing_refused(self, chain: int, kind: str) -> None:
+        SIGNING_REFUSED.labels(str(chain), kind).set(1)
 
     def writer_fenced(self, chain: int) -> None:
         FENCED.labels(str(chain)).inc()
@@ -176,13 +195,26 @@ def run(
         # No connection yet: the sequencer creates the schema once ClickHouse answers.
         store = ClickHouseStore(settings.require_clickhouse())
         dead_letters = EventProducer(bootstrap)
+        guard = signing_guard(
+            settings,
+            signer,
+            store,
+            anchors_unavailable=lambda cause: ANCHOR_CLAIMS_UNAVAILABLE.inc(),
+        )
         sequencer = Sequencer(_sequencer_config(settings), store, signer,
                               events=LedgerMetrics(readiness),
-                              on_reject=_dead_letter_to(dead_letters, settings))  # fmt: skip
+                              on_reject=_dead_letter_to(dead_letters, settings),
+                              guard=guard)  # fmt: skip
         if stopping:
             sequencer.stop()
         try:
             sequencer.run(max_idle_s=max_idle)
+        except SigningRefusedError:
+            # The gauge is set: keep serving it until Prometheus has scraped it.
+            deadline = time.monotonic() + settings.ledger_refusal_linger_s
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(LINGER_STEP_S)
+            raise
         finally:
             dead_letters.close(SHUTDOWN_FLUSH_S)
             store.close()

@@ -32,11 +32,17 @@ BATCH = 5
 
 def build(settings: Settings, decisions: list[Decision], url: str | None = None) -> Settings:
     """A ledger of `decisions` written by the real sequencer from its own topic, in the
-    database at `url` (a fresh one by default), signed by the test's key."""
+    database at `url` (a fresh one by default), signed by the test's key.
+
+    Each ledger gets a signer state file of its own: here one key signs several histories,
+    as a stolen key (or a sequencer whose state file was moved aside) could; the sequencer's
+    own check before signing would otherwise refuse the second history, and this test is
+    about what a verifier remembers."""
     suffix = uuid.uuid4().hex[:8]
     built = settings.model_copy(update={
         "clickhouse_url": SecretStr(url or fresh_database_url(settings.require_clickhouse())),
         "topic_decisions": f"decisions-{suffix}", "ledger_group": f"ledger-{suffix}",
+        "ledger_state_file": settings.home / "signer-states" / f"{suffix}.json",
     })  # fmt: skip
     ensure_topics(built.require_kafka(), [built.topic_decisions], partitions=1)
     extend(built, decisions)

@@ -39,14 +39,18 @@ def test_only_known_crash_points_are_accepted() -> None:
         config(crash_at="somewhere")
 
 
+STATE_GAUGES = {"attestream_ledger_signing_refused"}
+
+
 def test_metric_names_and_labels_follow_the_convention() -> None:
     assert len(METRICS) >= 10
     for metric in METRICS:
         # prometheus_client keeps a counter's name without its `_total` suffix
         name = metric._name + ("_total" if isinstance(metric, Counter) else "")
         assert name.startswith("attestream_ledger_"), name
-        assert name.endswith(("_total", "_seconds", "_entries")), name
-        assert set(metric._labelnames) <= {"chain", "reason"}, name
+        # A unit suffix, or a 0/1 state gauge (no unit) whose labels say which state.
+        assert name.endswith(("_total", "_seconds", "_entries")) or name in STATE_GAUGES, name
+        assert set(metric._labelnames) <= {"chain", "kind", "reason"}, name
 
 
 def test_rejected_records_are_counted_by_reason() -> None:
