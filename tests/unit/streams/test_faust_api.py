@@ -21,7 +21,7 @@ def parameters(function: Callable[..., object]) -> list[str]:
 
 def test_the_pinned_faust_is_the_checked_one() -> None:
     assert metadata.version("faust-streaming") == "0.15.3", (
-        "faust-streaming changed: re-check streams/app.py `_concrete` and streams/outcomes.py"
+        "faust-streaming changed: re-check streams/app.py `concrete_stream` and streams/outcomes.py"
         " against the new release, then update this test"
     )
 
