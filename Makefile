@@ -5,8 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STATE_DIR := .attestream
 PACKAGES := attestcore attestream streams detectors ledger anchoring forensics
-# Only the package directories that exist and hold Python files (mypy rejects empty ones).
-MYPY_TARGETS := $(sort $(dir $(wildcard $(addsuffix /*.py,$(PACKAGES)))))
+# Only the directories that exist and hold Python files (mypy rejects empty ones): every
+# package, the benchmark and the tests.
+MYPY_TARGETS := $(sort $(dir $(wildcard $(addsuffix /*.py,$(PACKAGES) bench tests))))
+# Files mypy must check in a run of their own: under pytest's import layout (pyproject.toml,
+# [tool.mypy]) this conftest.py has the same module name as tests/conftest.py.
+MYPY_APART := $(wildcard tests/integration/conftest.py)
 
 # Test directories that exist (git keeps no empty ones, so a fresh clone may lack one).
 TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
@@ -29,6 +33,7 @@ lint: setup
 	$(BIN)/ruff format --check $(PACKAGES) bench tests
 	$(BIN)/ruff check $(PACKAGES) bench tests
 	$(BIN)/mypy --strict $(MYPY_TARGETS)
+	$(if $(MYPY_APART),$(BIN)/mypy --strict $(MYPY_APART))
 
 # requirements.lock pins every Python package (the build backend and the dev tools too) by
 # version and hash; the bootstrap installs from it alone. `make lock` re-resolves it after a

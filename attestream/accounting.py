@@ -130,7 +130,7 @@ def account(
         if position in wanted:
             result.decisions[position].add(decided.decision_id)
     for message in read_topic(bootstrap, dead_letter_topic):
-        headers = dict(_headers(message.headers()))
+        headers = dict(record_headers(message.headers()))
         try:
             position = (headers[HEADER_TOPIC].decode(), int(headers[HEADER_PARTITION]),
                         int(headers[HEADER_OFFSET]))  # fmt: skip
@@ -141,9 +141,11 @@ def account(
     return result
 
 
-def _headers(
+def record_headers(
     raw: Mapping[str, str | bytes | None] | Iterable[tuple[str, str | bytes | None]] | None,
 ) -> Iterator[tuple[str, bytes]]:
+    """A consumed record's headers (`Message.headers()`) as (name, bytes) pairs; a header
+    without a value is empty bytes."""
     pairs = raw.items() if isinstance(raw, Mapping) else raw or ()
     for key, value in pairs:
         yield key, value.encode() if isinstance(value, str) else value or b""

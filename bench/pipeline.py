@@ -163,8 +163,8 @@ def run_raw(
                 continue
             if started is None:
                 started = time.perf_counter()
-            values: list[bytes] = [m.value() for m in messages]  # type: ignore[misc]
-            offsets: list[int] = [m.offset() for m in messages]  # type: ignore[misc]
+            values = [m.value() or b"" for m in messages]
+            offsets = [m.offset() or 0 for m in messages]
             decisions = [decode(v) for v in values]
             columns = _raw_columns(topic, decisions, values, offsets)
             store.execute("INSERT INTO {db}.raw VALUES", columns, columnar=True)

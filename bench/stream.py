@@ -142,7 +142,7 @@ class DecisionsWatch:
             while not self._stop.is_set():
                 messages = consumer.consume(10_000, CONSUME_TIMEOUT_S)
                 now = time.time()
-                self.arrivals.extend((now, m.value()) for m in messages if not m.error())  # type: ignore[misc]
+                self.arrivals.extend((now, m.value() or b"") for m in messages if not m.error())
         finally:
             consumer.close()
 

@@ -26,8 +26,8 @@ import msgspec
 from faust.types import StreamT
 
 from attestream.detection import fraud_spec, stream_model
-from streams.app import StreamConfig, create_app, new_app, tune_gc
-from streams.metrics import DetectMetrics
+from streams.app import StreamConfig, concrete_stream, create_app, new_app, tune_gc
+from streams.metrics import CounterChild, DetectMetrics, LabelledCounter
 from streams.schemas import Detector
 
 
@@ -73,12 +73,13 @@ class _Stamped:
     """Wraps one of the decide agent's counters: stamps `name` when its count first reaches
     `at` (1: the first batch counted)."""
 
-    def __init__(self, inner: Any, stamps: Stamps, name: str, at: int) -> None:
+    def __init__(self, inner: LabelledCounter, stamps: Stamps, name: str, at: int) -> None:
         self._inner = inner
         self._stamps = stamps
         self._name = name
         self._at = at
         self._count = 0.0
+        self._labelled: CounterChild | None = None
 
     def labels(self, *names: str) -> _Stamped:
         self._labelled = self._inner.labels(*names)
@@ -88,6 +89,7 @@ class _Stamped:
         before, self._count = self._count, self._count + amount
         if before < self._at <= self._count:
             self._stamps.write(self._name)
+        assert self._labelled is not None, "labels() comes before inc()"
         self._labelled.inc(amount)
 
 
@@ -107,7 +109,9 @@ def count_app(s: WorkerSettings, stamps: Stamps) -> Any:
 
     async def count(stream: StreamT[bytes]) -> None:
         seen = 0
-        async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
+        async for events in concrete_stream(stream).take_events(
+            s.batch_max, within=s.batch_within_s
+        ):
             if seen == 0:
                 stamps.write("first_batch")
             seen += len(events)
@@ -123,8 +127,8 @@ def decide_app(s: WorkerSettings, stamps: Stamps) -> Any:
     scorer = stream_model(Path(s.models_dir), Detector.FRAUD, s.model_sha256)
     spec = fraud_spec(scorer, s.labels_topic)
     metrics = DetectMetrics()
-    metrics.events_in = _Stamped(metrics.events_in, stamps, "first_batch", 1)  # type: ignore[assignment]
-    metrics.decisions = _Stamped(metrics.decisions, stamps, "done", s.records)  # type: ignore[assignment]
+    metrics.events_in = _Stamped(metrics.events_in, stamps, "first_batch", 1)
+    metrics.decisions = _Stamped(metrics.decisions, stamps, "done", s.records)
     return create_app(stream_config(s), {s.topic: spec}, metrics)
 
 

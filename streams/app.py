@@ -234,7 +234,9 @@ def _add_labels_agent(
     source = app.topic(labels.topic, **RAW_BYTES)
 
     async def apply(stream: StreamT[bytes]) -> None:
-        batches = _concrete(stream).take_events(config.batch_max, within=config.batch_within_s)
+        batches = concrete_stream(stream).take_events(
+            config.batch_max, within=config.batch_within_s
+        )
         async for events in batches:
             with outcomes_before_acks(stream.app, events, detector):
                 records = [_record(event) for event in events]
@@ -251,7 +253,7 @@ def _add_labels_agent(
     app.agent(source, name=f"labels-{detector}")(apply)
 
 
-def _concrete(stream: StreamT[bytes]) -> Stream[bytes]:
+def concrete_stream(stream: StreamT[bytes]) -> Stream[bytes]:
     """An agent's stream as faust's `Stream` class, which it always is: `take_events` and
     `_set_current_event` (private) are not part of the `StreamT` interface. Checked against
     faust-streaming 0.15.3; tests/unit/streams/test_faust_api.py fails if either goes away."""
@@ -286,7 +288,9 @@ def _decide_agent(
     fault = fault_from_env()
 
     async def decide(stream: StreamT[bytes]) -> None:
-        batches = _concrete(stream).take_events(config.batch_max, within=config.batch_within_s)
+        batches = concrete_stream(stream).take_events(
+            config.batch_max, within=config.batch_within_s
+        )
         async for events in batches:
             with outcomes_before_acks(stream.app, events, detector):
                 await decide_events(stream, events)
@@ -299,7 +303,7 @@ def _decide_agent(
         def follow_event(index: int) -> None:
             # The table writes its changelog to the partition of the "current event"; in a
             # batch that must be the event whose entity is being updated.
-            _concrete(stream)._set_current_event(events[index])
+            concrete_stream(stream)._set_current_event(events[index])
 
         with metrics.batch_seconds.labels(detector).time():
             result = _decide_or_reject(spec, records, table, follow_event, config)

@@ -10,19 +10,32 @@ value that stays above 0 means records without an outcome.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+
+class CounterChild(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class LabelledCounter(Protocol):
+    """What the agents use of a labelled prometheus `Counter`: the benchmark's worker
+    (bench/stream_worker.py) puts a wrapper that notes its first and last batch in its place."""
+
+    def labels(self, *labelvalues: str) -> CounterChild: ...
 
 
 class DetectMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         reg = REGISTRY if registry is None else registry
-        self.events_in = Counter(
+        self.events_in: LabelledCounter = Counter(
             "attestream_detect_events_total",
             "Records read from input topics",
             ["detector"],
             registry=reg,
         )
-        self.decisions = Counter(
+        self.decisions: LabelledCounter = Counter(
             "attestream_detect_decisions_total", "Decisions emitted",
             ["detector", "outcome"], registry=reg,
         )  # fmt: skip

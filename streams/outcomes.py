@@ -26,8 +26,9 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 import faust
 from faust.types import AppT, EventT
@@ -96,9 +97,22 @@ def abandon(app: AppT, events: Sequence[EventT[bytes]], detector: str, exc: Base
               where, type(exc).__name__)  # fmt: skip
 
 
+class DeadLetterTopic(Protocol):
+    """What `send_dead_letters` needs of the dead-letter topic (a `faust.TopicT` in the app):
+    `send` hands a record to the producer and returns what resolves once the broker has it."""
+
+    async def send(
+        self,
+        *,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[object]: ...
+
+
 async def send_dead_letters(
     rejections: Sequence[tuple[RecordRef, Rejection]],
-    dead_letters: faust.TopicT,
+    dead_letters: DeadLetterTopic,
     metrics: DetectMetrics,
     detector: str,
 ) -> None:

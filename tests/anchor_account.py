@@ -7,6 +7,7 @@ from pathlib import Path
 
 from eth_account import Account
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 # Ten ETH pays for hundreds of thousands of anchors on anvil.
 ANCHOR_FUNDS_WEI = 10 * 10**18
@@ -19,7 +20,7 @@ def funded_anchor_key(rpc_url: str, path: Path) -> str:
     path.write_text(account.key.hex(), encoding="utf-8")
     path.chmod(0o600)
     w3 = Web3(Web3.HTTPProvider(rpc_url))
-    answer = w3.provider.make_request("anvil_setBalance",  # type: ignore[arg-type]
+    answer = w3.provider.make_request(RPCEndpoint("anvil_setBalance"),
                                       [account.address, hex(ANCHOR_FUNDS_WEI)])  # fmt: skip
     assert "error" not in answer, answer
     return str(account.address)

@@ -95,7 +95,7 @@ def read_decisions(settings: Settings, at_least: int, timeout_s: float = DECIDE_
     def quiet_with_enough() -> bool:
         assert proc is None or proc.poll() is None, "the detect worker exited"
         batch = [m for m in consumer.consume(1000, QUIET_S) if not m.error()]
-        found.extend(decode_decision(m.value()) for m in batch)  # type: ignore[arg-type]
+        found.extend(decode_decision(m.value() or b"") for m in batch)
         return not batch and len(found) >= at_least
 
     try:

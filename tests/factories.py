@@ -8,7 +8,7 @@ from forensics.proofs import ProofBundle
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
 from ledger.keys import NoteSigner
-from ledger.merkle import MemoryNodeStore, MerkleTree, Node, inclusion_proof
+from ledger.merkle import MemoryNodeStore, MerkleTree, Node, RootHash, inclusion_proof
 from ledger.note import Checkpoint, sign_note
 from ledger.store import LEVEL_SHIFT
 from streams.schemas import Decision, Detector, Reason, SourceRef, decision_id
@@ -53,7 +53,7 @@ def proof_bundle(seq: int, size: int, signer: NoteSigner) -> ProofBundle:
     mask = (1 << LEVEL_SHIFT) - 1
     nodes.add(Node(k >> LEVEL_SHIFT, k & mask, h)
               for k, h in zip(result.node_keys, result.node_hashes, strict=True))  # fmt: skip
-    body = Checkpoint(f"{signer.name}/0", size, result.root).body()
+    body = Checkpoint(f"{signer.name}/0", size, RootHash(result.root)).body()
     proof = inclusion_proof(seq, size, nodes)
     return ProofBundle(0, seq, bytes(result.entries["entry"][seq]), size, proof,
                        sign_note(body, signer))  # fmt: skip

@@ -15,7 +15,7 @@ from factories import incoming
 from forensics.verify import verify_ledger
 from ledger.chain import ChainWriter
 from ledger.keys import signer_from_seed
-from ledger.merkle import MerkleTree
+from ledger.merkle import MerkleTree, RootHash
 from ledger.note import Checkpoint, sign_note
 from ledger.store import ENTRY_COLUMNS, LEVEL_SHIFT, StoredAnchor, StoredCheckpoint
 
@@ -116,7 +116,7 @@ def rows_of(columns: dict[str, list[Any]]) -> list[list[Any]]:
 
 
 def checkpoint(chain: int, size: int, root: bytes, signer: Any = SIGNER) -> StoredCheckpoint:
-    body = Checkpoint(f"attestream.test/ledger/{chain}", size, root).body()  # type: ignore[arg-type]
+    body = Checkpoint(f"attestream.test/ledger/{chain}", size, RootHash(root)).body()
     return StoredCheckpoint(chain, size, root, sign_note(body, signer), "k1", size - 1)
 
 

@@ -58,6 +58,7 @@ def test_explain_and_replay_a_logged_decision(
 ) -> None:
     models = copy_models(trained_models, tmp_path / "models")  # the test corrupts an artifact
     fraud = active_sha256(models, "fraud")
+    assert fraud is not None, "the session's models include an active fraud model"
     env = child_env(ATTESTREAM_MODELS_DIR=str(models))
     decision_id = log_decisions(isolated, env, tmp_path)
 

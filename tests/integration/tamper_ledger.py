@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anchor_account import funded_anchor_key
+from web3.types import RPCEndpoint
 
 from anchoring.reader import Web3ChainReader
 from anchoring.rpc import ChainClient
@@ -55,7 +56,7 @@ def anchor_with_own_account(ledger: Ledger, tmp_path: Any) -> tuple[str, Web3Cha
     client = ChainClient(rpc_url, chain_id)
     service = AnchorService(ledger.store, client, key_file.read_text().strip())
     assert anchor_once(service) is not None
-    client.w3.provider.make_request("anvil_mine", [hex(FINALITY_GRACE_BLOCKS + 1)])  # type: ignore[arg-type]
+    client.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(FINALITY_GRACE_BLOCKS + 1)])
     return account, Web3ChainReader(client.w3, rpc_url)
 
 

@@ -13,7 +13,7 @@ import pytest
 from factories import make_decision
 from ledger_helpers import publish_decisions
 
-from attestream.accounting import read_topic
+from attestream.accounting import read_topic, record_headers
 from attestream.settings import Settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.verify import verify_ledger
@@ -47,7 +47,7 @@ def ledger_run() -> None:
 
 
 def dead_letters(settings: Settings) -> list[tuple[bytes, dict[str, bytes]]]:
-    return [(m.value() or b"", {k: v or b"" for k, v in m.headers() or []})
+    return [(m.value() or b"", dict(record_headers(m.headers())))
             for m in read_topic(settings.require_kafka(), settings.topic_dead_letter)]  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from factories import make_decision
+from hexbytes import HexBytes
 from ledger_helpers import publish_decisions, run_sequencer, wait_for_mutations
 
 from anchoring.calldata import decode_calldata
@@ -46,7 +47,7 @@ def test_decisions_are_logged_once_anchored_and_verified(isolated: Settings) -> 
         (cp.chain, cp.size) for cp in (store.latest_checkpoint(c) for c in (0, 1)) if cp
     )
     assert anchor_once(service) is None, "nothing new since the last anchor"
-    tx = w3.eth.get_transaction(anchor.tx_hash)  # type: ignore[arg-type]
+    tx = w3.eth.get_transaction(HexBytes(anchor.tx_hash))
     assert decode_calldata(bytes(tx["input"])) == anchor.root
 
     report = verify_ledger(store, trusted_verifiers(isolated), Web3ChainReader(w3, rpc_url))

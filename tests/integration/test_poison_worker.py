@@ -24,7 +24,7 @@ from detect_helpers import (
 )
 
 from attestcore.waiting import poll_until, wait_until
-from attestream.accounting import Accounting, account, read_topic
+from attestream.accounting import Accounting, account, read_topic, record_headers
 from attestream.demo import free_port
 from attestream.settings import Settings
 from detectors.simulate_supply import simulate_supply
@@ -197,7 +197,7 @@ def test_every_hostile_record_gets_exactly_one_outcome(
 def dead_letters(settings: Settings) -> list[tuple[str, bytes, list[tuple[str, bytes]]]]:
     found = []
     for m in read_topic(settings.require_kafka(), settings.topic_dead_letter):
-        headers = [(k, v or b"") for k, v in m.headers() or []]
+        headers = list(record_headers(m.headers()))
         named = dict(headers)
         found.append((named[HEADER_TOPIC].decode(), named[HEADER_OFFSET], headers))
         assert len(m.value() or b"") <= MAX_DEAD_LETTER_VALUE_BYTES

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 from factories import make_decision
 from sequencer_procs import (
     RESUMED,
@@ -87,31 +87,6 @@ def resumed_chains(run: SequencerProcess) -> set[int]:
     return {int(c) for c in RESUMED_CHAIN.findall(run.output())}
 
 
-@dataclass(frozen=True)
-class Record:
-    """A consumed decisions record, as the sequencer reads a confluent_kafka.Message."""
-
-    topic_: str
-    partition_: int
-    offset_: int
-    value_: bytes
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return self.topic_
-
-    def partition(self) -> int:
-        return self.partition_
-
-    def offset(self) -> int:
-        return self.offset_
-
-    def value(self) -> bytes:
-        return self.value_
-
-
 @pytest.fixture
 def sequencers(isolated: Settings) -> Iterator[list[Sequencer]]:
     """Two sequencers on one store, driven by hand (no consumer group): who owns a chain is
@@ -128,8 +103,10 @@ def sequencers(isolated: Settings) -> Iterator[list[Sequencer]]:
         sequencer.consumer.close()
 
 
-def records(settings: Settings, numbers: range) -> list[Record]:
-    return [Record(settings.topic_decisions, 0, i, encode(make_decision(i))) for i in numbers]
+def records(settings: Settings, numbers: range) -> list[Message[bytes, bytes]]:
+    """Consumed decisions records, as the sequencer reads them from partition 0."""
+    return [Message(topic=settings.topic_decisions, partition=0, offset=i,
+                    value=encode(make_decision(i))) for i in numbers]  # fmt: skip
 
 
 def test_a_writer_that_lost_its_chain_is_fenced(

@@ -92,8 +92,8 @@ def ledger(stack: Any, tmp_path: Path) -> Iterator[Ledger]:
     publish_decisions(settings, [make_decision(i) for i in range(ENTRIES)])
     run_sequencer(settings, store, batch_max=BATCH)
     assert store.count_entries() == ENTRIES
-    assert store.latest_checkpoint(0) is not None
-    assert store.latest_checkpoint(0).size == ENTRIES  # type: ignore[union-attr]
+    latest = store.latest_checkpoint(0)
+    assert latest is not None and latest.size == ENTRIES
     yield Ledger(settings, store, stack)
     store.execute("DROP DATABASE IF EXISTS {db}")
     store.close()

@@ -21,7 +21,8 @@ import pytest
 from clickhouse_driver import Client
 from clickhouse_driver.errors import ServerException
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # the class confluent_kafka.admin re-exports
 from typer.testing import CliRunner
 
 from attestcore import processes

@@ -49,8 +49,13 @@ def test_a_stop_request_ends_the_wait() -> None:
         raise ServiceUnavailableError("Kafka", "127.0.0.1:1", "refused")
 
     outage = Outage(logging.getLogger("test.outage"), initial_s=3600.0)
-    calls = []
-    assert not keep_trying(down, outage, lambda: bool(calls.append(1)) or len(calls) > 3)
+    calls: list[int] = []
+
+    def stop_after_three_checks() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    assert not keep_trying(down, outage, stop_after_three_checks)
 
 
 def test_client_log_lines_of_one_kind_pass_once_per_interval() -> None:

@@ -34,6 +34,9 @@ def test_foreign_calldata_is_rejected(data: bytes, match: str) -> None:
 
 def test_anchor_root_is_the_rfc6962_root_over_notes() -> None:
     a, b = b"note a\n", b"note b\n"
-    leaf = lambda n: hashlib.sha256(b"\x00" + n).digest()  # noqa: E731
+
+    def leaf(note: bytes) -> bytes:
+        return hashlib.sha256(b"\x00" + note).digest()
+
     assert anchor_root([a]) == leaf(a)
     assert anchor_root([a, b]) == hashlib.sha256(b"\x01" + leaf(a) + leaf(b)).digest()

@@ -43,7 +43,8 @@ def attestream(capsys: pytest.CaptureFixture[str], *argv: str) -> Captured:
 def json_error(stdout: str) -> dict[str, Any]:
     data = json.loads(stdout)
     assert data["ok"] is False and set(data["error"]) == {"kind", "message", "exit_code"}
-    return data["error"]  # type: ignore[no-any-return]
+    error: dict[str, Any] = data["error"]
+    return error
 
 
 def test_an_unexpected_exception_is_a_bug_with_a_crash_log(
@@ -54,7 +55,7 @@ def test_an_unexpected_exception_is_a_bug_with_a_crash_log(
 
     monkeypatch.setattr(forensic, "load_settings", broken)
     code, out, err = attestream(capsys, "forensic", "verify", "--offline", "--json")
-    assert code == ExitCode.INTERNAL == 4
+    assert code == ExitCode.INTERNAL and ExitCode.INTERNAL.value == 4
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "a bug in attestream" in err and "ZeroDivisionError: division by zero in the test" in err
     log = Path(err.rsplit("traceback in ", 1)[1].strip())

@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
@@ -19,6 +21,8 @@ from detectors.features import (
     MISSING,
     PAYMENT_FEATURES,
     SUPPLY_FEATURES,
+    FeatureVector,
+    State,
     initial_payment_state,
     initial_supply_state,
     payment_features,
@@ -30,6 +34,7 @@ from detectors.simulate_supply import LabelledScan
 from streams.schemas import (
     Channel,
     PaymentTransaction,
+    SupplyChainEvent,
 )
 
 KM_PER_DEGREE = 111.1950802335329
@@ -56,7 +61,13 @@ def pay(
     )
 
 
-def run(featurize, initial, events):  # type: ignore[no-untyped-def]
+EventT = TypeVar("EventT", PaymentTransaction, SupplyChainEvent)
+Featurize = Callable[[EventT, State], tuple[FeatureVector, State]]
+
+
+def run(
+    featurize: Featurize[EventT], initial: Callable[[], State], events: Sequence[EventT]
+) -> tuple[list[dict[str, float]], State]:
     state = initial()
     vectors = []
     for event in events:
@@ -65,7 +76,7 @@ def run(featurize, initial, events):  # type: ignore[no-untyped-def]
     return vectors, state
 
 
-def featurize_names(featurize) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+def featurize_names(featurize: Callable[..., object]) -> tuple[str, ...]:
     return PAYMENT_FEATURES if featurize is payment_features else SUPPLY_FEATURES
 
 
@@ -124,7 +135,9 @@ def test_device_and_mcc_memory_is_bounded() -> None:
     assert state["devices"][-1] == f"d{3 * MAX_DEVICES - 1}"
 
 
-def _replay_both_ways(featurize, initial, events):  # type: ignore[no-untyped-def]
+def _replay_both_ways(
+    featurize: Featurize[EventT], initial: Callable[[], State], events: Sequence[EventT]
+) -> None:
     """Features with the live state, and with the state sent through JSON at every step."""
     live, stored = initial(), initial()
     for event in events:

@@ -18,18 +18,22 @@ from detectors.features import SUPPLY_FEATURES
 from detectors.fraud_features import FRAUD_FEATURES
 from detectors.metrics import roc_auc
 from detectors.registry import (
+    LoadedModel,
     ModelDigestMismatchError,
     artifact_path,
     card_path,
     load_active,
     read_registry,
 )
+from detectors.simulate_payments import LabelledPayment
 from detectors.simulate_supply import simulate_supply, write_labelled_scans
 from detectors.training import ensure_models, train_dataset
 from streams.schemas import Detector
 
 
-def test_dataset_rows_follow_the_events(payment_rows: TrainingSet, payments: list) -> None:
+def test_dataset_rows_follow_the_events(
+    payment_rows: TrainingSet, payments: list[LabelledPayment]
+) -> None:
     assert payment_rows.X.shape == (len(payments), len(FRAUD_FEATURES))
     assert payment_rows.X.dtype == np.float32
     assert payment_rows.event_ids == [p.event.event_id for p in payments]
@@ -43,7 +47,9 @@ def test_training_data_digest_is_documented_and_reproducible() -> None:
     assert training_data_digest(["a", "b"], [0, 1]) == expected
 
 
-def test_fraud_model_ranks_held_out_fraud(fraud_model, payment_rows: TrainingSet) -> None:
+def test_fraud_model_ranks_held_out_fraud(
+    fraud_model: LoadedModel, payment_rows: TrainingSet
+) -> None:
     card = fraud_model.card
     assert card.metrics.auc_roc > 0.8 and card.metrics.average_precision > 0.3
     # Recompute the card's figure from the artifact on the held-out (later) fifth.
@@ -58,12 +64,14 @@ def test_fraud_model_ranks_held_out_fraud(fraud_model, payment_rows: TrainingSet
     assert "the last 7 days before validation" in card.training.split
 
 
-def test_authenticity_model_ranks_held_out_counterfeits(authenticity_model) -> None:
+def test_authenticity_model_ranks_held_out_counterfeits(authenticity_model: LoadedModel) -> None:
     assert authenticity_model.card.metrics.auc_roc > 0.9
     assert authenticity_model.card.features == list(SUPPLY_FEATURES)
 
 
-def test_card_digest_is_the_artifact_file_digest(models_dir: Path, fraud_model) -> None:
+def test_card_digest_is_the_artifact_file_digest(
+    models_dir: Path, fraud_model: LoadedModel
+) -> None:
     card = fraud_model.card
     path = artifact_path(models_dir, "fraud", card.model_sha256)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == card.model_sha256
@@ -166,10 +174,11 @@ def test_ensure_models_replaces_a_model_of_an_older_feature_list(
     )
     old = active_sha256(models, Detector.AUTHENTICITY)
     calls: list[Detector] = []
-    monkeypatch.setattr(
-        training,
-        "train_detector",
-        lambda d, m, seed=0: calls.append(Detector(d)) or first[Detector(d)],
-    )
+
+    def reuse_first_model(detector: Detector | str, models_dir: Path, seed: int = 0) -> LoadedModel:
+        calls.append(Detector(detector))
+        return first[Detector(detector)]
+
+    monkeypatch.setattr(training, "train_detector", reuse_first_model)
     training.ensure_models(models)
     assert calls == [Detector.AUTHENTICITY] and old is not None

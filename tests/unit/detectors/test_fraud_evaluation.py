@@ -68,7 +68,8 @@ def test_cards_known_compromised_are_left_out_of_the_test_days() -> None:
 
 
 def test_mean_and_sample_std() -> None:
-    assert mean_and_std([0.6, 0.8]) == (0.7, pytest.approx(0.1414213562))  # sqrt(0.02)
+    mean, std = mean_and_std([0.6, 0.8])
+    assert mean == 0.7 and std == pytest.approx(0.1414213562)  # sqrt(0.02)
     assert mean_and_std([0.5]) == (0.5, 0.0)
 
 

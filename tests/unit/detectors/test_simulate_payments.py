@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -134,10 +134,16 @@ def test_extra_scenarios_look_like_their_description(payments: list[LabelledPaym
     assert len({p.event.terminal_id for p in merchants}) < len(merchants)
 
 
+def label_time(payment: LabelledPayment) -> datetime:
+    """When the issuer learns the payment's label: the simulator sets it on every payment."""
+    assert payment.label_time is not None, payment.event.event_id
+    return payment.label_time
+
+
 def test_labels_arrive_late_chargebacks_within_the_confirmation_window(
     payments: list[LabelledPayment],
 ) -> None:
-    delays = np.array([(p.label_time - p.event.event_time) / DAY for p in payments])
+    delays = np.array([(label_time(p) - p.event.event_time) / DAY for p in payments])
     fraud = np.array([p.label for p in payments], dtype=bool)
     assert np.all(delays[~fraud] == 7.0)
     assert np.all((delays[fraud] >= 1.0) & (delays[fraud] <= 7.0))

@@ -16,6 +16,7 @@ from detectors.features_supply import (
     MAX_TRACK,
     MISSING,
     SUPPLY_FEATURES,
+    State,
     initial_supply_state,
     order_violation,
     supply_features,
@@ -56,7 +57,7 @@ def scan(
     )
 
 
-def run(events: list[SupplyChainEvent]) -> tuple[list[dict[str, float]], dict]:  # type: ignore[type-arg]
+def run(events: list[SupplyChainEvent]) -> tuple[list[dict[str, float]], State]:
     state = initial_supply_state()
     vectors = []
     for event in events:

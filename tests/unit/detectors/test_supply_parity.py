@@ -39,7 +39,8 @@ def test_stream_vectors_equal_the_offline_replay(
     spec = DetectorSpec(Detector.AUTHENTICITY, EventParser(SupplyChainEvent, "epc"), _supply,
                         Scorer(authenticity_model))  # fmt: skip
     state: dict[str, dict[str, object]] = {}
-    online, outcomes = [], []
+    online: list[list[float]] = []
+    outcomes: list[str] = []
     batch = records(scans)
     for start in range(0, len(batch), 500):
         result = decide_batch(spec, batch[start : start + 500], state)

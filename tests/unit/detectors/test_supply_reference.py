@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,7 +59,7 @@ def test_every_product_is_made_at_a_factory_and_sold_somewhere() -> None:
     assert any(set(p.authorised_countries) != countries for p in ref.products.values())
 
 
-def edited(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
+def edited(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
     doc = json.loads(SUPPLY_REFERENCE_FILE.read_text())
     change(doc)
     path = tmp_path / "supply-chain-test.json"
@@ -66,7 +68,7 @@ def edited(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
 
 
 def test_a_wrong_gtin_check_digit_is_refused(tmp_path: Path) -> None:
-    def wrong(doc: dict) -> None:  # type: ignore[type-arg]
+    def wrong(doc: dict[str, Any]) -> None:
         doc["products"][0]["gtin"] = doc["products"][0]["gtin"][:-1] + "0"
 
     with pytest.raises(ConfigError, match="should be"):
@@ -74,10 +76,10 @@ def test_a_wrong_gtin_check_digit_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_wrong_format_or_role_is_refused(tmp_path: Path) -> None:
-    def other_format(doc: dict) -> None:  # type: ignore[type-arg]
+    def other_format(doc: dict[str, Any]) -> None:
         doc["format"] = "something/2"
 
-    def bad_role(doc: dict) -> None:  # type: ignore[type-arg]
+    def bad_role(doc: dict[str, Any]) -> None:
         doc["sites"][0]["role"] = "warehouse"
 
     with pytest.raises(ConfigError, match="not attestream.supply-reference/1"):

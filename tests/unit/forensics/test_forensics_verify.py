@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Any
 
 import pytest
 from memory_ledger import (
@@ -19,6 +20,7 @@ from memory_ledger import (
 
 from anchoring.calldata import anchor_root, encode_calldata
 from forensics.verify import OnChainTx, verify_ledger
+from forensics.verify_anchor import AccountTx
 from ledger.store import StoredAnchor
 
 
@@ -78,6 +80,8 @@ def test_checkpoint_by_an_untrusted_key() -> None:
 
 
 class Chain:
+    """A ChainReader over the transactions `txs` (by hash), `head` the newest block."""
+
     def __init__(self, txs: dict[str, OnChainTx], head: int = 7) -> None:
         self.txs = txs
         self.head = head
@@ -87,6 +91,14 @@ class Chain:
 
     def transaction(self, tx_hash: str) -> OnChainTx | None:
         return self.txs.get(tx_hash)
+
+    def transaction_count(self, address: str, block: int) -> int:
+        return sum(1 for tx in self.txs.values()
+                   if tx.sender == address and tx.block_number <= block)  # fmt: skip
+
+    def block_transactions(self, block: int) -> list[AccountTx]:
+        return [AccountTx(tx_hash, tx.sender, tx.nonce, tx.input)
+                for tx_hash, tx in self.txs.items() if tx.block_number == block]  # fmt: skip
 
 
 def anchored(ledger: MemoryLedger) -> tuple[StoredAnchor, OnChainTx]:
@@ -113,7 +125,7 @@ def test_anchor_checks_pass_and_fail() -> None:
 def test_anchor_record_tampered(field: str) -> None:
     ledger = build()
     anchor, _ = anchored(ledger)
-    value = b"\x11" * 32 if field == "root" else ((0, 4),)
+    value: Any = b"\x11" * 32 if field == "root" else ((0, 4),)
     ledger.anchor_list = [dataclasses.replace(anchor, **{field: value})]
     assert any(kind == "anchor_mismatch" for kind, _, _ in kinds(ledger))
 

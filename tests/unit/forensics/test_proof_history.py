@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factories import incoming
@@ -58,7 +59,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def verify_proof(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, proof: ProofBundle, *flags: str
-) -> tuple[int, dict[str, object], str]:
+) -> tuple[int, dict[str, Any], str]:
     path = tmp_path / "proof.json"
     path.write_text(json.dumps(proof.to_json()))
     code = run(["forensic", "verify-proof", str(path), "--key", KEY, "--json", *flags])
@@ -91,7 +92,7 @@ def test_a_fork_at_the_remembered_size_fails_and_passes_without_state(
 ) -> None:
     assert verify_proof(capsys, tmp_path, bundle(9))[0] == 0
     code, out, err = verify_proof(capsys, tmp_path, bundle(9, forged=True))
-    assert code == 1 and out["error"]["kind"] == "fork"  # type: ignore[index]
+    assert code == 1 and out["error"]["kind"] == "fork"
     assert "at size 9 has root" in err
     code, out, _ = verify_proof(capsys, tmp_path, bundle(9, forged=True), "--no-state")
     assert code == 0 and out["trusted_state"] is None
@@ -102,14 +103,14 @@ def test_a_larger_checkpoint_needs_a_consistency_proof_to_be_checked(
 ) -> None:
     assert verify_proof(capsys, tmp_path, bundle(9))[0] == 0
     code, out, _ = verify_proof(capsys, tmp_path, bundle(13))
-    assert code == 0 and "was NOT checked" in out["trusted_state"]["message"]  # type: ignore[index]
+    assert code == 0 and "was NOT checked" in out["trusted_state"]["message"]
     code, out, err = verify_proof(capsys, tmp_path, bundle(13, forged=True, since=9))
-    assert code == 1 and out["error"]["kind"] == "inconsistent", err  # type: ignore[index]
+    assert code == 1 and out["error"]["kind"] == "inconsistent", err
     code, out, _ = verify_proof(capsys, tmp_path, bundle(13, since=9))
-    assert code == 0 and out["trusted_state"]["remembered"] is True  # type: ignore[index]
+    assert code == 0 and out["trusted_state"]["remembered"] is True
     # Now 13 is remembered: an older proof still verifies (auditors verify old proofs).
     code, out, _ = verify_proof(capsys, tmp_path, bundle(9))
-    assert code == 0 and "older than the remembered" in out["trusted_state"]["message"]  # type: ignore[index]
+    assert code == 0 and "older than the remembered" in out["trusted_state"]["message"]
 
 
 def test_a_malformed_state_file_is_exit_2_naming_it(
@@ -118,5 +119,5 @@ def test_a_malformed_state_file_is_exit_2_naming_it(
     state = tmp_path / "state.json"
     state.write_text("{broken")
     code, out, err = verify_proof(capsys, tmp_path, bundle(9), "--state", str(state))
-    assert code == 2 and out["error"]["kind"] == "config"  # type: ignore[index]
+    assert code == 2 and out["error"]["kind"] == "config"
     assert str(state) in err and "Traceback" not in err

@@ -7,7 +7,7 @@ import json
 
 import msgspec
 from factories import incoming, make_decision
-from reference_merkle import mth  # type: ignore[import-not-found]
+from reference_merkle import mth
 
 from ledger.chain import DEDUP_WINDOW, ChainWriter, Incoming
 from ledger.entry import GENESIS_PREV, EntrySource, decode_entry, encode_entry

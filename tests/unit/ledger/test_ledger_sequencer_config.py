@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -16,10 +18,10 @@ METRICS = [
 ]
 
 
-def config(**overrides: object) -> SequencerConfig:
-    fields: dict[str, object] = {"bootstrap": "b:9092", "topic": "t", "group": "g",
+def config(**overrides: Any) -> SequencerConfig:
+    fields: dict[str, Any] = {"bootstrap": "b:9092", "topic": "t", "group": "g",
                                  "origin_prefix": "o", "batch_max": 10, **overrides}  # fmt: skip
-    return SequencerConfig(**fields)  # type: ignore[arg-type]
+    return SequencerConfig(**fields)
 
 
 def test_the_poll_interval_must_cover_the_session() -> None:

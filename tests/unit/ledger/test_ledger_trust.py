@@ -35,7 +35,7 @@ def append(
     """Log decisions (decision `forged` with another outcome) and, with `sign`, a checkpoint
     signed by `signer`; returns the new root."""
     batch = [incoming(i) for i in numbers]
-    if forged in numbers:
+    if forged is not None and forged in numbers:
         original = batch[forged - numbers.start]
         changed = make_decision(forged)
         changed.outcome = "approve" if changed.outcome != "approve" else "block"

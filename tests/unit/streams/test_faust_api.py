@@ -7,6 +7,7 @@ here, not in a worker that silently stops committing or writes state to the wron
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from importlib import metadata
 
 from faust.streams import Stream
@@ -14,13 +15,13 @@ from faust.transport.consumer import Consumer
 from faust.types.tuples import Message
 
 
-def parameters(function: object) -> list[str]:
-    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+def parameters(function: Callable[..., object]) -> list[str]:
+    return list(inspect.signature(function).parameters)
 
 
 def test_the_pinned_faust_is_the_checked_one() -> None:
     assert metadata.version("faust-streaming") == "0.15.3", (
-        "faust-streaming changed: re-check streams/app.py `_concrete` and streams/outcomes.py"
+        "faust-streaming changed: re-check streams/app.py `concrete_stream` and streams/outcomes.py"
         " against the new release, then update this test"
     )
 

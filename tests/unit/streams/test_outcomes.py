@@ -45,7 +45,7 @@ def test_a_failing_dead_letter_send_is_retried_until_delivered(
     topic = FlakyTopic()
     record = RecordRef("tx", 0, 5, b"C1", b"{")
     rejection = Rejection(RejectReason.NOT_JSON, "truncated")
-    asyncio.run(send_dead_letters([(record, rejection)], topic, metrics, "fraud"))  # type: ignore[arg-type]
+    asyncio.run(send_dead_letters([(record, rejection)], topic, metrics, "fraud"))
     assert len(topic.sent) == 1 and topic.sent[0]["value"] == b"{"
     assert dict(topic.sent[0]["headers"])[HEADER_REASON] == b"not_json"
     assert metrics.dead_letter_retries.labels("fraud")._value.get() == 2

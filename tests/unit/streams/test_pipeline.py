@@ -29,7 +29,15 @@ from ledger.entry import EntrySource
 from ledger.merkle import MerkleTree
 from streams.intake import RecordRef, RejectReason
 from streams.pipeline import DetectorSpec, apply_labels, decide_batch
-from streams.schemas import OUTCOMES, Decision, Detector, PaymentLabel, decision_id, encode
+from streams.schemas import (
+    OUTCOMES,
+    Decision,
+    Detector,
+    PaymentLabel,
+    PaymentTransaction,
+    decision_id,
+    encode,
+)
 
 BATCH = 512
 
@@ -91,8 +99,8 @@ def stream_replay(
     spec.labels.attach(terminals)
     decisions: list[Decision] = []
 
-    def hour_of(item: object) -> int:
-        at = item.label_time if isinstance(item, PaymentLabel) else item.event_time  # type: ignore[attr-defined]
+    def hour_of(item: PaymentTransaction | PaymentLabel) -> int:
+        at = item.label_time if isinstance(item, PaymentLabel) else item.event_time
         return math.floor(at.timestamp() / SECONDS_PER_HOUR)
 
     by_offset = {p.event.event_id: i for i, p in enumerate(payments)}

@@ -111,7 +111,7 @@ def raw_records(
         value = draw(values)
         if kind == "dropped":
             value.pop(draw(st.sampled_from(sorted(value))))
-        key = str(value.get(key_field, "")).encode("utf-8", "replace")
+        key: bytes | None = str(value.get(key_field, "")).encode("utf-8", "replace")
         if kind == "wrong_key":
             key = draw(st.none() | GARBAGE)
         body = json.dumps(value, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
