@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 
 from anchoring.proofs import AnchorProofFile
+from attestcore.schemas import SCHEMAS as WIRE_SCHEMAS
 from forensics.proofs import ProofFile
 from forensics.trusted_state import TrustedState
-from streams.schemas import SCHEMAS as WIRE_SCHEMAS
 
 PUBLISHED: dict[str, type[msgspec.Struct]] = {
     **WIRE_SCHEMAS,

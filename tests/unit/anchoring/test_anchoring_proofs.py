@@ -19,7 +19,7 @@ from anchoring.proofs import (
     verify_stored_anchor,
 )
 from anchoring.rpc import ChainTx
-from attestream.errors import (
+from attestcore.errors import (
     AnchorMismatchError,
     AnchorNotFoundError,
     AnchorReorgedError,
@@ -29,10 +29,10 @@ from attestream.errors import (
     RootMismatchError,
     UsageError,
 )
+from attestcore.records import StoredAnchor, StoredCheckpoint
 from ledger.keys import signer_from_seed
 from ledger.merkle import MemoryNodeStore, MerkleTree, NodeId, RootHash
 from ledger.note import Checkpoint, sign_note
-from ledger.store import StoredAnchor, StoredCheckpoint
 
 SIGNER = signer_from_seed("example.org/log", bytes(32))
 SENDER = "0x00000000000000000000000000000000000000Aa"

@@ -10,9 +10,9 @@ import pytest
 
 from anchoring.metrics import REGISTRY
 from anchoring.rpc import redact_url
-from anchoring.runner import Pacing, backoff_delay, open_service, run_round, supervise
+from anchoring.runner import Pacing, backoff_delay, run_round, supervise
 from anchoring.service import AnchorService, load_account
-from attestream.errors import (
+from attestcore.errors import (
     AnchorKeyError,
     ConfigError,
     InsufficientFundsError,
@@ -20,6 +20,7 @@ from attestream.errors import (
     WrongChainError,
 )
 from attestream.settings import SEPOLIA_CHAIN_ID, Settings
+from attestream.wiring import open_service
 
 KEY = "0x" + "4c" * 32  # a throwaway secp256k1 key: never funded anywhere
 

@@ -14,6 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from attestcore.schemas import (
+    Channel,
+    PaymentTransaction,
+)
 from detectors.features import (
     MAX_DEVICES,
     MISSING,
@@ -27,10 +31,6 @@ from detectors.features import (
 from detectors.geo import haversine_km
 from detectors.simulate_payments import LabelledPayment
 from detectors.simulate_supply import LabelledScan
-from streams.schemas import (
-    Channel,
-    PaymentTransaction,
-)
 
 KM_PER_DEGREE = 111.1950802335329
 MONDAY = datetime(2025, 3, 3, tzinfo=UTC)

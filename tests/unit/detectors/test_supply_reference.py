@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from attestream.errors import ConfigError
+from attestcore.errors import ConfigError
 from detectors.reference.supply import (
     SUPPLY_REFERENCE_FILE,
     SiteRole,

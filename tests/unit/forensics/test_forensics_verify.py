@@ -18,8 +18,8 @@ from memory_ledger import (
 )
 
 from anchoring.calldata import anchor_root, encode_calldata
+from attestcore.records import StoredAnchor
 from forensics.verify import OnChainTx, verify_ledger
-from ledger.store import StoredAnchor
 
 
 def test_an_untouched_ledger_verifies() -> None:
