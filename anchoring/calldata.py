@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from attestream.errors import MalformedError
+from attestcore.errors import MalformedError
 from ledger.merkle import MerkleTree
 
 MAGIC = b"ATST"

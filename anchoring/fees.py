@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from attestream.errors import FeeCapError
+from attestcore.errors import FeeCapError
 
 GWEI = 10**9
 MIN_REPLACEMENT_BUMP_PERCENT = 10

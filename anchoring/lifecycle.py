@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from ledger.store import StoredAnchor
+from attestcore.records import StoredAnchor
 
 
 class TxState(str, Enum):

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Final, Literal, Protocol
 import msgspec
 
 from anchoring.calldata import anchor_root, decode_calldata
-from attestream.errors import (
+from attestcore.errors import (
     AnchorMismatchError,
     AnchorNotFoundError,
     AnchorReorgedError,
@@ -29,6 +29,7 @@ from attestream.errors import (
     RootMismatchError,
     UsageError,
 )
+from attestcore.records import StoredAnchor, StoredCheckpoint
 from ledger.evidence import (
     Base64Bytes,
     Count,
@@ -48,8 +49,8 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from ledger.node_keys import ChainNodes, NodeStore
 from ledger.note import Checkpoint
-from ledger.store import ChainNodes, ClickHouseStore, StoredAnchor
 
 PROOF_FORMAT: Final = "attestream-anchor-proof/1"
 
@@ -158,8 +159,16 @@ class AnchorProof:
         return cls.from_file(decode_evidence(data, AnchorProofFile))
 
 
+class AnchorProofStore(NodeStore, Protocol):
+    """What an anchor proof is built from: the anchors, the checkpoints and the tree nodes
+    (the ClickHouse store, or an in-memory ledger in tests)."""
+
+    def anchors(self) -> list[StoredAnchor]: ...
+    def checkpoint_at(self, chain: int, size: int) -> list[StoredCheckpoint]: ...
+
+
 def anchor_proof(
-    store: ClickHouseStore, chain: int, size: int, network_chain_id: int | None = None
+    store: AnchorProofStore, chain: int, size: int, network_chain_id: int | None = None
 ) -> AnchorProof:
     """The proof that checkpoint (chain, size) is anchored, from the earliest final anchor
     (on `network_chain_id`, or any network) committing to that chain at `size` or beyond.
@@ -201,7 +210,7 @@ def _earliest_covering(
     return min(candidates, key=lambda a: (a.block_number, a.event_ns))
 
 
-def _note(store: ClickHouseStore, chain: int, size: int) -> bytes:
+def _note(store: AnchorProofStore, chain: int, size: int) -> bytes:
     found = store.checkpoint_at(chain, size)
     if not found:
         raise AnchorMismatchError(f"the anchored checkpoint {size} of chain {chain} is not stored")

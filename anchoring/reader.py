@@ -8,8 +8,8 @@ from typing import Any
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3Exception
 
-from attestream.errors import ServiceUnavailableError
-from forensics.verify_anchor import AccountTx, OnChainTx
+from anchoring.onchain import AccountTx, OnChainTx
+from attestcore.errors import ServiceUnavailableError
 
 
 class Web3ChainReader:

@@ -35,7 +35,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from attestream.errors import InsufficientFundsError, ServiceUnavailableError, WrongChainError
+from attestcore.errors import InsufficientFundsError, ServiceUnavailableError, WrongChainError
 
 log = logging.getLogger("attestream.anchor")
 T = TypeVar("T")

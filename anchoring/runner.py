@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from anchoring import metrics
-from anchoring.fees import GWEI
-from anchoring.rpc import ChainClient
-from anchoring.service import AnchorPolicy, AnchorService
+from anchoring.service import AnchorService
 from anchoring.status import collect_status, publish
-from attestcore.waiting import WaitTimeout, wait_until
-from attestream.backoff import DependencyReport, wait
-from attestream.backoff import backoff_delay as shared_backoff_delay
-from attestream.errors import (
+from attestcore.backoff import DependencyReport, wait
+from attestcore.backoff import backoff_delay as shared_backoff_delay
+from attestcore.errors import (
     AnchorBlockedError,
     AnchorKeyError,
     AttestreamError,
@@ -26,8 +22,8 @@ from attestream.errors import (
     ServiceUnavailableError,
     WrongChainError,
 )
-from attestream.settings import Settings
-from ledger.store import ClickHouseStore, StoredAnchor
+from attestcore.records import StoredAnchor
+from attestcore.waiting import WaitTimeout, wait_until
 
 log = logging.getLogger("attestream.anchor")
 
@@ -51,38 +47,6 @@ class RoundResult:
     sent: StoredAnchor | None = None
     error: str | None = None
     """The kind of failure (an `attestream_anchor_errors_total` label), None if it went well."""
-
-
-def policy_from_settings(settings: Settings, chain_id: int) -> AnchorPolicy:
-    return AnchorPolicy(
-        confirmations=settings.confirmations(chain_id),
-        reorg_watch_blocks=settings.anchor_reorg_watch_blocks,
-        fee_cap_wei=int(settings.anchor_fee_cap_gwei * GWEI),
-        min_tip_wei=int(settings.anchor_min_priority_fee_gwei * GWEI),
-        replace_after_s=settings.anchor_replace_after_s,
-        bump_percent=settings.anchor_fee_bump_percent,
-        min_balance_anchors=settings.anchor_min_balance_anchors,
-    )
-
-
-def pacing_from_settings(settings: Settings, interval_s: float | None = None) -> Pacing:
-    return Pacing(interval_s or settings.anchor_interval_s, settings.anchor_poll_s,
-                  settings.anchor_retry_initial_s, settings.anchor_retry_max_s)  # fmt: skip
-
-
-def open_service(
-    settings: Settings, store: ClickHouseStore, clock: Callable[[], float] = time.time
-) -> AnchorService:
-    """The service for the configured network: key loaded (AnchorKeyError), endpoint on the
-    right chain (WrongChainError) and reachable (ServiceUnavailableError)."""
-    rpc_url, chain_id = settings.require_rpc()
-    key = settings.anchor_private_key()
-    chain = ChainClient(rpc_url, chain_id)
-    chain.check_chain()
-    service = AnchorService(store, chain, key, policy_from_settings(settings, chain_id), clock)
-    log.info("anchoring from %s on chain id %d via %s (%d confirmation(s))", service.sender,
-             chain_id, chain.endpoint, service.policy.confirmations)  # fmt: skip
-    return service
 
 
 def error_kind(exc: AttestreamError) -> str:
@@ -121,7 +85,7 @@ def run_round(service: AnchorService, send: bool = True, report: bool = True) ->
 
 
 def backoff_delay(failures: int, pacing: Pacing, rng: Callable[[], float] = random.random) -> float:
-    """The shared backoff (attestream.backoff) with the anchor's own bounds (settings)."""
+    """The shared backoff (attestcore.backoff) with the anchor's own bounds (settings)."""
     return shared_backoff_delay(failures, pacing.retry_initial_s, pacing.retry_max_s, rng)
 
 

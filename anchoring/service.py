@@ -28,8 +28,9 @@ from anchoring.fees import GWEI, Fees, bump_fees, fees_from_history
 from anchoring.lifecycle import Attempt, TxState, check_transition, group_attempts
 from anchoring.rpc import BlockRef, ChainClient, Receipt, RejectedTransaction, hex0x
 from anchoring.store import AnchorRecords
-from attestream.errors import ConfigError, FeeCapError, InsufficientFundsError
-from ledger.store import ClickHouseStore, StoredAnchor, StoredCheckpoint
+from attestcore.errors import ConfigError, FeeCapError, InsufficientFundsError
+from attestcore.records import StoredAnchor, StoredCheckpoint
+from ledger.store import ClickHouseStore
 
 log = logging.getLogger("attestream.anchor")
 S = TxState

@@ -12,8 +12,8 @@ from anchoring.fees import GWEI
 from anchoring.lifecycle import TxState, max_sizes
 from anchoring.rpc import ChainClient
 from anchoring.store import AnchorRecords, ChainBacklog
-from attestream.errors import AttestreamError
-from ledger.store import StoredAnchor
+from attestcore.errors import AttestreamError
+from attestcore.records import StoredAnchor
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from anchoring.lifecycle import CLAIMING, COVERING, WAITING, TxState, max_sizes
-from ledger.store import (
-    ANCHOR_COLUMNS,
-    ANCHOR_LIFECYCLE_COLUMNS,
-    ClickHouseStore,
-    StoredAnchor,
-    anchor_from_row,
-)
+from attestcore.records import StoredAnchor
+from ledger.store import ANCHOR_COLUMNS, ANCHOR_LIFECYCLE_COLUMNS, ClickHouseStore, anchor_from_row
 
 
 def _states(states: Iterable[TxState]) -> str:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
-from attestream.errors import ServiceUnavailableError
+from attestcore.errors import ServiceUnavailableError
+from attestcore.schemas import SourceRef
 from streams.intake import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC
-from streams.schemas import SourceRef
 
 # A topic read is complete once the local broker sent nothing for this long.
 READ_QUIET_S = 1.0

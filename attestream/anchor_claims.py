@@ -22,12 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from anchoring.calldata import anchor_root, decode_calldata
-from attestream.errors import AttestreamError, SigningRefusedError
+from anchoring.onchain import AccountTx, ChainReader
+from attestcore.errors import AttestreamError, SigningRefusedError
+from attestcore.records import StoredAnchor
 from forensics.verify_account import NonceSearch, carries_anchor
-from forensics.verify_anchor import AccountTx, ChainReader
 from ledger.keys import NoteVerifier
 from ledger.note import open_checkpoint
-from ledger.store import ClickHouseStore, StoredAnchor
+from ledger.store import ClickHouseStore
 from ledger.trust import SignedClaim
 
 # Transactions of the account looked at, newest first, for its latest anchor: the account

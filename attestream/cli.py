@@ -1,6 +1,6 @@
 """The `attestream` command: one small module per command group under `attestream.commands`.
 
-`main` is where every error becomes an exit code (`attestream.errors.ExitCode`, README "Exit
+`main` is where every error becomes an exit code (`attestcore.errors.ExitCode`, README "Exit
 codes"): errors raised on purpose print their diagnostics, anything else is reported as a bug
 with its traceback in a crash log (`attestream.crash`). Nothing printed carries a secret.
 """
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import typer
 from typer.exceptions import TyperException
 
+from attestcore.errors import AttestreamError, ExitCode
 from attestream.commands import (
     anchor,
     demo,
@@ -28,7 +29,6 @@ from attestream.commands import (
     train,
 )
 from attestream.crash import report_error, report_internal_error, report_json, wants_json
-from attestream.errors import AttestreamError, ExitCode
 
 app = typer.Typer(
     name="attestream",

@@ -4,7 +4,7 @@ on stdout under --json, and for a bug a crash log holding the traceback.
 An expected condition (a missing setting, a service down, a proof that fails) never shows a
 traceback: the operator gets the diagnostics and the exit code. An unexpected exception is a
 bug: one line says so and names the crash log, whose traceback goes into a bug report.
-Everything written here passes through `attestream.redaction.redact` first.
+Everything written here passes through `attestcore.redaction.redact` first.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from attestream.errors import ExitCode, error_json
-from attestream.redaction import redact
+from attestcore.errors import ExitCode, error_json
+from attestcore.redaction import redact
 
 JSON_FLAG = "--json"
 JSON_ENV = "ATTESTREAM_JSON"

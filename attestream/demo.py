@@ -25,9 +25,10 @@ from anchoring.reader import Web3ChainReader
 from anchoring.rpc import redact_url
 from anchoring.service import connect
 from attestcore import processes
+from attestcore.errors import AttestreamError
+from attestcore.schemas import Detector
 from attestcore.waiting import WaitTimeout, poll_until, wait_until
 from attestream.accounting import Accounting, account, end_offsets
-from attestream.errors import AttestreamError
 from attestream.settings import Settings, load_settings
 from attestream.simulation import PublishSummary, publish, publish_payments
 from attestream.wiring import ensure_local_ledger_key, open_store, trusted_verifiers
@@ -36,11 +37,11 @@ from detectors.model import active_sha256, ensure_models
 from detectors.simulate_payments import simulate_payments
 from detectors.simulate_supply import simulate_supply
 from forensics.verify import Report, verify_ledger
-from forensics.verify_tail import KafkaRederiver, TailCheck
+from forensics.verify_tail import TailCheck
 from ledger.store import ClickHouseStore
+from ledger.topic_records import KafkaRederiver
 from streams.producer import EventProducer
-from streams.schemas import Detector
-from streams.topics import all_topics, ensure_topics
+from streams.topics import ensure_topics
 
 # Everything in the demo is local; five minutes covers a slow shared CI machine with room.
 DEFAULT_WAIT_S = 300.0
@@ -146,7 +147,7 @@ def run_demo(
     if created is not None:
         say(f"created the ledger signing key {created} (never overwritten)")
     bootstrap = settings.require_kafka()
-    ensure_topics(bootstrap, all_topics(settings), settings.topic_partitions)
+    ensure_topics(bootstrap, settings.all_topics(), settings.topic_partitions)
     inputs = [settings.topic_transactions, settings.topic_supply_chain]
     since = {topic: end_offsets(bootstrap, topic) for topic in inputs}
     store = open_store(settings, create=True)

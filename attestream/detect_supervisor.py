@@ -40,11 +40,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from attestcore import processes
-from attestream.backoff import Outage, backoff_delay, wait
-from attestream.errors import ServiceUnavailableError
+from attestcore.backoff import Outage, backoff_delay, wait
+from attestcore.errors import ServiceUnavailableError
 from attestream.observability import Readiness
 from attestream.settings import Settings
-from streams.topics import all_topics, cluster_id, ensure_topics, partition_counts
+from streams.topics import cluster_id, ensure_topics, partition_counts
 
 log = logging.getLogger("attestream.detect")
 
@@ -154,7 +154,7 @@ class DetectSupervisor:
     def _ensure_topics(self) -> None:
         """Create the missing topics; name any that another client created with a partition
         count the worker's tables cannot use (it would stop on `PartitionsMismatch`)."""
-        topics, wanted = all_topics(self.settings), self.settings.topic_partitions
+        topics, wanted = self.settings.all_topics(), self.settings.topic_partitions
         ensure_topics(self.bootstrap, topics, wanted)
         for name, count in partition_counts(self.bootstrap, topics).items():
             if count != wanted:

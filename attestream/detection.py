@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from attestream.errors import ConfigError
+from attestcore.errors import ConfigError
+from attestcore.schemas import Detector, PaymentLabel, PaymentTransaction, SupplyChainEvent
 from attestream.rollout import ModelWatch
 from attestream.settings import Settings
 from detectors.features import FEATURE_SPECS, initial_supply_state, supply_features
@@ -17,7 +18,6 @@ from detectors.terminal_risk import apply_label
 from streams.app import StreamConfig
 from streams.intake import EventParser
 from streams.pipeline import BatchScorer, DetectorSpec, LabelSpec, ScorerSource, State
-from streams.schemas import Detector, PaymentLabel, PaymentTransaction, SupplyChainEvent
 
 TERMINAL_TABLE = "fraud-terminal-risk"
 

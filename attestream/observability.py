@@ -22,8 +22,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from attestream.errors import ConfigError
-from attestream.redaction import redact_logs
+from attestcore.errors import ConfigError
+from attestcore.redaction import redact_logs
 
 log = logging.getLogger("attestream")
 

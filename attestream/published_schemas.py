@@ -1,6 +1,6 @@
 """Every published JSON Schema, generated from the Structs that define the formats.
 
-The wire messages (streams/schemas.py), the evidence an investigator is handed (proof files
+The wire messages (attestcore/schemas.py), the evidence an investigator is handed (proof files
 and the anchor proofs inside them: forensics/proofs.py, anchoring/proofs.py) and the verifier's
 trusted state (forensics/trusted_state.py) are each one msgspec Struct. `make schemas` runs
 `write_json_schemas`, which writes all of their schemas to docs/schemas/, the one place they
@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 
 from anchoring.proofs import AnchorProofFile
+from attestcore.schemas import SCHEMAS as WIRE_SCHEMAS
 from forensics.proofs import ProofFile
 from forensics.trusted_state import TrustedState
-from streams.schemas import SCHEMAS as WIRE_SCHEMAS
 
 PUBLISHED: dict[str, type[msgspec.Struct]] = {
     **WIRE_SCHEMAS,

@@ -27,10 +27,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from attestream.errors import AttestreamError, ConfigError
+from attestcore.errors import AttestreamError, ConfigError
+from attestcore.schemas import Detector
 from detectors.registry import active_sha256, read_registry, resolve_model
 from streams.pipeline import BatchScorer
-from streams.schemas import Detector
 
 log = logging.getLogger("attestream.rollout")
 

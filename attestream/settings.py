@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from attestream.errors import AnchorKeyError, ConfigError
+from attestcore.errors import AnchorKeyError, ConfigError
 
 SEPOLIA_CHAIN_ID = 11155111
 SEPOLIA_CONFIRMATIONS = 3
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=1, ge=1, description="partitions for topics we create")
 
     # ClickHouse: clickhouse://user:password@host:port/database. Secret: the URL carries the
-    # password (printed only through attestream.redaction.mask_url).
+    # password (printed only through attestcore.redaction.mask_url).
     clickhouse_url: SecretStr | None = None
 
     # EVM anchoring (docs/operations.md). Sepolia is the documented production default: with
@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     def require_clickhouse(self) -> str:
         """The ClickHouse URL, password included: for the store's connection only."""
         return _required(_secret(self.clickhouse_url), "ClickHouse URL", "CLICKHOUSE_URL")
+
+    def all_topics(self) -> list[str]:
+        """Every topic the product reads or writes."""
+        return [self.topic_transactions, self.topic_supply_chain, self.topic_decisions,
+                self.topic_dead_letter, self.topic_labels]  # fmt: skip
 
     def require_rpc(self) -> tuple[str, int]:
         """The JSON-RPC URL (secret: for the client only) and the chain id it must serve

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attestcore.schemas import MAX_EVENT_BYTES, PaymentLabel, encode
 from detectors.labelled import write_ground_truth
 from detectors.simulate_payments import LabelledPayment, arrival_order
 from streams.producer import EventProducer
-from streams.schemas import MAX_EVENT_BYTES, PaymentLabel, encode
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from attestcore import processes
+from attestcore.errors import ConfigError, ServiceUnavailableError
 from attestcore.waiting import WaitTimeout, wait_until
 from attestream import broker_snapshot
 from attestream import stack_services as svc
 from attestream.broker_snapshot import BrokerReset
-from attestream.errors import ConfigError, ServiceUnavailableError
 from attestream.settings import STACK_STATE_FILE
 from attestream.workers import WorkerStatus, worker_statuses
 

@@ -17,7 +17,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from attestcore import processes
-from attestream.errors import ConfigError
+from attestcore.errors import ConfigError
 
 if TYPE_CHECKING:
     from attestream.stack import Endpoints

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from web3 import Web3
 
+from anchoring.fees import GWEI
 from anchoring.reader import Web3ChainReader
-from anchoring.rpc import redact_url
-from anchoring.service import connect, load_account
+from anchoring.rpc import ChainClient, redact_url
+from anchoring.runner import Pacing
+from anchoring.service import AnchorPolicy, AnchorService, connect, load_account
 from anchoring.store import AnchorRecords
+from attestcore.errors import ConfigError
 from attestream.anchor_claims import AnchorClaims
-from attestream.errors import ConfigError
 from attestream.settings import SEPOLIA_CHAIN_ID, Settings
 from ledger.keys import (
     NoteSigner,
@@ -149,3 +153,37 @@ def signing_guard(
         )  # fmt: skip
     return SigningGuard(signer.verifier(), SignerStateFile(settings.ledger_state_path),
                         settings.require_kafka(), outside, anchors_unavailable)  # fmt: skip
+
+
+def policy_from_settings(settings: Settings, chain_id: int) -> AnchorPolicy:
+    return AnchorPolicy(
+        confirmations=settings.confirmations(chain_id),
+        reorg_watch_blocks=settings.anchor_reorg_watch_blocks,
+        fee_cap_wei=int(settings.anchor_fee_cap_gwei * GWEI),
+        min_tip_wei=int(settings.anchor_min_priority_fee_gwei * GWEI),
+        replace_after_s=settings.anchor_replace_after_s,
+        bump_percent=settings.anchor_fee_bump_percent,
+        min_balance_anchors=settings.anchor_min_balance_anchors,
+    )
+
+
+def pacing_from_settings(settings: Settings, interval_s: float | None = None) -> Pacing:
+    return Pacing(interval_s or settings.anchor_interval_s, settings.anchor_poll_s,
+                  settings.anchor_retry_initial_s, settings.anchor_retry_max_s)  # fmt: skip
+
+
+def open_service(
+    settings: Settings, store: ClickHouseStore, clock: Callable[[], float] = time.time
+) -> AnchorService:
+    """The service for the configured network: key loaded (AnchorKeyError), endpoint on the
+    right chain (WrongChainError) and reachable (ServiceUnavailableError)."""
+    rpc_url, chain_id = settings.require_rpc()
+    key = settings.anchor_private_key()
+    chain = ChainClient(rpc_url, chain_id)
+    chain.check_chain()
+    service = AnchorService(store, chain, key, policy_from_settings(settings, chain_id), clock)
+    logging.getLogger("attestream.anchor").info(
+        "anchoring from %s on chain id %d via %s (%d confirmation(s))",
+        service.sender, chain_id, chain.endpoint, service.policy.confirmations,
+    )  # fmt: skip
+    return service

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from attestream.errors import AttestreamError, ConfigError
+from attestcore.errors import AttestreamError, ConfigError
 from attestream.stack import Endpoints, StackManager
 from bench.config import FULL, QUICK
 from bench.runner import run_benchmarks

@@ -11,9 +11,9 @@ import random
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from attestcore.schemas import OUTCOMES, Decision, Detector, Reason, SourceRef, decision_id, encode
 from detectors.features import PAYMENT_FEATURES
 from streams.producer import EventProducer
-from streams.schemas import OUTCOMES, Decision, Detector, Reason, SourceRef, decision_id, encode
 from streams.topics import ensure_topics
 
 MODEL_SHA256 = "5e" * 32

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from attestream.errors import ServiceUnavailableError
+from attestcore.errors import ServiceUnavailableError
 from ledger.keys import signer_from_seed
 from ledger.sequencer import Sequencer, SequencerConfig
 from ledger.store import ClickHouseStore

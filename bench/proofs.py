@@ -16,10 +16,12 @@ import random
 import time
 from dataclasses import dataclass
 
+from attestcore.records import ENTRY_COLUMNS
 from attestcore.waiting import poll_until
 from ledger.merkle import inclusion_proof as build_inclusion_proof
 from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.store import ENTRY_COLUMNS, ChainNodes, ClickHouseStore
+from ledger.node_keys import ChainNodes
+from ledger.store import ClickHouseStore
 
 CHAIN = 0
 # Merging the parts of a 200,000-entry run takes a few seconds here; a minute means

@@ -36,13 +36,13 @@ import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from attestcore import processes
+from attestcore.errors import ServiceUnavailableError
+from attestcore.schemas import PaymentTransaction, encode
 from attestcore.waiting import WaitTimeout, wait_until
-from attestream.errors import ServiceUnavailableError
 from bench.stream_worker import Stamp, WorkerSettings
 from detectors.simulate_payments import simulate_payments
 from detectors.training import train_detector
 from streams.producer import EventProducer
-from streams.schemas import PaymentTransaction, encode
 from streams.topics import ensure_topics
 
 # A worker that has not joined its group and taken a batch after this long is broken, not

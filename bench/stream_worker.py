@@ -25,10 +25,10 @@ from typing import Any
 import msgspec
 from faust.types import StreamT
 
+from attestcore.schemas import Detector
 from attestream.detection import fraud_spec, stream_model
 from streams.app import StreamConfig, concrete_stream, create_app, new_app, tune_gc
 from streams.metrics import CounterChild, DetectMetrics, LabelledCounter
-from streams.schemas import Detector
 
 
 class WorkerSettings(msgspec.Struct, kw_only=True):

@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from attestcore.schemas import Detector
 from detectors.features import FEATURE_SPECS, FeatureVector, State
 from detectors.fraud_features import FRAUD_FEATURES, replay_payments
 from detectors.simulate_payments import LabelledPayment
 from detectors.simulate_supply import LabelledScan
-from streams.schemas import Detector
 
 E = TypeVar("E")
 

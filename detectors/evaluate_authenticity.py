@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
+from attestcore.schemas import OUTCOMES, Detector
 from detectors.dataset import supply_dataset
 from detectors.features import FEATURE_SPECS
 from detectors.metrics import average_precision, roc_auc
@@ -34,7 +35,6 @@ from detectors.reference import ReferenceDataDigest, check_reference_data
 from detectors.registry import LoadedModel
 from detectors.scoring import Scorer
 from detectors.simulate_supply import NOISE_KINDS, SCENARIOS, LabelledScan
-from streams.schemas import OUTCOMES, Detector
 
 REPORT_FORMAT = "attestream.authenticity-evaluation/1"
 TARGET_PRECISION = 0.95

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
+from attestcore.schemas import Detector
 from detectors.dataset import TrainingSet, payment_dataset
 from detectors.metrics import average_precision, roc_auc
 from detectors.payment_scenarios import ALL_SCENARIOS, HANDBOOK_SCENARIOS, SECONDS_PER_DAY
@@ -38,7 +39,6 @@ from detectors.simulate_payments import (
     simulate_payment_days,
 )
 from detectors.training import DEFAULT_PARAMS, DETECTOR_PARAMS, DETECTOR_ROUNDS
-from streams.schemas import Detector
 
 HANDBOOK_XGBOOST = {"auc_roc": 0.869, "average_precision": 0.687, "card_precision_at_100": 0.303}
 TARGETS = {"average_precision": 0.70, "card_precision_at_100": 0.31}

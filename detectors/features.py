@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from attestcore.schemas import Detector, PaymentTransaction, SupplyChainEvent
 from detectors.features_payments import (
     MAX_DEVICES,
     MISSING,
@@ -40,7 +41,6 @@ from detectors.features_supply import (
 from detectors.fraud_features import FRAUD_FEATURES, FraudFeaturizer
 from detectors.reference import ReferenceDataDigest
 from detectors.reference.supply import default_supply_reference
-from streams.schemas import Detector, PaymentTransaction, SupplyChainEvent
 
 __all__ = [
     "FEATURES",

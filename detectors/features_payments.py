@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from attestcore.schemas import Channel, PaymentTransaction
 from detectors.geo import haversine_km
-from streams.schemas import Channel, PaymentTransaction
 
 State = dict[str, Any]
 FeatureVector = tuple[float, ...]

@@ -30,6 +30,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Any
 
+from attestcore.schemas import BizStep, SupplyChainEvent, TagAuth
 from detectors.geo import haversine_km
 from detectors.reference.supply import (
     ROLE_RANK,
@@ -37,7 +38,6 @@ from detectors.reference.supply import (
     SupplyReference,
     default_supply_reference,
 )
-from streams.schemas import BizStep, SupplyChainEvent, TagAuth
 
 State = dict[str, Any]
 FeatureVector = tuple[float, ...]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
+from attestcore.schemas import PaymentLabel, PaymentTransaction
 from detectors.features_payments import (
     PAYMENT_FEATURES,
     FeatureVector,
@@ -26,7 +27,6 @@ from detectors.features_payments import (
 )
 from detectors.simulate_payments import LabelledPayment, arrival_order
 from detectors.terminal_risk import TERMINAL_FEATURES, apply_label, terminal_features
-from streams.schemas import PaymentLabel, PaymentTransaction
 
 FRAUD_FEATURES: tuple[str, ...] = PAYMENT_FEATURES + TERMINAL_FEATURES
 

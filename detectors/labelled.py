@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from attestream.errors import MalformedError, UsageError
+from attestcore.errors import MalformedError, UsageError
 
 T = TypeVar("T")
 

@@ -26,9 +26,9 @@ from typing import Any
 import msgspec
 import xgboost as xgb
 
-from attestream.errors import ConfigError, UsageError, VerificationError
+from attestcore.errors import ConfigError, UsageError, VerificationError
+from attestcore.schemas import OUTCOMES, Detector, Sha256Hex
 from detectors.reference import ReferenceDataDigest
-from streams.schemas import OUTCOMES, Detector, Sha256Hex
 
 CARD_FORMAT = "attestream.model-card/1"
 REGISTRY_FORMAT = "attestream.model-registry/1"

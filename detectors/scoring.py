@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xgboost as xgb
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
+from attestcore.schemas import OUTCOMES, Reason
 from detectors.registry import LoadedModel
-from streams.schemas import OUTCOMES, Reason
 
 TOP_REASONS = 3
 

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 from msgspec import Struct
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
+from attestcore.schemas import Channel, PaymentLabel, PaymentTransaction
 from detectors.labelled import DEFAULT_START, check_run_id, read_jsonl, write_jsonl
 from detectors.payment_scenarios import (
     ALL_SCENARIOS,
@@ -52,7 +53,6 @@ from detectors.payment_scenarios import (
     Population,
     inject,
 )
-from streams.schemas import Channel, PaymentLabel, PaymentTransaction
 
 __all__ = [
     "ALL_SCENARIOS",

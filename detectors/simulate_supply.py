@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 from msgspec import Struct
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
+from attestcore.schemas import Action, BizStep, SupplyChainEvent
 from detectors.labelled import DEFAULT_START, check_run_id, read_jsonl, write_jsonl
 from detectors.supply_scenarios import counterfeit_copies
 from detectors.supply_world import (
@@ -56,7 +57,6 @@ from detectors.supply_world import (
     pick,
     travel_seconds,
 )
-from streams.schemas import Action, BizStep, SupplyChainEvent
 
 DEFAULT_COUNT = 100_000  # about 1,000 counterfeit scans: 200 in the validation fifth
 SCANS_PER_ITEM = 7  # a little under the real mean, so one batch of items usually suffices

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from attestcore.schemas import BizStep
 from detectors.supply_world import (
     DAY,
     HOUR,
@@ -35,7 +36,6 @@ from detectors.supply_world import (
     km,
     pick,
 )
-from streams.schemas import BizStep
 
 COPY_RATE = 0.012  # copies per genuine item, for each copy scenario
 COPY_SOLD_RATE = 0.8  # a copy on a shelf is usually sold a few days later

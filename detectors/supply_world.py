@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attestcore.schemas import BizStep, TagAuth
 from detectors.geo import haversine_km
 from detectors.reference.supply import SiteRole, SupplyReference, default_supply_reference
-from streams.schemas import BizStep, TagAuth
 
 HOUR = 3_600
 DAY = 86_400

@@ -3,7 +3,7 @@
 The handbook (Le Borgne et al., chapter 3.4) describes a terminal by the number of its
 transactions and the share of them that were fraud over 1, 7 and 30 days, shifted back by the
 7-day delay after which labels are known. Here the same idea is computed from what actually
-arrived: every payment gets exactly one label event (`streams.schemas.PaymentLabel`: a
+arrived: every payment gets exactly one label event (`attestcore.schemas.PaymentLabel`: a
 chargeback, or a confirmation once the window passed without one), and a terminal's state
 counts those labels by the UTC hour they *arrived*. A payment in hour H sees the labels that
 arrived in hours H - 24 w .. H - 1 for a window of w days, never one of hour H or later, so:
@@ -28,8 +28,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from attestcore.schemas import PaymentLabel
 from detectors.features_payments import MISSING, WINDOW_DAYS, FeatureVector, State
-from streams.schemas import PaymentLabel
 
 TERMINAL_STATE_VERSION = 2
 SECONDS_PER_HOUR = 3_600

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
+from attestcore.schemas import OUTCOMES, Detector
 from detectors.dataset import DATA_DIGEST_METHOD, TrainingSet, build_dataset
 from detectors.features import FEATURE_SPECS
 from detectors.metrics import average_precision, choose_thresholds, roc_auc
@@ -39,7 +40,6 @@ from detectors.simulate_payments import DEFAULT_COUNT as DEFAULT_PAYMENTS
 from detectors.simulate_payments import simulate_payments
 from detectors.simulate_supply import DEFAULT_COUNT as DEFAULT_SCANS
 from detectors.simulate_supply import simulate_supply
-from streams.schemas import OUTCOMES, Detector
 
 VALIDATION_FRACTION = 0.2  # the latest fifth of the events
 NUM_BOOST_ROUND = 100

@@ -20,7 +20,7 @@ the very model and inputs that made the decision:
 5. Exact contributions, one per feature plus the bias: their sum is the margin (log-odds),
    and the score is its logistic.
 
-Each step raises, never returns a verdict quietly (attestream.errors).
+Each step raises, never returns a verdict quietly (attestcore.errors).
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from typing import Any, Protocol
 import numpy as np
 import xgboost as xgb
 
-from attestream.errors import EntryMismatchError, ReplayMismatchError, UsageError
+from attestcore.errors import EntryMismatchError, ReplayMismatchError, UsageError
+from attestcore.records import ENTRY_COLUMNS
+from attestcore.schemas import Decision
 from detectors.registry import LoadedModel, load_model
 from detectors.scoring import Scorer
 from ledger.entry import decode_entry
 from ledger.merkle import leaf_hash
-from ledger.store import ENTRY_COLUMNS
-from streams.schemas import Decision
 
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, Protocol
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -24,12 +24,14 @@ from msgspec import UNSET, UnsetType
 from anchoring.proofs import (
     AnchorProof,
     AnchorProofFile,
+    AnchorProofStore,
     TxLookup,
     anchor_proof,
     check_anchor_tx,
     verify_anchor_proof_offline,
 )
-from attestream.errors import AnchorNotFoundError, MalformedError, UsageError, VerificationError
+from attestcore.errors import AnchorNotFoundError, MalformedError, UsageError, VerificationError
+from attestcore.records import ENTRY_COLUMNS, StoredCheckpoint
 from ledger.entry import decode_entry
 from ledger.evidence import (
     Base64Bytes,
@@ -50,8 +52,8 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from ledger.node_keys import ChainNodes
 from ledger.note import Checkpoint, open_note
-from ledger.store import ENTRY_COLUMNS, ChainNodes, ClickHouseStore, StoredCheckpoint
 
 BUNDLE_FORMAT: Final = "attestream-proof/1"
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
@@ -137,7 +139,14 @@ class ProofBundle:
         return cls.from_file(decode_evidence(data, ProofFile))
 
 
-def prove_decision(store: ClickHouseStore, decision_id: str) -> ProofBundle:
+class ProofStore(AnchorProofStore, Protocol):
+    """What a proof file is built from (the ClickHouse store, or an in-memory ledger)."""
+
+    def find_entries(self, where: str, params: Mapping[str, Any], limit: int) -> list[Any]: ...
+    def latest_checkpoint(self, chain: int) -> StoredCheckpoint | None: ...
+
+
+def prove_decision(store: ProofStore, decision_id: str) -> ProofBundle:
     """The entry logging `decision_id`, proven against the largest anchored checkpoint of its
     chain that covers it (with the anchor proof), else against the latest checkpoint."""
     rows = store.find_entries("decision_id = %(d)s", {"d": decision_id}, limit=2)
@@ -159,7 +168,7 @@ def prove_decision(store: ClickHouseStore, decision_id: str) -> ProofBundle:
 
 
 def prove_verified(
-    store: ClickHouseStore, decision_id: str, verifiers: Sequence[NoteVerifier],
+    store: ProofStore, decision_id: str, verifiers: Sequence[NoteVerifier],
     since_size: int | None = None,
 ) -> ProofBundle:  # fmt: skip
     """`prove_decision`, then the proof checked as an auditor will check it (`verify_bundle`:
@@ -290,7 +299,7 @@ class ConsistencyResult:
 
 
 def prove_consistency(
-    store: ClickHouseStore, chain: int, old_size: int, new_size: int,
+    store: ProofStore, chain: int, old_size: int, new_size: int,
     verifiers: Sequence[NoteVerifier],
 ) -> ConsistencyResult:  # fmt: skip
     """A consistency proof between two tree sizes, checked against the signed checkpoints.
@@ -309,7 +318,7 @@ def prove_consistency(
 
 
 def _signed_root(
-    store: ClickHouseStore, chain: int, size: int, verifiers: Sequence[NoteVerifier]
+    store: ProofStore, chain: int, size: int, verifiers: Sequence[NoteVerifier]
 ) -> RootHash | None:
     found: list[StoredCheckpoint] = store.checkpoint_at(chain, size)
     if not found:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import msgspec
 
-from attestream.errors import AttestreamError, ConfigError, HistoryConflictError
+from attestcore.errors import AttestreamError, ConfigError, HistoryConflictError
 from ledger.keys import NoteVerifier
 from ledger.merkle import RootHash, verify_consistency
 from ledger.note import Checkpoint, open_note

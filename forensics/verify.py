@@ -19,14 +19,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from anchoring.onchain import ChainReader, OnChainTx
+from attestcore.records import StoredAnchor, StoredCheckpoint
 from forensics.report import Failure, FaultKind, RangeInfo, Report
 from forensics.verify_account import check_anchor_account
-from forensics.verify_anchor import ChainReader, OnChainTx, check_anchor
+from forensics.verify_anchor import check_anchor
 from forensics.verify_chain import ChainWalk, check_checkpoints
 from forensics.verify_nodes import NodeSource, StoredNodes
 from forensics.verify_tail import TailCheck, check_tail
 from ledger.keys import NoteVerifier
-from ledger.store import StoredAnchor, StoredCheckpoint
 
 __all__ = [
     "ChainReader", "Failure", "FaultKind", "LedgerSource", "OnChainTx", "RangeInfo", "Report",

@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from anchoring.calldata import decode_calldata
-from attestream.errors import MalformedError
+from anchoring.onchain import AccountTx, ChainReader, OnChainTx
+from attestcore.errors import MalformedError
+from attestcore.records import StoredAnchor
 from forensics.report import FaultKind, Report
-from forensics.verify_anchor import AccountTx, ChainReader, OnChainTx
-from ledger.store import StoredAnchor
 
 K = FaultKind
 

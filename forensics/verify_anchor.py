@@ -3,49 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
 
 from anchoring.calldata import anchor_root, decode_calldata
-from attestream.errors import MalformedError
+from anchoring.onchain import ChainReader, OnChainTx
+from attestcore.errors import MalformedError
+from attestcore.records import StoredAnchor
 from forensics.report import FaultKind, Report
-from ledger.store import StoredAnchor
 
 K = FaultKind
-
-
-@dataclass(frozen=True)
-class OnChainTx:
-    input: bytes
-    sender: str
-    status: int
-    block_number: int
-    block_hash: str
-    nonce: int = -1
-    """The sender's nonce (-1: not read), which places it among the account's transactions."""
-
-
-@dataclass(frozen=True)
-class AccountTx:
-    """One transaction of a block, as far as telling anchors apart needs it."""
-
-    tx_hash: str
-    sender: str
-    nonce: int
-    input: bytes
-
-
-class ChainReader(Protocol):
-    """Looks up anchor transactions on the EVM chain (None when it is not there)."""
-
-    def transaction(self, tx_hash: str) -> OnChainTx | None: ...
-    def head_block_number(self) -> int: ...
-    def transaction_count(self, address: str, block: int) -> int:
-        """The account's nonce after `block` (eth_getTransactionCount): how many
-        transactions it has sent in blocks 0..block."""
-        ...
-
-    def block_transactions(self, block: int) -> list[AccountTx]: ...
 
 
 def check_anchor(

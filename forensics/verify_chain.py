@@ -12,14 +12,14 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from attestream.errors import MalformedError, SignatureError
+from attestcore.errors import MalformedError, SignatureError
+from attestcore.records import ENTRY_COLUMNS, StoredCheckpoint
 from forensics.report import FaultKind, Report
 from forensics.verify_nodes import StoredNodes
 from ledger.entry import Entry, decode_entry
 from ledger.keys import NoteVerifier
 from ledger.merkle import MerkleTree
 from ledger.note import Checkpoint, open_note
-from ledger.store import ENTRY_COLUMNS, StoredCheckpoint
 
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
 K = FaultKind

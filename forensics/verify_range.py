@@ -21,13 +21,13 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
+from attestcore.records import StoredCheckpoint
 from forensics.report import FaultKind, RangeInfo, Report
 from forensics.verify_chain import COL, ChainWalk, check_checkpoints
 from forensics.verify_nodes import NodeSource, StoredNodes, read_compact_range
 from ledger.keys import NoteVerifier
 from ledger.merkle import MerkleTree, compact_range_ids
-from ledger.store import StoredCheckpoint
 
 K = FaultKind
 

@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from attestream.errors import AttestreamError, HistoryConflictError
+from attestcore.errors import AttestreamError, HistoryConflictError
+from attestcore.records import StoredCheckpoint
 from forensics.report import FaultKind, Report
 from forensics.trusted_state import (
     SeenCheckpoint,
@@ -31,7 +32,7 @@ from forensics.trusted_state import (
 )
 from ledger.keys import NoteVerifier
 from ledger.merkle import NodeId, consistency_proof
-from ledger.store import StoredCheckpoint
+from ledger.node_keys import ChainNodes
 
 
 class CheckpointSource(Protocol):
@@ -40,16 +41,6 @@ class CheckpointSource(Protocol):
     def chains(self) -> list[int]: ...
     def checkpoints(self, chain: int, latest_only: bool = False) -> list[StoredCheckpoint]: ...
     def read_nodes(self, chain: int, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]: ...
-
-
-class _OneChain:
-    """The nodes of one chain, as `ledger.merkle.NodeReader`."""
-
-    def __init__(self, source: CheckpointSource, chain: int) -> None:
-        self.source, self.chain = source, chain
-
-    def read_nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
-        return self.source.read_nodes(self.chain, ids)
 
 
 def latest_checkpoints(
@@ -94,7 +85,7 @@ def check_ledger_history(
         try:
             if s.checkpoint.size > remembered.size:
                 proof = consistency_proof(
-                    remembered.size, s.checkpoint.size, _OneChain(source, s.chain)
+                    remembered.size, s.checkpoint.size, ChainNodes(source, s.chain)
                 )
             check_against(remembered, s.checkpoint, proof)
         except HistoryConflictError as exc:

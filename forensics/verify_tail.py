@@ -26,36 +26,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from attestream.errors import MalformedError
+from attestcore.errors import MalformedError
+from attestcore.records import StoredCheckpoint
 from forensics.report import FaultKind, Report
 from forensics.verify_chain import COL
 from ledger.entry import Entry, decode_entry
-from ledger.rederive import Mismatch, rederive
-from ledger.store import StoredCheckpoint
-from streams.topics import cluster_id
+from ledger.rederive import Rederiver
 
 K = FaultKind
 
 
 class TailSource(Protocol):
     def entry_rows(self, chain: int, start: int = 0, stop: int | None = None) -> Iterable[Any]: ...
-
-
-class Rederiver(Protocol):
-    """Re-derives entries from their recorded source (`ledger.rederive`, or a test's topic)."""
-
-    def rederive(self, entries: Sequence[Entry]) -> list[Mismatch]: ...
-
-
-@dataclass
-class KafkaRederiver:
-    """The decisions topic at `bootstrap`. The broker is first contacted when a tail needs
-    re-deriving; an unreachable one raises ServiceUnavailableError (exit 3)."""
-
-    bootstrap: str
-
-    def rederive(self, entries: Sequence[Entry]) -> list[Mismatch]:
-        return rederive(self.bootstrap, cluster_id(self.bootstrap), entries)
 
 
 @dataclass(frozen=True)

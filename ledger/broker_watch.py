@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
-from attestream.backoff import Outage
+from attestcore.backoff import Outage
 
 # Asking a broker that came back for its metadata takes milliseconds; one second bounds the
 # probe while it is still away (the poll loop waits this long at most once per step).

@@ -25,6 +25,8 @@ from typing import Any
 
 from msgspec import Struct
 
+from attestcore.records import ENTRY_COLUMNS, RecentDecision
+from attestcore.schemas import Decision, Detector
 from ledger.entry import (
     ENTRY_VERSION,
     GENESIS_PREV,
@@ -34,8 +36,7 @@ from ledger.entry import (
     json_text,
 )
 from ledger.merkle import MerkleTree
-from ledger.store import ENTRY_COLUMNS, RecentDecision, node_rows
-from streams.schemas import Decision, Detector
+from ledger.node_keys import node_rows
 
 DEDUP_WINDOW = 200_000
 """Decision ids remembered per chain, each with its event digest and seq. A detector replays

@@ -14,13 +14,13 @@ from urllib.parse import unquote, urlparse
 
 from clickhouse_driver.errors import ErrorCodes, ServerException
 
-from attestream.errors import (
+from attestcore.errors import (
     AttestreamError,
     ConfigError,
     NoLedgerError,
     ServiceUnavailableError,
 )
-from attestream.redaction import mask_url
+from attestcore.redaction import mask_url
 
 SERVICE = "ClickHouse"
 MIGRATE_HINT = "`attestream ledger migrate` (or a writer: `ledger run`, `anchor run`)"

@@ -20,8 +20,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct
 
-from attestream.errors import MalformedError
-from streams.schemas import Decision
+from attestcore.errors import MalformedError
+from attestcore.schemas import Decision
 
 ENTRY_VERSION = 1
 GENESIS_PREV = "00" * 32

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 import msgspec
 from msgspec import Meta, inspect
 
-from attestream.errors import MalformedError
+from attestcore.errors import MalformedError
 
 Count = Annotated[int, Meta(ge=0, description="a non-negative integer")]
 PositiveCount = Annotated[int, Meta(ge=1, description="a positive integer")]

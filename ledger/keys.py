@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from attestream.errors import ConfigError, SignatureError
+from attestcore.errors import ConfigError, SignatureError
 
 ED25519_TYPE = 0x01
 """Signature type byte of Ed25519 in c2sp.org/signed-note."""

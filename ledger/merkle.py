@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, NewType, Protocol
 
-from attestream.errors import MalformedError, ProofError, RootMismatchError, UsageError
+from attestcore.errors import MalformedError, ProofError, RootMismatchError, UsageError
 
 LeafHash = NewType("LeafHash", bytes)
 RootHash = NewType("RootHash", bytes)

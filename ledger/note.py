@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from attestream.errors import ConfigError, MalformedError, SignatureError, VerificationError
+from attestcore.errors import ConfigError, MalformedError, SignatureError, VerificationError
 from ledger.keys import NoteSigner, NoteVerifier, is_valid_key_name
 from ledger.merkle import HASH_SIZE, RootHash
 

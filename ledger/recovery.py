@@ -20,10 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from attestream.errors import VerificationError
+from attestcore.errors import VerificationError
+from attestcore.records import ENTRY_COLUMNS, ChainHead, RecentDecision, StoredCheckpoint
 from ledger.chain import DEDUP_WINDOW, ChainWriter
 from ledger.merkle import MerkleTree, NodeId, compact_range_ids
-from ledger.store import ENTRY_COLUMNS, ChainHead, RecentDecision, StoredCheckpoint, node_rows
+from ledger.node_keys import node_rows
 
 RECOVERY_ID_WINDOW = DEDUP_WINDOW
 """How many recent decisions (id, event digest, seq) a resumed writer reloads for its

@@ -50,13 +50,14 @@ from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
-from attestream.backoff import Outage, kafka_client_logger
-from attestream.errors import (
+from attestcore.backoff import Outage, kafka_client_logger
+from attestcore.errors import (
     ConfigError,
     MalformedError,
     ServiceUnavailableError,
     SigningRefusedError,
 )
+from attestcore.records import ChainHead, OwnershipMarks, StoredCheckpoint
 from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
@@ -65,7 +66,6 @@ from ledger.keys import NoteSigner
 from ledger.merkle import RootHash
 from ledger.note import Checkpoint, sign_note
 from ledger.recovery import RecoveryStore, recover_chain
-from ledger.store import ChainHead, OwnershipMarks, StoredCheckpoint
 from ledger.trust import SigningGuard, Source
 
 log = logging.getLogger("attestream.ledger")

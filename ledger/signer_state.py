@@ -26,7 +26,7 @@ from pathlib import Path
 
 import msgspec
 
-from attestream.errors import ConfigError
+from attestcore.errors import ConfigError
 
 STATE_FORMAT = "attestream-signer-state/1"
 STATE_FILE_MODE = 0o600

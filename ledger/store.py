@@ -12,24 +12,29 @@ the columns agree with the bytes, so editing a column alone is detected.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from clickhouse_driver import Client
 from clickhouse_driver.errors import NetworkError, ServerException, SocketTimeoutError
 
-from attestream.errors import AttestreamError, ServiceUnavailableError
+from attestcore.errors import AttestreamError, ServiceUnavailableError
+from attestcore.records import (
+    ENTRY_COLUMNS,
+    TIME_COLUMNS,
+    ChainHead,
+    OwnershipMarks,
+    RecentDecision,
+    StoredAnchor,
+    StoredCheckpoint,
+)
 from ledger.clickhouse import SERVICE, parse_url, server_error
-from ledger.merkle import NodeRun
+from ledger.node_keys import LEVEL_SHIFT, node_key
 
 # The driver logs every failed connection attempt as a warning with its traceback; the
 # failure reaches the caller as ServiceUnavailableError, which is the one report it needs.
 logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
-
-LEVEL_SHIFT = 56
-"""Tree node key = level << 56 | index: 2^56 leaves per chain is far beyond any real log."""
 
 # ClickHouse answers a local query in milliseconds; 10 s covers a cold start without hanging
 # a verifier forever on a dead socket.
@@ -91,101 +96,12 @@ TABLES: dict[str, str] = {
         ) ENGINE = MergeTree() ORDER BY (anchored_at, tx_hash)""",
 }
 
-ENTRY_COLUMNS = (
-    "chain", "seq", "leaf_hash", "prev", "entry", "decision_id", "event_id", "entity_id",
-    "detector", "outcome", "score", "model_sha256", "event_time", "decided_at", "logged_at",
-    "source_cluster", "source_topic", "source_partition", "source_offset",
-)  # fmt: skip
-
-
-TIME_COLUMNS = frozenset({"event_time", "decided_at", "logged_at"})
 _INSERT_ENTRIES = f"INSERT INTO {{db}}.entries ({', '.join(ENTRY_COLUMNS)}) VALUES"
 
 
 def _epoch_seconds(values: Sequence[Any]) -> list[int]:
     """DateTime values as whole seconds since the epoch (aware datetimes or ints)."""
     return [v if isinstance(v, int) else int(v.timestamp()) for v in values]
-
-
-def node_key(level: int, index: int) -> int:
-    return (level << LEVEL_SHIFT) | index
-
-
-def node_rows(runs: Iterable[NodeRun]) -> tuple[list[int], list[bytes]]:
-    """Flatten the tree's completed-node runs into (node keys, hashes) for `insert_nodes`."""
-    keys: list[int] = []
-    hashes: list[bytes] = []
-    for run in runs:
-        base = node_key(run.level, run.first_index)
-        keys.extend(range(base, base + len(run.hashes)))
-        hashes.extend(run.hashes)
-    return keys, hashes
-
-
-@dataclass(frozen=True)
-class StoredCheckpoint:
-    chain: int
-    size: int
-    root: bytes
-    note: bytes
-    source_cluster: str
-    source_offset: int
-
-
-@dataclass(frozen=True)
-class StoredAnchor:
-    anchored_at: datetime
-    root: bytes
-    network_chain_id: int
-    tx_hash: str
-    block_number: int
-    block_hash: str
-    sender: str
-    status: str
-    gas_used: int
-    checkpoints: tuple[tuple[int, int], ...]
-    """(chain, size) of each checkpoint committed to, in chain order."""
-    state: str = "final"
-    """Lifecycle state of the transaction as of this row (anchoring/lifecycle.py)."""
-    event_ns: int = 0
-    """When this state was recorded (ns since the epoch); orders a transaction's rows."""
-    attempt: str = ""
-    """The anchor attempt: a transaction and its fee-bumped replacements (same nonce)."""
-    nonce: int = 0
-    max_fee: int = 0
-    priority_fee: int = 0
-    raw_tx: bytes = b""
-    """The signed transaction, so a restarted service can tell it apart and resend it."""
-    detail: str = ""
-
-
-class OwnershipMarks(NamedTuple):
-    """What a sequencer's fence reads before each write (see ledger/sequencer.py, step 0)."""
-
-    checkpoints: int
-    """Checkpoint rows of the chain at or beyond the size asked about."""
-    max_size: int
-    """The largest of their sizes (0 when there are none)."""
-    entries: int
-    """Entries of the chain at or beyond the size asked about."""
-
-
-class RecentDecision(NamedTuple):
-    """A logged decision as a resumed writer's duplicate window holds it."""
-
-    decision_id: str
-    event_sha256: str
-    seq: int
-
-
-@dataclass(frozen=True)
-class ChainHead:
-    """What a writer needs to resume a chain: the last entry and where its source was."""
-
-    size: int
-    last_leaf_hash: bytes | None
-    source_cluster: str
-    source_offset: int
 
 
 class ClickHouseStore:
@@ -461,18 +377,6 @@ class ClickHouseStore:
 
     def count_entries(self) -> int:
         return int(self.execute("SELECT count() FROM {db}.entries")[0][0])
-
-
-class ChainNodes:
-    """One chain's stored tree nodes as the `ledger.merkle.NodeReader` that proofs read from:
-    each proof's O(log n) nodes in one query."""
-
-    def __init__(self, store: ClickHouseStore, chain: int) -> None:
-        self.store = store
-        self.chain = chain
-
-    def read_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        return self.store.read_nodes(self.chain, ids)
 
 
 def _hash_bytes(stored_hex: str) -> bytes:

@@ -29,21 +29,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from attestream.errors import (
+from attestcore.errors import (
     AttestreamError,
     MalformedError,
     ProofError,
     ServiceUnavailableError,
     SigningRefusedError,
 )
+from attestcore.records import ENTRY_COLUMNS, StoredCheckpoint
 from ledger.entry import Entry, decode_entry
 from ledger.keys import NoteVerifier
 from ledger.merkle import MerkleTree, NodeId, compact_range_ids, leaf_hash, tree_root
 from ledger.note import open_checkpoint
 from ledger.recovery import RecoveredChain
-from ledger.rederive import rederive
 from ledger.signer_state import SignerStateFile
-from ledger.store import ENTRY_COLUMNS, StoredCheckpoint
+from ledger.topic_records import rederive
 
 log = logging.getLogger("attestream.ledger")
 

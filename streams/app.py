@@ -39,7 +39,7 @@ import msgspec
 from faust.streams import Stream
 from faust.types import EventT, StreamT
 
-from attestream.errors import AttestreamError
+from attestcore.errors import AttestreamError
 from streams.intake import RecordRef, Rejection
 from streams.metrics import DetectMetrics
 from streams.outcomes import emit, fault_from_env, outcomes_before_acks, send_dead_letters

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from streams.schemas import MAX_EVENT_BYTES, PaymentLabel, PaymentTransaction, SupplyChainEvent
+from attestcore.schemas import MAX_EVENT_BYTES, PaymentLabel, PaymentTransaction, SupplyChainEvent
 
 E = TypeVar("E", PaymentTransaction, SupplyChainEvent, PaymentLabel)
 

@@ -33,8 +33,8 @@ from typing import Protocol
 import faust
 from faust.types import AppT, EventT
 
-from attestream.backoff import backoff_delay
-from attestream.errors import ConfigError
+from attestcore.backoff import backoff_delay
+from attestcore.errors import ConfigError
 from streams.intake import RecordRef, Rejection, dead_letter
 from streams.metrics import DetectMetrics
 

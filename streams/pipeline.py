@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from attestcore.schemas import Decision, Detector, Reason, SourceRef, decision_id, encode
 from streams.intake import MAX_DETAIL_CHARS, EventParser, RecordRef, Rejection, RejectReason
-from streams.schemas import Decision, Detector, Reason, SourceRef, decision_id, encode
 
 # Event times up to this far ahead of the worker's clock are taken as clock skew between the
 # producer and the worker; later ones are dead-lettered (ATTESTREAM_DETECT_MAX_CLOCK_SKEW_S).

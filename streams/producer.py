@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaException, Producer
 
-from attestream.backoff import kafka_client_logger
-from attestream.errors import MissingTopicError, ServiceUnavailableError
+from attestcore.backoff import kafka_client_logger
+from attestcore.errors import MissingTopicError, ServiceUnavailableError
 
 log = logging.getLogger("attestream.producer")
 

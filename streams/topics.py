@@ -8,16 +8,10 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # the class confluent_kafka.admin re-exports
 
-from attestream.errors import ServiceUnavailableError
-from attestream.settings import Settings
+from attestcore.errors import ServiceUnavailableError
 
 # Metadata from a live broker arrives in milliseconds; 10 s means it is not there.
 ADMIN_TIMEOUT_S = 10.0
-
-
-def all_topics(settings: Settings) -> list[str]:
-    return [settings.topic_transactions, settings.topic_supply_chain, settings.topic_decisions,
-            settings.topic_dead_letter, settings.topic_labels]  # fmt: skip
 
 
 def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:

@@ -18,7 +18,7 @@ import pytest
 from anchor_account import funded_anchor_key
 from detect_helpers import train_models
 
-from attestream.errors import AttestreamError
+from attestcore.errors import AttestreamError
 from attestream.settings import Settings
 from attestream.stack import StackManager, StackState
 from attestream.wiring import create_ledger_key

@@ -15,14 +15,14 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from attestcore import processes
+from attestcore.schemas import Decision, PaymentTransaction, encode
 from attestcore.waiting import WaitTimeout, wait_until
 from attestream.settings import Settings
 from detectors.simulate_payments import simulate_payments
 from detectors.training import train_detector
 from ledger.entry import decode_decision
 from streams.producer import EventProducer
-from streams.schemas import Decision, PaymentTransaction, encode
-from streams.topics import all_topics, ensure_topics
+from streams.topics import ensure_topics
 
 CLI = [sys.executable, "-m", "attestream.cli"]
 # Events small enough to train in about a second each, large enough for both classes.
@@ -55,7 +55,7 @@ def add_fraud_model(models: Path, seed: int) -> str:
 def create_topics(settings: Settings) -> None:
     """Every topic, before anything publishes (the broker would create a missing topic with
     its default partitions, which the worker's tables then refuse)."""
-    ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
+    ensure_topics(settings.require_kafka(), settings.all_topics(), settings.topic_partitions)
 
 
 def payments(count: int, run_id: str) -> list[PaymentTransaction]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from attestcore.schemas import Decision, Detector, Reason, SourceRef, decision_id
 from forensics.proofs import ProofBundle
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
 from ledger.keys import NoteSigner
 from ledger.merkle import MemoryNodeStore, MerkleTree, Node, RootHash, inclusion_proof
+from ledger.node_keys import LEVEL_SHIFT
 from ledger.note import Checkpoint, sign_note
-from ledger.store import LEVEL_SHIFT
-from streams.schemas import Decision, Detector, Reason, SourceRef, decision_id
 
 MODEL_SHA256 = "ab" * 32
 

@@ -7,16 +7,18 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from attestcore.records import ENTRY_COLUMNS
+from attestcore.schemas import Decision, encode
 from attestcore.waiting import WaitTimeout, wait_until
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, signing_guard
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import decode_entry
 from ledger.merkle import MerkleTree
+from ledger.node_keys import LEVEL_SHIFT, node_key
 from ledger.sequencer import Sequencer, SequencerConfig
-from ledger.store import ENTRY_COLUMNS, LEVEL_SHIFT, TABLES, ClickHouseStore, node_key
+from ledger.store import TABLES, ClickHouseStore
 from streams.producer import EventProducer
-from streams.schemas import Decision, encode
 
 # Long enough for a first consumer-group join on Tansu plus the batches; the sequencer exits
 # once the topic has been quiet this long.

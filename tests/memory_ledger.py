@@ -12,12 +12,13 @@ from typing import Any
 
 from factories import incoming
 
+from attestcore.records import ENTRY_COLUMNS, StoredAnchor, StoredCheckpoint
 from forensics.verify import verify_ledger
 from ledger.chain import ChainWriter
 from ledger.keys import signer_from_seed
 from ledger.merkle import MerkleTree, RootHash
+from ledger.node_keys import LEVEL_SHIFT
 from ledger.note import Checkpoint, sign_note
-from ledger.store import ENTRY_COLUMNS, LEVEL_SHIFT, StoredAnchor, StoredCheckpoint
 
 SIGNER = signer_from_seed("attestream.test/ledger", b"\x01" * 32)
 STRANGER = signer_from_seed("attestream.test/ledger", b"\x02" * 32)

@@ -16,16 +16,16 @@ from rich.table import Table
 
 from anchoring import metrics
 from anchoring.rpc import ChainClient
-from anchoring.runner import ONCE_TIMEOUT_S, anchor_once, open_service, pacing_from_settings
+from anchoring.runner import ONCE_TIMEOUT_S, anchor_once
 from anchoring.runner import supervise as supervise_service
 from anchoring.service import load_account
 from anchoring.status import AnchorStatus, collect_status
 from anchoring.store import AnchorRecords
-from attestream.backoff import Outage, keep_trying
-from attestream.errors import AttestreamError
+from attestcore.backoff import Outage, keep_trying
+from attestcore.errors import AttestreamError
 from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
 from attestream.settings import Settings, load_settings
-from attestream.wiring import open_store
+from attestream.wiring import open_service, open_store, pacing_from_settings
 from attestream.workers import registered
 from ledger.store import ClickHouseStore
 

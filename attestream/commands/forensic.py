@@ -16,17 +16,18 @@ from rich.table import Table
 from anchoring.reader import Web3ChainReader
 from anchoring.rpc import redact_url
 from anchoring.service import connect
+from attestcore.errors import UsageError
 from attestream.commands.verifier_state import NoStateOption, StateOption, state_path
-from attestream.errors import UsageError
 from attestream.settings import Settings, load_settings
 from attestream.wiring import anchor_account, open_store, trusted_verifiers
 from forensics.trusted_state import SeenCheckpoint, TrustedState, load_state, save_state
 from forensics.verify import Report, verify_ledger
 from forensics.verify_range import verify_range
 from forensics.verify_state import HistoryCheck, check_ledger_history, latest_checkpoints
-from forensics.verify_tail import KafkaRederiver, TailCheck
+from forensics.verify_tail import TailCheck
 from ledger.keys import NoteVerifier
 from ledger.store import ClickHouseStore
+from ledger.topic_records import KafkaRederiver
 
 app = typer.Typer(help="Search, verify and prove logged decisions.", no_args_is_help=True)
 

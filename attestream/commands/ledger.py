@@ -14,8 +14,8 @@ import typer
 from confluent_kafka import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from attestream.backoff import Outage, keep_trying
-from attestream.errors import SigningRefusedError
+from attestcore.backoff import Outage, keep_trying
+from attestcore.errors import SigningRefusedError
 from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
 from attestream.settings import Settings, load_settings
 from attestream.wiring import create_ledger_key, ledger_signer, open_store, signing_guard

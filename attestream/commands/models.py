@@ -15,10 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from attestcore.schemas import Detector
 from attestream.detection import stream_model
 from attestream.settings import Settings, load_settings
 from detectors.registry import ModelCard, activate_model, active_sha256, list_models, resolve_model
-from streams.schemas import Detector
 
 app = typer.Typer(help="List model versions and choose the active one.", no_args_is_help=True)
 

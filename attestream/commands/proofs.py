@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from anchoring.rpc import ChainClient
+from attestcore.errors import UsageError
 from attestream.commands.verifier_state import NoStateOption, StateOption, state_path
-from attestream.errors import UsageError
 from attestream.settings import load_settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.proofs import (

@@ -13,7 +13,7 @@ from attestream.simulation import PublishSummary, publish, publish_payments
 from detectors.simulate_payments import simulate_payments, write_labelled_payments
 from detectors.simulate_supply import simulate_supply, write_labelled_scans
 from streams.producer import EventProducer
-from streams.topics import all_topics, ensure_topics
+from streams.topics import ensure_topics
 
 app = typer.Typer(help="Publish simulated events with ground truth.", no_args_is_help=True)
 
@@ -36,7 +36,7 @@ def _run(labelled: list[Any], topic_of: str, key_field: str, rate: float, malfor
          truth: Path | None, as_json: bool) -> None:  # fmt: skip
     settings = load_settings()
     bootstrap = settings.require_kafka()
-    ensure_topics(bootstrap, all_topics(settings), settings.topic_partitions)
+    ensure_topics(bootstrap, settings.all_topics(), settings.topic_partitions)
     topic = getattr(settings, topic_of)
     with EventProducer(bootstrap) as producer:
         if topic_of == "topic_transactions":

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from attestream.errors import ConfigError
+from attestcore.errors import ConfigError
 from attestream.settings import Settings, load_settings
 from attestream.stack import StackManager, StackState, StackStatus
 from attestream.wiring import ensure_local_ledger_key

@@ -17,12 +17,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from attestcore.schemas import Detector
 from attestream.settings import load_settings
 from detectors.registry import LoadedModel, ModelCard
 from detectors.simulate_payments import read_labelled_payments
 from detectors.simulate_supply import read_labelled_scans
 from detectors.training import DEFAULT_COUNTS, train_detector
-from streams.schemas import Detector
 
 app = typer.Typer(
     help="Train a detector's model, store it with its model card, and make it active.",

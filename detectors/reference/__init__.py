@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from attestream.errors import ConfigError
-from streams.schemas import Sha256Hex
+from attestcore.errors import ConfigError
+from attestcore.schemas import Sha256Hex
 
 
 class ReferenceDataDigest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import msgspec
 
-from attestream.errors import ConfigError
+from attestcore.errors import ConfigError
 from detectors.reference import ReferenceDataDigest
 
 SUPPLY_REFERENCE_FORMAT = "attestream.supply-reference/1"

@@ -8,10 +8,10 @@ from pathlib import Path
 from factories import make_decision
 from test_demo import cli
 
+from attestcore.schemas import encode
 from attestream.settings import Settings
 from attestream.wiring import open_store
 from streams.producer import EventProducer
-from streams.schemas import encode
 from streams.topics import ensure_topics
 
 

@@ -16,13 +16,14 @@ from typing import Any
 from factories import incoming
 
 from attestcore import processes
+from attestcore.records import StoredCheckpoint
 from attestcore.waiting import WaitTimeout, wait_until
 from attestream.stack_services import probe_anvil, resolve_binaries
 from ledger.chain import ChainWriter
 from ledger.keys import NoteSigner
 from ledger.merkle import MerkleTree, RootHash
 from ledger.note import Checkpoint, sign_note
-from ledger.store import ClickHouseStore, StoredCheckpoint
+from ledger.store import ClickHouseStore
 
 CHAIN_ID = 31337
 # anvil answers within ~50 ms of starting (with an empty or small state file); 30 s leaves

@@ -16,12 +16,12 @@ from pathlib import Path
 from factories import make_decision
 
 from attestcore import processes, waiting
+from attestcore.schemas import encode
 from attestream.settings import Settings
 from attestream.wiring import trusted_verifiers
 from forensics.verify import verify_ledger
 from ledger.store import ClickHouseStore
 from streams.producer import EventProducer
-from streams.schemas import encode
 
 # Group timeouts for the tests: a killed sequencer's chains move after 3 s, and Tansu's
 # rebalance waits at most 6 s for members to rejoin (production: 10 s and 60 s).

@@ -19,8 +19,9 @@ from attestream.settings import Settings
 from forensics.report import Report
 from forensics.verify import verify_ledger
 from forensics.verify_account import FINALITY_GRACE_BLOCKS
-from forensics.verify_tail import Rederiver, TailCheck
+from forensics.verify_tail import TailCheck
 from ledger.keys import NoteVerifier
+from ledger.rederive import Rederiver
 from ledger.store import ClickHouseStore
 
 ENTRIES = 24

@@ -35,18 +35,19 @@ from anchoring.runner import Pacing, run_round, run_service
 from anchoring.service import AnchorPolicy, AnchorService
 from anchoring.status import collect_status
 from anchoring.store import AnchorRecords
-from attestream.cli import app
-from attestream.errors import (
+from attestcore.errors import (
     AnchorKeyError,
     FeeCapError,
     InsufficientFundsError,
     NoLedgerError,
     WrongChainError,
 )
+from attestcore.records import StoredAnchor
+from attestream.cli import app
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, open_store, trusted_verifiers
 from forensics.verify import verify_ledger
-from ledger.store import ClickHouseStore, StoredAnchor
+from ledger.store import ClickHouseStore
 
 ETH = 10**18
 POLICY = AnchorPolicy(confirmations=2, reorg_watch_blocks=64, fee_cap_wei=100 * GWEI,

@@ -20,8 +20,8 @@ from sequencer_procs import wait_until
 from typer.testing import CliRunner
 
 from attestcore import processes
+from attestcore.errors import MissingTopicError
 from attestream.commands.stack import app as stack_cli
-from attestream.errors import MissingTopicError
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
 

@@ -22,7 +22,7 @@ from sequencer_procs import wait_until
 from attestcore import processes
 from attestream.settings import Settings
 from attestream.workers import worker_statuses
-from streams.topics import all_topics, ensure_topics
+from streams.topics import ensure_topics
 
 # A worker joins its group and decides within seconds; a minute means it is stuck.
 READY_TIMEOUT_S = 90.0
@@ -53,7 +53,7 @@ def test_detect_survives_a_broker_reset_and_stops_promptly_while_it_is_down(
 ) -> None:
     settings = setup_env(drill, trained_models, monkeypatch)
     port = settings.detect_metrics_port
-    ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
+    ensure_topics(settings.require_kafka(), settings.all_topics(), settings.topic_partitions)
     log = tmp_path / "detect.log"
     with background(["detect"], dict(os.environ), log) as detect:
         publish_payments(settings, payments(200, run_id=f"before{time.time_ns()}"))
@@ -99,7 +99,7 @@ def test_detect_stops_within_the_bound_under_load(
     """SIGTERM while payments stream in: decisions sent, offsets committed, then exit; a
     second worker decides the rest, and no payment is left without its decision."""
     settings = setup_env(drill, trained_models, monkeypatch)
-    ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
+    ensure_topics(settings.require_kafka(), settings.all_topics(), settings.topic_partitions)
     events = payments(600, run_id=f"load{time.time_ns()}")
     with background(["detect"], dict(os.environ), tmp_path / "detect.log") as detect:
         publish_payments(settings, events[:100])
@@ -122,7 +122,7 @@ def test_a_killed_supervisor_takes_its_worker_along(
     """SIGKILL leaves the supervisor no time to stop its worker: the kernel's parent-death
     signal does, so no worker keeps deciding unsupervised."""
     settings = setup_env(drill, trained_models, monkeypatch)
-    ensure_topics(settings.require_kafka(), all_topics(settings), settings.topic_partitions)
+    ensure_topics(settings.require_kafka(), settings.all_topics(), settings.topic_partitions)
     log = tmp_path / "detect.log"
     started = re.compile(r"detection worker started \(pid (\d+)")
     with background(["detect"], dict(os.environ), log) as detect:

@@ -13,12 +13,12 @@ import pytest
 from factories import make_decision
 from ledger_helpers import publish_decisions
 
+from attestcore.schemas import Decision, encode
 from attestream.accounting import read_topic, record_headers
 from attestream.settings import Settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.verify import verify_ledger
 from streams.intake import HEADER_DETAIL, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON
-from streams.schemas import Decision, encode
 from streams.topics import ensure_topics
 
 CLI = [sys.executable, "-m", "attestream.cli"]

@@ -23,10 +23,10 @@ from sequencer_procs import (
     wait_until,
 )
 
+from attestcore.schemas import encode
 from attestream.settings import Settings
 from attestream.wiring import open_store
 from streams.producer import EventProducer
-from streams.schemas import encode
 from streams.topics import ensure_topics
 
 SEED = 20261204

@@ -24,11 +24,11 @@ from detect_helpers import (
     read_decisions,
 )
 
+from attestcore.schemas import PaymentTransaction, decision_id
 from attestcore.waiting import wait_until
 from attestream.demo import free_port
 from attestream.settings import Settings
 from detectors.registry import active_sha256
-from streams.schemas import PaymentTransaction, decision_id
 
 # The worker re-reads the registry this often: short, so the test waits little for the swap.
 POLL_S = "0.5"

@@ -23,6 +23,7 @@ from detect_helpers import (
     publish_payments,
 )
 
+from attestcore.schemas import Channel, PaymentLabel, PaymentTransaction, encode
 from attestcore.waiting import poll_until, wait_until
 from attestream.accounting import Accounting, account, read_topic, record_headers
 from attestream.demo import free_port
@@ -38,7 +39,6 @@ from streams.intake import (
     MAX_DEAD_LETTER_VALUE_BYTES,
 )
 from streams.outcomes import FAULT_AT_ENV, FAULTS
-from streams.schemas import Channel, PaymentLabel, PaymentTransaction, encode
 
 Record = tuple[str, bytes | None, bytes]
 """(topic, key, value) as a producer sends it."""

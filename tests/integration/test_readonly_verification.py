@@ -15,7 +15,7 @@ import pytest
 from factories import make_decision
 from ledger_helpers import fresh_database_url, publish_decisions, run_sequencer
 
-from attestream.errors import ConfigError, NoLedgerError
+from attestcore.errors import ConfigError, NoLedgerError
 from attestream.settings import Settings
 from attestream.stack_services import reader_url
 from attestream.wiring import open_store

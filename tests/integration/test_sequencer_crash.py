@@ -25,8 +25,9 @@ from sequencer_procs import (
 
 from attestream.settings import Settings
 from attestream.wiring import open_store
+from ledger.node_keys import node_key
 from ledger.sequencer import CRASH_AT_ENV
-from ledger.store import ClickHouseStore, node_key
+from ledger.store import ClickHouseStore
 from streams.topics import ensure_topics
 
 SEED = 20250303

@@ -23,6 +23,7 @@ from sequencer_procs import (
     wait_until,
 )
 
+from attestcore.schemas import encode
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, open_store, trusted_verifiers
 from forensics.verify import verify_ledger
@@ -31,7 +32,6 @@ from ledger.entry import EntrySource
 from ledger.merkle import MerkleTree
 from ledger.sequencer import Sequencer, SequencerConfig
 from ledger.store import ClickHouseStore
-from streams.schemas import encode
 from streams.topics import ensure_topics
 
 SEED = 7

@@ -26,12 +26,14 @@ from sequencer_procs import wait_until
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
-from attestream.errors import SigningRefusedError
+from attestcore.errors import SigningRefusedError
+from attestcore.records import StoredCheckpoint
+from attestcore.schemas import Decision
 from attestream.settings import Settings
 from attestream.wiring import create_ledger_key, open_store
 from ledger.merkle import tree_root
-from ledger.store import ChainNodes, ClickHouseStore, StoredCheckpoint
-from streams.schemas import Decision
+from ledger.node_keys import ChainNodes
+from ledger.store import ClickHouseStore
 from streams.topics import ensure_topics
 
 ENTRIES = 24

@@ -26,10 +26,10 @@ from confluent_kafka.cimpl import NewTopic  # the class confluent_kafka.admin re
 from typer.testing import CliRunner
 
 from attestcore import processes
+from attestcore.errors import ConfigError, ServiceUnavailableError
 from attestcore.waiting import poll_until, wait_until
 from attestream import stack_services
 from attestream.commands.stack import app as stack_cli
-from attestream.errors import ConfigError, ServiceUnavailableError
 from attestream.settings import Settings, load_settings
 from attestream.stack import ANVIL_DEV_KEY, ServiceStatus, StackManager, StackState, StackStatus
 from attestream.stack_services import CLICKHOUSE_READER, reader_password

@@ -26,6 +26,7 @@ from tamper_ledger import BATCH, ENTRIES, Ledger, anchor_with_own_account, cli_e
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
+from attestcore.records import ENTRY_COLUMNS
 from forensics.verify import verify_ledger
 from forensics.verify_range import verify_range
 from forensics.verify_tail import TailCheck
@@ -33,8 +34,9 @@ from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
 from ledger.keys import signer_from_seed
 from ledger.merkle import MerkleTree, compact_range_ids
+from ledger.node_keys import node_key
 from ledger.note import sign_note
-from ledger.store import ENTRY_COLUMNS, ClickHouseStore, node_key
+from ledger.store import ClickHouseStore
 
 # --- one test per kind of tampering ----------------------------------------------------------
 

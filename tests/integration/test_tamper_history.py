@@ -34,17 +34,18 @@ from sequencer_procs import START_TIMEOUT_S, SequencerProcess
 from tamper_ledger import BATCH, ENTRIES, Found, Ledger, anchor_with_own_account, cli_env, found
 
 from anchoring.reader import Web3ChainReader
+from attestcore.schemas import Decision
 from attestream.settings import Settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.trusted_state import TrustedState
 from forensics.verify import verify_ledger
 from forensics.verify_state import check_ledger_history, latest_checkpoints
-from forensics.verify_tail import KafkaRederiver, TailCheck
+from forensics.verify_tail import TailCheck
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
 from ledger.merkle import MerkleTree, compact_range_ids
 from ledger.sequencer import CRASH_AT_ENV
-from streams.schemas import Decision
+from ledger.topic_records import KafkaRederiver
 from streams.topics import ensure_topics
 
 FORGED = 8

@@ -17,13 +17,13 @@ from factories import make_decision
 from ledger_helpers import fresh_database_url, publish_decisions, run_sequencer
 from pydantic import SecretStr
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
+from attestcore.schemas import Decision
 from attestream.settings import Settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.proofs import prove_verified
 from ledger.merkle import verify_consistency
 from ledger.note import open_checkpoint
-from streams.schemas import Decision
 from streams.topics import ensure_topics
 
 ENTRIES = 12

@@ -8,8 +8,8 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
-from attestream.backoff import BACKOFF_MAX_S, OncePerInterval, Outage, backoff_delay, keep_trying
-from attestream.errors import ServiceUnavailableError
+from attestcore.backoff import BACKOFF_MAX_S, OncePerInterval, Outage, backoff_delay, keep_trying
+from attestcore.errors import ServiceUnavailableError
 from attestream.observability import Readiness
 
 

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from anchoring.calldata import CALLDATA_LENGTH, anchor_root, decode_calldata, encode_calldata
-from attestream.errors import MalformedError
+from attestcore.errors import MalformedError
 
 
 def test_calldata_round_trip() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from anchoring.calldata import encode_calldata
 from anchoring.fees import GWEI, Fees, bump_fees, bumped, fees_from_history, intrinsic_gas
-from attestream.errors import FeeCapError
+from attestcore.errors import FeeCapError
 
 CAP = 100 * GWEI
 

@@ -17,7 +17,7 @@ from anchoring.lifecycle import (
     group_attempts,
     max_sizes,
 )
-from ledger.store import StoredAnchor
+from attestcore.records import StoredAnchor
 
 S = TxState
 

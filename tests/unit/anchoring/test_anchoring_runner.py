@@ -9,17 +9,19 @@ import pytest
 
 from anchoring.metrics import REGISTRY
 from anchoring.rpc import redact_url
-from anchoring.runner import Pacing, backoff_delay, open_service, run_round, supervise
+from anchoring.runner import Pacing, backoff_delay, run_round, supervise
 from anchoring.service import AnchorService, load_account
-from attestream.errors import (
+from attestcore.errors import (
     AnchorKeyError,
     ConfigError,
     InsufficientFundsError,
     ServiceUnavailableError,
     WrongChainError,
 )
+from attestcore.records import StoredAnchor
 from attestream.settings import SEPOLIA_CHAIN_ID, Settings
-from ledger.store import ClickHouseStore, StoredAnchor
+from attestream.wiring import open_service
+from ledger.store import ClickHouseStore
 
 KEY = "0x" + "4c" * 32  # a throwaway secp256k1 key: never funded anywhere
 

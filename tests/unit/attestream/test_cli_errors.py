@@ -14,9 +14,9 @@ import pytest
 from factories import proof_bundle
 
 from anchoring.service import load_account
+from attestcore.errors import ConfigError, ExitCode
 from attestream.cli import run
 from attestream.commands import forensic
-from attestream.errors import ConfigError, ExitCode
 from attestream.settings import Settings
 from ledger.keys import NoteSigner, signer_from_seed, verifier_key_string
 

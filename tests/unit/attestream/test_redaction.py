@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from attestream.errors import ConfigError
-from attestream.redaction import mask_url, redact
+from attestcore.errors import ConfigError
+from attestcore.redaction import mask_url, redact
 from attestream.settings import Settings
 from ledger.clickhouse import parse_url
 

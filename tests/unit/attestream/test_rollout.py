@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attestcore.errors import ConfigError, UsageError
+from attestcore.schemas import Detector
 from attestream.detection import stream_model
-from attestream.errors import ConfigError, UsageError
 from attestream.rollout import ModelWatch
 from detectors.registry import (
     ModelDigestMismatchError,
@@ -22,7 +23,6 @@ from detectors.registry import (
     resolve_model,
 )
 from detectors.training import train, train_detector
-from streams.schemas import Detector
 
 FRAUD = Detector.FRAUD
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from attestream.errors import ConfigError
+from attestcore.errors import ConfigError
 from attestream.settings import Settings
 from attestream.wiring import (
     create_ledger_key,

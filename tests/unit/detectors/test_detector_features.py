@@ -16,6 +16,11 @@ from typing import TypeVar
 
 import pytest
 
+from attestcore.schemas import (
+    Channel,
+    PaymentTransaction,
+    SupplyChainEvent,
+)
 from detectors.features import (
     MAX_DEVICES,
     MISSING,
@@ -31,11 +36,6 @@ from detectors.features import (
 from detectors.geo import haversine_km
 from detectors.simulate_payments import LabelledPayment
 from detectors.simulate_supply import LabelledScan
-from streams.schemas import (
-    Channel,
-    PaymentTransaction,
-    SupplyChainEvent,
-)
 
 KM_PER_DEGREE = 111.1950802335329
 MONDAY = datetime(2025, 3, 3, tzinfo=UTC)

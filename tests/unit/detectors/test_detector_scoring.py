@@ -4,12 +4,12 @@ import msgspec
 import numpy as np
 import pytest
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
+from attestcore.schemas import OUTCOMES, Detector, Reason
 from detectors.dataset import TrainingSet
 from detectors.fraud_features import FRAUD_FEATURES
 from detectors.registry import LoadedModel
 from detectors.scoring import Scorer, as_reasons, feature_dict, vector_from_dict
-from streams.schemas import OUTCOMES, Detector, Reason
 
 
 def test_scores_are_probabilities(fraud_model: LoadedModel, payment_rows: TrainingSet) -> None:

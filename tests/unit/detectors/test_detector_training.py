@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from attestcore.errors import ConfigError, VerificationError
+from attestcore.schemas import Detector
 from attestream.commands.train import app
-from attestream.errors import ConfigError, VerificationError
 from detectors.dataset import TrainingSet, training_data_digest
 from detectors.features import SUPPLY_FEATURES
 from detectors.fraud_features import FRAUD_FEATURES
@@ -28,7 +29,6 @@ from detectors.registry import (
 from detectors.simulate_payments import LabelledPayment
 from detectors.simulate_supply import simulate_supply, write_labelled_scans
 from detectors.training import ensure_models, train_dataset
-from streams.schemas import Detector
 
 
 def test_dataset_rows_follow_the_events(
@@ -155,10 +155,10 @@ def test_cli_simulates_when_no_file_is_given(tmp_path: Path) -> None:
 def test_ensure_models_replaces_a_model_of_an_older_feature_list(
     models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from attestcore.schemas import Detector
     from detectors import training
     from detectors.features import FEATURE_SPECS
     from detectors.registry import active_sha256
-    from streams.schemas import Detector
 
     # Active models of the current feature lists (the session's, so nothing is trained here).
     models = copy_models(models_dir, tmp_path)

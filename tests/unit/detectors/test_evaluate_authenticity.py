@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from attestcore.errors import ConfigError, UsageError
+from attestcore.schemas import Action, BizStep, SupplyChainEvent, TagAuth
 from attestream.commands.evaluate import app
-from attestream.errors import ConfigError, UsageError
 from detectors.evaluate_authenticity import (
     best_precision_at_recall,
     counterfeit_items,
@@ -26,7 +27,6 @@ from detectors.evaluate_authenticity import (
 from detectors.reference import ReferenceDataDigest
 from detectors.registry import LoadedModel
 from detectors.simulate_supply import LabelledScan, simulate_supply, write_labelled_scans
-from streams.schemas import Action, BizStep, SupplyChainEvent, TagAuth
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)
 

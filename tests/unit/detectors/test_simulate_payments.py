@@ -9,7 +9,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from attestream.errors import MalformedError, UsageError
+from attestcore.errors import MalformedError, UsageError
+from attestcore.schemas import PaymentLabel, PaymentTransaction, encode
 from detectors.labelled import read_ground_truth, write_ground_truth
 from detectors.payment_scenarios import (
     ALL_SCENARIOS,
@@ -31,7 +32,6 @@ from detectors.simulate_payments import (
     simulate_payments,
     write_labelled_payments,
 )
-from streams.schemas import PaymentLabel, PaymentTransaction, encode
 
 DAY = timedelta(days=1)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from attestcore.schemas import BizStep, SupplyChainEvent, TagAuth, encode
 from detectors.geo import haversine_km
 from detectors.reference.supply import SiteRole, default_supply_reference
 from detectors.simulate_supply import (
@@ -19,7 +20,6 @@ from detectors.simulate_supply import (
     write_labelled_scans,
 )
 from detectors.supply_scenarios import IMPOSSIBLE_MIN_KMH
-from streams.schemas import BizStep, SupplyChainEvent, TagAuth, encode
 
 DOC = Path(__file__).parents[3] / "docs" / "detectors.md"
 
@@ -196,7 +196,7 @@ def test_labelled_file_round_trips(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("count", [0, -5])
 def test_a_count_below_one_is_refused(count: int) -> None:
-    from attestream.errors import UsageError
+    from attestcore.errors import UsageError
 
     with pytest.raises(UsageError, match="count"):
         simulate_supply(count)

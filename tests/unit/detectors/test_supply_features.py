@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from attestcore.schemas import Action, BizStep, SupplyChainEvent, TagAuth
 from detectors.features_supply import (
     MAX_CONFLICT_SITES,
     MAX_TRACK,
@@ -23,7 +24,6 @@ from detectors.features_supply import (
 )
 from detectors.geo import haversine_km
 from detectors.reference.supply import ReferenceSite, default_supply_reference
-from streams.schemas import Action, BizStep, SupplyChainEvent, TagAuth
 
 T0 = datetime(2025, 3, 3, 8, tzinfo=UTC)
 # Cordless drill: crypto tags, authorised in AT BE CZ DE DK NL PL (not FR).

@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attestcore.errors import ConfigError
+from attestcore.schemas import OUTCOMES, Detector, SupplyChainEvent, encode
 from attestream.detection import _supply, authenticity_scorer
-from attestream.errors import ConfigError
 from detectors.dataset import supply_dataset
 from detectors.registry import LoadedModel, active_sha256, card_path
 from detectors.scoring import Scorer
 from detectors.simulate_supply import LabelledScan
 from streams.intake import EventParser, RecordRef
 from streams.pipeline import DetectorSpec, decide_batch
-from streams.schemas import OUTCOMES, Detector, SupplyChainEvent, encode
 
 
 def records(scans: list[LabelledScan]) -> list[RecordRef]:

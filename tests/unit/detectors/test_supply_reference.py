@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from attestream.errors import ConfigError
+from attestcore.errors import ConfigError
 from detectors.reference.supply import (
     SUPPLY_REFERENCE_FILE,
     SiteRole,

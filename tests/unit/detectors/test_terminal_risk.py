@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from attestcore.schemas import Channel, PaymentLabel, PaymentTransaction
 from detectors.features import MISSING
 from detectors.fraud_features import FRAUD_FEATURES, FraudFeaturizer, replay_payments
 from detectors.simulate_payments import LabelledPayment
@@ -32,7 +33,6 @@ from detectors.terminal_risk import (
     initial_terminal_state,
     terminal_features,
 )
-from streams.schemas import Channel, PaymentLabel, PaymentTransaction
 
 MONDAY = datetime(2025, 3, 3, tzinfo=UTC)
 H = timedelta(hours=1)

@@ -13,13 +13,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from attestream.detection import fraud_spec
-from attestream.errors import (
+from attestcore.errors import (
     ConfigError,
     EntryMismatchError,
     ReplayMismatchError,
     UsageError,
 )
+from attestcore.records import ENTRY_COLUMNS
+from attestcore.schemas import Decision, encode
+from attestream.detection import fraud_spec
 from detectors.registry import ModelDigestMismatchError, artifact_path, load_active
 from detectors.scoring import Scorer
 from detectors.simulate_payments import simulate_payments
@@ -28,10 +30,9 @@ from forensics.explain import explain, explain_logged, explanation_json, find_de
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
 from ledger.merkle import MerkleTree
-from ledger.store import ENTRY_COLUMNS, LEVEL_SHIFT
+from ledger.node_keys import LEVEL_SHIFT
 from streams.intake import RecordRef
 from streams.pipeline import decide_batch
-from streams.schemas import Decision, encode
 
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from factories import proof_bundle
 
-from attestream.errors import (
+from attestcore.errors import (
     MalformedError,
     ProofError,
     RootMismatchError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from memory_ledger import COL, SIGNER, MemoryLedger, build
 
-from attestream.errors import UsageError
+from attestcore.errors import UsageError
 from forensics.report import RANGE_TRUST, Report
 from forensics.verify_range import verify_range
 from ledger.merkle import MerkleTree

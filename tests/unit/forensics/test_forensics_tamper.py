@@ -12,9 +12,9 @@ from typing import Any
 from memory_ledger import COL, SIGNER, STRANGER, MemoryLedger, build, checkpoint, kinds
 
 from anchoring.calldata import anchor_root
+from attestcore.records import StoredAnchor
 from forensics.report import FaultKind
 from forensics.verify import verify_ledger
-from ledger.store import StoredAnchor
 
 DOC = Path(__file__).parents[3] / "docs" / "ledger-format.md"
 KEYS = ("chain", "seq")

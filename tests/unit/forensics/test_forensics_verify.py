@@ -19,9 +19,9 @@ from memory_ledger import (
 )
 
 from anchoring.calldata import anchor_root, encode_calldata
+from anchoring.onchain import AccountTx
+from attestcore.records import StoredAnchor
 from forensics.verify import OnChainTx, verify_ledger
-from forensics.verify_anchor import AccountTx
-from ledger.store import StoredAnchor
 
 
 def test_an_untouched_ledger_verifies() -> None:

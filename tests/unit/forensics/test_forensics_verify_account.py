@@ -10,11 +10,11 @@ from datetime import datetime
 from memory_ledger import SIGNER, MemoryLedger, build
 
 from anchoring.calldata import anchor_root, encode_calldata
+from anchoring.onchain import AccountTx
+from attestcore.records import StoredAnchor
 from forensics.report import Report
 from forensics.verify import OnChainTx, verify_ledger
 from forensics.verify_account import FINALITY_GRACE_BLOCKS
-from forensics.verify_anchor import AccountTx
-from ledger.store import StoredAnchor
 
 ACCOUNT = "0xAnchorAccount"
 OTHER = "0xSomeoneElse"

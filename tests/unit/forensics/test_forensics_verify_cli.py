@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from attestcore.errors import UsageError
 from attestream.commands import forensic
-from attestream.errors import UsageError
 
 
 @pytest.mark.parametrize(

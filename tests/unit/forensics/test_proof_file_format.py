@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from anchoring.proofs import AnchorProofFile
-from attestream.errors import MalformedError
+from attestcore.errors import MalformedError
 from forensics.proofs import ProofFile, load_bundle
 
 ANCHORED = Path(__file__).parents[2] / "vectors" / "proof-files" / "anchored-with-consistency.json"

@@ -14,7 +14,7 @@ import pytest
 from factories import make_decision
 
 from anchoring.proofs import AnchorProofFile
-from attestream.errors import RootMismatchError
+from attestcore.errors import RootMismatchError
 from forensics.proofs import ProofFile, dump_bundle, load_bundle, verify_bundle
 from ledger.evidence import decode_evidence
 from ledger.keys import parse_verifier_key

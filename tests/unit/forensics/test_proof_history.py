@@ -23,8 +23,8 @@ from ledger.merkle import (
     consistency_proof,
     inclusion_proof,
 )
+from ledger.node_keys import LEVEL_SHIFT
 from ledger.note import Checkpoint, sign_note
-from ledger.store import LEVEL_SHIFT
 
 SIGNER = signer_from_seed("attestream.test/ledger", b"\x07" * 32)
 KEY = verifier_key_string(SIGNER)

@@ -13,7 +13,7 @@ import pytest
 from factories import incoming
 from memory_ledger import SIGNER, STRANGER, MemoryLedger, build, checkpoint, rows_of
 
-from attestream.errors import ConfigError, HistoryConflictError
+from attestcore.errors import ConfigError, HistoryConflictError
 from forensics.report import Report
 from forensics.trusted_state import (
     SeenCheckpoint,

@@ -9,11 +9,12 @@ import msgspec
 from factories import incoming, make_decision
 from reference_merkle import mth
 
+from attestcore.records import RecentDecision
+from attestcore.schemas import encode
 from ledger.chain import DEDUP_WINDOW, ChainWriter, Incoming
 from ledger.entry import GENESIS_PREV, EntrySource, decode_entry, encode_entry
 from ledger.merkle import MerkleTree
-from ledger.store import LEVEL_SHIFT, RecentDecision
-from streams.schemas import encode
+from ledger.node_keys import LEVEL_SHIFT
 
 
 def test_entries_are_linked_hashed_and_in_the_tree() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from attestream.errors import ConfigError, SignatureError
+from attestcore.errors import ConfigError, SignatureError
 from ledger.keys import (
     generate_signer,
     key_id,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from attestream.errors import MalformedError, ProofError, RootMismatchError, UsageError
+from attestcore.errors import MalformedError, ProofError, RootMismatchError, UsageError
 from ledger.merkle import (
     MemoryNodeStore,
     MerkleTree,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attestream.errors import (
+from attestcore.errors import (
     AttestreamError,
     ConfigError,
     MalformedError,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_merkle import mth, path, proof
 
-from attestream.errors import VerificationError
+from attestcore.errors import VerificationError
 from ledger.merkle import (
     EMPTY_ROOT,
     MemoryNodeStore,

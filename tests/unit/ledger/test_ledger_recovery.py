@@ -11,18 +11,12 @@ import msgspec
 import pytest
 from factories import incoming, make_decision
 
+from attestcore.records import ENTRY_COLUMNS, ChainHead, RecentDecision, StoredCheckpoint
 from ledger.chain import AppendResult, ChainWriter, Incoming
 from ledger.entry import decode_entry
 from ledger.merkle import MerkleTree, NodeId
+from ledger.node_keys import LEVEL_SHIFT, node_key
 from ledger.recovery import ChainStateError, recover_chain
-from ledger.store import (
-    ENTRY_COLUMNS,
-    LEVEL_SHIFT,
-    ChainHead,
-    RecentDecision,
-    StoredCheckpoint,
-    node_key,
-)
 
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
 

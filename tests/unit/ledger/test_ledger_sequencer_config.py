@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from prometheus_client import Counter, Gauge, Histogram
 
+from attestcore.errors import ConfigError
 from attestream.commands import ledger as command
-from attestream.errors import ConfigError
 from attestream.settings import Settings
 from ledger.events import BatchOutcome, RejectReason
 from ledger.sequencer import MAX_POLL_INTERVAL_MS, SESSION_TIMEOUT_MS, SequencerConfig

@@ -14,14 +14,14 @@ from factories import incoming, make_decision
 from memory_ledger import SIGNER, STRANGER
 from test_ledger_recovery import COL, MemoryStore, fresh_writer
 
-from attestream.errors import ServiceUnavailableError, SigningRefusedError
+from attestcore.errors import ServiceUnavailableError, SigningRefusedError
+from attestcore.records import StoredCheckpoint
 from ledger.chain import ChainWriter, Incoming
 from ledger.keys import NoteSigner
 from ledger.merkle import RootHash
 from ledger.note import Checkpoint, sign_note
 from ledger.recovery import recover_chain
 from ledger.signer_state import SignerStateFile
-from ledger.store import StoredCheckpoint
 from ledger.trust import SignedClaim, SigningGuard, Source
 
 ORIGIN = "attestream.test/ledger/0"

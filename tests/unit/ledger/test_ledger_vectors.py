@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from attestream.errors import VerificationError
+from attestcore.errors import VerificationError
 from ledger.merkle import root_from_inclusion_proof, verify_consistency, verify_inclusion
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "transparency-dev-merkle"

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from attestcore.schemas import MAX_EVENT_BYTES, PaymentTransaction
 from streams.intake import (
     HEADER_DETAIL,
     HEADER_ERROR_CLASS,
@@ -25,7 +26,6 @@ from streams.intake import (
     dead_letter,
     dead_letter_headers,
 )
-from streams.schemas import MAX_EVENT_BYTES, PaymentTransaction
 
 VALID = {
     "event_id": "tx-1", "event_time": "2025-03-03T10:00:00Z", "source": "pos",

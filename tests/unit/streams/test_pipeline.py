@@ -17,6 +17,15 @@ import msgspec
 import numpy as np
 import pytest
 
+from attestcore.schemas import (
+    OUTCOMES,
+    Decision,
+    Detector,
+    PaymentLabel,
+    PaymentTransaction,
+    decision_id,
+    encode,
+)
 from attestream.detection import fraud_spec
 from detectors.dataset import payment_dataset
 from detectors.features import State
@@ -29,15 +38,6 @@ from ledger.entry import EntrySource
 from ledger.merkle import MerkleTree
 from streams.intake import RecordRef, RejectReason
 from streams.pipeline import DetectorSpec, apply_labels, decide_batch
-from streams.schemas import (
-    OUTCOMES,
-    Decision,
-    Detector,
-    PaymentLabel,
-    PaymentTransaction,
-    decision_id,
-    encode,
-)
 
 BATCH = 512
 

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from attestcore.schemas import Action, BizStep, Channel, Decision, TagAuth
 from attestream.detection import authenticity_spec, fraud_spec
 from detectors.registry import load_active
 from detectors.scoring import Scorer
@@ -30,7 +31,6 @@ from detectors.simulate_supply import simulate_supply
 from streams.app import JSONStates
 from streams.intake import RecordRef
 from streams.pipeline import BatchResult, DetectorSpec, apply_labels, decide_batch
-from streams.schemas import Action, BizStep, Channel, Decision, TagAuth
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None,

@@ -14,6 +14,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from attestcore.schemas import Channel, PaymentLabel, PaymentTransaction, encode
 from detectors.features_payments import (
     MAX_AMOUNT_RATIO,
     PAYMENT_FEATURES,
@@ -23,7 +24,6 @@ from detectors.features_payments import (
 from streams.app import JSONStates
 from streams.intake import RecordRef, RejectReason
 from streams.pipeline import BatchResult, DetectorSpec, State, apply_labels, decide_batch
-from streams.schemas import Channel, PaymentLabel, PaymentTransaction, encode
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

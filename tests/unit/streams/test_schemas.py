@@ -8,8 +8,8 @@ import json
 import msgspec
 import pytest
 
+from attestcore.schemas import PaymentTransaction, decision_id
 from attestream.published_schemas import SCHEMA_DIR
-from streams.schemas import PaymentTransaction, decision_id
 
 
 def test_payment_schema_requires_the_documented_fields() -> None:

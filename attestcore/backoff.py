@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable
 
-from attestream.errors import ServiceUnavailableError
+from attestcore.errors import ServiceUnavailableError
 
 # First wait after a failure: a restarted service usually answers again within a second.
 BACKOFF_INITIAL_S = 0.5
