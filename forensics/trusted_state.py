@@ -15,8 +15,6 @@ verification succeeded: a failed run never moves what the verifier trusts.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +22,8 @@ from pathlib import Path
 
 import msgspec
 
-from attestcore.errors import AttestreamError, ConfigError, HistoryConflictError
+from attestcore.errors import AttestreamError, HistoryConflictError
+from attestcore.state_files import read_state, write_state
 from ledger.keys import NoteVerifier
 from ledger.merkle import RootHash, verify_consistency
 from ledger.note import Checkpoint, open_note
@@ -77,40 +76,13 @@ def load_state(path: Path) -> TrustedState:
     """The state in `path`; an empty one when the file does not exist yet (first use). A file
     that exists but cannot be read or parsed is a ConfigError naming it: a verifier must not
     silently forget what it trusted."""
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        return TrustedState()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the verifier state file {path}: {exc}") from None
-    try:
-        state = msgspec.json.decode(content, type=TrustedState)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ConfigError(
-            f"the verifier state file {path} is malformed ({exc}); restore it from a backup,"
-            " or move it away to trust the ledger anew on the next run"
-        ) from None
-    if state.format != STATE_FORMAT:
-        raise ConfigError(f"the verifier state file {path} has format {state.format!r},"
-                          f" expected {STATE_FORMAT!r}")  # fmt: skip
-    return state
+    return read_state(path, TrustedState, "the verifier state file",
+                      "move it away to trust the ledger anew on the next run")  # fmt: skip
 
 
 def save_state(path: Path, state: TrustedState) -> None:
-    """Write `state` to `path` atomically: a reader (or a crash) sees the old file or the new
-    one, never half of one (write a temporary file, fsync, rename over `path`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, STATE_FILE_MODE)
-        with os.fdopen(fd, "wb") as out:
-            out.write(msgspec.json.format(msgspec.json.encode(state), indent=2) + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write `state` to `path` atomically (`attestcore.state_files`)."""
+    write_state(path, state, STATE_FILE_MODE)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from pathlib import Path
 import msgspec
 
 from attestcore.errors import ConfigError
+from attestcore.state_files import read_state, write_state
 
 STATE_FORMAT = "attestream-signer-state/1"
 STATE_FILE_MODE = 0o600
@@ -81,25 +81,11 @@ class SignerStateFile:
 
     def load(self) -> SignerState:
         """The state; an empty one when the file does not exist (first use)."""
-        try:
-            content = self.path.read_bytes()
-        except FileNotFoundError:
-            return SignerState()
-        except OSError as exc:
-            raise SignerStateError(
-                f"cannot read the signer state file {self.path}: {exc}"
-            ) from None
-        try:
-            state = msgspec.json.decode(content, type=SignerState)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise SignerStateError(
-                f"the signer state file {self.path} is malformed ({exc}); restore it from a"
-                " backup, or move it aside to trust the stored ledger anew (docs/operations.md)"
-            ) from None
-        if state.format != STATE_FORMAT:
-            raise SignerStateError(f"the signer state file {self.path} has format"
-                                   f" {state.format!r}, expected {STATE_FORMAT!r}")  # fmt: skip
-        return state
+        return read_state(
+            self.path, SignerState, "the signer state file",
+            "move it aside to trust the stored ledger anew (docs/operations.md)",
+            SignerStateError,
+        )  # fmt: skip
 
     def last(self, origin: str, key: str) -> SignedHead | None:
         return self.load().last(origin, key)
@@ -130,24 +116,4 @@ class SignerStateFile:
             os.close(fd)  # closing releases the lock
 
     def _save(self, state: SignerState) -> None:
-        """A reader (or a crash) sees the old file or the new one, never half of one."""
-        fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, STATE_FILE_MODE)
-            with os.fdopen(fd, "wb") as out:
-                out.write(msgspec.json.format(msgspec.json.encode(state), indent=2) + b"\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, self.path)
-            _sync_directory(self.path.parent)  # the rename itself survives a power loss
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        write_state(self.path, state, STATE_FILE_MODE)

@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from factories import make_decision
+
 from attestcore.records import ENTRY_COLUMNS
 from attestcore.schemas import Decision, encode
 from attestcore.waiting import WaitTimeout, wait_until
 from attestream.settings import Settings
-from attestream.wiring import ledger_signer, signing_guard
+from attestream.wiring import create_ledger_key, ledger_signer, open_store, signing_guard
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import decode_entry
 from ledger.merkle import MerkleTree
@@ -19,6 +21,7 @@ from ledger.node_keys import LEVEL_SHIFT, node_key
 from ledger.sequencer import Sequencer, SequencerConfig
 from ledger.store import TABLES, ClickHouseStore
 from streams.producer import EventProducer
+from streams.topics import ensure_topics
 
 # Long enough for a first consumer-group join on Tansu plus the batches; the sequencer exits
 # once the topic has been quiet this long.
@@ -53,6 +56,19 @@ def run_sequencer(
                           on_reject=lambda msg, reason, detail: reasons.append(detail))  # fmt: skip
     sequencer.run(max_idle_s=IDLE_S)
     return sequencer
+
+
+def sequenced_ledger(settings: Settings, entries: int, batch_max: int) -> ClickHouseStore:
+    """A new ledger in the settings' own database: its signing key created, `entries`
+    decisions published to its decisions topic and logged by the real sequencer, at most
+    `batch_max` per batch (so several signed checkpoints)."""
+    ensure_topics(settings.require_kafka(), [settings.topic_decisions], partitions=1)
+    create_ledger_key(settings)
+    store = open_store(settings, create=True)
+    publish_decisions(settings, [make_decision(i) for i in range(entries)])
+    run_sequencer(settings, store, batch_max=batch_max)
+    assert store.count_entries() == entries
+    return store
 
 
 def wait_for_mutations(store: ClickHouseStore, timeout_s: float = MUTATION_TIMEOUT_S) -> None:

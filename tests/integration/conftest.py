@@ -10,14 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from factories import make_decision
-from ledger_helpers import copy_ledger, fresh_database_url, publish_decisions, run_sequencer
+from ledger_helpers import (
+    copy_ledger,
+    fresh_database_url,
+    sequenced_ledger,
+)
 from pydantic import SecretStr
 from tamper_ledger import BATCH, ENTRIES, Ledger
 
 from attestream.settings import Settings
-from attestream.wiring import create_ledger_key, open_store, trusted_verifiers
-from streams.topics import ensure_topics
+from attestream.wiring import trusted_verifiers
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +33,8 @@ def pristine(stack: Any) -> Iterator[Ledger]:
         ledger_group=f"ledger-{suffix}", ledger_key=None, trusted_keys="",
         ledger_key_file=stack.home / "keys" / f"ledger-{suffix}.key",
     )  # fmt: skip
-    ensure_topics(settings.require_kafka(), [settings.topic_decisions], partitions=1)
-    create_ledger_key(settings)
-    store = open_store(settings, create=True)
-    publish_decisions(settings, [make_decision(i) for i in range(ENTRIES)])
-    run_sequencer(settings, store, batch_max=BATCH)
+    store = sequenced_ledger(settings, ENTRIES, BATCH)
     ledger = Ledger(settings, store, trusted_verifiers(settings))
-    assert store.count_entries() == ENTRIES
     assert len(ledger.sizes()) >= 3 and ledger.sizes()[-1] == ENTRIES
     assert ledger.verify() == set()
     yield ledger

@@ -17,8 +17,12 @@ from typing import Any
 
 import pytest
 from anchor_account import funded_anchor_key
-from factories import make_decision
-from ledger_helpers import fresh_database_url, publish_decisions, rebuild_chain, run_sequencer
+from ledger_helpers import (
+    fresh_database_url,
+    rebuild_chain,
+    run_sequencer,
+    sequenced_ledger,
+)
 from outage_drills import free_port, try_scrape
 from pydantic import SecretStr
 from sequencer_procs import wait_until
@@ -30,11 +34,9 @@ from attestcore.errors import SigningRefusedError
 from attestcore.records import StoredCheckpoint
 from attestcore.schemas import Decision
 from attestream.settings import Settings
-from attestream.wiring import create_ledger_key, open_store
 from ledger.merkle import tree_root
 from ledger.node_keys import ChainNodes
 from ledger.store import ClickHouseStore
-from streams.topics import ensure_topics
 
 ENTRIES = 24
 BATCH = 5
@@ -88,12 +90,7 @@ def ledger(stack: Any, tmp_path: Path) -> Iterator[Ledger]:
         topic_decisions=f"decisions-{suffix}", topic_dead_letter=f"dead-{suffix}",
         ledger_group=f"ledger-{suffix}", ledger_key=None, trusted_keys="",
     )  # fmt: skip
-    ensure_topics(settings.require_kafka(), [settings.topic_decisions], partitions=1)
-    create_ledger_key(settings)
-    store = open_store(settings, create=True)
-    publish_decisions(settings, [make_decision(i) for i in range(ENTRIES)])
-    run_sequencer(settings, store, batch_max=BATCH)
-    assert store.count_entries() == ENTRIES
+    store = sequenced_ledger(settings, ENTRIES, BATCH)
     latest = store.latest_checkpoint(0)
     assert latest is not None and latest.size == ENTRIES
     yield Ledger(settings, store, stack)
