@@ -6,7 +6,6 @@ from factories import make_decision
 from ledger_helpers import publish_decisions, run_sequencer, wait_for_mutations
 
 from anchoring.calldata import decode_calldata
-from anchoring.reader import Web3ChainReader
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
@@ -49,7 +48,7 @@ def test_decisions_are_logged_once_anchored_and_verified(isolated: Settings) -> 
     tx = w3.eth.get_transaction(anchor.tx_hash)  # type: ignore[arg-type]
     assert decode_calldata(bytes(tx["input"])) == anchor.root
 
-    report = verify_ledger(store, trusted_verifiers(isolated), Web3ChainReader(w3, rpc_url))
+    report = verify_ledger(store, trusted_verifiers(isolated), chain)
     assert report.ok, report.failures
     assert (report.entries, report.anchors) == (305, 1)
 

@@ -88,6 +88,9 @@ class Chain:
     def transaction(self, tx_hash: str) -> OnChainTx | None:
         return self.txs.get(tx_hash)
 
+    def network_chain_id(self) -> int:
+        return 31337
+
 
 def anchored(ledger: MemoryLedger) -> tuple[StoredAnchor, OnChainTx]:
     latest = ledger.cps[0][-1]
