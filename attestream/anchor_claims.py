@@ -9,7 +9,8 @@ nonces while a transaction is not an anchor), and then:
      transaction before it broadcasts it), else `anchor_missing`;
   2. the store must hold each checkpoint note the row names, signed by the sequencer's own
      key for that chain's origin, else `anchor_checkpoint_missing`;
-  3. the root over those notes must be the root in the transaction's calldata, else
+  3. the root over those notes must be the root in the transaction's calldata
+     (`anchoring.anchor_check.root_finding`, as `forensic verify` compares it), else
      `anchor_mismatch`.
 The checkpoints of the anchor are then claims like the signer state file's. This lives in the
 composition root because it joins the ledger with anchoring and forensics.
@@ -21,7 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from anchoring.calldata import anchor_root, decode_calldata
+from anchoring.anchor_check import root_finding
+from anchoring.calldata import anchor_root
 from anchoring.onchain import AccountTx, ChainReader
 from attestcore.errors import AttestreamError, SigningRefusedError
 from attestcore.records import StoredAnchor
@@ -82,12 +84,12 @@ class AnchorClaims:
             notes.append(note)
             if cp_chain == chain:
                 claims.append(SignedClaim(chain, size, self._root(cp_chain, note), where))
-        on_chain = decode_calldata(newest.tx.input)
-        if anchor_root(notes) != on_chain:
+        mismatch = root_finding(newest.tx.input, anchor_root(notes))
+        if mismatch is not None:
             raise SigningRefusedError(
                 "anchor_mismatch", chain, None,
-                f"the checkpoints the store names for the newest {where} give root"
-                f" {anchor_root(notes).hex()}, its calldata carries {on_chain.hex()}",
+                f"the checkpoints the store names for the newest {where} are not the ones it"
+                f" anchors: {mismatch.detail}",
             )  # fmt: skip
         return claims
 

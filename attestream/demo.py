@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anchoring.reader import Web3ChainReader
-from anchoring.rpc import redact_url
-from anchoring.service import connect
+from anchoring.rpc import connect
 from attestcore import processes
 from attestcore.errors import AttestreamError
 from attestcore.schemas import Detector
@@ -258,7 +256,7 @@ def _wait_accounted(
 
 def _verify(settings: Settings, store: ClickHouseStore) -> Report:
     rpc_url, chain_id = settings.require_rpc()
-    reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
+    reader = connect(rpc_url, chain_id)
     tails = TailCheck(settings.ledger_batch_max, KafkaRederiver(settings.require_kafka()))
     return verify_ledger(store, trusted_verifiers(settings), reader, tail_check=tails)
 

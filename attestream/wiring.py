@@ -10,10 +10,9 @@ from pathlib import Path
 from web3 import Web3
 
 from anchoring.fees import GWEI
-from anchoring.reader import Web3ChainReader
-from anchoring.rpc import ChainClient, redact_url
+from anchoring.rpc import connect
 from anchoring.runner import Pacing
-from anchoring.service import AnchorPolicy, AnchorService, connect, load_account
+from anchoring.service import AnchorPolicy, AnchorService, load_account
 from anchoring.store import AnchorRecords
 from attestcore.errors import ConfigError
 from attestream.anchor_claims import AnchorClaims
@@ -148,7 +147,7 @@ def signing_guard(
     ):  # fmt: skip
         rpc_url, chain_id = settings.require_rpc()
         outside = AnchorClaims(
-            store, lambda: Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url)),
+            store, lambda: connect(rpc_url, chain_id),
             anchor_account(settings), signer.verifier(), settings.log_origin,
         )  # fmt: skip
     return SigningGuard(signer.verifier(), SignerStateFile(settings.ledger_state_path),
@@ -179,8 +178,7 @@ def open_service(
     right chain (WrongChainError) and reachable (ServiceUnavailableError)."""
     rpc_url, chain_id = settings.require_rpc()
     key = settings.anchor_private_key()
-    chain = ChainClient(rpc_url, chain_id)
-    chain.check_chain()
+    chain = connect(rpc_url, chain_id)
     service = AnchorService(store, chain, key, policy_from_settings(settings, chain_id), clock)
     logging.getLogger("attestream.anchor").info(
         "anchoring from %s on chain id %d via %s (%d confirmation(s))",

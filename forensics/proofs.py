@@ -21,13 +21,13 @@ from typing import Any, ClassVar, Final, Literal, Protocol
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from anchoring.onchain import TxLookup
 from anchoring.proofs import (
     AnchorProof,
     AnchorProofFile,
     AnchorProofStore,
-    TxLookup,
     anchor_proof,
-    check_anchor_tx,
+    require_anchor_tx,
     verify_anchor_proof_offline,
 )
 from attestcore.errors import AnchorNotFoundError, MalformedError, UsageError, VerificationError
@@ -249,14 +249,13 @@ def verify_bundle_on_chain(
     bundle: ProofBundle, verifiers: Sequence[NoteVerifier], tx_lookup: TxLookup,
     min_confirmations: int,
 ) -> BundleVerdict:  # fmt: skip
-    """`verify_bundle`, then the anchor transaction on the chain: calldata, status, sender,
-    block and confirmations. A bundle without an anchor proof fails here."""
+    """`verify_bundle`, then the anchor transaction on the chain: network, calldata, status,
+    sender, block and confirmations (`anchoring.anchor_check`). A bundle without an anchor
+    proof fails here."""
     verdict = verify_bundle(bundle, verifiers)
     if bundle.anchor is None:
         raise AnchorNotFoundError("the proof file holds no anchor proof (not anchored yet?)")
-    a = bundle.anchor
-    check_anchor_tx(tx_lookup, a.network_chain_id, a.tx_hash, a.anchor_root, a.sender,
-                    a.block_hash, min_confirmations)  # fmt: skip
+    require_anchor_tx(tx_lookup, bundle.anchor.recorded(), min_confirmations)
     return dataclasses.replace(verdict, anchor_checked_on_chain=True)
 
 

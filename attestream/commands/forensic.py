@@ -13,9 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from anchoring.reader import Web3ChainReader
-from anchoring.rpc import redact_url
-from anchoring.service import connect
+from anchoring.rpc import connect
 from attestcore.errors import UsageError
 from attestream.commands.verifier_state import NoStateOption, StateOption, state_path
 from attestream.settings import Settings, load_settings
@@ -92,7 +90,7 @@ def verify(
     if not offline and span is None:
         rpc_url, chain_id = settings.require_rpc()
         account = anchor_account(settings)
-        reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
+        reader = connect(rpc_url, chain_id)
         confirmations = settings.confirmations(chain_id)
     bootstrap = kafka or (None if offline else settings.kafka_bootstrap)
     if span is not None:

@@ -29,7 +29,6 @@ from anchoring.fees import GWEI, intrinsic_gas
 from anchoring.lifecycle import TxState
 from anchoring.metrics import REGISTRY
 from anchoring.proofs import anchor_proof, verify_anchor_proof, verify_stored_anchor
-from anchoring.reader import Web3ChainReader
 from anchoring.rpc import ChainClient
 from anchoring.runner import Pacing, run_round, run_service
 from anchoring.service import AnchorPolicy, AnchorService
@@ -162,7 +161,7 @@ def test_normal_path_pending_mined_final_then_verified(rig: Rig) -> None:
     verify_stored_anchor(final, chain, POLICY.confirmations, notes)
     check_every_checkpoint_proves(rig)  # (0, 5) through a consistency proof to (0, 9)
     report = verify_ledger(rig.store, trusted_verifiers(rig.settings),
-                           Web3ChainReader(chain.w3, rig.anvil.url))  # fmt: skip
+                           chain)  # fmt: skip
     assert report.ok, report.failures
 
 
@@ -181,7 +180,7 @@ def test_reorg_removing_the_anchor_block_is_detected_and_reanchored(rig: Rig) ->
     check_every_checkpoint_proves(rig)
     chain = ChainClient(rig.anvil.url, CHAIN_ID)
     report = verify_ledger(rig.store, trusted_verifiers(rig.settings),
-                           Web3ChainReader(chain.w3, rig.anvil.url))  # fmt: skip
+                           chain)  # fmt: skip
     assert report.ok, report.failures
     assert report.anchors == 1
 
