@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from attestream.stack import Endpoints, StackManager
+from attestream.stack import StackManager
+from attestream.stack_services import Endpoints
 from bench import pipeline, proofs, pure, stream
 from bench.config import BenchConfig
 from bench.decisions import decision_values, fill_topic
