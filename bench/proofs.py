@@ -41,9 +41,8 @@ class ProofTimes:
 def wait_for_merges(store: ClickHouseStore) -> float:
     """Wait (bounded) until no merge runs in the store's database; return the seconds waited."""
     started = time.perf_counter()
-    query = "SELECT count() FROM system.merges WHERE database = %(d)s"
-    poll_until(lambda: int(store.execute(query, {"d": store.database})[0][0]), lambda n: n == 0,
-               SETTLE_TIMEOUT_S, interval_s=SETTLE_POLL_S)  # fmt: skip
+    poll_until(store.running_merges, lambda n: n == 0, SETTLE_TIMEOUT_S,
+               interval_s=SETTLE_POLL_S)  # fmt: skip
     return time.perf_counter() - started
 
 

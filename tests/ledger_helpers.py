@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from anchoring.store import AnchoredStore
 from attestcore.records import ENTRY_COLUMNS
 from attestcore.schemas import Decision, encode
 from attestcore.waiting import WaitTimeout, wait_until
@@ -17,7 +18,7 @@ from ledger.entry import decode_entry
 from ledger.merkle import MerkleTree
 from ledger.node_keys import LEVEL_SHIFT, node_key
 from ledger.sequencer import Sequencer, SequencerConfig
-from ledger.store import TABLES, ClickHouseStore
+from ledger.store import ClickHouseStore
 from streams.producer import EventProducer
 
 # Long enough for a first consumer-group join on Tansu plus the batches; the sequencer exits
@@ -77,11 +78,11 @@ def tamper(store: ClickHouseStore, sql: str, params: Mapping[str, Any] | None = 
     wait_for_mutations(store)
 
 
-def copy_ledger(source: ClickHouseStore, target_url: str) -> ClickHouseStore:
+def copy_ledger(source: ClickHouseStore, target_url: str) -> AnchoredStore:
     """A new database at `target_url` holding a copy of every ledger table of `source`."""
-    target = ClickHouseStore(target_url)
+    target = AnchoredStore(target_url)
     target.create_schema()
-    for table in TABLES:
+    for table in (name for schema in target.schemas for name in schema.tables):
         target.execute(f"INSERT INTO {{db}}.{table} SELECT * FROM {source.database}.{table}")
     return target
 

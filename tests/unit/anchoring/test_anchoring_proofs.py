@@ -103,7 +103,7 @@ def ledger() -> MemoryLedger:
 @pytest.fixture
 def anchored(ledger: MemoryLedger) -> tuple[AnchorProof, Chain]:
     anchor = ledger.anchor(((0, 9), (1, 4)))
-    proof = anchor_proof(ledger, 0, 5)  # type: ignore[arg-type]
+    proof = anchor_proof(ledger, 0, 5)
     return proof, Chain(ChainTx(encode_calldata(anchor.root), SENDER.lower(), 1, 7, BLOCK))
 
 
@@ -120,7 +120,7 @@ def test_an_anchored_checkpoint_needs_no_consistency_proof(
     ledger: MemoryLedger, anchored: tuple[AnchorProof, Chain]
 ) -> None:
     _, chain = anchored
-    proof = anchor_proof(ledger, 1, 4)  # type: ignore[arg-type]
+    proof = anchor_proof(ledger, 1, 4)
     assert proof.consistency_proof == () and proof.anchor_index == 1
     verify_anchor_proof(proof, ledger.cps[(1, 4)], chain, min_confirmations=2)
 
@@ -128,18 +128,18 @@ def test_an_anchored_checkpoint_needs_no_consistency_proof(
 def test_the_earliest_covering_anchor_is_used(ledger: MemoryLedger) -> None:
     ledger.anchor(((0, 9), (1, 4)), block=20)
     ledger.anchor(((0, 5),), block=10)
-    assert anchor_proof(ledger, 0, 5).block_number == 10  # type: ignore[arg-type]
-    assert anchor_proof(ledger, 0, 9).block_number == 20  # type: ignore[arg-type]
+    assert anchor_proof(ledger, 0, 5).block_number == 10
+    assert anchor_proof(ledger, 0, 9).block_number == 20
 
 
 def test_no_covering_anchor_is_reported(ledger: MemoryLedger) -> None:
     ledger.anchor(((0, 5),))
     with pytest.raises(AnchorNotFoundError, match="checkpoint 9 of chain 0"):
-        anchor_proof(ledger, 0, 9)  # type: ignore[arg-type]
+        anchor_proof(ledger, 0, 9)
     with pytest.raises(AnchorNotFoundError):
-        anchor_proof(ledger, 0, 5, network_chain_id=11155111)  # type: ignore[arg-type]
+        anchor_proof(ledger, 0, 5, network_chain_id=11155111)
     with pytest.raises(UsageError):
-        anchor_proof(ledger, 0, 0)  # type: ignore[arg-type]
+        anchor_proof(ledger, 0, 0)
 
 
 def test_json_round_trip(anchored: tuple[AnchorProof, Chain]) -> None:
