@@ -1,6 +1,6 @@
 """(c) Inclusion proofs read from ClickHouse, against one trivial node read.
 
-Each proof is `ledger.merkle.inclusion_proof` over `ledger.store.ChainNodes`: one query for
+Each proof is `ledger.merkle.inclusion_proof` over `ledger.node_keys.ChainNodes`: one query for
 the at most 2 log2(n) stored nodes it needs. The ceiling is the latency of the cheapest
 possible read of the same table, one node by its key, so the ratio shows what the proof's
 extra nodes and its planning cost on top of the round trip.

@@ -37,7 +37,7 @@ def publish_decisions(settings: Settings, decisions: list[Decision], garbage: in
 
 
 def run_sequencer(
-    settings: Settings, store: ClickHouseStore, rejected: list[str] | None = None,
+    settings: Settings, store: AnchoredStore, rejected: list[str] | None = None,
     batch_max: int = 1000, anchors: bool = False,
 ) -> Sequencer:  # fmt: skip
     """Run the real sequencer until the decisions topic has been quiet for IDLE_S.
