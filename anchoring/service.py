@@ -27,10 +27,9 @@ from anchoring.fees import GWEI, Fees, bump_fees, fees_from_history
 from anchoring.lifecycle import Attempt, TxState, check_transition, group_attempts
 from anchoring.onchain import same_block_hash
 from anchoring.rpc import BlockRef, ChainClient, Receipt, RejectedTransaction, hex0x
-from anchoring.store import AnchorRecords
+from anchoring.store import AnchorLedger, AnchorRecords
 from attestcore.errors import ConfigError, FeeCapError, InsufficientFundsError
 from attestcore.records import StoredAnchor, StoredCheckpoint
-from ledger.store import ClickHouseStore
 
 log = logging.getLogger("attestream.anchor")
 S = TxState
@@ -61,7 +60,7 @@ def load_account(private_key: str) -> LocalAccount:
 class AnchorService:
     def __init__(
         self,
-        store: ClickHouseStore,
+        store: AnchorLedger,
         chain: ChainClient,
         private_key: str,
         policy: AnchorPolicy | None = None,

@@ -21,16 +21,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from anchoring.anchor_check import root_finding
 from anchoring.calldata import anchor_root
 from anchoring.onchain import AccountTx, ChainReader
 from attestcore.errors import AttestreamError, SigningRefusedError
-from attestcore.records import StoredAnchor
+from attestcore.records import StoredAnchor, StoredCheckpoint
 from forensics.verify_account import NonceSearch, carries_anchor
 from ledger.keys import NoteVerifier
 from ledger.note import open_checkpoint
-from ledger.store import ClickHouseStore
 from ledger.trust import SignedClaim
 
 # Transactions of the account looked at, newest first, for its latest anchor: the account
@@ -40,6 +40,13 @@ MAX_NON_ANCHORS = 8
 # (a binary search costs ~25 JSON-RPC calls on Sepolia). Long enough for the rebuild of a
 # few chains, short enough that the next rebalance looks again.
 LOOKUP_REUSE_S = 30.0
+
+
+class ClaimStore(Protocol):
+    """What the claims read from the store (`anchoring.store.AnchoredStore`)."""
+
+    def current_anchor(self, tx_hash: str) -> StoredAnchor | None: ...
+    def checkpoint_at(self, chain: int, size: int) -> list[StoredCheckpoint]: ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ class AnchorClaims:
     """`ledger.trust.OutsideClaims` from the newest anchor of `account`."""
 
     def __init__(
-        self, store: ClickHouseStore, reader: Callable[[], ChainReader], account: str,
+        self, store: ClaimStore, reader: Callable[[], ChainReader], account: str,
         verifier: NoteVerifier, origin_prefix: str,
     ) -> None:  # fmt: skip
         self.store, self.reader, self.account = store, reader, account
@@ -66,7 +73,7 @@ class AnchorClaims:
             return []
         where = f"anchor transaction {newest.tx.tx_hash} (nonce {newest.nonce}, block" \
                 f" {newest.block}) of the anchor account {self.account}"  # fmt: skip
-        anchor = self._row(newest.tx.tx_hash)
+        anchor = self.store.current_anchor(newest.tx.tx_hash)
         if anchor is None:
             raise SigningRefusedError(
                 "anchor_missing", chain, None, f"the newest {where} has no anchor row in the store"
@@ -98,10 +105,6 @@ class AnchorClaims:
         if self._newest is None or now - self._newest[0] > LOOKUP_REUSE_S:
             self._newest = (now, newest_anchor(self.reader(), self.account))
         return self._newest[1]
-
-    def _row(self, tx_hash: str) -> StoredAnchor | None:
-        rows = self.store.anchor_states("lower(tx_hash) = %(h)s", {"h": tx_hash.lower()})
-        return rows[-1] if rows else None
 
     def _origin(self, chain: int) -> str:
         return f"{self.origin_prefix}/{chain}"

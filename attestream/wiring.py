@@ -13,10 +13,10 @@ from anchoring.fees import GWEI
 from anchoring.rpc import connect
 from anchoring.runner import Pacing
 from anchoring.service import AnchorPolicy, AnchorService, load_account
-from anchoring.store import AnchorRecords
+from anchoring.store import AnchoredStore
 from attestcore.errors import ConfigError
-from attestream.anchor_claims import AnchorClaims
-from attestream.settings import SEPOLIA_CHAIN_ID, Settings
+from attestream.anchor_claims import AnchorClaims, ClaimStore
+from attestream.settings import Settings
 from ledger.keys import (
     NoteSigner,
     NoteVerifier,
@@ -26,31 +26,30 @@ from ledger.keys import (
     save_signer,
 )
 from ledger.signer_state import SignerStateFile
-from ledger.store import ClickHouseStore
 from ledger.trust import SigningGuard
 
 CREATE_KEY_HINT = "create one with `attestream ledger keys --create`"
 
 
-def open_store(settings: Settings, create: bool = False) -> ClickHouseStore:
-    """The ledger store. Readers (verify, prove, explain, status) only read: they work with a
-    ClickHouse user that may only SELECT. With `create` (the writers and `ledger migrate`)
-    the schema is created and migrated first."""
-    store = ClickHouseStore(settings.require_clickhouse())
+def open_store(settings: Settings, create: bool = False) -> AnchoredStore:
+    """The ledger store: the ledger's tables and its anchors. Readers (verify, prove,
+    explain, status) only read: they work with a ClickHouse user that may only SELECT. With
+    `create` (the writers and `ledger migrate`) the schema is created and migrated first."""
+    store = AnchoredStore(settings.require_clickhouse())
     if create:
         try:
-            migrate_store(store, settings)
+            migrate_store(store)
         except BaseException:
             store.close()
             raise
     return store
 
 
-def migrate_store(store: ClickHouseStore, settings: Settings) -> None:
-    """Create the database and tables if missing and add columns newer versions need (an
-    anchors table from before the anchor lifecycle). Idempotent."""
-    store.create_schema()
-    AnchorRecords(store, settings.chain_id or SEPOLIA_CHAIN_ID).migrate()
+def migrate_store(store: AnchoredStore) -> None:
+    """Create the database and every owner's tables if missing (ledger/schema.py,
+    anchoring/schema.py) and add columns newer versions need (an anchors table from before
+    the anchor lifecycle). Idempotent."""
+    store.migrate_schema()
 
 
 def ledger_signer(settings: Settings) -> NoteSigner:
@@ -134,7 +133,7 @@ def anchor_account(settings: Settings) -> str:
 
 
 def signing_guard(
-    settings: Settings, signer: NoteSigner, store: ClickHouseStore, anchors: bool = True,
+    settings: Settings, signer: NoteSigner, store: ClaimStore, anchors: bool = True,
     anchors_unavailable: Callable[[str], None] = lambda cause: None,
 ) -> SigningGuard:  # fmt: skip
     """What the sequencer checks before it signs (`ledger.trust`): its own key, its signer
@@ -172,7 +171,7 @@ def pacing_from_settings(settings: Settings, interval_s: float | None = None) ->
 
 
 def open_service(
-    settings: Settings, store: ClickHouseStore, clock: Callable[[], float] = time.time
+    settings: Settings, store: AnchoredStore, clock: Callable[[], float] = time.time
 ) -> AnchorService:
     """The service for the configured network: key loaded (AnchorKeyError), endpoint on the
     right chain (WrongChainError) and reachable (ServiceUnavailableError)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal, Protocol
 
@@ -142,17 +142,19 @@ class ProofBundle:
 class ProofStore(AnchorProofStore, Protocol):
     """What a proof file is built from (the ClickHouse store, or an in-memory ledger)."""
 
-    def find_entries(self, where: str, params: Mapping[str, Any], limit: int) -> list[Any]: ...
+    def entry_by_decision_id(self, decision_id: str) -> Sequence[Any] | None:
+        """The first entry logging `decision_id` (ENTRY_COLUMNS order), or None."""
+        ...
+
     def latest_checkpoint(self, chain: int) -> StoredCheckpoint | None: ...
 
 
 def prove_decision(store: ProofStore, decision_id: str) -> ProofBundle:
     """The entry logging `decision_id`, proven against the largest anchored checkpoint of its
     chain that covers it (with the anchor proof), else against the latest checkpoint."""
-    rows = store.find_entries("decision_id = %(d)s", {"d": decision_id}, limit=2)
-    if not rows:
+    row = store.entry_by_decision_id(decision_id)
+    if row is None:
         raise UsageError(f"no logged decision has the id {decision_id}")
-    row = rows[0]
     chain, seq = int(row[COL["chain"]]), int(row[COL["seq"]])
     anchored = max((dict(a.checkpoints).get(chain, 0) for a in store.anchors()), default=0)
     found = store.checkpoint_at(chain, anchored) if anchored > seq else []

@@ -8,6 +8,7 @@ Every read is recorded in `reads`, so a test can show what a verification did no
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from factories import incoming
@@ -16,7 +17,7 @@ from attestcore.records import ENTRY_COLUMNS, StoredAnchor, StoredCheckpoint
 from forensics.verify import verify_ledger
 from ledger.chain import ChainWriter
 from ledger.keys import signer_from_seed
-from ledger.merkle import MerkleTree, RootHash
+from ledger.merkle import MerkleTree, NodeId, RootHash
 from ledger.node_keys import LEVEL_SHIFT
 from ledger.note import Checkpoint, sign_note
 
@@ -60,6 +61,19 @@ class MemoryLedger:
         cps = sorted(self.cps.get(chain, []), key=lambda c: c.size)
         return [cp for cp in cps if first_size <= cp.size <= last_size]
 
+    def latest_checkpoint(self, chain: int) -> StoredCheckpoint | None:
+        found = self.checkpoints(chain)
+        return found[-1] if found else None
+
+    def checkpoint_at(self, chain: int, size: int) -> list[StoredCheckpoint]:
+        return self.checkpoints_in(chain, size, size)
+
+    def entry_by_decision_id(self, decision_id: str) -> list[Any] | None:
+        self.reads.append(("decision", None, None, None))
+        rows = [r for rows in self.rows.values() for r in rows
+                if r[COL["decision_id"]] == decision_id.encode()]  # fmt: skip
+        return min(rows, key=lambda r: (r[COL["chain"]], r[COL["seq"]]), default=None)
+
     def anchors(self) -> list[StoredAnchor]:
         return self.anchor_list
 
@@ -73,7 +87,7 @@ class MemoryLedger:
                 found.setdefault(key & MASK, set()).add(value)
         return [(index, tuple(sorted(found[index]))) for index in sorted(found)]
 
-    def read_nodes(self, chain: int, ids: Any) -> dict[tuple[int, int], bytes]:
+    def read_nodes(self, chain: int, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         wanted = set(ids)
         nodes = ((k >> LEVEL_SHIFT, k & MASK, h) for k, h in self.node_rows.get(chain, []))
         return {(lv, i): h for lv, i, h in nodes if (lv, i) in wanted}

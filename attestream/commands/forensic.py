@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from anchoring.rpc import connect
+from anchoring.store import AnchoredStore
 from attestcore.errors import UsageError
 from attestream.commands.verifier_state import NoStateOption, StateOption, state_path
 from attestream.settings import Settings, load_settings
@@ -24,7 +25,6 @@ from forensics.verify_range import verify_range
 from forensics.verify_state import HistoryCheck, check_ledger_history, latest_checkpoints
 from forensics.verify_tail import TailCheck
 from ledger.keys import NoteVerifier
-from ledger.store import ClickHouseStore
 from ledger.topic_records import KafkaRederiver
 
 app = typer.Typer(help="Search, verify and prove logged decisions.", no_args_is_help=True)
@@ -122,7 +122,7 @@ def verify(
 
 
 def _remember(
-    store: ClickHouseStore, settings: Settings, verifiers: list[NoteVerifier],
+    store: AnchoredStore, settings: Settings, verifiers: list[NoteVerifier],
     trusted: TrustedState, seen: list[SeenCheckpoint], report: Report, path: Path,
 ) -> HistoryCheck:  # fmt: skip
     """Compare with the remembered checkpoints; remember the new ones only if nothing failed

@@ -14,6 +14,7 @@ from web3.types import RPCEndpoint
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
+from anchoring.store import AnchoredStore
 from attestream.settings import Settings
 from forensics.report import Report
 from forensics.verify import verify_ledger
@@ -21,7 +22,6 @@ from forensics.verify_account import FINALITY_GRACE_BLOCKS
 from forensics.verify_tail import TailCheck
 from ledger.keys import NoteVerifier
 from ledger.rederive import Rederiver
-from ledger.store import ClickHouseStore
 
 ENTRIES = 24
 BATCH = 5
@@ -32,7 +32,7 @@ Found = set[tuple[str, int | None, int | None]]
 @dataclass
 class Ledger:
     settings: Settings
-    store: ClickHouseStore
+    store: AnchoredStore
     verifiers: list[NoteVerifier]
 
     def verify(self, kafka: Rederiver | None = None, batch_max: int = BATCH) -> Found:
