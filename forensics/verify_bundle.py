@@ -191,6 +191,7 @@ def _check_entries(
     (chain, seq) of each entry logging one. (An entry whose inclusion fails still counts
     there, so its failure is reported once, not again as an unreferenced event or id.)"""
     selection = bundle.manifest.selection
+    listed = set(selection.ids) if selection.ids is not None else None
     declared = {c.chain for c in bundle.chains}
     logged: dict[str, list[tuple[int, int]]] = {}
     positions: set[tuple[int, int]] = set()
@@ -212,7 +213,7 @@ def _check_entries(
         outside = None
         if selection.filter is not None and not selection.filter.matches(decision):
             outside = "does not meet the bundle's query"
-        if selection.ids is not None and ids.isdisjoint(selection.ids):
+        if listed is not None and ids.isdisjoint(listed):
             outside = "is not in the bundle's id list"
         if outside is not None:
             report.fail(

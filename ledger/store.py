@@ -50,6 +50,8 @@ _SELECT_CHECKPOINTS = f"SELECT {', '.join(CHECKPOINT_READ_COLUMNS)} FROM {{db}}.
 _EVENT_PREFIXES = (
     "substring(event_id, 1, length(%(a)s)) = %(a)s OR substring(event_id, 1, length(%(b)s)) = %(b)s"
 )
+_IDS_PER_QUERY = 1000
+"""Ids per `entries_with_ids` query: 1,000 ids of 64 characters, twice, are ~130 KiB of SQL."""
 
 
 class ClickHouseStore(ClickHouseConnection):
@@ -219,16 +221,25 @@ class ClickHouseStore(ClickHouseConnection):
 
     def entries_with_ids(self, ids: Sequence[str], limit: int) -> list[tuple[Any, ...]]:
         """The entries whose `decision_id` or `event_id` is one of `ids` (an event's id
-        selects every decision on it), by (chain, seq), at most `limit` rows."""
-        if not ids:
-            return []
-        rows = self.execute_raw(
-            f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries"
-            " WHERE decision_id IN %(ids)s OR event_id IN %(ids)s"
-            " ORDER BY chain, seq, entry LIMIT %(n)s",
-            {"ids": tuple(ids), "n": limit},
-        )
-        return [tuple(row) for row in rows]
+        selects every decision on it), by (chain, seq), at most `limit` rows (which ones,
+        when more match, is not defined: callers ask for one more than they accept)."""
+        found: list[tuple[Any, ...]] = []
+        # In batches: the driver writes the ids into the query text, and ClickHouse refuses a
+        # query longer than max_query_size (256 KiB by default; a read-only user cannot raise
+        # it), which 10,000 ids would exceed.
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            if len(found) >= limit:
+                break
+            batch = tuple(ids[start : start + _IDS_PER_QUERY])
+            rows = self.execute_raw(
+                f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries"
+                " WHERE decision_id IN %(ids)s OR event_id IN %(ids)s"
+                " ORDER BY chain, seq, entry LIMIT %(n)s",
+                {"ids": batch, "n": limit - len(found)},
+            )
+            found.extend(tuple(row) for row in rows)
+        found.sort(key=lambda row: (row[0], row[1], row[4]))
+        return found
 
     def archived_event(self, event_sha256: str) -> bytes | None:
         """The exact bytes of the event with this digest, when the store archives events.

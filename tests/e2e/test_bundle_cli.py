@@ -8,10 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from factories import make_decision
 from ledger_helpers import publish_decisions, run_sequencer
 from test_demo import cli
 
+import ledger.store
 from attestream.settings import Settings
 from attestream.wiring import open_store
 from streams.topics import ensure_topics
@@ -129,3 +131,23 @@ def test_an_anchored_bundle_is_checked_on_the_chain(isolated: Settings, tmp_path
     forged = verify_offline(path, key, tmp_path)
     assert forged.returncode == 1
     assert [f["kind"] for f in json.loads(forged.stdout)["failures"]] == ["anchor_mismatch"]
+
+
+def test_a_long_id_list_is_read_in_batches(
+    isolated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ClickHouse refuses queries beyond max_query_size, so ids go in batches; an entry named
+    twice (by its decision id and its event id, in two batches) comes back once per name."""
+    log_decisions(isolated, 30)
+    monkeypatch.setattr(ledger.store, "_IDS_PER_QUERY", 4)
+    ids = [make_decision(i).decision_id for i in range(0, 30, 3)] + ["ev-1", "ev-3"]
+    store = open_store(isolated)
+    try:
+        rows = store.entries_with_ids(ids, 100)
+        capped = store.entries_with_ids(ids, 5)
+        assert store.archived_event(make_decision(1).event_sha256) is None
+    finally:
+        store.close()
+    seqs = [row[1] for row in rows]
+    assert seqs == sorted([*range(0, 30, 3), 1, 3])
+    assert len(capped) == 5
