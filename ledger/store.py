@@ -24,6 +24,7 @@ from attestcore.records import (
     StoredCheckpoint,
 )
 from ledger.clickhouse import ClickHouseConnection
+from ledger.entry_filter import EntryFilter
 from ledger.merkle import NodeId
 from ledger.node_keys import LEVEL_SHIFT, node_key
 from ledger.rows import (
@@ -49,6 +50,8 @@ _SELECT_CHECKPOINTS = f"SELECT {', '.join(CHECKPOINT_READ_COLUMNS)} FROM {{db}}.
 _EVENT_PREFIXES = (
     "substring(event_id, 1, length(%(a)s)) = %(a)s OR substring(event_id, 1, length(%(b)s)) = %(b)s"
 )
+_IDS_PER_QUERY = 1000
+"""Ids per `entries_with_ids` query: 1,000 ids of 64 characters, twice, are ~130 KiB of SQL."""
 
 
 class ClickHouseStore(ClickHouseConnection):
@@ -203,6 +206,46 @@ class ClickHouseStore(ClickHouseConnection):
         )
         return tuple(rows[0]) if rows else None
 
+    def entries_matching(self, where: EntryFilter, limit: int) -> list[tuple[Any, ...]]:
+        """The entries whose searchable columns meet every condition of `where`, by (chain,
+        seq), at most `limit` rows (ENTRY_COLUMNS order, strings as bytes). A full scan of
+        the table unless `where` is narrow: investigators' queries, not the write path."""
+        conditions, params = _filter_conditions(where)
+        params["n"] = limit
+        rows = self.execute_raw(
+            f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries WHERE {conditions}"
+            " ORDER BY chain, seq, entry LIMIT %(n)s",
+            params,
+        )
+        return [tuple(row) for row in rows]
+
+    def entries_with_ids(self, ids: Sequence[str], limit: int) -> list[tuple[Any, ...]]:
+        """The entries whose `decision_id` or `event_id` is one of `ids` (an event's id
+        selects every decision on it), by (chain, seq), at most `limit` rows (which ones,
+        when more match, is not defined: callers ask for one more than they accept)."""
+        found: list[tuple[Any, ...]] = []
+        # In batches: the driver writes the ids into the query text, and ClickHouse refuses a
+        # query longer than max_query_size (256 KiB by default; a read-only user cannot raise
+        # it), which 10,000 ids would exceed.
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            if len(found) >= limit:
+                break
+            batch = tuple(ids[start : start + _IDS_PER_QUERY])
+            rows = self.execute_raw(
+                f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries"
+                " WHERE decision_id IN %(ids)s OR event_id IN %(ids)s"
+                " ORDER BY chain, seq, entry LIMIT %(n)s",
+                {"ids": batch, "n": limit - len(found)},
+            )
+            found.extend(tuple(row) for row in rows)
+        found.sort(key=lambda row: (row[0], row[1], row[4]))
+        return found
+
+    def archived_event(self, event_sha256: str) -> bytes | None:
+        """The exact bytes of the event with this digest, when the store archives events.
+        This store keeps no event archive: None."""
+        return None
+
     def recent_decisions(self, chain: int, limit: int) -> list[RecentDecision]:
         """The chain's last `limit` decisions, newest first. The event digest is read from the
         entry bytes by the server: the entry's first member is `chain`, its second the
@@ -273,3 +316,21 @@ class ClickHouseStore(ClickHouseConnection):
             (node_index(key), tuple(sorted(stored_node_hash(h) for h in hashes)))
             for key, hashes in rows
         ]
+
+
+def _filter_conditions(where: EntryFilter) -> tuple[str, dict[str, Any]]:
+    """The SQL conditions (joined by AND) and parameters of an entry filter. Times go as epoch
+    seconds: DateTime columns hold whole seconds, and so do the filter's bounds."""
+    conditions = [f"{column} = %({column})s" for column in where.text_conditions()]
+    params: dict[str, Any] = dict(where.text_conditions())
+    bounds = (
+        ("score >= %(min_score)s", "min_score", where.min_score),
+        ("score <= %(max_score)s", "max_score", where.max_score),
+        ("event_time >= toDateTime(%(t_from)s)", "t_from", where.event_time_from),
+        ("event_time < toDateTime(%(t_to)s)", "t_to", where.event_time_to),
+    )
+    for condition, name, value in bounds:
+        if value is not None:
+            conditions.append(condition)
+            params[name] = int(value.timestamp()) if isinstance(value, datetime) else value
+    return " AND ".join(conditions) or "1 = 1", params
