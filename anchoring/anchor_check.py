@@ -60,9 +60,14 @@ class RecordedAnchor:
     @classmethod
     def of(cls, anchor: StoredAnchor, root: bytes | None = None) -> RecordedAnchor:
         """The stored anchor's transaction, carrying `root` (default: the row's own root)."""
-        return cls(anchor.network_chain_id, anchor.tx_hash,
-                   anchor.root if root is None else root, anchor.sender,
-                   anchor.block_number, anchor.block_hash)  # fmt: skip
+        return cls(
+            anchor.network_chain_id,
+            anchor.tx_hash,
+            anchor.root if root is None else root,
+            anchor.sender,
+            anchor.block_number,
+            anchor.block_hash,
+        )
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,10 @@ def check_anchor_tx(
     """Read the transaction `recorded` names and compare it (steps 1-5 of the module)."""
     served = reader.network_chain_id()  # 1
     if served != recorded.network_chain_id:
-        detail = (f"the chain reader serves chain id {served}, the anchor is on"
-                  f" {recorded.network_chain_id}")  # fmt: skip
+        detail = (
+            f"the chain reader serves chain id {served}, the anchor is on"
+            f" {recorded.network_chain_id}"
+        )
         return AnchorTxCheck(None, (TxFinding(Finding.OTHER_NETWORK, detail),))
     tx = reader.transaction(recorded.tx_hash)  # 2
     if tx is None:
@@ -111,18 +118,30 @@ def transaction_findings(recorded: RecordedAnchor, tx: OnChainTx) -> tuple[TxFin
     if tx.status != 1:
         findings.append(TxFinding(Finding.REVERTED, "the transaction reverted"))
     if tx.sender.lower() != recorded.sender.lower():
-        findings.append(TxFinding(Finding.OTHER_SENDER,
-                                  f"the transaction was sent by {tx.sender}, not by the"
-                                  f" recorded sender {recorded.sender}"))  # fmt: skip
+        findings.append(
+            TxFinding(
+                Finding.OTHER_SENDER,
+                f"the transaction was sent by {tx.sender}, not by the"
+                f" recorded sender {recorded.sender}",
+            )
+        )
     if not same_block_hash(recorded.block_hash, tx.block_hash):
-        findings.append(TxFinding(Finding.REORGED,
-                                  f"the transaction is now in block {tx.block_number}"
-                                  f" ({tx.block_hash}), not in the recorded block"
-                                  f" {recorded.block_number} ({recorded.block_hash})"))  # fmt: skip
+        findings.append(
+            TxFinding(
+                Finding.REORGED,
+                f"the transaction is now in block {tx.block_number}"
+                f" ({tx.block_hash}), not in the recorded block"
+                f" {recorded.block_number} ({recorded.block_hash})",
+            )
+        )
     elif tx.block_number != recorded.block_number:
-        findings.append(TxFinding(Finding.OTHER_BLOCK_NUMBER,
-                                  f"block {tx.block_hash} is number {tx.block_number}, the"
-                                  f" anchor records {recorded.block_number}"))  # fmt: skip
+        findings.append(
+            TxFinding(
+                Finding.OTHER_BLOCK_NUMBER,
+                f"block {tx.block_hash} is number {tx.block_number}, the"
+                f" anchor records {recorded.block_number}",
+            )
+        )
     return tuple(findings)
 
 

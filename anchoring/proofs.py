@@ -103,35 +103,53 @@ class AnchorProof:
 
     def to_file(self) -> AnchorProofFile:
         return AnchorProofFile(
-            format=PROOF_FORMAT, chain=self.chain, size=self.size,
+            format=PROOF_FORMAT,
+            chain=self.chain,
+            size=self.size,
             anchored_size=self.anchored_size,
             consistency_proof=[h.hex() for h in self.consistency_proof],
-            anchored_checkpoint=self.anchored_checkpoint, anchor_index=self.anchor_index,
+            anchored_checkpoint=self.anchored_checkpoint,
+            anchor_index=self.anchor_index,
             anchor_size=self.anchor_size,
             anchor_inclusion_proof=[h.hex() for h in self.anchor_inclusion_proof],
-            anchor_root=self.anchor_root.hex(), network_chain_id=self.network_chain_id,
-            tx_hash=self.tx_hash, block_number=self.block_number, block_hash=self.block_hash,
+            anchor_root=self.anchor_root.hex(),
+            network_chain_id=self.network_chain_id,
+            tx_hash=self.tx_hash,
+            block_number=self.block_number,
+            block_hash=self.block_hash,
             sender=self.sender,
-        )  # fmt: skip
+        )
 
     @classmethod
     def from_file(cls, proof: AnchorProofFile) -> AnchorProof:
         """The proof a decoded (hence validated) anchor proof file holds."""
         return cls(
-            chain=proof.chain, size=proof.size, anchored_size=proof.anchored_size,
+            chain=proof.chain,
+            size=proof.size,
+            anchored_size=proof.anchored_size,
             consistency_proof=tuple(bytes.fromhex(h) for h in proof.consistency_proof),
-            anchored_checkpoint=proof.anchored_checkpoint, anchor_index=proof.anchor_index,
+            anchored_checkpoint=proof.anchored_checkpoint,
+            anchor_index=proof.anchor_index,
             anchor_size=proof.anchor_size,
             anchor_inclusion_proof=tuple(bytes.fromhex(h) for h in proof.anchor_inclusion_proof),
             anchor_root=bytes.fromhex(proof.anchor_root),
-            network_chain_id=proof.network_chain_id, tx_hash=proof.tx_hash,
-            block_number=proof.block_number, block_hash=proof.block_hash, sender=proof.sender,
-        )  # fmt: skip
+            network_chain_id=proof.network_chain_id,
+            tx_hash=proof.tx_hash,
+            block_number=proof.block_number,
+            block_hash=proof.block_hash,
+            sender=proof.sender,
+        )
 
     def recorded(self) -> RecordedAnchor:
         """The anchor transaction as the proof records it."""
-        return RecordedAnchor(self.network_chain_id, self.tx_hash, self.anchor_root,
-                              self.sender, self.block_number, self.block_hash)  # fmt: skip
+        return RecordedAnchor(
+            self.network_chain_id,
+            self.tx_hash,
+            self.anchor_root,
+            self.sender,
+            self.block_number,
+            self.block_hash,
+        )
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = msgspec.to_builtins(self.to_file())
@@ -168,27 +186,38 @@ def anchor_proof(
     nodes.add_runs(tree.extend(notes))
     if tree.root() != anchor.root:
         raise RootMismatchError(anchor.root, tree.root(), f"anchor {anchor.tx_hash}")
-    consistency = (consistency_proof(size, anchored_size, ChainNodes(store, chain))
-                   if size < anchored_size else [])  # fmt: skip
+    consistency = (
+        consistency_proof(size, anchored_size, ChainNodes(store, chain))
+        if size < anchored_size
+        else []
+    )
     return AnchorProof(
-        chain=chain, size=size, anchored_size=anchored_size,
-        consistency_proof=tuple(consistency), anchored_checkpoint=notes[index],
-        anchor_index=index, anchor_size=len(notes),
+        chain=chain,
+        size=size,
+        anchored_size=anchored_size,
+        consistency_proof=tuple(consistency),
+        anchored_checkpoint=notes[index],
+        anchor_index=index,
+        anchor_size=len(notes),
         anchor_inclusion_proof=tuple(inclusion_proof(index, len(notes), nodes)),
-        anchor_root=anchor.root, network_chain_id=anchor.network_chain_id,
-        tx_hash=anchor.tx_hash, block_number=anchor.block_number,
-        block_hash=anchor.block_hash, sender=anchor.sender,
-    )  # fmt: skip
+        anchor_root=anchor.root,
+        network_chain_id=anchor.network_chain_id,
+        tx_hash=anchor.tx_hash,
+        block_number=anchor.block_number,
+        block_hash=anchor.block_hash,
+        sender=anchor.sender,
+    )
 
 
 def _earliest_covering(
     anchors: Sequence[StoredAnchor], chain: int, size: int, network_chain_id: int | None
 ) -> StoredAnchor:
     candidates = [
-        a for a in anchors
+        a
+        for a in anchors
         if (network_chain_id is None or a.network_chain_id == network_chain_id)
         and dict(a.checkpoints).get(chain, -1) >= size
-    ]  # fmt: skip
+    ]
     if not candidates:
         raise AnchorNotFoundError(f"no final anchor covers checkpoint {size} of chain {chain} yet")
     return min(candidates, key=lambda a: (a.block_number, a.event_ns))
@@ -243,11 +272,16 @@ def verify_anchor_proof_offline(proof: AnchorProof, note_bytes: bytes) -> None:
             f"the anchored checkpoint has size {anchored.size}, the proof says"
             f" {proof.anchored_size}"
         )
-    verify_consistency(checkpoint.size, anchored.size, proof.consistency_proof,
-                       checkpoint.root, anchored.root)  # fmt: skip
-    verify_inclusion(proof.anchor_index, proof.anchor_size,  # 3
-                     leaf_hash(proof.anchored_checkpoint), proof.anchor_inclusion_proof,
-                     proof.anchor_root)  # fmt: skip
+    verify_consistency(
+        checkpoint.size, anchored.size, proof.consistency_proof, checkpoint.root, anchored.root
+    )
+    verify_inclusion(
+        proof.anchor_index,
+        proof.anchor_size,  # 3
+        leaf_hash(proof.anchored_checkpoint),
+        proof.anchor_inclusion_proof,
+        proof.anchor_root,
+    )
 
 
 def verify_stored_anchor(
@@ -287,6 +321,8 @@ def require_anchor_tx(
     if first.kind == Finding.OTHER_NETWORK:
         raise error(first.detail)
     if first.kind == Finding.UNCONFIRMED:
-        raise error(f"anchor transaction {recorded.tx_hash} has {check.confirmations}"
-                    f" confirmation(s), {min_confirmations} required")  # fmt: skip
+        raise error(
+            f"anchor transaction {recorded.tx_hash} has {check.confirmations}"
+            f" confirmation(s), {min_confirmations} required"
+        )
     raise error(f"anchor transaction {recorded.tx_hash}: {first.detail}")

@@ -58,8 +58,13 @@ RPC_RETRY_MAX_S = 1.0
 # enough that one odd block does not set the tip.
 FEE_HISTORY_BLOCKS = 10
 REWARD_PERCENTILE = 50
-TRANSIENT = (OSError, ProviderConnectionError, TooManyRequests, RequestTimedOut,
-             TransactionIndexingInProgress)  # fmt: skip
+TRANSIENT = (
+    OSError,
+    ProviderConnectionError,
+    TooManyRequests,
+    RequestTimedOut,
+    TransactionIndexingInProgress,
+)
 ALREADY_KNOWN = ("already known", "already imported", "known transaction")
 
 
@@ -104,15 +109,19 @@ class ChainClient:
         self.rpc_url = rpc_url
         self.endpoint = redact_url(rpc_url)
         self.chain_id = chain_id
-        provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_S},
-                                     exception_retry_configuration=None)  # fmt: skip
+        provider = Web3.HTTPProvider(
+            rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_S}, exception_retry_configuration=None
+        )
         self.w3 = Web3(provider)
         self._chain_checked = False
 
     def _call(
-        self, what: str, fn: Callable[..., T], *args: Any,
+        self,
+        what: str,
+        fn: Callable[..., T],
+        *args: Any,
         verdicts: tuple[type[Exception], ...] = (TransactionNotFound,),
-    ) -> T:  # fmt: skip
+    ) -> T:
         """`fn(*args)`, retried on transport errors. JSON-RPC errors of the `verdicts` types
         reach the caller; any other error answer (or web3 error) counts as the node being
         unusable: ServiceUnavailableError."""
@@ -167,8 +176,9 @@ class ChainClient:
     def block_hash(self, number: int) -> str | None:
         """The hash of the canonical block at `number`, None if there is none (any more)."""
         try:
-            block: Any = self._call("eth_getBlockByNumber", self.w3.eth.get_block, number,
-                                    verdicts=(BlockNotFound,))  # fmt: skip
+            block: Any = self._call(
+                "eth_getBlockByNumber", self.w3.eth.get_block, number, verdicts=(BlockNotFound,)
+            )
         except BlockNotFound:
             return None
         return hex0x(block["hash"]) if block else None
@@ -180,8 +190,9 @@ class ChainClient:
         return self.chain_id
 
     def nonce(self, address: str, block: str | int = "latest") -> int:
-        return int(self._call("eth_getTransactionCount", self.w3.eth.get_transaction_count,
-                              address, block))  # fmt: skip
+        return int(
+            self._call("eth_getTransactionCount", self.w3.eth.get_transaction_count, address, block)
+        )
 
     def transaction_count(self, address: str, block: int) -> int:
         """The account's nonce after `block`: how many transactions it sent in 0..block."""
@@ -190,15 +201,22 @@ class ChainClient:
     def block_transactions(self, block: int) -> list[AccountTx]:
         """The transactions of the canonical block at `block`."""
         found: Any = self._call("eth_getBlockByNumber", self.w3.eth.get_block, block, True)
-        return [AccountTx(hex0x(tx["hash"]), str(tx["from"]), int(tx["nonce"]), bytes(tx["input"]))
-                for tx in found["transactions"]]  # fmt: skip
+        return [
+            AccountTx(hex0x(tx["hash"]), str(tx["from"]), int(tx["nonce"]), bytes(tx["input"]))
+            for tx in found["transactions"]
+        ]
 
     def balance(self, address: str) -> int:
         return int(self._call("eth_getBalance", self.w3.eth.get_balance, address))
 
     def fee_history(self) -> tuple[list[int], list[list[int]]]:
-        history: Any = self._call("eth_feeHistory", self.w3.eth.fee_history,
-                                  FEE_HISTORY_BLOCKS, "latest", [REWARD_PERCENTILE])  # fmt: skip
+        history: Any = self._call(
+            "eth_feeHistory",
+            self.w3.eth.fee_history,
+            FEE_HISTORY_BLOCKS,
+            "latest",
+            [REWARD_PERCENTILE],
+        )
         rewards = [[int(r) for r in block] for block in history.get("reward") or []]
         return [int(b) for b in history["baseFeePerGas"]], rewards
 
@@ -208,14 +226,16 @@ class ChainClient:
     def receipt(self, tx_hash: str) -> Receipt | None:
         """The receipt of a mined transaction, None while it is not (or no longer) mined."""
         try:
-            r: Any = self._call("eth_getTransactionReceipt",
-                                self.w3.eth.get_transaction_receipt, HexBytes(tx_hash))  # fmt: skip
+            r: Any = self._call(
+                "eth_getTransactionReceipt", self.w3.eth.get_transaction_receipt, HexBytes(tx_hash)
+            )
         except TransactionNotFound:
             return None
         if r is None or r.get("blockNumber") is None:
             return None
-        return Receipt(int(r["blockNumber"]), hex0x(r["blockHash"]), int(r["status"]),
-                       int(r["gasUsed"]))  # fmt: skip
+        return Receipt(
+            int(r["blockNumber"]), hex0x(r["blockHash"]), int(r["status"]), int(r["gasUsed"])
+        )
 
     def known(self, tx_hash: str) -> bool:
         """True if the node has the transaction (in its pool, or mined)."""
@@ -228,23 +248,34 @@ class ChainClient:
     def transaction(self, tx_hash: str) -> OnChainTx | None:
         """The mined transaction with its receipt's status and block, None if not mined."""
         try:
-            tx: Any = self._call("eth_getTransactionByHash", self.w3.eth.get_transaction,
-                                 HexBytes(tx_hash))  # fmt: skip
+            tx: Any = self._call(
+                "eth_getTransactionByHash", self.w3.eth.get_transaction, HexBytes(tx_hash)
+            )
         except TransactionNotFound:
             return None
         receipt = self.receipt(tx_hash)
         if receipt is None:
             return None
-        return OnChainTx(bytes(tx["input"]), str(tx["from"]), receipt.status,
-                         receipt.block_number, receipt.block_hash, int(tx["nonce"]))  # fmt: skip
+        return OnChainTx(
+            bytes(tx["input"]),
+            str(tx["from"]),
+            receipt.status,
+            receipt.block_number,
+            receipt.block_hash,
+            int(tx["nonce"]),
+        )
 
     # --- writes --------------------------------------------------------------------------
     def send_raw(self, raw: bytes, sender: str) -> None:
         """Broadcast a signed transaction. A node that already has it is fine; any other
         refusal raises RejectedTransaction (InsufficientFundsError for an unfunded sender)."""
         try:
-            self._call("eth_sendRawTransaction", self.w3.eth.send_raw_transaction, raw,
-                       verdicts=(Web3RPCError,))  # fmt: skip
+            self._call(
+                "eth_sendRawTransaction",
+                self.w3.eth.send_raw_transaction,
+                raw,
+                verdicts=(Web3RPCError,),
+            )
         except Web3RPCError as exc:
             message = str(getattr(exc, "message", exc))
             if any(text in message.lower() for text in ALREADY_KNOWN):

@@ -77,8 +77,15 @@ def run_round(service: AnchorService, send: bool = True, report: bool = True) ->
     metrics.blocked(None)
     if report:
         try:
-            publish(collect_status(service.records, service.chain, service.sender,
-                                   service.clock(), service.policy.reorg_watch_blocks))  # fmt: skip
+            publish(
+                collect_status(
+                    service.records,
+                    service.chain,
+                    service.sender,
+                    service.clock(),
+                    service.policy.reorg_watch_blocks,
+                )
+            )
         except AttestreamError as exc:
             log.warning("anchor gauges not refreshed: %s", exc)
     return RoundResult(sent=sent)
@@ -161,9 +168,10 @@ def anchor_once(
         return wait_until(stepped, timeout_s, interval_s=poll_s, what="a final anchor")
     except WaitTimeout as exc:
         raise ServiceUnavailableError(
-            "EVM JSON-RPC", service.chain.endpoint,
+            "EVM JSON-RPC",
+            service.chain.endpoint,
             f"the anchor of {sorted(target.items())} was not final within {timeout_s:.0f} s",
-        ) from exc  # fmt: skip
+        ) from exc
 
 
 def _covering(service: AnchorService, target: dict[int, int]) -> StoredAnchor | None:

@@ -25,9 +25,19 @@ columns existed (`AnchorsSchema.migrate` adds them with ALTER TABLE) the meaning
 success was final."""
 
 ANCHOR_COLUMNS = (
-    "anchored_at", "root", "network_chain_id", "tx_hash", "block_number", "block_hash",
-    "sender", "status", "gas_used", "cp_chains", "cp_sizes", *ANCHOR_LIFECYCLE_COLUMNS,
-)  # fmt: skip
+    "anchored_at",
+    "root",
+    "network_chain_id",
+    "tx_hash",
+    "block_number",
+    "block_hash",
+    "sender",
+    "status",
+    "gas_used",
+    "cp_chains",
+    "cp_sizes",
+    *ANCHOR_LIFECYCLE_COLUMNS,
+)
 
 ANCHORS_DDL = (
     """

@@ -157,8 +157,15 @@ class AnchorService:
             mined = self._record(reorged, S.MINED, **_block_fields(receipt))
             self._finalize_if_confirmed(mined, head)
         elif self.chain.known(tx.tx_hash):
-            self._record(reorged, S.PENDING, block_number=0, block_hash="", status="",
-                         gas_used=0, detail="back in the node's pool after a reorg")  # fmt: skip
+            self._record(
+                reorged,
+                S.PENDING,
+                block_number=0,
+                block_hash="",
+                status="",
+                gas_used=0,
+                detail="back in the node's pool after a reorg",
+            )
         else:
             log.warning("its checkpoints will be anchored again by the next transaction")
 
@@ -191,8 +198,11 @@ class AnchorService:
             self._finalize_if_confirmed(row, head)
         else:
             metrics.ERRORS.labels("reverted").inc()
-            log.error("anchor %s reverted in block %d; the checkpoints will be anchored again",
-                      tx.tx_hash, receipt.block_number)  # fmt: skip
+            log.error(
+                "anchor %s reverted in block %d; the checkpoints will be anchored again",
+                tx.tx_hash,
+                receipt.block_number,
+            )
 
     # --- sending -----------------------------------------------------------------------------
     def _replace_if_stuck(self, tx: StoredAnchor) -> None:
@@ -205,8 +215,12 @@ class AnchorService:
             suggested = self._suggest_fees()
         except FeeCapError:
             suggested = Fees(0, 0)  # the bump alone decides; the cap still applies
-        fees = bump_fees(Fees(tx.max_fee, tx.priority_fee), suggested,
-                         self.policy.bump_percent, self.policy.fee_cap_wei)  # fmt: skip
+        fees = bump_fees(
+            Fees(tx.max_fee, tx.priority_fee),
+            suggested,
+            self.policy.bump_percent,
+            self.policy.fee_cap_wei,
+        )
         if fees is None:
             if not known:
                 self._rebroadcast(tx)
@@ -218,11 +232,17 @@ class AnchorService:
             )
         gas = self._estimate_gas(tx.root)
         self._require_balance(gas, fees)
-        new = self._sign_and_send(tx.attempt, tx.nonce, tx.root, tx.checkpoints, fees, gas,
-                                  f"replaces {tx.tx_hash}: {reason}")  # fmt: skip
+        new = self._sign_and_send(
+            tx.attempt,
+            tx.nonce,
+            tx.root,
+            tx.checkpoints,
+            fees,
+            gas,
+            f"replaces {tx.tx_hash}: {reason}",
+        )
         if new is not None:
-            self._record(tx, S.REPLACED,
-                         detail=f"({reason}) by {new.tx_hash}, {fees.describe()}")  # fmt: skip
+            self._record(tx, S.REPLACED, detail=f"({reason}) by {new.tx_hash}, {fees.describe()}")
 
     def _rebroadcast(self, tx: StoredAnchor) -> None:
         """Put a transaction the node lost back in its pool, when it cannot be replaced."""
@@ -242,35 +262,71 @@ class AnchorService:
         self._require_balance(gas, fees)
         nonce = self.chain.nonce(self.sender, "pending")
         checkpoints = tuple((cp.chain, cp.size) for cp in latest)
-        sent = self._sign_and_send(uuid.uuid4().hex, nonce, root, checkpoints, fees, gas,
-                                   f"anchors {len(checkpoints)} checkpoint(s)")  # fmt: skip
+        sent = self._sign_and_send(
+            uuid.uuid4().hex,
+            nonce,
+            root,
+            checkpoints,
+            fees,
+            gas,
+            f"anchors {len(checkpoints)} checkpoint(s)",
+        )
         if sent is not None:
-            log.info("anchoring %s in %s (nonce %d, %s)", checkpoints, sent.tx_hash, nonce,
-                     fees.describe())  # fmt: skip
+            log.info(
+                "anchoring %s in %s (nonce %d, %s)",
+                checkpoints,
+                sent.tx_hash,
+                nonce,
+                fees.describe(),
+            )
         return sent
 
     def _sign_and_send(
-        self, attempt: str, nonce: int, root: bytes, checkpoints: tuple[tuple[int, int], ...],
-        fees: Fees, gas: int, detail: str,
-    ) -> StoredAnchor | None:  # fmt: skip
+        self,
+        attempt: str,
+        nonce: int,
+        root: bytes,
+        checkpoints: tuple[tuple[int, int], ...],
+        fees: Fees,
+        gas: int,
+        detail: str,
+    ) -> StoredAnchor | None:
         """Sign, record (write-ahead: before it can be mined), broadcast. None if refused."""
         tx: dict[str, Any] = {
-            "chainId": self.chain.chain_id, "to": self.sender, "value": 0,  # a 0-wei self-transfer
-            "data": encode_calldata(root), "nonce": nonce, "type": 2, "gas": gas,
-            "maxFeePerGas": fees.max_fee, "maxPriorityFeePerGas": fees.priority_fee,
-        }  # fmt: skip
+            "chainId": self.chain.chain_id,
+            "to": self.sender,
+            "value": 0,  # a 0-wei self-transfer
+            "data": encode_calldata(root),
+            "nonce": nonce,
+            "type": 2,
+            "gas": gas,
+            "maxFeePerGas": fees.max_fee,
+            "maxPriorityFeePerGas": fees.priority_fee,
+        }
         signed = self._account.sign_transaction(tx)
         tx_hash = hex0x(bytes(signed.hash))
         history = self.records.history(tx_hash)
         check_transition(TxState(history[-1].state) if history else None, S.PENDING)
         row = StoredAnchor(
-            anchored_at=_seconds(self._now_ns()), root=root,
-            network_chain_id=self.chain.chain_id, tx_hash=tx_hash, block_number=0,
-            block_hash="", sender=self.sender, status="", gas_used=0, checkpoints=checkpoints,
-            state=S.PENDING.value, event_ns=self._last_ns, attempt=attempt, nonce=nonce,
-            max_fee=fees.max_fee, priority_fee=fees.priority_fee,
-            raw_tx=bytes(signed.raw_transaction), detail=detail,
-        )  # fmt: skip
+            anchored_at=_seconds(self._now_ns()),
+            root=root,
+            network_chain_id=self.chain.chain_id,
+            tx_hash=tx_hash,
+            block_number=0,
+            block_hash="",
+            sender=self.sender,
+            status="",
+            gas_used=0,
+            checkpoints=checkpoints,
+            state=S.PENDING.value,
+            event_ns=self._last_ns,
+            attempt=attempt,
+            nonce=nonce,
+            max_fee=fees.max_fee,
+            priority_fee=fees.priority_fee,
+            raw_tx=bytes(signed.raw_transaction),
+            detail=detail,
+        )
         self.records.append(row)
         metrics.transition(S.PENDING)
         try:
@@ -286,12 +342,14 @@ class AnchorService:
 
     def _suggest_fees(self) -> Fees:
         base_fees, rewards = self.chain.fee_history()
-        return fees_from_history(base_fees, rewards, self.policy.min_tip_wei,
-                                 self.policy.fee_cap_wei)  # fmt: skip
+        return fees_from_history(
+            base_fees, rewards, self.policy.min_tip_wei, self.policy.fee_cap_wei
+        )
 
     def _estimate_gas(self, root: bytes) -> int:
-        return self.chain.estimate_gas({"from": self.sender, "to": self.sender, "value": 0,
-                                        "data": encode_calldata(root)})  # fmt: skip
+        return self.chain.estimate_gas(
+            {"from": self.sender, "to": self.sender, "value": 0, "data": encode_calldata(root)}
+        )
 
     def _require_balance(self, gas: int, fees: Fees) -> None:
         """InsufficientFundsError unless the balance pays for the configured number of

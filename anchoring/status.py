@@ -51,26 +51,38 @@ class AnchorStatus:
             "balance_wei": self.balance_wei,
             "balance_eth": None if self.balance_wei is None else self.balance_wei / 10**18,
             "head_block": self.head_block,
-            "last_anchor": None if last is None else {
-                "tx_hash": last.tx_hash, "block_number": last.block_number,
-                "block_hash": last.block_hash, "final_at": last.anchored_at.isoformat() + "Z",
+            "last_anchor": None
+            if last is None
+            else {
+                "tx_hash": last.tx_hash,
+                "block_number": last.block_number,
+                "block_hash": last.block_hash,
+                "final_at": last.anchored_at.isoformat() + "Z",
                 "gas_used": last.gas_used,
                 "checkpoints": [{"chain": c, "size": s} for c, s in last.checkpoints],
             },
             "pending": [vars(tx) for tx in self.in_flight],
-            "chains": [{
-                "chain": b.chain, "latest_size": b.latest_size, "anchored_size": b.anchored_size,
-                "unanchored_checkpoints": b.unanchored_checkpoints,
-            } for b in self.chains],
+            "chains": [
+                {
+                    "chain": b.chain,
+                    "latest_size": b.latest_size,
+                    "anchored_size": b.anchored_size,
+                    "unanchored_checkpoints": b.unanchored_checkpoints,
+                }
+                for b in self.chains
+            ],
             "oldest_unanchored_decision_age_s": self.oldest_unanchored_age_s,
             "problems": self.problems,
-        }  # fmt: skip
+        }
 
 
 def collect_status(
-    records: AnchorRecords, chain: ChainClient | None, sender: str | None, now: float,
+    records: AnchorRecords,
+    chain: ChainClient | None,
+    sender: str | None,
+    now: float,
     watch_blocks: int = 64,
-) -> AnchorStatus:  # fmt: skip
+) -> AnchorStatus:
     """Everything from the store, plus the balance and head block when the chain answers."""
     status = AnchorStatus(records.network_chain_id, chain.endpoint if chain else "", sender)
     if chain is not None:
@@ -85,9 +97,16 @@ def collect_status(
     head = status.head_block if status.head_block is not None else 0
     for tx in records.open_transactions(head - watch_blocks):
         if tx.state != TxState.FINAL.value:
-            status.in_flight.append(InFlight(tx.tx_hash, tx.state, tx.nonce,
-                                             round(now - tx.event_ns / 1e9, 1),
-                                             tx.max_fee / GWEI, tx.block_number))  # fmt: skip
+            status.in_flight.append(
+                InFlight(
+                    tx.tx_hash,
+                    tx.state,
+                    tx.nonce,
+                    round(now - tx.event_ns / 1e9, 1),
+                    tx.max_fee / GWEI,
+                    tx.block_number,
+                )
+            )
     status.chains = records.backlog(max_sizes(final))
     oldest = [b.oldest_unanchored_logged_at for b in status.chains if b.oldest_unanchored_logged_at]
     if oldest:

@@ -165,6 +165,7 @@ class AnchorRecords:
             anchored = covered.get(chain, 0)
             tail = self.store.tail_beyond(chain, anchored)
             latest_size = max(tail.max_size, anchored) if tail.checkpoints else anchored
-            result.append(ChainBacklog(chain, latest_size, anchored, tail.checkpoints,
-                                       tail.oldest_logged_at))  # fmt: skip
+            result.append(
+                ChainBacklog(chain, latest_size, anchored, tail.checkpoints, tail.oldest_logged_at)
+            )
         return result

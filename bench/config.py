@@ -68,7 +68,16 @@ class BenchConfig:
 
 FULL = BenchConfig()
 QUICK = BenchConfig(
-    runs=1, decisions=3000, batch_max=1000, proofs=20, tree_leaves=10_000, raw_hashes=20_000,
-    pure_entries=2000, stream_runs=1, stream_events=2000, stream_latency_s=2.0,
-    stream_training=6000, quick=True,
-)  # fmt: skip
+    runs=1,
+    decisions=3000,
+    batch_max=1000,
+    proofs=20,
+    tree_leaves=10_000,
+    raw_hashes=20_000,
+    pure_entries=2000,
+    stream_runs=1,
+    stream_events=2000,
+    stream_latency_s=2.0,
+    stream_training=6000,
+    quick=True,
+)

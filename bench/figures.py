@@ -46,7 +46,7 @@ class Measurements:
                     "merges_settled_after_s": p.settle_s,
                 }
                 for p in self.proofs
-            ],  # fmt: skip
+            ],
             "tree_seconds": self.tree_s,
             "raw_hash_seconds": self.raw_hash_s,
             "entry_costs_us": [asdict(c) | {"total_us": c.total_us} for c in self.entry_costs],
@@ -56,9 +56,12 @@ class Measurements:
 
 def build_figures(m: Measurements) -> list[Figure]:
     return [
-        *_pipeline_figures(m), *_proof_figures(m), _tree_figure(m), *_entry_figures(m),
+        *_pipeline_figures(m),
+        *_proof_figures(m),
+        _tree_figure(m),
+        *_entry_figures(m),
         *stream_figures(m.stream_count, m.stream_decide, m.stream_latency),
-    ]  # fmt: skip
+    ]
 
 
 def _pipeline_figures(m: Measurements) -> list[Figure]:
@@ -68,14 +71,25 @@ def _pipeline_figures(m: Measurements) -> list[Figure]:
     ratio = value / ceiling
     return [
         Figure(
-            "a", "ledger throughput: decisions made durable (entries, nodes, signed checkpoint,"
-            " offsets committed)", "entries/s", value, ledger, ceiling, "b", "", ratio,
-            [Target(f"≥ {TARGET_LEDGER_RATE:,.0f} entries/s", value >= TARGET_LEDGER_RATE),
-             Target(f"ratio ≥ {TARGET_LEDGER_RATIO}", ratio >= TARGET_LEDGER_RATIO)],
+            "a",
+            "ledger throughput: decisions made durable (entries, nodes, signed checkpoint,"
+            " offsets committed)",
+            "entries/s",
+            value,
+            ledger,
+            ceiling,
+            "b",
+            "",
+            ratio,
+            [
+                Target(f"≥ {TARGET_LEDGER_RATE:,.0f} entries/s", value >= TARGET_LEDGER_RATE),
+                Target(f"ratio ≥ {TARGET_LEDGER_RATIO}", ratio >= TARGET_LEDGER_RATIO),
+            ],
         ),
-        Figure("b", "raw ceiling: consume, insert columns + bytes, commit", "entries/s",
-               ceiling, raw),
-    ]  # fmt: skip
+        Figure(
+            "b", "raw ceiling: consume, insert columns + bytes, commit", "entries/s", ceiling, raw
+        ),
+    ]
 
 
 def _proof_figures(m: Measurements) -> list[Figure]:
@@ -84,11 +98,20 @@ def _proof_figures(m: Measurements) -> list[Figure]:
         values = [stat(p.proof_ms) for p in m.proofs]
         ceilings = [stat(p.single_read_ms) for p in m.proofs]
         value, ceiling = median(values), median(ceilings)
-        figures.append(Figure(
-            key, f"inclusion proof from ClickHouse, {what} per proof", "ms", value, values,
-            ceiling, "one node read by key", "", ceiling / value,
-            [Target(f"< {TARGET_PROOF_MS:g} ms", value < TARGET_PROOF_MS)],
-        ))  # fmt: skip
+        figures.append(
+            Figure(
+                key,
+                f"inclusion proof from ClickHouse, {what} per proof",
+                "ms",
+                value,
+                values,
+                ceiling,
+                "one node read by key",
+                "",
+                ceiling / value,
+                [Target(f"< {TARGET_PROOF_MS:g} ms", value < TARGET_PROOF_MS)],
+            )
+        )
     return figures
 
 
@@ -103,27 +126,46 @@ def _tree_figure(m: Measurements) -> Figure:
     value, ceiling = median(rates), median(raw)
     ratio = value / ceiling
     return Figure(
-        "d", f"tree append in memory, {leaves:,} leaves", "leaves/s", value, rates, ceiling,
-        "raw SHA-256 of 65-byte inputs", "hashes/s", ratio,
+        "d",
+        f"tree append in memory, {leaves:,} leaves",
+        "leaves/s",
+        value,
+        rates,
+        ceiling,
+        "raw SHA-256 of 65-byte inputs",
+        "hashes/s",
+        ratio,
         [Target(f"≥ {TARGET_TREE_RATE:,.0f} leaves/s", value >= TARGET_TREE_RATE)],
-    )  # fmt: skip
+    )
 
 
 def _entry_figures(m: Measurements) -> list[Figure]:
     costs = m.entry_costs
     rows = [
         ("e1", "per entry: decode + validate the decision", [c.decode_us for c in costs]),
-        ("e2", "per entry: ChainWriter.append (encode, leaf hash, columns, tree)",
-         [c.append_us for c in costs]),
+        (
+            "e2",
+            "per entry: ChainWriter.append (encode, leaf hash, columns, tree)",
+            [c.append_us for c in costs],
+        ),
         ("e3", "  of which the leaf hash", [c.leaf_hash_us for c in costs]),
         ("e4", "  of which the tree", [c.tree_us for c in costs]),
-    ]  # fmt: skip
+    ]
     figures = [Figure(key, name, "µs", median(values), values) for key, name, values in rows]
     totals = [c.total_us for c in costs]
     hashing = median([c.leaf_hash_us for c in costs])
     total = median(totals)
-    figures.append(Figure(
-        "e", "per entry: pure-Python total (e1 + e2), no I/O", "µs", total, totals, hashing,
-        "the leaf hash alone", "", hashing / total,
-    ))  # fmt: skip
+    figures.append(
+        Figure(
+            "e",
+            "per entry: pure-Python total (e1 + e2), no I/O",
+            "µs",
+            total,
+            totals,
+            hashing,
+            "the leaf hash alone",
+            "",
+            hashing / total,
+        )
+    )
     return figures

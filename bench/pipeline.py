@@ -88,8 +88,7 @@ def run_ledger(
 ) -> tuple[PipelineRun, AnchoredStore]:
     """One sequencer over the whole topic into a fresh database; returns the open store."""
     store = AnchoredStore(scratch_database_url(clickhouse_url, "bench_ledger"))
-    config = SequencerConfig(bootstrap, topic, f"bench-{uuid.uuid4().hex[:10]}", ORIGIN,
-                             batch_max)  # fmt: skip
+    config = SequencerConfig(bootstrap, topic, f"bench-{uuid.uuid4().hex[:10]}", ORIGIN, batch_max)
     sequencer = Sequencer(config, store, signer_from_seed(ORIGIN, SIGNING_SEED))
     timed = _TimedConsumer(sequencer.consumer, records, sequencer.stop)
     sequencer.consumer = timed  # type: ignore[assignment]
@@ -160,8 +159,7 @@ def run_raw(
             decisions = [decode(v) for v in values]
             columns = _raw_columns(topic, decisions, values, offsets)
             store.insert(columns)
-            consumer.commit(offsets=[TopicPartition(topic, 0, offsets[-1] + 1)],
-                            asynchronous=False)  # fmt: skip
+            consumer.commit(offsets=[TopicPartition(topic, 0, offsets[-1] + 1)], asynchronous=False)
             done += len(messages)
         finished = time.perf_counter()
     finally:

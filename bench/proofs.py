@@ -41,8 +41,7 @@ class ProofTimes:
 def wait_for_merges(store: ClickHouseStore) -> float:
     """Wait (bounded) until no merge runs in the store's database; return the seconds waited."""
     started = time.perf_counter()
-    poll_until(store.running_merges, lambda n: n == 0, SETTLE_TIMEOUT_S,
-               interval_s=SETTLE_POLL_S)  # fmt: skip
+    poll_until(store.running_merges, lambda n: n == 0, SETTLE_TIMEOUT_S, interval_s=SETTLE_POLL_S)
     return time.perf_counter() - started
 
 

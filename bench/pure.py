@@ -90,8 +90,9 @@ def time_entry_costs(values: list[bytes], batch_max: int) -> EntryCosts:
     hash_s, leaves = _timed(lambda: [leaf_hash(entry) for entry in entries])
     tree_s = time_tree(leaves)
     per_entry = 1e6 / len(values)
-    return EntryCosts(decode_s * per_entry, append_s * per_entry, hash_s * per_entry,
-                      tree_s * per_entry)  # fmt: skip
+    return EntryCosts(
+        decode_s * per_entry, append_s * per_entry, hash_s * per_entry, tree_s * per_entry
+    )
 
 
 def _timed(work: Callable[[], Any]) -> tuple[float, Any]:

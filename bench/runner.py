@@ -65,12 +65,19 @@ def run_benchmarks(
 
 
 def measure(config: BenchConfig, ep: Endpoints) -> Measurements:
-    measured = Measurements(sizes={
-        "decisions": config.decisions, "batch_max": config.batch_max, "proofs": config.proofs,
-        "tree_leaves": config.tree_leaves, "raw_hashes": config.raw_hashes,
-        "pure_entries": config.pure_entries, "stream_runs": config.stream_runs,
-        "stream_events": config.stream_events, "stream_batch_max": config.stream_batch_max,
-    })  # fmt: skip
+    measured = Measurements(
+        sizes={
+            "decisions": config.decisions,
+            "batch_max": config.batch_max,
+            "proofs": config.proofs,
+            "tree_leaves": config.tree_leaves,
+            "raw_hashes": config.raw_hashes,
+            "pure_entries": config.pure_entries,
+            "stream_runs": config.stream_runs,
+            "stream_events": config.stream_events,
+            "stream_batch_max": config.stream_batch_max,
+        }
+    )
     topic = f"bench-decisions-{uuid.uuid4().hex[:10]}"
     fill_topic(ep.kafka_bootstrap, topic, decision_values(config.decisions, config.seed))
     args = (ep.kafka_bootstrap, ep.clickhouse_url, topic, config.decisions, config.batch_max)
@@ -107,10 +114,14 @@ def _measure_pure(config: BenchConfig, measured: Measurements) -> None:
 def _measure_stream(config: BenchConfig, ep: Endpoints, measured: Measurements) -> None:
     """(f, g, h): a fraud model trained for the run, then workers over fresh topics."""
     with stream.stream_setup(
-        ep.kafka_bootstrap, config.stream_events, config.stream_batch_max,
-        config.stream_batch_within_s, config.stream_latency_s, config.seed,
+        ep.kafka_bootstrap,
+        config.stream_events,
+        config.stream_batch_max,
+        config.stream_batch_within_s,
+        config.stream_latency_s,
+        config.seed,
         config.stream_training,
-    ) as setup:  # fmt: skip
+    ) as setup:
         for run in range(config.stream_runs):
             gc.collect()
             count, decide, latency = stream.measure_stream(setup, run)

@@ -134,9 +134,14 @@ class DecisionsWatch:
         self._thread.start()
 
     def _read(self) -> None:
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "enable.auto.commit": False,
-                             "group.id": f"bench-watch-{uuid.uuid4().hex[:10]}",
-                             "fetch.wait.max.ms": WATCH_FETCH_WAIT_MS})  # fmt: skip
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "enable.auto.commit": False,
+                "group.id": f"bench-watch-{uuid.uuid4().hex[:10]}",
+                "fetch.wait.max.ms": WATCH_FETCH_WAIT_MS,
+            }
+        )
         consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         try:
             while not self._stop.is_set():
@@ -149,8 +154,12 @@ class DecisionsWatch:
     def wait_for(self, count: int, timeout_s: float) -> float:
         """The arrival time of the `count`-th decision, waiting for it up to `timeout_s`."""
         try:
-            wait_until(lambda: len(self.arrivals) >= count, timeout_s, interval_s=POLL_S,
-                       what=f"{count} decisions")  # fmt: skip
+            wait_until(
+                lambda: len(self.arrivals) >= count,
+                timeout_s,
+                interval_s=POLL_S,
+                what=f"{count} decisions",
+            )
         except WaitTimeout as exc:
             raise ServiceUnavailableError(
                 "detect worker", self.topic, f"{len(self.arrivals)} of {count} decisions"
@@ -171,17 +180,23 @@ class Worker:
         self.log = log
         self.started = time.time()
         self.proc = processes.start(
-            [sys.executable, "-m", "bench.stream_worker", mode,
-             msgspec.json.encode(settings).decode()],
+            [
+                sys.executable,
+                "-m",
+                "bench.stream_worker",
+                mode,
+                msgspec.json.encode(settings).decode(),
+            ],
             log=log,
-        )  # fmt: skip
+        )
 
     def wait_stamp(self, name: str, timeout_s: float) -> Stamp:
         def stamped() -> Stamp | None:
             found = next((stamp for stamp in self._stamps() if stamp.stamp == name), None)
             if found is None and self.proc.poll() is not None:
-                raise ServiceUnavailableError("stream worker", self.mode,
-                                              f"exited before its {name!r} stamp")  # fmt: skip
+                raise ServiceUnavailableError(
+                    "stream worker", self.mode, f"exited before its {name!r} stamp"
+                )
             return found
 
         try:
@@ -204,13 +219,19 @@ class Worker:
 def _worker_settings(setup: StreamSetup, topic: str, tag: str) -> WorkerSettings:
     suffix = f"{tag}-{uuid.uuid4().hex[:10]}"
     return WorkerSettings(
-        bootstrap=setup.bootstrap, app_id=f"bench-stream-{suffix}", topic=topic,
-        decisions_topic=f"bench-decisions-{suffix}", dead_letter_topic=f"bench-dead-{suffix}",
-        labels_topic=f"bench-labels-{suffix}", records=setup.events,
-        batch_max=setup.batch_max, batch_within_s=setup.batch_within_s,
-        models_dir=str(setup.models_dir), model_sha256=setup.model_sha256,
+        bootstrap=setup.bootstrap,
+        app_id=f"bench-stream-{suffix}",
+        topic=topic,
+        decisions_topic=f"bench-decisions-{suffix}",
+        dead_letter_topic=f"bench-dead-{suffix}",
+        labels_topic=f"bench-labels-{suffix}",
+        records=setup.events,
+        batch_max=setup.batch_max,
+        batch_within_s=setup.batch_within_s,
+        models_dir=str(setup.models_dir),
+        model_sha256=setup.model_sha256,
         stamps=str(setup.work_dir / f"stamps-{suffix}.jsonl"),
-    )  # fmt: skip
+    )
 
 
 def fill_payments(bootstrap: str, topic: str, events: int, seed: int) -> None:
@@ -232,23 +253,32 @@ def run_count(setup: StreamSetup, topic: str) -> StreamRun:
         done = worker.wait_stamp("done", RUN_TIMEOUT_S)
     finally:
         worker.stop()
-    return StreamRun("count", setup.events, done.t - first.t, done.cpu - first.cpu,
-                     first.t - worker.started)  # fmt: skip
+    return StreamRun(
+        "count", setup.events, done.t - first.t, done.cpu - first.cpu, first.t - worker.started
+    )
 
 
 def run_decide(setup: StreamSetup, topic: str) -> tuple[StreamRun, LatencyRun]:
     """(f) The detection worker over the whole topic, then (h) at half its rate."""
     settings = _worker_settings(setup, topic, "decide")
-    ensure_topics(setup.bootstrap, [settings.decisions_topic, settings.dead_letter_topic,
-                                    settings.labels_topic], partitions=1)  # fmt: skip
+    ensure_topics(
+        setup.bootstrap,
+        [settings.decisions_topic, settings.dead_letter_topic, settings.labels_topic],
+        partitions=1,
+    )
     watch = DecisionsWatch(setup.bootstrap, settings.decisions_topic)
     worker = Worker("decide", settings, setup.work_dir / "decide.log")
     try:
         first = worker.wait_stamp("first_batch", WORKER_START_TIMEOUT_S)
         received = watch.wait_for(setup.events, RUN_TIMEOUT_S)
         done = worker.wait_stamp("done", RUN_TIMEOUT_S)
-        run = StreamRun("decide", setup.events, received - first.t, done.cpu - first.cpu,
-                        first.t - worker.started)  # fmt: skip
+        run = StreamRun(
+            "decide",
+            setup.events,
+            received - first.t,
+            done.cpu - first.cpu,
+            first.t - worker.started,
+        )
         latency = _latency(setup, topic, watch, run.rate / 2)
     finally:
         worker.stop()
@@ -299,12 +329,27 @@ def measure_stream(setup: StreamSetup, run: int) -> tuple[StreamRun, StreamRun, 
 
 
 @contextlib.contextmanager
-def stream_setup(bootstrap: str, events: int, batch_max: int, batch_within_s: float,
-                 latency_s: float, seed: int, training: int = TRAINING_PAYMENTS,
-                 ) -> Iterator[StreamSetup]:  # fmt: skip
+def stream_setup(
+    bootstrap: str,
+    events: int,
+    batch_max: int,
+    batch_within_s: float,
+    latency_s: float,
+    seed: int,
+    training: int = TRAINING_PAYMENTS,
+) -> Iterator[StreamSetup]:
     """A temporary models directory with a freshly trained fraud model, and a work dir."""
     with tempfile.TemporaryDirectory(prefix="attestream-bench-stream-") as tmp:
         work = Path(tmp)
         sha = train_model(work / "models", seed, training)
-        yield StreamSetup(bootstrap, work / "models", sha, events, batch_max, batch_within_s,
-                          latency_s, seed, work)  # fmt: skip
+        yield StreamSetup(
+            bootstrap,
+            work / "models",
+            sha,
+            events,
+            batch_max,
+            batch_within_s,
+            latency_s,
+            seed,
+            work,
+        )

@@ -23,24 +23,49 @@ def stream_figures(
     half = median([run.rate for run in latency])
     figures = [
         Figure(
-            "f", "stream: decisions/s of one faust worker (parse, state, features, score,"
-            " reasons, decision sent)", "decisions/s", value, rates, ceiling, "g", "events/s",
+            "f",
+            "stream: decisions/s of one faust worker (parse, state, features, score,"
+            " reasons, decision sent)",
+            "decisions/s",
+            value,
+            rates,
+            ceiling,
+            "g",
+            "events/s",
             ratio,
             [Target(f"ratio ≥ {TARGET_STREAM_RATIO}", ratio >= TARGET_STREAM_RATIO)],
         ),
         Figure(
-            "f1", "  its CPU time per decision (all threads)", "µs", cpu_value, cpu,
-            cpu_ceiling, "per event counted by g", "", cpu_ceiling / cpu_value,
+            "f1",
+            "  its CPU time per decision (all threads)",
+            "µs",
+            cpu_value,
+            cpu,
+            cpu_ceiling,
+            "per event counted by g",
+            "",
+            cpu_ceiling / cpu_value,
         ),
-        Figure("g", "stream raw ceiling: the same worker's agent taking batches and counting",
-               "events/s", ceiling, ceilings),
-    ]  # fmt: skip
+        Figure(
+            "g",
+            "stream raw ceiling: the same worker's agent taking batches and counting",
+            "events/s",
+            ceiling,
+            ceilings,
+        ),
+    ]
     for key, pct in (("h1", P50), ("h2", P99)):
         values = [percentile(run.received_ms, pct) for run in latency]
-        figures.append(Figure(
-            key, f"stream latency p{pct}: event time to decision read back, at half of f"
-            f" ({half:,.0f} events/s)", "ms", median(values), values,
-        ))  # fmt: skip
+        figures.append(
+            Figure(
+                key,
+                f"stream latency p{pct}: event time to decision read back, at half of f"
+                f" ({half:,.0f} events/s)",
+                "ms",
+                median(values),
+                values,
+            )
+        )
     return figures
 
 
@@ -53,8 +78,7 @@ def stream_details(
         return asdict(r) | {"rate": r.rate, "cpu_us_per_event": r.cpu_us_per_event}
 
     def spread(values: list[float]) -> dict[str, float]:
-        return {"p50": percentile(values, P50), "p99": percentile(values, P99),
-                "max": max(values)}  # fmt: skip
+        return {"p50": percentile(values, P50), "p99": percentile(values, P99), "max": max(values)}
 
     return {
         "stream_count_runs": [run(r) for r in count],
@@ -68,5 +92,5 @@ def stream_details(
                 "decided_ms": spread(r.decided_ms),
             }
             for r in latency
-        ],  # fmt: skip
+        ],
     }

@@ -95,17 +95,23 @@ class _Stamped:
 
 def stream_config(s: WorkerSettings) -> StreamConfig:
     return StreamConfig(
-        app_id=s.app_id, bootstrap=s.bootstrap, decisions_topic=s.decisions_topic,
-        dead_letter_topic=s.dead_letter_topic, partitions=1, batch_max=s.batch_max,
-        batch_within_s=s.batch_within_s, data_dir=Path(s.stamps).parent / f"{s.app_id}-data",
-    )  # fmt: skip
+        app_id=s.app_id,
+        bootstrap=s.bootstrap,
+        decisions_topic=s.decisions_topic,
+        dead_letter_topic=s.dead_letter_topic,
+        partitions=1,
+        batch_max=s.batch_max,
+        batch_within_s=s.batch_within_s,
+        data_dir=Path(s.stamps).parent / f"{s.app_id}-data",
+    )
 
 
 def count_app(s: WorkerSettings, stamps: Stamps) -> Any:
     """A faust agent over the payments topic that takes batches and counts them."""
     app = new_app(stream_config(s))
-    source = app.topic(s.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw")  # fmt: skip
+    source = app.topic(
+        s.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
 
     async def count(stream: StreamT[bytes]) -> None:
         seen = 0

@@ -246,15 +246,25 @@ def target_checks(point: OperatingPoint) -> list[TargetCheck]:
     worst = min(point.scenarios.items(), key=lambda kv: kv[1].recall_scans)
     precision = point.precision
     return [
-        TargetCheck(name="precision per scan", target=f">= {TARGET_PRECISION}",
-                    measured=precision,
-                    reached=precision is not None and precision >= TARGET_PRECISION),
-        TargetCheck(name="recall per scan", target=f">= {TARGET_RECALL}",
-                    measured=point.recall_scans, reached=point.recall_scans >= TARGET_RECALL),
-        TargetCheck(name=f"lowest scenario recall per scan ({worst[0]})",
-                    target=f">= {TARGET_SCENARIO_RECALL}", measured=worst[1].recall_scans,
-                    reached=worst[1].recall_scans >= TARGET_SCENARIO_RECALL),
-    ]  # fmt: skip
+        TargetCheck(
+            name="precision per scan",
+            target=f">= {TARGET_PRECISION}",
+            measured=precision,
+            reached=precision is not None and precision >= TARGET_PRECISION,
+        ),
+        TargetCheck(
+            name="recall per scan",
+            target=f">= {TARGET_RECALL}",
+            measured=point.recall_scans,
+            reached=point.recall_scans >= TARGET_RECALL,
+        ),
+        TargetCheck(
+            name=f"lowest scenario recall per scan ({worst[0]})",
+            target=f">= {TARGET_SCENARIO_RECALL}",
+            measured=worst[1].recall_scans,
+            reached=worst[1].recall_scans >= TARGET_SCENARIO_RECALL,
+        ),
+    ]
 
 
 def evaluate_authenticity(

@@ -43,12 +43,22 @@ from detectors.training import DEFAULT_PARAMS, DETECTOR_PARAMS, DETECTOR_ROUNDS
 HANDBOOK_XGBOOST = {"auc_roc": 0.869, "average_precision": 0.687, "card_precision_at_100": 0.303}
 TARGETS = {"average_precision": 0.70, "card_precision_at_100": 0.31}
 HANDBOOK_FEATURES = (
-    "amount", "is_weekend", "is_night",
-    "customer_tx_count_1d", "customer_mean_amount_1d", "customer_tx_count_7d",
-    "customer_mean_amount_7d", "customer_tx_count_30d", "customer_mean_amount_30d",
-    "terminal_labels_1d", "terminal_fraud_rate_1d", "terminal_labels_7d",
-    "terminal_fraud_rate_7d", "terminal_labels_30d", "terminal_fraud_rate_30d",
-)  # fmt: skip
+    "amount",
+    "is_weekend",
+    "is_night",
+    "customer_tx_count_1d",
+    "customer_mean_amount_1d",
+    "customer_tx_count_7d",
+    "customer_mean_amount_7d",
+    "customer_tx_count_30d",
+    "customer_mean_amount_30d",
+    "terminal_labels_1d",
+    "terminal_fraud_rate_1d",
+    "terminal_labels_7d",
+    "terminal_fraud_rate_7d",
+    "terminal_labels_30d",
+    "terminal_fraud_rate_30d",
+)
 # The very model `attestream train fraud` trains (parameters chosen on seed 1, see training.py).
 EVALUATION_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS, **DETECTOR_PARAMS[Detector.FRAUD]}
 EVALUATION_ROUNDS = DETECTOR_ROUNDS[Detector.FRAUD]
@@ -120,13 +130,19 @@ def load_payments(config: FraudEvaluationConfig) -> tuple[list[LabelledPayment],
         raise UsageError(f"--scenarios must be handbook or all, not {config.scenarios!r}")
     handbook = config.scenarios == "handbook"
     payments = simulate_payment_days(
-        config.days, customers=config.customers, terminals=config.terminals, seed=config.seed,
-        run_id=f"eval{config.seed}", scenarios=HANDBOOK_SCENARIOS if handbook else ALL_SCENARIOS,
+        config.days,
+        customers=config.customers,
+        terminals=config.terminals,
+        seed=config.seed,
+        run_id=f"eval{config.seed}",
+        scenarios=HANDBOOK_SCENARIOS if handbook else ALL_SCENARIOS,
         labels=HANDBOOK_LABELS if handbook else REALISTIC_LABELS,
-    )  # fmt: skip
+    )
     what = "scenarios 1-3, labels 7 days later" if handbook else "all scenarios, chargebacks"
-    source = (f"simulated: {config.customers} customers, {config.terminals} terminals,"
-              f" {config.days} days, {what}, seed {config.seed}")  # fmt: skip
+    source = (
+        f"simulated: {config.customers} customers, {config.terminals} terminals,"
+        f" {config.days} days, {what}, seed {config.seed}"
+    )
     return payments, source
 
 
@@ -154,9 +170,15 @@ def evaluate_fold(
         scores = booster.inplace_predict(rows.X[test][:, columns], validate_features=False)
         test_scores[name] = np.asarray(scores, dtype=np.float64)
         models[name] = _fold_scores(data, test, test_scores[name], config)
-    result = FoldResult(fold.train_start, fold.test_start, int(train.sum()),
-                        int(rows.y[train].sum()), int(test.sum()), int(rows.y[test].sum()),
-                        models)  # fmt: skip
+    result = FoldResult(
+        fold.train_start,
+        fold.test_start,
+        int(train.sum()),
+        int(rows.y[train].sum()),
+        int(test.sum()),
+        int(rows.y[test].sum()),
+        models,
+    )
     return result, test_scores
 
 
@@ -197,8 +219,9 @@ def evaluate_fraud(config: FraudEvaluationConfig) -> FraudEvaluation:
     times = [p.event.event_time.timestamp() for p in payments]
     n_days = math.floor(max(times) / SECONDS_PER_DAY) - math.floor(min(times) / SECONDS_PER_DAY)
     try:
-        folds = prequential_folds(n_days + 1, config.folds, config.train_days,
-                                  config.delay_days, config.test_days)  # fmt: skip
+        folds = prequential_folds(
+            n_days + 1, config.folds, config.train_days, config.delay_days, config.test_days
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     data = replay_for_evaluation(payments)
@@ -221,7 +244,7 @@ def evaluate_fraud(config: FraudEvaluationConfig) -> FraudEvaluation:
             "days": n_days,
             "data_digest": data.rows.digest(),
             "scenarios": _scenario_counts(data),
-        },  # fmt: skip
+        },
         "protocol": {
             "train_days": config.train_days,
             "delay_days": config.delay_days,
@@ -230,7 +253,7 @@ def evaluate_fraud(config: FraudEvaluationConfig) -> FraudEvaluation:
             "card_precision_k": config.top_k,
             "params": EVALUATION_PARAMS,
             "rounds": config.rounds,
-        },  # fmt: skip
+        },
         "features": list(data.rows.feature_names),
         "handbook_features": list(HANDBOOK_FEATURES),
         "folds": [asdict(r) for r in results],

@@ -218,9 +218,16 @@ def _card_testing(
         testers = rng.choice(online, size=2)
         terminals = np.append(testers[rng.integers(0, 2, probes)], rng.choice(online))
         amounts = np.append(rng.uniform(0.5, 2.0, probes), rng.uniform(120.0, 600.0))
-        parts.append(PaymentColumns.build(times.astype(np.int64), [customer] * (probes + 1),
-                                          terminals, amounts, scenario_code("card_testing"),
-                                          [device] * (probes + 1)))  # fmt: skip
+        parts.append(
+            PaymentColumns.build(
+                times.astype(np.int64),
+                [customer] * (probes + 1),
+                terminals,
+                amounts,
+                scenario_code("card_testing"),
+                [device] * (probes + 1),
+            )
+        )
     return cols.concat(*parts)
 
 
@@ -231,17 +238,24 @@ def _account_takeovers(
     parts = []
     for day in episode_days(rng, TAKEOVERS_PER_DAY * len(pop.home_x), days):
         customer = int(rng.integers(len(pop.home_x)))
-        km = np.hypot(pop.term_x[risky] - pop.home_x[customer],
-                      pop.term_y[risky] - pop.home_y[customer])  # fmt: skip
+        km = np.hypot(
+            pop.term_x[risky] - pop.home_x[customer], pop.term_y[risky] - pop.home_y[customer]
+        )
         far = risky[km >= TAKEOVER_MIN_KM]
         pool = far if len(far) else risky[np.argsort(km)[-3:]]
         n = 1 + int(rng.poisson(1.5))
         start = day * SECONDS_PER_DAY + int(rng.integers(SECONDS_PER_DAY))
         times = start + np.cumsum(rng.exponential(7_200.0, n) + 60).astype(np.int64)
-        parts.append(PaymentColumns.build(times, [customer] * n, rng.choice(pool, size=n),
-                                          rng.uniform(50.0, 210.0, n),
-                                          scenario_code("account_takeover"),
-                                          [pop.new_device()] * n))  # fmt: skip
+        parts.append(
+            PaymentColumns.build(
+                times,
+                [customer] * n,
+                rng.choice(pool, size=n),
+                rng.uniform(50.0, 210.0, n),
+                scenario_code("account_takeover"),
+                [pop.new_device()] * n,
+            )
+        )
     return cols.concat(*parts)
 
 
@@ -260,8 +274,14 @@ def _compromised_merchants(
             regular = np.array([merchant in pop.nearby[v] for v in victims], dtype=bool)
             victims = victims[~regular]
             times = day * SECONDS_PER_DAY + rng.integers(SECONDS_PER_DAY, size=len(victims))
-            parts.append(PaymentColumns.build(times, victims, [merchant] * len(victims),
-                                              rng.uniform(20.0, 200.0, len(victims)),
-                                              scenario_code("compromised_merchant"),
-                                              [device] * len(victims)))  # fmt: skip
+            parts.append(
+                PaymentColumns.build(
+                    times,
+                    victims,
+                    [merchant] * len(victims),
+                    rng.uniform(20.0, 200.0, len(victims)),
+                    scenario_code("compromised_merchant"),
+                    [device] * len(victims),
+                )
+            )
     return cols.concat(*parts)

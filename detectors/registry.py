@@ -184,8 +184,10 @@ def list_models(models_dir: Path, detector: Detector | str) -> list[ModelCard]:
     """Every stored model of `detector`, oldest first. Cards only: no artifact is hashed."""
     folder = models_dir / Detector(detector).value
     suffix = ".card.json"
-    cards = [read_card(models_dir, detector, path.name.removesuffix(suffix))
-             for path in folder.glob(f"*{suffix}")]  # fmt: skip
+    cards = [
+        read_card(models_dir, detector, path.name.removesuffix(suffix))
+        for path in folder.glob(f"*{suffix}")
+    ]
     return sorted(cards, key=lambda card: (card.created_at, card.model_sha256))
 
 
@@ -199,12 +201,17 @@ def resolve_model(models_dir: Path, detector: Detector | str, name: str) -> str:
             f"{name!r} names no {detector.value} model: give its sha256, its model id"
             f" ({detector.value}-<12 hex>) or 8+ hex digits of its sha256"
         )
-    found = [c.model_sha256 for c in list_models(models_dir, detector)
-             if c.model_sha256.startswith(digest)]  # fmt: skip
+    found = [
+        c.model_sha256
+        for c in list_models(models_dir, detector)
+        if c.model_sha256.startswith(digest)
+    ]
     if len(found) != 1:
         what = "no" if not found else f"{len(found)}"
-        raise UsageError(f"{what} {detector.value} models in {models_dir} match {name!r}"
-                         " (`attestream models list`)")  # fmt: skip
+        raise UsageError(
+            f"{what} {detector.value} models in {models_dir} match {name!r}"
+            " (`attestream models list`)"
+        )
     return found[0]
 
 

@@ -50,20 +50,29 @@ def render_markdown(report: AuthenticityReport) -> str:
         "# Authenticity detector evaluation",
         "",
         f"- model: `{report.model_id}` (sha256 `{report.model_sha256}`)",
-        *[f"- reference data: `{r.name}` v{r.version} (sha256 `{r.sha256}`)"
-          for r in report.reference_data],
+        *[
+            f"- reference data: `{r.name}` v{r.version} (sha256 `{r.sha256}`)"
+            for r in report.reference_data
+        ],
         f"- data: {data.source}; {data.scans} scans, {data.counterfeit_scans} counterfeit in"
         f" {data.counterfeit_items} items; digest `{data.digest}`",
         f"- AUC-ROC {report.auc_roc:.4f}, average precision {report.average_precision:.4f},"
         f" best precision at recall >= {TARGET_RECALL:.2f} on the curve:"
         f" {_pct(report.best_precision_at_target_recall)}",
-    ]  # fmt: skip
+    ]
     if report.command:
         lines.append(f"- command: `{report.command}`")
-    lines += ["", "## Targets (at the model card's `counterfeit` threshold)", "",
-              "| target | goal | measured | reached |", "| --- | --- | --- | --- |"]  # fmt: skip
-    lines += [f"| {t.name} | {t.target} | {_pct(t.measured)} | {'yes' if t.reached else 'NO'} |"
-              for t in report.targets]  # fmt: skip
+    lines += [
+        "",
+        "## Targets (at the model card's `counterfeit` threshold)",
+        "",
+        "| target | goal | measured | reached |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {t.name} | {t.target} | {_pct(t.measured)} | {'yes' if t.reached else 'NO'} |"
+        for t in report.targets
+    ]
     for point in report.operating_points:
         lines += ["", *_point_lines(point)]
     return "\n".join(lines) + "\n"
@@ -86,8 +95,11 @@ def _point_lines(point: OperatingPoint) -> list[str]:
             f"| {name} | {f.scans} | {_pct(f.recall_scans)} | {f.items} | {_pct(f.recall_items)}"
             f" | {_pct(f.precision)} | {_delay(f.delay)} |"
         )
-    lines += ["", "| honest noise (genuine scans) | scans | flagged | false-positive rate |",
-              "| --- | --- | --- | --- |"]  # fmt: skip
+    lines += [
+        "",
+        "| honest noise (genuine scans) | scans | flagged | false-positive rate |",
+        "| --- | --- | --- | --- |",
+    ]
     for kind, n in point.noise.items():
         lines.append(
             f"| {kind} | {n.genuine_scans} | {n.flagged} | {_pct(n.false_positive_rate)} |"
@@ -107,11 +119,23 @@ def plot_precision_recall(
     recall, precision = precision_recall_points(labels, scores)
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
     ax.step(recall, precision, where="post", label="per scan")
-    ax.axhspan(TARGET_PRECISION, 1.0, xmin=TARGET_RECALL, xmax=1.0, alpha=0.15, color="green",
-               label=f"target: P >= {TARGET_PRECISION}, R >= {TARGET_RECALL}")  # fmt: skip
+    ax.axhspan(
+        TARGET_PRECISION,
+        1.0,
+        xmin=TARGET_RECALL,
+        xmax=1.0,
+        alpha=0.15,
+        color="green",
+        label=f"target: P >= {TARGET_PRECISION}, R >= {TARGET_RECALL}",
+    )
     for point, marker in zip(report.operating_points, ("o", "s"), strict=False):
-        ax.plot(point.recall_scans, point.precision or 0.0, marker, markersize=8,
-                label=f"{point.outcome} (score >= {point.threshold:.3f})")  # fmt: skip
+        ax.plot(
+            point.recall_scans,
+            point.precision or 0.0,
+            marker,
+            markersize=8,
+            label=f"{point.outcome} (score >= {point.threshold:.3f})",
+        )
     ax.set_xlim(0.0, 1.01)
     ax.set_ylim(0.0, 1.01)
     ax.set_xlabel("recall (counterfeit scans flagged)")

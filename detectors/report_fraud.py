@@ -17,8 +17,11 @@ MODEL_TITLES = {
     "attestream": "attestream features",
     "handbook_features": "the handbook's 15 features (replication)",
 }
-METRICS = (("auc_roc", "AUC-ROC"), ("average_precision", "average precision"),
-           ("card_precision_at_100", "card precision@100"))  # fmt: skip
+METRICS = (
+    ("auc_roc", "AUC-ROC"),
+    ("average_precision", "average precision"),
+    ("card_precision_at_100", "card precision@100"),
+)
 
 
 def evaluate_fraud_to(
@@ -58,15 +61,23 @@ def markdown_summary(report: dict[str, Any]) -> str:
     ]
     if report.get("command"):
         lines += [f"Command: `{report['command']}`", ""]
-    lines += ["| model | " + " | ".join(title for _, title in METRICS) + " |",
-              "| --- | ---: | ---: | ---: |"]  # fmt: skip
-    lines.append("| handbook XGBoost (published) | "
-                 + " | ".join(f"{handbook[m]:.3f}" for m, _ in METRICS) + " |")  # fmt: skip
+    lines += [
+        "| model | " + " | ".join(title for _, title in METRICS) + " |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines.append(
+        "| handbook XGBoost (published) | "
+        + " | ".join(f"{handbook[m]:.3f}" for m, _ in METRICS)
+        + " |"
+    )
     for name, entry in summary.items():
         cells = " | ".join(_pm(entry[m]) for m, _ in METRICS)
         lines.append(f"| {MODEL_TITLES.get(name, name)} | {cells} |")
-    lines.append("| target | | " + " | ".join(
-        f">= {targets[m]:.2f}" if m in targets else "" for m, _ in METRICS[1:]) + " |")  # fmt: skip
+    lines.append(
+        "| target | | "
+        + " | ".join(f">= {targets[m]:.2f}" if m in targets else "" for m, _ in METRICS[1:])
+        + " |"
+    )
     lines += ["", "Targets (attestream features, mean over folds):", ""]
     for metric, target in targets.items():
         value = summary["attestream"][metric]["mean"]
@@ -77,10 +88,13 @@ def markdown_summary(report: dict[str, Any]) -> str:
 
 
 def _fold_table(report: dict[str, Any]) -> list[str]:
-    lines = ["Per fold (attestream features):", "",
-             "| train from day | test from day | test payments | test frauds | AUC-ROC |"
-             " average precision | card precision@100 |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        "Per fold (attestream features):",
+        "",
+        "| train from day | test from day | test payments | test frauds | AUC-ROC |"
+        " average precision | card precision@100 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for fold in report["folds"]:
         scores = fold["models"]["attestream"]
         lines.append(
@@ -93,15 +107,21 @@ def _fold_table(report: dict[str, Any]) -> list[str]:
 
 def _scenario_table(report: dict[str, Any]) -> list[str]:
     budget = report["config"]["alert_budget"]
-    lines = [f"Share of each scenario's test frauds among the top {budget:.0%} of test payments"
-             " (mean over folds):", "",
-             "| scenario | " + " | ".join(MODEL_TITLES.get(n, n) for n in report["summary"])
-             + " |", "| --- |" + " ---: |" * len(report["summary"])]  # fmt: skip
-    scenarios = sorted({s for e in report["summary"].values()
-                        for s in e["scenario_recall_at_budget"]})  # fmt: skip
+    lines = [
+        f"Share of each scenario's test frauds among the top {budget:.0%} of test payments"
+        " (mean over folds):",
+        "",
+        "| scenario | " + " | ".join(MODEL_TITLES.get(n, n) for n in report["summary"]) + " |",
+        "| --- |" + " ---: |" * len(report["summary"]),
+    ]
+    scenarios = sorted(
+        {s for e in report["summary"].values() for s in e["scenario_recall_at_budget"]}
+    )
     for scenario in scenarios:
-        cells = [f"{e['scenario_recall_at_budget'].get(scenario, 0.0):.3f}"
-                 for e in report["summary"].values()]  # fmt: skip
+        cells = [
+            f"{e['scenario_recall_at_budget'].get(scenario, 0.0):.3f}"
+            for e in report["summary"].values()
+        ]
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
     return lines
 
@@ -127,13 +147,31 @@ def plot_precision_recall(evaluation: FraudEvaluation, path: Path) -> None:
         for i, (labels, scores) in enumerate(folds):
             precision, recall = precision_recall_curve(labels, scores)
             label = f"{MODEL_TITLES.get(name, name)} (AP {ap:.3f})" if i == 0 else None
-            ax.step(recall, precision, style, where="post", alpha=0.7, linewidth=1,
-                    color=f"C{list(evaluation.test_scores).index(name)}", label=label)  # fmt: skip
+            ax.step(
+                recall,
+                precision,
+                style,
+                where="post",
+                alpha=0.7,
+                linewidth=1,
+                color=f"C{list(evaluation.test_scores).index(name)}",
+                label=label,
+            )
     handbook_ap = evaluation.report["handbook_xgboost"]["average_precision"]
-    ax.axhline(handbook_ap, color="grey", linewidth=0.8, linestyle=":",
-               label=f"handbook XGBoost AP {handbook_ap}")  # fmt: skip
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
-           title="Fraud: precision-recall on each fold's test days")  # fmt: skip
+    ax.axhline(
+        handbook_ap,
+        color="grey",
+        linewidth=0.8,
+        linestyle=":",
+        label=f"handbook XGBoost AP {handbook_ap}",
+    )
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        title="Fraud: precision-recall on each fold's test days",
+    )
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)

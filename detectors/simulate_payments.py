@@ -125,8 +125,7 @@ def simulate_payments(
     if count < 1:
         raise UsageError(f"count must be positive, got {count}")
     customers = max(MIN_CUSTOMERS, count // TX_PER_CUSTOMER)
-    return _simulate(customers, 2 * customers, None, count, seed, run_id, start, scenarios,
-                     labels)  # fmt: skip
+    return _simulate(customers, 2 * customers, None, count, seed, run_id, start, scenarios, labels)
 
 
 def simulate_payment_days(
@@ -162,8 +161,9 @@ def _simulate(
         raise UsageError(f"unknown fraud scenarios {sorted(unknown)}; known: {ALL_SCENARIOS}")
     streams = np.random.SeedSequence(seed).spawn(4 + len(ALL_SCENARIOS))
     rng_pop, rng_legit, rng_attrs, rng_labels = (np.random.default_rng(s) for s in streams[:4])
-    rngs = {name: np.random.default_rng(s) for name, s in zip(ALL_SCENARIOS, streams[4:],
-                                                                strict=True)}  # fmt: skip
+    rngs = {
+        name: np.random.default_rng(s) for name, s in zip(ALL_SCENARIOS, streams[4:], strict=True)
+    }
     pop = _population(rng_pop, customers, terminals)
     cols, days = _genuine_payments(rng_legit, pop, days, count)
     cols = inject(cols, pop, days, tuple(scenarios), rngs)
@@ -182,17 +182,31 @@ def _population(rng: np.random.Generator, n_customers: int, n_terminals: int) ->
     kinds = rng.choice(list(KIND_WEIGHTS), size=n_terminals, p=list(KIND_WEIGHTS.values()))
     nearby = []
     for first in range(0, n_customers, 512):  # 512 x terminals distances at a time
-        km = np.hypot(home_x[first : first + 512, None] - term_x[None, :],
-                      home_y[first : first + 512, None] - term_y[None, :])  # fmt: skip
+        km = np.hypot(
+            home_x[first : first + 512, None] - term_x[None, :],
+            home_y[first : first + 512, None] - term_y[None, :],
+        )
         for row in km:
             close = np.flatnonzero(row <= NEARBY_KM)
             nearby.append(close if len(close) else np.argsort(row)[:1])
     devices_each = 1 + rng.binomial(2, 0.3, n_customers)
     ends = np.cumsum(devices_each)
-    devices = [list(range(int(end - n), int(end))) for n, end in zip(devices_each, ends,
-                                                                       strict=True)]  # fmt: skip
-    return Population(home_x, home_y, mean_amount, mean_amount / 2, tx_per_day, term_x, term_y,
-                      kinds, nearby, devices, int(ends[-1]))  # fmt: skip
+    devices = [
+        list(range(int(end - n), int(end))) for n, end in zip(devices_each, ends, strict=True)
+    ]
+    return Population(
+        home_x,
+        home_y,
+        mean_amount,
+        mean_amount / 2,
+        tx_per_day,
+        term_x,
+        term_y,
+        kinds,
+        nearby,
+        devices,
+        int(ends[-1]),
+    )
 
 
 def _genuine_payments(
@@ -213,9 +227,16 @@ def _genuine_payments(
         picks = (rng.random(len(owners)) * lengths[owners]).astype(np.int64)
         terminals = flat[offsets[owners] + picks]
         kept = (secs >= 0) & (secs < SECONDS_PER_DAY)  # the handbook drops the others
-        parts.append(PaymentColumns.build(day * SECONDS_PER_DAY + secs[kept], owners[kept],
-                                          terminals[kept], amounts[kept], 0,
-                                          np.full(int(kept.sum()), -1)))  # fmt: skip
+        parts.append(
+            PaymentColumns.build(
+                day * SECONDS_PER_DAY + secs[kept],
+                owners[kept],
+                terminals[kept],
+                amounts[kept],
+                0,
+                np.full(int(kept.sum()), -1),
+            )
+        )
         made += int(kept.sum())
         day += 1
     return PaymentColumns.empty().concat(*parts), day

@@ -79,10 +79,21 @@ LATE_UPLOAD_RATE = 0.02
 READ_ERROR_RATE = 0.005
 LOST_COMMISSIONING_RATE = 0.003
 
-SCENARIOS = ("cloned_serial", "impossible_travel", "injected_fake", "grey_market",
-             "lifecycle_violation")  # fmt: skip
-NOISE_KINDS = ("missed_read", "duplicate_read", "late_upload", "read_error",
-               "commissioning_lost", "store_transfer")  # fmt: skip
+SCENARIOS = (
+    "cloned_serial",
+    "impossible_travel",
+    "injected_fake",
+    "grey_market",
+    "lifecycle_violation",
+)
+NOISE_KINDS = (
+    "missed_read",
+    "duplicate_read",
+    "late_upload",
+    "read_error",
+    "commissioning_lost",
+    "store_transfer",
+)
 
 DISPOSITION = {
     BizStep.COMMISSIONING: "active",
@@ -140,8 +151,9 @@ class _Life:
         self.rng, self.product, self.item, self.epc = rng, product, item, epc
         self.scans: list[SimScan] = []
 
-    def scan(self, ts: int, step: BizStep, site: Site, scenario: str = "",
-             noise: tuple[str, ...] = ()) -> int:  # fmt: skip
+    def scan(
+        self, ts: int, step: BizStep, site: Site, scenario: str = "", noise: tuple[str, ...] = ()
+    ) -> int:
         auth, error = genuine_auth(self.rng, self.product, site, READ_ERROR_RATE)
         marks = [*noise, "read_error"] if error else list(noise)
         label = 1 if scenario else 0
@@ -182,8 +194,11 @@ def _store_transfer(
     rng: np.random.Generator, world: World, life: _Life, shop: Site, t: int
 ) -> tuple[Site, int]:
     """A genuine move to another authorised shop nearby (stock rebalancing)."""
-    near = [s for s in world.authorised_retailers(life.product)
-            if s != shop and km(s, shop) <= STORE_TRANSFER_MAX_KM]  # fmt: skip
+    near = [
+        s
+        for s in world.authorised_retailers(life.product)
+        if s != shop and km(s, shop) <= STORE_TRANSFER_MAX_KM
+    ]
     if not near:
         return shop, t
     to = pick(rng, near)
@@ -232,17 +247,34 @@ def _with_noise(rng: np.random.Generator, scans: list[SimScan]) -> list[SimScan]
         out.append(scan)
         if rng.random() < DUPLICATE_READ_RATE:
             again = int(rng.uniform(2, 900))
-            out.append(SimScan(scan.ts + again, scan.item, scan.epc, scan.step, scan.site,
-                               scan.tag_auth, scan.label, scan.scenario,
-                               [*scan.noise, "duplicate_read"], scan.delay))  # fmt: skip
+            out.append(
+                SimScan(
+                    scan.ts + again,
+                    scan.item,
+                    scan.epc,
+                    scan.step,
+                    scan.site,
+                    scan.tag_auth,
+                    scan.label,
+                    scan.scenario,
+                    [*scan.noise, "duplicate_read"],
+                    scan.delay,
+                )
+            )
     return out
 
 
 def _to_event(scan: SimScan, index: int, run: str, start: datetime) -> LabelledScan:
     site = scan.site
     # Which dock door or till read the tag; a duplicate read comes from the next one.
-    door = 1 + (int(hashlib.sha256(scan.epc.encode()).hexdigest()[:4], 16)
-                + ("duplicate_read" in scan.noise)) % 3  # fmt: skip
+    door = (
+        1
+        + (
+            int(hashlib.sha256(scan.epc.encode()).hexdigest()[:4], 16)
+            + ("duplicate_read" in scan.noise)
+        )
+        % 3
+    )
     action = {
         BizStep.COMMISSIONING: Action.ADD,
         BizStep.DECOMMISSIONING: Action.DELETE,

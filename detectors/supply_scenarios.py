@@ -150,8 +150,16 @@ def _fake(
     dc = world.nearest_distributor(shop)
     scans = [
         SimScan(ts, item, epc, BizStep.RECEIVING, dc, copy_auth(product, dc), 1, "injected_fake"),
-        SimScan(ts + days(rng, 0.5, 4), item, epc, BizStep.SHIPPING, dc,
-                copy_auth(product, dc), 1, "injected_fake"),
-    ]  # fmt: skip
+        SimScan(
+            ts + days(rng, 0.5, 4),
+            item,
+            epc,
+            BizStep.SHIPPING,
+            dc,
+            copy_auth(product, dc),
+            1,
+            "injected_fake",
+        ),
+    ]
     arrival = scans[-1].ts + int(km(dc, shop) / 40 * HOUR + DAY / 2)
     return scans + _on_shelf(rng, world, item, epc, arrival, shop, "injected_fake")

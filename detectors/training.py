@@ -159,8 +159,10 @@ def _split_text(detector: Detector, gap_rows: int) -> str:
     text = f"by time: first {1 - VALIDATION_FRACTION:.0%} train, rest validation"
     delay_days = LABEL_DELAY_DAYS.get(detector, 0)
     if delay_days:
-        text += (f"; the last {delay_days} days before validation ({gap_rows} rows) not trained"
-                 " on, their labels arriving only after validation starts")  # fmt: skip
+        text += (
+            f"; the last {delay_days} days before validation ({gap_rows} rows) not trained"
+            " on, their labels arriving only after validation starts"
+        )
     return text
 
 

@@ -85,30 +85,63 @@ def test_a_transaction_as_recorded_has_no_finding() -> None:
 # One broken chain per finding: (what changes, the finding, words of its detail, the error
 # verify-proof raises, the fault forensic verify reports).
 FINDINGS = [
-    ({"chain_id": 11155111}, Finding.OTHER_NETWORK,
-     "serves chain id 11155111, the anchor is on 31337", AnchorMismatchError, "anchor_mismatch"),
-    ({"tx": None}, Finding.NOT_FOUND, "is not on chain 31337", AnchorNotFoundError,
-     "unanchored"),
-    ({"input": b"\x00" * 37}, Finding.NOT_ANCHOR_CALLDATA, "not attestream anchor calldata",
-     AnchorMismatchError, "anchor_mismatch"),
-    ({"input": encode_calldata(b"\x11" * 32)}, Finding.OTHER_ROOT,
-     f"carries root {'11' * 32}, expected {ROOT.hex()}", AnchorMismatchError, "anchor_mismatch"),
+    (
+        {"chain_id": 11155111},
+        Finding.OTHER_NETWORK,
+        "serves chain id 11155111, the anchor is on 31337",
+        AnchorMismatchError,
+        "anchor_mismatch",
+    ),
+    ({"tx": None}, Finding.NOT_FOUND, "is not on chain 31337", AnchorNotFoundError, "unanchored"),
+    (
+        {"input": b"\x00" * 37},
+        Finding.NOT_ANCHOR_CALLDATA,
+        "not attestream anchor calldata",
+        AnchorMismatchError,
+        "anchor_mismatch",
+    ),
+    (
+        {"input": encode_calldata(b"\x11" * 32)},
+        Finding.OTHER_ROOT,
+        f"carries root {'11' * 32}, expected {ROOT.hex()}",
+        AnchorMismatchError,
+        "anchor_mismatch",
+    ),
     ({"status": 0}, Finding.REVERTED, "reverted", AnchorMismatchError, "anchor_mismatch"),
-    ({"sender": "0x" + "00" * 19 + "bb"}, Finding.OTHER_SENDER,
-     f"sent by 0x{'00' * 19}bb, not by the recorded sender {SENDER}", AnchorMismatchError,
-     "anchor_mismatch"),
-    ({"block_hash": "0x" + "ee" * 32}, Finding.REORGED,
-     f"now in block 7 (0x{'ee' * 32}), not in the recorded block 7 ({BLOCK})",
-     AnchorReorgedError, "anchor_mismatch"),
-    ({"block_number": 9}, Finding.OTHER_BLOCK_NUMBER, f"block {BLOCK} is number 9, the anchor"
-     " records 7", AnchorMismatchError, "anchor_mismatch"),
-    ({"head": 7}, Finding.UNCONFIRMED, "1 of 2 confirmations so far", AnchorUnconfirmedError,
-     "unanchored"),
-]  # fmt: skip
+    (
+        {"sender": "0x" + "00" * 19 + "bb"},
+        Finding.OTHER_SENDER,
+        f"sent by 0x{'00' * 19}bb, not by the recorded sender {SENDER}",
+        AnchorMismatchError,
+        "anchor_mismatch",
+    ),
+    (
+        {"block_hash": "0x" + "ee" * 32},
+        Finding.REORGED,
+        f"now in block 7 (0x{'ee' * 32}), not in the recorded block 7 ({BLOCK})",
+        AnchorReorgedError,
+        "anchor_mismatch",
+    ),
+    (
+        {"block_number": 9},
+        Finding.OTHER_BLOCK_NUMBER,
+        f"block {BLOCK} is number 9, the anchor records 7",
+        AnchorMismatchError,
+        "anchor_mismatch",
+    ),
+    (
+        {"head": 7},
+        Finding.UNCONFIRMED,
+        "1 of 2 confirmations so far",
+        AnchorUnconfirmedError,
+        "unanchored",
+    ),
+]
 
 
-@pytest.mark.parametrize(("change", "kind", "detail", "error", "fault"), FINDINGS,
-                         ids=[f[1].value for f in FINDINGS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "kind", "detail", "error", "fault"), FINDINGS, ids=[f[1].value for f in FINDINGS]
+)
 def test_each_difference_is_one_finding(
     change: dict[str, Any], kind: Finding, detail: str, error: type[Exception], fault: str
 ) -> None:
@@ -117,8 +150,9 @@ def test_each_difference_is_one_finding(
     assert detail in check.findings[0].detail
     with pytest.raises(error, match=TX if kind != Finding.OTHER_NETWORK else "11155111"):
         require_anchor_tx(broken(change), RECORDED, min_confirmations=2)
-    stored = StoredAnchor(datetime(2025, 3, 4), ROOT, 31337, TX, 7, BLOCK, SENDER, "success",
-                          22_480, ((0, 5),))  # fmt: skip
+    stored = StoredAnchor(
+        datetime(2025, 3, 4), ROOT, 31337, TX, 7, BLOCK, SENDER, "success", 22_480, ((0, 5),)
+    )
     report = Report()
     check_anchor(stored, {(0, 5): NOTE}, broken(change), report, min_confirmations=2)
     assert [(f.kind, f.detail) for f in report.failures] == [
@@ -135,11 +169,21 @@ def test_other_network_reads_nothing_else() -> None:
 def test_several_differences_are_all_found_and_the_first_is_raised() -> None:
     chain = Chain()
     assert chain.tx is not None
-    chain.tx = dataclasses.replace(chain.tx, input=encode_calldata(b"\x22" * 32), status=0,
-                                   sender="0xOther", block_hash="0xee", block_number=8)  # fmt: skip
+    chain.tx = dataclasses.replace(
+        chain.tx,
+        input=encode_calldata(b"\x22" * 32),
+        status=0,
+        sender="0xOther",
+        block_hash="0xee",
+        block_number=8,
+    )
     check = check_anchor_tx(chain, RECORDED, min_confirmations=2)
-    assert kinds(check) == [Finding.OTHER_ROOT, Finding.REVERTED, Finding.OTHER_SENDER,
-                            Finding.REORGED]  # fmt: skip
+    assert kinds(check) == [
+        Finding.OTHER_ROOT,
+        Finding.REVERTED,
+        Finding.OTHER_SENDER,
+        Finding.REORGED,
+    ]
     assert chain.head_reads == 0, "confirmations are not counted for a transaction that differs"
     with pytest.raises(AnchorMismatchError, match="carries root 2222"):
         require_anchor_tx(chain, RECORDED, min_confirmations=2)

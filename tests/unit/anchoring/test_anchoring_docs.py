@@ -29,13 +29,19 @@ def section(doc: str, heading: str) -> str:
 
 
 OPERATIONS = section("operations.md", "Anchoring on an EVM chain")
-COMMANDS = [line for block in re.findall(r"^```\n(.*?)^```$", OPERATIONS, re.M | re.S)
-            for line in block.splitlines()]  # fmt: skip
+COMMANDS = [
+    line
+    for block in re.findall(r"^```\n(.*?)^```$", OPERATIONS, re.M | re.S)
+    for line in block.splitlines()
+]
 
 
 def test_the_attestream_commands_shown_parse() -> None:
-    shown = [shlex.split(line.split("attestream ", 1)[1]) for line in COMMANDS
-             if "attestream " in line and "python" not in line]  # fmt: skip
+    shown = [
+        shlex.split(line.split("attestream ", 1)[1])
+        for line in COMMANDS
+        if "attestream " in line and "python" not in line
+    ]
     assert ["anchor", "status", "--json"] in shown
     for args in shown:
         result = CliRunner().invoke(app, [*args, "--help"])
@@ -45,16 +51,20 @@ def test_the_attestream_commands_shown_parse() -> None:
 def test_the_key_creation_command_makes_a_key() -> None:
     (line,) = [line for line in COMMANDS if "python -c" in line]
     code = shlex.split(line.split(">")[0])[2]
-    key = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()  # fmt: skip
+    key = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert len(key) == 64 and load_account(key).address.startswith("0x")
 
 
 def test_every_metric_is_documented() -> None:
     names = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}  # noqa: SLF001
     documented = set(re.findall(r"`(attestream_anchor_\w+?)(?:\{|`)", OPERATIONS))
-    counters = {m._name for m in vars(metrics).values()  # noqa: SLF001
-                if type(m).__name__ == "Counter"}  # fmt: skip
+    counters = {
+        m._name
+        for m in vars(metrics).values()  # noqa: SLF001
+        if type(m).__name__ == "Counter"
+    }
     names = {f"{n}_total" if n in counters else n for n in names}
     assert names == documented
 
@@ -65,8 +75,11 @@ def test_the_cost_table_follows_from_the_measured_gas() -> None:
     assert f"{gas:,} gas" in prose
     per_day = 2880 * gas
     assert f"{per_day / 1e6:.1f} million gas per day" in prose
-    for price_gwei, per_anchor, daily in [(0.1, "0.00000225", "0.0065"), (1, "0.0000225", "0.065"),
-                                          (10, "0.000225", "0.65")]:  # fmt: skip
+    for price_gwei, per_anchor, daily in [
+        (0.1, "0.00000225", "0.0065"),
+        (1, "0.0000225", "0.065"),
+        (10, "0.000225", "0.65"),
+    ]:
         assert f"| {per_anchor} ETH | {daily} ETH |" in OPERATIONS
         assert abs(float(daily) - per_day * price_gwei * GWEI / 1e18) < 0.01 * float(daily)
         assert abs(float(per_anchor) - gas * price_gwei * GWEI / 1e18) < 0.01 * float(per_anchor)

@@ -23,28 +23,58 @@ S = TxState
 
 
 def tx(tx_hash: str, state: S, event_ns: int, attempt: str = "a", **kw: Any) -> StoredAnchor:
-    base = StoredAnchor(datetime(2025, 3, 4), b"\x01" * 32, 31337, tx_hash, 0, "", "0xS", "", 0,
-                        ((0, 5), (1, 3)), state=state.value, event_ns=event_ns,
-                        attempt=attempt, nonce=7)  # fmt: skip
+    base = StoredAnchor(
+        datetime(2025, 3, 4),
+        b"\x01" * 32,
+        31337,
+        tx_hash,
+        0,
+        "",
+        "0xS",
+        "",
+        0,
+        ((0, 5), (1, 3)),
+        state=state.value,
+        event_ns=event_ns,
+        attempt=attempt,
+        nonce=7,
+    )
     return dataclasses.replace(base, **kw)
 
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [(None, S.PENDING), (S.PENDING, S.MINED), (S.PENDING, S.REPLACED), (S.REPLACED, S.MINED),
-     (S.PENDING, S.DROPPED), (S.MINED, S.FINAL), (S.FINAL, S.REORGED), (S.MINED, S.REORGED),
-     (S.REORGED, S.PENDING), (S.REORGED, S.MINED), (S.DROPPED, S.PENDING),
-     (S.PENDING, S.REVERTED)],
-)  # fmt: skip
+    [
+        (None, S.PENDING),
+        (S.PENDING, S.MINED),
+        (S.PENDING, S.REPLACED),
+        (S.REPLACED, S.MINED),
+        (S.PENDING, S.DROPPED),
+        (S.MINED, S.FINAL),
+        (S.FINAL, S.REORGED),
+        (S.MINED, S.REORGED),
+        (S.REORGED, S.PENDING),
+        (S.REORGED, S.MINED),
+        (S.DROPPED, S.PENDING),
+        (S.PENDING, S.REVERTED),
+    ],
+)
 def test_allowed_transitions(old: S | None, new: S) -> None:
     check_transition(old, new)
 
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [(None, S.MINED), (S.PENDING, S.FINAL), (S.FINAL, S.PENDING), (S.REVERTED, S.PENDING),
-     (S.REPLACED, S.PENDING), (S.FINAL, S.MINED), (S.DROPPED, S.MINED)],
-)  # fmt: skip
+    [
+        (None, S.MINED),
+        (S.PENDING, S.FINAL),
+        (S.FINAL, S.PENDING),
+        (S.REVERTED, S.PENDING),
+        (S.REPLACED, S.PENDING),
+        (S.FINAL, S.MINED),
+        (S.DROPPED, S.MINED),
+    ],
+)
 def test_forbidden_transitions(old: S | None, new: S) -> None:
     with pytest.raises(LifecycleError, match=f"to {new.value}"):
         check_transition(old, new)
@@ -55,8 +85,9 @@ def test_every_state_is_in_the_table() -> None:
 
 
 def test_attempts_group_by_attempt_in_sending_order() -> None:
-    attempts = group_attempts([tx("0x3", S.PENDING, 30, "b"), tx("0x1", S.REPLACED, 10),
-                               tx("0x2", S.PENDING, 20)])  # fmt: skip
+    attempts = group_attempts(
+        [tx("0x3", S.PENDING, 30, "b"), tx("0x1", S.REPLACED, 10), tx("0x2", S.PENDING, 20)]
+    )
     assert [[t.tx_hash for t in a.txs] for a in attempts] == [["0x1", "0x2"], ["0x3"]]
     first = attempts[0]
     assert first.nonce == 7 and first.included is None

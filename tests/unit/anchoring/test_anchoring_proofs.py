@@ -54,15 +54,27 @@ class MemoryLedger:
         for chain, sizes in ((0, (5, 9)), (1, (4,))):
             tree, store = MerkleTree(), MemoryNodeStore()
             for size in sizes:
-                store.add_runs(tree.extend(f"c{chain}e{i}".encode()
-                                           for i in range(tree.size, size)))  # fmt: skip
+                store.add_runs(
+                    tree.extend(f"c{chain}e{i}".encode() for i in range(tree.size, size))
+                )
                 self.cps[(chain, size)] = note(f"example.org/log/{chain}", size, tree.root())
             self.nodes[chain] = store
 
     def anchor(self, checkpoints: tuple[tuple[int, int], ...], block: int = 7) -> StoredAnchor:
         root = anchor_root([self.cps[key] for key in checkpoints])
-        anchor = StoredAnchor(datetime(2025, 3, 4), root, 31337, TX, block, BLOCK, SENDER,
-                              "success", 22_480, checkpoints, event_ns=block)  # fmt: skip
+        anchor = StoredAnchor(
+            datetime(2025, 3, 4),
+            root,
+            31337,
+            TX,
+            block,
+            BLOCK,
+            SENDER,
+            "success",
+            22_480,
+            checkpoints,
+            event_ns=block,
+        )
         self.anchor_list.append(anchor)
         return anchor
 
@@ -184,9 +196,12 @@ PROOF_FAULTS = [
 
 @pytest.mark.parametrize(("change", "error", "match"), PROOF_FAULTS)
 def test_proof_faults_are_rejected(
-    ledger: MemoryLedger, anchored: tuple[AnchorProof, Chain], change: dict[str, Any],
-    error: type[Exception], match: str,
-) -> None:  # fmt: skip
+    ledger: MemoryLedger,
+    anchored: tuple[AnchorProof, Chain],
+    change: dict[str, Any],
+    error: type[Exception],
+    match: str,
+) -> None:
     proof, chain = anchored
     name, value = next(iter(change.items()))
     if value == "flip":
@@ -195,8 +210,12 @@ def test_proof_faults_are_rejected(
     elif value == "truncate":
         value = getattr(proof, name)[:-1]
     with pytest.raises(error, match=match):
-        verify_anchor_proof(dataclasses.replace(proof, **{name: value}), ledger.cps[(0, 5)],
-                            chain, min_confirmations=2)  # fmt: skip
+        verify_anchor_proof(
+            dataclasses.replace(proof, **{name: value}),
+            ledger.cps[(0, 5)],
+            chain,
+            min_confirmations=2,
+        )
 
 
 def test_a_checkpoint_of_another_log_is_rejected(
@@ -233,9 +252,12 @@ def broken_chain(chain: Chain, change: dict[str, Any]) -> Chain:
 
 @pytest.mark.parametrize(("change", "error", "match"), TX_FAULTS)
 def test_transaction_faults_are_rejected(
-    ledger: MemoryLedger, anchored: tuple[AnchorProof, Chain], change: dict[str, Any],
-    error: type[Exception], match: str,
-) -> None:  # fmt: skip
+    ledger: MemoryLedger,
+    anchored: tuple[AnchorProof, Chain],
+    change: dict[str, Any],
+    error: type[Exception],
+    match: str,
+) -> None:
     proof, chain = anchored
     with pytest.raises(error, match=match):
         verify_anchor_proof(proof, ledger.cps[(0, 5)], broken_chain(chain, change), 2)

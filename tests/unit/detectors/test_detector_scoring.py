@@ -72,8 +72,13 @@ def test_outcomes_follow_the_card_thresholds(
 ) -> None:
     fraud = Scorer(with_thresholds(fraud_model, 0.2, 0.8))
     assert [fraud.outcome(s) for s in (0.0, 0.19, 0.2, 0.79, 0.8, 1.0)] == [
-        "approve", "approve", "review", "review", "block", "block",
-    ]  # fmt: skip
+        "approve",
+        "approve",
+        "review",
+        "review",
+        "block",
+        "block",
+    ]
     auth = Scorer(with_thresholds(authenticity_model, 0.1, 0.5))
     assert auth.outcomes(np.array([0.05, 0.3, 0.9])) == ["authentic", "suspect", "counterfeit"]
     assert fraud.outcome_names == OUTCOMES[Detector.FRAUD]

@@ -33,11 +33,20 @@ T0 = datetime(2025, 3, 3, tzinfo=UTC)
 
 def row(n: int, epc: str, scenario: str = "", noise: tuple[str, ...] = ()) -> LabelledScan:
     event = SupplyChainEvent(
-        event_id=f"sc-t-{n}", event_time=T0 + timedelta(hours=n), event_time_zone_offset="+00:00",
-        epc=f"urn:epc:id:sgtin:4012345.010020.{epc}", action=Action.OBSERVE,
-        biz_step=BizStep.RECEIVING, disposition="in_progress", read_point="rp", biz_location="bl",
-        lat=0.0, lon=0.0, reader_id="r", tag_auth=TagAuth.ABSENT,
-    )  # fmt: skip
+        event_id=f"sc-t-{n}",
+        event_time=T0 + timedelta(hours=n),
+        event_time_zone_offset="+00:00",
+        epc=f"urn:epc:id:sgtin:4012345.010020.{epc}",
+        action=Action.OBSERVE,
+        biz_step=BizStep.RECEIVING,
+        disposition="in_progress",
+        read_point="rp",
+        biz_location="bl",
+        lat=0.0,
+        lon=0.0,
+        reader_id="r",
+        tag_auth=TagAuth.ABSENT,
+    )
     return LabelledScan(event, 1 if scenario else 0, scenario, noise)
 
 
@@ -119,8 +128,9 @@ def test_a_model_from_another_reference_table_is_refused(
 ) -> None:
     recorded = authenticity_model.card.reference_data
     assert [r.name for r in recorded] == ["supply-chain-v1.json"]
-    other = ReferenceDataDigest(name=recorded[0].name, format=recorded[0].format,
-                                version="0", sha256="0" * 64)  # fmt: skip
+    other = ReferenceDataDigest(
+        name=recorded[0].name, format=recorded[0].format, version="0", sha256="0" * 64
+    )
     card = msgspec.structs.replace(authenticity_model.card, reference_data=[other])
     stale = LoadedModel(card, authenticity_model.booster, authenticity_model.artifact_path)
     with pytest.raises(ConfigError, match="restore that file or retrain"):
@@ -146,8 +156,10 @@ def test_cli_writes_json_markdown_and_png(models_dir: Path, tmp_path: Path) -> N
     assert report["data"]["scans"] == 4_000 and report["data"]["source"].endswith("held-out.jsonl")
     assert [p["outcome"] for p in report["operating_points"]] == ["counterfeit", "suspect"]
     assert {t["name"].split(" (")[0] for t in report["targets"]} == {
-        "precision per scan", "recall per scan", "lowest scenario recall per scan",
-    }  # fmt: skip
+        "precision per scan",
+        "recall per scan",
+        "lowest scenario recall per scan",
+    }
     summary = (out / "authenticity-summary.md").read_text()
     assert "| honest noise (genuine scans) |" in summary and "## Targets" in summary
     assert (out / "authenticity-pr-curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

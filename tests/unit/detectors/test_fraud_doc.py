@@ -46,12 +46,29 @@ def test_the_documented_commands_run(tmp_path: Path) -> None:
     assert runner.invoke(app, simulate).exit_code == 0
     assert len(read_labelled_payments(data)) == 3000
     train = next(c for c in documented if c[:2] == ["train", "fraud"])
-    trained = runner.invoke(app, [*[str(data) if a == "payments.jsonl" else a for a in train],
-                                  "--models-dir", str(tmp_path / "models")])  # fmt: skip
+    trained = runner.invoke(
+        app,
+        [
+            *[str(data) if a == "payments.jsonl" else a for a in train],
+            "--models-dir",
+            str(tmp_path / "models"),
+        ],
+    )
     assert trained.exit_code == 0, trained.output
     for evaluate in (c for c in documented if c[:2] == ["evaluate", "fraud"]):
-        small = [*evaluate, "--customers", "150", "--terminals", "300", "--days", "21",
-                 "--folds", "1", "--rounds", "10"]  # fmt: skip
+        small = [
+            *evaluate,
+            "--customers",
+            "150",
+            "--terminals",
+            "300",
+            "--days",
+            "21",
+            "--folds",
+            "1",
+            "--rounds",
+            "10",
+        ]
         small[small.index("--out") + 1] = str(tmp_path / "reports")
         result = runner.invoke(app, small)
         assert result.exit_code == 0, result.output

@@ -89,8 +89,9 @@ def test_the_handbook_feature_set_is_a_subset_of_ours() -> None:
 
 
 # Few rounds: this checks the command's outputs, not the model (docs/detectors.md has that).
-SMALL = FraudEvaluationConfig(customers=200, terminals=400, days=29, folds=2, scenarios="all",
-                              rounds=30)  # fmt: skip
+SMALL = FraudEvaluationConfig(
+    customers=200, terminals=400, days=29, folds=2, scenarios="all", rounds=30
+)
 
 
 def test_evaluation_writes_json_markdown_and_png(tmp_path: Path) -> None:
@@ -112,8 +113,9 @@ def test_evaluation_writes_json_markdown_and_png(tmp_path: Path) -> None:
 
 def test_the_cli_prints_the_summary_and_refuses_too_few_days(tmp_path: Path) -> None:
     common = ["fraud", "--customers", "200", "--terminals", "400", "--out", str(tmp_path)]
-    result = CliRunner().invoke(app, [*common, "--days", "22", "--folds", "1", "--rounds", "30",
-                                      "--json"])  # fmt: skip
+    result = CliRunner().invoke(
+        app, [*common, "--days", "22", "--folds", "1", "--rounds", "30", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["data"]["days"] == 22
     too_short = CliRunner().invoke(app, [*common, "--days", "25"])

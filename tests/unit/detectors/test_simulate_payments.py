@@ -96,10 +96,14 @@ def test_handbook_run_has_only_scenarios_1_to_3_at_the_handbook_rate(
 def test_handbook_scenarios_look_like_their_description(
     handbook_days: list[LabelledPayment],
 ) -> None:
-    assert all(p.label for p in handbook_days if p.event.amount > HIGH_AMOUNT
-               and p.scenario != "compromised_customer")  # fmt: skip
-    compromised = {p.event.terminal_id for p in handbook_days
-                   if p.scenario == "compromised_terminal"}  # fmt: skip
+    assert all(
+        p.label
+        for p in handbook_days
+        if p.event.amount > HIGH_AMOUNT and p.scenario != "compromised_customer"
+    )
+    compromised = {
+        p.event.terminal_id for p in handbook_days if p.scenario == "compromised_terminal"
+    }
     assert compromised
     for terminal in compromised:
         history = [p for p in handbook_days if p.event.terminal_id == terminal]
@@ -154,8 +158,10 @@ def test_label_events_and_arrival_order() -> None:
     payments = simulate_payments(400, seed=1, run_id="arr")
     label = payment_label(payments[0])
     assert (label.transaction_id, label.terminal_id, label.fraud) == (
-        payments[0].event.event_id, payments[0].event.terminal_id, bool(payments[0].label)
-    )  # fmt: skip
+        payments[0].event.event_id,
+        payments[0].event.terminal_id,
+        bool(payments[0].label),
+    )
     assert label.label_time == payments[0].label_time
     merged = arrival_order(payments)
     assert len(merged) == 2 * len(payments)
@@ -180,8 +186,9 @@ def test_episode_counts_follow_the_rate() -> None:
 
 
 def test_takeovers_use_risky_merchants_far_from_home() -> None:
-    payments = simulate_payment_days(20, customers=400, terminals=4_000, seed=2, run_id="ato",
-                                     scenarios=("account_takeover",))  # fmt: skip
+    payments = simulate_payment_days(
+        20, customers=400, terminals=4_000, seed=2, run_id="ato", scenarios=("account_takeover",)
+    )
     takeovers = [p for p in payments if p.scenario == "account_takeover"]
     assert takeovers and RISKY == 2
     homes: dict[str, list[tuple[float, float]]] = {}

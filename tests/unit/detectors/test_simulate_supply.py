@@ -86,8 +86,11 @@ def test_a_duplicate_read_repeats_an_earlier_read(scans: list[LabelledScan]) -> 
     for s in scans:
         e = s.event
         if "duplicate_read" in s.noise:
-            original = [p for p in seen[e.epc] if (p.biz_step, p.biz_location) ==
-                        (e.biz_step, e.biz_location)]  # fmt: skip
+            original = [
+                p
+                for p in seen[e.epc]
+                if (p.biz_step, p.biz_location) == (e.biz_step, e.biz_location)
+            ]
             assert original, e.event_id
             gap = (e.event_time - original[-1].event_time).total_seconds()
             assert 0 < gap <= 900 and e.reader_id != original[-1].reader_id

@@ -83,9 +83,15 @@ def to_berlin_shop() -> list[SupplyChainEvent]:
 
 def test_a_genuine_life_raises_nothing() -> None:
     v, state = run(to_berlin_shop())
-    for name in ("order_violation", "moved_without_shipping", "duplicate_read",
-                 "after_decommissioning", "at_conflict_site", "unauthorised_region",
-                 "tag_auth_failed"):  # fmt: skip
+    for name in (
+        "order_violation",
+        "moved_without_shipping",
+        "duplicate_read",
+        "after_decommissioning",
+        "at_conflict_site",
+        "unauthorised_region",
+        "tag_auth_failed",
+    ):
         assert all(x[name] == 0.0 for x in v), name
     assert v[0]["commissioned"] == 1.0 and v[0]["first_seen_role"] == 0.0
     assert v[0]["speed_kmh"] == MISSING and v[0]["seconds_since_track"] == MISSING
@@ -133,8 +139,9 @@ def test_diversion_to_an_unauthorised_country() -> None:
     assert v[6]["unauthorised_region"] == 1.0 and v[6]["moved_without_shipping"] == 0.0
     assert all(x["unauthorised_region"] == 0.0 for x in v[:6])
     unknown = "urn:epc:id:sgtin:0614141.812345.6789"  # EPC TDS example: not in our table
-    vector, _ = supply_features(scan(1, BizStep.RECEIVING, "shop-paris-1", epc=unknown),
-                                initial_supply_state())  # fmt: skip
+    vector, _ = supply_features(
+        scan(1, BizStep.RECEIVING, "shop-paris-1", epc=unknown), initial_supply_state()
+    )
     named = dict(zip(SUPPLY_FEATURES, vector, strict=True))
     assert named["unauthorised_region"] == MISSING and named["tag_auth_expected"] == MISSING
 
@@ -200,8 +207,14 @@ def test_step_order_rules() -> None:
 
 def test_state_is_bounded_json_and_not_mutated() -> None:
     state = initial_supply_state()
-    shops = ["shop-paris-1", "shop-rome-1", "shop-lisbon-1", "shop-dublin-1", "shop-warsaw-1",
-             "shop-vienna-1"]  # fmt: skip
+    shops = [
+        "shop-paris-1",
+        "shop-rome-1",
+        "shop-lisbon-1",
+        "shop-dublin-1",
+        "shop-warsaw-1",
+        "shop-vienna-1",
+    ]
     events = to_berlin_shop() + [scan(400 + i, BizStep.RECEIVING, s) for i, s in enumerate(shops)]
     for event in events:
         frozen = json.dumps(state)

@@ -36,8 +36,12 @@ def records(scans: list[LabelledScan]) -> list[RecordRef]:
 def test_stream_vectors_equal_the_offline_replay(
     scans: list[LabelledScan], authenticity_model: LoadedModel
 ) -> None:
-    spec = DetectorSpec(Detector.AUTHENTICITY, EventParser(SupplyChainEvent, "epc"), _supply,
-                        Scorer(authenticity_model))  # fmt: skip
+    spec = DetectorSpec(
+        Detector.AUTHENTICITY,
+        EventParser(SupplyChainEvent, "epc"),
+        _supply,
+        Scorer(authenticity_model),
+    )
     state: dict[str, dict[str, object]] = {}
     online: list[list[float]] = []
     outcomes: list[str] = []

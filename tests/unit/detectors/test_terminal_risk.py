@@ -39,9 +39,15 @@ H = timedelta(hours=1)
 
 
 def label(name: str, at: datetime, fraud: bool, terminal: str = "T1") -> PaymentLabel:
-    return PaymentLabel(label_id=f"lb-{name}", label_time=at, transaction_id=f"tx-{name}",
-                        transaction_time=at - timedelta(days=7), customer_id="C9",
-                        terminal_id=terminal, fraud=fraud)  # fmt: skip
+    return PaymentLabel(
+        label_id=f"lb-{name}",
+        label_time=at,
+        transaction_id=f"tx-{name}",
+        transaction_time=at - timedelta(days=7),
+        customer_id="C9",
+        terminal_id=terminal,
+        fraud=fraud,
+    )
 
 
 LABELS = [
@@ -98,12 +104,23 @@ def test_state_is_pure_bounded_and_survives_json() -> None:
     assert labels_1d == 24.0 and fraud_rate_1d == pytest.approx(5 / 24)
 
 
-def payment(name: str, at: datetime, terminal: str, fraud: int, label_at: datetime,
-            customer: str = "C1") -> LabelledPayment:  # fmt: skip
-    event = PaymentTransaction(event_id=f"tx-{name}", event_time=at, source="test",
-                               customer_id=customer, terminal_id=terminal, amount=10.0,
-                               currency="EUR", channel=Channel.CARD_PRESENT, mcc="5411",
-                               country="FR", lat=48.85, lon=2.35)  # fmt: skip
+def payment(
+    name: str, at: datetime, terminal: str, fraud: int, label_at: datetime, customer: str = "C1"
+) -> LabelledPayment:
+    event = PaymentTransaction(
+        event_id=f"tx-{name}",
+        event_time=at,
+        source="test",
+        customer_id=customer,
+        terminal_id=terminal,
+        amount=10.0,
+        currency="EUR",
+        channel=Channel.CARD_PRESENT,
+        mcc="5411",
+        country="FR",
+        lat=48.85,
+        lon=2.35,
+    )
     return LabelledPayment(event, fraud, "compromised_terminal" if fraud else "", label_at)
 
 
@@ -118,10 +135,13 @@ def test_the_replay_counts_a_label_only_once_it_has_arrived() -> None:
         payment("4", MONDAY + 3 * 24 * H, "T1", 0, MONDAY + 10 * 24 * H, customer="C3"),
         payment("5", MONDAY + 5 * 24 * H, "T1", 0, MONDAY + 12 * 24 * H, customer="C4"),
     ]
-    rows = {event.event_id: dict(zip(FRAUD_FEATURES, vector, strict=True))
-            for _, event, vector in replay_payments(history)}  # fmt: skip
-    frauds_7d = {k: v["terminal_labels_7d"] * max(v["terminal_fraud_rate_7d"], 0)
-                 for k, v in rows.items()}  # fmt: skip
+    rows = {
+        event.event_id: dict(zip(FRAUD_FEATURES, vector, strict=True))
+        for _, event, vector in replay_payments(history)
+    }
+    frauds_7d = {
+        k: v["terminal_labels_7d"] * max(v["terminal_fraud_rate_7d"], 0) for k, v in rows.items()
+    }
     assert frauds_7d == {"tx-1": 0, "tx-2": 0, "tx-3": 0, "tx-4": 1.0, "tx-5": 2.0}
     assert rows["tx-4"]["terminal_hours_since_chargeback"] == 72 - 56
 
