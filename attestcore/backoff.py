@@ -89,17 +89,26 @@ class Outage:
         self.dependency = dependency
         self.report(dependency, False)
         delay = backoff_delay(self.failures, self.initial_s, self.max_s, self.rng)
-        self.log.warning("%s unreachable (attempt %d, down %.0f s), retrying in %.1f s: %s",
-                         dependency, self.failures, time.monotonic() - self._since, delay,
-                         cause.splitlines()[0] if cause else "")  # fmt: skip
+        self.log.warning(
+            "%s unreachable (attempt %d, down %.0f s), retrying in %.1f s: %s",
+            dependency,
+            self.failures,
+            time.monotonic() - self._since,
+            delay,
+            cause.splitlines()[0] if cause else "",
+        )
         return delay
 
     def recovered(self) -> None:
         """The dependency answered: log it once, report it, start the next outage afresh."""
         if not self.failures:
             return
-        self.log.info("%s reachable again after %d failed attempt(s) over %.0f s",
-                      self.dependency, self.failures, time.monotonic() - self._since)  # fmt: skip
+        self.log.info(
+            "%s reachable again after %d failed attempt(s) over %.0f s",
+            self.dependency,
+            self.failures,
+            time.monotonic() - self._since,
+        )
         self.report(self.dependency, True)
         self.failures = 0
 

@@ -168,6 +168,10 @@ def _still_alive(
     pids: list[int], alive: Callable[[int], bool], timeout_s: float, interval_s: float
 ) -> list[int]:
     """The pids still alive once all are gone or `timeout_s` has passed."""
-    left, _ = poll_until(lambda: [pid for pid in pids if alive(pid)], lambda found: not found,
-                         timeout_s, interval_s=interval_s)  # fmt: skip
+    left, _ = poll_until(
+        lambda: [pid for pid in pids if alive(pid)],
+        lambda found: not found,
+        timeout_s,
+        interval_s=interval_s,
+    )
     return left

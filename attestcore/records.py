@@ -10,10 +10,26 @@ from datetime import datetime
 from typing import NamedTuple
 
 ENTRY_COLUMNS = (
-    "chain", "seq", "leaf_hash", "prev", "entry", "decision_id", "event_id", "entity_id",
-    "detector", "outcome", "score", "model_sha256", "event_time", "decided_at", "logged_at",
-    "source_cluster", "source_topic", "source_partition", "source_offset",
-)  # fmt: skip
+    "chain",
+    "seq",
+    "leaf_hash",
+    "prev",
+    "entry",
+    "decision_id",
+    "event_id",
+    "entity_id",
+    "detector",
+    "outcome",
+    "score",
+    "model_sha256",
+    "event_time",
+    "decided_at",
+    "logged_at",
+    "source_cluster",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+)
 
 TIME_COLUMNS = frozenset({"event_time", "decided_at", "logged_at"})
 """The entry columns ClickHouse holds as DateTime (whole seconds)."""

@@ -28,9 +28,12 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 def read_state(
-    path: Path, state_type: type[S], what: str, reset_hint: str,
+    path: Path,
+    state_type: type[S],
+    what: str,
+    reset_hint: str,
     error: type[ConfigError] = ConfigError,
-) -> S:  # fmt: skip
+) -> S:
     """The state in `path`, or `state_type()` when there is no file yet. `what` names the
     file in errors ("the verifier state file"); `reset_hint` says how to start afresh."""
     try:

@@ -53,10 +53,20 @@ class AnvilNode:
 
     def start(self) -> None:
         self.process = processes.start(
-            [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id",
-             str(CHAIN_ID), "--state", str(self.home / "state.json"), "--silent"],
+            [
+                str(self.binary),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--chain-id",
+                str(CHAIN_ID),
+                "--state",
+                str(self.home / "state.json"),
+                "--silent",
+            ],
             log=self.home / "anvil.log",
-        )  # fmt: skip
+        )
         process = self.process
 
         def answers() -> bool:
@@ -78,8 +88,9 @@ class AnvilNode:
 
     def rpc(self, method: str, *params: Any) -> Any:
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-        request = urllib.request.Request(self.url, data=body.encode(),
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            self.url, data=body.encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=RPC_TIMEOUT_S) as resp:
             answer = json.loads(resp.read())
         if "error" in answer:
@@ -116,7 +127,8 @@ class LedgerFeed:
         self.store.insert_entries(result.entries)
         self.store.insert_nodes(chain, result.node_keys, result.node_hashes)
         body = Checkpoint(f"{self.origin}/{chain}", result.size, RootHash(result.root)).body()
-        checkpoint = StoredCheckpoint(chain, result.size, result.root,
-                                      sign_note(body, self.signer), "k1", -1)  # fmt: skip
+        checkpoint = StoredCheckpoint(
+            chain, result.size, result.root, sign_note(body, self.signer), "k1", -1
+        )
         self.store.insert_checkpoint(checkpoint)
         return checkpoint

@@ -93,15 +93,18 @@ def scrape(port: str | int) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
     url = f"http://127.0.0.1:{port}/metrics"
     with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as resp:
         text = resp.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples}  # fmt: skip
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def family_prefixes(port: str | int) -> set[str]:
     """The `attestream_<component>` prefixes of the families a process exports."""
-    return {"_".join(name.split("_")[:2]) for name, _ in scrape(port)
-            if name.startswith("attestream_")}  # fmt: skip
+    return {
+        "_".join(name.split("_")[:2]) for name, _ in scrape(port) if name.startswith("attestream_")
+    }
 
 
 def try_scrape(port: str | int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -55,31 +55,47 @@ def test_anchor_run_waits_out_an_rpc_outage(
     first = feed.append(0, 5)
     log_path = tmp_path / "anchor.log"
     port = settings.anchor_metrics_port
-    proc = processes.start([sys.executable, "-m", "attestream.cli", "anchor", "run"],
-                           log=log_path, env=os.environ)  # fmt: skip
+    proc = processes.start(
+        [sys.executable, "-m", "attestream.cli", "anchor", "run"], log=log_path, env=os.environ
+    )
     try:
-        wait_until("a first final anchor", lambda: covered(store, settings, 0, first.size),
-                   ANCHOR_TIMEOUT_S)  # fmt: skip
+        wait_until(
+            "a first final anchor",
+            lambda: covered(store, settings, 0, first.size),
+            ANCHOR_TIMEOUT_S,
+        )
         assert family_prefixes(port) == {"attestream_anchor"}
         drill.manager.stop_service("anvil")
         second = feed.append(0, 7)
-        wait_until("the anchor to report the node down",
-                   lambda: try_scrape(port).get(("attestream_anchor_dependency_up",
-                                                 (("dependency", "rpc"),))) == 0,
-                   ANCHOR_TIMEOUT_S)  # fmt: skip
+        wait_until(
+            "the anchor to report the node down",
+            lambda: (
+                try_scrape(port).get(("attestream_anchor_dependency_up", (("dependency", "rpc"),)))
+                == 0
+            ),
+            ANCHOR_TIMEOUT_S,
+        )
         assert try_scrape(port)[("attestream_anchor_ready", ())] == 0
         time.sleep(OUTAGE_S)
         assert proc.poll() is None, log_path.read_text()[-2000:]
         failed = [line for line in log_path.read_text().splitlines() if "round failed" in line]
         assert 1 <= len(failed) <= MAX_OUTAGE_LINES, failed
         drill.restart()
-        wait_until("the backlog anchored", lambda: covered(store, settings, 0, second.size),
-                   ANCHOR_TIMEOUT_S)  # fmt: skip
+        wait_until(
+            "the backlog anchored",
+            lambda: covered(store, settings, 0, second.size),
+            ANCHOR_TIMEOUT_S,
+        )
         assert try_scrape(port)[("attestream_anchor_ready", ())] == 1
         drill.manager.stop_service("anvil")
-        wait_until("the anchor to notice", lambda: len([
-            line for line in log_path.read_text().splitlines() if "round failed" in line
-        ]) > len(failed), ANCHOR_TIMEOUT_S)  # fmt: skip
+        wait_until(
+            "the anchor to notice",
+            lambda: (
+                len([line for line in log_path.read_text().splitlines() if "round failed" in line])
+                > len(failed)
+            ),
+            ANCHOR_TIMEOUT_S,
+        )
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(SHUTDOWN_BOUND_S) == 0

@@ -48,9 +48,15 @@ from attestream.wiring import ledger_signer, open_store, trusted_verifiers
 from forensics.verify import verify_ledger
 
 ETH = 10**18
-POLICY = AnchorPolicy(confirmations=2, reorg_watch_blocks=64, fee_cap_wei=100 * GWEI,
-                      min_tip_wei=GWEI // 100, replace_after_s=60.0, bump_percent=20,
-                      min_balance_anchors=20)  # fmt: skip
+POLICY = AnchorPolicy(
+    confirmations=2,
+    reorg_watch_blocks=64,
+    fee_cap_wei=100 * GWEI,
+    min_tip_wei=GWEI // 100,
+    replace_after_s=60.0,
+    bump_percent=20,
+    min_balance_anchors=20,
+)
 # Rounds a test may take to reach a state; each round is a few RPC and ClickHouse calls.
 MAX_ROUNDS = 10
 # The run-loop test's bound on one checkpoint reaching a final anchor: at one block a second
@@ -83,8 +89,13 @@ class Rig:
 
     def restart_service(self) -> AnchorService:
         """A new service object: what a restarted process sees is only what ClickHouse has."""
-        self.service = AnchorService(self.store, ChainClient(self.anvil.url, CHAIN_ID), self.key,
-                                     self.service.policy, self.clock)  # fmt: skip
+        self.service = AnchorService(
+            self.store,
+            ChainClient(self.anvil.url, CHAIN_ID),
+            self.key,
+            self.service.policy,
+            self.clock,
+        )
         return self.service
 
     def history(self, tx_hash: str) -> list[str]:
@@ -159,8 +170,7 @@ def test_normal_path_pending_mined_final_then_verified(rig: Rig) -> None:
     notes = [rig.store.checkpoint_at(c, s)[0].note for c, s in final.checkpoints]
     verify_stored_anchor(final, chain, POLICY.confirmations, notes)
     check_every_checkpoint_proves(rig)  # (0, 5) through a consistency proof to (0, 9)
-    report = verify_ledger(rig.store, trusted_verifiers(rig.settings),
-                           chain)  # fmt: skip
+    report = verify_ledger(rig.store, trusted_verifiers(rig.settings), chain)
     assert report.ok, report.failures
 
 
@@ -178,8 +188,7 @@ def test_reorg_removing_the_anchor_block_is_detected_and_reanchored(rig: Rig) ->
     assert again.block_hash != first.block_hash
     check_every_checkpoint_proves(rig)
     chain = ChainClient(rig.anvil.url, CHAIN_ID)
-    report = verify_ledger(rig.store, trusted_verifiers(rig.settings),
-                           chain)  # fmt: skip
+    report = verify_ledger(rig.store, trusted_verifiers(rig.settings), chain)
     assert report.ok, report.failures
     assert report.anchors == 1
 
@@ -193,8 +202,9 @@ def test_dropped_transaction_is_replaced(rig: Rig) -> None:
 
     rig.service.step()  # gone from the pool: replaced at once, with bumped fees
     assert rig.history(sent.tx_hash) == ["pending", "replaced"]
-    (replacement,) = [tx for tx in rig.service.records.open_transactions(0)
-                      if tx.state == TxState.PENDING.value]  # fmt: skip
+    (replacement,) = [
+        tx for tx in rig.service.records.open_transactions(0) if tx.state == TxState.PENDING.value
+    ]
     assert replacement.nonce == sent.nonce and replacement.attempt == sent.attempt
     assert replacement.max_fee >= sent.max_fee * 1.2
     rig.anvil.mine(2)
@@ -263,8 +273,7 @@ def test_node_outage_and_restart_on_the_same_port_lose_nothing(rig: Rig) -> None
     before = sample("attestream_anchor_errors_total", kind="rpc")
     assert run_round(rig.service).error == "rpc"
     assert sample("attestream_anchor_errors_total", kind="rpc") == before + 1
-    status = collect_status(rig.service.records, rig.service.chain, rig.service.sender,
-                            time.time())  # fmt: skip
+    status = collect_status(rig.service.records, rig.service.chain, rig.service.sender, time.time())
     assert status.problems and "could not be reached" in status.problems[0]
     assert {b.chain: b.unanchored_checkpoints for b in status.chains} == {0: 1, 1: 1}
     assert status.oldest_unanchored_age_s is not None
@@ -304,8 +313,10 @@ def test_run_loop_takes_a_checkpoint_to_a_final_anchor(rig: Rig) -> None:
         for n in range(3):
             checkpoint = rig.feed.append(n % 2, 3)
             started = time.monotonic()
-            while not any(dict(a.checkpoints).get(checkpoint.chain) == checkpoint.size
-                          for a in rig.service.records.final()):  # fmt: skip
+            while not any(
+                dict(a.checkpoints).get(checkpoint.chain) == checkpoint.size
+                for a in rig.service.records.final()
+            ):
                 assert time.monotonic() - started < LOOP_DEADLINE_S, "the loop is stuck"
                 time.sleep(0.05)
             latencies.append(round(time.monotonic() - started, 2))
@@ -324,9 +335,12 @@ def test_cli_status_and_run_once_never_show_the_key(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    for name, value in {"ATTESTREAM_RPC_URL": rig.anvil.url, "ATTESTREAM_CHAIN_ID": "31337",
-                        "ATTESTREAM_ANCHOR_KEY": rig.key,
-                        "ATTESTREAM_ANCHOR_CONFIRMATIONS": "1"}.items():  # fmt: skip
+    for name, value in {
+        "ATTESTREAM_RPC_URL": rig.anvil.url,
+        "ATTESTREAM_CHAIN_ID": "31337",
+        "ATTESTREAM_ANCHOR_KEY": rig.key,
+        "ATTESTREAM_ANCHOR_CONFIRMATIONS": "1",
+    }.items():
         monkeypatch.setenv(name, value)
     rig.feed.append(0, 4)
     cli = CliRunner()
@@ -372,9 +386,11 @@ def test_an_anchors_table_from_before_the_lifecycle_is_migrated(isolated: Settin
     at = datetime(2025, 3, 4, 12, 0, 0)
     store.execute(
         "INSERT INTO {db}.anchors VALUES",
-        [(at, "11" * 32, CHAIN_ID, "0xaa", 7, "0xbb", "0xS", "success", 22_480, [0], [5]),
-         (at, "22" * 32, CHAIN_ID, "0xcc", 8, "0xdd", "0xS", "reverted", 22_480, [0], [9])],
-    )  # fmt: skip
+        [
+            (at, "11" * 32, CHAIN_ID, "0xaa", 7, "0xbb", "0xS", "success", 22_480, [0], [5]),
+            (at, "22" * 32, CHAIN_ID, "0xcc", 8, "0xdd", "0xS", "reverted", 22_480, [0], [9]),
+        ],
+    )
     store.create_schema()  # the table exists: CREATE ... IF NOT EXISTS leaves it as it was
     # Readers never migrate: they name the command that does.
     with pytest.raises(NoLedgerError, match="older schema .* `attestream ledger migrate`"):

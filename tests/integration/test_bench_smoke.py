@@ -25,13 +25,26 @@ def test_quick_run_writes_json_and_the_markdown_table(
     doc = tmp_path / "benchmarks.md"
     doc.write_text(f"# Benchmarks\n\nprose kept\n\n{RESULTS_START}\nold\n{RESULTS_END}\n\ntail\n")
     command = [
-        sys.executable, "-m", "bench", "--quick", "--decisions", "600", "--batch-max", "200",
-        "--stream-events", str(STREAM_EVENTS),
-        "--results-dir", str(tmp_path / "results"), "--doc", str(doc),
-        "--stack-home", str(settings_env.home),
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                          timeout=BENCH_TIMEOUT_S)  # fmt: skip
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--decisions",
+        "600",
+        "--batch-max",
+        "200",
+        "--stream-events",
+        str(STREAM_EVENTS),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--doc",
+        str(doc),
+        "--stack-home",
+        str(settings_env.home),
+    ]
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S
+    )
     assert done.returncode == 0, done.stderr
 
     [result] = (tmp_path / "results").glob("*.json")

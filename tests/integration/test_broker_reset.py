@@ -39,8 +39,9 @@ def drill(tmp_path: Path) -> Iterator[DrillStack]:
 
 
 def topics(bootstrap: str) -> set[str]:
-    return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(
-        timeout=KAFKA_TIMEOUT_S).topics)  # fmt: skip
+    return set(
+        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=KAFKA_TIMEOUT_S).topics
+    )
 
 
 def publish_and_consume_some(bootstrap: str, topic: str) -> None:
@@ -49,8 +50,9 @@ def publish_and_consume_some(bootstrap: str, topic: str) -> None:
     with EventProducer(bootstrap) as producer:
         for i in range(RECORDS):
             producer.send(topic, b"k", f"event {i}".encode())
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "readers",
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "readers", "enable.auto.commit": False}
+    )
     try:
         consumer.commit(offsets=[TopicPartition(topic, 0, CONSUMED)], asynchronous=False)
     finally:
@@ -96,8 +98,11 @@ def test_stack_status_reports_a_crash_looping_worker(drill: DrillStack, tmp_path
     detect = processes.start([sys.executable, "-m", "attestream.cli", "detect"], log=log, env=env)
     runner = CliRunner()
     try:
-        wait_until("two worker restarts", lambda: log.read_text().count("exited on its own") >= 2,
-                   CRASH_LOOP_TIMEOUT_S)  # fmt: skip
+        wait_until(
+            "two worker restarts",
+            lambda: log.read_text().count("exited on its own") >= 2,
+            CRASH_LOOP_TIMEOUT_S,
+        )
         status = runner.invoke(stack_cli, ["status", "--home", str(drill.manager.home), "--json"])
         assert status.exit_code == 3, status.output
         topic = env["ATTESTREAM_TOPIC_TRANSACTIONS"]

@@ -62,8 +62,9 @@ def test_detect_survives_a_broker_reset_and_stops_promptly_while_it_is_down(
         assert try_scrape(port)[READY] == 1
 
         drill.manager.stop_service("broker")
-        wait_until("kafka reported down", lambda: try_scrape(port).get(KAFKA_UP) == 0,
-                   READY_TIMEOUT_S)  # fmt: skip
+        wait_until(
+            "kafka reported down", lambda: try_scrape(port).get(KAFKA_UP) == 0, READY_TIMEOUT_S
+        )
         assert try_scrape(port)[READY] == 0
         (status,) = [s for s in worker_statuses(drill.manager.home) if s.process == "detect"]
         assert status.alive and not status.healthy and "waiting for kafka" in status.detail
@@ -75,8 +76,11 @@ def test_detect_survives_a_broker_reset_and_stops_promptly_while_it_is_down(
         assert detect.poll() is None
 
         drill.restart()  # a new, empty broker on the same port
-        wait_until("the worker restarted on the new broker",
-                   lambda: try_scrape(port).get(READY) == 1, READY_TIMEOUT_S)  # fmt: skip
+        wait_until(
+            "the worker restarted on the new broker",
+            lambda: try_scrape(port).get(READY) == 1,
+            READY_TIMEOUT_S,
+        )
         assert "the broker was reset" in log.read_text()
         after = payments(300, run_id=f"after{time.time_ns()}")
         publish_payments(settings, after)
@@ -84,8 +88,9 @@ def test_detect_survives_a_broker_reset_and_stops_promptly_while_it_is_down(
         assert sorted(d.event_id for d in decided) == sorted(p.event_id for p in after)
 
         drill.manager.stop_service("broker")
-        wait_until("kafka reported down", lambda: try_scrape(port).get(KAFKA_UP) == 0,
-                   READY_TIMEOUT_S)  # fmt: skip
+        wait_until(
+            "kafka reported down", lambda: try_scrape(port).get(KAFKA_UP) == 0, READY_TIMEOUT_S
+        )
         started = time.monotonic()
         detect.send_signal(signal.SIGTERM)
         assert detect.wait(SHUTDOWN_BOUND_S) == 0
@@ -126,12 +131,20 @@ def test_a_killed_supervisor_takes_its_worker_along(
     log = tmp_path / "detect.log"
     started = re.compile(r"detection worker started \(pid (\d+)")
     with background(["detect"], dict(os.environ), log) as detect:
-        wait_until("the worker started", lambda: started.search(log.read_text()) is not None,
-                   READY_TIMEOUT_S, [])  # fmt: skip
+        wait_until(
+            "the worker started",
+            lambda: started.search(log.read_text()) is not None,
+            READY_TIMEOUT_S,
+            [],
+        )
         match = started.search(log.read_text())
         assert match is not None
         worker = int(match.group(1))
         detect.kill()
         detect.wait()
-        wait_until("the orphaned worker to stop", lambda: not processes.is_running(worker),
-                   SHUTDOWN_BOUND_S, [])  # fmt: skip
+        wait_until(
+            "the orphaned worker to stop",
+            lambda: not processes.is_running(worker),
+            SHUTDOWN_BOUND_S,
+            [],
+        )

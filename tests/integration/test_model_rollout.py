@@ -63,8 +63,11 @@ def test_a_new_active_model_takes_over_without_losing_or_doubling_an_event(
     first = active_sha256(models, "fraud")
     second = add_fraud_model(models, seed=2)
     port = free_port()
-    env = child_env(ATTESTREAM_MODELS_DIR=str(models), ATTESTREAM_DETECT_MODEL_POLL_S=POLL_S,
-                    ATTESTREAM_DETECT_METRICS_PORT=str(port))  # fmt: skip
+    env = child_env(
+        ATTESTREAM_MODELS_DIR=str(models),
+        ATTESTREAM_DETECT_MODEL_POLL_S=POLL_S,
+        ATTESTREAM_DETECT_METRICS_PORT=str(port),
+    )
     events = payments(900, run_id=f"rollout{time.time_ns()}")
     before, during, after = events[:300], events[300:600], events[600:]
     create_topics(isolated)
@@ -74,8 +77,13 @@ def test_a_new_active_model_takes_over_without_losing_or_doubling_an_event(
         assert {d.model_sha256 for d in read_decisions(isolated, 300, proc=detect)} == {first}
         publisher = threading.Thread(target=publish_paced, args=(isolated, during))
         publisher.start()
-        activated = subprocess.run([*CLI, "models", "activate", "fraud", second[:12]], env=env,
-                                   capture_output=True, text=True, timeout=120)  # fmt: skip
+        activated = subprocess.run(
+            [*CLI, "models", "activate", "fraud", second[:12]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         publisher.join()
         assert activated.returncode == 0, activated.stderr
         assert f"active model is now fraud-{second[:12]}" in activated.stdout
@@ -95,5 +103,8 @@ def test_a_new_active_model_takes_over_without_losing_or_doubling_an_event(
     order = [d.model_sha256 for d in decisions]
     swap = order.index(second)
     assert set(order[:swap]) == {first} and set(order[swap:]) == {second}
-    assert all(d.decision_id == decision_id(d.event_id, d.detector, d.model_sha256)
-               and d.model_id == f"fraud-{d.model_sha256[:12]}" for d in decisions)  # fmt: skip
+    assert all(
+        d.decision_id == decision_id(d.event_id, d.detector, d.model_sha256)
+        and d.model_id == f"fraud-{d.model_sha256[:12]}"
+        for d in decisions
+    )

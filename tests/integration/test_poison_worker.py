@@ -51,10 +51,19 @@ RECENT = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 
 def pay(event_id: str, customer: str, at: datetime, **changes: object) -> PaymentTransaction:
     event = PaymentTransaction(
-        event_id=event_id, event_time=at, source="pos", customer_id=customer, terminal_id="T1",
-        amount=25.0, currency="EUR", channel=Channel.CARD_PRESENT, mcc="5411", country="DE",
-        lat=48.1, lon=11.6,
-    )  # fmt: skip
+        event_id=event_id,
+        event_time=at,
+        source="pos",
+        customer_id=customer,
+        terminal_id="T1",
+        amount=25.0,
+        currency="EUR",
+        channel=Channel.CARD_PRESENT,
+        mcc="5411",
+        country="DE",
+        lat=48.1,
+        lon=11.6,
+    )
     return msgspec.structs.replace(event, **changes)
 
 
@@ -82,10 +91,15 @@ def hostile_payments(settings: Settings) -> tuple[list[Record], list[str]]:
         (topic, b"P-huge", b'{"event_id": "' + b"h" * HUGE_RECORD_BYTES + b'"}'),
         (topic, None, bytes(range(256))),
         (topic, b"P-garbage", b"{"),
-        (topic, b"P-unicode", json.dumps({**json.loads(encode(duplicate)),
-                                          "event_id": "tx-\u00e9\U0001f600"}).encode()),
+        (
+            topic,
+            b"P-unicode",
+            json.dumps(
+                {**json.loads(encode(duplicate)), "event_id": "tx-\u00e9\U0001f600"}
+            ).encode(),
+        ),
         (topic, b"someone-else", encode(pay("tx-wrong-key", "P-key", RECENT))),
-    ]  # fmt: skip
+    ]
     ordinary = payments(150, "poison")
     records += [(topic, p.customer_id.encode(), encode(p)) for p in ordinary]
     expected = ["event_time_in_future"] + ["decision"] * (len(events) - 1 + 2)
@@ -95,11 +109,18 @@ def hostile_payments(settings: Settings) -> tuple[list[Record], list[str]]:
 
 def hostile_scans_and_labels(settings: Settings) -> list[Record]:
     scans = [s.event for s in simulate_supply(40, seed=3, run_id="poison")]
-    future = msgspec.structs.replace(scans[0], event_id="sc-2099",
-                                     event_time=datetime(2099, 1, 1, tzinfo=UTC))  # fmt: skip
-    label = PaymentLabel(label_id="lb-2099", label_time=datetime(2099, 1, 1, tzinfo=UTC),
-                         transaction_id="tx-newest", transaction_time=RECENT,
-                         customer_id="P-old", terminal_id="T1", fraud=True)  # fmt: skip
+    future = msgspec.structs.replace(
+        scans[0], event_id="sc-2099", event_time=datetime(2099, 1, 1, tzinfo=UTC)
+    )
+    label = PaymentLabel(
+        label_id="lb-2099",
+        label_time=datetime(2099, 1, 1, tzinfo=UTC),
+        transaction_id="tx-newest",
+        transaction_time=RECENT,
+        customer_id="P-old",
+        terminal_id="T1",
+        fraud=True,
+    )
     sc, labels = settings.topic_supply_chain, settings.topic_labels
     return [
         *((sc, s.epc.encode(), encode(s)) for s in [future, *scans]),
@@ -112,23 +133,32 @@ def hostile_scans_and_labels(settings: Settings) -> list[Record]:
 def send(settings: Settings, records: Sequence[Record]) -> None:
     """Raw records, the huge one included (the stack's own producer refuses records over
     its 1 MB default, as a careful producer would)."""
-    producer = Producer({"bootstrap.servers": settings.require_kafka(),
-                         "partitioner": "murmur2_random",
-                         "message.max.bytes": 4_000_000})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.require_kafka(),
+            "partitioner": "murmur2_random",
+            "message.max.bytes": 4_000_000,
+        }
+    )
     for topic, key, value in records:
         producer.produce(topic, value=value, key=key)
         producer.poll(0)
     assert producer.flush(60) == 0
 
 
-def wait_accounted(settings: Settings, inputs: Sequence[str], expected: int,
-                   proc: subprocess.Popen[bytes]) -> Accounting:  # fmt: skip
+def wait_accounted(
+    settings: Settings, inputs: Sequence[str], expected: int, proc: subprocess.Popen[bytes]
+) -> Accounting:
     """The topics read back once every input record has an outcome (or the wait ran out)."""
 
     def found() -> Accounting:
         assert proc.poll() is None, "the detect worker exited"
-        return account(settings.require_kafka(), {t: {} for t in inputs},
-                       settings.topic_decisions, settings.topic_dead_letter)  # fmt: skip
+        return account(
+            settings.require_kafka(),
+            {t: {} for t in inputs},
+            settings.topic_decisions,
+            settings.topic_dead_letter,
+        )
 
     def complete(found: Accounting) -> bool:
         return len(found.consumed) >= expected and not found.without_outcome()
@@ -157,8 +187,10 @@ def poisoned(isolated: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def test_every_hostile_record_gets_exactly_one_outcome(
     poisoned: Settings, trained_models: Path, tmp_path: Path
 ) -> None:
-    (payments_in, expected_outcomes), others = (hostile_payments(poisoned),
-                                                hostile_scans_and_labels(poisoned))  # fmt: skip
+    (payments_in, expected_outcomes), others = (
+        hostile_payments(poisoned),
+        hostile_scans_and_labels(poisoned),
+    )
     send(poisoned, [*payments_in, *others])
     port = free_port()
     env = child_env(
@@ -181,8 +213,12 @@ def test_every_hostile_record_gets_exactly_one_outcome(
     assert (consumed, decided + dead, unaccounted) == (len(payments_in), consumed, 0.0)
 
     tx = poisoned.topic_transactions
-    got = [found.dead_letters[(tx, 0, offset)][0] if found.dead_letters.get((tx, 0, offset))
-           else "decision" for offset in range(len(payments_in))]  # fmt: skip
+    got = [
+        found.dead_letters[(tx, 0, offset)][0]
+        if found.dead_letters.get((tx, 0, offset))
+        else "decision"
+        for offset in range(len(payments_in))
+    ]
     assert got == expected_outcomes
     letters = {(t, int(o)): dict(h) for t, o, h in dead_letters(poisoned)}
     huge = next(h for h in letters.values() if h.get(HEADER_ORIGINAL_BYTES))
@@ -219,14 +255,22 @@ def test_a_worker_dying_halfway_through_a_batch_loses_no_record(
     first_log = tmp_path / "first.log"
     struck = "Crashed reason=InjectedFault" if fault == "raise" else "fault injection"
     with background(["detect"], {**env, FAULT_AT_ENV: fault}, first_log) as first:
-        wait_until(lambda: struck in first_log.read_text(errors="replace"), DECIDE_TIMEOUT_S,
-                   interval_s=0.2, what=repr(struck),
-                   detail=lambda: first_log.read_text(errors="replace")[-3000:])  # fmt: skip
+        wait_until(
+            lambda: struck in first_log.read_text(errors="replace"),
+            DECIDE_TIMEOUT_S,
+            interval_s=0.2,
+            what=repr(struck),
+            detail=lambda: first_log.read_text(errors="replace")[-3000:],
+        )
         # `kill`: the supervising `attestream detect` restarts its killed worker (which the
         # fault strikes again); SIGTERM on leaving the block stops both.
     assert first.returncode == 0, first_log.read_text()[-3000:]
-    partial = account(poisoned.require_kafka(), {t: {} for t in inputs},
-                      poisoned.topic_decisions, poisoned.topic_dead_letter)  # fmt: skip
+    partial = account(
+        poisoned.require_kafka(),
+        {t: {} for t in inputs},
+        poisoned.topic_decisions,
+        poisoned.topic_dead_letter,
+    )
     assert partial.without_outcome(), "the fault struck before any batch was done"
     with background(["detect"], env, tmp_path / "second.log") as second:
         found = wait_accounted(poisoned, inputs, len(events), second)

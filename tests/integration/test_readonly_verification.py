@@ -28,9 +28,14 @@ ENTRIES = 30
 def reader_cli(settings: Settings, url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "ATTESTREAM_CLICKHOUSE_URL"}
     env["ATTESTREAM_CLICKHOUSE_URL"] = reader_url(url, settings.home)
-    return subprocess.run([sys.executable, "-m", "attestream.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "attestream.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_verify_prove_and_status_work_as_a_read_only_user(
@@ -46,13 +51,15 @@ def test_verify_prove_and_status_work_as_a_read_only_user(
     verified = reader_cli(isolated, url, "forensic", "verify", "--offline", "--json")
     assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr
     assert json.loads(verified.stdout)["entries"] == ENTRIES
-    ranged = reader_cli(isolated, url, "forensic", "verify", "--chain", "0", "--from", "8",
-                        "--to", "20")  # fmt: skip
+    ranged = reader_cli(
+        isolated, url, "forensic", "verify", "--chain", "0", "--from", "8", "--to", "20"
+    )
     assert ranged.returncode == 0, ranged.stdout + ranged.stderr
 
     proof = tmp_path / "proof.json"
-    proved = reader_cli(isolated, url, "forensic", "prove", make_decision(17).decision_id,
-                        "-o", str(proof))  # fmt: skip
+    proved = reader_cli(
+        isolated, url, "forensic", "prove", make_decision(17).decision_id, "-o", str(proof)
+    )
     assert proved.returncode == 0 and proof.exists(), proved.stderr
     consistent = reader_cli(isolated, url, "forensic", "consistency", "7", str(ENTRIES))
     assert consistent.returncode == 0, consistent.stderr
@@ -89,8 +96,13 @@ def test_a_database_without_a_ledger_says_so(isolated: Settings) -> None:
 
     # The explicit step a user that may write runs; then the reader finds an (empty) ledger.
     env = dict(os.environ, ATTESTREAM_CLICKHOUSE_URL=empty)
-    migrated = subprocess.run([sys.executable, "-m", "attestream.cli", "ledger", "migrate"],
-                              env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    migrated = subprocess.run(
+        [sys.executable, "-m", "attestream.cli", "ledger", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert migrated.returncode == 0, migrated.stderr
     assert f"the ledger schema in database '{database}' is up to date" in migrated.stdout
     after = reader_cli(isolated, empty, "forensic", "verify", "--offline", "--json")

@@ -27,9 +27,14 @@ LEDGER_SEED = b"\x5e" * 32
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "attestream.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "attestream.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_no_output_or_log_holds_a_secret(isolated: Settings, tmp_path: Path) -> None:
@@ -40,20 +45,22 @@ def test_no_output_or_log_holds_a_secret(isolated: Settings, tmp_path: Path) -> 
     anvil = isolated.require_rpc()[0]
     home = tmp_path / "home"
     base = {k: v for k, v in os.environ.items() if not k.startswith("ATTESTREAM_")}
-    base.update({
-        "ATTESTREAM_HOME": str(home),
-        "ATTESTREAM_KAFKA_BOOTSTRAP": isolated.require_kafka(),
-        "ATTESTREAM_TOPIC_DECISIONS": isolated.topic_decisions,
-        "ATTESTREAM_TOPIC_DEAD_LETTER": isolated.topic_dead_letter,
-        "ATTESTREAM_LEDGER_GROUP": isolated.ledger_group,
-        "ATTESTREAM_LOG_ORIGIN": isolated.log_origin,
-        "ATTESTREAM_LEDGER_KEY": ledger_key,
-        "ATTESTREAM_ANCHOR_KEY": ANCHOR_KEY,
-        "ATTESTREAM_CHAIN_ID": str(isolated.require_rpc()[1]),
-        "ATTESTREAM_RPC_URL": f"{anvil}/?apikey={RPC_TOKEN}",
-        "ATTESTREAM_CLICKHOUSE_URL": url,
-        "ATTESTREAM_LEDGER_METRICS_PORT": "0",
-    })  # fmt: skip
+    base.update(
+        {
+            "ATTESTREAM_HOME": str(home),
+            "ATTESTREAM_KAFKA_BOOTSTRAP": isolated.require_kafka(),
+            "ATTESTREAM_TOPIC_DECISIONS": isolated.topic_decisions,
+            "ATTESTREAM_TOPIC_DEAD_LETTER": isolated.topic_dead_letter,
+            "ATTESTREAM_LEDGER_GROUP": isolated.ledger_group,
+            "ATTESTREAM_LOG_ORIGIN": isolated.log_origin,
+            "ATTESTREAM_LEDGER_KEY": ledger_key,
+            "ATTESTREAM_ANCHOR_KEY": ANCHOR_KEY,
+            "ATTESTREAM_CHAIN_ID": str(isolated.require_rpc()[1]),
+            "ATTESTREAM_RPC_URL": f"{anvil}/?apikey={RPC_TOKEN}",
+            "ATTESTREAM_CLICKHOUSE_URL": url,
+            "ATTESTREAM_LEDGER_METRICS_PORT": "0",
+        }
+    )
     reader = reader_url(url, isolated.home)
     wrong_password = f"clickhouse://attestream_reader:{CLICKHOUSE_PASSWORD}@{host_port}/x"
     dead_rpc = f"http://127.0.0.1:{free_port()}/v3/{RPC_TOKEN}"
@@ -68,27 +75,42 @@ def test_no_output_or_log_holds_a_secret(isolated: Settings, tmp_path: Path) -> 
         ({"ATTESTREAM_CLICKHOUSE_URL": reader}, ["forensic", "verify", "--json"], 0),
         ({"ATTESTREAM_CLICKHOUSE_URL": reader}, ["anchor", "status", "--json"], 0),
         ({"ATTESTREAM_CLICKHOUSE_URL": wrong_password}, ["forensic", "verify", "--offline"], 2),
-        ({"ATTESTREAM_CLICKHOUSE_URL": f"postgres://u:{CLICKHOUSE_PASSWORD}@h/x"},
-         ["forensic", "verify", "--offline"], 2),
-        ({"ATTESTREAM_CLICKHOUSE_URL": f"clickhouse://u:{CLICKHOUSE_PASSWORD}@h:port/x"},
-         ["forensic", "verify", "--offline"], 2),
-        ({"ATTESTREAM_CLICKHOUSE_URL": f"clickhouse://u:{CLICKHOUSE_PASSWORD}@127.0.0.1:"
-          f"{free_port()}/x"}, ["forensic", "explain", "00" * 32, "--json"], 3),
+        (
+            {"ATTESTREAM_CLICKHOUSE_URL": f"postgres://u:{CLICKHOUSE_PASSWORD}@h/x"},
+            ["forensic", "verify", "--offline"],
+            2,
+        ),
+        (
+            {"ATTESTREAM_CLICKHOUSE_URL": f"clickhouse://u:{CLICKHOUSE_PASSWORD}@h:port/x"},
+            ["forensic", "verify", "--offline"],
+            2,
+        ),
+        (
+            {
+                "ATTESTREAM_CLICKHOUSE_URL": f"clickhouse://u:{CLICKHOUSE_PASSWORD}@127.0.0.1:"
+                f"{free_port()}/x"
+            },
+            ["forensic", "explain", "00" * 32, "--json"],
+            3,
+        ),
         ({"ATTESTREAM_RPC_URL": dead_rpc}, ["forensic", "verify"], 3),
         ({"ATTESTREAM_RPC_URL": not_found_rpc}, ["forensic", "verify", "--json"], 3),
         ({"ATTESTREAM_RPC_URL": not_found_rpc}, ["anchor", "status"], 0),
         ({"ATTESTREAM_ANCHOR_KEY": ANCHOR_KEY[:-3] + "zzz"}, ["anchor", "status"], 0),
         ({"ATTESTREAM_LEDGER_KEY": ledger_key[:-4] + "!!!!"}, ["ledger", "keys"], 2),
         ({"ATTESTREAM_TOPIC_PARTITIONS": "0"}, ["forensic", "verify"], 2),
-    ]  # fmt: skip
+    ]
     printed = []
     for changes, argv, code in runs:
         done = run({**base, **changes}, *argv)
         assert done.returncode == code, (argv, changes, done.stdout[-1500:], done.stderr[-1500:])
         assert "Traceback" not in done.stderr, (argv, done.stderr[-3000:])
         printed.append(f"$ {' '.join(argv)}\n{done.stdout}\n{done.stderr}")
-    logs = [p.read_text(errors="replace") for p in home.rglob("*") if p.is_file()
-            and "keys" not in p.parts]  # fmt: skip
+    logs = [
+        p.read_text(errors="replace")
+        for p in home.rglob("*")
+        if p.is_file() and "keys" not in p.parts
+    ]
 
     seed = base64.b64encode(bytes([1]) + LEDGER_SEED).decode()
     secrets = {

@@ -183,8 +183,10 @@ def test_down_stops_exactly_the_recorded_pids(manager: StackManager, tmp_path: P
     # A decoy anvil that the stack did not start must survive `down` (no killing by name).
     anvil = stack_services.resolve_binaries(manager.home)["anvil"]
     port = stack_services.choose_ports({}, set())["anvil"]
-    decoy = processes.start([str(anvil), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-                            stdout=subprocess.DEVNULL)  # fmt: skip
+    decoy = processes.start(
+        [str(anvil), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         state = manager.up()
         pids = {n: p.pid for n, p in state.services.items()}
@@ -285,8 +287,12 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         assert result.exit_code == 0 and "created" not in result.stderr, result.output
         assert key.read_bytes() == key_bytes
         # The read-only user reads, and may not write.
-        reader = Client(host="127.0.0.1", port=state["ports"]["clickhouse_tcp"],
-                        user=CLICKHOUSE_READER, password=reader_password(home))  # fmt: skip
+        reader = Client(
+            host="127.0.0.1",
+            port=state["ports"]["clickhouse_tcp"],
+            user=CLICKHOUSE_READER,
+            password=reader_password(home),
+        )
         assert reader.execute("SELECT 1") == [(1,)]
         with pytest.raises(ServerException, match="readonly"):
             reader.execute("CREATE DATABASE reader_may_not")

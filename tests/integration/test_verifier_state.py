@@ -39,11 +39,14 @@ def build(settings: Settings, decisions: list[Decision], url: str | None = None)
     own check before signing would otherwise refuse the second history, and this test is
     about what a verifier remembers."""
     suffix = uuid.uuid4().hex[:8]
-    built = settings.model_copy(update={
-        "clickhouse_url": SecretStr(url or fresh_database_url(settings.require_clickhouse())),
-        "topic_decisions": f"decisions-{suffix}", "ledger_group": f"ledger-{suffix}",
-        "ledger_state_file": settings.home / "signer-states" / f"{suffix}.json",
-    })  # fmt: skip
+    built = settings.model_copy(
+        update={
+            "clickhouse_url": SecretStr(url or fresh_database_url(settings.require_clickhouse())),
+            "topic_decisions": f"decisions-{suffix}",
+            "ledger_group": f"ledger-{suffix}",
+            "ledger_state_file": settings.home / "signer-states" / f"{suffix}.json",
+        }
+    )
     ensure_topics(built.require_kafka(), [built.topic_decisions], partitions=1)
     extend(built, decisions)
     return built
@@ -61,10 +64,22 @@ def extend(settings: Settings, decisions: list[Decision]) -> None:
 def verify(settings: Settings, *flags: str) -> tuple[int, dict[str, Any]]:
     env = dict(os.environ, ATTESTREAM_CLICKHOUSE_URL=settings.require_clickhouse())
     done = subprocess.run(
-        [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--offline", "--json",
-         *flags],
-        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "attestream.cli",
+            "forensic",
+            "verify",
+            "--offline",
+            "--json",
+            *flags,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert "Traceback" not in done.stderr, done.stderr
     return done.returncode, json.loads(done.stdout)
 

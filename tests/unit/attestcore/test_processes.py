@@ -15,18 +15,25 @@ from attestcore.waiting import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 # Ignores SIGTERM: only SIGKILL stops it. It says so once the handler is set.
-STUBBORN = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM,"
-            " signal.SIG_IGN); print('ignoring', flush=True); time.sleep(60)"]  # fmt: skip
+STUBBORN = [
+    sys.executable,
+    "-c",
+    "import signal, time; signal.signal(signal.SIGTERM,"
+    " signal.SIG_IGN); print('ignoring', flush=True); time.sleep(60)",
+]
 
 
 def test_start_appends_output_to_the_log_with_no_stdin(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "child.log"
     log.parent.mkdir()
     log.write_text("earlier run\n")
-    script = "import os, sys; print(sys.stdin.read() == '', os.environ['COLOUR']);" \
-             " print('to stderr', file=sys.stderr)"  # fmt: skip
-    child = processes.start([sys.executable, "-c", script], log=log,
-                            env={**os.environ, "COLOUR": "green"})  # fmt: skip
+    script = (
+        "import os, sys; print(sys.stdin.read() == '', os.environ['COLOUR']);"
+        " print('to stderr', file=sys.stderr)"
+    )
+    child = processes.start(
+        [sys.executable, "-c", script], log=log, env={**os.environ, "COLOUR": "green"}
+    )
     assert child.wait(30) == 0
     assert log.read_text().splitlines() == ["earlier run", "True green", "to stderr"]
 
@@ -51,8 +58,11 @@ def test_a_running_child_is_running_and_a_zombie_is_not(tmp_path: Path) -> None:
     assert ticks is not None
     assert processes.is_running(child.pid) and processes.is_running(child.pid, ticks)
     # It exits at once (stdin is /dev/null); not reaped, it stays a zombie in the table.
-    wait_until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, 30.0,
-               what="the child to exit")  # fmt: skip
+    wait_until(
+        lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE,
+        30.0,
+        what="the child to exit",
+    )
     assert psutil.pid_exists(child.pid)
     assert not processes.is_running(child.pid)
     assert not processes.is_running(child.pid, ticks)

@@ -22,8 +22,11 @@ def test_a_condition_that_holds_at_once_is_called_once() -> None:
 
 
 def test_timeout_names_what_was_awaited_and_the_last_value() -> None:
-    with pytest.raises(WaitTimeout, match=r"timed out after 0.05 s waiting for the anchor"
-                       r" \(last seen: \[\]\)") as raised:  # fmt: skip
+    with pytest.raises(
+        WaitTimeout,
+        match=r"timed out after 0.05 s waiting for the anchor"
+        r" \(last seen: \[\]\)",
+    ) as raised:
         wait_until(list, 0.05, interval_s=0.01, what="the anchor")
     assert raised.value.what == "the anchor"
     assert raised.value.timeout_s == 0.05
