@@ -18,6 +18,7 @@ from anchoring.store import AnchorRecords
 from attestcore.errors import ConfigError
 from attestream.anchor_claims import AnchorClaims
 from attestream.settings import SEPOLIA_CHAIN_ID, Settings
+from ledger.archive_store import ArchiveStore
 from ledger.keys import (
     NoteSigner,
     NoteVerifier,
@@ -49,8 +50,10 @@ def open_store(settings: Settings, create: bool = False) -> ClickHouseStore:
 
 def migrate_store(store: ClickHouseStore, settings: Settings) -> None:
     """Create the database and tables if missing and add columns newer versions need (an
-    anchors table from before the anchor lifecycle). Idempotent."""
+    anchors table from before the anchor lifecycle, a database from before the event
+    archive and entity index). Idempotent."""
     store.create_schema()
+    ArchiveStore(store).create_schema()
     AnchorRecords(store, settings.chain_id or SEPOLIA_CHAIN_ID).migrate()
 
 
