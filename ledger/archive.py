@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from attestcore.schemas import PaymentContext, ScanContext
 from ledger.chain import Incoming
@@ -124,3 +124,35 @@ def archive_batch(chain: int, first_seq: int, logged: Sequence[Incoming]) -> Arc
     archived_at = datetime.now(UTC).replace(microsecond=0)
     archive["archived_at"] = [archived_at] * len(archive["event_sha256"])
     return ArchiveBatch(archive, index, refused)
+
+
+class ArchivedEvent(NamedTuple):
+    """One archived copy of an event, as stored (the bytes exactly)."""
+
+    event_sha256: str
+    topic: str
+    partition: int
+    offset: int
+    event: bytes
+
+    def digest_matches(self) -> bool:
+        """Whether the bytes hash to the key they are stored under."""
+        return hashlib.sha256(self.event).hexdigest() == self.event_sha256
+
+
+class EntityHit(NamedTuple):
+    """One decision on an entity: where its entry is, and what the index says of it."""
+
+    event_time: datetime
+    chain: int
+    seq: int
+    decision_id: str
+    detector: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class EntityPage:
+    hits: list[EntityHit]
+    next_after: EntityHit | None
+    """Pass as `after` to read the next page; None when this page was the last."""

@@ -18,14 +18,20 @@ archive and entity index".
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from ledger.archive import ARCHIVE_COLUMNS, INDEX_COLUMNS, ArchiveBatch, EntityKind
+from ledger.archive import (
+    ARCHIVE_COLUMNS,
+    INDEX_COLUMNS,
+    ArchiveBatch,
+    ArchivedEvent,
+    EntityHit,
+    EntityKind,
+    EntityPage,
+)
 from ledger.store import ClickHouseStore
 
 ARCHIVE_INDEX_GRANULARITY = 256
@@ -49,38 +55,6 @@ TABLES: dict[str, str] = {
 }
 
 _INSERT = "INSERT INTO {{db}}.{table} ({columns}) VALUES"
-
-
-class ArchivedEvent(NamedTuple):
-    """One archived copy of an event, as stored (the bytes exactly)."""
-
-    event_sha256: str
-    topic: str
-    partition: int
-    offset: int
-    event: bytes
-
-    def digest_matches(self) -> bool:
-        """Whether the bytes hash to the key they are stored under."""
-        return hashlib.sha256(self.event).hexdigest() == self.event_sha256
-
-
-class EntityHit(NamedTuple):
-    """One decision on an entity: where its entry is, and what the index says of it."""
-
-    event_time: datetime
-    chain: int
-    seq: int
-    decision_id: str
-    detector: str
-    outcome: str
-
-
-@dataclass(frozen=True)
-class EntityPage:
-    hits: list[EntityHit]
-    next_after: EntityHit | None
-    """Pass as `after` to read the next page; None when this page was the last."""
 
 
 class ArchiveStore:
@@ -118,10 +92,21 @@ class ArchiveStore:
         return [ArchivedEvent(r[0].decode("utf-8", "replace"), r[1].decode("utf-8", "replace"),
                               r[2], r[3], r[4]) for r in rows]  # fmt: skip
 
-    def archive_faults(self) -> list[ArchivedEvent]:
+    def exists(self) -> bool:
+        """Whether the archive's tables exist (a database from before them has none until
+        `attestream ledger migrate` or a writer creates them)."""
+        rows = self.store.execute(
+            "SELECT count() FROM system.tables WHERE database = %(d)s AND name IN %(t)s",
+            {"d": self.store.database, "t": tuple(TABLES)},
+        )
+        return bool(rows[0][0] == len(TABLES))
+
+    def archive_faults(self) -> list[ArchivedEvent] | None:
         """Archive rows whose bytes do not hash to their key, found by the server
         (`lower(hex(SHA256(event)))`), so the bytes never travel: a verifier reads only
-        the faulty rows."""
+        the faulty rows. None when there is no archive (a database from before it)."""
+        if not self.exists():
+            return None
         rows = self.store.execute_raw(
             "SELECT event_sha256, topic, partition, offset, event FROM {db}.event_archive"
             " WHERE lower(hex(SHA256(event))) != event_sha256"
