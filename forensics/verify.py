@@ -25,7 +25,7 @@ from attestcore.records import StoredAnchor, StoredCheckpoint
 from forensics.report import Failure, FaultKind, RangeInfo, Report
 from forensics.verify_account import check_anchor_account
 from forensics.verify_anchor import check_anchor
-from forensics.verify_archive import ArchiveSource, check_archive
+from forensics.verify_archive import ArchiveSource, ContextCheck, check_archive
 from forensics.verify_chain import ChainWalk, check_checkpoints
 from forensics.verify_nodes import NodeSource, StoredNodes
 from forensics.verify_tail import TailCheck, check_tail
@@ -76,8 +76,11 @@ def verify_ledger(
         nodes = None
         if isinstance(source, NodeSource):
             nodes = StoredNodes(source, chain, report, required_size=max(roots, default=0))
-        walk = ChainWalk(chain, report, roots, nodes=nodes)
+        contexts = _context_check(archive, chain, report)
+        walk = ChainWalk(chain, report, roots, nodes=nodes, contexts=contexts)
         walk.run(source.entry_rows(chain))
+        if contexts is not None and not walk.gap:
+            contexts.finish()
         report.entries += walk.count
         if not walk.gap:  # after a gap nothing was walked: its end says nothing
             _check_chain_end(source, walk, roots, checkpoints, tail_check)
@@ -96,6 +99,13 @@ def verify_ledger(
     if archive is not None:
         check_archive(archive, report)
     return report
+
+
+def _context_check(
+    archive: ArchiveSource | None, chain: int, report: Report
+) -> ContextCheck | None:
+    rows = archive.context_rows(chain) if archive is not None else None
+    return ContextCheck(chain, rows, report) if rows is not None else None
 
 
 def _check_chain_end(

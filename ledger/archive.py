@@ -33,6 +33,34 @@ INDEX_COLUMNS = (
 )  # fmt: skip
 
 
+CONTEXT_COLUMNS = (
+    "chain", "seq", "decision_id", "kind", "customer_id", "terminal_id", "amount", "currency",
+    "channel", "mcc", "country", "epc", "gtin", "biz_step", "biz_location", "read_point",
+)  # fmt: skip
+"""The `entry_context` columns: a format-2 entry's investigation fields, typed, one row per
+entry; the members a kind does not have are empty ('' and 0.0), `gtin` too when it is null."""
+
+_PAYMENT_FIELDS = ("customer_id", "terminal_id", "amount", "currency", "channel", "mcc",
+                   "country")  # fmt: skip
+_SCAN_FIELDS = ("epc", "gtin", "biz_step", "biz_location", "read_point")
+
+
+def context_values(context: PaymentContext | ScanContext) -> dict[str, Any]:
+    """The `entry_context` values (from `kind` on) of investigation fields, as stored."""
+    values: dict[str, Any] = {name: "" for name in CONTEXT_COLUMNS[3:]}
+    values["amount"] = 0.0
+    if isinstance(context, PaymentContext):
+        values["kind"] = "payment"
+        values.update((name, getattr(context, name)) for name in _PAYMENT_FIELDS)
+        values["channel"] = context.channel.value
+    else:
+        values["kind"] = "scan"
+        values.update((name, getattr(context, name)) for name in _SCAN_FIELDS)
+        values["gtin"] = context.gtin or ""
+        values["biz_step"] = context.biz_step.value
+    return values
+
+
 class EntityKind(enum.StrEnum):
     """What an entity index row names: an entity of a decision's investigation fields, or the
     decision's event id (every decision, investigation fields or not)."""
@@ -69,6 +97,7 @@ class ArchiveBatch:
 
     archive: dict[str, list[Any]]
     index: dict[str, list[Any]]
+    contexts: dict[str, list[Any]]
     refused: list[RefusedEvent] = field(default_factory=list)
 
     @property
@@ -96,10 +125,16 @@ def archive_batch(chain: int, first_seq: int, logged: Sequence[Incoming]) -> Arc
     """The archive rows (digest checked) and index rows of the entries `first_seq...`."""
     archive: dict[str, list[Any]] = {name: [] for name in ARCHIVE_COLUMNS}
     index: dict[str, list[Any]] = {name: [] for name in INDEX_COLUMNS}
+    contexts: dict[str, list[Any]] = {name: [] for name in CONTEXT_COLUMNS}
     refused: list[RefusedEvent] = []
     sha256 = hashlib.sha256
     for seq, item in enumerate(logged, start=first_seq):
         decision = item.decision
+        if decision.context is not None:
+            contexts["seq"].append(seq)
+            contexts["decision_id"].append(decision.decision_id)
+            for name, value in context_values(decision.context).items():
+                contexts[name].append(value)
         for kind, value in entities(item):
             index["entity_kind"].append(kind.value)
             index["entity_value"].append(value)
@@ -121,9 +156,10 @@ def archive_batch(chain: int, first_seq: int, logged: Sequence[Incoming]) -> Arc
         archive["offset"].append(decision.source.offset)
         archive["event"].append(item.event)
     index["chain"] = [chain] * len(index["seq"])
+    contexts["chain"] = [chain] * len(contexts["seq"])
     archived_at = datetime.now(UTC).replace(microsecond=0)
     archive["archived_at"] = [archived_at] * len(archive["event_sha256"])
-    return ArchiveBatch(archive, index, refused)
+    return ArchiveBatch(archive, index, contexts, refused)
 
 
 class ArchivedEvent(NamedTuple):

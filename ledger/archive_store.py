@@ -19,12 +19,13 @@ archive and entity index".
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ledger.archive import (
     ARCHIVE_COLUMNS,
+    CONTEXT_COLUMNS,
     INDEX_COLUMNS,
     ArchiveBatch,
     ArchivedEvent,
@@ -39,6 +40,9 @@ ARCHIVE_INDEX_GRANULARITY = 256
 ClickHouse's default of 8,192 rows of events up to 16 KiB that is megabytes per lookup, at
 256 a few hundred kilobytes, for 12 bytes of index a mark."""
 
+CONTEXT_PAGE = 50_000
+"""Seqs of `entry_context` per query of a verification walk: about 10 MB of rows."""
+
 TABLES: dict[str, str] = {
     "event_archive": f"""
         CREATE TABLE IF NOT EXISTS {{db}}.event_archive (
@@ -52,6 +56,13 @@ TABLES: dict[str, str] = {
             seq UInt64, decision_id String, detector String, outcome String
         ) ENGINE = ReplacingMergeTree()
         ORDER BY (entity_kind, entity_value, event_time, chain, seq, decision_id)""",
+    "entry_context": """
+        CREATE TABLE IF NOT EXISTS {db}.entry_context (
+            chain UInt32, seq UInt64, decision_id String, kind String, customer_id String,
+            terminal_id String, amount Float64, currency String, channel String, mcc String,
+            country String, epc String, gtin String, biz_step String, biz_location String,
+            read_point String
+        ) ENGINE = ReplacingMergeTree() ORDER BY (chain, seq)""",
 }
 
 _INSERT = "INSERT INTO {{db}}.{table} ({columns}) VALUES"
@@ -71,9 +82,11 @@ class ArchiveStore:
 
     # --- writes (the sequencer, step 1) ----------------------------------------------------
     def insert(self, batch: ArchiveBatch) -> None:
-        """The batch's archive rows, then its index rows: one INSERT block each."""
-        for table, names, columns in (("event_archive", ARCHIVE_COLUMNS, batch.archive),
-                                      ("entity_index", INDEX_COLUMNS, batch.index)):  # fmt: skip
+        """The batch's archive, index and context rows: one INSERT block each."""
+        tables = (("event_archive", ARCHIVE_COLUMNS, batch.archive),
+                  ("entity_index", INDEX_COLUMNS, batch.index),
+                  ("entry_context", CONTEXT_COLUMNS, batch.contexts))  # fmt: skip
+        for table, names, columns in tables:
             if not columns[names[0]]:
                 continue
             data = [_seconds(columns[n]) if n in _TIMES else columns[n] for n in names]
@@ -114,6 +127,29 @@ class ArchiveStore:
         )
         return [ArchivedEvent(r[0].decode("utf-8", "replace"), r[1].decode("utf-8", "replace"),
                               r[2], r[3], r[4]) for r in rows]  # fmt: skip
+
+    def context_rows(
+        self, chain: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[Any, ...]] | None:
+        """The chain's `entry_context` rows (CONTEXT_COLUMNS order) with start <= seq < stop,
+        by seq; None when there is no such table (a database from before it). Read a page
+        of CONTEXT_PAGE seqs per query (one key range each), so memory holds one page."""
+        if not self.exists():
+            return None
+        top = self.store.execute(
+            "SELECT max(seq), count() FROM {db}.entry_context WHERE chain = %(c)s", {"c": chain}
+        )[0]
+        end = min(int(top[0]) + 1 if top[1] else 0, stop if stop is not None else 1 << 63)
+        return self._context_pages(chain, start, end)
+
+    def _context_pages(self, chain: int, start: int, end: int) -> Iterator[tuple[Any, ...]]:
+        names = ", ".join(CONTEXT_COLUMNS)
+        for first in range(start, end, CONTEXT_PAGE):
+            yield from self.store.execute(
+                f"SELECT {names} FROM {{db}}.entry_context WHERE chain = %(c)s"
+                " AND seq >= %(a)s AND seq < %(b)s ORDER BY seq",
+                {"c": chain, "a": first, "b": min(first + CONTEXT_PAGE, end)},
+            )
 
     def search_entity(
         self,

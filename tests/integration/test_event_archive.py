@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 from detect_helpers import CLI, background, child_env, create_topics, payments
 from factories import make_decision
-from ledger_helpers import run_sequencer
+from ledger_helpers import run_sequencer, tamper
 
 from attestcore.schemas import (
     EVENT_HEADER,
@@ -137,7 +137,19 @@ def test_payments_and_scans_are_archived_indexed_and_verified(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout)["archive_checked"] is True
 
-    # A database administrator replaces an archived event with other bytes under its key.
+    # The typed investigation columns hold the payment's fields.
+    typed = store.execute(
+        "SELECT kind, terminal_id, amount, mcc FROM {db}.entry_context"
+        " WHERE chain = %(c)s AND seq = %(s)s",
+        {"c": payment.chain, "s": payment.seq},
+    )
+    assert typed == [("payment", paid[3].terminal_id, paid[3].amount, paid[3].mcc)]
+
+    # A database administrator edits a typed column, and replaces an archived event with
+    # other bytes under its key.
+    at_payment = {"c": payment.chain, "s": payment.seq}
+    tamper(store, "ALTER TABLE {db}.entry_context UPDATE amount = amount + 1"
+                  " WHERE chain = %(c)s AND seq = %(s)s", at_payment)  # fmt: skip
     forged = paid[3].event_id
     store.execute(
         "INSERT INTO {db}.event_archive (event_sha256, topic, partition, offset, event,"
@@ -150,8 +162,11 @@ def test_payments_and_scans_are_archived_indexed_and_verified(
     caught = cli("forensic", "verify", "--offline", "--no-state", "--json", env=env)
     assert caught.returncode == 1, caught.stdout + caught.stderr
     failures = json.loads(caught.stdout)["failures"]
-    assert [f["kind"] for f in failures] == ["bad_archive"]
-    assert payment.decision.event_sha256 in failures[0]["detail"]
+    kinds = {(f["kind"], f["chain"], f["seq"]) for f in failures}
+    assert kinds == {("bad_archive", None, None), ("column_mismatch", payment.chain, payment.seq)}
+    detail = {f["kind"]: f["detail"] for f in failures}
+    assert payment.decision.event_sha256 in detail["bad_archive"]
+    assert detail["column_mismatch"].endswith("differ from the entry bytes: amount")
 
 
 def test_records_without_event_bytes_or_with_forged_ones_are_still_logged(

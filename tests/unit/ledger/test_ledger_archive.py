@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -20,8 +22,8 @@ from attestcore.schemas import (
     encode,
 )
 from forensics.report import FaultKind, Report
-from forensics.verify_archive import check_archive
-from ledger.archive import ArchivedEvent, EntityKind, archive_batch, entities
+from forensics.verify_archive import ContextCheck, check_archive
+from ledger.archive import CONTEXT_COLUMNS, ArchivedEvent, EntityKind, archive_batch, entities
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import decode_entry, encode_entry
 from ledger.merkle import MerkleTree
@@ -155,6 +157,9 @@ class ArchiveRows:
     def archive_faults(self) -> list[ArchivedEvent] | None:
         return None if self.rows is None else [r for r in self.rows if not r.digest_matches()]
 
+    def context_rows(self, chain: int) -> Iterator[tuple[Any, ...]] | None:
+        return None
+
 
 def test_an_archived_event_whose_bytes_do_not_hash_to_its_key_is_bad_archive() -> None:
     genuine = b'{"event_id":"ev-1"}'
@@ -170,3 +175,38 @@ def test_an_archived_event_whose_bytes_do_not_hash_to_its_key_is_bad_archive() -
     missing = Report()
     check_archive(ArchiveRows(None), missing)
     assert missing.ok and not missing.archive_checked
+
+
+def context_rows(items: list[Incoming]) -> list[tuple[Any, ...]]:
+    columns = archive_batch(0, 0, items).contexts
+    return list(zip(*(columns[name] for name in CONTEXT_COLUMNS), strict=True))
+
+
+def test_typed_context_rows_are_checked_against_the_entry_bytes() -> None:
+    items = [with_context(0, PAYMENT, None), incoming(1), with_context(2, SCAN, None)]
+    entries = [decode_entry(d) for d in logged(items)]
+    rows = context_rows(items)
+    assert [(r[1], r[3], r[6]) for r in rows] == [(0, "payment", 12.5), (2, "scan", 0.0)]
+
+    def faults(stored: list[tuple[Any, ...]]) -> list[tuple[int | None, str]]:
+        report = Report()
+        check = ContextCheck(0, iter(stored), report)
+        for seq, entry in enumerate(entries):
+            check.check(seq, entry)
+        check.finish()
+        assert {f.kind for f in report.failures} <= {FaultKind.COLUMN_MISMATCH}
+        return [(f.seq, f.detail) for f in report.failures]
+
+    assert faults(rows) == []
+    edited = list(rows[0])
+    edited[CONTEXT_COLUMNS.index("amount")] = 1.25
+    assert faults([tuple(edited), rows[1]]) == [
+        (0, "entry_context columns differ from the entry bytes: amount")
+    ]
+    assert faults(rows[1:]) == [(0, "no entry_context row for the entry's investigation fields")]
+    moved = list(rows[0])
+    moved[1] = 1
+    assert [seq for seq, _ in faults([rows[0], tuple(moved), rows[1]])] == [1]
+    beyond = list(rows[1])
+    beyond[1] = 9
+    assert faults([*rows, tuple(beyond)]) == [(9, "an entry_context row for no entry of the walk")]
