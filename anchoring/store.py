@@ -17,7 +17,7 @@ from anchoring.lifecycle import CLAIMING, COVERING, WAITING, TxState, max_sizes
 from anchoring.rows import anchor_from_row, anchor_row
 from anchoring.schema import ANCHOR_COLUMNS, ANCHORS_SCHEMA
 from attestcore.records import ChainTail, StoredAnchor, StoredCheckpoint
-from ledger.schema import LEDGER_SCHEMA, Schema
+from ledger.schema import ARCHIVE_SCHEMA, LEDGER_SCHEMA, Schema
 from ledger.store import ClickHouseStore
 
 _OTHER_COLUMNS = tuple(c for c in ANCHOR_COLUMNS if c != "tx_hash")
@@ -38,7 +38,7 @@ def _states(states: Iterable[TxState]) -> str:
 class AnchoredStore(ClickHouseStore):
     """The ledger's tables and its anchors: creates, migrates, reads and writes all four."""
 
-    schemas: ClassVar[tuple[Schema, ...]] = (LEDGER_SCHEMA, ANCHORS_SCHEMA)
+    schemas: ClassVar[tuple[Schema, ...]] = (LEDGER_SCHEMA, ARCHIVE_SCHEMA, ANCHORS_SCHEMA)
 
     def migrate_anchors(self) -> None:
         """Bring an anchors table from before the anchor lifecycle to this version."""

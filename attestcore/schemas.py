@@ -33,6 +33,16 @@ Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 EPC = Annotated[
     str, Meta(pattern=r"^urn:epc:id:sgtin:[0-9]+\.[0-9]+\.[0-9A-Za-z]+$", max_length=128)
 ]
+GTIN = Annotated[str, Meta(pattern=r"^[0-9]{14}$")]
+Amount = Annotated[float, Meta(ge=0.0, le=1_000_000_000.0)]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+MCC = Annotated[str, Meta(pattern=r"^[0-9]{4}$")]
+Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
+
+# The header of a decision record that carries the exact bytes of the event it was made on:
+# the ledger archives them when their SHA-256 equals the decision's `event_sha256`
+# (docs/ledger-format.md, "Event archive and entity index").
+EVENT_HEADER = "attestream-event"
 
 # The largest value accepted on an input topic. Larger records are dead-lettered as
 # oversized before any parsing, so a hostile producer cannot make the agent parse megabytes.
@@ -54,11 +64,11 @@ class PaymentTransaction(Struct, kw_only=True, forbid_unknown_fields=True):
     source: Identifier
     customer_id: Identifier
     terminal_id: Identifier
-    amount: Annotated[float, Meta(ge=0.0, le=1_000_000_000.0)]
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+    amount: Amount
+    currency: Currency
     channel: Channel
-    mcc: Annotated[str, Meta(pattern=r"^[0-9]{4}$")]
-    country: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
+    mcc: MCC
+    country: Country
     lat: Latitude
     lon: Longitude
     device_id: Identifier | None = None
@@ -144,8 +154,42 @@ class Detector(str, enum.Enum):
     AUTHENTICITY = "authenticity"
 
 
-class Decision(Struct, kw_only=True, forbid_unknown_fields=True):
-    """One detector's verdict on one event: what the ledger records and proves."""
+class PaymentContext(Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind",
+                     tag="payment"):  # fmt: skip
+    """What an investigator asks about a payment, copied from the event the decision is on."""
+
+    customer_id: Identifier
+    terminal_id: Identifier
+    amount: Amount
+    currency: Currency
+    channel: Channel
+    mcc: MCC
+    country: Country
+
+
+class ScanContext(Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind",
+                  tag="scan"):  # fmt: skip
+    """What an investigator asks about an EPCIS scan, copied from the event the decision is
+    on; `gtin` is derived from the SGTIN EPC (GS1 EPC TDS 2.1 section 6.3.1), None when the
+    EPC's company prefix and item reference are not the 13 digits a GTIN-14 needs."""
+
+    epc: EPC
+    gtin: GTIN | None
+    biz_step: BizStep
+    biz_location: Identifier
+    read_point: Identifier
+
+
+DecisionContext = PaymentContext | ScanContext
+
+
+class Decision(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One detector's verdict on one event: what the ledger records and proves.
+
+    `context` (the event's investigation fields) is left out of the encoding when it is
+    None: decisions made before it existed encode exactly as they did, and are logged as
+    entries of format version 1 (docs/ledger-format.md, "Entries").
+    """
 
     decision_id: Sha256Hex
     event_id: Identifier
@@ -161,6 +205,7 @@ class Decision(Struct, kw_only=True, forbid_unknown_fields=True):
     reasons: list[Reason]
     event_time: AwareTime
     decided_at: AwareTime
+    context: DecisionContext | None = None
 
 
 OUTCOMES: dict[Detector, tuple[str, str, str]] = {

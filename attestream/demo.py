@@ -37,6 +37,7 @@ from detectors.simulate_payments import simulate_payments
 from detectors.simulate_supply import simulate_supply
 from forensics.verify import Report, verify_ledger
 from forensics.verify_tail import TailCheck
+from ledger.archive_store import ArchiveStore
 from ledger.topic_records import KafkaRederiver
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
@@ -254,7 +255,9 @@ def _verify(settings: Settings, store: AnchoredStore) -> Report:
     rpc_url, chain_id = settings.require_rpc()
     reader = connect(rpc_url, chain_id)
     tails = TailCheck(settings.ledger_batch_max, KafkaRederiver(settings.require_kafka()))
-    return verify_ledger(store, trusted_verifiers(settings), reader, tail_check=tails)
+    return verify_ledger(
+        store, trusted_verifiers(settings), reader, tail_check=tails, archive=ArchiveStore(store)
+    )
 
 
 def _quality(

@@ -47,8 +47,9 @@ def open_store(settings: Settings, create: bool = False) -> AnchoredStore:
 
 def migrate_store(store: AnchoredStore) -> None:
     """Create the database and every owner's tables if missing (ledger/schema.py,
-    anchoring/schema.py) and add columns newer versions need (an anchors table from before
-    the anchor lifecycle). Idempotent."""
+    anchoring/schema.py, the event archive and entity index) and add
+    columns newer versions need (an anchors table from before the anchor lifecycle).
+    Idempotent."""
     store.migrate_schema()
 
 

@@ -35,6 +35,7 @@ class FaultKind(StrEnum):
     ANCHOR_MISSING = "anchor_missing"
     TREE_SHRUNK = "tree_shrunk"
     INCONSISTENT = "inconsistent"
+    BAD_ARCHIVE = "bad_archive"
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ class Report:
     """Its transaction count at the head block: every anchor among them needs a row."""
     tails_rederived: bool = False
     """True when unsigned tails were re-derived from Kafka (`forensics.verify_tail`)."""
+    archive_checked: bool = False
+    """True when the event archive was checked against its digests (`forensics.verify_archive`)."""
 
     @property
     def ok(self) -> bool:
@@ -119,6 +122,8 @@ class Report:
             "anchor_account_checked": self.anchor_account is not None,
             # False offline or without Kafka: a forged tail of one batch's shape passes.
             "tails_rederived": self.tails_rederived,
+            # False for a database from before the event archive.
+            "archive_checked": self.archive_checked,
             "failures": [
                 {"kind": f.kind.value, "chain": f.chain, "seq": f.seq, "detail": f.detail}
                 for f in self.failures

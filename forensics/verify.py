@@ -8,9 +8,10 @@ its root recomputed from the checkpoint notes it names and, when a chain reader 
 transaction's calldata, status and sender on the EVM chain; given the anchor account too,
 that every anchor transaction of that account on the chain has its row
 (`forensics.verify_account`). Entries past the last checkpoint are a crash window or not
-(`forensics.verify_tail`, re-derived from Kafka when given). Each fault is named with its
-(chain, seq) and kind (`FaultKind`, documented in docs/ledger-format.md, "Verification"); the
-walk then continues so one report lists every kind found. `verify_range` (in
+(`forensics.verify_tail`, re-derived from Kafka when given). Given the event archive,
+every archived event's bytes against their digest (`forensics.verify_archive`). Each fault
+is named with its (chain, seq) and kind (`FaultKind`, documented in docs/ledger-format.md,
+"Verification"); the walk then continues so one report lists every kind found. `verify_range` (in
 `forensics.verify_range`) checks a slice of one chain in time proportional to the slice.
 """
 
@@ -24,6 +25,7 @@ from attestcore.records import StoredAnchor, StoredCheckpoint
 from forensics.report import Failure, FaultKind, RangeInfo, Report
 from forensics.verify_account import check_anchor_account
 from forensics.verify_anchor import check_anchor
+from forensics.verify_archive import ArchiveSource, ContextCheck, check_archive
 from forensics.verify_chain import ChainWalk, check_checkpoints
 from forensics.verify_nodes import NodeSource, StoredNodes
 from forensics.verify_tail import TailCheck, check_tail
@@ -56,11 +58,13 @@ def verify_ledger(
     min_confirmations: int = 0,
     anchor_account: str | None = None,
     tail_check: TailCheck = DEFAULT_TAIL_CHECK,
+    archive: ArchiveSource | None = None,
 ) -> Report:
     """Verify every chain and anchor of `source`. With a chain reader and the anchor account
     (the verifier's own setting, never read from the store), also demand a stored anchor for
     every anchor transaction that account has on the chain. `tail_check` holds the
-    verifier's own `ledger_batch_max` and, optionally, Kafka to re-derive unsigned tails."""
+    verifier's own `ledger_batch_max` and, optionally, Kafka to re-derive unsigned tails;
+    `archive`, the event archive to check against its digests."""
     report = Report(chains=source.chains(), tails_rederived=tail_check.rederiver is not None)
     notes: dict[tuple[int, int], bytes] = {}
     ends: dict[int, int] = {}
@@ -72,8 +76,11 @@ def verify_ledger(
         nodes = None
         if isinstance(source, NodeSource):
             nodes = StoredNodes(source, chain, report, required_size=max(roots, default=0))
-        walk = ChainWalk(chain, report, roots, nodes=nodes)
+        contexts = _context_check(archive, chain, report)
+        walk = ChainWalk(chain, report, roots, nodes=nodes, contexts=contexts)
         walk.run(source.entry_rows(chain))
+        if contexts is not None and not walk.gap:
+            contexts.finish()
         report.entries += walk.count
         if not walk.gap:  # after a gap nothing was walked: its end says nothing
             _check_chain_end(source, walk, roots, checkpoints, tail_check)
@@ -89,7 +96,16 @@ def verify_ledger(
         seen = check_anchor_account(anchor_account, on_chain, chain_reader, report,
                                     min_confirmations)  # fmt: skip
         report.anchor_account, report.anchor_transactions = seen.account, seen.transactions
+    if archive is not None:
+        check_archive(archive, report)
     return report
+
+
+def _context_check(
+    archive: ArchiveSource | None, chain: int, report: Report
+) -> ContextCheck | None:
+    rows = archive.context_rows(chain) if archive is not None else None
+    return ContextCheck(chain, rows, report) if rows is not None else None
 
 
 def _check_chain_end(

@@ -15,6 +15,7 @@ from typing import Any
 from attestcore.errors import MalformedError, SignatureError
 from attestcore.records import ENTRY_COLUMNS, StoredCheckpoint
 from forensics.report import FaultKind, Report
+from forensics.verify_archive import ContextCheck
 from forensics.verify_nodes import StoredNodes
 from ledger.entry import Entry, decode_entry
 from ledger.keys import NoteVerifier
@@ -63,7 +64,7 @@ class ChainWalk:
     def __init__(
         self, chain: int, report: Report, roots: dict[int, bytes],
         tree: MerkleTree | None = None, prev: bytes = bytes(32),
-        nodes: StoredNodes | None = None,
+        nodes: StoredNodes | None = None, contexts: ContextCheck | None = None,
     ) -> None:  # fmt: skip
         self.chain = chain
         self.report = report
@@ -71,6 +72,7 @@ class ChainWalk:
         self.tree = tree if tree is not None else MerkleTree()
         self.prev = prev
         self.nodes = nodes
+        self.contexts = contexts
         self.seen_ids: set[str] = set()
         self.count = 0
         self.gap = False
@@ -99,7 +101,10 @@ class ChainWalk:
         data: bytes = row[COL["entry"]]
         leaf = hashlib.sha256(b"\x00" + data).digest()
         column_leaf = _text(row[COL["leaf_hash"]])
-        check_entry(self.chain, seq, row, data, leaf, self.prev, self.seen_ids, self.report)
+        entry = check_entry(self.chain, seq, row, data, leaf, self.prev, self.seen_ids,
+                            self.report)  # fmt: skip
+        if self.contexts is not None:
+            self.contexts.check(seq, entry)
         completed = self.tree.append_leaf_hash(leaf)
         if self.nodes is not None:
             self.nodes.check(completed, column_leaf)
@@ -116,7 +121,9 @@ class ChainWalk:
 def check_entry(
     chain: int, seq: int, row: Sequence[Any], data: bytes, leaf: bytes, prev: bytes,
     seen_ids: set[str], report: Report,
-) -> None:  # fmt: skip
+) -> Entry | None:  # fmt: skip
+    """Check one entry row; its decoded entry, or None when its bytes do not parse."""
+
     def fail(kind: FaultKind, detail: str) -> None:
         report.fail(kind, chain, seq, detail)
 
@@ -127,7 +134,7 @@ def check_entry(
         entry = decode_entry(data)
     except MalformedError as exc:
         fail(K.BAD_ENTRY, str(exc))
-        return
+        return None
     if entry.chain != chain or entry.seq != seq:
         fail(K.BAD_ENTRY, f"entry bytes claim chain {entry.chain} seq {entry.seq}")
     if entry.prev != prev.hex():
@@ -138,6 +145,7 @@ def check_entry(
     if entry.decision.decision_id in seen_ids:
         fail(K.DUPLICATE_DECISION, f"decision {entry.decision.decision_id} logged twice")
     seen_ids.add(entry.decision.decision_id)
+    return entry
 
 
 def _text(value: Any) -> str:

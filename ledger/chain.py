@@ -28,11 +28,11 @@ from msgspec import Struct
 from attestcore.records import ENTRY_COLUMNS, RecentDecision
 from attestcore.schemas import Decision, Detector
 from ledger.entry import (
-    ENTRY_VERSION,
     GENESIS_PREV,
     EntrySource,
     encode_decision_into,
     entry_format,
+    entry_version,
     json_text,
 )
 from ledger.merkle import MerkleTree
@@ -53,6 +53,9 @@ class Incoming(Struct, frozen=True):
 
     decision: Decision
     source: EntrySource
+    event: bytes | None = None
+    """The exact bytes of the decision's event, when the record carried them
+    (`attestcore.schemas.EVENT_HEADER`): archived with the entry (ledger/archive.py)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class AppendResult:
     last_source: EntrySource | None
     conflicts: list[EventConflict] = field(default_factory=list)
     """Decisions not logged because their id is logged for another event (in batch order)."""
+    logged: list[Incoming] = field(default_factory=list)
+    """The decisions appended, in seq order: the first is entry `size - appended`."""
 
 
 @dataclass
@@ -132,6 +137,7 @@ class ChainWriter:
             duplicates=len(batch) - len(fresh) - len(conflicts),
             last_source=batch[-1].source if batch else None,
             conflicts=conflicts,
+            logged=fresh,
         )
 
     def _drop_replays(
@@ -162,22 +168,23 @@ def _encode_and_hash(
 ) -> tuple[list[bytes], list[bytes], list[str]]:
     """Entry bytes, leaf hashes (RFC 9162 2.1.1) and their hex, each entry linked to the last.
 
-    The members a batch shares (chain, source cluster, topic, partition) are formatted once
-    per run of equal values, not once per entry; each decision is encoded into one reused
-    buffer.
+    The members a batch shares (chain, source cluster, topic, partition, format version)
+    are formatted once per run of equal values, not once per entry; each decision is
+    encoded into one reused buffer.
     """
     data: list[bytes] = []
     leaves: list[bytes] = []
     leaf_hexes: list[str] = []
     sha256, encode_into, buffer = hashlib.sha256, encode_decision_into, bytearray()
-    layout, shared = b"", ("", "", -1)
+    layout, shared = b"", ("", "", -1, 0)
     prev = json_text(prev_hex)
     for item in items:
-        source = item.source
-        if (source.cluster, source.topic, source.partition) != shared:
-            shared = (source.cluster, source.topic, source.partition)
-            layout = entry_format(chain, *shared, ENTRY_VERSION)
-        encode_into(item.decision, buffer)
+        source, decision = item.source, item.decision
+        key = (source.cluster, source.topic, source.partition, entry_version(decision))
+        if key != shared:
+            shared = key
+            layout = entry_format(chain, *shared)
+        encode_into(decision, buffer)
         entry = layout % (buffer, prev, seq, source.offset)
         leaf = sha256(b"\x00" + entry).digest()
         leaf_hex = leaf.hex()

@@ -23,7 +23,11 @@ from msgspec import Meta, Struct
 from attestcore.errors import MalformedError
 from attestcore.schemas import Decision
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2
+"""The format of entries whose decision carries its event's investigation fields
+(`Decision.context`); a decision without them is logged as a version 1 entry, byte for byte
+as before they existed, so every format-1 entry, proof and worked example stays valid."""
+ENTRY_VERSION_1 = 1
 GENESIS_PREV = "00" * 32
 """The `prev` of a chain's first entry: 32 zero bytes, hex."""
 
@@ -66,6 +70,11 @@ def json_text(value: str) -> bytes:
     return _json.encode(value)
 
 
+def entry_version(decision: Decision) -> int:
+    """The entry format a decision is logged in: 2 with investigation fields, else 1."""
+    return ENTRY_VERSION_1 if decision.context is None else ENTRY_VERSION
+
+
 def encode_decision(decision: Decision) -> bytes:
     """The decision's bytes inside an entry: compact JSON, members in schema order."""
     return _json.encode(decision)
@@ -92,11 +101,19 @@ def encode_entry(entry: Entry) -> bytes:
 
 
 def decode_entry(data: bytes) -> Entry:
-    """Parse stored entry bytes; anything else raises MalformedError."""
+    """Parse stored entry bytes; anything else raises MalformedError, and so does an entry
+    whose version is not its decision's (v1: no `context`, v2: a `context`)."""
     try:
-        return _decoder.decode(data)
+        entry = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise MalformedError(f"not a ledger entry: {exc}") from exc
+    if entry.v != entry_version(entry.decision):
+        shape = "without" if entry.decision.context is None else "with"
+        raise MalformedError(
+            f"not a ledger entry: format version {entry.v} for a decision {shape}"
+            f" investigation fields (those are format {entry_version(entry.decision)})"
+        )
+    return entry
 
 
 def decode_decision(data: bytes) -> Decision:

@@ -66,5 +66,9 @@ class SequencerEvents:
     def dependency(self, name: str, reachable: bool) -> None:
         """ClickHouse or Kafka stopped (False) or started again (True) answering."""
 
+    def events_archived(self, chain: int, archived: int, refused: int) -> None:
+        """Step 1 archived `archived` events of a chain's batch and refused `refused` whose
+        bytes do not hash to their decision's `event_sha256` (their entries are logged)."""
+
     def session_started(self) -> None:
         """The store answered and the consumer joined the group: the sequencer works."""

@@ -72,6 +72,36 @@ LEDGER_TABLES: dict[str, str] = {
 """The tables `ledger` owns: entries, tree nodes and checkpoints (docs/ledger-format.md)."""
 
 
+ARCHIVE_INDEX_GRANULARITY = 256
+"""Rows per primary-index mark of `event_archive`. A lookup by digest reads one granule; at
+ClickHouse's default of 8,192 rows of events up to 16 KiB that is megabytes per lookup, at
+256 a few hundred kilobytes, for 12 bytes of index a mark."""
+
+ARCHIVE_TABLES: dict[str, str] = {
+    "event_archive": f"""
+        CREATE TABLE IF NOT EXISTS {{db}}.event_archive (
+            event_sha256 String, topic String, partition UInt32, offset UInt64, event String,
+            archived_at DateTime
+        ) ENGINE = ReplacingMergeTree() ORDER BY (event_sha256, topic, partition, offset)
+        SETTINGS index_granularity = {ARCHIVE_INDEX_GRANULARITY}""",
+    "entity_index": """
+        CREATE TABLE IF NOT EXISTS {db}.entity_index (
+            entity_kind String, entity_value String, event_time DateTime, chain UInt32,
+            seq UInt64, decision_id String, detector String, outcome String
+        ) ENGINE = ReplacingMergeTree()
+        ORDER BY (entity_kind, entity_value, event_time, chain, seq, decision_id)""",
+    "entry_context": """
+        CREATE TABLE IF NOT EXISTS {db}.entry_context (
+            chain UInt32, seq UInt64, decision_id String, kind String, customer_id String,
+            terminal_id String, amount Float64, currency String, channel String, mcc String,
+            country String, epc String, gtin String, biz_step String, biz_location String,
+            read_point String
+        ) ENGINE = ReplacingMergeTree() ORDER BY (chain, seq)""",
+}
+"""The event archive, entity index and typed investigation columns (ledger/archive_store.py;
+docs/ledger-format.md, "Event archive and entity index"), also owned by `ledger`."""
+
+
 class LedgerSchema:
     """The `ledger` package's tables. No migration yet: their columns are as first shipped."""
 
@@ -86,6 +116,23 @@ class LedgerSchema:
 
 
 LEDGER_SCHEMA = LedgerSchema()
+
+
+class ArchiveSchema:
+    """The archive's tables: a database from before them gets them on its next migration or
+    writer start (`create` is all the migration they need)."""
+
+    tables: tuple[str, ...] = tuple(ARCHIVE_TABLES)
+
+    def create(self, db: SchemaConnection) -> None:
+        for ddl in ARCHIVE_TABLES.values():
+            db.execute(ddl)
+
+    def migrate(self, db: SchemaConnection) -> None:
+        return None
+
+
+ARCHIVE_SCHEMA = ArchiveSchema()
 
 
 def create_database(db: SchemaConnection) -> None:

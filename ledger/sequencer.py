@@ -6,7 +6,11 @@ assigns partitions, and a writer appends only to chains whose partition it holds
 Order of durability for every batch of a chain (never reordered):
   0. fence: the store still ends where this writer last wrote (no checkpoint or entry has
      appeared at or beyond its size since), else the writer is dropped and writes nothing;
-  1. entries, then their tree nodes, are inserted into ClickHouse (one INSERT block each);
+  1. the batch's event archive and entity index rows (ledger/archive.py), then its entries,
+     then their tree nodes, are inserted into ClickHouse (one INSERT block each). The archive
+     and index go first: their rows are idempotent (a batch cut short by a crash is read and
+     written again, identical), whereas entries written before them would be resumed after,
+     and their events never archived;
   2. the signed checkpoint over the new tree size is inserted; then the batch's conflicting
      events (a logged decision id, another event digest) are handed to the dead-letter
      callback;
@@ -58,6 +62,8 @@ from attestcore.errors import (
     SigningRefusedError,
 )
 from attestcore.records import ChainHead, OwnershipMarks, StoredCheckpoint
+from attestcore.schemas import EVENT_HEADER
+from ledger.archive import ArchiveBatch, archive_batch
 from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
@@ -115,6 +121,13 @@ class SequencerConfig:
             raise ConfigError(f"{CRASH_AT_ENV} must be one of {', '.join(CRASH_POINTS)}")
 
 
+class ArchiveWriter(Protocol):
+    """Where step 1 writes the event archive and entity index (ledger/archive_store.py; the
+    store's `create_schema` creates their tables)."""
+
+    def insert(self, batch: ArchiveBatch) -> None: ...
+
+
 class SequencerStore(RecoveryStore, Protocol):
     """The store as the sequencer uses it (ClickHouseStore)."""
 
@@ -146,10 +159,13 @@ class Sequencer:
         events: SequencerEvents | None = None,
         on_reject: OnReject | None = None,
         guard: SigningGuard | None = None,
+        archive: ArchiveWriter | None = None,
     ) -> None:
-        """Without a `guard` R3 is skipped and nothing is recorded: benchmarks only."""
+        """Without a `guard` R3 is skipped and nothing is recorded; without an `archive` no
+        event is archived or indexed: benchmarks of the ledger core only."""
         self.config = config
         self.store = store
+        self.archive = archive
         self.signer = signer
         self.guard = guard
         self.owned: dict[int, OwnedChain] = {}
@@ -319,7 +335,7 @@ class Sequencer:
             except MalformedError as exc:
                 self._on_reject(msg, RejectReason.NOT_A_DECISION, str(exc))
                 continue
-            by_chain[source.partition].append(Incoming(decision, source))
+            by_chain[source.partition].append(Incoming(decision, source, _event_bytes(msg)))
         outcomes = [self._log_batch(chain, items) for chain, items in by_chain.items()]
         for outcome in outcomes:
             self.events.batch_logged(outcome)
@@ -359,7 +375,8 @@ class Sequencer:
         if self.store.ownership_marks(chain, owned.marks.max_size) != owned.marks:
             self._fence(chain)
             return BatchOutcome(chain, 0, 0, owned.marks.max_size, fenced=True)
-        # Step 1: entries and tree nodes durable.
+        # Step 1: archive and index rows, entries and tree nodes durable.
+        self._archive(chain, result.size - result.appended, result.logged)
         self.store.insert_entries(result.entries)
         self._reached("entries")
         self.store.insert_nodes(chain, result.node_keys, result.node_hashes)
@@ -370,6 +387,17 @@ class Sequencer:
         self._reached("checkpoint")
         return BatchOutcome(chain, result.appended, result.duplicates, result.size,
                             conflicts=conflicts)  # fmt: skip
+
+    def _archive(self, chain: int, first_seq: int, logged: list[Incoming]) -> None:
+        """Step 1's first inserts; event bytes that do not hash to their decision's digest
+        are refused (ledger/archive.py says why the entry is logged all the same)."""
+        if self.archive is None:
+            return
+        batch = archive_batch(chain, first_seq, logged)
+        self.archive.insert(batch)
+        for refused in batch.refused:
+            log.warning("event not archived: %s", refused.detail())
+        self.events.events_archived(chain, batch.archived, len(batch.refused))
 
     def _fence(self, chain: int) -> None:
         """Stop writing `chain`: it was assigned elsewhere while this process was stalled.
@@ -425,3 +453,13 @@ class Sequencer:
             log.warning("fault injection (%s): killing the sequencer after %s", CRASH_AT_ENV,
                         point)  # fmt: skip
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _event_bytes(msg: Message) -> bytes | None:
+    """The event bytes a decision record carries (`EVENT_HEADER`), or None (a record from
+    before the archive)."""
+    headers: list[tuple[str, bytes | None]] = msg.headers() or []  # type: ignore[assignment]
+    for name, value in headers:
+        if name == EVENT_HEADER:
+            return value
+    return None

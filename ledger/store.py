@@ -39,7 +39,7 @@ from ledger.rows import (
     now_seconds,
     stored_node_hash,
 )
-from ledger.schema import LEDGER_SCHEMA, Schema, create_database
+from ledger.schema import ARCHIVE_SCHEMA, LEDGER_SCHEMA, Schema, create_database
 
 _ENTRY_NAMES = ", ".join(ENTRY_COLUMNS)
 _INSERT_ENTRIES = f"INSERT INTO {{db}}.entries ({_ENTRY_NAMES}) VALUES"
@@ -59,7 +59,7 @@ class ClickHouseStore(ClickHouseConnection):
     migrates: the ledger's own here; the composition root opens a store with the anchors
     table too (`anchoring.store.AnchoredStore`)."""
 
-    schemas: ClassVar[tuple[Schema, ...]] = (LEDGER_SCHEMA,)
+    schemas: ClassVar[tuple[Schema, ...]] = (LEDGER_SCHEMA, ARCHIVE_SCHEMA)
 
     def create_schema(self) -> None:
         """Create the database and every owner's missing tables (existing ones untouched)."""

@@ -311,7 +311,7 @@ def _decide_agent(
         await send_dead_letters(result.rejections, dead_letters, metrics, detector)
         metrics.dead_lettered.labels(detector).inc(len(result.rejections))
         metrics.unaccounted.labels(detector).dec(len(result.rejections))
-        await emit(decisions, result.decisions, fault)
+        await emit(decisions, result.decisions, fault, result.events)
         metrics.decided.labels(detector).inc(len(result.decisions))
         metrics.unaccounted.labels(detector).dec(len(result.decisions))
         outcomes = Counter(decision.outcome for _, _, decision in result.decisions)

@@ -35,6 +35,7 @@ from faust.types import AppT, EventT
 
 from attestcore.backoff import backoff_delay
 from attestcore.errors import ConfigError
+from attestcore.schemas import EVENT_HEADER
 from streams.intake import RecordRef, Rejection, dead_letter
 from streams.metrics import DetectMetrics
 
@@ -145,10 +146,14 @@ async def send_dead_letters(
 
 
 async def emit(
-    decisions: faust.TopicT, batch: Sequence[tuple[str, bytes, object]], fault: str = ""
+    decisions: faust.TopicT,
+    batch: Sequence[tuple[str, bytes, object]],
+    fault: str = "",
+    events: Sequence[bytes] = (),
 ) -> None:
     """Step 2 for decisions: hand the batch's encoded decisions to the producer, keyed by
-    entity, in order.
+    entity, in order, each with its event's exact bytes (`events`, same order) in the
+    `EVENT_HEADER` header, which the ledger archives.
 
     Straight to the producer: faust's `Topic.send` wraps each record in futures and sensor
     calls (12% of the worker's time), and the decisions are bytes already. Each record is in
@@ -159,7 +164,8 @@ async def emit(
     for index, (key, value, _) in enumerate(batch):
         if fault and len(batch) >= 2 and index == len(batch) // 2:
             inject_fault(fault)
-        await send(topic, key.encode(), value, None, None, None)
+        headers = [(EVENT_HEADER, events[index])] if index < len(events) else None
+        await send(topic, key.encode(), value, None, None, headers)
 
 
 def fault_from_env() -> str:

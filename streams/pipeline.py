@@ -18,6 +18,7 @@ import numpy as np
 
 from attestcore.schemas import Decision, Detector, Reason, SourceRef, decision_id, encode
 from streams.intake import MAX_DETAIL_CHARS, EventParser, RecordRef, Rejection, RejectReason
+from streams.investigation import decision_context
 
 # Event times up to this far ahead of the worker's clock are taken as clock skew between the
 # producer and the worker; later ones are dead-lettered (ATTESTREAM_DETECT_MAX_CLOCK_SKEW_S).
@@ -81,6 +82,9 @@ class DetectorSpec:
 class BatchResult:
     decisions: list[tuple[str, bytes, Decision]] = field(default_factory=list)
     """(entity key, encoded decision, decision) in input order."""
+    events: list[bytes] = field(default_factory=list)
+    """The exact bytes of each decision's event, in the order of `decisions`: sent with the
+    decision for the ledger's event archive (`attestcore.schemas.EVENT_HEADER`)."""
     rejections: list[tuple[RecordRef, Rejection]] = field(default_factory=list)
     """Every record without a decision, with its reason, in input order: together with
     `decisions` exactly one outcome per record of the batch."""
@@ -156,6 +160,7 @@ def decide_batch(
             result.rejections.append((record, outcome))
         else:
             result.decisions.append(outcome)
+            result.events.append(record.value)
     return result
 
 
@@ -334,6 +339,7 @@ def _decision(
         reasons=[Reason(feature=f, contribution=round(float(c), 6)) for f, c in reasons],
         event_time=event.event_time,
         decided_at=decided_at,
+        context=decision_context(event),
     )
 
 

@@ -15,6 +15,7 @@ from attestcore.schemas import Decision, encode
 from attestcore.waiting import WaitTimeout, wait_until
 from attestream.settings import Settings
 from attestream.wiring import create_ledger_key, ledger_signer, open_store, signing_guard
+from ledger.archive_store import ArchiveStore
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import decode_entry
 from ledger.merkle import MerkleTree
@@ -53,7 +54,7 @@ def run_sequencer(
                              settings.ledger_group, settings.log_origin, batch_max)  # fmt: skip
     signer = ledger_signer(settings)
     guard = signing_guard(settings, signer, store, anchors=anchors)
-    sequencer = Sequencer(config, store, signer, guard=guard,
+    sequencer = Sequencer(config, store, signer, guard=guard, archive=ArchiveStore(store),
                           on_reject=lambda msg, reason, detail: reasons.append(detail))  # fmt: skip
     sequencer.run(max_idle_s=IDLE_S)
     return sequencer

@@ -24,6 +24,7 @@ from forensics.verify import Report, verify_ledger
 from forensics.verify_range import verify_range
 from forensics.verify_state import HistoryCheck, check_ledger_history, latest_checkpoints
 from forensics.verify_tail import TailCheck
+from ledger.archive_store import ArchiveStore
 from ledger.keys import NoteVerifier
 from ledger.topic_records import KafkaRederiver
 
@@ -104,7 +105,8 @@ def verify(
     try:
         if span is None:
             seen = latest_checkpoints(store, verifiers)
-            report = verify_ledger(store, verifiers, reader, confirmations, account, tail_check)
+            report = verify_ledger(store, verifiers, reader, confirmations, account, tail_check,
+                                   ArchiveStore(store))  # fmt: skip
             if trusted is not None and path is not None:
                 history = _remember(store, settings, verifiers, trusted, seen, report, path)
         else:
@@ -187,6 +189,9 @@ def _print_report(report: Report) -> None:
     if report.range is None and not report.tails_rederived:
         console.print("unsigned tails were not re-derived from Kafka (--offline, or no"
                       " Kafka configured): a forged tail shaped as one batch passes")  # fmt: skip
+    if report.range is None and not report.archive_checked:
+        console.print("the event archive was not checked: this database has none (run"
+                      " `attestream ledger migrate`)")  # fmt: skip
     if report.range is not None:
         r = report.range
         console.print(

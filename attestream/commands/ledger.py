@@ -21,6 +21,7 @@ from attestream.observability import Readiness, process_registry, serve_metrics,
 from attestream.settings import Settings, load_settings
 from attestream.wiring import create_ledger_key, ledger_signer, open_store, signing_guard
 from attestream.workers import registered
+from ledger.archive_store import ArchiveStore
 from ledger.events import BatchOutcome, OnReject, RejectReason, SequencerEvents
 from ledger.keys import verifier_key_string
 from ledger.sequencer import CRASH_AT_ENV, Sequencer, SequencerConfig
@@ -114,6 +115,19 @@ ANCHOR_CLAIMS_UNAVAILABLE = Counter(
     "Chain rebuilds checked without the newest anchor because the EVM JSON-RPC did not answer",
     registry=REGISTRY,
 )
+ARCHIVED = Counter(
+    "attestream_ledger_events_archived_total",
+    "Events whose exact bytes were archived with their decision's entry",
+    ["chain"],
+    registry=REGISTRY,
+)
+ARCHIVE_REFUSED = Counter(
+    "attestream_ledger_archive_refused_total",
+    "Event bytes not archived because they do not hash to their decision's event_sha256"
+    " (the entry is logged; docs/operations.md)",
+    ["chain"],
+    registry=REGISTRY,
+)
 # While lingering after a refusal, a stop request is noticed this often.
 LINGER_STEP_S = 0.5
 
@@ -149,6 +163,10 @@ class LedgerMetrics(SequencerEvents):
 
     def commit_failed(self) -> None:
         COMMIT_FAILURES.inc()
+
+    def events_archived(self, chain: int, archived: int, refused: int) -> None:
+        ARCHIVED.labels(str(chain)).inc(archived)
+        ARCHIVE_REFUSED.labels(str(chain)).inc(refused)
 
     def dependency(self, name: str, reachable: bool) -> None:
         if self.readiness is not None:
@@ -204,7 +222,7 @@ def run(
         sequencer = Sequencer(_sequencer_config(settings), store, signer,
                               events=LedgerMetrics(readiness),
                               on_reject=_dead_letter_to(dead_letters, settings),
-                              guard=guard)  # fmt: skip
+                              guard=guard, archive=ArchiveStore(store))  # fmt: skip
         if stopping:
             sequencer.stop()
         try:

@@ -3,6 +3,7 @@ a producer that streams decisions in bursts, and the end-of-test ledger checks."
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import signal
@@ -13,11 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 from factories import make_decision
 
 from anchoring.store import AnchoredStore
 from attestcore import processes, waiting
-from attestcore.schemas import encode
+from attestcore.schemas import EVENT_HEADER, Decision, encode
 from attestream.settings import Settings
 from attestream.wiring import trusted_verifiers
 from forensics.verify import verify_ledger
@@ -91,13 +93,28 @@ def decision_stream(total: int, duplicates: int, seed: int) -> list[int]:
     return order
 
 
+def event_bytes(i: int) -> bytes:
+    """The bytes of the event decision i is made on, when the stream carries events."""
+    return b'{"event_id":"ev-%d"}' % i
+
+
+def decision_on_event(i: int) -> Decision:
+    """Decision i made on `event_bytes(i)`: its digest is theirs."""
+    digest = hashlib.sha256(event_bytes(i)).hexdigest()
+    return msgspec.structs.replace(make_decision(i), event_sha256=digest)
+
+
 class BurstProducer(threading.Thread):
     """Publishes decisions in bursts with pauses, in the background, while a test kills and
     restarts sequencers. The key is fixed per decision, so a re-send lands in the partition
     (the chain) of the original."""
 
-    def __init__(self, settings: Settings, order: list[int], bursts: int, pause_s: float):
+    def __init__(self, settings: Settings, order: list[int], bursts: int, pause_s: float,
+                 events: bool = False):  # fmt: skip
+        """With `events`, each decision is made on `event_bytes(i)` and carries them in its
+        `EVENT_HEADER`, as a detector sends them."""
         super().__init__(daemon=True)
+        self.events = events
         self.settings = settings
         self.order = order
         self.bursts = bursts
@@ -110,8 +127,14 @@ class BurstProducer(threading.Thread):
             with EventProducer(self.settings.require_kafka()) as producer:
                 for start in range(0, len(self.order), size):
                     for i in self.order[start : start + size]:
-                        producer.send(self.settings.topic_decisions, f"k{i % 12}".encode(),
-                                      encode(make_decision(i)))  # fmt: skip
+                        key = f"k{i % 12}".encode()
+                        if self.events:
+                            producer.send(self.settings.topic_decisions, key,
+                                          encode(decision_on_event(i)),
+                                          [(EVENT_HEADER, event_bytes(i))])  # fmt: skip
+                        else:
+                            producer.send(self.settings.topic_decisions, key,
+                                          encode(make_decision(i)))  # fmt: skip
                     producer.flush()
                     time.sleep(self.pause_s)
         except BaseException as exc:  # reported by finish()

@@ -18,6 +18,7 @@ from sequencer_procs import (
     all_logged,
     assert_ledger_complete,
     chain_states,
+    decision_on_event,
     decision_stream,
     has_resumed,
     wait_until,
@@ -52,7 +53,7 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(
     store = open_store(isolated, create=True)
     rng = random.Random(SEED)
     producer = BurstProducer(isolated, decision_stream(DECISIONS, DUPLICATES, SEED), BURSTS,
-                             BURST_PAUSE_S)  # fmt: skip
+                             BURST_PAUSE_S, events=True)  # fmt: skip
     producer.start()
     runs: list[SequencerProcess] = []
     try:
@@ -80,6 +81,9 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(
             run.close()
     assert_ledger_complete(store, isolated, DECISIONS)
     assert sorted(chain_states(store)) == [0, 1, 2]
+    assert unarchived_entries(store) == 0
+    archived = {r[0] for r in store.execute("SELECT DISTINCT event_sha256 FROM {db}.event_archive")}
+    assert archived == {decision_on_event(i).event_sha256 for i in range(DECISIONS)}
     # The restarts after the kills inside step 1 found, and checkpointed, the unsigned tail.
     for run in runs[1:3]:
         unsigned = [int(n) for n in UNSIGNED.findall(run.output())]
@@ -95,8 +99,20 @@ def crash_at(point: str, tmp_path: Path, number: int) -> SequencerProcess:
     return run
 
 
+def unarchived_entries(store: AnchoredStore) -> int:
+    """Entries whose event has no archive row (the entry's first `event_sha256` member is
+    its decision's: `AnchoredStore.recent_decisions` says why)."""
+    rows = store.execute(
+        "SELECT count() FROM {db}.entries WHERE visitParamExtractString(entry, 'event_sha256')"
+        " NOT IN (SELECT event_sha256 FROM {db}.event_archive)"
+    )
+    return int(rows[0][0])
+
+
 def assert_window(store: AnchoredStore, point: str) -> None:
-    """The store shows the crash where the hook put it."""
+    """The store shows the crash where the hook put it, every logged entry's event archived
+    (step 1 writes the archive before the entries)."""
+    assert unarchived_entries(store) == 0, point
     states = chain_states(store)
     unsigned = {c: s for c, s in states.items() if s.entries > s.checkpointed}
     if point == "checkpoint":

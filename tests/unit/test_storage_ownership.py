@@ -23,7 +23,7 @@ PACKAGES = (
 )
 
 STORAGE_MODULES = frozenset({
-    "ledger/clickhouse.py", "ledger/schema.py", "ledger/store.py",
+    "ledger/clickhouse.py", "ledger/schema.py", "ledger/store.py", "ledger/archive_store.py",
     "anchoring/schema.py", "anchoring/store.py", "bench/raw_table.py",
 })  # fmt: skip
 """The modules that may hold SQL: the connection, each owner's schema and store, and the
@@ -33,6 +33,9 @@ TABLE_OWNERS = {
     "entries": "ledger/schema.py",
     "nodes": "ledger/schema.py",
     "checkpoints": "ledger/schema.py",
+    "event_archive": "ledger/schema.py",
+    "entity_index": "ledger/schema.py",
+    "entry_context": "ledger/schema.py",
     "anchors": "anchoring/schema.py",
 }
 

@@ -21,6 +21,7 @@ from attestcore.schemas import (
     OUTCOMES,
     Decision,
     Detector,
+    PaymentContext,
     PaymentLabel,
     PaymentTransaction,
     decision_id,
@@ -63,6 +64,23 @@ def records(payments: list[LabelledPayment]) -> list[RecordRef]:
 
 def label_record(label: PaymentLabel, offset: int) -> RecordRef:
     return RecordRef("labels", 0, offset, label.terminal_id.encode(), encode(label))
+
+
+def test_each_decision_carries_its_events_fields_and_exact_bytes(
+    spec: DetectorSpec, payments: list[LabelledPayment]
+) -> None:
+    batch = records(payments[:20])
+    batch.insert(5, RecordRef("tx", 0, 9999, b"C1", b"{broken"))
+    result = decide_batch(spec, batch, {})
+    valid = [record for record in batch if record.offset != 9999]
+    assert result.events == [record.value for record in valid]
+    for (_, _, decision), event_bytes, p in zip(result.decisions, result.events, payments[:20],
+                                                 strict=True):  # fmt: skip
+        assert decision.event_sha256 == hashlib.sha256(event_bytes).hexdigest()
+        context = decision.context
+        assert isinstance(context, PaymentContext)
+        assert (context.terminal_id, context.customer_id, context.amount, context.mcc) == (
+            p.event.terminal_id, p.event.customer_id, p.event.amount, p.event.mcc)  # fmt: skip
 
 
 def test_one_decision_per_valid_event_and_a_rejection_per_broken_one(

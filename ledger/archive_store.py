@@ -1,0 +1,189 @@
+"""The event archive and entity index in ClickHouse: writes and typed reads (the tables are
+defined in ledger/schema.py).
+
+Two tables beside the ledger's own (ledger/store.py), written by the sequencer in step 1 of
+its durability order and read by the forensic search and timeline:
+
+- `event_archive`: every consumed event's exact bytes, keyed by their SHA-256 (a decision's
+  `event_sha256`), with the topic, partition and offset they were read at;
+- `entity_index`: one row per (entity, decision), sorted by
+  `(entity_kind, entity_value, event_time, chain, seq)`, so "every decision on terminal Y
+  in March" is one range of the primary key however large the ledger is.
+
+Both are ReplacingMergeTree tables: a batch that a crash cut short is written again, row for
+row, when its decisions are read again, and identical copies collapse. The SQL runs on
+ClickHouse 18.16 (no projections there, no tuple comparison in a key condition) and on
+current ClickHouse; every value is a query parameter. See docs/ledger-format.md, "Event
+archive and entity index".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ledger.archive import (
+    ARCHIVE_COLUMNS,
+    CONTEXT_COLUMNS,
+    INDEX_COLUMNS,
+    ArchiveBatch,
+    ArchivedEvent,
+    EntityHit,
+    EntityKind,
+    EntityPage,
+)
+from ledger.schema import ARCHIVE_TABLES
+from ledger.store import ClickHouseStore
+
+CONTEXT_PAGE = 50_000
+"""Seqs of `entry_context` per query of a verification walk: about 10 MB of rows."""
+
+_INSERT = "INSERT INTO {{db}}.{table} ({columns}) VALUES"
+
+
+class ArchiveStore:
+    """The event archive and entity index of the ledger's database."""
+
+    def __init__(self, store: ClickHouseStore) -> None:
+        self.store = store
+
+    # --- writes (the sequencer, step 1) ----------------------------------------------------
+    def insert(self, batch: ArchiveBatch) -> None:
+        """The batch's archive, index and context rows: one INSERT block each."""
+        tables = (("event_archive", ARCHIVE_COLUMNS, batch.archive),
+                  ("entity_index", INDEX_COLUMNS, batch.index),
+                  ("entry_context", CONTEXT_COLUMNS, batch.contexts))  # fmt: skip
+        for table, names, columns in tables:
+            if not columns[names[0]]:
+                continue
+            data = [_seconds(columns[n]) if n in _TIMES else columns[n] for n in names]
+            self.store.execute(_INSERT.format(table=table, columns=", ".join(names)), data,
+                               columnar=True)  # fmt: skip
+
+    # --- reads -----------------------------------------------------------------------------
+    def archived_events(self, event_sha256: str) -> list[ArchivedEvent]:
+        """Every distinct archived copy of the event with this digest (one, unless the same
+        bytes were consumed at two positions), by position. Bytes exactly as stored."""
+        rows = self.store.execute_raw(
+            "SELECT DISTINCT event_sha256, topic, partition, offset, event"
+            " FROM {db}.event_archive WHERE event_sha256 = %(h)s ORDER BY topic, partition, offset",
+            {"h": event_sha256},
+        )
+        return [ArchivedEvent(r[0].decode("utf-8", "replace"), r[1].decode("utf-8", "replace"),
+                              r[2], r[3], r[4]) for r in rows]  # fmt: skip
+
+    def exists(self) -> bool:
+        """Whether the archive's tables exist (a database from before them has none until
+        `attestream ledger migrate` or a writer creates them)."""
+        rows = self.store.execute(
+            "SELECT count() FROM system.tables WHERE database = %(d)s AND name IN %(t)s",
+            {"d": self.store.database, "t": tuple(ARCHIVE_TABLES)},
+        )
+        return bool(rows[0][0] == len(ARCHIVE_TABLES))
+
+    def archive_faults(self) -> list[ArchivedEvent] | None:
+        """Archive rows whose bytes do not hash to their key, found by the server
+        (`lower(hex(SHA256(event)))`), so the bytes never travel: a verifier reads only
+        the faulty rows. None when there is no archive (a database from before it)."""
+        if not self.exists():
+            return None
+        rows = self.store.execute_raw(
+            "SELECT event_sha256, topic, partition, offset, event FROM {db}.event_archive"
+            " WHERE lower(hex(SHA256(event))) != event_sha256"
+            " ORDER BY event_sha256, topic, partition, offset"
+        )
+        return [ArchivedEvent(r[0].decode("utf-8", "replace"), r[1].decode("utf-8", "replace"),
+                              r[2], r[3], r[4]) for r in rows]  # fmt: skip
+
+    def context_rows(
+        self, chain: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[Any, ...]] | None:
+        """The chain's `entry_context` rows (CONTEXT_COLUMNS order) with start <= seq < stop,
+        by seq; None when there is no such table (a database from before it). Read a page
+        of CONTEXT_PAGE seqs per query (one key range each), so memory holds one page."""
+        if not self.exists():
+            return None
+        top = self.store.execute(
+            "SELECT max(seq), count() FROM {db}.entry_context WHERE chain = %(c)s", {"c": chain}
+        )[0]
+        end = min(int(top[0]) + 1 if top[1] else 0, stop if stop is not None else 1 << 63)
+        return self._context_pages(chain, start, end)
+
+    def _context_pages(self, chain: int, start: int, end: int) -> Iterator[tuple[Any, ...]]:
+        names = ", ".join(CONTEXT_COLUMNS)
+        for first in range(start, end, CONTEXT_PAGE):
+            yield from self.store.execute(
+                f"SELECT {names} FROM {{db}}.entry_context WHERE chain = %(c)s"
+                " AND seq >= %(a)s AND seq < %(b)s ORDER BY seq",
+                {"c": chain, "a": first, "b": min(first + CONTEXT_PAGE, end)},
+            )
+
+    def search_entity(
+        self,
+        kind: EntityKind,
+        value: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        after: EntityHit | None = None,
+    ) -> EntityPage:
+        """Decisions on one entity with `since <= event_time < until`, oldest first, at most
+        `limit`; page on with `after` (the previous page's `next_after`). One range of the
+        index's primary key: the cost follows the hits, not the ledger."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        where = ["entity_kind = %(k)s", "entity_value = %(v)s"]
+        params: dict[str, Any] = {"k": kind.value, "v": value, "n": limit + 1}
+        if since is not None:
+            where.append("event_time >= %(since)s")
+            params["since"] = int(since.timestamp())
+        if until is not None:
+            where.append("event_time < %(until)s")
+            params["until"] = int(until.timestamp())
+        if after is not None:
+            # (event_time, chain, seq) > after, spelled out: 18.16 has no tuple comparison in
+            # a key condition, and `event_time >= t` keeps the read a key range.
+            where.append("event_time >= %(t)s AND (event_time > %(t)s OR chain > %(c)s"
+                         " OR (chain = %(c)s AND seq > %(s)s))")  # fmt: skip
+            params.update(t=int(after.event_time.timestamp()), c=after.chain, s=after.seq)
+        rows = self.store.execute(
+            "SELECT DISTINCT event_time, chain, seq, decision_id, detector, outcome"
+            " FROM {db}.entity_index WHERE "
+            + " AND ".join(where)
+            + " ORDER BY event_time, chain, seq LIMIT %(n)s",
+            params,
+        )
+        hits = [EntityHit(*row) for row in rows]
+        more = len(hits) > limit
+        hits = hits[:limit]
+        return EntityPage(hits, hits[-1] if more else None)
+
+    def entries_at(self, positions: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored bytes of the entries at these (chain, seq), read by primary key (one
+        query per chain). Positions without an entry are absent from the answer."""
+        by_chain: Mapping[int, list[int]] = _group(positions)
+        found: dict[tuple[int, int], bytes] = {}
+        for chain, seqs in by_chain.items():
+            rows = self.store.execute_raw(
+                "SELECT seq, entry FROM {db}.entries WHERE chain = %(c)s AND seq IN %(s)s",
+                {"c": chain, "s": tuple(seqs)},
+            )
+            found.update(((chain, seq), entry) for seq, entry in rows)
+        return found
+
+
+_TIMES = frozenset({"event_time", "archived_at"})
+
+
+def _seconds(values: Sequence[Any]) -> list[int]:
+    """DateTime values as whole seconds since the epoch, as the entries table gets them."""
+    return [v if isinstance(v, int) else int(v.timestamp()) for v in values]
+
+
+def _group(positions: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = defaultdict(list)
+    for chain, seq in positions:
+        grouped[chain].append(seq)
+    return grouped
