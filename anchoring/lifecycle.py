@@ -1,6 +1,6 @@
 """The anchor transaction lifecycle: a small explicit state machine, persisted as table rows.
 
-Each state change of a transaction is a new row of the `anchors` table (ledger/store.py); a
+Each state change of a transaction is a new row of the `anchors` table (anchoring/schema.py); a
 transaction's current state is its newest row, so a restarted service resumes where it was.
 
     (new)            --signed, recorded, broadcast-->          pending

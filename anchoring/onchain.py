@@ -1,6 +1,6 @@
 """Transactions as the EVM chain shows them, and what reads them: the types the anchor
 service, the proofs and the verifiers share. Pure: the offline verifier imports it without
-web3 (`anchoring.reader` is the web3 implementation of `ChainReader`)."""
+web3 (`anchoring.rpc.ChainClient` is the JSON-RPC implementation of `ChainReader`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class OnChainTx:
+    """A mined transaction with its receipt's status and block."""
+
     input: bytes
     sender: str
     status: int
@@ -29,14 +31,30 @@ class AccountTx:
     input: bytes
 
 
-class ChainReader(Protocol):
-    """Looks up anchor transactions on the EVM chain (None when it is not there)."""
+class TxLookup(Protocol):
+    """What checking one anchor transaction asks of the EVM chain (`anchoring.anchor_check`)."""
 
-    def transaction(self, tx_hash: str) -> OnChainTx | None: ...
+    def transaction(self, tx_hash: str) -> OnChainTx | None:
+        """The mined transaction, None when the chain does not have it (or not mined)."""
+        ...
+
     def head_block_number(self) -> int: ...
+    def network_chain_id(self) -> int:
+        """The chain id of the network this reader serves."""
+        ...
+
+
+class ChainReader(TxLookup, Protocol):
+    """Looks up anchor transactions on the EVM chain, and an account's transactions."""
+
     def transaction_count(self, address: str, block: int) -> int:
         """The account's nonce after `block` (eth_getTransactionCount): how many
         transactions it has sent in blocks 0..block."""
         ...
 
     def block_transactions(self, block: int) -> list[AccountTx]: ...
+
+
+def same_block_hash(recorded: str, found: str) -> bool:
+    """Block hashes compare as hex, whatever their case (checksummed or not)."""
+    return recorded.lower() == found.lower()

@@ -19,7 +19,9 @@ from typing import Any, ClassVar, Final, Literal, Protocol
 
 import msgspec
 
-from anchoring.calldata import anchor_root, decode_calldata
+from anchoring.anchor_check import Finding, RecordedAnchor, check_anchor_tx
+from anchoring.calldata import anchor_root
+from anchoring.onchain import TxLookup
 from attestcore.errors import (
     AnchorMismatchError,
     AnchorNotFoundError,
@@ -28,6 +30,7 @@ from attestcore.errors import (
     MalformedError,
     RootMismatchError,
     UsageError,
+    VerificationError,
 )
 from attestcore.records import StoredAnchor, StoredCheckpoint
 from ledger.evidence import (
@@ -53,30 +56,6 @@ from ledger.node_keys import ChainNodes, NodeStore
 from ledger.note import Checkpoint
 
 PROOF_FORMAT: Final = "attestream-anchor-proof/1"
-
-
-class ChainTxView(Protocol):
-    """A mined transaction as a chain reader returns it (anchoring.rpc.ChainTx and
-    anchoring.reader's both fit)."""
-
-    @property
-    def input(self) -> bytes: ...
-    @property
-    def sender(self) -> str: ...
-    @property
-    def status(self) -> int: ...
-    @property
-    def block_number(self) -> int: ...
-    @property
-    def block_hash(self) -> str: ...
-
-
-class TxLookup(Protocol):
-    """What verification asks of the EVM chain (anchoring.rpc.ChainClient, a fixture...)."""
-
-    def transaction(self, tx_hash: str) -> ChainTxView | None: ...
-    def head_block_number(self) -> int: ...
-    def network_chain_id(self) -> int: ...
 
 
 class AnchorProofFile(EvidenceFormat, kw_only=True, frozen=True):
@@ -148,6 +127,11 @@ class AnchorProof:
             network_chain_id=proof.network_chain_id, tx_hash=proof.tx_hash,
             block_number=proof.block_number, block_hash=proof.block_hash, sender=proof.sender,
         )  # fmt: skip
+
+    def recorded(self) -> RecordedAnchor:
+        """The anchor transaction as the proof records it."""
+        return RecordedAnchor(self.network_chain_id, self.tx_hash, self.anchor_root,
+                              self.sender, self.block_number, self.block_hash)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = msgspec.to_builtins(self.to_file())
@@ -236,13 +220,10 @@ def verify_anchor_proof(
        note's tree is a prefix of it (RFC 9162 2.1.4.2; equal sizes need equal roots);
     3. the anchored note's leaf hash and the inclusion proof yield the anchor root
        (RFC 9162 2.1.3.2);
-    4. the transaction on the chain carries that root and is final (`check_anchor_tx`).
+    4. the transaction on the chain carries that root and is final (`require_anchor_tx`).
     """
     verify_anchor_proof_offline(proof, note_bytes)  # 1-3
-    check_anchor_tx(  # 4
-        tx_lookup, proof.network_chain_id, proof.tx_hash, proof.anchor_root, proof.sender,
-        proof.block_hash, min_confirmations,
-    )  # fmt: skip
+    require_anchor_tx(tx_lookup, proof.recorded(), min_confirmations)  # 4
 
 
 def verify_anchor_proof_offline(proof: AnchorProof, note_bytes: bytes) -> None:
@@ -281,44 +262,31 @@ def verify_stored_anchor(
         root = anchor_root(notes)
         if root != anchor.root:
             raise RootMismatchError(anchor.root, root, f"anchor {anchor.tx_hash}")
-    check_anchor_tx(tx_lookup, anchor.network_chain_id, anchor.tx_hash, anchor.root,
-                    anchor.sender, anchor.block_hash, min_confirmations)  # fmt: skip
+    require_anchor_tx(tx_lookup, RecordedAnchor.of(anchor), min_confirmations)
 
 
-def check_anchor_tx(
-    tx_lookup: TxLookup, network_chain_id: int, tx_hash: str, root: bytes, sender: str,
-    block_hash: str, min_confirmations: int,
-) -> None:  # fmt: skip
-    """The transaction is on that network, in that block, sent by `sender`, succeeded,
-    carries `root` in its calldata, and has at least `min_confirmations`."""
-    served = tx_lookup.network_chain_id()
-    if served != network_chain_id:
-        raise AnchorMismatchError(
-            f"the chain reader serves chain id {served}, the anchor is on {network_chain_id}"
-        )
-    tx = tx_lookup.transaction(tx_hash)
-    if tx is None:
-        raise AnchorNotFoundError(f"anchor transaction {tx_hash} is not on chain {served}")
-    try:
-        carried = decode_calldata(tx.input)
-    except MalformedError as exc:
-        raise AnchorMismatchError(f"transaction {tx_hash}: {exc}") from None
-    if carried != root:
-        raise AnchorMismatchError(
-            f"transaction {tx_hash} carries root {carried.hex()}, expected {root.hex()}"
-        )
-    if tx.status != 1:
-        raise AnchorMismatchError(f"transaction {tx_hash} reverted")
-    if tx.sender.lower() != sender.lower():
-        raise AnchorMismatchError(f"transaction {tx_hash} was sent by {tx.sender}, not {sender}")
-    if tx.block_hash.lower() != block_hash.lower():
-        raise AnchorReorgedError(
-            f"transaction {tx_hash} is now in block {tx.block_number} ({tx.block_hash}),"
-            f" not in the recorded block {block_hash}"
-        )
-    confirmations = tx_lookup.head_block_number() - tx.block_number + 1
-    if confirmations < min_confirmations:
-        raise AnchorUnconfirmedError(
-            f"transaction {tx_hash} has {confirmations} confirmation(s),"
-            f" {min_confirmations} required"
-        )
+ERRORS: Final[dict[Finding, type[VerificationError]]] = {
+    Finding.NOT_FOUND: AnchorNotFoundError,
+    Finding.REORGED: AnchorReorgedError,
+    Finding.UNCONFIRMED: AnchorUnconfirmedError,
+}
+"""The error each finding raises; any other is an AnchorMismatchError."""
+
+
+def require_anchor_tx(
+    tx_lookup: TxLookup, recorded: RecordedAnchor, min_confirmations: int
+) -> None:
+    """The transaction is on the anchor's network, in its block, sent by its sender,
+    succeeded, carries its root in the calldata, and has at least `min_confirmations`
+    (`anchoring.anchor_check`); else the error of the first finding."""
+    check = check_anchor_tx(tx_lookup, recorded, min_confirmations)
+    if check.ok:
+        return
+    first = check.findings[0]
+    error = ERRORS.get(first.kind, AnchorMismatchError)
+    if first.kind == Finding.OTHER_NETWORK:
+        raise error(first.detail)
+    if first.kind == Finding.UNCONFIRMED:
+        raise error(f"anchor transaction {recorded.tx_hash} has {check.confirmations}"
+                    f" confirmation(s), {min_confirmations} required")  # fmt: skip
+    raise error(f"anchor transaction {recorded.tx_hash}: {first.detail}")

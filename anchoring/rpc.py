@@ -1,11 +1,15 @@
-"""The EVM JSON-RPC calls anchoring makes, each retried with backoff and jitter.
+"""The EVM JSON-RPC client: every call the anchor service, the anchor proofs and the
+verifiers make (`ChainClient` is the `anchoring.onchain.ChainReader` of a real network), each
+retried with backoff and jitter.
 
 A transport failure (connection refused, timeout, HTTP 429/5xx) is retried a few times within
 the call, which rides out a node restart or a dropped keep-alive; if it persists the call
 raises ServiceUnavailableError and the service's round ends (the run loop backs off and tries
 again later). A JSON-RPC error answer (nonce too low, insufficient funds...) is not retried:
-it is a verdict, handled by the caller. web3's own HTTP retry is switched off so that this is
-the one retry policy.
+it is a verdict, handled by the caller where it expects one (a transaction not found, a
+refused broadcast), and otherwise means the node cannot serve the call: ServiceUnavailableError
+(exit 3), mapped in one place (`ChainClient._call`). web3's own HTTP retry is switched off so
+that this is the one retry policy.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from web3.exceptions import (
     TooManyRequests,
     TransactionIndexingInProgress,
     TransactionNotFound,
+    Web3Exception,
     Web3RPCError,
 )
 
+from anchoring.onchain import AccountTx, OnChainTx
 from attestcore.errors import InsufficientFundsError, ServiceUnavailableError, WrongChainError
 
 log = logging.getLogger("attestream.anchor")
@@ -87,17 +93,6 @@ class Receipt:
     gas_used: int
 
 
-@dataclass(frozen=True)
-class ChainTx:
-    """An anchor transaction as the chain shows it, for verification."""
-
-    input: bytes
-    sender: str
-    status: int
-    block_number: int
-    block_hash: str
-
-
 class RejectedTransaction(Exception):
     """The node answered a broadcast with a JSON-RPC error: this transaction is not in it."""
 
@@ -119,7 +114,8 @@ class ChainClient:
         verdicts: tuple[type[Exception], ...] = (TransactionNotFound,),
     ) -> T:  # fmt: skip
         """`fn(*args)`, retried on transport errors. JSON-RPC errors of the `verdicts` types
-        reach the caller; any other error answer counts as the node being unusable."""
+        reach the caller; any other error answer (or web3 error) counts as the node being
+        unusable: ServiceUnavailableError."""
         retrying = Retrying(
             stop=stop_after_attempt(RPC_ATTEMPTS),
             wait=wait_random_exponential(multiplier=RPC_RETRY_INITIAL_S, max=RPC_RETRY_MAX_S),
@@ -136,7 +132,7 @@ class ChainClient:
             raise ServiceUnavailableError("EVM JSON-RPC", self.endpoint, cause) from None
         except verdicts:
             raise
-        except Web3RPCError as exc:
+        except Web3Exception as exc:
             message = self._scrub(f"{what} answered an error: {getattr(exc, 'message', exc)}")
             raise ServiceUnavailableError("EVM JSON-RPC", self.endpoint, message) from None
 
@@ -178,12 +174,24 @@ class ChainClient:
         return hex0x(block["hash"]) if block else None
 
     def network_chain_id(self) -> int:
+        """The chain id the endpoint serves, checked to be the configured one (WrongChainError
+        otherwise)."""
         self.check_chain()
         return self.chain_id
 
-    def nonce(self, address: str, block: str = "latest") -> int:
+    def nonce(self, address: str, block: str | int = "latest") -> int:
         return int(self._call("eth_getTransactionCount", self.w3.eth.get_transaction_count,
                               address, block))  # fmt: skip
+
+    def transaction_count(self, address: str, block: int) -> int:
+        """The account's nonce after `block`: how many transactions it sent in 0..block."""
+        return self.nonce(address, block)
+
+    def block_transactions(self, block: int) -> list[AccountTx]:
+        """The transactions of the canonical block at `block`."""
+        found: Any = self._call("eth_getBlockByNumber", self.w3.eth.get_block, block, True)
+        return [AccountTx(hex0x(tx["hash"]), str(tx["from"]), int(tx["nonce"]), bytes(tx["input"]))
+                for tx in found["transactions"]]  # fmt: skip
 
     def balance(self, address: str) -> int:
         return int(self._call("eth_getBalance", self.w3.eth.get_balance, address))
@@ -217,7 +225,7 @@ class ChainClient:
             return False
         return True
 
-    def transaction(self, tx_hash: str) -> ChainTx | None:
+    def transaction(self, tx_hash: str) -> OnChainTx | None:
         """The mined transaction with its receipt's status and block, None if not mined."""
         try:
             tx: Any = self._call("eth_getTransactionByHash", self.w3.eth.get_transaction,
@@ -227,8 +235,8 @@ class ChainClient:
         receipt = self.receipt(tx_hash)
         if receipt is None:
             return None
-        return ChainTx(bytes(tx["input"]), str(tx["from"]), receipt.status,
-                       receipt.block_number, receipt.block_hash)  # fmt: skip
+        return OnChainTx(bytes(tx["input"]), str(tx["from"]), receipt.status,
+                         receipt.block_number, receipt.block_hash, int(tx["nonce"]))  # fmt: skip
 
     # --- writes --------------------------------------------------------------------------
     def send_raw(self, raw: bytes, sender: str) -> None:
@@ -247,3 +255,11 @@ class ChainClient:
                     " Fund the account (docs/operations.md)"
                 ) from exc
             raise RejectedTransaction(message) from exc
+
+
+def connect(rpc_url: str, chain_id: int) -> ChainClient:
+    """A client of the endpoint, after checking it serves `chain_id` (WrongChainError) and
+    answers (ServiceUnavailableError)."""
+    client = ChainClient(rpc_url, chain_id)
+    client.check_chain()
+    return client

@@ -20,17 +20,16 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
 from anchoring import metrics
 from anchoring.calldata import anchor_root, encode_calldata
 from anchoring.fees import GWEI, Fees, bump_fees, fees_from_history
 from anchoring.lifecycle import Attempt, TxState, check_transition, group_attempts
+from anchoring.onchain import same_block_hash
 from anchoring.rpc import BlockRef, ChainClient, Receipt, RejectedTransaction, hex0x
-from anchoring.store import AnchorRecords
+from anchoring.store import AnchorLedger, AnchorRecords
 from attestcore.errors import ConfigError, FeeCapError, InsufficientFundsError
 from attestcore.records import StoredAnchor, StoredCheckpoint
-from ledger.store import ClickHouseStore
 
 log = logging.getLogger("attestream.anchor")
 S = TxState
@@ -50,13 +49,6 @@ class AnchorPolicy:
     min_balance_anchors: int = 20
 
 
-def connect(rpc_url: str, expected_chain_id: int) -> Web3:
-    """A Web3 on the endpoint, after checking it serves the expected chain."""
-    client = ChainClient(rpc_url, expected_chain_id)
-    client.check_chain()
-    return client.w3
-
-
 def load_account(private_key: str) -> LocalAccount:
     try:
         return Account.from_key(private_key)  # type: ignore[no-any-return]
@@ -68,7 +60,7 @@ def load_account(private_key: str) -> LocalAccount:
 class AnchorService:
     def __init__(
         self,
-        store: ClickHouseStore,
+        store: AnchorLedger,
         chain: ChainClient,
         private_key: str,
         policy: AnchorPolicy | None = None,
@@ -136,7 +128,7 @@ class AnchorService:
                 self._finalize_if_confirmed(tx, head)
             return
         receipt = self.chain.receipt(tx.tx_hash)
-        if receipt is None or receipt.block_hash != tx.block_hash:
+        if receipt is None or not same_block_hash(tx.block_hash, receipt.block_hash):
             self._reorged(tx, receipt, head)
         elif tx.state == S.MINED:
             self._finalize_if_confirmed(tx, head)

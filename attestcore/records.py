@@ -83,3 +83,24 @@ class ChainHead:
     last_leaf_hash: bytes | None
     source_cluster: str
     source_offset: int
+
+
+class EntryOutcome(NamedTuple):
+    """A logged decision's detector, event and outcome (the demo's quality figures)."""
+
+    detector: str
+    event_id: str
+    outcome: str
+
+
+class ChainTail(NamedTuple):
+    """What of one chain lies beyond a tree size (the anchor backlog reads it)."""
+
+    checkpoints: int
+    """Checkpoints larger than the size."""
+    max_size: int
+    """The largest checkpoint size (0 when there is none beyond)."""
+    entries: int
+    """Entries at or beyond the size."""
+    oldest_logged_at: datetime | None
+    """When the first of those entries was logged (None: there is none)."""

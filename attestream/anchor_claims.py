@@ -9,7 +9,8 @@ nonces while a transaction is not an anchor), and then:
      transaction before it broadcasts it), else `anchor_missing`;
   2. the store must hold each checkpoint note the row names, signed by the sequencer's own
      key for that chain's origin, else `anchor_checkpoint_missing`;
-  3. the root over those notes must be the root in the transaction's calldata, else
+  3. the root over those notes must be the root in the transaction's calldata
+     (`anchoring.anchor_check.root_finding`, as `forensic verify` compares it), else
      `anchor_mismatch`.
 The checkpoints of the anchor are then claims like the signer state file's. This lives in the
 composition root because it joins the ledger with anchoring and forensics.
@@ -20,15 +21,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from anchoring.calldata import anchor_root, decode_calldata
+from anchoring.anchor_check import root_finding
+from anchoring.calldata import anchor_root
 from anchoring.onchain import AccountTx, ChainReader
 from attestcore.errors import AttestreamError, SigningRefusedError
-from attestcore.records import StoredAnchor
+from attestcore.records import StoredAnchor, StoredCheckpoint
 from forensics.verify_account import NonceSearch, carries_anchor
 from ledger.keys import NoteVerifier
 from ledger.note import open_checkpoint
-from ledger.store import ClickHouseStore
 from ledger.trust import SignedClaim
 
 # Transactions of the account looked at, newest first, for its latest anchor: the account
@@ -38,6 +40,13 @@ MAX_NON_ANCHORS = 8
 # (a binary search costs ~25 JSON-RPC calls on Sepolia). Long enough for the rebuild of a
 # few chains, short enough that the next rebalance looks again.
 LOOKUP_REUSE_S = 30.0
+
+
+class ClaimStore(Protocol):
+    """What the claims read from the store (`anchoring.store.AnchoredStore`)."""
+
+    def current_anchor(self, tx_hash: str) -> StoredAnchor | None: ...
+    def checkpoint_at(self, chain: int, size: int) -> list[StoredCheckpoint]: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ class AnchorClaims:
     """`ledger.trust.OutsideClaims` from the newest anchor of `account`."""
 
     def __init__(
-        self, store: ClickHouseStore, reader: Callable[[], ChainReader], account: str,
+        self, store: ClaimStore, reader: Callable[[], ChainReader], account: str,
         verifier: NoteVerifier, origin_prefix: str,
     ) -> None:  # fmt: skip
         self.store, self.reader, self.account = store, reader, account
@@ -64,7 +73,7 @@ class AnchorClaims:
             return []
         where = f"anchor transaction {newest.tx.tx_hash} (nonce {newest.nonce}, block" \
                 f" {newest.block}) of the anchor account {self.account}"  # fmt: skip
-        anchor = self._row(newest.tx.tx_hash)
+        anchor = self.store.current_anchor(newest.tx.tx_hash)
         if anchor is None:
             raise SigningRefusedError(
                 "anchor_missing", chain, None, f"the newest {where} has no anchor row in the store"
@@ -82,12 +91,12 @@ class AnchorClaims:
             notes.append(note)
             if cp_chain == chain:
                 claims.append(SignedClaim(chain, size, self._root(cp_chain, note), where))
-        on_chain = decode_calldata(newest.tx.input)
-        if anchor_root(notes) != on_chain:
+        mismatch = root_finding(newest.tx.input, anchor_root(notes))
+        if mismatch is not None:
             raise SigningRefusedError(
                 "anchor_mismatch", chain, None,
-                f"the checkpoints the store names for the newest {where} give root"
-                f" {anchor_root(notes).hex()}, its calldata carries {on_chain.hex()}",
+                f"the checkpoints the store names for the newest {where} are not the ones it"
+                f" anchors: {mismatch.detail}",
             )  # fmt: skip
         return claims
 
@@ -96,10 +105,6 @@ class AnchorClaims:
         if self._newest is None or now - self._newest[0] > LOOKUP_REUSE_S:
             self._newest = (now, newest_anchor(self.reader(), self.account))
         return self._newest[1]
-
-    def _row(self, tx_hash: str) -> StoredAnchor | None:
-        rows = self.store.anchor_states("lower(tx_hash) = %(h)s", {"h": tx_hash.lower()})
-        return rows[-1] if rows else None
 
     def _origin(self, chain: int) -> str:
         return f"{self.origin_prefix}/{chain}"

@@ -16,6 +16,7 @@ from typer.exceptions import TyperException
 from attestcore.errors import AttestreamError, ExitCode
 from attestream.commands import (
     anchor,
+    bundle,
     demo,
     detect,
     evaluate,
@@ -48,6 +49,8 @@ app.add_typer(anchor.app, name="anchor")
 forensic.app.command("prove")(proofs.prove)
 forensic.app.command("verify-proof")(proofs.verify_proof)
 forensic.app.command("consistency")(proofs.consistency)
+forensic.app.command("bundle")(bundle.bundle)
+forensic.app.command("verify-bundle")(bundle.verify_bundle)
 forensic.app.command("explain")(explain.explain)
 forensic.app.command("replay")(explain.replay)
 app.add_typer(forensic.app, name="forensic")

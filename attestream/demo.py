@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anchoring.reader import Web3ChainReader
-from anchoring.rpc import redact_url
-from anchoring.service import connect
+from anchoring.rpc import connect
+from anchoring.store import AnchoredStore
 from attestcore import processes
 from attestcore.errors import AttestreamError
 from attestcore.schemas import Detector
@@ -39,7 +38,6 @@ from detectors.simulate_supply import simulate_supply
 from forensics.verify import Report, verify_ledger
 from forensics.verify_tail import TailCheck
 from ledger.archive_store import ArchiveStore
-from ledger.store import ClickHouseStore
 from ledger.topic_records import KafkaRederiver
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
@@ -201,16 +199,12 @@ def _models(settings: Settings, say: Callable[[str], None]) -> dict[str, str]:
     return models
 
 
-def _count_run(store: ClickHouseStore, run_id: str) -> int:
-    rows = store.execute(
-        "SELECT count() FROM {db}.entries WHERE event_id LIKE %(a)s OR event_id LIKE %(b)s",
-        {"a": f"tx-{run_id}-%", "b": f"sc-{run_id}-%"},
-    )
-    return int(rows[0][0])
+def _count_run(store: AnchoredStore, run_id: str) -> int:
+    return store.count_entries_by_event_prefix(f"tx-{run_id}-", f"sc-{run_id}-")
 
 
 def _wait_logged(
-    store: ClickHouseStore, background: Background, run_id: str, expected: int,
+    store: AnchoredStore, background: Background, run_id: str, expected: int,
     wait_s: float, say: Callable[[str], None],
 ) -> int:  # fmt: skip
     def count() -> int:
@@ -223,7 +217,7 @@ def _wait_logged(
 
 
 def _wait_anchored(
-    store: ClickHouseStore, background: Background, wait_s: float, say: Callable[[str], None]
+    store: AnchoredStore, background: Background, wait_s: float, say: Callable[[str], None]
 ) -> None:
     def latest_anchored() -> bool:
         background.check_alive()
@@ -257,9 +251,9 @@ def _wait_accounted(
     return accounting
 
 
-def _verify(settings: Settings, store: ClickHouseStore) -> Report:
+def _verify(settings: Settings, store: AnchoredStore) -> Report:
     rpc_url, chain_id = settings.require_rpc()
-    reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
+    reader = connect(rpc_url, chain_id)
     tails = TailCheck(settings.ledger_batch_max, KafkaRederiver(settings.require_kafka()))
     return verify_ledger(
         store, trusted_verifiers(settings), reader, tail_check=tails, archive=ArchiveStore(store)
@@ -267,15 +261,11 @@ def _verify(settings: Settings, store: ClickHouseStore) -> Report:
 
 
 def _quality(
-    store: ClickHouseStore, run_id: str, truth: list[GroundTruth]
+    store: AnchoredStore, run_id: str, truth: list[GroundTruth]
 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, float]]]:
     """Outcome counts per detector, and precision/recall of flagged (non-clean) outcomes."""
     labels = {t.event_id: t.label for t in truth}
-    rows = store.execute(
-        "SELECT detector, event_id, outcome FROM {db}.entries"
-        " WHERE event_id LIKE %(a)s OR event_id LIKE %(b)s",
-        {"a": f"tx-{run_id}-%", "b": f"sc-{run_id}-%"},
-    )
+    rows = store.outcomes_by_event_prefix(f"tx-{run_id}-", f"sc-{run_id}-")
     outcomes: dict[str, dict[str, int]] = {}
     counts: dict[str, dict[str, int]] = {}
     for detector, event_id, outcome in rows:

@@ -1,7 +1,8 @@
 """Every published JSON Schema, generated from the Structs that define the formats.
 
 The wire messages (attestcore/schemas.py), the evidence an investigator is handed (proof files
-and the anchor proofs inside them: forensics/proofs.py, anchoring/proofs.py) and the verifier's
+and the anchor proofs inside them: forensics/proofs.py, anchoring/proofs.py; case bundles:
+forensics/case_bundle.py) and the verifier's
 trusted state (forensics/trusted_state.py) are each one msgspec Struct. `make schemas` runs
 `write_json_schemas`, which writes all of their schemas to docs/schemas/, the one place they
 are published for implementers in any language; a test checks that the published files match
@@ -18,6 +19,7 @@ import msgspec
 
 from anchoring.proofs import AnchorProofFile
 from attestcore.schemas import SCHEMAS as WIRE_SCHEMAS
+from forensics.case_bundle import CaseBundleFile
 from forensics.proofs import ProofFile
 from forensics.trusted_state import TrustedState
 
@@ -25,6 +27,7 @@ PUBLISHED: dict[str, type[msgspec.Struct]] = {
     **WIRE_SCHEMAS,
     "proof-file": ProofFile,
     "anchor-proof": AnchorProofFile,
+    "case-bundle": CaseBundleFile,
     "verifier-state": TrustedState,
 }
 

@@ -34,6 +34,7 @@ from attestream import broker_snapshot
 from attestream import stack_services as svc
 from attestream.broker_snapshot import BrokerReset
 from attestream.settings import STACK_STATE_FILE
+from attestream.stack_services import Endpoints
 from attestream.workers import WorkerStatus, worker_statuses
 
 log = logging.getLogger("attestream.stack")
@@ -64,18 +65,6 @@ STOP_GRACE_S = 30.0
 STOP_POLL_INTERVAL_S = 0.1
 # After SIGKILL: enough for the kernel to tear down a large ClickHouse address space.
 KILL_WAIT_S = 5.0
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """How clients reach the stack; the names match `attestream.settings.Settings` fields."""
-
-    kafka_bootstrap: str
-    clickhouse_url: str
-    clickhouse_http_url: str
-    rpc_url: str
-    chain_id: int
-    anchor_key_file: str
 
 
 @dataclass(frozen=True)
@@ -310,7 +299,7 @@ class StackManager:
             self._children[child.pid] = child
             services[name] = ServiceProcess(
                 child.pid,
-                svc.start_ticks(child.pid),
+                processes.start_ticks(child.pid),
                 endpoint_of[name],
                 str(log_file),
                 commands[name],
@@ -381,7 +370,7 @@ class StackManager:
         child = self._children.get(proc.pid)
         if child is not None:
             child.poll()  # reaps our own exited child so it does not linger as a zombie
-        return svc.is_alive(proc.pid, proc.start_ticks)
+        return processes.is_running(proc.pid, proc.start_ticks)
 
     def _running_services(self, state: StackState | None) -> set[str]:
         if state is None:

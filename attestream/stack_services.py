@@ -10,8 +10,8 @@ import shutil
 import socket
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -19,10 +19,20 @@ from confluent_kafka.admin import AdminClient
 from attestcore import processes
 from attestcore.errors import ConfigError
 
-if TYPE_CHECKING:
-    from attestream.stack import Endpoints
-
 Child = processes.Child
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """How clients reach the stack; the names match `attestream.settings.Settings` fields."""
+
+    kafka_bootstrap: str
+    clickhouse_url: str
+    clickhouse_http_url: str
+    rpc_url: str
+    chain_id: int
+    anchor_key_file: str
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ANVIL_NPM_RELPATH = Path("tools/npm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
@@ -261,16 +271,6 @@ def _free_ports(count: int, exclude: set[int]) -> list[int]:
 def spawn(command: list[str], log_file: Path, cwd: Path) -> Child:
     """Start detached (own session, no stdin), output appended to its log file."""
     return processes.start(command, log=log_file, cwd=cwd, new_session=True)
-
-
-def start_ticks(pid: int) -> int | None:
-    """The process start time in clock ticks since boot (/proc/PID/stat field 22)."""
-    return processes.start_ticks(pid)
-
-
-def is_alive(pid: int, ticks: int | None) -> bool:
-    """True if `pid` runs, is not a zombie, and is the same process we recorded."""
-    return processes.is_running(pid, ticks)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

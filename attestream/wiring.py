@@ -10,15 +10,13 @@ from pathlib import Path
 from web3 import Web3
 
 from anchoring.fees import GWEI
-from anchoring.reader import Web3ChainReader
-from anchoring.rpc import ChainClient, redact_url
+from anchoring.rpc import connect
 from anchoring.runner import Pacing
-from anchoring.service import AnchorPolicy, AnchorService, connect, load_account
-from anchoring.store import AnchorRecords
+from anchoring.service import AnchorPolicy, AnchorService, load_account
+from anchoring.store import AnchoredStore
 from attestcore.errors import ConfigError
-from attestream.anchor_claims import AnchorClaims
-from attestream.settings import SEPOLIA_CHAIN_ID, Settings
-from ledger.archive_store import ArchiveStore
+from attestream.anchor_claims import AnchorClaims, ClaimStore
+from attestream.settings import Settings
 from ledger.keys import (
     NoteSigner,
     NoteVerifier,
@@ -28,33 +26,30 @@ from ledger.keys import (
     save_signer,
 )
 from ledger.signer_state import SignerStateFile
-from ledger.store import ClickHouseStore
 from ledger.trust import SigningGuard
 
 CREATE_KEY_HINT = "create one with `attestream ledger keys --create`"
 
 
-def open_store(settings: Settings, create: bool = False) -> ClickHouseStore:
-    """The ledger store. Readers (verify, prove, explain, status) only read: they work with a
-    ClickHouse user that may only SELECT. With `create` (the writers and `ledger migrate`)
-    the schema is created and migrated first."""
-    store = ClickHouseStore(settings.require_clickhouse())
+def open_store(settings: Settings, create: bool = False) -> AnchoredStore:
+    """The ledger store: the ledger's tables and its anchors. Readers (verify, prove,
+    explain, status) only read: they work with a ClickHouse user that may only SELECT. With
+    `create` (the writers and `ledger migrate`) the schema is created and migrated first."""
+    store = AnchoredStore(settings.require_clickhouse())
     if create:
         try:
-            migrate_store(store, settings)
+            migrate_store(store)
         except BaseException:
             store.close()
             raise
     return store
 
 
-def migrate_store(store: ClickHouseStore, settings: Settings) -> None:
-    """Create the database and tables if missing and add columns newer versions need (an
-    anchors table from before the anchor lifecycle, a database from before the event
-    archive and entity index). Idempotent."""
-    store.create_schema()
-    ArchiveStore(store).create_schema()
-    AnchorRecords(store, settings.chain_id or SEPOLIA_CHAIN_ID).migrate()
+def migrate_store(store: AnchoredStore) -> None:
+    """Create the database and every owner's tables if missing (ledger/schema.py,
+    anchoring/schema.py) and add columns newer versions need (an anchors table from before
+    the anchor lifecycle). Idempotent."""
+    store.migrate_schema()
 
 
 def ledger_signer(settings: Settings) -> NoteSigner:
@@ -138,7 +133,7 @@ def anchor_account(settings: Settings) -> str:
 
 
 def signing_guard(
-    settings: Settings, signer: NoteSigner, store: ClickHouseStore, anchors: bool = True,
+    settings: Settings, signer: NoteSigner, store: ClaimStore, anchors: bool = True,
     anchors_unavailable: Callable[[str], None] = lambda cause: None,
 ) -> SigningGuard:  # fmt: skip
     """What the sequencer checks before it signs (`ledger.trust`): its own key, its signer
@@ -151,7 +146,7 @@ def signing_guard(
     ):  # fmt: skip
         rpc_url, chain_id = settings.require_rpc()
         outside = AnchorClaims(
-            store, lambda: Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url)),
+            store, lambda: connect(rpc_url, chain_id),
             anchor_account(settings), signer.verifier(), settings.log_origin,
         )  # fmt: skip
     return SigningGuard(signer.verifier(), SignerStateFile(settings.ledger_state_path),
@@ -176,14 +171,13 @@ def pacing_from_settings(settings: Settings, interval_s: float | None = None) ->
 
 
 def open_service(
-    settings: Settings, store: ClickHouseStore, clock: Callable[[], float] = time.time
+    settings: Settings, store: AnchoredStore, clock: Callable[[], float] = time.time
 ) -> AnchorService:
     """The service for the configured network: key loaded (AnchorKeyError), endpoint on the
     right chain (WrongChainError) and reachable (ServiceUnavailableError)."""
     rpc_url, chain_id = settings.require_rpc()
     key = settings.anchor_private_key()
-    chain = ChainClient(rpc_url, chain_id)
-    chain.check_chain()
+    chain = connect(rpc_url, chain_id)
     service = AnchorService(store, chain, key, policy_from_settings(settings, chain_id), clock)
     logging.getLogger("attestream.anchor").info(
         "anchoring from %s on chain id %d via %s (%d confirmation(s))",

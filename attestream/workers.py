@@ -20,7 +20,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from attestream import stack_services as svc
+from attestcore import processes
 
 WORKERS_DIR = "workers"
 # A worker's metrics answer from memory in milliseconds; 2 s means it is stuck.
@@ -50,7 +50,7 @@ class WorkerStatus:
 def registered(home: Path, process: str, host: str, port: int) -> Iterator[WorkerRecord]:
     """Record this process under `home` while the block runs."""
     pid = os.getpid()
-    record = WorkerRecord(process, pid, svc.start_ticks(pid),
+    record = WorkerRecord(process, pid, processes.start_ticks(pid),
                           f"http://{host}:{port}/metrics" if port else "",
                           datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
     path = Path(home) / WORKERS_DIR / f"{process}-{pid}.json"
@@ -71,7 +71,7 @@ def worker_statuses(home: Path) -> list[WorkerStatus]:
             record = WorkerRecord(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             continue
-        if not svc.is_alive(record.pid, record.start_ticks):
+        if not processes.is_running(record.pid, record.start_ticks):
             path.unlink(missing_ok=True)
             statuses.append(WorkerStatus(record.process, record.pid, False, False, "exited"))
             continue

@@ -11,7 +11,8 @@ from pathlib import Path
 import typer
 
 from attestcore.errors import AttestreamError, ConfigError
-from attestream.stack import Endpoints, StackManager
+from attestream.stack import StackManager
+from attestream.stack_services import Endpoints
 from bench.config import FULL, QUICK
 from bench.runner import run_benchmarks
 

@@ -25,10 +25,11 @@ from typing import Any
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
+from anchoring.store import AnchoredStore
 from attestcore.errors import ServiceUnavailableError
+from bench.raw_table import RawTable
 from ledger.keys import signer_from_seed
 from ledger.sequencer import Sequencer, SequencerConfig
-from ledger.store import ClickHouseStore
 
 # A run that has not logged every decision after this long is broken, not slow.
 RUN_TIMEOUT_S = 300.0
@@ -36,14 +37,6 @@ RUN_TIMEOUT_S = 300.0
 POLL_TIMEOUT_S = 0.5
 SIGNING_SEED = b"attestream benchmark key".ljust(32, b".")
 ORIGIN = "bench.attestream.local/ledger"
-
-RAW_TABLE = """
-    CREATE TABLE {db}.raw (
-        decision_id String, event_id String, entity_id String, detector String,
-        outcome String, score Float64, model_sha256 String, event_time DateTime,
-        decided_at DateTime, source_topic String, source_partition UInt32,
-        source_offset UInt64, decision String
-    ) ENGINE = MergeTree() ORDER BY (source_partition, source_offset)"""
 
 
 @dataclass(frozen=True)
@@ -92,9 +85,9 @@ def scratch_database_url(clickhouse_url: str, prefix: str) -> str:
 
 def run_ledger(
     bootstrap: str, clickhouse_url: str, topic: str, records: int, batch_max: int
-) -> tuple[PipelineRun, ClickHouseStore]:
+) -> tuple[PipelineRun, AnchoredStore]:
     """One sequencer over the whole topic into a fresh database; returns the open store."""
-    store = ClickHouseStore(scratch_database_url(clickhouse_url, "bench_ledger"))
+    store = AnchoredStore(scratch_database_url(clickhouse_url, "bench_ledger"))
     config = SequencerConfig(bootstrap, topic, f"bench-{uuid.uuid4().hex[:10]}", ORIGIN,
                              batch_max)  # fmt: skip
     sequencer = Sequencer(config, store, signer_from_seed(ORIGIN, SIGNING_SEED))
@@ -112,7 +105,7 @@ def run_ledger(
     return PipelineRun(records, timed.finished - timed.started), store
 
 
-def _check_ledger(store: ClickHouseStore, records: int) -> None:
+def _check_ledger(store: AnchoredStore, records: int) -> None:
     """A run counts only if everything it timed is really there."""
     checkpoint = store.latest_checkpoint(0)
     entries = store.count_entries()
@@ -139,9 +132,8 @@ def run_raw(
     bootstrap: str, clickhouse_url: str, topic: str, records: int, batch_max: int
 ) -> PipelineRun:
     """Consume, insert the columns and the bytes into a plain table, commit; timed."""
-    store = ClickHouseStore(scratch_database_url(clickhouse_url, "bench_raw"))
-    store.execute("CREATE DATABASE {db}")
-    store.execute(RAW_TABLE)
+    store = RawTable(scratch_database_url(clickhouse_url, "bench_raw"))
+    store.create()
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -167,14 +159,14 @@ def run_raw(
             offsets = [m.offset() or 0 for m in messages]
             decisions = [decode(v) for v in values]
             columns = _raw_columns(topic, decisions, values, offsets)
-            store.execute("INSERT INTO {db}.raw VALUES", columns, columnar=True)
+            store.insert(columns)
             consumer.commit(offsets=[TopicPartition(topic, 0, offsets[-1] + 1)],
                             asynchronous=False)  # fmt: skip
             done += len(messages)
         finished = time.perf_counter()
     finally:
         consumer.close()
-        store.execute("DROP DATABASE IF EXISTS {db}")
+        store.drop_database()
         store.close()
     if done != records or started is None:
         raise ServiceUnavailableError("Kafka", bootstrap, f"raw run read {done} of {records}")

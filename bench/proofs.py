@@ -1,6 +1,6 @@
 """(c) Inclusion proofs read from ClickHouse, against one trivial node read.
 
-Each proof is `ledger.merkle.inclusion_proof` over `ledger.store.ChainNodes`: one query for
+Each proof is `ledger.merkle.inclusion_proof` over `ledger.node_keys.ChainNodes`: one query for
 the at most 2 log2(n) stored nodes it needs. The ceiling is the latency of the cheapest
 possible read of the same table, one node by its key, so the ratio shows what the proof's
 extra nodes and its planning cost on top of the round trip.
@@ -41,9 +41,8 @@ class ProofTimes:
 def wait_for_merges(store: ClickHouseStore) -> float:
     """Wait (bounded) until no merge runs in the store's database; return the seconds waited."""
     started = time.perf_counter()
-    query = "SELECT count() FROM system.merges WHERE database = %(d)s"
-    poll_until(lambda: int(store.execute(query, {"d": store.database})[0][0]), lambda n: n == 0,
-               SETTLE_TIMEOUT_S, interval_s=SETTLE_POLL_S)  # fmt: skip
+    poll_until(store.running_merges, lambda n: n == 0, SETTLE_TIMEOUT_S,
+               interval_s=SETTLE_POLL_S)  # fmt: skip
     return time.perf_counter() - started
 
 

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from attestream.stack import Endpoints, StackManager
+from attestream.stack import StackManager
+from attestream.stack_services import Endpoints
 from bench import pipeline, proofs, pure, stream
 from bench.config import BenchConfig
 from bench.decisions import decision_values, fill_topic
 from bench.figures import Measurements, build_figures
 from bench.report import Figure, machine, markdown_table, write_json, write_markdown
-from ledger.store import ClickHouseStore
+from ledger.clickhouse import ClickHouseConnection
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def measure(config: BenchConfig, ep: Endpoints) -> Measurements:
         try:
             measured.proofs.append(proofs.time_proofs(store, config.proofs, config.seed + run))
         finally:
-            store.execute("DROP DATABASE IF EXISTS {db}")
+            store.drop_database()
             store.close()
     _measure_pure(config, measured)
     _measure_stream(config, ep, measured)
@@ -119,8 +120,8 @@ def _measure_stream(config: BenchConfig, ep: Endpoints, measured: Measurements) 
 
 
 def _clickhouse_version(url: str) -> str:
-    store = ClickHouseStore(url)
+    store = ClickHouseConnection(url)
     try:
-        return str(store.execute("SELECT version()")[0][0])
+        return store.server_version()
     finally:
         store.close()

@@ -47,7 +47,9 @@ COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
 class EntryStore(Protocol):
     """What explaining reads from the ledger (`ledger.store.ClickHouseStore` has it)."""
 
-    def find_entries(self, where: str, params: Mapping[str, Any], limit: int) -> list[Any]: ...
+    def entry_by_decision_id(self, decision_id: str) -> Sequence[Any] | None:
+        """The first entry logging `decision_id` (ENTRY_COLUMNS order), or None."""
+        ...
 
     def read_nodes(
         self, chain: int, ids: Sequence[tuple[int, int]]
@@ -89,10 +91,9 @@ class Explanation:
 
 def find_decision(store: EntryStore, decision_id: str) -> LoggedDecision:
     """Step 1: the entry logging `decision_id`, its bytes checked against its leaf hashes."""
-    rows = store.find_entries("decision_id = %(d)s", {"d": decision_id}, limit=1)
-    if not rows:
+    row = store.entry_by_decision_id(decision_id)
+    if row is None:
         raise UsageError(f"no logged decision has the id {decision_id}")
-    row = rows[0]
     chain, seq = int(row[COL["chain"]]), int(row[COL["seq"]])
     entry = bytes(row[COL["entry"]])
     calculated = leaf_hash(entry)

@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal, Protocol
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from anchoring.onchain import TxLookup
 from anchoring.proofs import (
     AnchorProof,
     AnchorProofFile,
     AnchorProofStore,
-    TxLookup,
     anchor_proof,
-    check_anchor_tx,
+    require_anchor_tx,
     verify_anchor_proof_offline,
 )
 from attestcore.errors import AnchorNotFoundError, MalformedError, UsageError, VerificationError
@@ -142,17 +142,19 @@ class ProofBundle:
 class ProofStore(AnchorProofStore, Protocol):
     """What a proof file is built from (the ClickHouse store, or an in-memory ledger)."""
 
-    def find_entries(self, where: str, params: Mapping[str, Any], limit: int) -> list[Any]: ...
+    def entry_by_decision_id(self, decision_id: str) -> Sequence[Any] | None:
+        """The first entry logging `decision_id` (ENTRY_COLUMNS order), or None."""
+        ...
+
     def latest_checkpoint(self, chain: int) -> StoredCheckpoint | None: ...
 
 
 def prove_decision(store: ProofStore, decision_id: str) -> ProofBundle:
     """The entry logging `decision_id`, proven against the largest anchored checkpoint of its
     chain that covers it (with the anchor proof), else against the latest checkpoint."""
-    rows = store.find_entries("decision_id = %(d)s", {"d": decision_id}, limit=2)
-    if not rows:
+    row = store.entry_by_decision_id(decision_id)
+    if row is None:
         raise UsageError(f"no logged decision has the id {decision_id}")
-    row = rows[0]
     chain, seq = int(row[COL["chain"]]), int(row[COL["seq"]])
     anchored = max((dict(a.checkpoints).get(chain, 0) for a in store.anchors()), default=0)
     found = store.checkpoint_at(chain, anchored) if anchored > seq else []
@@ -249,14 +251,13 @@ def verify_bundle_on_chain(
     bundle: ProofBundle, verifiers: Sequence[NoteVerifier], tx_lookup: TxLookup,
     min_confirmations: int,
 ) -> BundleVerdict:  # fmt: skip
-    """`verify_bundle`, then the anchor transaction on the chain: calldata, status, sender,
-    block and confirmations. A bundle without an anchor proof fails here."""
+    """`verify_bundle`, then the anchor transaction on the chain: network, calldata, status,
+    sender, block and confirmations (`anchoring.anchor_check`). A bundle without an anchor
+    proof fails here."""
     verdict = verify_bundle(bundle, verifiers)
     if bundle.anchor is None:
         raise AnchorNotFoundError("the proof file holds no anchor proof (not anchored yet?)")
-    a = bundle.anchor
-    check_anchor_tx(tx_lookup, a.network_chain_id, a.tx_hash, a.anchor_root, a.sender,
-                    a.block_hash, min_confirmations)  # fmt: skip
+    require_anchor_tx(tx_lookup, bundle.anchor.recorded(), min_confirmations)
     return dataclasses.replace(verdict, anchor_checked_on_chain=True)
 
 

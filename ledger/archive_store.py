@@ -1,7 +1,7 @@
-"""The event archive and entity index in ClickHouse: tables, migration, writes, typed reads.
+"""The event archive and entity index in ClickHouse: writes and typed reads.
 
-Two tables beside the ledger's own (ledger/store.py), written by the sequencer in step 1 of
-its durability order and read by the forensic search and timeline:
+Tables beside the ledger's own (ledger/store.py; their DDL in ledger/schema.py), written by
+the sequencer in step 1 of its durability order and read by the forensic search and timeline:
 
 - `event_archive`: every consumed event's exact bytes, keyed by their SHA-256 (a decision's
   `event_sha256`), with the topic, partition and offset they were read at;
@@ -33,37 +33,11 @@ from ledger.archive import (
     EntityKind,
     EntityPage,
 )
+from ledger.schema import ARCHIVE_SCHEMA
 from ledger.store import ClickHouseStore
-
-ARCHIVE_INDEX_GRANULARITY = 256
-"""Rows per primary-index mark of `event_archive`. A lookup by digest reads one granule; at
-ClickHouse's default of 8,192 rows of events up to 16 KiB that is megabytes per lookup, at
-256 a few hundred kilobytes, for 12 bytes of index a mark."""
 
 CONTEXT_PAGE = 50_000
 """Seqs of `entry_context` per query of a verification walk: about 10 MB of rows."""
-
-TABLES: dict[str, str] = {
-    "event_archive": f"""
-        CREATE TABLE IF NOT EXISTS {{db}}.event_archive (
-            event_sha256 String, topic String, partition UInt32, offset UInt64, event String,
-            archived_at DateTime
-        ) ENGINE = ReplacingMergeTree() ORDER BY (event_sha256, topic, partition, offset)
-        SETTINGS index_granularity = {ARCHIVE_INDEX_GRANULARITY}""",
-    "entity_index": """
-        CREATE TABLE IF NOT EXISTS {db}.entity_index (
-            entity_kind String, entity_value String, event_time DateTime, chain UInt32,
-            seq UInt64, decision_id String, detector String, outcome String
-        ) ENGINE = ReplacingMergeTree()
-        ORDER BY (entity_kind, entity_value, event_time, chain, seq, decision_id)""",
-    "entry_context": """
-        CREATE TABLE IF NOT EXISTS {db}.entry_context (
-            chain UInt32, seq UInt64, decision_id String, kind String, customer_id String,
-            terminal_id String, amount Float64, currency String, channel String, mcc String,
-            country String, epc String, gtin String, biz_step String, biz_location String,
-            read_point String
-        ) ENGINE = ReplacingMergeTree() ORDER BY (chain, seq)""",
-}
 
 _INSERT = "INSERT INTO {{db}}.{table} ({columns}) VALUES"
 
@@ -77,8 +51,7 @@ class ArchiveStore:
     def create_schema(self) -> None:
         """Create the tables if missing: the whole migration of a database from before them
         (`attestream ledger migrate`, or any writer on start). Idempotent."""
-        for ddl in TABLES.values():
-            self.store.execute(ddl)
+        ARCHIVE_SCHEMA.create(self.store)
 
     # --- writes (the sequencer, step 1) ----------------------------------------------------
     def insert(self, batch: ArchiveBatch) -> None:
@@ -110,9 +83,9 @@ class ArchiveStore:
         `attestream ledger migrate` or a writer creates them)."""
         rows = self.store.execute(
             "SELECT count() FROM system.tables WHERE database = %(d)s AND name IN %(t)s",
-            {"d": self.store.database, "t": tuple(TABLES)},
+            {"d": self.store.database, "t": ARCHIVE_SCHEMA.tables},
         )
-        return bool(rows[0][0] == len(TABLES))
+        return bool(rows[0][0] == len(ARCHIVE_SCHEMA.tables))
 
     def archive_faults(self) -> list[ArchivedEvent] | None:
         """Archive rows whose bytes do not hash to their key, found by the server

@@ -9,6 +9,7 @@ from typing import Any
 
 from factories import make_decision
 
+from anchoring.store import AnchoredStore
 from attestcore.records import ENTRY_COLUMNS
 from attestcore.schemas import Decision, encode
 from attestcore.waiting import WaitTimeout, wait_until
@@ -20,7 +21,7 @@ from ledger.entry import decode_entry
 from ledger.merkle import MerkleTree
 from ledger.node_keys import LEVEL_SHIFT, node_key
 from ledger.sequencer import Sequencer, SequencerConfig
-from ledger.store import TABLES, ClickHouseStore
+from ledger.store import ClickHouseStore
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
 
@@ -40,7 +41,7 @@ def publish_decisions(settings: Settings, decisions: list[Decision], garbage: in
 
 
 def run_sequencer(
-    settings: Settings, store: ClickHouseStore, rejected: list[str] | None = None,
+    settings: Settings, store: AnchoredStore, rejected: list[str] | None = None,
     batch_max: int = 1000, anchors: bool = False,
 ) -> Sequencer:  # fmt: skip
     """Run the real sequencer until the decisions topic has been quiet for IDLE_S.
@@ -59,7 +60,7 @@ def run_sequencer(
     return sequencer
 
 
-def sequenced_ledger(settings: Settings, entries: int, batch_max: int) -> ClickHouseStore:
+def sequenced_ledger(settings: Settings, entries: int, batch_max: int) -> AnchoredStore:
     """A new ledger in the settings' own database: its signing key created, `entries`
     decisions published to its decisions topic and logged by the real sequencer, at most
     `batch_max` per batch (so several signed checkpoints)."""
@@ -94,11 +95,11 @@ def tamper(store: ClickHouseStore, sql: str, params: Mapping[str, Any] | None = 
     wait_for_mutations(store)
 
 
-def copy_ledger(source: ClickHouseStore, target_url: str) -> ClickHouseStore:
+def copy_ledger(source: ClickHouseStore, target_url: str) -> AnchoredStore:
     """A new database at `target_url` holding a copy of every ledger table of `source`."""
-    target = ClickHouseStore(target_url)
+    target = AnchoredStore(target_url)
     target.create_schema()
-    for table in TABLES:
+    for table in (name for schema in target.schemas for name in schema.tables):
         target.execute(f"INSERT INTO {{db}}.{table} SELECT * FROM {source.database}.{table}")
     return target
 

@@ -8,15 +8,19 @@ Every read is recorded in `reads`, so a test can show what a verification did no
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 from factories import incoming
 
 from attestcore.records import ENTRY_COLUMNS, StoredAnchor, StoredCheckpoint
 from forensics.verify import verify_ledger
-from ledger.chain import ChainWriter
+from ledger.chain import ChainWriter, Incoming
+from ledger.entry import decode_entry
+from ledger.entry_filter import EntryFilter
 from ledger.keys import signer_from_seed
-from ledger.merkle import MerkleTree, RootHash
+from ledger.merkle import MerkleTree, NodeId, RootHash
 from ledger.node_keys import LEVEL_SHIFT
 from ledger.note import Checkpoint, sign_note
 
@@ -36,6 +40,8 @@ class MemoryLedger:
         self.node_rows: dict[int, list[tuple[int, bytes]]] = {}
         """Per chain, (level << 56 | index, hash) rows; duplicates allowed, as unmerged."""
         self.reads: list[tuple[Any, ...]] = []
+        self.events: dict[str, bytes] = {}
+        """Archived event bytes by `event_sha256` (`archived_event`)."""
 
     def chains(self) -> list[int]:
         return sorted(set(self.rows) | set(self.cps))
@@ -60,8 +66,39 @@ class MemoryLedger:
         cps = sorted(self.cps.get(chain, []), key=lambda c: c.size)
         return [cp for cp in cps if first_size <= cp.size <= last_size]
 
+    def latest_checkpoint(self, chain: int) -> StoredCheckpoint | None:
+        found = self.checkpoints(chain)
+        return found[-1] if found else None
+
+    def checkpoint_at(self, chain: int, size: int) -> list[StoredCheckpoint]:
+        return self.checkpoints_in(chain, size, size)
+
+    def entry_by_decision_id(self, decision_id: str) -> list[Any] | None:
+        self.reads.append(("decision", None, None, None))
+        rows = [r for rows in self.rows.values() for r in rows
+                if r[COL["decision_id"]] == decision_id.encode()]  # fmt: skip
+        return min(rows, key=lambda r: (r[COL["chain"]], r[COL["seq"]]), default=None)
+
     def anchors(self) -> list[StoredAnchor]:
         return self.anchor_list
+
+    def entries_matching(self, where: EntryFilter, limit: int) -> list[list[Any]]:
+        """What the store's query selects, decided here from each entry's bytes."""
+        rows = self._all_rows()
+        return [r for r in rows if where.matches(decode_entry(r[COL["entry"]]).decision)][:limit]
+
+    def entries_with_ids(self, ids: Sequence[str], limit: int) -> list[list[Any]]:
+        wanted = {i.encode() for i in ids}
+        rows = self._all_rows()
+        named = [r for r in rows if wanted & {r[COL["decision_id"]], r[COL["event_id"]]}]
+        return named[:limit]
+
+    def archived_event(self, event_sha256: str) -> bytes | None:
+        return self.events.get(event_sha256)
+
+    def _all_rows(self) -> list[list[Any]]:
+        rows = [r for chain_rows in self.rows.values() for r in chain_rows]
+        return sorted(rows, key=lambda r: (r[COL["chain"]], r[COL["seq"]], r[COL["entry"]]))
 
     def nodes_in(
         self, chain: int, level: int, first: int, stop: int
@@ -73,7 +110,7 @@ class MemoryLedger:
                 found.setdefault(key & MASK, set()).add(value)
         return [(index, tuple(sorted(found[index]))) for index in sorted(found)]
 
-    def read_nodes(self, chain: int, ids: Any) -> dict[tuple[int, int], bytes]:
+    def read_nodes(self, chain: int, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         wanted = set(ids)
         nodes = ((k >> LEVEL_SHIFT, k & MASK, h) for k, h in self.node_rows.get(chain, []))
         return {(lv, i): h for lv, i, h in nodes if (lv, i) in wanted}
@@ -92,19 +129,41 @@ class MemoryLedger:
         return next(r for r in self.rows[chain] if r[COL["seq"]] == seq)
 
 
-def build(sizes: tuple[int, ...] = (4, 9), chain: int = 0) -> MemoryLedger:
-    """One chain written by the real ChainWriter, one batch and checkpoint per size."""
-    ledger = MemoryLedger()
+def build(
+    sizes: tuple[int, ...] = (4, 9), chain: int = 0, ledger: MemoryLedger | None = None,
+    first_decision: int = 0, archive: bool = False,
+) -> MemoryLedger:  # fmt: skip
+    """One chain written by the real ChainWriter, one batch and checkpoint per size: entry
+    `seq` logs decision `first_decision + seq`. With `ledger`, the chain is added to it; with
+    `archive`, each decision logs the digest of its own event bytes (`event_bytes`), which
+    the ledger archives."""
+    ledger = ledger if ledger is not None else MemoryLedger()
     writer = ChainWriter(chain=chain, tree=MerkleTree(), prev=None)
     done = 0
     for size in sizes:
-        result = writer.append([incoming(i) for i in range(done, size)])
+        batch = [incoming(first_decision + i, i) for i in range(done, size)]
+        if archive:
+            batch = [archived(ledger, item) for item in batch]
+        result = writer.append(batch)
         done = size
         ledger.rows.setdefault(chain, []).extend(rows_of(result.entries))
         nodes = ledger.node_rows.setdefault(chain, [])
         nodes.extend(zip(result.node_keys, result.node_hashes, strict=True))
         ledger.cps.setdefault(chain, []).append(checkpoint(chain, size, result.root))
     return ledger
+
+
+def event_bytes(event_id: str) -> bytes:
+    """The bytes of a test event, as an event archive would keep them."""
+    return b'{"event_id":"%s","amount":1.0}' % event_id.encode()
+
+
+def archived(ledger: MemoryLedger, item: Incoming) -> Incoming:
+    """`item` with the digest of its event's bytes, which `ledger` archives."""
+    event = event_bytes(item.decision.event_id)
+    digest = hashlib.sha256(event).hexdigest()
+    ledger.events[digest] = event
+    return Incoming(msgspec.structs.replace(item.decision, event_sha256=digest), item.source)
 
 
 def rows_of(columns: dict[str, list[Any]]) -> list[list[Any]]:

@@ -20,14 +20,13 @@ from anchoring.runner import ONCE_TIMEOUT_S, anchor_once
 from anchoring.runner import supervise as supervise_service
 from anchoring.service import load_account
 from anchoring.status import AnchorStatus, collect_status
-from anchoring.store import AnchorRecords
+from anchoring.store import AnchoredStore, AnchorRecords
 from attestcore.backoff import Outage, keep_trying
 from attestcore.errors import AttestreamError
 from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
 from attestream.settings import Settings, load_settings
 from attestream.wiring import open_service, open_store, pacing_from_settings
 from attestream.workers import registered
-from ledger.store import ClickHouseStore
 
 app = typer.Typer(help="Anchoring checkpoint roots on an EVM chain.", no_args_is_help=True)
 log = logging.getLogger("attestream.anchor")
@@ -59,7 +58,7 @@ def run(
     port = serve_metrics(settings.metrics_host, settings.anchor_metrics_port, registry)
     with registered(settings.home, "anchor", settings.metrics_host, port):
         # ClickHouse may be down at start: wait for it like for any later outage.
-        stores: list[ClickHouseStore] = []
+        stores: list[AnchoredStore] = []
         opened = keep_trying(lambda: stores.append(open_store(settings, create=True)),
                              Outage(log, readiness), lambda: stopping)  # fmt: skip
         if not opened:

@@ -13,9 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from anchoring.reader import Web3ChainReader
-from anchoring.rpc import redact_url
-from anchoring.service import connect
+from anchoring.rpc import connect
+from anchoring.store import AnchoredStore
 from attestcore.errors import UsageError
 from attestream.commands.verifier_state import NoStateOption, StateOption, state_path
 from attestream.settings import Settings, load_settings
@@ -27,7 +26,6 @@ from forensics.verify_state import HistoryCheck, check_ledger_history, latest_ch
 from forensics.verify_tail import TailCheck
 from ledger.archive_store import ArchiveStore
 from ledger.keys import NoteVerifier
-from ledger.store import ClickHouseStore
 from ledger.topic_records import KafkaRederiver
 
 app = typer.Typer(help="Search, verify and prove logged decisions.", no_args_is_help=True)
@@ -93,7 +91,7 @@ def verify(
     if not offline and span is None:
         rpc_url, chain_id = settings.require_rpc()
         account = anchor_account(settings)
-        reader = Web3ChainReader(connect(rpc_url, chain_id), redact_url(rpc_url))
+        reader = connect(rpc_url, chain_id)
         confirmations = settings.confirmations(chain_id)
     bootstrap = kafka or (None if offline else settings.kafka_bootstrap)
     if span is not None:
@@ -126,7 +124,7 @@ def verify(
 
 
 def _remember(
-    store: ClickHouseStore, settings: Settings, verifiers: list[NoteVerifier],
+    store: AnchoredStore, settings: Settings, verifiers: list[NoteVerifier],
     trusted: TrustedState, seen: list[SeenCheckpoint], report: Report, path: Path,
 ) -> HistoryCheck:  # fmt: skip
     """Compare with the remembered checkpoints; remember the new ones only if nothing failed

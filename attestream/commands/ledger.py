@@ -14,6 +14,7 @@ import typer
 from confluent_kafka import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from anchoring.store import AnchoredStore
 from attestcore.backoff import Outage, keep_trying
 from attestcore.errors import SigningRefusedError
 from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
@@ -24,7 +25,6 @@ from ledger.archive_store import ArchiveStore
 from ledger.events import BatchOutcome, OnReject, RejectReason, SequencerEvents
 from ledger.keys import verifier_key_string
 from ledger.sequencer import CRASH_AT_ENV, Sequencer, SequencerConfig
-from ledger.store import ClickHouseStore
 from streams.intake import (
     HEADER_DETAIL,
     HEADER_OFFSET,
@@ -211,7 +211,7 @@ def run(
                            outage, lambda: stopping):  # fmt: skip
             return
         # No connection yet: the sequencer creates the schema once ClickHouse answers.
-        store = ClickHouseStore(settings.require_clickhouse())
+        store = AnchoredStore(settings.require_clickhouse())
         dead_letters = EventProducer(bootstrap)
         guard = signing_guard(
             settings,

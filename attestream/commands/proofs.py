@@ -27,7 +27,7 @@ from ledger.keys import NoteVerifier, parse_verifier_key
 KEY_HELP = "Trusted verifier key (repeatable); default: ATTESTREAM_TRUSTED_KEYS / local key."
 
 
-def _verifiers(keys: list[str] | None) -> list[NoteVerifier]:
+def verifiers_for(keys: list[str] | None) -> list[NoteVerifier]:
     if keys:
         return [parse_verifier_key(k) for k in keys]
     return trusted_verifiers(load_settings())
@@ -51,7 +51,7 @@ def prove(
     """Write a proof file: the entry, its inclusion proof and the signed checkpoint. The proof
     is verified first (signature, inclusion): exit 1, and no file, if it does not verify."""
     settings = load_settings()
-    verifiers = _verifiers(key)
+    verifiers = verifiers_for(key)
     store = open_store(settings)
     try:
         bundle = prove_verified(store, decision_id, verifiers, since_size)
@@ -96,7 +96,7 @@ def verify_proof(
     except OSError as exc:
         raise UsageError(f"cannot read {proof_file}: {exc.strerror or exc}") from None
     bundle = load_bundle(content)
-    verifiers = _verifiers(key)
+    verifiers = verifiers_for(key)
     if rpc_url is None:
         verdict = verify_bundle(bundle, verifiers)
     else:
@@ -142,7 +142,7 @@ def consistency(
 ) -> None:
     """Print and check a consistency proof between two sizes of one chain."""
     settings = load_settings()
-    verifiers = _verifiers(key)
+    verifiers = verifiers_for(key)
     store = open_store(settings)
     try:
         result = prove_consistency(store, chain, old_size, new_size, verifiers)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from factories import make_decision
 
+from anchoring.store import AnchoredStore
 from attestcore import processes, waiting
 from attestcore.schemas import encode
 from attestream.settings import Settings
 from attestream.wiring import trusted_verifiers
 from forensics.verify import verify_ledger
-from ledger.store import ClickHouseStore
 from streams.producer import EventProducer
 
 # Group timeouts for the tests: a killed sequencer's chains move after 3 s, and Tansu's
@@ -142,7 +142,7 @@ class ChainState:
     checkpointed: int
 
 
-def chain_states(store: ClickHouseStore) -> dict[int, ChainState]:
+def chain_states(store: AnchoredStore) -> dict[int, ChainState]:
     rows = store.execute(
         "SELECT chain, count(), uniqExact(seq), max(seq) FROM {db}.entries GROUP BY chain"
     )
@@ -155,13 +155,13 @@ def has_resumed(run: SequencerProcess) -> Callable[[], bool]:
     return lambda: RESUMED in run.output()
 
 
-def logged_ids(store: ClickHouseStore) -> tuple[int, int]:
+def logged_ids(store: AnchoredStore) -> tuple[int, int]:
     """(entries, distinct decision ids) over all chains."""
     count, distinct = store.execute("SELECT count(), uniqExact(decision_id) FROM {db}.entries")[0]
     return int(count), int(distinct)
 
 
-def all_logged(store: ClickHouseStore, expected: int) -> bool:
+def all_logged(store: AnchoredStore, expected: int) -> bool:
     """Every decision logged and every chain's latest checkpoint over its whole chain."""
     states = chain_states(store)
     return sum(s.entries for s in states.values()) >= expected and all(
@@ -169,7 +169,7 @@ def all_logged(store: ClickHouseStore, expected: int) -> bool:
     )
 
 
-def assert_ledger_complete(store: ClickHouseStore, settings: Settings, expected: int) -> None:
+def assert_ledger_complete(store: AnchoredStore, settings: Settings, expected: int) -> None:
     """One entry per distinct decision, no gap, no duplicate, each chain's latest checkpoint
     covering the chain, and full verification ok."""
     assert logged_ids(store) == (expected, expected)

@@ -11,10 +11,10 @@ from typing import Any
 from anchor_account import funded_anchor_key
 from web3.types import RPCEndpoint
 
-from anchoring.reader import Web3ChainReader
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
+from anchoring.store import AnchoredStore
 from attestream.settings import Settings
 from forensics.report import Report
 from forensics.verify import verify_ledger
@@ -22,7 +22,6 @@ from forensics.verify_account import FINALITY_GRACE_BLOCKS
 from forensics.verify_tail import TailCheck
 from ledger.keys import NoteVerifier
 from ledger.rederive import Rederiver
-from ledger.store import ClickHouseStore
 
 ENTRIES = 24
 BATCH = 5
@@ -33,7 +32,7 @@ Found = set[tuple[str, int | None, int | None]]
 @dataclass
 class Ledger:
     settings: Settings
-    store: ClickHouseStore
+    store: AnchoredStore
     verifiers: list[NoteVerifier]
 
     def verify(self, kafka: Rederiver | None = None, batch_max: int = BATCH) -> Found:
@@ -48,7 +47,7 @@ def found(report: Report) -> Found:
     return {(f.kind, f.chain, f.seq) for f in report.failures}
 
 
-def anchor_with_own_account(ledger: Ledger, tmp_path: Any) -> tuple[str, Web3ChainReader]:
+def anchor_with_own_account(ledger: Ledger, tmp_path: Any) -> tuple[str, ChainClient]:
     """Anchor the ledger's latest checkpoint from a new account (the chain must hold no
     other ledger's anchors from it), buried past the verifier's in-flight window."""
     rpc_url, chain_id = ledger.settings.require_rpc()
@@ -58,7 +57,7 @@ def anchor_with_own_account(ledger: Ledger, tmp_path: Any) -> tuple[str, Web3Cha
     service = AnchorService(ledger.store, client, key_file.read_text().strip())
     assert anchor_once(service) is not None
     client.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(FINALITY_GRACE_BLOCKS + 1)])
-    return account, Web3ChainReader(client.w3, rpc_url)
+    return account, client
 
 
 def cli_env(ledger: Ledger) -> dict[str, str]:

@@ -16,11 +16,10 @@ from anvil_node import LedgerFeed
 from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
 from sequencer_procs import wait_until
 
-from anchoring.store import AnchorRecords
+from anchoring.store import AnchoredStore, AnchorRecords
 from attestcore import processes
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, open_store
-from ledger.store import ClickHouseStore
 
 # Fast pacing for the test: an anchor a second, backoff from 0.2 s up to 2 s.
 FAST_ANCHOR_ENV = {
@@ -42,7 +41,7 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
     yield from drill_stack(tmp_path_factory.mktemp("anchor-drill"))
 
 
-def covered(store: ClickHouseStore, settings: Settings, chain: int, size: int) -> bool:
+def covered(store: AnchoredStore, settings: Settings, chain: int, size: int) -> bool:
     records = AnchorRecords(store, settings.chain_id or 0)
     return any(dict(a.checkpoints).get(chain, -1) >= size for a in records.final())
 

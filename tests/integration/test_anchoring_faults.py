@@ -29,12 +29,11 @@ from anchoring.fees import GWEI, intrinsic_gas
 from anchoring.lifecycle import TxState
 from anchoring.metrics import REGISTRY
 from anchoring.proofs import anchor_proof, verify_anchor_proof, verify_stored_anchor
-from anchoring.reader import Web3ChainReader
 from anchoring.rpc import ChainClient
 from anchoring.runner import Pacing, run_round, run_service
 from anchoring.service import AnchorPolicy, AnchorService
 from anchoring.status import collect_status
-from anchoring.store import AnchorRecords
+from anchoring.store import AnchoredStore, AnchorRecords
 from attestcore.errors import (
     AnchorKeyError,
     FeeCapError,
@@ -47,7 +46,6 @@ from attestream.cli import app
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, open_store, trusted_verifiers
 from forensics.verify import verify_ledger
-from ledger.store import ClickHouseStore
 
 ETH = 10**18
 POLICY = AnchorPolicy(confirmations=2, reorg_watch_blocks=64, fee_cap_wei=100 * GWEI,
@@ -76,7 +74,7 @@ class Clock:
 @dataclass
 class Rig:
     anvil: AnvilNode
-    store: ClickHouseStore
+    store: AnchoredStore
     feed: LedgerFeed
     service: AnchorService
     clock: Clock
@@ -162,7 +160,7 @@ def test_normal_path_pending_mined_final_then_verified(rig: Rig) -> None:
     verify_stored_anchor(final, chain, POLICY.confirmations, notes)
     check_every_checkpoint_proves(rig)  # (0, 5) through a consistency proof to (0, 9)
     report = verify_ledger(rig.store, trusted_verifiers(rig.settings),
-                           Web3ChainReader(chain.w3, rig.anvil.url))  # fmt: skip
+                           chain)  # fmt: skip
     assert report.ok, report.failures
 
 
@@ -181,7 +179,7 @@ def test_reorg_removing_the_anchor_block_is_detected_and_reanchored(rig: Rig) ->
     check_every_checkpoint_proves(rig)
     chain = ChainClient(rig.anvil.url, CHAIN_ID)
     report = verify_ledger(rig.store, trusted_verifiers(rig.settings),
-                           Web3ChainReader(chain.w3, rig.anvil.url))  # fmt: skip
+                           chain)  # fmt: skip
     assert report.ok, report.failures
     assert report.anchors == 1
 
@@ -295,8 +293,8 @@ def test_run_loop_takes_a_checkpoint_to_a_final_anchor(rig: Rig) -> None:
     rig.anvil.rpc("evm_setIntervalMining", 1)
     stop = threading.Event()
     # The loop gets its own store: a ClickHouse connection is not shared between threads.
-    service = AnchorService(open_store(rig.settings), ChainClient(rig.anvil.url, CHAIN_ID),
-                            rig.key, POLICY)  # fmt: skip
+    loop_store = open_store(rig.settings)
+    service = AnchorService(loop_store, ChainClient(rig.anvil.url, CHAIN_ID), rig.key, POLICY)
     pacing = Pacing(interval_s=1.0, poll_s=0.2, retry_initial_s=0.2, retry_max_s=1.0)
     loop = threading.Thread(target=run_service, args=(service, pacing, stop.is_set), daemon=True)
     latency_count = sample("attestream_anchor_latency_seconds_count")
@@ -315,7 +313,7 @@ def test_run_loop_takes_a_checkpoint_to_a_final_anchor(rig: Rig) -> None:
         stop.set()
         loop.join(LOOP_DEADLINE_S)
         rig.anvil.rpc("evm_setIntervalMining", 0)
-        service.store.close()
+        loop_store.close()
     print(f"checkpoint -> final anchor (1 s blocks, 2 confirmations): {latencies} s")
     assert not loop.is_alive()
     assert len(rig.service.records.final()) == 3, "one anchor per new checkpoint"

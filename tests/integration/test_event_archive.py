@@ -17,6 +17,7 @@ from detect_helpers import CLI, background, child_env, create_topics, payments
 from factories import make_decision
 from ledger_helpers import run_sequencer, tamper
 
+from anchoring.schema import ANCHORS_SCHEMA
 from attestcore.schemas import (
     EVENT_HEADER,
     PaymentContext,
@@ -33,6 +34,7 @@ from forensics.verify import verify_ledger
 from ledger.archive import EntityKind
 from ledger.archive_store import ArchiveStore
 from ledger.entry import Entry, decode_entry
+from ledger.schema import LEDGER_SCHEMA, create_database
 from ledger.store import ClickHouseStore
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
@@ -208,7 +210,9 @@ def test_a_database_from_before_the_archive_verifies_and_is_migrated(
 ) -> None:
     ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=1)
     store = open_store(isolated)
-    store.create_schema()  # the tables of a version before the archive, and nothing else
+    create_database(store)  # the tables of a version before the archive, and nothing else
+    for schema in (LEDGER_SCHEMA, ANCHORS_SCHEMA):
+        schema.create(store)
     archive = ArchiveStore(store)
     assert not archive.exists()
     report = verify_ledger(store, trusted_verifiers(isolated), archive=archive)

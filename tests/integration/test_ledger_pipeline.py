@@ -7,7 +7,6 @@ from hexbytes import HexBytes
 from ledger_helpers import publish_decisions, run_sequencer, wait_for_mutations
 
 from anchoring.calldata import decode_calldata
-from anchoring.reader import Web3ChainReader
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
@@ -50,7 +49,7 @@ def test_decisions_are_logged_once_anchored_and_verified(isolated: Settings) -> 
     tx = w3.eth.get_transaction(HexBytes(anchor.tx_hash))
     assert decode_calldata(bytes(tx["input"])) == anchor.root
 
-    report = verify_ledger(store, trusted_verifiers(isolated), Web3ChainReader(w3, rpc_url))
+    report = verify_ledger(store, trusted_verifiers(isolated), chain)
     assert report.ok, report.failures
     assert (report.entries, report.anchors) == (305, 1)
 

@@ -23,11 +23,11 @@ from sequencer_procs import (
     wait_until,
 )
 
+from anchoring.store import AnchoredStore
 from attestream.settings import Settings
 from attestream.wiring import open_store
 from ledger.node_keys import node_key
 from ledger.sequencer import CRASH_AT_ENV
-from ledger.store import ClickHouseStore
 from streams.topics import ensure_topics
 
 SEED = 20250303
@@ -95,7 +95,7 @@ def crash_at(point: str, tmp_path: Path, number: int) -> SequencerProcess:
     return run
 
 
-def assert_window(store: ClickHouseStore, point: str) -> None:
+def assert_window(store: AnchoredStore, point: str) -> None:
     """The store shows the crash where the hook put it."""
     states = chain_states(store)
     unsigned = {c: s for c, s in states.items() if s.entries > s.checkpointed}

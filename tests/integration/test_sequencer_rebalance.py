@@ -23,6 +23,7 @@ from sequencer_procs import (
     wait_until,
 )
 
+from anchoring.store import AnchoredStore
 from attestcore.schemas import encode
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, open_store, trusted_verifiers
@@ -31,7 +32,6 @@ from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
 from ledger.merkle import MerkleTree
 from ledger.sequencer import Sequencer, SequencerConfig
-from ledger.store import ClickHouseStore
 from streams.topics import ensure_topics
 
 SEED = 7
@@ -114,7 +114,7 @@ def test_a_writer_that_lost_its_chain_is_fenced(
 ) -> None:
     old, new = sequencers
     store = old.store
-    assert isinstance(store, ClickHouseStore)
+    assert isinstance(store, AnchoredStore)
     old.resume_chain(0)
     old.log_messages(records(isolated, range(0, 10)))
     # The group moves chain 0 to `new` while `old` is stalled; `new` has not written yet.
@@ -135,7 +135,7 @@ def test_two_entries_with_one_seq_are_reported_as_a_fork(
 ) -> None:
     writer, _ = sequencers
     store = writer.store
-    assert isinstance(store, ClickHouseStore)
+    assert isinstance(store, AnchoredStore)
     writer.resume_chain(0)
     writer.log_messages(records(isolated, range(0, 5)))
     # What fencing prevents: a second writer that never saw the chain appends at seq 0.

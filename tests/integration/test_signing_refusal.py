@@ -30,13 +30,13 @@ from sequencer_procs import wait_until
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
+from anchoring.store import AnchoredStore
 from attestcore.errors import SigningRefusedError
 from attestcore.records import StoredCheckpoint
 from attestcore.schemas import Decision
 from attestream.settings import Settings
 from ledger.merkle import tree_root
 from ledger.node_keys import ChainNodes
-from ledger.store import ClickHouseStore
 
 ENTRIES = 24
 BATCH = 5
@@ -51,7 +51,7 @@ LINGER_S = 600
 @dataclass
 class Ledger:
     settings: Settings
-    store: ClickHouseStore
+    store: AnchoredStore
     stack: Any
 
     def checkpoints(self) -> list[StoredCheckpoint]:

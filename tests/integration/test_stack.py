@@ -191,7 +191,7 @@ def test_down_stops_exactly_the_recorded_pids(manager: StackManager, tmp_path: P
         assert all(pids.values())
         manager.down()
         for name, proc in state.services.items():
-            assert not stack_services.is_alive(proc.pid or 0, proc.start_ticks), name
+            assert not processes.is_running(proc.pid or 0, proc.start_ticks), name
         assert decoy.poll() is None, "down killed a process it did not start"
         report = manager.status()
         assert not report.expected_up

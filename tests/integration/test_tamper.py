@@ -26,6 +26,7 @@ from tamper_ledger import BATCH, ENTRIES, Ledger, anchor_with_own_account, cli_e
 from anchoring.rpc import ChainClient
 from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
+from anchoring.store import AnchoredStore
 from attestcore.records import ENTRY_COLUMNS
 from forensics.verify import verify_ledger
 from forensics.verify_range import verify_range
@@ -36,7 +37,6 @@ from ledger.keys import signer_from_seed
 from ledger.merkle import MerkleTree, compact_range_ids
 from ledger.node_keys import node_key
 from ledger.note import sign_note
-from ledger.store import ClickHouseStore
 
 # --- one test per kind of tampering ----------------------------------------------------------
 
@@ -195,7 +195,7 @@ def test_altered_tree_nodes(ledger: Ledger) -> None:
 class Recording:
     """The store, recording which ranges of entries, checkpoints and nodes were read."""
 
-    def __init__(self, store: ClickHouseStore) -> None:
+    def __init__(self, store: AnchoredStore) -> None:
         self.store = store
         self.reads: list[tuple[Any, ...]] = []
 

@@ -33,7 +33,7 @@ from ledger_helpers import (
 from sequencer_procs import START_TIMEOUT_S, SequencerProcess
 from tamper_ledger import BATCH, ENTRIES, Found, Ledger, anchor_with_own_account, cli_env, found
 
-from anchoring.reader import Web3ChainReader
+from anchoring.rpc import ChainClient
 from attestcore.schemas import Decision
 from attestream.settings import Settings
 from attestream.wiring import open_store, trusted_verifiers
@@ -66,7 +66,7 @@ class Verifier:
     def __init__(self, ledger: Ledger, kafka: bool = False, batch_max: int = BATCH) -> None:
         self.ledger = ledger
         self.state: TrustedState | None = None
-        self.chain: tuple[str, Web3ChainReader] | None = None
+        self.chain: tuple[str, ChainClient] | None = None
         rederiver = KafkaRederiver(ledger.settings.require_kafka()) if kafka else None
         self.tail_check = TailCheck(batch_max, rederiver)
 

@@ -35,6 +35,9 @@ CORE_MODULES = (
     "ledger.recovery",
     "forensics.verify",
     "forensics.proofs",
+    "forensics.case_bundle",
+    "forensics.verify_bundle",
+    "ledger.entry_filter",
 )
 SERVICE_CLIENTS = ("clickhouse_driver", "confluent_kafka", "faust", "web3")
 

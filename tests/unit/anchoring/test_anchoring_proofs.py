@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from anchoring.calldata import anchor_root, encode_calldata
+from anchoring.onchain import OnChainTx
 from anchoring.proofs import (
     AnchorProof,
     anchor_proof,
     verify_anchor_proof,
     verify_stored_anchor,
 )
-from anchoring.rpc import ChainTx
 from attestcore.errors import (
     AnchorMismatchError,
     AnchorNotFoundError,
@@ -81,11 +81,11 @@ class MemoryLedger:
 class Chain:
     """A TxLookup over one transaction."""
 
-    tx: ChainTx | None
+    tx: OnChainTx | None
     head: int = 8
     chain_id: int = 31337
 
-    def transaction(self, tx_hash: str) -> ChainTx | None:
+    def transaction(self, tx_hash: str) -> OnChainTx | None:
         return self.tx if tx_hash == TX else None
 
     def head_block_number(self) -> int:
@@ -104,7 +104,7 @@ def ledger() -> MemoryLedger:
 def anchored(ledger: MemoryLedger) -> tuple[AnchorProof, Chain]:
     anchor = ledger.anchor(((0, 9), (1, 4)))
     proof = anchor_proof(ledger, 0, 5)
-    return proof, Chain(ChainTx(encode_calldata(anchor.root), SENDER.lower(), 1, 7, BLOCK))
+    return proof, Chain(OnChainTx(encode_calldata(anchor.root), SENDER.lower(), 1, 7, BLOCK))
 
 
 def test_a_checkpoint_between_anchors_is_proven_through_consistency(

@@ -11,6 +11,7 @@ from anchoring.metrics import REGISTRY
 from anchoring.rpc import redact_url
 from anchoring.runner import Pacing, backoff_delay, run_round, supervise
 from anchoring.service import AnchorService, load_account
+from anchoring.store import AnchoredStore
 from attestcore.errors import (
     AnchorKeyError,
     ConfigError,
@@ -21,7 +22,6 @@ from attestcore.errors import (
 from attestcore.records import StoredAnchor
 from attestream.settings import SEPOLIA_CHAIN_ID, Settings
 from attestream.wiring import open_service
-from ledger.store import ClickHouseStore
 
 KEY = "0x" + "4c" * 32  # a throwaway secp256k1 key: never funded anywhere
 
@@ -52,7 +52,7 @@ def test_a_missing_key_is_an_error_and_a_metric_not_a_crash_loop(
     def build() -> AnchorService:
         builds.append(1)
         # The key is read before the store is used: a store on a closed port is never asked.
-        return open_service(settings, store=ClickHouseStore("clickhouse://127.0.0.1:9/unused"))
+        return open_service(settings, store=AnchoredStore("clickhouse://127.0.0.1:9/unused"))
 
     before = errors("missing_key")
     supervise(build, Pacing(retry_initial_s=0.001, retry_max_s=0.001), lambda: len(builds) >= 3)

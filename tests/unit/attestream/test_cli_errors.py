@@ -184,6 +184,44 @@ def test_a_broken_proof_file_is_a_clear_error(
 
 
 @pytest.mark.parametrize(
+    ("content", "kind", "code", "message"),
+    [
+        (b"{not json", "malformed", 1, "case bundle is not JSON"),
+        (b'{"format": "attestream-bundle/1"}', "malformed", 1, "lacks the field 'manifest'"),
+        (b'{"format": "attestream-proof/1"}', "malformed", 1, "not an attestream-bundle/1"),
+        (None, "usage", 2, "cannot read"),
+    ],
+)
+def test_a_broken_case_bundle_is_a_clear_error(
+    content: bytes | None, kind: str, code: int, message: str,
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    path = tmp_path / "case.bundle"
+    if content is not None:
+        path.write_bytes(content)
+    got, out, err = attestream(capsys, "forensic", "verify-bundle", str(path), "--key",
+                               verifier_key_string(SIGNER), "--json")  # fmt: skip
+    assert got == code and message in err and "Traceback" not in err
+    assert json_error(out)["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--query", "colour=red"], "unknown key 'colour'"),
+        (["--query", "entity=C1", "--ids", "ids.txt"], "exactly one of --query"),
+        ([], "exactly one of --query"),
+        (["--ids", "missing.txt"], "cannot read the id list"),
+    ],
+)
+def test_a_bundle_asked_for_wrongly_is_a_usage_error_before_any_service(
+    argv: list[str], message: str, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = attestream(capsys, "forensic", "bundle", *argv, "-o", "case.bundle")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     ("key", "message"),
     [
         ("not-a-key", "malformed verifier key"),

@@ -26,6 +26,7 @@ READERS = [
     ["forensic", "verify", "--offline", "--json"],
     ["forensic", "verify", "--chain", "0", "--from", "0", "--to", "3", "--json"],
     ["forensic", "consistency", "1", "2", "--json"],
+    ["forensic", "bundle", "--query", "entity=C1", "-o", "case.bundle"],  # no --json
     ["anchor", "status", "--json"],
 ]
 

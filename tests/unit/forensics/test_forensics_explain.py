@@ -52,9 +52,8 @@ class LedgerRows:
         pairs = zip(result.node_keys, result.node_hashes, strict=True)
         self.nodes = {(k >> LEVEL_SHIFT, k & mask): h for k, h in pairs}
 
-    def find_entries(self, where: str, params: Mapping[str, Any], limit: int) -> list[Any]:
-        assert where == "decision_id = %(d)s"
-        return [r for r in self.rows if r[COL["decision_id"]] == params["d"]][:limit]
+    def entry_by_decision_id(self, decision_id: str) -> list[Any] | None:
+        return next((r for r in self.rows if r[COL["decision_id"]] == decision_id), None)
 
     def read_nodes(
         self, chain: int, ids: Sequence[tuple[int, int]]

@@ -8,15 +8,24 @@ import re
 
 import pytest
 from factories import proof_bundle
+from memory_ledger import COL, build, rehash
+from memory_ledger import SIGNER as MEMORY_SIGNER
 
 from attestcore.errors import (
     MalformedError,
     ProofError,
     RootMismatchError,
     SignatureError,
+    UsageError,
     VerificationError,
 )
-from forensics.proofs import ProofBundle, load_bundle, verify_bundle
+from forensics.proofs import (
+    ProofBundle,
+    load_bundle,
+    prove_decision,
+    prove_verified,
+    verify_bundle,
+)
 from ledger.keys import NoteSigner, signer_from_seed
 
 SIGNER = signer_from_seed("attestream.test/ledger", b"\x05" * 32)
@@ -142,3 +151,31 @@ def test_entry_bytes_that_are_no_entry_are_rejected() -> None:
     b = bundle_for(1)
     with pytest.raises(MalformedError, match="not a ledger entry"):
         verify_bundle(dataclasses.replace(b, entry=b"\x00 not json"), [SIGNER.verifier()])
+
+
+# --- proofs built from a ledger store (the in-memory one: `ProofStore` is all it needs) -------
+
+
+def test_a_decision_is_proven_from_an_in_memory_ledger() -> None:
+    ledger = build((4, 9))
+    decision_id = ledger.row(5)[COL["decision_id"]].decode()
+    bundle = prove_verified(ledger, decision_id, [MEMORY_SIGNER.verifier()])
+    assert (bundle.chain, bundle.seq, bundle.tree_size) == (0, 5, 9)
+    assert bundle.entry == ledger.row(5)[COL["entry"]] and bundle.anchor is None
+    verdict = verify_bundle(roundtrip(bundle), [MEMORY_SIGNER.verifier()])
+    assert verdict.decision_id == decision_id
+
+
+def test_a_decision_nobody_logged_has_no_proof() -> None:
+    with pytest.raises(UsageError, match="no logged decision has the id unknown"):
+        prove_decision(build((4, 9)), "unknown")
+
+
+def test_a_proof_of_altered_entry_bytes_is_never_handed_out() -> None:
+    ledger = build((4, 9))
+    row = ledger.row(5)
+    decision_id = row[COL["decision_id"]].decode()
+    row[COL["entry"]] = row[COL["entry"]].replace(b'"approve"', b'"review"', 1)
+    rehash(row)
+    with pytest.raises(VerificationError, match=r"entry 0/5 .* does not verify"):
+        prove_verified(ledger, decision_id, [MEMORY_SIGNER.verifier()])

@@ -100,6 +100,9 @@ class Chain:
         return [AccountTx(tx_hash, tx.sender, tx.nonce, tx.input)
                 for tx_hash, tx in self.txs.items() if tx.block_number == block]  # fmt: skip
 
+    def network_chain_id(self) -> int:
+        return 31337
+
 
 def anchored(ledger: MemoryLedger) -> tuple[StoredAnchor, OnChainTx]:
     latest = ledger.cps[0][-1]
@@ -119,6 +122,24 @@ def test_anchor_checks_pass_and_fail() -> None:
     assert ("anchor_mismatch", None, None) in kinds(ledger, chain_reader=Chain({"0xaa": other}))
     moved = dataclasses.replace(tx, block_hash="0xcc")
     assert kinds(ledger, chain_reader=Chain({"0xaa": moved})) == {("anchor_mismatch", None, None)}
+
+
+class OtherNetwork(Chain):
+    """A reader of Sepolia, given a ledger anchored on anvil (chain id 31337)."""
+
+    def network_chain_id(self) -> int:
+        return 11155111
+
+
+def test_an_anchor_on_another_network_is_a_mismatch() -> None:
+    ledger = build()
+    anchor, tx = anchored(ledger)
+    ledger.anchor_list = [anchor]
+    report = verify_ledger(ledger, [SIGNER.verifier()], OtherNetwork({"0xaa": tx}))
+    assert [(f.kind, f.detail) for f in report.failures] == [
+        ("anchor_mismatch", "anchor 0xaa: the chain reader serves chain id 11155111, the anchor"
+         " is on 31337")
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("field", ["root", "checkpoints"])

@@ -38,6 +38,9 @@ class Blocks:
     def head_block_number(self) -> int:
         return self.head
 
+    def network_chain_id(self) -> int:
+        return 31337
+
     def transaction(self, tx_hash: str) -> OnChainTx | None:
         for block, tx in self.mined:
             if tx.tx_hash == tx_hash:
