@@ -179,8 +179,10 @@ def _print_page(page: SearchPage) -> None:
                   "entity")  # fmt: skip
     for f in page.results:
         d = f.decision
+        # The decision id's first 16 digits: explain, replay and prove take the event id
+        # (or --json and --csv print the whole id).
         table.add_row(d.event_time.strftime("%Y-%m-%d %H:%M:%S"), f"{f.chain}/{f.seq}",
-                      d.decision_id, d.event_id, d.detector.value, d.outcome, f"{d.score:.3f}",
+                      d.decision_id[:16], d.event_id, d.detector.value, d.outcome, f"{d.score:.3f}",
                       entity_label(d))  # fmt: skip
     console.print(table)
     console.print(f"{len(page.results)} decision(s)")
