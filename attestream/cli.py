@@ -25,6 +25,7 @@ from attestream.commands import (
     ledger,
     models,
     proofs,
+    search,
     simulate,
     stack,
     train,
@@ -51,6 +52,8 @@ forensic.app.command("verify-proof")(proofs.verify_proof)
 forensic.app.command("consistency")(proofs.consistency)
 forensic.app.command("bundle")(bundle.bundle)
 forensic.app.command("verify-bundle")(bundle.verify_bundle)
+forensic.app.command("search")(search.search_command)
+forensic.app.command("timeline")(search.timeline_command)
 forensic.app.command("explain")(explain.explain)
 forensic.app.command("replay")(explain.replay)
 app.add_typer(forensic.app, name="forensic")

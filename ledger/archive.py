@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from attestcore.schemas import PaymentContext, ScanContext
+from attestcore.schemas import Decision, PaymentContext, ScanContext
 from ledger.chain import Incoming
 
 ARCHIVE_COLUMNS = ("event_sha256", "topic", "partition", "offset", "event", "archived_at")
@@ -107,7 +107,12 @@ class ArchiveBatch:
 
 def entities(item: Incoming) -> list[tuple[EntityKind, str]]:
     """The (kind, value) pairs a decision is indexed under."""
-    decision = item.decision
+    return decision_entities(item.decision)
+
+
+def decision_entities(decision: Decision) -> list[tuple[EntityKind, str]]:
+    """The (kind, value) pairs `decision` is indexed under: its event id, and the entities of
+    its investigation fields (a search checks the entities it did not look up by these)."""
     found = [(EntityKind.EVENT_ID, decision.event_id)]
     context = decision.context
     if isinstance(context, PaymentContext):

@@ -1,8 +1,7 @@
-"""The event archive and entity index in ClickHouse: writes and typed reads (the tables are
-defined in ledger/schema.py).
+"""The event archive and entity index in ClickHouse: writes and typed reads.
 
-Two tables beside the ledger's own (ledger/store.py), written by the sequencer in step 1 of
-its durability order and read by the forensic search and timeline:
+Tables beside the ledger's own (ledger/store.py; their DDL in ledger/schema.py), written by
+the sequencer in step 1 of its durability order and read by the forensic search and timeline:
 
 - `event_archive`: every consumed event's exact bytes, keyed by their SHA-256 (a decision's
   `event_sha256`), with the topic, partition and offset they were read at;
@@ -34,11 +33,16 @@ from ledger.archive import (
     EntityKind,
     EntityPage,
 )
-from ledger.schema import ARCHIVE_TABLES
+from ledger.entry_filter import EntryFilter
+from ledger.schema import ARCHIVE_SCHEMA
 from ledger.store import ClickHouseStore
 
 CONTEXT_PAGE = 50_000
 """Seqs of `entry_context` per query of a verification walk: about 10 MB of rows."""
+
+_DIGESTS_PER_QUERY = 1000
+"""Digests per `archived_events_by_digest` query: 1,000 of 64 characters are ~70 KiB of SQL,
+under ClickHouse's max_query_size of 256 KiB."""
 
 _INSERT = "INSERT INTO {{db}}.{table} ({columns}) VALUES"
 
@@ -74,14 +78,38 @@ class ArchiveStore:
         return [ArchivedEvent(r[0].decode("utf-8", "replace"), r[1].decode("utf-8", "replace"),
                               r[2], r[3], r[4]) for r in rows]  # fmt: skip
 
+    def archived_events_by_digest(self, digests: Sequence[str]) -> dict[str, bytes]:
+        """The exact bytes of the events with these digests (one copy each; a digest with no
+        archived event is absent), in batches that keep each query short."""
+        found: dict[str, bytes] = {}
+        unique = sorted(set(digests))
+        for start in range(0, len(unique), _DIGESTS_PER_QUERY):
+            rows = self.store.execute_raw(
+                "SELECT event_sha256, any(event) FROM {db}.event_archive"
+                " WHERE event_sha256 IN %(h)s GROUP BY event_sha256",
+                {"h": tuple(unique[start : start + _DIGESTS_PER_QUERY])},
+            )
+            found.update((r[0].decode("utf-8", "replace"), r[1]) for r in rows)
+        return found
+
+    def entries_after(
+        self, where: EntryFilter, after: tuple[int, int] | None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """The ledger store's `entries_after` (a search with no entity: a scan of entries)."""
+        return self.store.entries_after(where, after, limit)
+
+    def entries_with_ids(self, ids: Sequence[str], limit: int) -> list[tuple[Any, ...]]:
+        """The ledger store's `entries_with_ids` (decisions on events the index predates)."""
+        return self.store.entries_with_ids(ids, limit)
+
     def exists(self) -> bool:
         """Whether the archive's tables exist (a database from before them has none until
         `attestream ledger migrate` or a writer creates them)."""
         rows = self.store.execute(
             "SELECT count() FROM system.tables WHERE database = %(d)s AND name IN %(t)s",
-            {"d": self.store.database, "t": tuple(ARCHIVE_TABLES)},
+            {"d": self.store.database, "t": ARCHIVE_SCHEMA.tables},
         )
-        return bool(rows[0][0] == len(ARCHIVE_TABLES))
+        return bool(rows[0][0] == len(ARCHIVE_SCHEMA.tables))
 
     def archive_faults(self) -> list[ArchivedEvent] | None:
         """Archive rows whose bytes do not hash to their key, found by the server

@@ -1,12 +1,14 @@
 """The ledger's storage tables, their DDL and their migrations.
 
-Four ClickHouse tables hold a ledger, each owned by the package that writes it, which alone
+These ClickHouse tables hold a ledger, each owned by the package that writes it, which alone
 defines and migrates it: `entries` (the logged decisions, exact bytes beside searchable
 columns), `nodes` (the Merkle tree nodes of every chain) and `checkpoints` (the signed tree
-heads) belong to `ledger` (this module; written by the sequencer); `anchors` (one row per
-state change of an anchor transaction) belongs to `anchoring` (anchoring/schema.py; written
-by the anchor service). `ClickHouseStore.create_schema` and `migrate_schema` (so `ledger
-migrate` and the writers) run every owner's `Schema` the store was opened with.
+heads) belong to `ledger` (this module; written by the sequencer), and so do
+`event_archive`, `entity_index` and `entry_context` (written through ledger/archive_store.py);
+`anchors` (one row per state change of an anchor transaction) belongs to `anchoring`
+(anchoring/schema.py; written by the anchor service). `ClickHouseStore.create_schema` and
+`migrate_schema` (so `ledger migrate` and the writers) run every owner's `Schema` the store
+was opened with.
 
 DDL here runs on Debian's ClickHouse 18.16 (the local and test server) and on current
 ClickHouse: plain MergeTree family engines, DateTime (seconds), Arrays; no DateTime64, Map,
@@ -72,6 +74,22 @@ LEDGER_TABLES: dict[str, str] = {
 """The tables `ledger` owns: entries, tree nodes and checkpoints (docs/ledger-format.md)."""
 
 
+class LedgerSchema:
+    """The `ledger` package's tables. No migration yet: their columns are as first shipped."""
+
+    tables: tuple[str, ...] = tuple(LEDGER_TABLES)
+
+    def create(self, db: SchemaConnection) -> None:
+        for ddl in LEDGER_TABLES.values():
+            db.execute(ddl)
+
+    def migrate(self, db: SchemaConnection) -> None:
+        return None
+
+
+LEDGER_SCHEMA = LedgerSchema()
+
+
 ARCHIVE_INDEX_GRANULARITY = 256
 """Rows per primary-index mark of `event_archive`. A lookup by digest reads one granule; at
 ClickHouse's default of 8,192 rows of events up to 16 KiB that is megabytes per lookup, at
@@ -98,29 +116,15 @@ ARCHIVE_TABLES: dict[str, str] = {
             read_point String
         ) ENGINE = ReplacingMergeTree() ORDER BY (chain, seq)""",
 }
-"""The event archive, entity index and typed investigation columns (ledger/archive_store.py;
-docs/ledger-format.md, "Event archive and entity index"), also owned by `ledger`."""
-
-
-class LedgerSchema:
-    """The `ledger` package's tables. No migration yet: their columns are as first shipped."""
-
-    tables: tuple[str, ...] = tuple(LEDGER_TABLES)
-
-    def create(self, db: SchemaConnection) -> None:
-        for ddl in LEDGER_TABLES.values():
-            db.execute(ddl)
-
-    def migrate(self, db: SchemaConnection) -> None:
-        return None
-
-
-LEDGER_SCHEMA = LedgerSchema()
+"""The event archive, entity index and investigation columns, also the `ledger`'s (written in
+the sequencer's step 1 through ledger/archive_store.py; docs/ledger-format.md, "Event archive
+and entity index"). Both are ReplacingMergeTree tables: a batch a crash cut short is written
+again, row for row, and identical copies collapse."""
 
 
 class ArchiveSchema:
-    """The archive's tables: a database from before them gets them on its next migration or
-    writer start (`create` is all the migration they need)."""
+    """The archive's tables. A database from before them gets them on migration: creating
+    them is the whole migration (entries logged before have no archive rows)."""
 
     tables: tuple[str, ...] = tuple(ARCHIVE_TABLES)
 

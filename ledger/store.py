@@ -219,6 +219,24 @@ class ClickHouseStore(ClickHouseConnection):
         )
         return [tuple(row) for row in rows]
 
+    def entries_after(
+        self, where: EntryFilter, after: tuple[int, int] | None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """`entries_matching` one page at a time: the first `limit` entries past the position
+        `after` (chain, seq; None: from the start), by (chain, seq). A scan of the table:
+        searches by entity go through the entity index (ledger/archive_store.py) instead."""
+        conditions, params = _filter_conditions(where)
+        if after is not None:
+            conditions += " AND (chain > %(ac)s OR (chain = %(ac)s AND seq > %(as)s))"
+            params.update(ac=after[0], **{"as": after[1]})
+        params["n"] = limit
+        rows = self.execute_raw(
+            f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries WHERE {conditions}"
+            " ORDER BY chain, seq, entry LIMIT %(n)s",
+            params,
+        )
+        return [tuple(row) for row in rows]
+
     def entries_with_ids(self, ids: Sequence[str], limit: int) -> list[tuple[Any, ...]]:
         """The entries whose `decision_id` or `event_id` is one of `ids` (an event's id
         selects every decision on it), by (chain, seq), at most `limit` rows (which ones,

@@ -2,8 +2,8 @@
 model it names (digest checked) and explained with exact TreeSHAP values.
 
 Exit codes: 0 verified, 1 verification failed (entry, model digest, replay), 2 usage or config
-error (an unknown decision id, a model missing from the models directory), 3 ClickHouse could
-not be reached.
+error (an unknown decision or event id, an event id with several decisions, a model missing
+from the models directory), 3 ClickHouse could not be reached.
 """
 
 from __future__ import annotations
@@ -26,8 +26,12 @@ from forensics.explain import (
     replay_json,
     replay_logged,
 )
+from forensics.resolve import resolve_decision_id
+from ledger.archive_store import ArchiveStore
 
-DECISION_ARG = typer.Argument(..., help="The decision_id, as logged.")
+DECISION_ARG = typer.Argument(
+    ..., help="The decision_id, as logged, or the event id of an event with one decision."
+)
 MODELS_HELP = "Where the models live (default: ATTESTREAM_MODELS_DIR or <home>/models)."
 JSON_HELP = "Print the result as JSON."
 
@@ -45,6 +49,7 @@ def explain(
     contribution of every feature, largest first, with the bias and their sum (the margin)."""
     store = open_store(load_settings())
     try:
+        decision_id = resolve_decision_id(ArchiveStore(store), decision_id)
         logged, explained = explain_logged(store, decision_id, _models(models_dir))
     finally:
         store.close()
@@ -65,6 +70,7 @@ def replay(
     logged features; exit 1 if they differ from the logged ones."""
     store = open_store(load_settings())
     try:
+        decision_id = resolve_decision_id(ArchiveStore(store), decision_id)
         logged, done = replay_logged(store, decision_id, _models(models_dir))
     finally:
         store.close()

@@ -20,8 +20,10 @@ from forensics.proofs import (
     verify_bundle,
     verify_bundle_on_chain,
 )
+from forensics.resolve import resolve_decision_id
 from forensics.trusted_state import load_state, save_state, seen_checkpoint
 from forensics.verify_state import ProofHistory, check_proof_history
+from ledger.archive_store import ArchiveStore
 from ledger.keys import NoteVerifier, parse_verifier_key
 
 KEY_HELP = "Trusted verifier key (repeatable); default: ATTESTREAM_TRUSTED_KEYS / local key."
@@ -34,7 +36,9 @@ def verifiers_for(keys: list[str] | None) -> list[NoteVerifier]:
 
 
 def prove(
-    decision_id: str = typer.Argument(..., help="The decision_id to prove."),
+    decision_id: str = typer.Argument(
+        ..., help="The decision_id to prove, or the event id of an event with one decision."
+    ),
     output: Path = typer.Option(
         None, "-o", "--output", envvar="ATTESTREAM_PROOF_OUTPUT", help="Write the proof file here."
     ),
@@ -54,6 +58,7 @@ def prove(
     verifiers = verifiers_for(key)
     store = open_store(settings)
     try:
+        decision_id = resolve_decision_id(ArchiveStore(store), decision_id)
         bundle = prove_verified(store, decision_id, verifiers, since_size)
     finally:
         store.close()

@@ -17,6 +17,7 @@ from detect_helpers import CLI, background, child_env, create_topics, payments
 from factories import make_decision
 from ledger_helpers import run_sequencer, tamper
 
+from anchoring.schema import ANCHORS_SCHEMA
 from attestcore.schemas import (
     EVENT_HEADER,
     PaymentContext,
@@ -210,7 +211,8 @@ def test_a_database_from_before_the_archive_verifies_and_is_migrated(
     ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=1)
     store = open_store(isolated)
     create_database(store)  # the tables of a version before the archive, and nothing else
-    LEDGER_SCHEMA.create(store)
+    for schema in (LEDGER_SCHEMA, ANCHORS_SCHEMA):
+        schema.create(store)
     archive = ArchiveStore(store)
     assert not archive.exists()
     report = verify_ledger(store, trusted_verifiers(isolated), archive=archive)
