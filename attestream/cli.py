@@ -25,6 +25,7 @@ from attestream.commands import (
     ledger,
     models,
     proofs,
+    serve,
     simulate,
     stack,
     train,
@@ -55,6 +56,8 @@ forensic.app.command("explain")(explain.explain)
 forensic.app.command("replay")(explain.replay)
 app.add_typer(forensic.app, name="forensic")
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.add_typer(serve.access_app, name="access")
 
 
 def run(argv: Sequence[str]) -> int:
