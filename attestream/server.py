@@ -64,6 +64,8 @@ OPERATION_ROLES: dict[str, frozenset[Role]] = {
 MAX_ID_CHARS = 128
 MAX_QUERY_CHARS = 1024
 SEARCH_LIMIT = 1000
+Id = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)]
+"""A decision or event id: any text (it reaches the store only as a query parameter)."""
 ENTRY_COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
 
 
@@ -118,7 +120,6 @@ def create_app(ctx: ServerContext) -> FastAPI:
         return JSONResponse(status_code=422, content={"ok": False, "error": error})
 
     secured = [Depends(bearer)]
-    Id = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)]
 
     @app.get(f"{API_PREFIX}/decision", dependencies=secured)
     def decision(request: Request, id: Id) -> dict[str, Any]:  # noqa: A002
