@@ -106,6 +106,10 @@ def test_tokens_roles_and_bad_parameters_each_recorded(api: Api) -> None:
     assert fields["error"]["fields"] == ["query"]
     assert "exactly one of query and ids" in api.get("bundle", api.investigator).text
 
+    schema = api.client.get("/openapi.json").json()
+    assert sorted(schema["paths"]) == sorted(f"/v1/{e}" for e in ENDPOINTS)
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
     records = api.access_records()
     assert len(records) == len(calls) + 3
     for record, (path, _, params, status, principal, outcome) in zip(records, calls, strict=False):
