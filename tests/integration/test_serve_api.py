@@ -22,7 +22,7 @@ from attestream.access_tokens import AccessTokens, Role
 from attestream.cli import run
 from attestream.server import ServerContext, create_app
 from attestream.settings import Settings
-from attestream.wiring import ledger_signer, open_store, trusted_verifiers
+from attestream.wiring import ledger_signer, open_service, open_store, trusted_verifiers
 from forensics.case_bundle import Exporter, Selection, dump_case_bundle, load_case_bundle
 from forensics.explain import explain_logged, find_decision
 from forensics.proofs import dump_bundle, prove_verified
@@ -84,7 +84,8 @@ def verified(api: Api) -> None:
 
 def test_tokens_roles_and_bad_parameters_each_recorded(api: Api) -> None:
     target = make_decision(3).decision_id
-    calls = [  # (path, token, params, status, principal, outcome)
+    calls: list[tuple[str, str | None, dict[str, Any], int, str, str]] = [
+        # (path, token, params, status, principal, outcome)
         ("decision", None, {"id": target}, 401, "", "denied"),
         ("prove", "ast_not-a-token", {"decision_id": target}, 401, "", "denied"),
         ("decision", api.auditor, {"id": target}, 403, "audrey", "denied"),
@@ -222,3 +223,13 @@ def test_a_second_access_log_fences_the_first(api: Api) -> None:
     ))  # fmt: skip
     assert len(api.access_records()) == 2
     verified(api)
+
+
+def test_the_access_chain_is_anchored_with_the_decision_chains(api: Api) -> None:
+    for entity in ("C1", "C2"):
+        assert api.get("search", api.investigator, query=f"entity={entity}").status_code == 200
+    service = open_service(api.settings, api.store)
+    sent = service.step()
+    assert sent is not None
+    assert dict(sent.checkpoints) == {0: ENTRIES, ACCESS_CHAIN: 2}
+    verified(api)  # the anchor's root recomputed from both chains' checkpoint notes
