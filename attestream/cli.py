@@ -26,6 +26,7 @@ from attestream.commands import (
     models,
     proofs,
     search,
+    serve,
     simulate,
     stack,
     train,
@@ -58,6 +59,8 @@ forensic.app.command("explain")(explain.explain)
 forensic.app.command("replay")(explain.replay)
 app.add_typer(forensic.app, name="forensic")
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.add_typer(serve.access_app, name="access")
 
 
 def run(argv: Sequence[str]) -> int:

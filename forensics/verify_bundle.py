@@ -30,7 +30,15 @@ from attestcore.errors import (
     VerificationError,
 )
 from attestcore.schemas import Decision
-from forensics.case_bundle import CaseBundleFile, ChainEvidence
+from forensics.case_bundle import (
+    DEFAULT_MAX_ENTRIES,
+    BundleStore,
+    CaseBundleFile,
+    ChainEvidence,
+    Exporter,
+    Selection,
+    build_case_bundle,
+)
 from ledger.entry import decode_entry
 from ledger.keys import NoteVerifier
 from ledger.merkle import MemoryNodeStore, Node, inclusion_proof, leaf_hash, verify_inclusion
@@ -112,6 +120,24 @@ def verify_case_bundle(
     logged = _check_entries(bundle, chains, report)
     _check_events(bundle, logged, report)
     return report
+
+
+def export_case_bundle(
+    store: BundleStore, selection: Selection, exporter: Exporter,
+    verifiers: Sequence[NoteVerifier], max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> CaseBundleFile:  # fmt: skip
+    """`build_case_bundle`, then the bundle checked as its recipient will check it: one that
+    would not verify is never handed out (VerificationError naming the first failure)."""
+    case = build_case_bundle(store, selection, exporter, max_entries)
+    report = verify_case_bundle(case, verifiers)
+    if not report.ok:
+        first = report.failures[0]
+        raise VerificationError(
+            f"the bundle would not verify ({len(report.failures)} failure(s), first: {first.kind}"
+            f" chain {first.chain} seq {first.seq}: {first.detail}). The stored ledger may have"
+            " been altered: run `attestream forensic verify`"
+        )
+    return case
 
 
 def _open_checkpoint(

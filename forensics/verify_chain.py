@@ -9,7 +9,7 @@ starts from the empty tree (a whole chain) or from a trusted compact range (a ra
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from attestcore.errors import MalformedError, SignatureError
@@ -17,6 +17,12 @@ from attestcore.records import ENTRY_COLUMNS, StoredCheckpoint
 from forensics.report import FaultKind, Report
 from forensics.verify_archive import ContextCheck
 from forensics.verify_nodes import StoredNodes
+from ledger.access_entry import (
+    ACCESS_CHAIN,
+    AccessEntry,
+    access_record_columns,
+    decode_access_entry,
+)
 from ledger.entry import Entry, decode_entry
 from ledger.keys import NoteVerifier
 from ledger.merkle import MerkleTree
@@ -130,6 +136,9 @@ def check_entry(
     column_leaf = _text(row[COL["leaf_hash"]])
     if column_leaf != leaf.hex():
         fail(K.BAD_LEAF, f"stored leaf hash {column_leaf} != {leaf.hex()}")
+    if chain == ACCESS_CHAIN:
+        _check_access_entry(chain, seq, row, data, prev, seen_ids, fail)
+        return None
     try:
         entry = decode_entry(data)
     except MalformedError as exc:
@@ -146,6 +155,46 @@ def check_entry(
         fail(K.DUPLICATE_DECISION, f"decision {entry.decision.decision_id} logged twice")
     seen_ids.add(entry.decision.decision_id)
     return entry
+
+
+def _check_access_entry(
+    chain: int, seq: int, row: Sequence[Any], data: bytes, prev: bytes, seen_ids: set[str],
+    fail: Callable[[FaultKind, str], None],
+) -> None:  # fmt: skip
+    """`check_entry` for the access chain, whose entries are access records
+    (ledger/access_entry.py): the same position, link and column checks."""
+    try:
+        entry = decode_access_entry(data)
+    except MalformedError as exc:
+        fail(K.BAD_ENTRY, str(exc))
+        return
+    if entry.chain != chain or entry.seq != seq:
+        fail(K.BAD_ENTRY, f"entry bytes claim chain {entry.chain} seq {entry.seq}")
+    if entry.prev != prev.hex():
+        fail(K.BROKEN_LINK, f"prev {entry.prev} != hash of entry {seq - 1} {prev.hex()}")
+    mismatched = _access_column_mismatches(row, entry)
+    if mismatched:
+        fail(K.COLUMN_MISMATCH, "columns differ from the entry bytes: " + ", ".join(mismatched))
+    request_id = entry.access.request_id
+    if request_id in seen_ids:
+        fail(K.DUPLICATE_DECISION, f"access record {request_id} logged twice")
+    seen_ids.add(request_id)
+
+
+def _access_column_mismatches(row: Sequence[Any], entry: AccessEntry) -> list[str]:
+    expected = {**access_record_columns(entry.access), "prev": entry.prev}
+    wrong = []
+    for name, value in expected.items():
+        stored = row[COL[name]]
+        if name in ("event_time", "decided_at"):
+            same = _epoch(stored) == int(value.timestamp())
+        elif isinstance(value, str):
+            same = _text(stored) == value
+        else:
+            same = stored == value
+        if not same:
+            wrong.append(name)
+    return wrong
 
 
 def _text(value: Any) -> str:

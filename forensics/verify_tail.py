@@ -30,6 +30,7 @@ from attestcore.errors import MalformedError
 from attestcore.records import StoredCheckpoint
 from forensics.report import FaultKind, Report
 from forensics.verify_chain import COL
+from ledger.access_entry import ACCESS_CHAIN
 from ledger.entry import Entry, decode_entry
 from ledger.rederive import Rederiver
 
@@ -64,6 +65,9 @@ def check_tail(
     """Name the entries beyond every stored checkpoint (the caller has ruled out a batch
     signed while it walked): `unsigned_tail` or `unexplained_tail`."""
     covered = max((cp.size for cp in checkpoints), default=0)
+    if chain == ACCESS_CHAIN:
+        _check_access_tail(chain, covered, size, report)
+        return
     tail = _Tail(chain, covered, size)
     last_signed, entries, reasons = _read(source, tail, policy.batch_max)
     if not reasons:
@@ -85,6 +89,18 @@ def check_tail(
     if not mismatches:
         report.fail(K.UNSIGNED_TAIL, chain, covered,
                     f"{span}; one batch, every entry re-derived from Kafka")  # fmt: skip
+
+
+def _check_access_tail(chain: int, covered: int, size: int, report: Report) -> None:
+    """The access chain's server signs each record before it answers (ledger/access_log.py),
+    so a crash leaves at most one record unsigned; nothing there comes from Kafka."""
+    span = f"entries {covered}..{size - 1} are covered by no checkpoint"
+    if size - covered == 1:
+        report.fail(K.UNSIGNED_TAIL, chain, covered,
+                    f"{span}; one access record, its server stopped before signing it")  # fmt: skip
+    else:
+        reason = "the access log signs every record"
+        report.fail(K.UNEXPLAINED_TAIL, chain, covered, f"{span}, not a crash window: {reason}")
 
 
 def _read(

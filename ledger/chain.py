@@ -27,6 +27,7 @@ from msgspec import Struct
 
 from attestcore.records import ENTRY_COLUMNS, RecentDecision
 from attestcore.schemas import Decision, Detector
+from ledger.access_entry import AccessRecord, access_entries
 from ledger.entry import (
     GENESIS_PREV,
     EntrySource,
@@ -139,6 +140,22 @@ class ChainWriter:
             conflicts=conflicts,
             logged=fresh,
         )
+
+    def append_access(self, records: Sequence[AccessRecord]) -> AppendResult:
+        """Sequence access records (the access chain, ledger/access_entry.py): assign seq,
+        link to prev, hash, extend the tree. Each request is recorded once: no duplicate
+        window."""
+        prev_hex = self.prev.hex() if self.prev is not None else GENESIS_PREV
+        now = datetime.now(UTC).replace(microsecond=0)
+        _, leaves, columns = access_entries(self.chain, self.tree.size, prev_hex, records, now)
+        node_keys, node_hashes = node_rows(self.tree.extend_leaf_hashes(leaves))
+        if leaves:
+            self.prev = leaves[-1]
+        return AppendResult(
+            entries=columns, node_keys=node_keys, node_hashes=node_hashes,
+            size=self.tree.size, root=self.tree.root(), appended=len(records), duplicates=0,
+            last_source=None,
+        )  # fmt: skip
 
     def _drop_replays(
         self, batch: Sequence[Incoming]

@@ -23,6 +23,7 @@ from attestcore.records import (
     RecentDecision,
     StoredCheckpoint,
 )
+from ledger.access_entry import ACCESS_CHAIN
 from ledger.clickhouse import ClickHouseConnection
 from ledger.entry_filter import EntryFilter
 from ledger.merkle import NodeId
@@ -50,6 +51,8 @@ _SELECT_CHECKPOINTS = f"SELECT {', '.join(CHECKPOINT_READ_COLUMNS)} FROM {{db}}.
 _EVENT_PREFIXES = (
     "substring(event_id, 1, length(%(a)s)) = %(a)s OR substring(event_id, 1, length(%(b)s)) = %(b)s"
 )
+_DECISION_CHAINS = f"chain != {ACCESS_CHAIN}"
+"""Decision lookups never select the access chain's records (ledger/access_entry.py)."""
 _IDS_PER_QUERY = 1000
 """Ids per `entries_with_ids` query: 1,000 ids of 64 characters, twice, are ~130 KiB of SQL."""
 
@@ -201,7 +204,7 @@ class ClickHouseStore(ClickHouseConnection):
         order with strings as bytes; None when no entry does."""
         rows = self.execute_raw(
             f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries WHERE decision_id = %(d)s"
-            " ORDER BY chain, seq LIMIT 1",
+            f" AND {_DECISION_CHAINS} ORDER BY chain, seq LIMIT 1",
             {"d": decision_id},
         )
         return tuple(rows[0]) if rows else None
@@ -213,8 +216,8 @@ class ClickHouseStore(ClickHouseConnection):
         conditions, params = _filter_conditions(where)
         params["n"] = limit
         rows = self.execute_raw(
-            f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries WHERE {conditions}"
-            " ORDER BY chain, seq, entry LIMIT %(n)s",
+            f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries WHERE ({conditions})"
+            f" AND {_DECISION_CHAINS} ORDER BY chain, seq, entry LIMIT %(n)s",
             params,
         )
         return [tuple(row) for row in rows]
@@ -251,8 +254,8 @@ class ClickHouseStore(ClickHouseConnection):
             batch = tuple(ids[start : start + _IDS_PER_QUERY])
             rows = self.execute_raw(
                 f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries"
-                " WHERE decision_id IN %(ids)s OR event_id IN %(ids)s"
-                " ORDER BY chain, seq, entry LIMIT %(n)s",
+                " WHERE (decision_id IN %(ids)s OR event_id IN %(ids)s)"
+                f" AND {_DECISION_CHAINS} ORDER BY chain, seq, entry LIMIT %(n)s",
                 {"ids": batch, "n": limit - len(found)},
             )
             found.extend(tuple(row) for row in rows)
