@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.archive import (
     ARCHIVE_COLUMNS,
@@ -35,7 +35,9 @@ from ledger.archive import (
 )
 from ledger.entry_filter import EntryFilter
 from ledger.schema import ARCHIVE_SCHEMA
-from ledger.store import ClickHouseStore
+
+if TYPE_CHECKING:  # the store reads the archive through this module
+    from ledger.store import ClickHouseStore
 
 CONTEXT_PAGE = 50_000
 """Seqs of `entry_context` per query of a verification walk: about 10 MB of rows."""

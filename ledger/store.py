@@ -24,6 +24,7 @@ from attestcore.records import (
     StoredCheckpoint,
 )
 from ledger.access_entry import ACCESS_CHAIN
+from ledger.archive_store import ArchiveStore
 from ledger.clickhouse import ClickHouseConnection
 from ledger.entry_filter import EntryFilter
 from ledger.merkle import NodeId
@@ -263,9 +264,9 @@ class ClickHouseStore(ClickHouseConnection):
         return found
 
     def archived_event(self, event_sha256: str) -> bytes | None:
-        """The exact bytes of the event with this digest, when the store archives events.
-        This store keeps no event archive: None."""
-        return None
+        """The exact bytes of the event with this digest from the event archive (a case
+        bundle carries them), None when it was never archived."""
+        return ArchiveStore(self).archived_events_by_digest([event_sha256]).get(event_sha256)
 
     def recent_decisions(self, chain: int, limit: int) -> list[RecentDecision]:
         """The chain's last `limit` decisions, newest first. The event digest is read from the

@@ -145,3 +145,16 @@ def test_search_timeline_and_explain_by_event_id(
         assert step["biz_step"] == this.biz_step.value
     table = cli("forensic", "timeline", "--epc", epc, env=env)
     assert table.returncode == 0 and "km/h" in table.stdout
+
+    # A case bundle of that payment carries its archived event's exact bytes, and verifies
+    # with the public key alone, the event hashing to the digest its decision logged.
+    ids = tmp_path / "ids.txt"
+    ids.write_text(suspect.decision.event_id + "\n", encoding="utf-8")
+    case = tmp_path / "case.bundle"
+    made = cli("forensic", "bundle", "--ids", str(ids), "-o", str(case), "--note", "test", env=env)
+    assert made.returncode == 0, made.stderr
+    carried = json.loads(case.read_text(encoding="utf-8"))["events"]
+    assert [e["event_sha256"] for e in carried] == [suspect.decision.event_sha256]
+    key = json.loads(cli("ledger", "keys", "--json", env=env).stdout)["verifier_key"]
+    verified = ok_json("forensic", "verify-bundle", str(case), "--key", key, env=env)
+    assert verified["ok"] and verified["events"] == 1
