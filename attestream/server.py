@@ -39,14 +39,19 @@ from attestcore.errors import (
 )
 from attestcore.records import ENTRY_COLUMNS
 from attestream.access_tokens import AccessTokens, Role
+from attestream.commands.search import page_json
 from forensics.case_bundle import DEFAULT_MAX_ENTRIES, Exporter, Selection, dump_case_bundle
 from forensics.explain import explain_logged, explanation_json, find_decision
 from forensics.proofs import dump_bundle, prove_verified
+from forensics.search import SearchCriteria
+from forensics.search import search as search_decisions
+from forensics.timeline import MAX_EVENTS, timeline, timeline_json
 from forensics.verify_bundle import export_case_bundle
 from ledger.access_entry import MAX_FILTER_CHARS, AccessRecord
 from ledger.access_log import AccessLog
-from ledger.entry import decode_entry
-from ledger.entry_filter import parse_query
+from ledger.archive import EntityKind
+from ledger.archive_store import ArchiveStore
+from ledger.entry_filter import EntryFilter, parse_query
 from ledger.keys import NoteVerifier
 
 log = logging.getLogger("attestream.serve")
@@ -56,6 +61,7 @@ OPERATION_ROLES: dict[str, frozenset[Role]] = {
     "decision": frozenset({Role.INVESTIGATOR}),
     "explain": frozenset({Role.INVESTIGATOR}),
     "search": frozenset({Role.INVESTIGATOR}),
+    "timeline": frozenset({Role.INVESTIGATOR}),
     "prove": frozenset({Role.INVESTIGATOR, Role.AUDITOR}),
     "bundle": frozenset({Role.INVESTIGATOR, Role.AUDITOR}),
     "unknown": frozenset(Role),
@@ -167,17 +173,44 @@ def create_app(ctx: ServerContext) -> FastAPI:
     @app.get(f"{API_PREFIX}/search", dependencies=secured)
     def search(
         request: Request,
-        query: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)],
-        limit: Annotated[int, Query(ge=1, le=SEARCH_LIMIT)] = 100,
+        query: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
+        customer: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        terminal: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        epc: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        gtin: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        location: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        read_point: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        event_id: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        limit: Annotated[int, Query(ge=1, le=SEARCH_LIMIT)] = 50,
+        cursor: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
     ) -> dict[str, Any]:
-        """Logged decisions whose searchable columns meet every `key=value` term of `query`
-        (the terms of `forensic bundle --query`), by (chain, seq)."""
-        rows = ctx.store.entries_matching(parse_query(query), limit)
-        request.state.results = len(rows)
-        return {"decisions": [
-            {"chain": int(r[ENTRY_COL["chain"]]), "seq": int(r[ENTRY_COL["seq"]]),
-             "decision": msgspec.to_builtins(decode_entry(bytes(r[ENTRY_COL["entry"]])).decision)}
-            for r in rows]}  # fmt: skip
+        """`forensic search`: one page of logged decisions meeting every entity filter and
+        every `key=value` term of `query` (the terms of `forensic bundle --query`), with the
+        cursor of the next page."""
+        entities = {EntityKind.CUSTOMER: customer, EntityKind.TERMINAL: terminal,
+                    EntityKind.EPC: epc, EntityKind.GTIN: gtin,
+                    EntityKind.BIZ_LOCATION: location, EntityKind.READ_POINT: read_point,
+                    EntityKind.EVENT_ID: event_id}  # fmt: skip
+        criteria = SearchCriteria(
+            tuple((kind, value) for kind, value in entities.items() if value is not None),
+            parse_query(query) if query else EntryFilter(),
+        )
+        page = search_decisions(ArchiveStore(ctx.store), criteria, limit, cursor)
+        request.state.results = len(page.results)
+        return page_json(page)
+
+    @app.get(f"{API_PREFIX}/timeline", dependencies=secured)
+    def timeline_route(
+        request: Request,
+        kind: Annotated[EntityKind, Query()],
+        value: Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)],
+        limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 1000,
+    ) -> dict[str, Any]:
+        """`forensic timeline`: the entity's events in time order with their decisions (for
+        an EPC also each scan's place, distance and speed from the one before)."""
+        line = timeline(ArchiveStore(ctx.store), kind, value, limit=limit)
+        request.state.results = len(line.steps)
+        return timeline_json(line)
 
     return app
 

@@ -236,7 +236,7 @@ class ClickHouseStore(ClickHouseConnection):
         params["n"] = limit
         rows = self.execute_raw(
             f"SELECT {_ENTRY_NAMES} FROM {{db}}.entries WHERE {conditions}"
-            " ORDER BY chain, seq, entry LIMIT %(n)s",
+            f" AND {_DECISION_CHAINS} ORDER BY chain, seq, entry LIMIT %(n)s",
             params,
         )
         return [tuple(row) for row in rows]

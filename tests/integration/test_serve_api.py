@@ -20,21 +20,26 @@ from anchoring.store import AnchoredStore
 from attestcore.errors import AttestreamError
 from attestream.access_tokens import AccessTokens, Role
 from attestream.cli import run
+from attestream.commands.search import page_json
 from attestream.server import ServerContext, create_app
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, open_service, open_store, trusted_verifiers
 from forensics.case_bundle import Exporter, Selection, dump_case_bundle, load_case_bundle
 from forensics.explain import explain_logged, find_decision
 from forensics.proofs import dump_bundle, prove_verified
+from forensics.search import SearchCriteria, search
+from forensics.timeline import timeline, timeline_json
 from forensics.verify import verify_ledger
 from forensics.verify_bundle import export_case_bundle, verify_case_bundle
 from ledger.access_entry import ACCESS_CHAIN, AccessRecord, decode_access_entry
 from ledger.access_log import AccessLog
+from ledger.archive import EntityKind
+from ledger.archive_store import ArchiveStore
 from ledger.entry_filter import parse_query
 from streams.topics import ensure_topics
 
 ENTRIES = 30
-ENDPOINTS = ("decision", "explain", "prove", "bundle", "search")
+ENDPOINTS = ("decision", "explain", "prove", "bundle", "search", "timeline")
 
 
 @dataclass
@@ -94,7 +99,7 @@ def test_tokens_roles_and_bad_parameters_each_recorded(api: Api) -> None:
         ("prove", api.auditor, {"decision_id": target}, 200, "audrey", "allowed"),
         ("prove", api.investigator, {"decision_id": target, "since_size": 0}, 422, "ines",
          "failed"),
-        ("search", api.investigator, {}, 422, "ines", "failed"),
+        ("search", api.investigator, {"limit": 0}, 422, "ines", "failed"),
         ("bundle", api.investigator, {}, 422, "ines", "failed"),
         ("decision", api.investigator, {"id": "no-such-id"}, 404, "ines", "failed"),
     ]  # fmt: skip
@@ -103,8 +108,8 @@ def test_tokens_roles_and_bad_parameters_each_recorded(api: Api) -> None:
         assert answer.status_code == status, (path, params, answer.text)
     fields = api.get("prove", api.investigator, decision_id=target, since_size=0).json()
     assert fields["error"]["fields"] == ["since_size"]
-    fields = api.get("search", api.investigator).json()
-    assert fields["error"]["fields"] == ["query"]
+    fields = api.get("search", api.investigator, limit=0).json()
+    assert fields["error"]["fields"] == ["limit"]
     assert "exactly one of query and ids" in api.get("bundle", api.investigator).text
 
     schema = api.client.get("/openapi.json").json()
@@ -155,16 +160,21 @@ def test_answers_equal_the_cli_implementation(api: Api, tmp_path: Path) -> None:
     assert case["manifest"]["exported_by"] == "audrey"
 
     found = api.get("search", api.investigator, query="entity=C3 outcome=approve").json()
+    criteria = SearchCriteria(where=parse_query("entity=C3 outcome=approve"))
+    assert found == page_json(search(ArchiveStore(store), criteria))
     rows = store.entries_matching(parse_query("entity=C3 outcome=approve"), 100)
-    assert [d["seq"] for d in found["decisions"]] == [int(r[1]) for r in rows]
-    assert {d["decision"]["entity_id"] for d in found["decisions"]} == {"C3"}
+    assert [d["seq"] for d in found["results"]] == [int(r[1]) for r in rows]
     by_query = api.get("bundle", api.investigator, query="entity=C3 outcome=approve").json()
     assert by_query["manifest"]["counts"]["entries"] == len(rows)
+    event = make_decision(1).event_id
+    line = api.get("timeline", api.investigator, kind="event_id", value=event).json()
+    assert line == timeline_json(timeline(ArchiveStore(store), EntityKind.EVENT_ID, event))
+    assert [step["event_id"] for step in line["events"]] == [event]
 
     records = api.access_records()
     assert [r.operation for r in records] == ["decision", "decision", "prove", "explain",
-                                              "bundle", "search", "bundle"]  # fmt: skip
-    assert [r.results for r in records] == [1, 1, 1, 0, 3, len(rows), len(rows)]
+                                              "bundle", "search", "bundle", "timeline"]  # fmt: skip
+    assert [r.results for r in records] == [1, 1, 1, 0, 3, len(rows), len(rows), 1]
     verified(api)
 
 
@@ -193,7 +203,7 @@ def test_injection_attempts_change_no_result_and_no_table(api: Api) -> None:
         ]
         for answer in answers:
             if answer.status_code == 200:  # a search that matches nothing, as it should
-                assert answer.json() == {"decisions": []}, (text, answer.request.url)
+                assert answer.json()["results"] == [], (text, answer.request.url)
                 continue
             assert answer.status_code in (404, 422), (text, answer.request.url, answer.text)
             assert answer.json()["ok"] is False
