@@ -154,8 +154,9 @@ class Detector(str, enum.Enum):
     AUTHENTICITY = "authenticity"
 
 
-class PaymentContext(Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind",
-                     tag="payment"):  # fmt: skip
+class PaymentContext(
+    Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind", tag="payment"
+):
     """What an investigator asks about a payment, copied from the event the decision is on."""
 
     customer_id: Identifier
@@ -167,8 +168,7 @@ class PaymentContext(Struct, kw_only=True, forbid_unknown_fields=True, tag_field
     country: Country
 
 
-class ScanContext(Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind",
-                  tag="scan"):  # fmt: skip
+class ScanContext(Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind", tag="scan"):
     """What an investigator asks about an EPCIS scan, copied from the event the decision is
     on; `gtin` is derived from the SGTIN EPC (GS1 EPC TDS 2.1 section 6.3.1), None when the
     EPC's company prefix and item reference are not the 13 digits a GTIN-14 needs."""

@@ -63,8 +63,9 @@ class AccessTokens:
         self.path = path
 
     def _read(self) -> TokenFile:
-        return read_state(self.path, TokenFile, "the access token file",
-                          "revoke and grant every token again")  # fmt: skip
+        return read_state(
+            self.path, TokenFile, "the access token file", "revoke and grant every token again"
+        )
 
     def grants(self) -> list[Grant]:
         return self._read().grants
@@ -79,8 +80,9 @@ class AccessTokens:
         raw = secrets.token_bytes(TOKEN_BYTES)
         token = TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
         at = datetime.now(UTC).replace(microsecond=0)
-        state.grants.append(Grant(name=name, role=role, token_sha256=token_digest(token),
-                                  granted_at=at))  # fmt: skip
+        state.grants.append(
+            Grant(name=name, role=role, token_sha256=token_digest(token), granted_at=at)
+        )
         write_state(self.path, state, 0o600)
         return token
 

@@ -54,8 +54,9 @@ class Accounting:
         return sum(1 for p in self.consumed if self.dead_letters.get(p))
 
     def without_outcome(self) -> list[Position]:
-        return [p for p in self.consumed if not self.decisions.get(p)
-                and not self.dead_letters.get(p)]  # fmt: skip
+        return [
+            p for p in self.consumed if not self.decisions.get(p) and not self.dead_letters.get(p)
+        ]
 
     def more_than_one(self) -> list[Position]:
         """Records with two outcomes: two decisions (different models), two dead letters, or
@@ -71,8 +72,10 @@ class Accounting:
         return not self.without_outcome() and not self.more_than_one()
 
     def summary(self) -> str:
-        return (f"consumed {len(self.consumed)} = decided {self.decided}"
-                f" + dead-lettered {self.dead_lettered}")  # fmt: skip
+        return (
+            f"consumed {len(self.consumed)} = decided {self.decided}"
+            f" + dead-lettered {self.dead_lettered}"
+        )
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -90,16 +93,23 @@ def read_topic(
 ) -> Iterator[Message]:
     """Every record of `topic` from offsets `since` (default: the beginning) until the broker
     has been quiet for `READ_QUIET_S`."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "attestream-accounting",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 50,
-                         "fetch.message.max.bytes": 4 * 1024 * 1024})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "attestream-accounting",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+            "fetch.message.max.bytes": 4 * 1024 * 1024,
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
         if meta is None or meta.error is not None:
             return
         start = since or {}
-        consumer.assign([TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING))
-                         for p in meta.partitions])  # fmt: skip
+        consumer.assign(
+            [TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING)) for p in meta.partitions]
+        )
         while batch := consumer.consume(10_000, timeout=READ_QUIET_S):
             yield from (m for m in batch if not m.error())
     except KafkaException as exc:
@@ -118,8 +128,10 @@ def account(
     partition -> first offset), read back from the decisions and dead-letter topics."""
     result = Accounting()
     for topic, since in inputs.items():
-        result.consumed += [(topic, int(m.partition() or 0), int(m.offset() or 0))
-                            for m in read_topic(bootstrap, topic, since)]  # fmt: skip
+        result.consumed += [
+            (topic, int(m.partition() or 0), int(m.offset() or 0))
+            for m in read_topic(bootstrap, topic, since)
+        ]
     wanted = set(result.consumed)
     for message in read_topic(bootstrap, decisions_topic):
         try:
@@ -132,8 +144,11 @@ def account(
     for message in read_topic(bootstrap, dead_letter_topic):
         headers = dict(record_headers(message.headers()))
         try:
-            position = (headers[HEADER_TOPIC].decode(), int(headers[HEADER_PARTITION]),
-                        int(headers[HEADER_OFFSET]))  # fmt: skip
+            position = (
+                headers[HEADER_TOPIC].decode(),
+                int(headers[HEADER_PARTITION]),
+                int(headers[HEADER_OFFSET]),
+            )
         except (KeyError, ValueError):
             continue  # not a dead letter of ours
         if position in wanted:

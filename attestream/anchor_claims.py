@@ -60,9 +60,13 @@ class AnchorClaims:
     """`ledger.trust.OutsideClaims` from the newest anchor of `account`."""
 
     def __init__(
-        self, store: ClaimStore, reader: Callable[[], ChainReader], account: str,
-        verifier: NoteVerifier, origin_prefix: str,
-    ) -> None:  # fmt: skip
+        self,
+        store: ClaimStore,
+        reader: Callable[[], ChainReader],
+        account: str,
+        verifier: NoteVerifier,
+        origin_prefix: str,
+    ) -> None:
         self.store, self.reader, self.account = store, reader, account
         self.verifier, self.origin_prefix = verifier, origin_prefix
         self._newest: tuple[float, NewestAnchor | None] | None = None
@@ -71,8 +75,10 @@ class AnchorClaims:
         newest = self._lookup()
         if newest is None:
             return []
-        where = f"anchor transaction {newest.tx.tx_hash} (nonce {newest.nonce}, block" \
-                f" {newest.block}) of the anchor account {self.account}"  # fmt: skip
+        where = (
+            f"anchor transaction {newest.tx.tx_hash} (nonce {newest.nonce}, block"
+            f" {newest.block}) of the anchor account {self.account}"
+        )
         anchor = self.store.current_anchor(newest.tx.tx_hash)
         if anchor is None:
             raise SigningRefusedError(
@@ -84,20 +90,24 @@ class AnchorClaims:
             note = self._note(cp_chain, size)
             if note is None:
                 raise SigningRefusedError(
-                    "anchor_checkpoint_missing", chain, size - 1 if cp_chain == chain else None,
+                    "anchor_checkpoint_missing",
+                    chain,
+                    size - 1 if cp_chain == chain else None,
                     f"the newest {where} names checkpoint size {size} of chain {cp_chain}, and"
                     " the store holds no such checkpoint signed by this signer",
-                )  # fmt: skip
+                )
             notes.append(note)
             if cp_chain == chain:
                 claims.append(SignedClaim(chain, size, self._root(cp_chain, note), where))
         mismatch = root_finding(newest.tx.input, anchor_root(notes))
         if mismatch is not None:
             raise SigningRefusedError(
-                "anchor_mismatch", chain, None,
+                "anchor_mismatch",
+                chain,
+                None,
                 f"the checkpoints the store names for the newest {where} are not the ones it"
                 f" anchors: {mismatch.detail}",
-            )  # fmt: skip
+            )
         return claims
 
     def _lookup(self) -> NewestAnchor | None:

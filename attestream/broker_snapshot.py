@@ -65,11 +65,15 @@ class BrokerReset:
     """Per group/topic; None when unknown (no snapshot of the previous broker)."""
 
     def describe(self) -> str:
-        head = (f"the broker was reset: cluster id {self.previous_cluster_id} is now"
-                f" {self.cluster_id}; its topics and data are gone")  # fmt: skip
+        head = (
+            f"the broker was reset: cluster id {self.previous_cluster_id} is now"
+            f" {self.cluster_id}; its topics and data are gone"
+        )
         if self.unconsumed is None:
-            return (head + ". Events it held that no consumer had read: unknown (it stopped"
-                    " without `attestream stack down`, so nothing was recorded)")  # fmt: skip
+            return (
+                head + ". Events it held that no consumer had read: unknown (it stopped"
+                " without `attestream stack down`, so nothing was recorded)"
+            )
         total = sum(self.unconsumed.values())
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(self.unconsumed.items()) if v)
         return head + f". Events lost unconsumed: {total}" + (f" ({detail})" if detail else "")
@@ -82,8 +86,12 @@ def take_snapshot(bootstrap: str, cluster_id: str) -> BrokerSnapshot:
     """End offsets of every topic and the committed offsets of every consumer group."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     metadata = admin.list_topics(timeout=SNAPSHOT_TIMEOUT_S)
-    partitions = [TopicPartition(name, p) for name, t in metadata.topics.items()
-                  if not name.startswith(INTERNAL_PREFIXES) for p in t.partitions]  # fmt: skip
+    partitions = [
+        TopicPartition(name, p)
+        for name, t in metadata.topics.items()
+        if not name.startswith(INTERNAL_PREFIXES)
+        for p in t.partitions
+    ]
     ends = _end_offsets(bootstrap, partitions)
     groups = admin.list_consumer_groups(request_timeout=SNAPSHOT_TIMEOUT_S).result()
     committed: dict[str, dict[str, dict[str, int]]] = {}
@@ -101,8 +109,14 @@ def take_snapshot(bootstrap: str, cluster_id: str) -> BrokerSnapshot:
 def _end_offsets(bootstrap: str, partitions: list[TopicPartition]) -> dict[str, dict[str, int]]:
     """The offset after each partition's last record, read from its last batch: the local
     broker's high watermark counts batches, not records, so it alone undercounts."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "attestream-snapshot",
-                         "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "attestream-snapshot",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     ends: dict[str, dict[str, int]] = {}
     try:
         starts = []
@@ -149,8 +163,9 @@ def reset_between(home: Path, previous_cluster_id: str, cluster_id: str) -> Brok
 
 
 def save(home: Path, snapshot: BrokerSnapshot) -> None:
-    (home / SNAPSHOT_FILE).write_text(json.dumps(asdict(snapshot), indent=2) + "\n",
-                                      encoding="utf-8")  # fmt: skip
+    (home / SNAPSHOT_FILE).write_text(
+        json.dumps(asdict(snapshot), indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def load(home: Path, cluster_id: str) -> BrokerSnapshot | None:

@@ -121,12 +121,14 @@ def free_port() -> int:
 
 def child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "ATTESTREAM_HOME": str(settings.home.resolve()),
-        "ATTESTREAM_DETECT_METRICS_PORT": str(free_port()),
-        "ATTESTREAM_LEDGER_METRICS_PORT": str(free_port()),
-        "ATTESTREAM_ANCHOR_METRICS_PORT": str(free_port()),
-    })  # fmt: skip
+    env.update(
+        {
+            "ATTESTREAM_HOME": str(settings.home.resolve()),
+            "ATTESTREAM_DETECT_METRICS_PORT": str(free_port()),
+            "ATTESTREAM_LEDGER_METRICS_PORT": str(free_port()),
+            "ATTESTREAM_ANCHOR_METRICS_PORT": str(free_port()),
+        }
+    )
     return env
 
 
@@ -156,19 +158,26 @@ def run_demo(
         say("starting detect, ledger run and anchor run ...")
         background.start("detect", ["detect"], env)
         background.start("ledger", ["ledger", "run"], env)
-        background.start("anchor", ["anchor", "run", "--interval", str(DEMO_ANCHOR_INTERVAL_S)],
-                         env)  # fmt: skip
+        background.start(
+            "anchor", ["anchor", "run", "--interval", str(DEMO_ANCHOR_INTERVAL_S)], env
+        )
         payments = simulate_payments(count=transactions, seed=seed, run_id=run_id)
         scans_ = simulate_supply(count=scans, seed=seed, run_id=run_id)
-        say(f"publishing {len(payments)} payments and {len(scans_)} scans"
-            f" (+{malformed} malformed each), run {run_id} ...")  # fmt: skip
+        say(
+            f"publishing {len(payments)} payments and {len(scans_)} scans"
+            f" (+{malformed} malformed each), run {run_id} ..."
+        )
         with EventProducer(bootstrap) as producer:
             published = [
-                publish_payments(producer, settings.topic_transactions, settings.topic_labels,
-                                 payments, malformed=malformed),
-                publish(producer, settings.topic_supply_chain, scans_, "epc",
-                        malformed=malformed),
-            ]  # fmt: skip
+                publish_payments(
+                    producer,
+                    settings.topic_transactions,
+                    settings.topic_labels,
+                    payments,
+                    malformed=malformed,
+                ),
+                publish(producer, settings.topic_supply_chain, scans_, "epc", malformed=malformed),
+            ]
         expected = len(payments) + len(scans_)
         logged = _wait_logged(store, background, run_id, expected, wait_s, say)
         _wait_anchored(store, background, wait_s, say)
@@ -179,11 +188,23 @@ def run_demo(
     report = _verify(settings, store)
     truth = ground_truth([*payments, *scans_])
     outcomes, quality = _quality(store, run_id, truth)
-    anchors = [{"tx_hash": a.tx_hash, "block": a.block_number, "checkpoints": len(a.checkpoints)}
-               for a in store.anchors()]  # fmt: skip
+    anchors = [
+        {"tx_hash": a.tx_hash, "block": a.block_number, "checkpoints": len(a.checkpoints)}
+        for a in store.anchors()
+    ]
     store.close()
-    return DemoResult(run_id, published, logged, outcomes, quality, report, anchors, accounting,
-                      time.monotonic() - started, models)  # fmt: skip
+    return DemoResult(
+        run_id,
+        published,
+        logged,
+        outcomes,
+        quality,
+        report,
+        anchors,
+        accounting,
+        time.monotonic() - started,
+        models,
+    )
 
 
 def _models(settings: Settings, say: Callable[[str], None]) -> dict[str, str]:
@@ -204,9 +225,13 @@ def _count_run(store: AnchoredStore, run_id: str) -> int:
 
 
 def _wait_logged(
-    store: AnchoredStore, background: Background, run_id: str, expected: int,
-    wait_s: float, say: Callable[[str], None],
-) -> int:  # fmt: skip
+    store: AnchoredStore,
+    background: Background,
+    run_id: str,
+    expected: int,
+    wait_s: float,
+    say: Callable[[str], None],
+) -> int:
     def count() -> int:
         background.check_alive()
         return _count_run(store, run_id)
@@ -243,11 +268,11 @@ def _wait_accounted(
     decisions and dead-letter topics, once each has one (or the wait ran out)."""
 
     def found() -> Accounting:
-        return account(settings.require_kafka(), since, settings.topic_decisions,
-                       settings.topic_dead_letter)  # fmt: skip
+        return account(
+            settings.require_kafka(), since, settings.topic_decisions, settings.topic_dead_letter
+        )
 
-    accounting, _ = poll_until(found, lambda a: not a.without_outcome(), wait_s,
-                               interval_s=POLL_S)  # fmt: skip
+    accounting, _ = poll_until(found, lambda a: not a.without_outcome(), wait_s, interval_s=POLL_S)
     return accounting
 
 

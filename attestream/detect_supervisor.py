@@ -74,13 +74,18 @@ class SupervisorMetrics:
     @classmethod
     def on(cls, registry: CollectorRegistry) -> SupervisorMetrics:
         return cls(
-            Counter("attestream_detect_worker_restarts_total",
-                    "Detection workers that exited on their own and were started again",
-                    registry=registry),
-            Counter("attestream_detect_broker_resets_total",
-                    "Broker resets (a new cluster id) after which the topics were recreated"
-                    " and the worker restarted with empty tables", registry=registry),
-        )  # fmt: skip
+            Counter(
+                "attestream_detect_worker_restarts_total",
+                "Detection workers that exited on their own and were started again",
+                registry=registry,
+            ),
+            Counter(
+                "attestream_detect_broker_resets_total",
+                "Broker resets (a new cluster id) after which the topics were recreated"
+                " and the worker restarted with empty tables",
+                registry=registry,
+            ),
+        )
 
 
 class WorkerFamilies(Collector):
@@ -132,9 +137,12 @@ class DetectSupervisor:
                 current = broker_cluster_id(self.bootstrap)  # step 1
                 if self.cluster and current != self.cluster:
                     self.metrics.resets.inc()
-                    log.warning("the broker was reset (cluster id %r, was %r): recreating the"
-                                " topics and restarting the worker with empty tables",
-                                current, self.cluster)  # fmt: skip
+                    log.warning(
+                        "the broker was reset (cluster id %r, was %r): recreating the"
+                        " topics and restarting the worker with empty tables",
+                        current,
+                        self.cluster,
+                    )
                 self._ensure_topics()  # step 2
             except ServiceUnavailableError as exc:
                 self.outage.wait_after(exc.service, str(exc), lambda: self.stopping)
@@ -146,8 +154,12 @@ class DetectSupervisor:
                 self.crashes += 1
                 self.metrics.restarts.inc()
                 delay = backoff_delay(self.crashes)
-                log.error("the detection worker exited on its own (%d time(s) in a row);"
-                          " restarting it in %.1f s", self.crashes, delay)  # fmt: skip
+                log.error(
+                    "the detection worker exited on its own (%d time(s) in a row);"
+                    " restarting it in %.1f s",
+                    self.crashes,
+                    delay,
+                )
                 wait(delay, lambda: self.stopping)
         log.info("stopped")
 
@@ -158,10 +170,15 @@ class DetectSupervisor:
         ensure_topics(self.bootstrap, topics, wanted)
         for name, count in partition_counts(self.bootstrap, topics).items():
             if count != wanted:
-                log.error("topic %r has %d partition(s), the worker expects %d"
-                          " (ATTESTREAM_TOPIC_PARTITIONS): a client created it by writing to it"
-                          " after a broker reset; delete it (its records are lost) or set the"
-                          " partition count to match", name, count, wanted)  # fmt: skip
+                log.error(
+                    "topic %r has %d partition(s), the worker expects %d"
+                    " (ATTESTREAM_TOPIC_PARTITIONS): a client created it by writing to it"
+                    " after a broker reset; delete it (its records are lost) or set the"
+                    " partition count to match",
+                    name,
+                    count,
+                    wanted,
+                )
 
     def _run_worker(self) -> str:
         port = self.free_port()
@@ -189,8 +206,9 @@ class DetectSupervisor:
                 log.info("stop requested: stopping the detection worker (pid %d)", child.pid)
                 return "stop"
             if child.poll() is not None:
-                log.warning("the detection worker (pid %d) exited with code %s", child.pid,
-                            child.returncode)  # fmt: skip
+                log.warning(
+                    "the detection worker (pid %d) exited with code %s", child.pid, child.returncode
+                )
                 return "exited"
             try:
                 current = broker_cluster_id(self.bootstrap)
@@ -218,8 +236,11 @@ def _stop(child: processes.Child) -> None:
     """SIGTERM, then SIGKILL after the grace period."""
 
     def killing(child: processes.Child) -> None:
-        log.warning("the detection worker (pid %d) did not stop within %.0f s; killing it",
-                    child.pid, WORKER_STOP_GRACE_S)  # fmt: skip
+        log.warning(
+            "the detection worker (pid %d) did not stop within %.0f s; killing it",
+            child.pid,
+            WORKER_STOP_GRACE_S,
+        )
 
     if processes.stop(child, WORKER_STOP_GRACE_S, WORKER_KILL_WAIT_S, on_kill=killing) is None:
         log.error("the detection worker (pid %d) outlived SIGKILL", child.pid)
@@ -228,8 +249,16 @@ def _stop(child: processes.Child) -> None:
 def worker_command(port: int, verbose: bool = False) -> list[str]:
     """This same CLI in worker mode, with the same environment (settings) as the supervisor,
     which it names so that it stops when the supervisor is gone (`stop_with_supervisor`)."""
-    command = [sys.executable, "-m", "attestream.cli", "detect", "--worker-port", str(port),
-               "--supervisor-pid", str(os.getpid())]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "attestream.cli",
+        "detect",
+        "--worker-port",
+        str(port),
+        "--supervisor-pid",
+        str(os.getpid()),
+    ]
     return [*command, "--verbose"] if verbose else command
 
 

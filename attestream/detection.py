@@ -28,10 +28,21 @@ def fraud_spec(
     """Payments keyed by customer, scored with their terminal's risk, which the labels on
     `labels_topic` (keyed by terminal) maintain."""
     featurize = FraudFeaturizer()
-    labels = LabelSpec(labels_topic, TERMINAL_TABLE, EventParser(PaymentLabel, "terminal_id"),
-                       apply_label, featurize.attach)  # fmt: skip
-    return DetectorSpec(Detector.FRAUD, EventParser(PaymentTransaction, "customer_id"),
-                        featurize, scorer, labels, models)  # fmt: skip
+    labels = LabelSpec(
+        labels_topic,
+        TERMINAL_TABLE,
+        EventParser(PaymentLabel, "terminal_id"),
+        apply_label,
+        featurize.attach,
+    )
+    return DetectorSpec(
+        Detector.FRAUD,
+        EventParser(PaymentTransaction, "customer_id"),
+        featurize,
+        scorer,
+        labels,
+        models,
+    )
 
 
 def _supply(event: SupplyChainEvent, state: State | None) -> tuple[Any, State]:
@@ -40,8 +51,9 @@ def _supply(event: SupplyChainEvent, state: State | None) -> tuple[Any, State]:
 
 def authenticity_spec(scorer: BatchScorer, models: ScorerSource | None = None) -> DetectorSpec:
     """Supply-chain scans keyed by EPC."""
-    return DetectorSpec(Detector.AUTHENTICITY, EventParser(SupplyChainEvent, "epc"), _supply,
-                        scorer, models=models)  # fmt: skip
+    return DetectorSpec(
+        Detector.AUTHENTICITY, EventParser(SupplyChainEvent, "epc"), _supply, scorer, models=models
+    )
 
 
 def stream_model(models: Path, detector: Detector, sha256: str) -> Scorer:
@@ -51,8 +63,10 @@ def stream_model(models: Path, detector: Detector, sha256: str) -> Scorer:
     model = load_model(models, detector, sha256)
     spec = FEATURE_SPECS[detector]
     if model.feature_names != spec.names:
-        raise ConfigError(f"model {model.model_id} takes other features than this version"
-                          f" computes: run `attestream train {detector.value}`")  # fmt: skip
+        raise ConfigError(
+            f"model {model.model_id} takes other features than this version"
+            f" computes: run `attestream train {detector.value}`"
+        )
     check_reference_data(model.model_id, model.card.reference_data, spec.reference_data())
     return Scorer(model)
 
@@ -61,16 +75,19 @@ def authenticity_scorer(models: Path) -> Scorer:
     """The active authenticity model, checked as `stream_model` does."""
     sha256 = active_sha256(models, Detector.AUTHENTICITY)
     if sha256 is None:
-        raise ConfigError(f"no active authenticity model in {models}: run"
-                          " `attestream train authenticity`")  # fmt: skip
+        raise ConfigError(
+            f"no active authenticity model in {models}: run `attestream train authenticity`"
+        )
     return stream_model(models, Detector.AUTHENTICITY, sha256)
 
 
 def model_watch(settings: Settings, detector: Detector) -> ModelWatch:
     """The detector's model source: pinned by ATTESTREAM_<DETECTOR>_MODEL, else the
     registry's active model, followed (attestream.rollout)."""
-    pinned = {Detector.FRAUD: settings.fraud_model,
-              Detector.AUTHENTICITY: settings.authenticity_model}[detector]  # fmt: skip
+    pinned = {
+        Detector.FRAUD: settings.fraud_model,
+        Detector.AUTHENTICITY: settings.authenticity_model,
+    }[detector]
     return ModelWatch(settings.models_path, detector, pinned, stream_model)
 
 

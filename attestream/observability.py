@@ -59,12 +59,17 @@ class Readiness:
     def __init__(
         self, process: str, dependencies: Iterable[str], registry: CollectorRegistry
     ) -> None:
-        self.ready = Gauge(f"attestream_{process}_ready",
-                           "1 while the process works normally, 0 while it waits for a"
-                           " dependency or starts up", registry=registry)  # fmt: skip
-        self.up = Gauge(f"attestream_{process}_dependency_up",
-                        "1 while the dependency answers, 0 while the process waits for it",
-                        ["dependency"], registry=registry)  # fmt: skip
+        self.ready = Gauge(
+            f"attestream_{process}_ready",
+            "1 while the process works normally, 0 while it waits for a dependency or starts up",
+            registry=registry,
+        )
+        self.up = Gauge(
+            f"attestream_{process}_dependency_up",
+            "1 while the dependency answers, 0 while the process waits for it",
+            ["dependency"],
+            registry=registry,
+        )
         self._down: set[str] = set()
         self._started = False
         for dependency in dependencies:

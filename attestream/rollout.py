@@ -65,8 +65,9 @@ class ModelWatch:
             found = active_sha256(self.models_dir, self.detector)
             if found is None:
                 name = self.detector.value
-                raise ConfigError(f"no active {name} model in {self.models_dir}: run"
-                                  f" `attestream train {name}`")  # fmt: skip
+                raise ConfigError(
+                    f"no active {name} model in {self.models_dir}: run `attestream train {name}`"
+                )
             sha256 = found
         scorer = self._load(self.models_dir, self.detector, sha256)
         self.current = sha256

@@ -166,8 +166,13 @@ class Settings(BaseSettings):
 
     def all_topics(self) -> list[str]:
         """Every topic the product reads or writes."""
-        return [self.topic_transactions, self.topic_supply_chain, self.topic_decisions,
-                self.topic_dead_letter, self.topic_labels]  # fmt: skip
+        return [
+            self.topic_transactions,
+            self.topic_supply_chain,
+            self.topic_decisions,
+            self.topic_dead_letter,
+            self.topic_labels,
+        ]
 
     def require_rpc(self) -> tuple[str, int]:
         """The JSON-RPC URL (secret: for the client only) and the chain id it must serve

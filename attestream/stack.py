@@ -199,8 +199,9 @@ class StackManager:
         """Before the broker stops: record what it holds (see attestream.broker_snapshot)."""
         if not self._is_ours_and_alive(state.services["broker"]):
             return
-        problem = broker_snapshot.snapshot_quietly(self.home, state.endpoints.kafka_bootstrap,
-                                                   state.broker_cluster_id)  # fmt: skip
+        problem = broker_snapshot.snapshot_quietly(
+            self.home, state.endpoints.kafka_bootstrap, state.broker_cluster_id
+        )
         if problem:
             log.warning("the broker's offsets were not recorded before it stopped: %s", problem)
 
@@ -342,8 +343,12 @@ class StackManager:
             return not pending
 
         try:
-            wait_until(all_answer, max(HEALTH_TIMEOUTS_S.values()),
-                       interval_s=HEALTH_POLL_INTERVAL_S, what="the stack's services")  # fmt: skip
+            wait_until(
+                all_answer,
+                max(HEALTH_TIMEOUTS_S.values()),
+                interval_s=HEALTH_POLL_INTERVAL_S,
+                what="the stack's services",
+            )
         except WaitTimeout as exc:  # the slowest service's own timeout, seen at the deadline
             name = sorted(pending)[0]
             self._fail(name, state.services[name], f"{exc} ({last.get(name, '')})")
@@ -360,8 +365,13 @@ class StackManager:
         recorded = {p.pid: p for p in procs if p.pid is not None}
         # The kernel reaps a SIGKILLed process at once unless it is stuck in I/O (state D);
         # then waiting longer would not help, so give up after KILL_WAIT_S.
-        processes.stop_pids(list(recorded), lambda pid: self._is_ours_and_alive(recorded[pid]),
-                            STOP_GRACE_S, KILL_WAIT_S, STOP_POLL_INTERVAL_S)  # fmt: skip
+        processes.stop_pids(
+            list(recorded),
+            lambda pid: self._is_ours_and_alive(recorded[pid]),
+            STOP_GRACE_S,
+            KILL_WAIT_S,
+            STOP_POLL_INTERVAL_S,
+        )
 
     # --- state -----------------------------------------------------------------------------
     def _is_ours_and_alive(self, proc: ServiceProcess) -> bool:

@@ -158,9 +158,13 @@ def clickhouse_command(binary: Path, home: Path, tcp_port: int, http_port: int) 
     logs.mkdir(parents=True, exist_ok=True)
     config = data_dir / "config.xml"
     text = CLICKHOUSE_CONFIG.format(
-        logs=logs, tcp=tcp_port, http=http_port, dir=data_dir, reader=CLICKHOUSE_READER,
+        logs=logs,
+        tcp=tcp_port,
+        http=http_port,
+        dir=data_dir,
+        reader=CLICKHOUSE_READER,
         reader_password=reader_password(home),
-    )  # fmt: skip
+    )
     # The config holds the reader's password: readable by this user only.
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # a config written by an older version may be world-readable

@@ -134,24 +134,40 @@ def anchor_account(settings: Settings) -> str:
 
 
 def signing_guard(
-    settings: Settings, signer: NoteSigner, store: ClaimStore, anchors: bool = True,
+    settings: Settings,
+    signer: NoteSigner,
+    store: ClaimStore,
+    anchors: bool = True,
     anchors_unavailable: Callable[[str], None] = lambda cause: None,
-) -> SigningGuard:  # fmt: skip
+) -> SigningGuard:
     """What the sequencer checks before it signs (`ledger.trust`): its own key, its signer
     state file and, with `anchors` when an RPC and the anchor account are configured, the
     newest anchor of that account on the EVM chain."""
     outside = None
-    if anchors and settings.rpc_url is not None and (
-        settings.anchor_address is not None or settings.anchor_key is not None
-        or settings.anchor_key_file is not None
-    ):  # fmt: skip
+    if (
+        anchors
+        and settings.rpc_url is not None
+        and (
+            settings.anchor_address is not None
+            or settings.anchor_key is not None
+            or settings.anchor_key_file is not None
+        )
+    ):
         rpc_url, chain_id = settings.require_rpc()
         outside = AnchorClaims(
-            store, lambda: connect(rpc_url, chain_id),
-            anchor_account(settings), signer.verifier(), settings.log_origin,
-        )  # fmt: skip
-    return SigningGuard(signer.verifier(), SignerStateFile(settings.ledger_state_path),
-                        settings.require_kafka(), outside, anchors_unavailable)  # fmt: skip
+            store,
+            lambda: connect(rpc_url, chain_id),
+            anchor_account(settings),
+            signer.verifier(),
+            settings.log_origin,
+        )
+    return SigningGuard(
+        signer.verifier(),
+        SignerStateFile(settings.ledger_state_path),
+        settings.require_kafka(),
+        outside,
+        anchors_unavailable,
+    )
 
 
 def policy_from_settings(settings: Settings, chain_id: int) -> AnchorPolicy:
@@ -167,8 +183,12 @@ def policy_from_settings(settings: Settings, chain_id: int) -> AnchorPolicy:
 
 
 def pacing_from_settings(settings: Settings, interval_s: float | None = None) -> Pacing:
-    return Pacing(interval_s or settings.anchor_interval_s, settings.anchor_poll_s,
-                  settings.anchor_retry_initial_s, settings.anchor_retry_max_s)  # fmt: skip
+    return Pacing(
+        interval_s or settings.anchor_interval_s,
+        settings.anchor_poll_s,
+        settings.anchor_retry_initial_s,
+        settings.anchor_retry_max_s,
+    )
 
 
 def open_service(
@@ -182,6 +202,9 @@ def open_service(
     service = AnchorService(store, chain, key, policy_from_settings(settings, chain_id), clock)
     logging.getLogger("attestream.anchor").info(
         "anchoring from %s on chain id %d via %s (%d confirmation(s))",
-        service.sender, chain_id, chain.endpoint, service.policy.confirmations,
-    )  # fmt: skip
+        service.sender,
+        chain_id,
+        chain.endpoint,
+        service.policy.confirmations,
+    )
     return service

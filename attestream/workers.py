@@ -50,9 +50,13 @@ class WorkerStatus:
 def registered(home: Path, process: str, host: str, port: int) -> Iterator[WorkerRecord]:
     """Record this process under `home` while the block runs."""
     pid = os.getpid()
-    record = WorkerRecord(process, pid, processes.start_ticks(pid),
-                          f"http://{host}:{port}/metrics" if port else "",
-                          datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
+    record = WorkerRecord(
+        process,
+        pid,
+        processes.start_ticks(pid),
+        f"http://{host}:{port}/metrics" if port else "",
+        datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     path = Path(home) / WORKERS_DIR / f"{process}-{pid}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(record)) + "\n", encoding="utf-8")
@@ -76,8 +80,9 @@ def worker_statuses(home: Path) -> list[WorkerStatus]:
             statuses.append(WorkerStatus(record.process, record.pid, False, False, "exited"))
             continue
         problem = readiness_problem(record)
-        statuses.append(WorkerStatus(record.process, record.pid, True, problem is None,
-                                     problem or "ready"))  # fmt: skip
+        statuses.append(
+            WorkerStatus(record.process, record.pid, True, problem is None, problem or "ready")
+        )
     return statuses
 
 
@@ -90,13 +95,18 @@ def readiness_problem(record: WorkerRecord) -> str | None:
             text = resp.read().decode("utf-8", errors="replace")
     except (OSError, urllib.error.URLError) as exc:
         return f"metrics: {exc}"
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text)
-               for s in family.samples}  # fmt: skip
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
     if samples.get((f"attestream_{record.process}_ready", ())) == 1:
         return None
-    down = [dict(labels)["dependency"] for (name, labels), value in samples.items()
-            if name == f"attestream_{record.process}_dependency_up" and value == 0]  # fmt: skip
+    down = [
+        dict(labels)["dependency"]
+        for (name, labels), value in samples.items()
+        if name == f"attestream_{record.process}_dependency_up" and value == 0
+    ]
     restarts = samples.get((f"attestream_{record.process}_worker_restarts_total", ()), 0)
     parts = ["not ready"] + [f"waiting for {d}" for d in down]
     if restarts:

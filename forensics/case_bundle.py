@@ -171,8 +171,10 @@ def select_entries(
     else:
         raise UsageError("select entries with a query or a list of ids")
     if len(rows) > max_entries:
-        raise UsageError(f"the selection holds more than {max_entries} entries: narrow it, or"
-                         " raise the limit with --max")  # fmt: skip
+        raise UsageError(
+            f"the selection holds more than {max_entries} entries: narrow it, or"
+            " raise the limit with --max"
+        )
     unique = list({(int(r[COL["chain"]]), int(r[COL["seq"]])): r for r in reversed(rows)}.values())
     unique.sort(key=lambda r: (int(r[COL["chain"]]), int(r[COL["seq"]])))
     if selection.ids:
@@ -187,9 +189,11 @@ def select_entries(
 
 
 def build_case_bundle(
-    store: BundleStore, selection: Selection, exporter: Exporter,
+    store: BundleStore,
+    selection: Selection,
+    exporter: Exporter,
     max_entries: int = DEFAULT_MAX_ENTRIES,
-) -> CaseBundleFile:  # fmt: skip
+) -> CaseBundleFile:
     """The bundle of the selected entries: per chain the largest anchored checkpoint covering
     all of them (with its anchor proof), else the latest checkpoint; the nodes of every
     inclusion proof against it, each once; the archived events the store has."""
@@ -202,16 +206,31 @@ def build_case_bundle(
     for chain, seqs in sorted(by_chain.items()):
         anchored = max((dict(a.checkpoints).get(chain, 0) for a in anchors), default=0)
         chains.append(_chain_evidence(store, chain, seqs, anchored))
-    entries = [BundledEntry(chain=int(r[COL["chain"]]), seq=int(r[COL["seq"]]),
-                            entry=bytes(r[COL["entry"]])) for r in rows]  # fmt: skip
+    entries = [
+        BundledEntry(
+            chain=int(r[COL["chain"]]), seq=int(r[COL["seq"]]), entry=bytes(r[COL["entry"]])
+        )
+        for r in rows
+    ]
     events = _archived_events(store, rows)
-    counts = Counts(entries=len(entries), chains=len(chains), events=len(events),
-                    nodes=sum(len(c.nodes) for c in chains),
-                    anchored_chains=sum(1 for c in chains if c.anchor))  # fmt: skip
-    manifest = Manifest(exported_by=exporter.by, exported_at=exporter.at, note=exporter.note,
-                        selection=selection, tool=exporter.tool, counts=counts)  # fmt: skip
-    return CaseBundleFile(format=CASE_BUNDLE_FORMAT, manifest=manifest, chains=chains,
-                          entries=entries, events=events)  # fmt: skip
+    counts = Counts(
+        entries=len(entries),
+        chains=len(chains),
+        events=len(events),
+        nodes=sum(len(c.nodes) for c in chains),
+        anchored_chains=sum(1 for c in chains if c.anchor),
+    )
+    manifest = Manifest(
+        exported_by=exporter.by,
+        exported_at=exporter.at,
+        note=exporter.note,
+        selection=selection,
+        tool=exporter.tool,
+        counts=counts,
+    )
+    return CaseBundleFile(
+        format=CASE_BUNDLE_FORMAT, manifest=manifest, chains=chains, entries=entries, events=events
+    )
 
 
 def _chain_evidence(
@@ -230,14 +249,21 @@ def _chain_evidence(
     hashes = _read_nodes(ChainNodes(store, chain), wanted)
     missing = [i for i in wanted if i not in hashes]
     if missing:
-        raise VerificationError(f"chain {chain}: tree nodes (level, index) missing from the"
-                                f" store: {missing[:10]}")  # fmt: skip
-    nodes = [BundledNode(level=level, index=index, hash=hashes[(level, index)].hex())
-             for level, index in sorted(wanted)]  # fmt: skip
+        raise VerificationError(
+            f"chain {chain}: tree nodes (level, index) missing from the store: {missing[:10]}"
+        )
+    nodes = [
+        BundledNode(level=level, index=index, hash=hashes[(level, index)].hex())
+        for level, index in sorted(wanted)
+    ]
     anchor = anchor_proof(store, chain, checkpoint.size).to_file() if found else None
-    return ChainEvidence(chain=chain, tree_size=checkpoint.size,
-                         checkpoint=bytes(checkpoint.note).decode("utf-8"), nodes=nodes,
-                         anchor=anchor)  # fmt: skip
+    return ChainEvidence(
+        chain=chain,
+        tree_size=checkpoint.size,
+        checkpoint=bytes(checkpoint.note).decode("utf-8"),
+        nodes=nodes,
+        anchor=anchor,
+    )
 
 
 def _read_nodes(nodes: ChainNodes, wanted: list[NodeId]) -> dict[NodeId, bytes]:

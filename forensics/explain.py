@@ -142,8 +142,9 @@ def replay(decision: Decision, models_dir: Path) -> Replay:
             f"score {score!r} is {outcome!r} under {model.model_id}'s thresholds, the ledger"
             f" logged {decision.outcome!r}"
         )
-    margin = float(model.booster.inplace_predict(vector, predict_type="margin",
-                                                 validate_features=False)[0])  # fmt: skip
+    margin = float(
+        model.booster.inplace_predict(vector, predict_type="margin", validate_features=False)[0]
+    )
     features = list(zip(model.feature_names, (float(v) for v in vector[0]), strict=True))
     return Replay(model, features, vector, score, outcome, margin)
 
@@ -173,17 +174,17 @@ def explain(decision: Decision, models_dir: Path) -> Explanation:
     return Explanation(done, rows, bias, float(np.sum(exact, dtype=np.float64)))
 
 
-def explain_logged(store: EntryStore, decision_id: str, models_dir: Path) -> tuple[
-    LoggedDecision, Explanation
-]:  # fmt: skip
+def explain_logged(
+    store: EntryStore, decision_id: str, models_dir: Path
+) -> tuple[LoggedDecision, Explanation]:
     """Steps 1 to 5 for a decision in the ledger."""
     logged = find_decision(store, decision_id)
     return logged, explain(logged.decision, models_dir)
 
 
-def replay_logged(store: EntryStore, decision_id: str, models_dir: Path) -> tuple[
-    LoggedDecision, Replay
-]:  # fmt: skip
+def replay_logged(
+    store: EntryStore, decision_id: str, models_dir: Path
+) -> tuple[LoggedDecision, Replay]:
     """Steps 1 to 4 for a decision in the ledger."""
     logged = find_decision(store, decision_id)
     return logged, replay(logged.decision, models_dir)
@@ -197,22 +198,29 @@ def replay_json(logged: LoggedDecision, done: Replay) -> dict[str, Any]:
         "event_id": d.event_id,
         "detector": d.detector.value,
         "entry": {"chain": logged.chain, "seq": logged.seq, "leaf_hash": logged.leaf_hash.hex()},
-        "model": {"model_id": model.model_id, "model_sha256": model.model_sha256,
-                  "artifact": str(model.artifact_path), "digest_verified": True},
-        "logged": {"score": d.score, "outcome": d.outcome,
-                   "reasons": [{"feature": r.feature, "contribution": r.contribution}
-                               for r in d.reasons]},
+        "model": {
+            "model_id": model.model_id,
+            "model_sha256": model.model_sha256,
+            "artifact": str(model.artifact_path),
+            "digest_verified": True,
+        },
+        "logged": {
+            "score": d.score,
+            "outcome": d.outcome,
+            "reasons": [{"feature": r.feature, "contribution": r.contribution} for r in d.reasons],
+        },
         "replayed": {"score": done.score, "outcome": done.outcome, "margin": done.margin},
-    }  # fmt: skip
+    }
 
 
 def explanation_json(logged: LoggedDecision, explained: Explanation) -> dict[str, Any]:
     return {
         **replay_json(logged, explained.replay),
         "method": "exact TreeSHAP (xgboost pred_contribs), log-odds",
-        "contributions": [{"feature": f, "value": v, "contribution": c}
-                          for f, v, c in explained.contributions],
+        "contributions": [
+            {"feature": f, "value": v, "contribution": c} for f, v, c in explained.contributions
+        ],
         "bias": explained.bias,
         "sum": explained.total,
         "margin": explained.replay.margin,
-    }  # fmt: skip
+    }

@@ -108,12 +108,17 @@ class ProofBundle:
                 since_size=self.since_size, proof=[h.hex() for h in self.consistency]
             )
         return ProofFile(
-            format=BUNDLE_FORMAT, chain=self.chain, seq=self.seq, entry=self.entry,
-            leaf_hash=leaf_hash(self.entry).hex(), tree_size=self.tree_size,
+            format=BUNDLE_FORMAT,
+            chain=self.chain,
+            seq=self.seq,
+            entry=self.entry,
+            leaf_hash=leaf_hash(self.entry).hex(),
+            tree_size=self.tree_size,
             inclusion_proof=[h.hex() for h in self.inclusion],
             checkpoint=self.checkpoint.decode("utf-8"),
-            anchor=self.anchor.to_file() if self.anchor else None, consistency=consistency,
-        )  # fmt: skip
+            anchor=self.anchor.to_file() if self.anchor else None,
+            consistency=consistency,
+        )
 
     @classmethod
     def from_file(cls, proof: ProofFile) -> ProofBundle:
@@ -121,13 +126,16 @@ class ProofBundle:
         not valid UTF-8 is kept as it came, for verification to reject."""
         consistency = proof.consistency or None
         return cls(
-            chain=proof.chain, seq=proof.seq, entry=proof.entry, tree_size=proof.tree_size,
+            chain=proof.chain,
+            seq=proof.seq,
+            entry=proof.entry,
+            tree_size=proof.tree_size,
             inclusion=[bytes.fromhex(h) for h in proof.inclusion_proof],
             checkpoint=proof.checkpoint.encode("utf-8", "surrogatepass"),
             anchor=AnchorProof.from_file(proof.anchor) if proof.anchor else None,
             since_size=consistency.since_size if consistency else None,
             consistency=[bytes.fromhex(h) for h in consistency.proof] if consistency else None,
-        )  # fmt: skip
+        )
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = msgspec.to_builtins(self.to_file())
@@ -165,14 +173,17 @@ def prove_decision(store: ProofStore, decision_id: str) -> ProofBundle:
         )
     proof = inclusion_proof(seq, checkpoint.size, ChainNodes(store, chain))
     anchor = anchor_proof(store, chain, checkpoint.size) if found else None
-    return ProofBundle(chain, seq, bytes(row[COL["entry"]]), checkpoint.size, proof,
-                       bytes(checkpoint.note), anchor)  # fmt: skip
+    return ProofBundle(
+        chain, seq, bytes(row[COL["entry"]]), checkpoint.size, proof, bytes(checkpoint.note), anchor
+    )
 
 
 def prove_verified(
-    store: ProofStore, decision_id: str, verifiers: Sequence[NoteVerifier],
+    store: ProofStore,
+    decision_id: str,
+    verifiers: Sequence[NoteVerifier],
     since_size: int | None = None,
-) -> ProofBundle:  # fmt: skip
+) -> ProofBundle:
     """`prove_decision`, then the proof checked as an auditor will check it (`verify_bundle`:
     the stored checkpoint's signature, the entry, the inclusion proof, the anchor proof). A
     proof that would fail at the auditor's end is never handed out: VerificationError. With
@@ -242,15 +253,23 @@ def verify_bundle(bundle: ProofBundle, verifiers: Sequence[NoteVerifier]) -> Bun
     if bundle.anchor is not None:
         open_note(bundle.anchor.anchored_checkpoint, verifiers)
         verify_anchor_proof_offline(bundle.anchor, bundle.checkpoint)
-    return BundleVerdict(entry.decision.decision_id, bundle.chain, bundle.seq, bundle.tree_size,
-                         checkpoint.origin, opened.signed_by,
-                         bundle.anchor.tx_hash if bundle.anchor else None)  # fmt: skip
+    return BundleVerdict(
+        entry.decision.decision_id,
+        bundle.chain,
+        bundle.seq,
+        bundle.tree_size,
+        checkpoint.origin,
+        opened.signed_by,
+        bundle.anchor.tx_hash if bundle.anchor else None,
+    )
 
 
 def verify_bundle_on_chain(
-    bundle: ProofBundle, verifiers: Sequence[NoteVerifier], tx_lookup: TxLookup,
+    bundle: ProofBundle,
+    verifiers: Sequence[NoteVerifier],
+    tx_lookup: TxLookup,
     min_confirmations: int,
-) -> BundleVerdict:  # fmt: skip
+) -> BundleVerdict:
     """`verify_bundle`, then the anchor transaction on the chain: network, calldata, status,
     sender, block and confirmations (`anchoring.anchor_check`). A bundle without an anchor
     proof fails here."""
@@ -293,16 +312,23 @@ class ConsistencyResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ok": True, "chain": self.chain, "old_size": self.old_size,
-            "new_size": self.new_size, "old_root": self.old_root.hex(),
-            "new_root": self.new_root.hex(), "proof": [h.hex() for h in self.proof],
-        }  # fmt: skip
+            "ok": True,
+            "chain": self.chain,
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_root": self.old_root.hex(),
+            "new_root": self.new_root.hex(),
+            "proof": [h.hex() for h in self.proof],
+        }
 
 
 def prove_consistency(
-    store: ProofStore, chain: int, old_size: int, new_size: int,
+    store: ProofStore,
+    chain: int,
+    old_size: int,
+    new_size: int,
     verifiers: Sequence[NoteVerifier],
-) -> ConsistencyResult:  # fmt: skip
+) -> ConsistencyResult:
     """A consistency proof between two tree sizes, checked against the signed checkpoints.
 
     Each root comes from a signed checkpoint of that size when one exists (and its signature

@@ -32,9 +32,14 @@ class ResolveStore(Protocol):
     """What resolving an id reads (`ledger.archive_store.ArchiveStore` has it)."""
 
     def search_entity(
-        self, kind: EntityKind, value: str, since: datetime | None = None,
-        until: datetime | None = None, limit: int = 100, after: EntityHit | None = None,
-    ) -> EntityPage: ...  # fmt: skip
+        self,
+        kind: EntityKind,
+        value: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        after: EntityHit | None = None,
+    ) -> EntityPage: ...
 
     def entries_with_ids(self, ids: Sequence[str], limit: int) -> Sequence[Sequence[Any]]: ...
 
@@ -56,8 +61,10 @@ class AmbiguousIdError(UsageError):
     kind = "ambiguous_id"
 
     def __init__(self, event_id: str, candidates: Sequence[Candidate], more: bool) -> None:
-        listed = "; ".join(f"{c.decision_id} ({c.detector}, {c.outcome}, entry {c.chain}/"
-                           f"{c.seq})" for c in candidates)  # fmt: skip
+        listed = "; ".join(
+            f"{c.decision_id} ({c.detector}, {c.outcome}, entry {c.chain}/{c.seq})"
+            for c in candidates
+        )
         super().__init__(
             f"event {event_id} has {'more than ' if more else ''}{len(candidates)} decisions:"
             f" {listed}{' …' if more else ''}; give one of their decision ids"
@@ -72,8 +79,10 @@ def decisions_on_event(
     whether there are more. With `unindexed`, an event the index does not hold is looked for
     in the entries (a scan)."""
     page = store.search_entity(EntityKind.EVENT_ID, event_id, limit=MAX_LISTED + 1)
-    found = {h.decision_id: Candidate(h.decision_id, h.detector, h.outcome, h.chain, h.seq)
-             for h in page.hits}  # fmt: skip
+    found = {
+        h.decision_id: Candidate(h.decision_id, h.detector, h.outcome, h.chain, h.seq)
+        for h in page.hits
+    }
     if not found and unindexed:
         # Logged before the entity index: the entries' event_id column holds it.
         for row in store.entries_with_ids([event_id], MAX_LISTED + 1):
@@ -81,9 +90,12 @@ def decisions_on_event(
                 continue  # its decision id is the event id: not a decision on that event
             decision_id = _text(row[_COL["decision_id"]])
             found[decision_id] = Candidate(
-                decision_id, _text(row[_COL["detector"]]), _text(row[_COL["outcome"]]),
-                int(row[_COL["chain"]]), int(row[_COL["seq"]]),
-            )  # fmt: skip
+                decision_id,
+                _text(row[_COL["detector"]]),
+                _text(row[_COL["outcome"]]),
+                int(row[_COL["chain"]]),
+                int(row[_COL["seq"]]),
+            )
     ordered = sorted(found.values(), key=lambda c: (c.chain, c.seq))
     return ordered[:MAX_LISTED], len(ordered) > MAX_LISTED
 

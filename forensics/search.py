@@ -37,9 +37,14 @@ from ledger.entry import decode_entry
 from ledger.entry_filter import EntryFilter
 
 INDEX_ORDER = (
-    EntityKind.EVENT_ID, EntityKind.EPC, EntityKind.CUSTOMER, EntityKind.TERMINAL,
-    EntityKind.GTIN, EntityKind.READ_POINT, EntityKind.BIZ_LOCATION,
-)  # fmt: skip
+    EntityKind.EVENT_ID,
+    EntityKind.EPC,
+    EntityKind.CUSTOMER,
+    EntityKind.TERMINAL,
+    EntityKind.GTIN,
+    EntityKind.READ_POINT,
+    EntityKind.BIZ_LOCATION,
+)
 """Which given entity a search reads the index by: the one with the fewest decisions each,
 as a rule (an event has one or two; a location thousands)."""
 
@@ -54,9 +59,14 @@ class SearchStore(Protocol):
     """What a search reads (`ledger.archive_store.ArchiveStore` has it)."""
 
     def search_entity(
-        self, kind: EntityKind, value: str, since: datetime | None = None,
-        until: datetime | None = None, limit: int = 100, after: EntityHit | None = None,
-    ) -> EntityPage: ...  # fmt: skip
+        self,
+        kind: EntityKind,
+        value: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        after: EntityHit | None = None,
+    ) -> EntityPage: ...
 
     def entries_at(
         self, positions: Sequence[tuple[int, int]]
@@ -86,8 +96,10 @@ class SearchCriteria:
 
     def fingerprint(self) -> str:
         """A digest of the search, carried by its cursors: a cursor pages only its search."""
-        text = json.dumps([sorted((k.value, v) for k, v in self.entities),
-                           _filter_json(self.where)], sort_keys=True)  # fmt: skip
+        text = json.dumps(
+            [sorted((k.value, v) for k, v in self.entities), _filter_json(self.where)],
+            sort_keys=True,
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -123,17 +135,26 @@ def search(
 
 
 def _read_index(
-    store: SearchStore, criteria: SearchCriteria, entity: tuple[EntityKind, str], limit: int,
+    store: SearchStore,
+    criteria: SearchCriteria,
+    entity: tuple[EntityKind, str],
+    limit: int,
     position: tuple[int, int, int] | None,
-) -> SearchPage:  # fmt: skip
+) -> SearchPage:
     where = criteria.where
-    after = None if position is None else EntityHit(
-        datetime.fromtimestamp(position[0], UTC), position[1], position[2], "", "", "")  # fmt: skip
+    after = (
+        None
+        if position is None
+        else EntityHit(
+            datetime.fromtimestamp(position[0], UTC), position[1], position[2], "", "", ""
+        )
+    )
     found: list[Found] = []
     last: tuple[int, int, int] | None = None
     while True:
-        page = store.search_entity(entity[0], entity[1], where.event_time_from,
-                                   where.event_time_to, READ_AHEAD, after)  # fmt: skip
+        page = store.search_entity(
+            entity[0], entity[1], where.event_time_from, where.event_time_to, READ_AHEAD, after
+        )
         entries = store.entries_at([(h.chain, h.seq) for h in page.hits])
         for i, hit in enumerate(page.hits):
             raw = entries.get((hit.chain, hit.seq))
@@ -152,9 +173,11 @@ def _read_index(
 
 
 def _scan_entries(
-    store: SearchStore, criteria: SearchCriteria, limit: int,
+    store: SearchStore,
+    criteria: SearchCriteria,
+    limit: int,
     position: tuple[int, int, int] | None,
-) -> SearchPage:  # fmt: skip
+) -> SearchPage:
     after = None if position is None else (position[1], position[2])
     found: list[Found] = []
     while True:
@@ -205,5 +228,8 @@ def _epoch(at: datetime) -> int:
 
 def _filter_json(where: EntryFilter) -> dict[str, Any]:
     values = {name: getattr(where, name) for name in where.__struct_fields__}
-    return {k: v.isoformat() if isinstance(v, datetime) else v
-            for k, v in values.items() if v is not None}  # fmt: skip
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else v
+        for k, v in values.items()
+        if v is not None
+    }

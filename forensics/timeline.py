@@ -90,17 +90,24 @@ def movement(
 
 
 def timeline(
-    store: TimelineStore, kind: EntityKind, value: str, since: datetime | None = None,
-    until: datetime | None = None, limit: int = 1000,
-) -> Timeline:  # fmt: skip
+    store: TimelineStore,
+    kind: EntityKind,
+    value: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 1000,
+) -> Timeline:
     """The entity's decisions with `since <= event_time < until`, oldest first, at most
     `limit`, each with its event's position, distance and speed from the event before."""
     if not 1 <= limit <= MAX_EVENTS:
         raise UsageError(f"the limit must be between 1 and {MAX_EVENTS}, got {limit}")
     page = store.search_entity(kind, value, since, until, limit)
     entries = store.entries_at([(h.chain, h.seq) for h in page.hits])
-    found = [(h.chain, h.seq, decode_entry(bytes(entries[(h.chain, h.seq)])).decision)
-             for h in page.hits if (h.chain, h.seq) in entries]  # fmt: skip
+    found = [
+        (h.chain, h.seq, decode_entry(bytes(entries[(h.chain, h.seq)])).decision)
+        for h in page.hits
+        if (h.chain, h.seq) in entries
+    ]
     events = store.archived_events_by_digest(sorted({d.event_sha256 for _, _, d in found}))
     steps: list[Step] = []
     previous: tuple[datetime, Position] | None = None
@@ -110,8 +117,9 @@ def timeline(
         if decision.event_id == previous_event and steps:
             # Another decision on the same event: the same movement as the step before.
             last = steps[-1]
-            steps.append(Step(chain, seq, decision, position, last.distance_km, last.hours,
-                              last.speed_kmh))  # fmt: skip
+            steps.append(
+                Step(chain, seq, decision, position, last.distance_km, last.hours, last.speed_kmh)
+            )
             continue
         distance, hours, speed = movement(previous, decision.event_time, position)
         steps.append(Step(chain, seq, decision, position, distance, hours, speed))
@@ -151,11 +159,19 @@ def step_json(step: Step) -> dict[str, Any]:
     }
     context = d.context
     if isinstance(context, ScanContext):
-        data.update(epc=context.epc, biz_step=context.biz_step.value,
-                    biz_location=context.biz_location, read_point=context.read_point)  # fmt: skip
+        data.update(
+            epc=context.epc,
+            biz_step=context.biz_step.value,
+            biz_location=context.biz_location,
+            read_point=context.read_point,
+        )
     elif isinstance(context, PaymentContext):
-        data.update(customer_id=context.customer_id, terminal_id=context.terminal_id,
-                    amount=context.amount, currency=context.currency)  # fmt: skip
+        data.update(
+            customer_id=context.customer_id,
+            terminal_id=context.terminal_id,
+            amount=context.amount,
+            currency=context.currency,
+        )
     return data
 
 

@@ -76,8 +76,12 @@ def load_state(path: Path) -> TrustedState:
     """The state in `path`; an empty one when the file does not exist yet (first use). A file
     that exists but cannot be read or parsed is a ConfigError naming it: a verifier must not
     silently forget what it trusted."""
-    return read_state(path, TrustedState, "the verifier state file",
-                      "move it away to trust the ledger anew on the next run")  # fmt: skip
+    return read_state(
+        path,
+        TrustedState,
+        "the verifier state file",
+        "move it away to trust the ledger anew on the next run",
+    )
 
 
 def save_state(path: Path, state: TrustedState) -> None:
@@ -97,10 +101,15 @@ class SeenCheckpoint:
     def record(self, verified_by: str) -> RememberedCheckpoint:
         cp = self.checkpoint
         return RememberedCheckpoint(
-            cp.origin, self.key, self.chain, cp.size, cp.root.hex(),
-            self.note.decode("utf-8"), datetime.now(UTC).isoformat(timespec="seconds"),
+            cp.origin,
+            self.key,
+            self.chain,
+            cp.size,
+            cp.root.hex(),
+            self.note.decode("utf-8"),
+            datetime.now(UTC).isoformat(timespec="seconds"),
             verified_by,
-        )  # fmt: skip
+        )
 
 
 def seen_checkpoint(chain: int, note: bytes, verifiers: Sequence[NoteVerifier]) -> SeenCheckpoint:

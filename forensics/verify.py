@@ -32,9 +32,16 @@ from forensics.verify_tail import TailCheck, check_tail
 from ledger.keys import NoteVerifier
 
 __all__ = [
-    "ChainReader", "Failure", "FaultKind", "LedgerSource", "OnChainTx", "RangeInfo", "Report",
-    "TailCheck", "verify_ledger",
-]  # fmt: skip
+    "ChainReader",
+    "Failure",
+    "FaultKind",
+    "LedgerSource",
+    "OnChainTx",
+    "RangeInfo",
+    "Report",
+    "TailCheck",
+    "verify_ledger",
+]
 
 K = FaultKind
 DEFAULT_TAIL_CHECK = TailCheck(batch_max=10_000)
@@ -93,8 +100,9 @@ def verify_ledger(
         tx = check_anchor(anchor, notes, chain_reader, report, min_confirmations)
         on_chain.append((anchor, tx))
     if chain_reader is not None and anchor_account is not None:
-        seen = check_anchor_account(anchor_account, on_chain, chain_reader, report,
-                                    min_confirmations)  # fmt: skip
+        seen = check_anchor_account(
+            anchor_account, on_chain, chain_reader, report, min_confirmations
+        )
         report.anchor_account, report.anchor_transactions = seen.account, seen.transactions
     if archive is not None:
         check_archive(archive, report)
@@ -109,9 +117,12 @@ def _context_check(
 
 
 def _check_chain_end(
-    source: LedgerSource, walk: ChainWalk, roots: dict[int, bytes],
-    checkpoints: list[StoredCheckpoint], tail_check: TailCheck,
-) -> None:  # fmt: skip
+    source: LedgerSource,
+    walk: ChainWalk,
+    roots: dict[int, bytes],
+    checkpoints: list[StoredCheckpoint],
+    tail_check: TailCheck,
+) -> None:
     """Truncation: a signed checkpoint, or a stored leaf node, beyond the last entry. A tail:
     entries beyond every stored checkpoint, a crash window (a writer that stopped between
     writing a batch and signing it) or not (rows inserted by hand): `forensics.verify_tail`."""
@@ -119,14 +130,18 @@ def _check_chain_end(
     beyond = [s for s in roots if s > size]
     if beyond:
         report.fail(
-            K.TRUNCATED, chain, size,
+            K.TRUNCATED,
+            chain,
+            size,
             f"a signed checkpoint covers {max(beyond)} entries, only {size} remain",
-        )  # fmt: skip
+        )
     elif walk.nodes is not None and walk.nodes.leaf_stored(size) and _ends_at(source, chain, size):
         report.fail(
-            K.TRUNCATED, chain, size,
+            K.TRUNCATED,
+            chain,
+            size,
             f"the tree nodes hold leaf {size}, but the chain's entries end before it",
-        )  # fmt: skip
+        )
     covered = max((cp.size for cp in checkpoints), default=0)
     if size > covered and _latest_size(source, chain) < size:
         check_tail(source, chain, size, checkpoints, tail_check, report)
@@ -143,9 +158,11 @@ def _check_anchor_coverage(
             continue
         if _ends_at(source, chain, left):
             report.fail(
-                K.TRUNCATED, chain, left,
+                K.TRUNCATED,
+                chain,
+                left,
                 f"anchor {anchor.tx_hash} commits to {size} entries, only {left} remain",
-            )  # fmt: skip
+            )
 
 
 def _ends_at(source: LedgerSource, chain: int, size: int) -> bool:

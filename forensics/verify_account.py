@@ -69,9 +69,13 @@ def check_anchor_account(
         if tx is None:
             continue
         if tx.sender.lower() != account.lower():
-            report.fail(K.ANCHOR_MISMATCH, None, None,
-                        f"anchor {anchor.tx_hash}: sent by {tx.sender}, not by the anchor"
-                        f" account {account}")  # fmt: skip
+            report.fail(
+                K.ANCHOR_MISMATCH,
+                None,
+                None,
+                f"anchor {anchor.tx_hash}: sent by {tx.sender}, not by the anchor"
+                f" account {account}",
+            )
         elif 0 <= tx.nonce < count:
             found[tx.nonce] = tx.block_number
     search = NonceSearch(account, chain_reader, found, head)
@@ -83,15 +87,23 @@ def check_anchor_account(
         depth = head - block + 1
         if depth < min_confirmations + FINALITY_GRACE_BLOCKS:
             continue  # in flight: the anchor service has not marked it final yet
-        report.fail(K.ANCHOR_MISSING, None, None,
-                    f"nonce {nonce}: anchor transaction {sent.tx_hash} in block {block}"
-                    " has no anchor row in the store")  # fmt: skip
+        report.fail(
+            K.ANCHOR_MISSING,
+            None,
+            None,
+            f"nonce {nonce}: anchor transaction {sent.tx_hash} in block {block}"
+            " has no anchor row in the store",
+        )
     rest = unexplained[MAX_NONCE_SEARCHES:]
     if rest:
-        report.fail(K.ANCHOR_MISSING, None, None,
-                    f"nonces {rest[0]}..{rest[-1]}: {len(rest)} transactions of {account}"
-                    f" without an anchor row were not examined (more than"
-                    f" {MAX_NONCE_SEARCHES})")  # fmt: skip
+        report.fail(
+            K.ANCHOR_MISSING,
+            None,
+            None,
+            f"nonces {rest[0]}..{rest[-1]}: {len(rest)} transactions of {account}"
+            f" without an anchor row were not examined (more than"
+            f" {MAX_NONCE_SEARCHES})",
+        )
     return AccountCheck(account, count, head)
 
 

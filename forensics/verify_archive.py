@@ -41,10 +41,12 @@ def check_archive(source: ArchiveSource, report: Report) -> None:
         if actual == row.event_sha256:
             continue  # the database's answer is re-checked here: only what we hash counts
         report.fail(
-            FaultKind.BAD_ARCHIVE, None, None,
+            FaultKind.BAD_ARCHIVE,
+            None,
+            None,
             f"the archived event {row.event_sha256} read at {row.topic}/{row.partition}"
             f"@{row.offset} has bytes that hash to {actual}",
-        )  # fmt: skip
+        )
 
 
 _SEQ = CONTEXT_COLUMNS.index("seq")
@@ -80,8 +82,9 @@ class ContextCheck:
             stored = dict(zip(CONTEXT_COLUMNS, row, strict=True))
             wrong = [name for name, value in expected.items() if stored[name] != value]
             if wrong:
-                self._fail(seq, "entry_context columns differ from the entry bytes: "
-                           + ", ".join(wrong))  # fmt: skip
+                self._fail(
+                    seq, "entry_context columns differ from the entry bytes: " + ", ".join(wrong)
+                )
 
     def finish(self) -> None:
         """After the walk: rows beyond the chain's last entry."""

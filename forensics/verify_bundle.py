@@ -89,16 +89,22 @@ class BundleReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "format": self.format, "entries": self.entries,
-            "events": self.events, "chains": [dict(c.__dict__) for c in self.chains],
-            "manifest": self.manifest, "failures": [f.to_json() for f in self.failures],
-        }  # fmt: skip
+            "ok": self.ok,
+            "format": self.format,
+            "entries": self.entries,
+            "events": self.events,
+            "chains": [dict(c.__dict__) for c in self.chains],
+            "manifest": self.manifest,
+            "failures": [f.to_json() for f in self.failures],
+        }
 
 
 def verify_case_bundle(
-    bundle: CaseBundleFile, verifiers: Sequence[NoteVerifier],
-    tx_lookup: TxLookup | None = None, min_confirmations: int = 1,
-) -> BundleReport:  # fmt: skip
+    bundle: CaseBundleFile,
+    verifiers: Sequence[NoteVerifier],
+    tx_lookup: TxLookup | None = None,
+    min_confirmations: int = 1,
+) -> BundleReport:
     """Check everything the bundle claims; with `tx_lookup`, also each anchor transaction on
     the EVM chain (a chain without an anchor proof then fails: `unanchored`). The report
     lists every failure; an unreachable RPC raises (nothing was checked on the chain)."""
@@ -115,17 +121,21 @@ def verify_case_bundle(
         opened = _open_checkpoint(evidence, verifiers, verdict, report)
         if opened is not None:
             chains[evidence.chain] = opened
-            _check_anchor(evidence, verifiers, verdict, report, tx_lookup, min_confirmations,
-                          seen_tx)  # fmt: skip
+            _check_anchor(
+                evidence, verifiers, verdict, report, tx_lookup, min_confirmations, seen_tx
+            )
     logged = _check_entries(bundle, chains, report)
     _check_events(bundle, logged, report)
     return report
 
 
 def export_case_bundle(
-    store: BundleStore, selection: Selection, exporter: Exporter,
-    verifiers: Sequence[NoteVerifier], max_entries: int = DEFAULT_MAX_ENTRIES,
-) -> CaseBundleFile:  # fmt: skip
+    store: BundleStore,
+    selection: Selection,
+    exporter: Exporter,
+    verifiers: Sequence[NoteVerifier],
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> CaseBundleFile:
     """`build_case_bundle`, then the bundle checked as its recipient will check it: one that
     would not verify is never handed out (VerificationError naming the first failure)."""
     case = build_case_bundle(store, selection, exporter, max_entries)
@@ -141,9 +151,11 @@ def export_case_bundle(
 
 
 def _open_checkpoint(
-    evidence: ChainEvidence, verifiers: Sequence[NoteVerifier], verdict: ChainVerdict,
+    evidence: ChainEvidence,
+    verifiers: Sequence[NoteVerifier],
+    verdict: ChainVerdict,
     report: BundleReport,
-) -> tuple[Checkpoint, MemoryNodeStore] | None:  # fmt: skip
+) -> tuple[Checkpoint, MemoryNodeStore] | None:
     """The chain's signed checkpoint and its nodes, or None (and a failure) if it fails."""
     chain = evidence.chain
     try:
@@ -154,8 +166,13 @@ def _open_checkpoint(
         return None
     verdict.origin, verdict.signed_by = checkpoint.origin, opened.signed_by
     if checkpoint.size != evidence.tree_size:
-        report.fail("bad_checkpoint", chain, None, f"the bundle says tree size"
-                    f" {evidence.tree_size}, the signed checkpoint {checkpoint.size}")  # fmt: skip
+        report.fail(
+            "bad_checkpoint",
+            chain,
+            None,
+            f"the bundle says tree size"
+            f" {evidence.tree_size}, the signed checkpoint {checkpoint.size}",
+        )
         return None
     if not checkpoint.origin.endswith(f"/{chain}"):
         detail = f"the checkpoint is of log {checkpoint.origin!r}, not of chain {chain}"
@@ -172,10 +189,14 @@ def _open_checkpoint(
 
 
 def _check_anchor(
-    evidence: ChainEvidence, verifiers: Sequence[NoteVerifier], verdict: ChainVerdict,
-    report: BundleReport, tx_lookup: TxLookup | None, min_confirmations: int,
+    evidence: ChainEvidence,
+    verifiers: Sequence[NoteVerifier],
+    verdict: ChainVerdict,
+    report: BundleReport,
+    tx_lookup: TxLookup | None,
+    min_confirmations: int,
     seen_tx: dict[str, VerificationError | MalformedError | None],
-) -> None:  # fmt: skip
+) -> None:
     chain = evidence.chain
     if evidence.anchor is None:
         if tx_lookup is not None:
@@ -210,9 +231,10 @@ def _check_anchor(
 
 
 def _check_entries(
-    bundle: CaseBundleFile, chains: dict[int, tuple[Checkpoint, MemoryNodeStore]],
+    bundle: CaseBundleFile,
+    chains: dict[int, tuple[Checkpoint, MemoryNodeStore]],
     report: BundleReport,
-) -> dict[str, list[tuple[int, int]]]:  # fmt: skip
+) -> dict[str, list[tuple[int, int]]]:
     """Check each entry; return the event digests the entries' decisions logged, with the
     (chain, seq) of each entry logging one. (An entry whose inclusion fails still counts
     there, so its failure is reported once, not again as an unreferenced event or id.)"""
@@ -261,16 +283,24 @@ def _decode_entry(entry: bytes, chain: int, seq: int, report: BundleReport) -> D
         report.fail("bad_entry", chain, seq, str(exc))
         return None
     if (decoded.chain, decoded.seq) != (chain, seq):
-        report.fail("bad_entry", chain, seq, f"the entry's bytes are chain {decoded.chain}"
-                    f" seq {decoded.seq}")  # fmt: skip
+        report.fail(
+            "bad_entry",
+            chain,
+            seq,
+            f"the entry's bytes are chain {decoded.chain} seq {decoded.seq}",
+        )
         return None
     return decoded.decision
 
 
 def _included(
-    entry: bytes, chain: int, seq: int, checkpoint: Checkpoint, nodes: MemoryNodeStore,
+    entry: bytes,
+    chain: int,
+    seq: int,
+    checkpoint: Checkpoint,
+    nodes: MemoryNodeStore,
     report: BundleReport,
-) -> bool:  # fmt: skip
+) -> bool:
     """Whether the entry's inclusion proof, rebuilt from the bundle's nodes, yields the
     signed root (else the failure is reported)."""
     try:
@@ -301,11 +331,17 @@ def _check_events(
         seen.add(digest)
         actual = hashlib.sha256(item.event).hexdigest()
         if actual != digest:
-            report.fail("bad_event", chain, seq, f"the archived event's bytes hash to {actual},"
-                        f" its decision logged event_sha256 {digest}")  # fmt: skip
+            report.fail(
+                "bad_event",
+                chain,
+                seq,
+                f"the archived event's bytes hash to {actual},"
+                f" its decision logged event_sha256 {digest}",
+            )
         elif not users:
-            report.fail("bad_event", None, None,
-                        f"event {digest} is logged by no entry of the bundle")  # fmt: skip
+            report.fail(
+                "bad_event", None, None, f"event {digest} is logged by no entry of the bundle"
+            )
         else:
             report.events += 1
 
@@ -313,11 +349,17 @@ def _check_events(
 def _check_counts(bundle: CaseBundleFile, report: BundleReport) -> None:
     counts = bundle.manifest.counts
     actual = {
-        "entries": len(bundle.entries), "chains": len(bundle.chains),
-        "events": len(bundle.events), "nodes": sum(len(c.nodes) for c in bundle.chains),
+        "entries": len(bundle.entries),
+        "chains": len(bundle.chains),
+        "events": len(bundle.events),
+        "nodes": sum(len(c.nodes) for c in bundle.chains),
         "anchored_chains": sum(1 for c in bundle.chains if c.anchor is not None),
-    }  # fmt: skip
+    }
     for name, value in actual.items():
         if getattr(counts, name) != value:
-            report.fail("malformed", None, None, f"the manifest counts {getattr(counts, name)}"
-                        f" {name}, the bundle holds {value}")  # fmt: skip
+            report.fail(
+                "malformed",
+                None,
+                None,
+                f"the manifest counts {getattr(counts, name)} {name}, the bundle holds {value}",
+            )

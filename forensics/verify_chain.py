@@ -52,10 +52,12 @@ def check_checkpoints(
             continue
         if parsed.size != cp.size or parsed.root != cp.root:
             report.fail(
-                K.BAD_CHECKPOINT, chain, cp.size,
+                K.BAD_CHECKPOINT,
+                chain,
+                cp.size,
                 f"stored columns (size {cp.size}, root {cp.root.hex()}) differ from the signed"
                 f" note (size {parsed.size}, root {parsed.root.hex()})",
-            )  # fmt: skip
+            )
         if parsed.size in roots and roots[parsed.size] != parsed.root:
             report.fail(
                 K.FORK, chain, parsed.size, "two signed checkpoints of one size, different roots"
@@ -68,10 +70,15 @@ class ChainWalk:
     """Walks one chain's entries in seq order from `tree` (whose last leaf hash is `prev`)."""
 
     def __init__(
-        self, chain: int, report: Report, roots: dict[int, bytes],
-        tree: MerkleTree | None = None, prev: bytes = bytes(32),
-        nodes: StoredNodes | None = None, contexts: ContextCheck | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        chain: int,
+        report: Report,
+        roots: dict[int, bytes],
+        tree: MerkleTree | None = None,
+        prev: bytes = bytes(32),
+        nodes: StoredNodes | None = None,
+        contexts: ContextCheck | None = None,
+    ) -> None:
         self.chain = chain
         self.report = report
         self.roots = roots
@@ -107,8 +114,7 @@ class ChainWalk:
         data: bytes = row[COL["entry"]]
         leaf = hashlib.sha256(b"\x00" + data).digest()
         column_leaf = _text(row[COL["leaf_hash"]])
-        entry = check_entry(self.chain, seq, row, data, leaf, self.prev, self.seen_ids,
-                            self.report)  # fmt: skip
+        entry = check_entry(self.chain, seq, row, data, leaf, self.prev, self.seen_ids, self.report)
         if self.contexts is not None:
             self.contexts.check(seq, entry)
         completed = self.tree.append_leaf_hash(leaf)
@@ -118,16 +124,24 @@ class ChainWalk:
         root = self.roots.get(self.size)
         if root is not None and self.tree.root() != root:
             self.report.fail(
-                K.ROOT_MISMATCH, self.chain, seq,
+                K.ROOT_MISMATCH,
+                self.chain,
+                seq,
                 f"tree of size {self.size} has root {self.tree.root().hex()}, its signed"
                 f" checkpoint says {root.hex()}",
-            )  # fmt: skip
+            )
 
 
 def check_entry(
-    chain: int, seq: int, row: Sequence[Any], data: bytes, leaf: bytes, prev: bytes,
-    seen_ids: set[str], report: Report,
-) -> Entry | None:  # fmt: skip
+    chain: int,
+    seq: int,
+    row: Sequence[Any],
+    data: bytes,
+    leaf: bytes,
+    prev: bytes,
+    seen_ids: set[str],
+    report: Report,
+) -> Entry | None:
     """Check one entry row; its decoded entry, or None when its bytes do not parse."""
 
     def fail(kind: FaultKind, detail: str) -> None:
@@ -158,9 +172,14 @@ def check_entry(
 
 
 def _check_access_entry(
-    chain: int, seq: int, row: Sequence[Any], data: bytes, prev: bytes, seen_ids: set[str],
+    chain: int,
+    seq: int,
+    row: Sequence[Any],
+    data: bytes,
+    prev: bytes,
+    seen_ids: set[str],
     fail: Callable[[FaultKind, str], None],
-) -> None:  # fmt: skip
+) -> None:
     """`check_entry` for the access chain, whose entries are access records
     (ledger/access_entry.py): the same position, link and column checks."""
     try:
@@ -208,11 +227,16 @@ def _epoch(value: Any) -> int:
 def _column_mismatches(row: Sequence[Any], entry: Entry) -> list[str]:
     d = entry.decision
     expected = {
-        "decision_id": d.decision_id, "event_id": d.event_id, "entity_id": d.entity_id,
-        "detector": d.detector.value, "outcome": d.outcome, "model_sha256": d.model_sha256,
-        "prev": entry.prev, "source_cluster": entry.source.cluster,
+        "decision_id": d.decision_id,
+        "event_id": d.event_id,
+        "entity_id": d.entity_id,
+        "detector": d.detector.value,
+        "outcome": d.outcome,
+        "model_sha256": d.model_sha256,
+        "prev": entry.prev,
+        "source_cluster": entry.source.cluster,
         "source_topic": entry.source.topic,
-    }  # fmt: skip
+    }
     wrong = [name for name, value in expected.items() if _text(row[COL[name]]) != value]
     if abs(row[COL["score"]] - d.score) > 1e-12:
         wrong.append("score")

@@ -54,9 +54,13 @@ class StoredNodes:
     """
 
     def __init__(
-        self, source: NodeSource, chain: int, report: Report, required_size: int,
+        self,
+        source: NodeSource,
+        chain: int,
+        report: Report,
+        required_size: int,
         leaf_stop: int | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.source = source
         self.chain = chain
         self.report = report

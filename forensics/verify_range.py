@@ -58,9 +58,13 @@ def verify_range(
     report.checkpoints = len(checkpoints)
     roots = check_checkpoints(chain, checkpoints, verifiers, report)
     report.range = RangeInfo(
-        chain, first, last, tree.root(), tuple(compact_range_ids(first)),
+        chain,
+        first,
+        last,
+        tree.root(),
+        tuple(compact_range_ids(first)),
         tuple(cp.size for cp in checkpoints),
-    )  # fmt: skip
+    )
     nodes = StoredNodes(source, chain, report, max(roots, default=0), leaf_stop=last + 1)
     walk = ChainWalk(chain, report, roots, tree=tree, prev=prev, nodes=nodes)  # step 3
     walk.run(source.entry_rows(chain, first, last + 1))
@@ -68,9 +72,11 @@ def verify_range(
     beyond = [size for size in roots if size > walk.size]
     if beyond and not walk.gap:
         report.fail(
-            K.TRUNCATED, chain, walk.size,
+            K.TRUNCATED,
+            chain,
+            walk.size,
             f"a signed checkpoint covers {max(beyond)} entries, only {walk.size} remain",
-        )  # fmt: skip
+        )
     return report
 
 
@@ -100,9 +106,11 @@ def _trusted_start(
     rows = list(source.entry_rows(chain, first - 1, first))
     if not rows:
         report.fail(
-            K.GAP, chain, first - 1,
+            K.GAP,
+            chain,
+            first - 1,
             f"entry {first - 1}, which entry {first} links to, is missing",
-        )  # fmt: skip
+        )
         return None
     prev = hashlib.sha256(b"\x00" + rows[0][COL["entry"]]).digest()
     return MerkleTree.from_compact_range(first, hashes), prev

@@ -69,9 +69,13 @@ class HistoryCheck:
 
 
 def check_ledger_history(
-    source: CheckpointSource, state: TrustedState, seen: Sequence[SeenCheckpoint],
-    origin_prefix: str, verifiers: Sequence[NoteVerifier], report: Report,
-) -> HistoryCheck:  # fmt: skip
+    source: CheckpointSource,
+    state: TrustedState,
+    seen: Sequence[SeenCheckpoint],
+    origin_prefix: str,
+    verifiers: Sequence[NoteVerifier],
+    report: Report,
+) -> HistoryCheck:
     """Step 3: every fault goes into `report` (kind `tree_shrunk`, `fork`, `inconsistent`).
     `origin_prefix` is the log's configured origin (a chain's origin is `<prefix>/<chain>`)."""
     result = HistoryCheck([], [])
@@ -92,18 +96,23 @@ def check_ledger_history(
             report.fail(FaultKind(exc.kind), s.chain, s.checkpoint.size, str(exc))
         except AttestreamError as exc:  # the stored tree cannot even give the proof
             report.fail(
-                FaultKind.INCONSISTENT, s.chain, remembered.size,
+                FaultKind.INCONSISTENT,
+                s.chain,
+                remembered.size,
                 f"no consistency proof from the verified size {remembered.size} to"
                 f" {s.checkpoint.size}: {exc}",
-            )  # fmt: skip
+            )
     _check_vanished(state, seen, origin_prefix, verifiers, report)
     return result
 
 
 def _check_vanished(
-    state: TrustedState, seen: Sequence[SeenCheckpoint], origin_prefix: str,
-    verifiers: Sequence[NoteVerifier], report: Report,
-) -> None:  # fmt: skip
+    state: TrustedState,
+    seen: Sequence[SeenCheckpoint],
+    origin_prefix: str,
+    verifiers: Sequence[NoteVerifier],
+    report: Report,
+) -> None:
     """A remembered chain of this log (origin `<prefix>/<chain>`, signed by a key trusted now)
     that has no checkpoint left: its checkpoints were deleted, the tree shrank to nothing."""
     trusted = {f"{v.name}+{v.key_id:08x}" for v in verifiers}
@@ -112,10 +121,12 @@ def _check_vanished(
         ours = cp.origin == f"{origin_prefix}/{cp.chain}" and trusted & set(cp.key.split(","))
         if ours and cp.chain not in present:
             report.fail(
-                FaultKind.TREE_SHRUNK, cp.chain, 0,
+                FaultKind.TREE_SHRUNK,
+                cp.chain,
+                0,
                 f"chain {cp.chain} of {cp.origin} has no signed checkpoint left, but one of"
                 f" size {cp.size} was verified on {cp.verified_at}",
-            )  # fmt: skip
+            )
 
 
 @dataclass(frozen=True)
@@ -128,9 +139,11 @@ class ProofHistory:
 
 
 def check_proof_history(
-    state: TrustedState, seen: SeenCheckpoint, since_size: int | None,
+    state: TrustedState,
+    seen: SeenCheckpoint,
+    since_size: int | None,
     consistency: Sequence[bytes] | None,
-) -> ProofHistory:  # fmt: skip
+) -> ProofHistory:
     """A proof file's checkpoint against the remembered one. Raises HistoryConflictError on
     a fork at the remembered size or a consistency proof (from `since_size`) that fails. An
     older checkpoint is no fault (auditors verify old proofs) and a newer one without a proof

@@ -59,9 +59,13 @@ class _Tail:
 
 
 def check_tail(
-    source: TailSource, chain: int, size: int, checkpoints: Sequence[StoredCheckpoint],
-    policy: TailCheck, report: Report,
-) -> None:  # fmt: skip
+    source: TailSource,
+    chain: int,
+    size: int,
+    checkpoints: Sequence[StoredCheckpoint],
+    policy: TailCheck,
+    report: Report,
+) -> None:
     """Name the entries beyond every stored checkpoint (the caller has ruled out a batch
     signed while it walked): `unsigned_tail` or `unexplained_tail`."""
     covered = max((cp.size for cp in checkpoints), default=0)
@@ -75,20 +79,26 @@ def check_tail(
         reasons = _shape(tail, entries, last_signed, covering)
     span = f"entries {covered}..{size - 1} are covered by no checkpoint"
     if reasons:
-        report.fail(K.UNEXPLAINED_TAIL, chain, covered,
-                    f"{span} and are not a crash window: {'; '.join(reasons)}")  # fmt: skip
+        report.fail(
+            K.UNEXPLAINED_TAIL,
+            chain,
+            covered,
+            f"{span} and are not a crash window: {'; '.join(reasons)}",
+        )
         return
     if policy.rederiver is None:
-        report.fail(K.UNSIGNED_TAIL, chain, covered,
-                    f"{span}; one batch, not re-derived from Kafka")  # fmt: skip
+        report.fail(
+            K.UNSIGNED_TAIL, chain, covered, f"{span}; one batch, not re-derived from Kafka"
+        )
         return
     mismatches = policy.rederiver.rederive([entry for entry, _ in entries])
     for m in mismatches:
         detail = f"{span}; re-derived from Kafka, entry {m.seq} differs: {m.reason}"
         report.fail(K.UNEXPLAINED_TAIL, chain, m.seq, detail)
     if not mismatches:
-        report.fail(K.UNSIGNED_TAIL, chain, covered,
-                    f"{span}; one batch, every entry re-derived from Kafka")  # fmt: skip
+        report.fail(
+            K.UNSIGNED_TAIL, chain, covered, f"{span}; one batch, every entry re-derived from Kafka"
+        )
 
 
 def _check_access_tail(chain: int, covered: int, size: int, report: Report) -> None:
@@ -96,8 +106,12 @@ def _check_access_tail(chain: int, covered: int, size: int, report: Report) -> N
     so a crash leaves at most one record unsigned; nothing there comes from Kafka."""
     span = f"entries {covered}..{size - 1} are covered by no checkpoint"
     if size - covered == 1:
-        report.fail(K.UNSIGNED_TAIL, chain, covered,
-                    f"{span}; one access record, its server stopped before signing it")  # fmt: skip
+        report.fail(
+            K.UNSIGNED_TAIL,
+            chain,
+            covered,
+            f"{span}; one access record, its server stopped before signing it",
+        )
     else:
         reason = "the access log signs every record"
         report.fail(K.UNEXPLAINED_TAIL, chain, covered, f"{span}, not a crash window: {reason}")
@@ -133,9 +147,11 @@ def _read(
 
 
 def _shape(
-    tail: _Tail, entries: Sequence[tuple[Entry, Any]], last_signed: Entry | None,
+    tail: _Tail,
+    entries: Sequence[tuple[Entry, Any]],
+    last_signed: Entry | None,
     covering: Sequence[StoredCheckpoint],
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Steps 2-4: why these entries cannot be one batch after the last checkpoint."""
     reasons = []
     times = {logged_at for _, logged_at in entries}
@@ -146,12 +162,15 @@ def _shape(
         reasons.append(f"read from {len(sources)} different sources (a batch has one)")
     wrong = sorted({e.source.partition for e, _ in entries} - {tail.chain})
     if wrong:
-        reasons.append(f"read from partition {wrong[0]}, chain {tail.chain} reads partition"
-                       f" {tail.chain}")  # fmt: skip
+        reasons.append(
+            f"read from partition {wrong[0]}, chain {tail.chain} reads partition {tail.chain}"
+        )
     for (before, _), (after, _) in zip(entries, entries[1:], strict=False):
         if after.source.offset <= before.source.offset:
-            reasons.append(f"the source offset does not increase from {before.source.offset} to"
-                           f" {after.source.offset} at entry {after.seq}")  # fmt: skip
+            reasons.append(
+                f"the source offset does not increase from {before.source.offset} to"
+                f" {after.source.offset} at entry {after.seq}"
+            )
             break
     if entries:
         reasons += _after_checkpoint(entries[0][0], last_signed, covering)
@@ -166,17 +185,25 @@ def _after_checkpoint(
     src = first.source
     for cp in covering:
         if cp.source_cluster != src.cluster:
-            reasons.append(f"read from Kafka cluster {src.cluster!r}, the checkpoint of size"
-                           f" {cp.size} from {cp.source_cluster!r}")  # fmt: skip
+            reasons.append(
+                f"read from Kafka cluster {src.cluster!r}, the checkpoint of size"
+                f" {cp.size} from {cp.source_cluster!r}"
+            )
         elif src.offset <= cp.source_offset:
-            reasons.append(f"source offset {src.offset} of entry {first.seq} is not beyond the"
-                           f" checkpoint's source offset {cp.source_offset}")  # fmt: skip
+            reasons.append(
+                f"source offset {src.offset} of entry {first.seq} is not beyond the"
+                f" checkpoint's source offset {cp.source_offset}"
+            )
     if last_signed is not None:
         signed = last_signed.source
         if (signed.topic, signed.partition) != (src.topic, src.partition):
-            reasons.append(f"read from {src.topic}/{src.partition}, the signed entries from"
-                           f" {signed.topic}/{signed.partition}")  # fmt: skip
+            reasons.append(
+                f"read from {src.topic}/{src.partition}, the signed entries from"
+                f" {signed.topic}/{signed.partition}"
+            )
         elif signed.cluster == src.cluster and src.offset <= signed.offset:
-            reasons.append(f"source offset {src.offset} of entry {first.seq} is not beyond the"
-                           f" last signed entry's offset {signed.offset}")  # fmt: skip
+            reasons.append(
+                f"source offset {src.offset} of entry {first.seq} is not beyond the"
+                f" last signed entry's offset {signed.offset}"
+            )
     return list(dict.fromkeys(reasons))

@@ -85,8 +85,13 @@ _decoder = msgspec.json.Decoder(AccessEntry)
 
 def encode_access_entry(chain: int, seq: int, prev_hex: str, record: AccessRecord) -> bytes:
     """The access entry's canonical bytes (see the module doc)."""
-    return _ACCESS_LAYOUT % (_json.encode(record), chain, _json.encode(prev_hex), seq,
-                             ACCESS_ENTRY_VERSION)  # fmt: skip
+    return _ACCESS_LAYOUT % (
+        _json.encode(record),
+        chain,
+        _json.encode(prev_hex),
+        seq,
+        ACCESS_ENTRY_VERSION,
+    )
 
 
 def decode_access_entry(data: bytes) -> AccessEntry:
@@ -105,17 +110,29 @@ def decode_access_entry(data: bytes) -> AccessEntry:
 def access_record_columns(record: AccessRecord) -> dict[str, Any]:
     """The searchable columns an access entry's record fills (checked by verification)."""
     return {
-        "decision_id": record.request_id, "event_id": "", "entity_id": record.principal,
-        "detector": ACCESS_DETECTOR, "outcome": record.outcome, "score": 0.0,
-        "model_sha256": "", "event_time": record.at, "decided_at": record.at,
-        "source_cluster": "", "source_topic": "", "source_partition": 0, "source_offset": 0,
-    }  # fmt: skip
+        "decision_id": record.request_id,
+        "event_id": "",
+        "entity_id": record.principal,
+        "detector": ACCESS_DETECTOR,
+        "outcome": record.outcome,
+        "score": 0.0,
+        "model_sha256": "",
+        "event_time": record.at,
+        "decided_at": record.at,
+        "source_cluster": "",
+        "source_topic": "",
+        "source_partition": 0,
+        "source_offset": 0,
+    }
 
 
 def access_entries(
-    chain: int, first_seq: int, prev_hex: str, records: Sequence[AccessRecord],
+    chain: int,
+    first_seq: int,
+    prev_hex: str,
+    records: Sequence[AccessRecord],
     logged_at: datetime,
-) -> tuple[list[bytes], list[bytes], dict[str, list[Any]]]:  # fmt: skip
+) -> tuple[list[bytes], list[bytes], dict[str, list[Any]]]:
     """Entry bytes, leaf hashes (RFC 9162 2.1.1) and `entries` columns of access records
     appended at `first_seq` after the leaf `prev_hex`, each linked to the last."""
     data: list[bytes] = []
@@ -125,8 +142,15 @@ def access_entries(
     for offset, record in enumerate(records):
         entry = encode_access_entry(chain, first_seq + offset, prev, record)
         leaf = hashlib.sha256(b"\x00" + entry).digest()
-        row = {"chain": chain, "seq": first_seq + offset, "leaf_hash": leaf.hex(), "prev": prev,
-               "entry": entry, "logged_at": logged_at, **access_record_columns(record)}  # fmt: skip
+        row = {
+            "chain": chain,
+            "seq": first_seq + offset,
+            "leaf_hash": leaf.hex(),
+            "prev": prev,
+            "entry": entry,
+            "logged_at": logged_at,
+            **access_record_columns(record),
+        }
         for name in ENTRY_COLUMNS:
             columns[name].append(row[name])
         data.append(entry)

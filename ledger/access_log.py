@@ -58,9 +58,12 @@ class AccessLog:
     """Appends access records to the access chain, in the order written in the module doc."""
 
     def __init__(
-        self, store: AccessLogStore, signer: NoteSigner, origin_prefix: str,
+        self,
+        store: AccessLogStore,
+        signer: NoteSigner,
+        origin_prefix: str,
         chain: int = ACCESS_CHAIN,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.store = store
         self.signer = signer
         self.chain = chain
@@ -125,5 +128,5 @@ class AccessLog:
                 note=sign_note(body, self.signer),
                 source_cluster="",
                 source_offset=-1,
-            )  # fmt: skip
+            )
         )

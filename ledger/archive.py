@@ -28,20 +28,39 @@ from ledger.chain import Incoming
 
 ARCHIVE_COLUMNS = ("event_sha256", "topic", "partition", "offset", "event", "archived_at")
 INDEX_COLUMNS = (
-    "entity_kind", "entity_value", "event_time", "chain", "seq", "decision_id", "detector",
+    "entity_kind",
+    "entity_value",
+    "event_time",
+    "chain",
+    "seq",
+    "decision_id",
+    "detector",
     "outcome",
-)  # fmt: skip
+)
 
 
 CONTEXT_COLUMNS = (
-    "chain", "seq", "decision_id", "kind", "customer_id", "terminal_id", "amount", "currency",
-    "channel", "mcc", "country", "epc", "gtin", "biz_step", "biz_location", "read_point",
-)  # fmt: skip
+    "chain",
+    "seq",
+    "decision_id",
+    "kind",
+    "customer_id",
+    "terminal_id",
+    "amount",
+    "currency",
+    "channel",
+    "mcc",
+    "country",
+    "epc",
+    "gtin",
+    "biz_step",
+    "biz_location",
+    "read_point",
+)
 """The `entry_context` columns: a format-2 entry's investigation fields, typed, one row per
 entry; the members a kind does not have are empty ('' and 0.0), `gtin` too when it is null."""
 
-_PAYMENT_FIELDS = ("customer_id", "terminal_id", "amount", "currency", "channel", "mcc",
-                   "country")  # fmt: skip
+_PAYMENT_FIELDS = ("customer_id", "terminal_id", "amount", "currency", "channel", "mcc", "country")
 _SCAN_FIELDS = ("epc", "gtin", "biz_step", "biz_location", "read_point")
 
 
@@ -116,11 +135,16 @@ def decision_entities(decision: Decision) -> list[tuple[EntityKind, str]]:
     found = [(EntityKind.EVENT_ID, decision.event_id)]
     context = decision.context
     if isinstance(context, PaymentContext):
-        found += [(EntityKind.CUSTOMER, context.customer_id),
-                  (EntityKind.TERMINAL, context.terminal_id)]  # fmt: skip
+        found += [
+            (EntityKind.CUSTOMER, context.customer_id),
+            (EntityKind.TERMINAL, context.terminal_id),
+        ]
     elif isinstance(context, ScanContext):
-        found += [(EntityKind.EPC, context.epc), (EntityKind.BIZ_LOCATION, context.biz_location),
-                  (EntityKind.READ_POINT, context.read_point)]  # fmt: skip
+        found += [
+            (EntityKind.EPC, context.epc),
+            (EntityKind.BIZ_LOCATION, context.biz_location),
+            (EntityKind.READ_POINT, context.read_point),
+        ]
         if context.gtin is not None:
             found.append((EntityKind.GTIN, context.gtin))
     return found
@@ -152,8 +176,9 @@ def archive_batch(chain: int, first_seq: int, logged: Sequence[Incoming]) -> Arc
             continue  # a record from before the archive: logged, nothing to archive
         digest = sha256(item.event).hexdigest()
         if digest != decision.event_sha256:
-            refused.append(RefusedEvent(chain, seq, decision.event_id, decision.event_sha256,
-                                        digest))  # fmt: skip
+            refused.append(
+                RefusedEvent(chain, seq, decision.event_id, decision.event_sha256, digest)
+            )
             continue
         archive["event_sha256"].append(digest)
         archive["topic"].append(decision.source.topic)

@@ -58,15 +58,18 @@ class ArchiveStore:
     # --- writes (the sequencer, step 1) ----------------------------------------------------
     def insert(self, batch: ArchiveBatch) -> None:
         """The batch's archive, index and context rows: one INSERT block each."""
-        tables = (("event_archive", ARCHIVE_COLUMNS, batch.archive),
-                  ("entity_index", INDEX_COLUMNS, batch.index),
-                  ("entry_context", CONTEXT_COLUMNS, batch.contexts))  # fmt: skip
+        tables = (
+            ("event_archive", ARCHIVE_COLUMNS, batch.archive),
+            ("entity_index", INDEX_COLUMNS, batch.index),
+            ("entry_context", CONTEXT_COLUMNS, batch.contexts),
+        )
         for table, names, columns in tables:
             if not columns[names[0]]:
                 continue
             data = [_seconds(columns[n]) if n in _TIMES else columns[n] for n in names]
-            self.store.execute(_INSERT.format(table=table, columns=", ".join(names)), data,
-                               columnar=True)  # fmt: skip
+            self.store.execute(
+                _INSERT.format(table=table, columns=", ".join(names)), data, columnar=True
+            )
 
     # --- reads -----------------------------------------------------------------------------
     def archived_events(self, event_sha256: str) -> list[ArchivedEvent]:
@@ -77,8 +80,12 @@ class ArchiveStore:
             " FROM {db}.event_archive WHERE event_sha256 = %(h)s ORDER BY topic, partition, offset",
             {"h": event_sha256},
         )
-        return [ArchivedEvent(r[0].decode("utf-8", "replace"), r[1].decode("utf-8", "replace"),
-                              r[2], r[3], r[4]) for r in rows]  # fmt: skip
+        return [
+            ArchivedEvent(
+                r[0].decode("utf-8", "replace"), r[1].decode("utf-8", "replace"), r[2], r[3], r[4]
+            )
+            for r in rows
+        ]
 
     def archived_events_by_digest(self, digests: Sequence[str]) -> dict[str, bytes]:
         """The exact bytes of the events with these digests (one copy each; a digest with no
@@ -124,8 +131,12 @@ class ArchiveStore:
             " WHERE lower(hex(SHA256(event))) != event_sha256"
             " ORDER BY event_sha256, topic, partition, offset"
         )
-        return [ArchivedEvent(r[0].decode("utf-8", "replace"), r[1].decode("utf-8", "replace"),
-                              r[2], r[3], r[4]) for r in rows]  # fmt: skip
+        return [
+            ArchivedEvent(
+                r[0].decode("utf-8", "replace"), r[1].decode("utf-8", "replace"), r[2], r[3], r[4]
+            )
+            for r in rows
+        ]
 
     def context_rows(
         self, chain: int, start: int = 0, stop: int | None = None
@@ -175,8 +186,10 @@ class ArchiveStore:
         if after is not None:
             # (event_time, chain, seq) > after, spelled out: 18.16 has no tuple comparison in
             # a key condition, and `event_time >= t` keeps the read a key range.
-            where.append("event_time >= %(t)s AND (event_time > %(t)s OR chain > %(c)s"
-                         " OR (chain = %(c)s AND seq > %(s)s))")  # fmt: skip
+            where.append(
+                "event_time >= %(t)s AND (event_time > %(t)s OR chain > %(c)s"
+                " OR (chain = %(c)s AND seq > %(s)s))"
+            )
             params.update(t=int(after.event_time.timestamp()), c=after.chain, s=after.seq)
         rows = self.store.execute(
             "SELECT DISTINCT event_time, chain, seq, decision_id, detector, outcome"

@@ -152,10 +152,15 @@ class ChainWriter:
         if leaves:
             self.prev = leaves[-1]
         return AppendResult(
-            entries=columns, node_keys=node_keys, node_hashes=node_hashes,
-            size=self.tree.size, root=self.tree.root(), appended=len(records), duplicates=0,
+            entries=columns,
+            node_keys=node_keys,
+            node_hashes=node_hashes,
+            size=self.tree.size,
+            root=self.tree.root(),
+            appended=len(records),
+            duplicates=0,
             last_source=None,
-        )  # fmt: skip
+        )
 
     def _drop_replays(
         self, batch: Sequence[Incoming]
@@ -214,9 +219,13 @@ def _encode_and_hash(
 
 
 def _entry_columns(
-    chain: int, first_seq: int, prev_hex: str, items: Sequence[Incoming], data: list[bytes],
+    chain: int,
+    first_seq: int,
+    prev_hex: str,
+    items: Sequence[Incoming],
+    data: list[bytes],
     leaf_hexes: list[str],
-) -> dict[str, list[Any]]:  # fmt: skip
+) -> dict[str, list[Any]]:
     """The `entries` columns (ENTRY_COLUMNS), built one whole column at a time.
 
     Times are the decision's own time-zone-aware datetimes (no per-entry conversion here);

@@ -46,15 +46,26 @@ OLD_SCHEMA = frozenset({ErrorCodes.UNKNOWN_IDENTIFIER, ErrorCodes.NO_SUCH_COLUMN
 # 497 ACCESS_DENIED and 516 AUTHENTICATION_FAILED exist only on releases after 18.16.
 ACCESS_DENIED = 497
 AUTHENTICATION_FAILED = 516
-REFUSED_USER = frozenset({
-    ErrorCodes.UNKNOWN_USER, ErrorCodes.WRONG_PASSWORD, ErrorCodes.REQUIRED_PASSWORD,
-    ErrorCodes.IP_ADDRESS_NOT_ALLOWED, ACCESS_DENIED, AUTHENTICATION_FAILED,
-})  # fmt: skip
+REFUSED_USER = frozenset(
+    {
+        ErrorCodes.UNKNOWN_USER,
+        ErrorCodes.WRONG_PASSWORD,
+        ErrorCodes.REQUIRED_PASSWORD,
+        ErrorCodes.IP_ADDRESS_NOT_ALLOWED,
+        ACCESS_DENIED,
+        AUTHENTICATION_FAILED,
+    }
+)
 # The server is up but cannot answer now (overloaded, shutting down, a query timed out).
-BUSY = frozenset({
-    ErrorCodes.TOO_MANY_SIMULTANEOUS_QUERIES, ErrorCodes.TIMEOUT_EXCEEDED,
-    ErrorCodes.ABORTED, ErrorCodes.SOCKET_TIMEOUT, ErrorCodes.NETWORK_ERROR,
-})  # fmt: skip
+BUSY = frozenset(
+    {
+        ErrorCodes.TOO_MANY_SIMULTANEOUS_QUERIES,
+        ErrorCodes.TIMEOUT_EXCEEDED,
+        ErrorCodes.ABORTED,
+        ErrorCodes.SOCKET_TIMEOUT,
+        ErrorCodes.NETWORK_ERROR,
+    }
+)
 
 
 def parse_url(url: str) -> dict[str, Any]:

@@ -44,11 +44,14 @@ def foreign(entries: Sequence[Entry], cluster_id: str) -> list[Mismatch]:
     """The entries read from another Kafka cluster than `cluster_id` (a broker reset since):
     they cannot be re-derived."""
     return [
-        Mismatch(e.seq, f"read from Kafka cluster {e.source.cluster!r}, not {cluster_id!r}",
-                 unreadable=True)
+        Mismatch(
+            e.seq,
+            f"read from Kafka cluster {e.source.cluster!r}, not {cluster_id!r}",
+            unreadable=True,
+        )
         for e in entries
         if e.source.cluster != cluster_id
-    ]  # fmt: skip
+    ]
 
 
 def compare(entries: Sequence[Entry], records: Mapping[int, bytes]) -> list[Mismatch]:

@@ -15,8 +15,15 @@ from ledger.merkle import NodeId
 from ledger.node_keys import LEVEL_SHIFT
 
 CHECKPOINT_COLUMNS = (
-    "chain", "size", "root", "origin", "note", "created_at", "source_cluster", "source_offset",
-)  # fmt: skip
+    "chain",
+    "size",
+    "root",
+    "origin",
+    "note",
+    "created_at",
+    "source_cluster",
+    "source_offset",
+)
 """The columns a checkpoint is written with (`checkpoint_row`)."""
 
 CHECKPOINT_READ_COLUMNS = ("chain", "size", "root", "note", "source_cluster", "source_offset")
@@ -68,15 +75,24 @@ def stored_node_hash(stored_hex: str) -> bytes:
 def checkpoint_row(cp: StoredCheckpoint, created_at: datetime) -> tuple[Any, ...]:
     """A checkpoint in CHECKPOINT_COLUMNS order; its origin is the note's first line."""
     origin = cp.note.split(b"\n", 1)[0].decode("utf-8", "replace")
-    return (cp.chain, cp.size, cp.root.hex(), origin, cp.note, created_at, cp.source_cluster,
-            cp.source_offset)  # fmt: skip
+    return (
+        cp.chain,
+        cp.size,
+        cp.root.hex(),
+        origin,
+        cp.note,
+        created_at,
+        cp.source_cluster,
+        cp.source_offset,
+    )
 
 
 def checkpoint_from_row(row: Sequence[Any]) -> StoredCheckpoint:
     """A checkpoint from CHECKPOINT_READ_COLUMNS read with strings as bytes."""
     chain, size, root, note, cluster, offset = row
-    return StoredCheckpoint(chain, size, bytes.fromhex(root.decode()), note, cluster.decode(),
-                            offset)  # fmt: skip
+    return StoredCheckpoint(
+        chain, size, bytes.fromhex(root.decode()), note, cluster.decode(), offset
+    )
 
 
 def now_seconds() -> datetime:

@@ -229,8 +229,12 @@ class Sequencer:
                 raise
         if head.size:
             # R4: complete an interrupted step 2, or claim the chain at its current size.
-            last = EntrySource(cluster=head.source_cluster, topic=self.config.topic,
-                               partition=chain, offset=head.source_offset)  # fmt: skip
+            last = EntrySource(
+                cluster=head.source_cluster,
+                topic=self.config.topic,
+                partition=chain,
+                offset=head.source_offset,
+            )
             self._write_checkpoint(chain, head.size, recovered.writer.tree.root(), last)
         # What step 0 will expect: only the checkpoint rows seen now, and nothing beyond the
         # head (a writer still writing beyond it is caught by the next step 0).
@@ -238,8 +242,12 @@ class Sequencer:
         expected = OwnershipMarks(checkpoints=marks.checkpoints, max_size=head.size, entries=0)
         self.owned[chain] = OwnedChain(recovered.writer, expected)
         self.events.chain_resumed(chain, head.size, recovered.unsigned)
-        log.info("chain %d: resumed at size %d (%d entries had no checkpoint yet)",
-                 chain, head.size, recovered.unsigned)  # fmt: skip
+        log.info(
+            "chain %d: resumed at size %d (%d entries had no checkpoint yet)",
+            chain,
+            head.size,
+            recovered.unsigned,
+        )
         return self._resume_offset(chain, head)  # R5
 
     def _resume_offset(self, chain: int, head: ChainHead) -> int:
@@ -249,8 +257,10 @@ class Sequencer:
             log.warning(
                 "chain %d: the decisions source changed from Kafka cluster %r to %r (a reset"
                 " broker?); continuing the chain from the new source's first record",
-                chain, head.source_cluster, self.cluster_id,
-            )  # fmt: skip
+                chain,
+                head.source_cluster,
+                self.cluster_id,
+            )
             return OFFSET_BEGINNING
         # Same cluster: the next record is right after the last logged one. (No comparison
         # with the high watermark here: Tansu's watermarks lag behind its offsets.)
@@ -284,9 +294,11 @@ class Sequencer:
             self.consumer = self._new_consumer()
             self._consumer_closed = False
         self.consumer.subscribe(
-            [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+            [self.config.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
-        )  # fmt: skip
+        )
         self.events.session_started()
         idle_since = probed = time.monotonic()
         try:
@@ -352,8 +364,9 @@ class Sequencer:
         for conflict in conflicts:
             source, detail = conflict.incoming.source, conflict.detail()
             log.warning("chain %d: not logged, a conflicting event: %s", conflict.chain, detail)
-            self._on_reject(read_at[source.partition, source.offset],
-                            RejectReason.CONFLICTING_EVENT_ID, detail)  # fmt: skip
+            self._on_reject(
+                read_at[source.partition, source.offset], RejectReason.CONFLICTING_EVENT_ID, detail
+            )
 
     def _source(self, msg: Message) -> EntrySource | None:
         """Where a consumed record was read, or None when it is not ours to log."""
@@ -362,8 +375,12 @@ class Sequencer:
             return None  # logged (once per backoff step) by the broker watch
         if chain is None or offset is None or chain not in self.owned:
             return None  # revoked or fenced while the batch was in flight: not ours
-        return EntrySource(cluster=self.cluster_id, topic=msg.topic() or self.config.topic,
-                           partition=chain, offset=offset)  # fmt: skip
+        return EntrySource(
+            cluster=self.cluster_id,
+            topic=msg.topic() or self.config.topic,
+            partition=chain,
+            offset=offset,
+        )
 
     def _log_batch(self, chain: int, items: list[Incoming]) -> BatchOutcome:
         owned = self.owned[chain]
@@ -385,8 +402,9 @@ class Sequencer:
         self._write_checkpoint(chain, result.size, result.root, result.last_source)
         owned.marks = OwnershipMarks(checkpoints=1, max_size=result.size, entries=0)
         self._reached("checkpoint")
-        return BatchOutcome(chain, result.appended, result.duplicates, result.size,
-                            conflicts=conflicts)  # fmt: skip
+        return BatchOutcome(
+            chain, result.appended, result.duplicates, result.size, conflicts=conflicts
+        )
 
     def _archive(self, chain: int, first_seq: int, logged: list[Incoming]) -> None:
         """Step 1's first inserts; event bytes that do not hash to their decision's digest
@@ -407,8 +425,9 @@ class Sequencer:
         del self.owned[chain]
         log.error(
             "chain %d: another writer has written this chain since this one last did; it is"
-            " no longer written from this process until the group assigns it again", chain,
-        )  # fmt: skip
+            " no longer written from this process until the group assigns it again",
+            chain,
+        )
         self.events.writer_fenced(chain)
         try:
             self.consumer.pause([TopicPartition(self.config.topic, chain)])
@@ -450,8 +469,7 @@ class Sequencer:
     def _reached(self, point: str) -> None:
         """Fault injection for the crash tests: die here, exactly as a SIGKILL would."""
         if point == self.config.crash_at:
-            log.warning("fault injection (%s): killing the sequencer after %s", CRASH_AT_ENV,
-                        point)  # fmt: skip
+            log.warning("fault injection (%s): killing the sequencer after %s", CRASH_AT_ENV, point)
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -82,10 +82,12 @@ class SignerStateFile:
     def load(self) -> SignerState:
         """The state; an empty one when the file does not exist (first use)."""
         return read_state(
-            self.path, SignerState, "the signer state file",
+            self.path,
+            SignerState,
+            "the signer state file",
             "move it aside to trust the stored ledger anew (docs/operations.md)",
             SignerStateError,
-        )  # fmt: skip
+        )
 
     def last(self, origin: str, key: str) -> SignedHead | None:
         return self.load().last(origin, key)

@@ -173,18 +173,17 @@ class ClickHouseStore(ClickHouseConnection):
         """Checkpoints past `size` and entries from `size` on. Both tables are sorted by
         (chain, size/seq), so each query reads only a tail."""
         params = {"c": chain, "s": size}
-        (count, latest), = self.execute(
-            "SELECT count(), max(size) FROM {db}.checkpoints"
-            " WHERE chain = %(c)s AND size > %(s)s",
+        ((count, latest),) = self.execute(
+            "SELECT count(), max(size) FROM {db}.checkpoints WHERE chain = %(c)s AND size > %(s)s",
             params,
-        )  # fmt: skip
-        (entries, oldest), = self.execute(
-            "SELECT count(), min(logged_at) FROM {db}.entries"
-            " WHERE chain = %(c)s AND seq >= %(s)s",
+        )
+        ((entries, oldest),) = self.execute(
+            "SELECT count(), min(logged_at) FROM {db}.entries WHERE chain = %(c)s AND seq >= %(s)s",
             params,
-        )  # fmt: skip
-        return ChainTail(int(count), int(latest) if count else 0, int(entries),
-                         oldest if entries else None)  # fmt: skip
+        )
+        return ChainTail(
+            int(count), int(latest) if count else 0, int(entries), oldest if entries else None
+        )
 
     # --- entries ---------------------------------------------------------------------------
     def entry_rows(

@@ -129,9 +129,13 @@ class SigningGuard:
             check_claim(store, recovered, claim)
             covered = max(covered, claim.size)
         if covered < head:  # c
-            log.info("chain %d: entries %d..%d are covered by no checkpoint of this signer;"
-                     " re-deriving them from the decisions topic",
-                     chain, covered, head - 1)  # fmt: skip
+            log.info(
+                "chain %d: entries %d..%d are covered by no checkpoint of this signer;"
+                " re-deriving them from the decisions topic",
+                chain,
+                covered,
+                head - 1,
+            )
             check_derivable(store, recovered, covered, self.bootstrap, source)
         return covered
 
@@ -143,36 +147,52 @@ class SigningGuard:
             signed = open_checkpoint(cp.note, [self.verifier], origin)
         except AttestreamError as exc:
             raise SigningRefusedError(
-                "untrusted_checkpoint", chain, seq,
+                "untrusted_checkpoint",
+                chain,
+                seq,
                 f"the latest stored checkpoint (size {cp.size}) is not one this signer"
                 f" ({self.key}) signed for {origin}: {exc}",
-            ) from None  # fmt: skip
+            ) from None
         if (signed.size, bytes(signed.root)) != (cp.size, cp.root):
             raise SigningRefusedError(
-                "untrusted_checkpoint", chain, seq,
+                "untrusted_checkpoint",
+                chain,
+                seq,
                 f"the latest stored checkpoint row says size {cp.size}, root {cp.root.hex()};"
                 f" its signed note says size {signed.size}, root {bytes(signed.root).hex()}",
-            )  # fmt: skip
+            )
         return cp.size
 
     def _claims(self, origin: str, chain: int, head: int) -> list[SignedClaim]:
         claims = []
         last = self.state.last(origin, self.key)
         if last is not None and last.chain == chain:
-            claims.append(SignedClaim(chain, last.size, last.root_hash,
-                                      f"the signer state file {self.state.path}"))  # fmt: skip
+            claims.append(
+                SignedClaim(
+                    chain, last.size, last.root_hash, f"the signer state file {self.state.path}"
+                )
+            )
         elif head:
-            log.warning("chain %d: the signer state file %s has no checkpoint of %s signed by"
-                        " %s: trust on first use of the stored chain", chain, self.state.path,
-                        origin, self.key)  # fmt: skip
+            log.warning(
+                "chain %d: the signer state file %s has no checkpoint of %s signed by"
+                " %s: trust on first use of the stored chain",
+                chain,
+                self.state.path,
+                origin,
+                self.key,
+            )
         if self.outside is not None:
             try:
                 claims.extend(self.outside(chain))
             except (ServiceUnavailableError, MalformedError) as exc:
                 # Availability over a second witness: the state file and the re-derivation
                 # still guard the chain (docs/operations.md).
-                log.warning("chain %d: anchors on the EVM chain could not be read, checking"
-                            " against the signer state file only: %s", chain, exc)  # fmt: skip
+                log.warning(
+                    "chain %d: anchors on the EVM chain could not be read, checking"
+                    " against the signer state file only: %s",
+                    chain,
+                    exc,
+                )
                 self.outside_unavailable(str(exc))
         return claims
 
@@ -182,10 +202,12 @@ def check_claim(store: TrustStore, recovered: RecoveredChain, claim: SignedClaim
     chain, head = recovered.writer.chain, recovered.head.size
     if claim.size > head:
         raise SigningRefusedError(
-            "truncated", chain, head,
+            "truncated",
+            chain,
+            head,
             f"{claim.source} holds a checkpoint of size {claim.size} signed by this signer,"
             f" but the stored chain ends at {head} entries",
-        )  # fmt: skip
+        )
     try:
         stored = stored_root(store, recovered, claim.size)
     except (ProofError, MalformedError) as exc:
@@ -193,10 +215,12 @@ def check_claim(store: TrustStore, recovered: RecoveredChain, claim: SignedClaim
     if stored != claim.root:
         detail = f"has root {stored.hex()}" if stored is not None else f"cannot be read ({why})"
         raise SigningRefusedError(
-            "rewritten", chain, claim.size - 1,
+            "rewritten",
+            chain,
+            claim.size - 1,
             f"{claim.source} holds root {claim.root.hex()} at size {claim.size}, signed by this"
             f" signer; the stored tree of that size {detail}",
-        )  # fmt: skip
+        )
 
 
 def stored_root(store: TrustStore, recovered: RecoveredChain, size: int) -> bytes:
@@ -244,9 +268,13 @@ def _tail_entry(recovered: RecoveredChain, seq: int, data: bytes, topic: str) ->
     except MalformedError as exc:
         raise SigningRefusedError("underivable", chain, seq, str(exc)) from None
     if (entry.source.topic, entry.source.partition) != (topic, chain):
-        raise SigningRefusedError("underivable", chain, seq,
-                                  f"read from {entry.source.topic}/{entry.source.partition},"
-                                  f" not from this chain's partition {topic}/{chain}")  # fmt: skip
+        raise SigningRefusedError(
+            "underivable",
+            chain,
+            seq,
+            f"read from {entry.source.topic}/{entry.source.partition},"
+            f" not from this chain's partition {topic}/{chain}",
+        )
     return entry
 
 

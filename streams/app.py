@@ -68,8 +68,12 @@ PRODUCER_MAX_BATCH_BYTES = 256 * 1024
 # Objects allocated before the youngest generation is collected (Python's default: 700).
 GC_GEN0_THRESHOLD = 50_000
 # Topics carry exact bytes: intake validates them and decisions hash them.
-RAW_BYTES: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-                             "value_serializer": "raw"}  # fmt: skip
+RAW_BYTES: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 
 
 class JSONStates(MutableMapping[str, State]):
@@ -143,8 +147,7 @@ def create_app(
         if spec.models is not None and config.model_poll_s > 0:
             _add_model_watch(app, spec, config.model_poll_s, metrics)
         if spec.labels is not None:
-            _add_labels_agent(app, config, spec.detector.value, spec.labels, dead_letters,
-                              metrics)  # fmt: skip
+            _add_labels_agent(app, config, spec.detector.value, spec.labels, dead_letters, metrics)
     return app
 
 
@@ -200,15 +203,24 @@ def _add_model_watch(
             scorer = await asyncio.get_running_loop().run_in_executor(None, source.poll)
         except AttestreamError as exc:
             metrics.model_refused.labels(detector).inc()
-            log.error("%s: the newly active model is refused, still scoring with %s: %s",
-                      detector, spec.scorer.model_id, exc.diagnostics())  # fmt: skip
+            log.error(
+                "%s: the newly active model is refused, still scoring with %s: %s",
+                detector,
+                spec.scorer.model_id,
+                exc.diagnostics(),
+            )
             return
         if scorer is None:
             return
         previous, spec.scorer = spec.scorer, scorer
         metrics.model_swaps.labels(detector).inc()
-        log.info("%s: now scoring with %s (sha256 %s), was %s", detector, scorer.model_id,
-                 scorer.model_sha256, previous.model_id)  # fmt: skip
+        log.info(
+            "%s: now scoring with %s (sha256 %s), was %s",
+            detector,
+            scorer.model_id,
+            scorer.model_sha256,
+            previous.model_id,
+        )
 
     watch_model.__name__ = f"watch_model_{detector}"
     app.timer(interval_s, name=f"models-{detector}")(watch_model)
@@ -226,9 +238,14 @@ def _add_labels_agent(
     # One changelog partition chosen by the partitioner, not by the current event: the
     # settings faust documents for a GlobalTable shared by several workers.
     table = app.GlobalTable(
-        labels.table, default=None, key_type=str, partitions=1, recovery_buffer_size=1,
-        use_partitioner=True, value_type=bytes,
-    )  # fmt: skip
+        labels.table,
+        default=None,
+        key_type=str,
+        partitions=1,
+        recovery_buffer_size=1,
+        use_partitioner=True,
+        value_type=bytes,
+    )
     states = JSONStates(table)
     labels.attach(states)
     source = app.topic(labels.topic, **RAW_BYTES)
@@ -241,8 +258,9 @@ def _add_labels_agent(
             with outcomes_before_acks(stream.app, events, detector):
                 records = [_record(event) for event in events]
                 try:
-                    rejections = apply_labels(labels, records, states,
-                                              max_clock_skew_s=config.max_clock_skew_s)  # fmt: skip
+                    rejections = apply_labels(
+                        labels, records, states, max_clock_skew_s=config.max_clock_skew_s
+                    )
                 except Exception as exc:  # noqa: BLE001 - a defect must not lose the labels
                     log.exception("%s: applying a batch of labels raised", detector)
                     rejections = [(r, Rejection.from_error(exc)) for r in records]
@@ -333,9 +351,15 @@ def _decide_or_reject(
     same (a defect), every record of the batch is dead-lettered with the error rather than
     lost."""
     try:
-        return decide_batch(spec, records, table, before_state_write=follow_event,
-                            max_clock_skew_s=config.max_clock_skew_s)  # fmt: skip
+        return decide_batch(
+            spec,
+            records,
+            table,
+            before_state_write=follow_event,
+            max_clock_skew_s=config.max_clock_skew_s,
+        )
     except Exception as exc:  # noqa: BLE001 - see the docstring
-        log.exception("%s: deciding a batch of %d records raised", spec.detector.value,
-                      len(records))  # fmt: skip
+        log.exception(
+            "%s: deciding a batch of %d records raised", spec.detector.value, len(records)
+        )
         return BatchResult(rejections=[(r, Rejection.from_error(exc)) for r in records])

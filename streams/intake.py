@@ -72,8 +72,12 @@ class Rejection:
     @classmethod
     def from_error(cls, exc: BaseException, event_id: str | None = None) -> Rejection:
         """A processing error: the exception's class and its (bounded) message."""
-        return cls(RejectReason.PROCESSING_ERROR, bounded(str(exc) or repr(exc)),
-                   type(exc).__name__[:MAX_DETAIL_CHARS], event_id)  # fmt: skip
+        return cls(
+            RejectReason.PROCESSING_ERROR,
+            bounded(str(exc) or repr(exc)),
+            type(exc).__name__[:MAX_DETAIL_CHARS],
+            event_id,
+        )
 
 
 @dataclass(frozen=True)

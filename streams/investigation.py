@@ -31,13 +31,20 @@ def decision_context(event: object) -> DecisionContext | None:
     """The investigation fields of a payment or a scan; None for any other event."""
     if isinstance(event, PaymentTransaction):
         return PaymentContext(
-            customer_id=event.customer_id, terminal_id=event.terminal_id, amount=event.amount,
-            currency=event.currency, channel=event.channel, mcc=event.mcc,
+            customer_id=event.customer_id,
+            terminal_id=event.terminal_id,
+            amount=event.amount,
+            currency=event.currency,
+            channel=event.channel,
+            mcc=event.mcc,
             country=event.country,
-        )  # fmt: skip
+        )
     if isinstance(event, SupplyChainEvent):
         return ScanContext(
-            epc=event.epc, gtin=gtin_or_none(event.epc), biz_step=event.biz_step,
-            biz_location=event.biz_location, read_point=event.read_point,
-        )  # fmt: skip
+            epc=event.epc,
+            gtin=gtin_or_none(event.epc),
+            biz_step=event.biz_step,
+            biz_location=event.biz_location,
+            read_point=event.read_point,
+        )
     return None

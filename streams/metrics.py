@@ -36,46 +36,63 @@ class DetectMetrics:
             registry=reg,
         )
         self.decisions: LabelledCounter = Counter(
-            "attestream_detect_decisions_total", "Decisions emitted",
-            ["detector", "outcome"], registry=reg,
-        )  # fmt: skip
+            "attestream_detect_decisions_total",
+            "Decisions emitted",
+            ["detector", "outcome"],
+            registry=reg,
+        )
         self.decided = Counter(
             "attestream_detect_decided_total",
-            "Input records whose decision was handed to the producer", ["detector"], registry=reg,
-        )  # fmt: skip
+            "Input records whose decision was handed to the producer",
+            ["detector"],
+            registry=reg,
+        )
         self.dead_lettered = Counter(
             "attestream_detect_dead_lettered_total",
-            "Input records whose dead letter was handed to the producer", ["detector"],
+            "Input records whose dead letter was handed to the producer",
+            ["detector"],
             registry=reg,
-        )  # fmt: skip
+        )
         self.unaccounted = Gauge(
             "attestream_detect_unaccounted_events",
             "Input records consumed without a decision or dead letter yet (in flight)",
-            ["detector"], registry=reg,
-        )  # fmt: skip
+            ["detector"],
+            registry=reg,
+        )
         self.dead_letters = Counter(
             "attestream_detect_dead_letters_total",
             "Records sent to the dead-letter topic (input records and labels)",
-            ["detector", "topic", "reason"], registry=reg,
-        )  # fmt: skip
+            ["detector", "topic", "reason"],
+            registry=reg,
+        )
         self.dead_letter_retries = Counter(
             "attestream_detect_dead_letter_send_retries_total",
-            "Dead-letter sends that failed and were retried", ["detector"], registry=reg,
-        )  # fmt: skip
+            "Dead-letter sends that failed and were retried",
+            ["detector"],
+            registry=reg,
+        )
         self.labels = Counter(
-            "attestream_detect_labels_total", "Late labels applied to the detector's tables",
-            ["detector"], registry=reg,
-        )  # fmt: skip
+            "attestream_detect_labels_total",
+            "Late labels applied to the detector's tables",
+            ["detector"],
+            registry=reg,
+        )
         self.model_swaps = Counter(
             "attestream_detect_model_swaps_total",
-            "New active models swapped in between micro-batches", ["detector"], registry=reg,
-        )  # fmt: skip
+            "New active models swapped in between micro-batches",
+            ["detector"],
+            registry=reg,
+        )
         self.model_refused = Counter(
             "attestream_detect_model_refused_total",
             "Active models the worker refused (digest, features or reference data differ)",
-            ["detector"], registry=reg,
-        )  # fmt: skip
+            ["detector"],
+            registry=reg,
+        )
         self.batch_seconds = Histogram(
-            "attestream_detect_batch_duration_seconds", "Time to decide one micro-batch",
-            ["detector"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0), registry=reg,
-        )  # fmt: skip
+            "attestream_detect_batch_duration_seconds",
+            "Time to decide one micro-batch",
+            ["detector"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=reg,
+        )

@@ -93,9 +93,14 @@ def abandon(app: AppT, events: Sequence[EventT[bytes]], detector: str, exc: Base
         unacked.discard(event.message)
     first = events[0].message if events else None
     where = f" from {first.topic}[{first.partition}]@{first.offset}" if first else ""
-    log.error("%s: a batch of %d records%s was left unfinished (%s); they stay uncommitted"
-              " until the worker restarts and decides them again", detector, len(events),
-              where, type(exc).__name__)  # fmt: skip
+    log.error(
+        "%s: a batch of %d records%s was left unfinished (%s); they stay uncommitted"
+        " until the worker restarts and decides them again",
+        detector,
+        len(events),
+        where,
+        type(exc).__name__,
+    )
 
 
 class DeadLetterTopic(Protocol):
@@ -124,25 +129,38 @@ async def send_dead_letters(
         failures = 0
         while True:
             try:
-                delivered = await dead_letters.send(key=letter.key, value=letter.value,
-                                                    headers=letter.headers)  # fmt: skip
+                delivered = await dead_letters.send(
+                    key=letter.key, value=letter.value, headers=letter.headers
+                )
                 await delivered
                 break
             except Exception as exc:  # noqa: BLE001 - any failure is retried, never skipped
                 failures += 1
-                delay = backoff_delay(failures, DEAD_LETTER_RETRY_INITIAL_S,
-                                      DEAD_LETTER_RETRY_MAX_S)  # fmt: skip
+                delay = backoff_delay(
+                    failures, DEAD_LETTER_RETRY_INITIAL_S, DEAD_LETTER_RETRY_MAX_S
+                )
                 metrics.dead_letter_retries.labels(detector).inc()
-                log.warning("%s: dead letter for %s not sent (%s: %s), retrying in %.1f s",
-                            detector, _position(record, rejection), type(exc).__name__, exc,
-                            delay)  # fmt: skip
+                log.warning(
+                    "%s: dead letter for %s not sent (%s: %s), retrying in %.1f s",
+                    detector,
+                    _position(record, rejection),
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
         metrics.dead_letters.labels(detector, record.topic, rejection.reason.value).inc()
         # A processing error is a defect of ours: louder than a producer's bad record.
         level = logging.WARNING if rejection.error_class else logging.INFO
-        log.log(level, "%s: dead-lettered %s: %s %s%s", detector, _position(record, rejection),
-                rejection.reason.value, f"{rejection.error_class}: " if rejection.error_class
-                else "", rejection.detail)  # fmt: skip
+        log.log(
+            level,
+            "%s: dead-lettered %s: %s %s%s",
+            detector,
+            _position(record, rejection),
+            rejection.reason.value,
+            f"{rejection.error_class}: " if rejection.error_class else "",
+            rejection.detail,
+        )
 
 
 async def emit(
@@ -176,8 +194,7 @@ def fault_from_env() -> str:
 
 
 def inject_fault(fault: str) -> None:
-    log.warning("fault injection (%s=%s) halfway through a batch's decisions", FAULT_AT_ENV,
-                fault)  # fmt: skip
+    log.warning("fault injection (%s=%s) halfway through a batch's decisions", FAULT_AT_ENV, fault)
     if fault == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     raise InjectedFault(f"{FAULT_AT_ENV}={fault}")

@@ -224,13 +224,16 @@ def _score_and_build(
             outcomes[item.index] = Rejection.from_error(score, _event_id(item.event))
             continue
         if not math.isfinite(score) or not all(math.isfinite(c) for _, c in why):
-            outcomes[item.index] = Rejection(RejectReason.NON_FINITE,
-                                             f"score {score}, reasons {why}"[:MAX_DETAIL_CHARS],
-                                             event_id=_event_id(item.event))  # fmt: skip
+            outcomes[item.index] = Rejection(
+                RejectReason.NON_FINITE,
+                f"score {score}, reasons {why}"[:MAX_DETAIL_CHARS],
+                event_id=_event_id(item.event),
+            )
             continue
         try:
-            decision = _decision(spec, scorer, item.record, item.event, names, item.row, score,
-                                 why, decided_at)  # fmt: skip
+            decision = _decision(
+                spec, scorer, item.record, item.event, names, item.row, score, why, decided_at
+            )
             outcomes[item.index] = (decision.entity_id, encode(decision), decision)
         except Exception as exc:  # noqa: BLE001 - one event's failure is that event's outcome
             outcomes[item.index] = Rejection.from_error(exc, _event_id(item.event))
@@ -262,8 +265,9 @@ def _score_rows(scorer: BatchScorer, matrix: np.ndarray) -> list[Scored]:
     scores = scorer.score_batch(matrix)
     reasons = scorer.reasons_batch(matrix, top=3)
     if len(scores) != len(matrix) or len(reasons) != len(matrix):
-        raise ValueError(f"{len(matrix)} rows scored as {len(scores)} scores, {len(reasons)}"
-                         " reasons")  # fmt: skip
+        raise ValueError(
+            f"{len(matrix)} rows scored as {len(scores)} scores, {len(reasons)} reasons"
+        )
     return [(float(score), why) for score, why in zip(scores, reasons, strict=True)]
 
 
@@ -300,17 +304,20 @@ def _too_late(event: Any, latest_ts: float) -> Rejection | None:
     at = _event_time(event)
     if at is None or at.timestamp() <= latest_ts:
         return None
-    return Rejection(RejectReason.EVENT_TIME_IN_FUTURE,
-                     f"{at.isoformat()} is later than the worker's clock plus the allowed skew",
-                     event_id=_event_id(event))  # fmt: skip
+    return Rejection(
+        RejectReason.EVENT_TIME_IN_FUTURE,
+        f"{at.isoformat()} is later than the worker's clock plus the allowed skew",
+        event_id=_event_id(event),
+    )
 
 
 def _non_finite(row: np.ndarray, names: Sequence[str], event: Any) -> Rejection:
     """A rejection naming the first feature that is NaN or infinite as the model reads it."""
     bad = int(np.flatnonzero(~np.isfinite(row))[0])
     name = names[bad] if bad < len(names) else f"#{bad}"
-    return Rejection(RejectReason.NON_FINITE, f"feature {name} = {row[bad]}",
-                     event_id=_event_id(event))  # fmt: skip
+    return Rejection(
+        RejectReason.NON_FINITE, f"feature {name} = {row[bad]}", event_id=_event_id(event)
+    )
 
 
 def _decision(

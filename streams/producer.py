@@ -59,9 +59,12 @@ class EventProducer:
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers or ()),
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=list(headers or ()),
                     on_delivery=self._delivered,
-                )  # fmt: skip
+                )
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
@@ -82,8 +85,11 @@ class EventProducer:
         """At shutdown: wait at most `timeout_s` for what is queued, then give it up (logged)."""
         remaining = self._producer.flush(timeout_s)
         if remaining:
-            log.warning("%d record(s) to %s not acknowledged at shutdown, given up", remaining,
-                        self.bootstrap)  # fmt: skip
+            log.warning(
+                "%d record(s) to %s not acknowledged at shutdown, given up",
+                remaining,
+                self.bootstrap,
+            )
 
     def flush(self) -> None:
         remaining = self._producer.flush(FLUSH_TIMEOUT_S)

@@ -21,8 +21,11 @@ def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None
         existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
     except KafkaException as exc:
         raise ServiceUnavailableError("Kafka", bootstrap, str(exc)) from exc
-    missing = [NewTopic(n, num_partitions=partitions, replication_factor=1)
-               for n in names if n not in existing]  # fmt: skip
+    missing = [
+        NewTopic(n, num_partitions=partitions, replication_factor=1)
+        for n in names
+        if n not in existing
+    ]
     if not missing:
         return
     for name, future in admin.create_topics(missing, request_timeout=ADMIN_TIMEOUT_S).items():

@@ -20,7 +20,8 @@ def funded_anchor_key(rpc_url: str, path: Path) -> str:
     path.write_text(account.key.hex(), encoding="utf-8")
     path.chmod(0o600)
     w3 = Web3(Web3.HTTPProvider(rpc_url))
-    answer = w3.provider.make_request(RPCEndpoint("anvil_setBalance"),
-                                      [account.address, hex(ANCHOR_FUNDS_WEI)])  # fmt: skip
+    answer = w3.provider.make_request(
+        RPCEndpoint("anvil_setBalance"), [account.address, hex(ANCHOR_FUNDS_WEI)]
+    )
     assert "error" not in answer, answer
     return str(account.address)

@@ -48,8 +48,9 @@ def copy_models(models: Path, target: Path) -> Path:
 
 def add_fraud_model(models: Path, seed: int) -> str:
     """Another fraud model version, trained as `train_models` trains, not active; its digest."""
-    return train_detector("fraud", models, count=TRAINING_EVENTS, seed=seed,
-                          activate=False).model_sha256  # fmt: skip
+    return train_detector(
+        "fraud", models, count=TRAINING_EVENTS, seed=seed, activate=False
+    ).model_sha256
 
 
 def create_topics(settings: Settings) -> None:
@@ -82,13 +83,22 @@ def child_env(**extra: str) -> dict[str, str]:
     return dict(os.environ, **extra)
 
 
-def read_decisions(settings: Settings, at_least: int, timeout_s: float = DECIDE_TIMEOUT_S,
-                   proc: processes.Child | None = None) -> list[Decision]:  # fmt: skip
+def read_decisions(
+    settings: Settings,
+    at_least: int,
+    timeout_s: float = DECIDE_TIMEOUT_S,
+    proc: processes.Child | None = None,
+) -> list[Decision]:
     """Every decision on the decisions topic (partition 0, in order), once there are at least
     `at_least` and the topic has been quiet for QUIET_S (so duplicates would show)."""
-    consumer = Consumer({"bootstrap.servers": settings.require_kafka(),
-                         "group.id": f"test-read-{time.monotonic_ns()}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.require_kafka(),
+            "group.id": f"test-read-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+        }
+    )
     consumer.assign([TopicPartition(settings.topic_decisions, 0, OFFSET_BEGINNING)])
     found: list[Decision] = []
 

@@ -40,8 +40,9 @@ def make_decision(i: int) -> Decision:
 
 def incoming(i: int, offset: int | None = None) -> Incoming:
     """Decision i as read from partition 0 of the decisions topic at `offset` (default i)."""
-    source = EntrySource(cluster="k1", topic="decisions", partition=0,
-                         offset=i if offset is None else offset)  # fmt: skip
+    source = EntrySource(
+        cluster="k1", topic="decisions", partition=0, offset=i if offset is None else offset
+    )
     return Incoming(make_decision(i), source)
 
 
@@ -51,9 +52,12 @@ def proof_bundle(seq: int, size: int, signer: NoteSigner) -> ProofBundle:
     nodes = MemoryNodeStore()
     result = writer.append([incoming(i) for i in range(size)])
     mask = (1 << LEVEL_SHIFT) - 1
-    nodes.add(Node(k >> LEVEL_SHIFT, k & mask, h)
-              for k, h in zip(result.node_keys, result.node_hashes, strict=True))  # fmt: skip
+    nodes.add(
+        Node(k >> LEVEL_SHIFT, k & mask, h)
+        for k, h in zip(result.node_keys, result.node_hashes, strict=True)
+    )
     body = Checkpoint(f"{signer.name}/0", size, RootHash(result.root)).body()
     proof = inclusion_proof(seq, size, nodes)
-    return ProofBundle(0, seq, bytes(result.entries["entry"][seq]), size, proof,
-                       sign_note(body, signer))  # fmt: skip
+    return ProofBundle(
+        0, seq, bytes(result.entries["entry"][seq]), size, proof, sign_note(body, signer)
+    )

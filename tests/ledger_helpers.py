@@ -41,21 +41,35 @@ def publish_decisions(settings: Settings, decisions: list[Decision], garbage: in
 
 
 def run_sequencer(
-    settings: Settings, store: AnchoredStore, rejected: list[str] | None = None,
-    batch_max: int = 1000, anchors: bool = False,
-) -> Sequencer:  # fmt: skip
+    settings: Settings,
+    store: AnchoredStore,
+    rejected: list[str] | None = None,
+    batch_max: int = 1000,
+    anchors: bool = False,
+) -> Sequencer:
     """Run the real sequencer until the decisions topic has been quiet for IDLE_S.
 
     It checks what it signs as `ledger run` does, against its signer state file and, with
     `anchors`, the newest anchor of the configured anchor account (off by default: tests on
     the session stack share its anchor account with other databases)."""
     reasons = rejected if rejected is not None else []
-    config = SequencerConfig(settings.require_kafka(), settings.topic_decisions,
-                             settings.ledger_group, settings.log_origin, batch_max)  # fmt: skip
+    config = SequencerConfig(
+        settings.require_kafka(),
+        settings.topic_decisions,
+        settings.ledger_group,
+        settings.log_origin,
+        batch_max,
+    )
     signer = ledger_signer(settings)
     guard = signing_guard(settings, signer, store, anchors=anchors)
-    sequencer = Sequencer(config, store, signer, guard=guard, archive=ArchiveStore(store),
-                          on_reject=lambda msg, reason, detail: reasons.append(detail))  # fmt: skip
+    sequencer = Sequencer(
+        config,
+        store,
+        signer,
+        guard=guard,
+        archive=ArchiveStore(store),
+        on_reject=lambda msg, reason, detail: reasons.append(detail),
+    )
     sequencer.run(max_idle_s=IDLE_S)
     return sequencer
 
@@ -167,8 +181,9 @@ def rebuild_chain(
     with `forge(seq, decision)` in place of its decision, every leaf hash, link and tree node
     recomputed, and the tables emptied and refilled with plain INSERTs (no mutation, no
     signature). Checkpoints and anchors are left alone: delete them as the attack needs."""
-    entries = [decode_entry(bytes(row[ENTRY_COLUMNS.index("entry")]))
-               for row in store.entry_rows(chain)]  # fmt: skip
+    entries = [
+        decode_entry(bytes(row[ENTRY_COLUMNS.index("entry")])) for row in store.entry_rows(chain)
+    ]
     writer = ChainWriter(chain=chain, tree=MerkleTree(), prev=None)
     result = writer.append([Incoming(forge(e.seq, e.decision), e.source) for e in entries])
     assert result.appended == len(entries), "a forged decision id repeats an earlier one"

@@ -75,8 +75,12 @@ class MemoryLedger:
 
     def entry_by_decision_id(self, decision_id: str) -> list[Any] | None:
         self.reads.append(("decision", None, None, None))
-        rows = [r for rows in self.rows.values() for r in rows
-                if r[COL["decision_id"]] == decision_id.encode()]  # fmt: skip
+        rows = [
+            r
+            for rows in self.rows.values()
+            for r in rows
+            if r[COL["decision_id"]] == decision_id.encode()
+        ]
         return min(rows, key=lambda r: (r[COL["chain"]], r[COL["seq"]]), default=None)
 
     def anchors(self) -> list[StoredAnchor]:
@@ -130,9 +134,12 @@ class MemoryLedger:
 
 
 def build(
-    sizes: tuple[int, ...] = (4, 9), chain: int = 0, ledger: MemoryLedger | None = None,
-    first_decision: int = 0, archive: bool = False,
-) -> MemoryLedger:  # fmt: skip
+    sizes: tuple[int, ...] = (4, 9),
+    chain: int = 0,
+    ledger: MemoryLedger | None = None,
+    first_decision: int = 0,
+    archive: bool = False,
+) -> MemoryLedger:
     """One chain written by the real ChainWriter, one batch and checkpoint per size: entry
     `seq` logs decision `first_decision + seq`. With `ledger`, the chain is added to it; with
     `archive`, each decision logs the digest of its own event bytes (`event_bytes`), which

@@ -39,51 +39,92 @@ START = datetime(2025, 3, 3, tzinfo=UTC)
 MODEL = "ab" * 32
 OTHER_MODEL = "ef" * 32
 COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
-OUTCOMES = {Detector.FRAUD: ("approve", "review", "block"),
-            Detector.AUTHENTICITY: ("authentic", "suspect", "counterfeit")}  # fmt: skip
+OUTCOMES = {
+    Detector.FRAUD: ("approve", "review", "block"),
+    Detector.AUTHENTICITY: ("authentic", "suspect", "counterfeit"),
+}
 
 
 def decision_on(
-    event_id: str, at: datetime, context: PaymentContext | ScanContext, score: float,
-    event: bytes, detector: Detector = Detector.FRAUD, model: str = MODEL, offset: int = 0,
-) -> Decision:  # fmt: skip
+    event_id: str,
+    at: datetime,
+    context: PaymentContext | ScanContext,
+    score: float,
+    event: bytes,
+    detector: Detector = Detector.FRAUD,
+    model: str = MODEL,
+    offset: int = 0,
+) -> Decision:
     outcomes = OUTCOMES[detector]
     outcome = outcomes[2] if score >= 0.9 else outcomes[1] if score >= 0.6 else outcomes[0]
     return Decision(
-        decision_id=decision_id(event_id, detector, model), event_id=event_id,
+        decision_id=decision_id(event_id, detector, model),
+        event_id=event_id,
         event_sha256=hashlib.sha256(event).hexdigest(),
         source=SourceRef(topic="attestream.events", partition=0, offset=offset),
         entity_id=context.customer_id if isinstance(context, PaymentContext) else context.epc,
-        detector=detector, model_id="test-model", model_sha256=model,
-        features={"x": score}, score=score, outcome=outcome,
+        detector=detector,
+        model_id="test-model",
+        model_sha256=model,
+        features={"x": score},
+        score=score,
+        outcome=outcome,
         reasons=[Reason(feature="x", contribution=score), Reason(feature="y", contribution=-0.1)],
-        event_time=at, decided_at=at + timedelta(milliseconds=5), context=context,
-    )  # fmt: skip
+        event_time=at,
+        decided_at=at + timedelta(milliseconds=5),
+        context=context,
+    )
 
 
-def payment(i: int, customer: str, terminal: str, score: float, minutes: float = 0.0,
-            lat: float = 48.0, lon: float = 11.0) -> tuple[Decision, bytes]:  # fmt: skip
+def payment(
+    i: int,
+    customer: str,
+    terminal: str,
+    score: float,
+    minutes: float = 0.0,
+    lat: float = 48.0,
+    lon: float = 11.0,
+) -> tuple[Decision, bytes]:
     """Payment number i (at START + i minutes + `minutes`) and its event's bytes."""
     event_id = f"tx-{i}"
     at = START + timedelta(minutes=i + minutes)
-    event = json.dumps({"event_id": event_id, "customer_id": customer, "terminal_id": terminal,
-                        "lat": lat, "lon": lon}).encode()  # fmt: skip
-    context = PaymentContext(customer_id=customer, terminal_id=terminal, amount=10.0 + i,
-                             currency="EUR", channel=Channel.CARD_PRESENT, mcc="5411",
-                             country="DE")  # fmt: skip
+    event = json.dumps(
+        {
+            "event_id": event_id,
+            "customer_id": customer,
+            "terminal_id": terminal,
+            "lat": lat,
+            "lon": lon,
+        }
+    ).encode()
+    context = PaymentContext(
+        customer_id=customer,
+        terminal_id=terminal,
+        amount=10.0 + i,
+        currency="EUR",
+        channel=Channel.CARD_PRESENT,
+        mcc="5411",
+        country="DE",
+    )
     return decision_on(event_id, at, context, score, event, offset=i), event
 
 
 def scan(
-    i: int, epc: str, at: datetime, lat: float, lon: float, location: str,
-    step: BizStep = BizStep.RECEIVING, score: float = 0.1,
-) -> tuple[Decision, bytes]:  # fmt: skip
+    i: int,
+    epc: str,
+    at: datetime,
+    lat: float,
+    lon: float,
+    location: str,
+    step: BizStep = BizStep.RECEIVING,
+    score: float = 0.1,
+) -> tuple[Decision, bytes]:
     event_id = f"sc-{i}"
     event = json.dumps({"event_id": event_id, "epc": epc, "lat": lat, "lon": lon}).encode()
-    context = ScanContext(epc=epc, gtin=None, biz_step=step, biz_location=location,
-                          read_point=f"{location}:door")  # fmt: skip
-    return decision_on(event_id, at, context, score, event, Detector.AUTHENTICITY,
-                       offset=i), event  # fmt: skip
+    context = ScanContext(
+        epc=epc, gtin=None, biz_step=step, biz_location=location, read_point=f"{location}:door"
+    )
+    return decision_on(event_id, at, context, score, event, Detector.AUTHENTICITY, offset=i), event
 
 
 class SearchLedger:
@@ -99,21 +140,39 @@ class SearchLedger:
 
     def log(self, decisions: Sequence[tuple[Decision, bytes | None]]) -> None:
         first = len(self.entries)
-        items = [Incoming(d, EntrySource(cluster="k1", topic="decisions", partition=0,
-                                         offset=first + i), e)
-                 for i, (d, e) in enumerate(decisions)]  # fmt: skip
+        items = [
+            Incoming(
+                d, EntrySource(cluster="k1", topic="decisions", partition=0, offset=first + i), e
+            )
+            for i, (d, e) in enumerate(decisions)
+        ]
         written = self.writer.append(items).entries
         for seq, entry in zip(written["seq"], written["entry"], strict=True):
             self.entries[(self.chain, int(seq))] = bytes(entry)
         batch = archive_batch(self.chain, first, items)
-        rows = zip(*(batch.index[n] for n in ("entity_kind", "entity_value", "event_time",
-                                              "chain", "seq", "decision_id", "detector",
-                                              "outcome")), strict=True)  # fmt: skip
+        rows = zip(
+            *(
+                batch.index[n]
+                for n in (
+                    "entity_kind",
+                    "entity_value",
+                    "event_time",
+                    "chain",
+                    "seq",
+                    "decision_id",
+                    "detector",
+                    "outcome",
+                )
+            ),
+            strict=True,
+        )
         for kind, value, at, chain, seq, did, detector, outcome in rows:
-            self.index.append((kind, value, int(at.timestamp()), chain, seq, did, detector,
-                               outcome))  # fmt: skip
-        for digest, event in zip(batch.archive["event_sha256"], batch.archive["event"],
-                                 strict=True):  # fmt: skip
+            self.index.append(
+                (kind, value, int(at.timestamp()), chain, seq, did, detector, outcome)
+            )
+        for digest, event in zip(
+            batch.archive["event_sha256"], batch.archive["event"], strict=True
+        ):
             self.events[digest] = event
 
     def decisions(self) -> list[tuple[int, int, Decision]]:
@@ -121,12 +180,19 @@ class SearchLedger:
 
     # --- the ArchiveStore reads -------------------------------------------------------------
     def search_entity(
-        self, kind: EntityKind, value: str, since: datetime | None = None,
-        until: datetime | None = None, limit: int = 100, after: EntityHit | None = None,
-    ) -> EntityPage:  # fmt: skip
+        self,
+        kind: EntityKind,
+        value: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        after: EntityHit | None = None,
+    ) -> EntityPage:
         self.calls.append("search_entity")
-        rows = sorted({r for r in self.index if r[0] == kind.value and r[1] == value},
-                      key=lambda r: (r[2], r[3], r[4]))  # fmt: skip
+        rows = sorted(
+            {r for r in self.index if r[0] == kind.value and r[1] == value},
+            key=lambda r: (r[2], r[3], r[4]),
+        )
         if since is not None:
             rows = [r for r in rows if r[2] >= int(since.timestamp())]
         if until is not None:
@@ -147,14 +213,20 @@ class SearchLedger:
         self, where: EntryFilter, after: tuple[int, int] | None, limit: int
     ) -> list[tuple[Any, ...]]:
         self.calls.append("entries_after")
-        rows = [self._row(c, s, d) for c, s, d in self.decisions()
-                if where.matches(d) and (after is None or (c, s) > after)]  # fmt: skip
+        rows = [
+            self._row(c, s, d)
+            for c, s, d in self.decisions()
+            if where.matches(d) and (after is None or (c, s) > after)
+        ]
         return rows[:limit]
 
     def entries_with_ids(self, ids: Sequence[str], limit: int) -> list[tuple[Any, ...]]:
         self.calls.append("entries_with_ids")
-        rows = [self._row(c, s, d) for c, s, d in self.decisions()
-                if d.decision_id in ids or d.event_id in ids]  # fmt: skip
+        rows = [
+            self._row(c, s, d)
+            for c, s, d in self.decisions()
+            if d.decision_id in ids or d.event_id in ids
+        ]
         return rows[:limit]
 
     def archived_events_by_digest(self, digests: Sequence[str]) -> dict[str, bytes]:

@@ -59,16 +59,22 @@ def run(
     with registered(settings.home, "anchor", settings.metrics_host, port):
         # ClickHouse may be down at start: wait for it like for any later outage.
         stores: list[AnchoredStore] = []
-        opened = keep_trying(lambda: stores.append(open_store(settings, create=True)),
-                             Outage(log, readiness), lambda: stopping)  # fmt: skip
+        opened = keep_trying(
+            lambda: stores.append(open_store(settings, create=True)),
+            Outage(log, readiness),
+            lambda: stopping,
+        )
         if not opened:
             return
         store = stores[0]
         readiness.started()
         try:
-            supervise_service(lambda: open_service(settings, store),
-                              pacing_from_settings(settings, interval), lambda: stopping,
-                              readiness)  # fmt: skip
+            supervise_service(
+                lambda: open_service(settings, store),
+                pacing_from_settings(settings, interval),
+                lambda: stopping,
+                readiness,
+            )
         finally:
             store.close()
 
@@ -82,8 +88,10 @@ def _anchor_once(settings: Settings, timeout_s: float) -> None:
     if anchor is None:
         typer.echo("nothing new to anchor: the latest checkpoints are anchored")
     else:
-        typer.echo(f"anchored {len(anchor.checkpoints)} checkpoint(s) in {anchor.tx_hash}"
-                   f" (block {anchor.block_number}, {anchor.gas_used} gas)")  # fmt: skip
+        typer.echo(
+            f"anchored {len(anchor.checkpoints)} checkpoint(s) in {anchor.tx_hash}"
+            f" (block {anchor.block_number}, {anchor.gas_used} gas)"
+        )
 
 
 @app.command("status")
@@ -107,8 +115,9 @@ def status(
             chain.check_chain()
         except AttestreamError as exc:
             problems.append(exc.diagnostics().splitlines()[0])
-        found = collect_status(records, chain, sender, time.time(),
-                               settings.anchor_reorg_watch_blocks)  # fmt: skip
+        found = collect_status(
+            records, chain, sender, time.time(), settings.anchor_reorg_watch_blocks
+        )
         found.problems[:0] = problems
     finally:
         store.close()
@@ -123,27 +132,35 @@ def _print(found: AnchorStatus) -> None:
     data = found.to_json()
     balance = "?" if found.balance_wei is None else f"{data['balance_eth']:.6f} ETH"
     head = "?" if found.head_block is None else found.head_block
-    console.print(f"network chain id {found.network_chain_id} via {found.rpc_url}"
-                  f" (head block {head})")  # fmt: skip
+    console.print(
+        f"network chain id {found.network_chain_id} via {found.rpc_url} (head block {head})"
+    )
     console.print(f"sender {found.sender or '?'}  balance {balance}")
     last = found.last_anchor
     if last is None:
         console.print("last anchor: none yet")
     else:
         age = (datetime.now(UTC).replace(tzinfo=None) - last.anchored_at).total_seconds()
-        console.print(f"last anchor: {last.tx_hash} in block {last.block_number},"
-                      f" final {age:.0f} s ago, {last.gas_used} gas")  # fmt: skip
+        console.print(
+            f"last anchor: {last.tx_hash} in block {last.block_number},"
+            f" final {age:.0f} s ago, {last.gas_used} gas"
+        )
     console.print(f"pending transactions: {len(found.in_flight)}")
     for tx in found.in_flight:
-        console.print(f"  {tx.tx_hash} {tx.state} nonce {tx.nonce}, {tx.age_s:.0f} s,"
-                      f" max fee {tx.max_fee_gwei:.4g} gwei")  # fmt: skip
+        console.print(
+            f"  {tx.tx_hash} {tx.state} nonce {tx.nonce}, {tx.age_s:.0f} s,"
+            f" max fee {tx.max_fee_gwei:.4g} gwei"
+        )
     table = Table("chain", "latest size", "anchored size", "unanchored checkpoints")
     for b in found.chains:
-        table.add_row(str(b.chain), str(b.latest_size), str(b.anchored_size),
-                      str(b.unanchored_checkpoints))  # fmt: skip
+        table.add_row(
+            str(b.chain), str(b.latest_size), str(b.anchored_size), str(b.unanchored_checkpoints)
+        )
     console.print(table)
     oldest = found.oldest_unanchored_age_s
-    console.print("oldest unanchored decision: "
-                  + ("none" if oldest is None else f"logged {oldest:.0f} s ago"))  # fmt: skip
+    console.print(
+        "oldest unanchored decision: "
+        + ("none" if oldest is None else f"logged {oldest:.0f} s ago")
+    )
     for problem in found.problems:
         console.print(f"[yellow]problem:[/yellow] {problem}")

@@ -36,7 +36,9 @@ def bundle(
     output: Path = typer.Option(..., "-o", "--output", help="Write the case bundle here."),
     query: str | None = typer.Option(None, "--query", metavar="FILTERS", help=QUERY_HELP),
     ids: Path | None = typer.Option(
-        None, "--ids", metavar="FILE",
+        None,
+        "--ids",
+        metavar="FILE",
         help="Select by id: a file of decision ids or event ids, one a line (an event id"
         " selects every decision on that event).",
     ),
@@ -48,19 +50,26 @@ def bundle(
         DEFAULT_MAX_ENTRIES, "--max", min=1, help="Refuse a selection of more entries."
     ),
     key: list[str] = typer.Option(None, "--key", help=KEY_HELP),
-) -> None:  # fmt: skip
+) -> None:
     """Write one self-contained case bundle: the selected entries, their archived events,
     one signed checkpoint per chain with its anchor proof, the tree nodes of every inclusion
     proof (each once) and a manifest. It is verified before it is written: exit 1, and no
     file, if it would not verify."""
     if (query is None) == (ids is None):
         raise UsageError("give exactly one of --query FILTERS and --ids FILE")
-    selection = (Selection(query=query, filter=parse_query(query)) if query is not None
-                 else Selection(ids=_read_ids(ids)))  # fmt: skip
+    selection = (
+        Selection(query=query, filter=parse_query(query))
+        if query is not None
+        else Selection(ids=_read_ids(ids))
+    )
     settings = load_settings()
     verifiers = verifiers_for(key)
-    exporter = Exporter(by or _os_user(), datetime.now(UTC).replace(microsecond=0),
-                        f"attestream {attestream.__version__}", note)  # fmt: skip
+    exporter = Exporter(
+        by or _os_user(),
+        datetime.now(UTC).replace(microsecond=0),
+        f"attestream {attestream.__version__}",
+        note,
+    )
     store = open_store(settings)
     try:
         case = export_case_bundle(store, selection, exporter, verifiers, max_entries)
@@ -68,28 +77,38 @@ def bundle(
         store.close()
     output.write_bytes(dump_case_bundle(case))
     counts = case.manifest.counts
-    typer.echo(f"wrote {output}: {counts.entries} entries in {counts.chains} chain(s)"
-               f" ({counts.anchored_chains} anchored), {counts.events} archived event(s),"
-               f" {counts.nodes} tree nodes", err=True)  # fmt: skip
+    typer.echo(
+        f"wrote {output}: {counts.entries} entries in {counts.chains} chain(s)"
+        f" ({counts.anchored_chains} anchored), {counts.events} archived event(s),"
+        f" {counts.nodes} tree nodes",
+        err=True,
+    )
 
 
 def verify_bundle(
     bundle_file: Path = typer.Argument(..., help="A case bundle written by `forensic bundle`."),
     key: list[str] = typer.Option(None, "--key", help=KEY_HELP),
     rpc_url: str = typer.Option(
-        None, "--rpc-url", envvar="ATTESTREAM_VERIFY_RPC_URL",
+        None,
+        "--rpc-url",
+        envvar="ATTESTREAM_VERIFY_RPC_URL",
         help="Also check each anchor transaction on this EVM JSON-RPC (else offline only).",
     ),
     chain_id: int = typer.Option(
-        None, "--chain-id", envvar="ATTESTREAM_VERIFY_CHAIN_ID",
+        None,
+        "--chain-id",
+        envvar="ATTESTREAM_VERIFY_CHAIN_ID",
         help="With --rpc-url: the network the anchors must be on (default: the bundle's).",
     ),
     confirmations: int = typer.Option(
-        1, "--confirmations", min=0, envvar="ATTESTREAM_VERIFY_CONFIRMATIONS",
+        1,
+        "--confirmations",
+        min=0,
+        envvar="ATTESTREAM_VERIFY_CONFIRMATIONS",
         help="With --rpc-url: blocks each anchor must be buried under.",
     ),
     as_json: bool = typer.Option(False, "--json"),
-) -> None:  # fmt: skip
+) -> None:
     """Check a case bundle offline with the log's verifier key: every checkpoint signature,
     every entry's inclusion, every anchor proof, every archived event's digest, and that the
     entries are what the manifest says was selected; with --rpc-url also the anchor
@@ -116,17 +135,24 @@ def verify_bundle(
 def _print_report(report: BundleReport) -> None:
     manifest = report.manifest
     verdict = "VERIFIED" if report.ok else "FAILED"
-    typer.echo(f"{verdict}: {report.entries} entries in {len(report.chains)} chain(s),"
-               f" {report.events} archived event(s); exported by {manifest['exported_by']}"
-               f" at {manifest['exported_at']}")  # fmt: skip
+    typer.echo(
+        f"{verdict}: {report.entries} entries in {len(report.chains)} chain(s),"
+        f" {report.events} archived event(s); exported by {manifest['exported_by']}"
+        f" at {manifest['exported_at']}"
+    )
     for c in report.chains:
         if not c.ok:
             continue
         looked_up = "checked on chain" if c.anchor_checked_on_chain else "not looked up"
-        anchor = (f"anchored in {c.anchor_tx} ({looked_up})" if c.anchor_tx
-                  else "not anchored when exported")  # fmt: skip
-        typer.echo(f"  chain {c.chain}: {c.origin} tree size {c.tree_size}, signed by"
-                   f" {', '.join(c.signed_by)}; {anchor}")  # fmt: skip
+        anchor = (
+            f"anchored in {c.anchor_tx} ({looked_up})"
+            if c.anchor_tx
+            else "not anchored when exported"
+        )
+        typer.echo(
+            f"  chain {c.chain}: {c.origin} tree size {c.tree_size}, signed by"
+            f" {', '.join(c.signed_by)}; {anchor}"
+        )
     for f in report.failures:
         where = (
             ""

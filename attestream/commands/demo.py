@@ -43,8 +43,10 @@ def demo(
     else:
         _print(console, result)
         if keep_stack or was_up:
-            say("the stack is still up: try `attestream forensic verify` or"
-                " `attestream stack status`; stop it with `attestream stack down`")  # fmt: skip
+            say(
+                "the stack is still up: try `attestream forensic verify` or"
+                " `attestream stack status`; stop it with `attestream stack down`"
+            )
     raise typer.Exit(0 if result.ok else 1)
 
 
@@ -75,14 +77,15 @@ def _summary(r: DemoResult) -> dict[str, object]:
 def _print(console: Console, r: DemoResult) -> None:
     table = Table("what", "value", title=f"attestream demo {r.run_id}")
     table.add_row("valid events published", str(r.valid_events))
-    table.add_row("malformed records -> dead letters", f"{r.malformed}"
-                  f" -> {r.dead_letters}")  # fmt: skip
+    table.add_row("malformed records -> dead letters", f"{r.malformed} -> {r.dead_letters}")
     table.add_row("decisions logged", str(r.logged))
     accounting = r.accounting
     if not accounting.holds:
-        table.add_row("[red]without one outcome[/red]",
-                      f"{len(accounting.without_outcome())} with none,"
-                      f" {len(accounting.more_than_one())} with more than one")  # fmt: skip
+        table.add_row(
+            "[red]without one outcome[/red]",
+            f"{len(accounting.without_outcome())} with none,"
+            f" {len(accounting.more_than_one())} with more than one",
+        )
     for detector, how in sorted(r.models.items()):
         table.add_row(f"{detector} model", how)
     for detector, counts in sorted(r.outcomes.items()):
@@ -94,8 +97,11 @@ def _print(console: Console, r: DemoResult) -> None:
             f"{q['precision']:.3f} / {q['recall']:.3f} ({int(q['positives'])} positives)",
         )
     rep = r.report
-    table.add_row("ledger", f"{rep.entries} entries, {len(rep.chains)} chain(s),"
-                  f" {rep.checkpoints} checkpoints, {rep.anchors} anchors")  # fmt: skip
+    table.add_row(
+        "ledger",
+        f"{rep.entries} entries, {len(rep.chains)} chain(s),"
+        f" {rep.checkpoints} checkpoints, {rep.anchors} anchors",
+    )
     verdict = "[green]VERIFIED[/green]" if rep.ok else f"[red]FAILED[/red] {rep.failures[:3]}"
     table.add_row("verification", verdict)
     table.add_row("result", "[green]OK[/green]" if r.ok else "[red]FAILED[/red]")

@@ -35,7 +35,7 @@ def detect(
         envvar="ATTESTREAM_DETECT_WORKER_PORT",
         hidden=True,
         help="Run the faust worker itself (started by the supervisor), metrics on this port.",
-    ),  # fmt: skip
+    ),
     supervisor_pid: int = typer.Option(
         0, "--supervisor-pid", hidden=True, help="The worker stops when this process dies."
     ),

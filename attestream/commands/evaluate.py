@@ -78,9 +78,15 @@ def fraud(
     from detectors.report_fraud import evaluate_fraud_to
 
     config = FraudEvaluationConfig(
-        seed=seed, data=data, customers=customers, terminals=terminals, days=days,
-        scenarios=scenarios, folds=folds, **({"rounds": rounds} if rounds else {}),
-    )  # fmt: skip
+        seed=seed,
+        data=data,
+        customers=customers,
+        terminals=terminals,
+        days=days,
+        scenarios=scenarios,
+        folds=folds,
+        **({"rounds": rounds} if rounds else {}),
+    )
     command = " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
     evaluation, paths = evaluate_fraud_to(out, config, command=command)
     if as_json:
@@ -136,8 +142,9 @@ def authenticity(
 
     directory = models_dir or load_settings().models_path
     command = " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
-    evaluation, paths = evaluate_to(out, directory, data=data, count=count, seed=seed,
-                                    model_sha256=model, command=command)  # fmt: skip
+    evaluation, paths = evaluate_to(
+        out, directory, data=data, count=count, seed=seed, model_sha256=model, command=command
+    )
     if as_json:
         typer.echo(msgspec.json.format(msgspec.json.encode(evaluation.report), indent=2).decode())
         return

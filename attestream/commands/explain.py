@@ -94,8 +94,9 @@ def _print_replay(console: Console, logged: LoggedDecision, done: Replay) -> Non
 
 
 def _print_contributions(console: Console, explained: Explanation) -> None:
-    table = Table("feature", "value", "contribution (log-odds)",
-                  title="exact TreeSHAP, largest first")  # fmt: skip
+    table = Table(
+        "feature", "value", "contribution (log-odds)", title="exact TreeSHAP, largest first"
+    )
     for name, value, contribution in explained.contributions:
         table.add_row(name, f"{value:.6g}", f"{contribution:+.6f}")
     table.add_row("(bias)", "", f"{explained.bias:+.6f}", end_section=True)

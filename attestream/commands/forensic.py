@@ -62,25 +62,33 @@ def verify(
         " re-derivation of unsigned tails from Kafka.",
     ),
     kafka: str | None = typer.Option(
-        None, "--kafka", metavar="BOOTSTRAP",
+        None,
+        "--kafka",
+        metavar="BOOTSTRAP",
         help="Kafka bootstrap servers to re-derive unsigned tails from, also --offline"
         " (default: ATTESTREAM_KAFKA_BOOTSTRAP, else the local stack's, unless --offline)."
         " The broker is contacted only for a tail; unreachable, verification exits 3.",
     ),
     chain: int | None = typer.Option(
-        None, "--chain", min=0, envvar="ATTESTREAM_VERIFY_CHAIN",
+        None,
+        "--chain",
+        min=0,
+        envvar="ATTESTREAM_VERIFY_CHAIN",
         help="With --from and --to: check only this chain's entries FROM..TO.",
     ),
     first: int | None = typer.Option(
         None, "--from", min=0, envvar="ATTESTREAM_VERIFY_FROM", help="First seq of the range."
     ),
     last: int | None = typer.Option(
-        None, "--to", min=0, envvar="ATTESTREAM_VERIFY_TO",
+        None,
+        "--to",
+        min=0,
+        envvar="ATTESTREAM_VERIFY_TO",
         help="Last seq of the range (inclusive).",
     ),
     state: Path | None = StateOption,
     no_state: bool = NoStateOption,
-) -> None:  # fmt: skip
+) -> None:
     """Recompute every hash, link, tree node, root, signature and anchor (see VERIFY_HELP)."""
     span = _verify_span(chain, first, last)
     settings = load_settings()
@@ -96,8 +104,9 @@ def verify(
     bootstrap = kafka or (None if offline else settings.kafka_bootstrap)
     if span is not None:
         bootstrap = None
-    tail_check = TailCheck(settings.ledger_batch_max,
-                           KafkaRederiver(bootstrap) if bootstrap else None)  # fmt: skip
+    tail_check = TailCheck(
+        settings.ledger_batch_max, KafkaRederiver(bootstrap) if bootstrap else None
+    )
     path = state_path(state, no_state, settings) if span is None else None
     trusted = load_state(path) if path is not None else None  # a bad file: exit 2, before work
     store = open_store(settings)
@@ -105,8 +114,9 @@ def verify(
     try:
         if span is None:
             seen = latest_checkpoints(store, verifiers)
-            report = verify_ledger(store, verifiers, reader, confirmations, account, tail_check,
-                                   ArchiveStore(store))  # fmt: skip
+            report = verify_ledger(
+                store, verifiers, reader, confirmations, account, tail_check, ArchiveStore(store)
+            )
             if trusted is not None and path is not None:
                 history = _remember(store, settings, verifiers, trusted, seen, report, path)
         else:
@@ -124,9 +134,14 @@ def verify(
 
 
 def _remember(
-    store: AnchoredStore, settings: Settings, verifiers: list[NoteVerifier],
-    trusted: TrustedState, seen: list[SeenCheckpoint], report: Report, path: Path,
-) -> HistoryCheck:  # fmt: skip
+    store: AnchoredStore,
+    settings: Settings,
+    verifiers: list[NoteVerifier],
+    trusted: TrustedState,
+    seen: list[SeenCheckpoint],
+    report: Report,
+    path: Path,
+) -> HistoryCheck:
     """Compare with the remembered checkpoints; remember the new ones only if nothing failed
     (steps 3 and 4 of `forensics.verify_state`)."""
     history = check_ledger_history(store, trusted, seen, settings.log_origin, verifiers, report)
@@ -151,8 +166,10 @@ def _print_history(path: Path | None, history: HistoryCheck | None) -> None:
     if path is None or history is None:
         return
     for s in history.first_use:
-        typer.echo(f"trust on first use: chain {s.chain} of {s.checkpoint.origin} at size"
-                   f" {s.checkpoint.size} was not known to {path}")  # fmt: skip
+        typer.echo(
+            f"trust on first use: chain {s.chain} of {s.checkpoint.origin} at size"
+            f" {s.checkpoint.size} was not known to {path}"
+        )
     for s in history.checked:
         typer.echo(f"chain {s.chain} checked against the checkpoint remembered in {path}")
 
@@ -184,14 +201,19 @@ def _print_report(report: Report) -> None:
             " on the chain, every anchor among them has its row unless listed below"
         )
     elif report.range is None:
-        console.print("anchors on the chain were not checked (--offline): a deleted anchor row"
-                      " cannot be seen")  # fmt: skip
+        console.print(
+            "anchors on the chain were not checked (--offline): a deleted anchor row cannot be seen"
+        )
     if report.range is None and not report.tails_rederived:
-        console.print("unsigned tails were not re-derived from Kafka (--offline, or no"
-                      " Kafka configured): a forged tail shaped as one batch passes")  # fmt: skip
+        console.print(
+            "unsigned tails were not re-derived from Kafka (--offline, or no"
+            " Kafka configured): a forged tail shaped as one batch passes"
+        )
     if report.range is None and not report.archive_checked:
-        console.print("the event archive was not checked: this database has none (run"
-                      " `attestream ledger migrate`)")  # fmt: skip
+        console.print(
+            "the event archive was not checked: this database has none (run"
+            " `attestream ledger migrate`)"
+        )
     if report.range is not None:
         r = report.range
         console.print(

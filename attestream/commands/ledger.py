@@ -207,8 +207,11 @@ def run(
     with registered(settings.home, "ledger", settings.metrics_host, port):
         topics = [settings.topic_decisions, settings.topic_dead_letter]
         outage = Outage(log, readiness)
-        if not keep_trying(lambda: ensure_topics(bootstrap, topics, settings.topic_partitions),
-                           outage, lambda: stopping):  # fmt: skip
+        if not keep_trying(
+            lambda: ensure_topics(bootstrap, topics, settings.topic_partitions),
+            outage,
+            lambda: stopping,
+        ):
             return
         # No connection yet: the sequencer creates the schema once ClickHouse answers.
         store = AnchoredStore(settings.require_clickhouse())
@@ -219,10 +222,15 @@ def run(
             store,
             anchors_unavailable=lambda cause: ANCHOR_CLAIMS_UNAVAILABLE.inc(),
         )
-        sequencer = Sequencer(_sequencer_config(settings), store, signer,
-                              events=LedgerMetrics(readiness),
-                              on_reject=_dead_letter_to(dead_letters, settings),
-                              guard=guard, archive=ArchiveStore(store))  # fmt: skip
+        sequencer = Sequencer(
+            _sequencer_config(settings),
+            store,
+            signer,
+            events=LedgerMetrics(readiness),
+            on_reject=_dead_letter_to(dead_letters, settings),
+            guard=guard,
+            archive=ArchiveStore(store),
+        )
         if stopping:
             sequencer.stop()
         try:
@@ -240,13 +248,16 @@ def run(
 
 def _sequencer_config(settings: Settings) -> SequencerConfig:
     return SequencerConfig(
-        settings.require_kafka(), settings.topic_decisions, settings.ledger_group,
-        settings.log_origin, settings.ledger_batch_max,
+        settings.require_kafka(),
+        settings.topic_decisions,
+        settings.ledger_group,
+        settings.log_origin,
+        settings.ledger_batch_max,
         session_timeout_ms=settings.ledger_session_timeout_ms,
         max_poll_interval_ms=settings.ledger_max_poll_interval_ms,
         # Hidden fault injection for the crash tests (docs/operations.md); unset in production.
         crash_at=os.environ.get(CRASH_AT_ENV, ""),
-    )  # fmt: skip
+    )
 
 
 def _dead_letter_to(producer: EventProducer, settings: Settings) -> OnReject:
@@ -271,11 +282,13 @@ def _dead_letter_to(producer: EventProducer, settings: Settings) -> OnReject:
 @app.command("keys")
 def keys(
     create: bool = typer.Option(
-        False, "--create", envvar="ATTESTREAM_LEDGER_KEYS_CREATE",
+        False,
+        "--create",
+        envvar="ATTESTREAM_LEDGER_KEYS_CREATE",
         help="Create the signing key in the key file (never overwrites an existing one).",
     ),
     as_json: bool = typer.Option(False, "--json", envvar="ATTESTREAM_JSON"),
-) -> None:  # fmt: skip
+) -> None:
     """Print the checkpoint signer's name and verifier key; it only reads (exit 2 when there
     is no key). --create makes the key in the configured home, once."""
     settings = load_settings()

@@ -24,9 +24,12 @@ app = typer.Typer(help="List model versions and choose the active one.", no_args
 
 ModelsDirOption = Annotated[
     Path | None,
-    typer.Option("--models-dir", envvar="ATTESTREAM_MODELS_DIR",
-                 help="where models live (default: <home>/models)"),
-]  # fmt: skip
+    typer.Option(
+        "--models-dir",
+        envvar="ATTESTREAM_MODELS_DIR",
+        help="where models live (default: <home>/models)",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
@@ -72,15 +75,21 @@ def list_(
     for name in ("model id", "created (UTC)", "AUC", "AP", "rows"):
         table.add_column(name, no_wrap=True)
     for r in rows:
-        table.add_row(r["model_id"] + (" *" if r["active"] else ""),
-                      r["created_at"][:16].replace("T", " "), f"{r['auc_roc']:.3f}",
-                      f"{r['average_precision']:.3f}", f"{r['rows']:,}")  # fmt: skip
+        table.add_row(
+            r["model_id"] + (" *" if r["active"] else ""),
+            r["created_at"][:16].replace("T", " "),
+            f"{r['auc_roc']:.3f}",
+            f"{r['average_precision']:.3f}",
+            f"{r['rows']:,}",
+        )
     console = Console()
     console.print(table)
     for d in [detector] if detector else list(Detector):
         if _pinned(settings, d):
-            console.print(f"{d.value}: the stream is pinned to {_pinned(settings, d)!r} by"
-                          f" ATTESTREAM_{d.value.upper()}_MODEL, not the active model")  # fmt: skip
+            console.print(
+                f"{d.value}: the stream is pinned to {_pinned(settings, d)!r} by"
+                f" ATTESTREAM_{d.value.upper()}_MODEL, not the active model"
+            )
 
 
 @app.command("activate")
@@ -98,19 +107,30 @@ def activate(
     scorer = stream_model(models, detector, sha256)
     previous = active_sha256(models, detector)
     activate_model(models, detector, sha256)
-    result = {"detector": detector.value, "model_id": scorer.model_id, "model_sha256": sha256,
-              "previous_sha256": previous, "poll_s": settings.detect_model_poll_s,
-              "pinned": _pinned(settings, detector) or None}  # fmt: skip
+    result = {
+        "detector": detector.value,
+        "model_id": scorer.model_id,
+        "model_sha256": sha256,
+        "previous_sha256": previous,
+        "poll_s": settings.detect_model_poll_s,
+        "pinned": _pinned(settings, detector) or None,
+    }
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    typer.echo(f"{detector.value}: active model is now {scorer.model_id} (sha256 {sha256})"
-               f"{'' if previous != sha256 else ', as it was'}")  # fmt: skip
+    typer.echo(
+        f"{detector.value}: active model is now {scorer.model_id} (sha256 {sha256})"
+        f"{'' if previous != sha256 else ', as it was'}"
+    )
     if result["pinned"]:
-        typer.echo(f"note: ATTESTREAM_{detector.value.upper()}_MODEL pins {result['pinned']!r};"
-                   " a worker with that setting keeps its model")  # fmt: skip
+        typer.echo(
+            f"note: ATTESTREAM_{detector.value.upper()}_MODEL pins {result['pinned']!r};"
+            " a worker with that setting keeps its model"
+        )
     elif settings.detect_model_poll_s > 0:
-        typer.echo(f"running detect workers switch within {settings.detect_model_poll_s:g} s,"
-                   " between two micro-batches")  # fmt: skip
+        typer.echo(
+            f"running detect workers switch within {settings.detect_model_poll_s:g} s,"
+            " between two micro-batches"
+        )
     else:
         typer.echo("ATTESTREAM_DETECT_MODEL_POLL_S is 0: restart detect workers to switch")

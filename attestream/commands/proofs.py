@@ -67,29 +67,37 @@ def prove(
         typer.echo(text, nl=False)
         return
     output.write_text(text, encoding="utf-8")
-    typer.echo(f"wrote {output}: entry {bundle.chain}/{bundle.seq} in tree of {bundle.tree_size}",
-               err=True)  # fmt: skip
+    typer.echo(
+        f"wrote {output}: entry {bundle.chain}/{bundle.seq} in tree of {bundle.tree_size}", err=True
+    )
 
 
 def verify_proof(
     proof_file: Path = typer.Argument(..., help="A proof file written by `forensic prove`."),
     key: list[str] = typer.Option(None, "--key", help=KEY_HELP),
     rpc_url: str = typer.Option(
-        None, "--rpc-url", envvar="ATTESTREAM_VERIFY_RPC_URL",
+        None,
+        "--rpc-url",
+        envvar="ATTESTREAM_VERIFY_RPC_URL",
         help="Also check the anchor transaction on this EVM JSON-RPC (else offline only).",
     ),
     chain_id: int = typer.Option(
-        None, "--chain-id", envvar="ATTESTREAM_VERIFY_CHAIN_ID",
+        None,
+        "--chain-id",
+        envvar="ATTESTREAM_VERIFY_CHAIN_ID",
         help="With --rpc-url: the network the anchor must be on (default: the proof's).",
     ),
     confirmations: int = typer.Option(
-        1, "--confirmations", min=0, envvar="ATTESTREAM_VERIFY_CONFIRMATIONS",
+        1,
+        "--confirmations",
+        min=0,
+        envvar="ATTESTREAM_VERIFY_CONFIRMATIONS",
         help="With --rpc-url: blocks the anchor must be buried under.",
     ),
     as_json: bool = typer.Option(False, "--json"),
     state: Path | None = StateOption,
     no_state: bool = NoStateOption,
-) -> None:  # fmt: skip
+) -> None:
     """Check a proof file: signature, inclusion, entry position, anchor proof; with --rpc-url
     also the anchor transaction; then its checkpoint against the one remembered in the
     trusted-state file (--state): a fork fails, and so does a failing consistency proof the
@@ -105,8 +113,11 @@ def verify_proof(
     if rpc_url is None:
         verdict = verify_bundle(bundle, verifiers)
     else:
-        network = chain_id if chain_id is not None else (
-            bundle.anchor.network_chain_id if bundle.anchor else 0)  # fmt: skip
+        network = (
+            chain_id
+            if chain_id is not None
+            else (bundle.anchor.network_chain_id if bundle.anchor else 0)
+        )
         lookup = ChainClient(rpc_url, network)
         verdict = verify_bundle_on_chain(bundle, verifiers, lookup, confirmations)
     history = None
@@ -117,12 +128,17 @@ def verify_proof(
             trusted.remember(seen.record("forensic verify-proof"))
             save_state(path, trusted)
     if as_json:
-        typer.echo(json.dumps({**verdict.to_json(), "trusted_state": _history_json(path, history)},
-                              indent=2))  # fmt: skip
+        typer.echo(
+            json.dumps(
+                {**verdict.to_json(), "trusted_state": _history_json(path, history)}, indent=2
+            )
+        )
     else:
-        typer.echo(f"VERIFIED: decision {verdict.decision_id} is entry {verdict.chain}/"
-                   f"{verdict.seq} of {verdict.origin} (tree size {verdict.tree_size}),"
-                   f" signed by {', '.join(verdict.signed_by)}")  # fmt: skip
+        typer.echo(
+            f"VERIFIED: decision {verdict.decision_id} is entry {verdict.chain}/"
+            f"{verdict.seq} of {verdict.origin} (tree size {verdict.tree_size}),"
+            f" signed by {', '.join(verdict.signed_by)}"
+        )
         if verdict.anchor_tx:
             where = "checked on chain" if verdict.anchor_checked_on_chain else "not looked up"
             typer.echo(f"anchored in transaction {verdict.anchor_tx} ({where})")
@@ -156,7 +172,9 @@ def consistency(
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
-    typer.echo(f"CONSISTENT: chain {chain} size {old_size} ({result.old_root.hex()}) is a"
-               f" prefix of size {new_size} ({result.new_root.hex()})")  # fmt: skip
+    typer.echo(
+        f"CONSISTENT: chain {chain} size {old_size} ({result.old_root.hex()}) is a"
+        f" prefix of size {new_size} ({result.new_root.hex()})"
+    )
     for h in result.proof:
         typer.echo(f"  {h.hex()}")

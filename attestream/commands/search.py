@@ -37,8 +37,18 @@ READ_POINT = typer.Option(None, "--read-point", help="Scans at this read point."
 SINCE = typer.Option(None, "--since", help="Events within this long before now: 90s, 30m, 24h, 7d.")
 FROM = typer.Option(None, "--from", help="Events at or after this time (RFC 3339, with a zone).")
 TO = typer.Option(None, "--to", help="Events before this time (RFC 3339, with a zone).")
-COLUMNS = ("event_time", "chain", "seq", "decision_id", "event_id", "detector", "outcome",
-           "score", "entity", "model_sha256")  # fmt: skip
+COLUMNS = (
+    "event_time",
+    "chain",
+    "seq",
+    "decision_id",
+    "event_id",
+    "detector",
+    "outcome",
+    "score",
+    "entity",
+    "model_sha256",
+)
 
 
 def search_command(
@@ -67,7 +77,7 @@ def search_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the page as JSON."),
     as_csv: bool = typer.Option(False, "--csv", help="Print the page as CSV (cursor on stderr)."),
-) -> None:  # fmt: skip
+) -> None:
     """Find logged decisions. Entity filters read the entity index (cost follows the
     entity's decisions); with none, the entries are scanned. Every filter must hold. Oldest
     first; the next page's cursor is printed after the results."""
@@ -79,13 +89,28 @@ def search_command(
         score = (
             f"{'' if score_min is None else score_min}..{'' if score_max is None else score_max}"
         )
-    terms = {"entity": entity, "detector": detector, "outcome": outcome, "model": model,
-             "score": score, "since": since, "from": start, "to": end}  # fmt: skip
-    entities = {EntityKind.CUSTOMER: customer, EntityKind.TERMINAL: terminal,
-                EntityKind.EPC: epc, EntityKind.GTIN: gtin, EntityKind.BIZ_LOCATION: location,
-                EntityKind.READ_POINT: read_point, EntityKind.EVENT_ID: event_id}  # fmt: skip
-    criteria = SearchCriteria(tuple((k, v) for k, v in entities.items() if v is not None),
-                              _filter(terms))  # fmt: skip
+    terms = {
+        "entity": entity,
+        "detector": detector,
+        "outcome": outcome,
+        "model": model,
+        "score": score,
+        "since": since,
+        "from": start,
+        "to": end,
+    }
+    entities = {
+        EntityKind.CUSTOMER: customer,
+        EntityKind.TERMINAL: terminal,
+        EntityKind.EPC: epc,
+        EntityKind.GTIN: gtin,
+        EntityKind.BIZ_LOCATION: location,
+        EntityKind.READ_POINT: read_point,
+        EntityKind.EVENT_ID: event_id,
+    }
+    criteria = SearchCriteria(
+        tuple((k, v) for k, v in entities.items() if v is not None), _filter(terms)
+    )
     store = open_store(load_settings())
     try:
         page = search(ArchiveStore(store), criteria, limit, cursor)
@@ -113,22 +138,38 @@ def timeline_command(
     end: str | None = TO,
     limit: int = typer.Option(1000, "--limit", min=1, max=MAX_EVENTS, help="Events at most."),
     as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON."),
-) -> None:  # fmt: skip
+) -> None:
     """One entity's events in time order, each with its decision, score, outcome and top
     reasons; for scans the location, business step, and the distance (km, great-circle) and
     speed (km/h) from the previous event."""
-    given = [(k, v) for k, v in ((EntityKind.CUSTOMER, customer),
-             (EntityKind.TERMINAL, terminal), (EntityKind.EPC, epc), (EntityKind.GTIN, gtin),
-             (EntityKind.BIZ_LOCATION, location), (EntityKind.READ_POINT, read_point))
-             if v is not None]  # fmt: skip
+    given = [
+        (k, v)
+        for k, v in (
+            (EntityKind.CUSTOMER, customer),
+            (EntityKind.TERMINAL, terminal),
+            (EntityKind.EPC, epc),
+            (EntityKind.GTIN, gtin),
+            (EntityKind.BIZ_LOCATION, location),
+            (EntityKind.READ_POINT, read_point),
+        )
+        if v is not None
+    ]
     if len(given) != 1:
-        raise UsageError("give exactly one entity: --customer, --terminal, --epc, --gtin,"
-                         " --location or --read-point")  # fmt: skip
+        raise UsageError(
+            "give exactly one entity: --customer, --terminal, --epc, --gtin,"
+            " --location or --read-point"
+        )
     where = _filter({"since": since, "from": start, "to": end})
     store = open_store(load_settings())
     try:
-        line = timeline(ArchiveStore(store), given[0][0], given[0][1], where.event_time_from,
-                        where.event_time_to, limit)  # fmt: skip
+        line = timeline(
+            ArchiveStore(store),
+            given[0][0],
+            given[0][1],
+            where.event_time_from,
+            where.event_time_to,
+            limit,
+        )
     finally:
         store.close()
     if as_json:
@@ -154,15 +195,26 @@ def entity_label(decision: Decision) -> str:
 
 def result_row(found: Found) -> dict[str, Any]:
     d = found.decision
-    return {"event_time": d.event_time.isoformat(), "chain": found.chain, "seq": found.seq,
-            "decision_id": d.decision_id, "event_id": d.event_id, "detector": d.detector.value,
-            "outcome": d.outcome, "score": d.score, "entity": entity_label(d),
-            "model_sha256": d.model_sha256}  # fmt: skip
+    return {
+        "event_time": d.event_time.isoformat(),
+        "chain": found.chain,
+        "seq": found.seq,
+        "decision_id": d.decision_id,
+        "event_id": d.event_id,
+        "detector": d.detector.value,
+        "outcome": d.outcome,
+        "score": d.score,
+        "entity": entity_label(d),
+        "model_sha256": d.model_sha256,
+    }
 
 
 def page_json(page: SearchPage) -> dict[str, Any]:
-    return {"results": [result_row(f) for f in page.results], "next_cursor": page.next_cursor,
-            "by_index": page.by_index}  # fmt: skip
+    return {
+        "results": [result_row(f) for f in page.results],
+        "next_cursor": page.next_cursor,
+        "by_index": page.by_index,
+    }
 
 
 def page_csv(page: SearchPage) -> str:
@@ -175,15 +227,23 @@ def page_csv(page: SearchPage) -> str:
 
 def _print_page(page: SearchPage) -> None:
     console = Console()
-    table = Table("event time", "entry", "decision", "event", "detector", "outcome", "score",
-                  "entity")  # fmt: skip
+    table = Table(
+        "event time", "entry", "decision", "event", "detector", "outcome", "score", "entity"
+    )
     for f in page.results:
         d = f.decision
         # The decision id's first 16 digits: explain, replay and prove take the event id
         # (or --json and --csv print the whole id).
-        table.add_row(d.event_time.strftime("%Y-%m-%d %H:%M:%S"), f"{f.chain}/{f.seq}",
-                      d.decision_id[:16], d.event_id, d.detector.value, d.outcome, f"{d.score:.3f}",
-                      entity_label(d))  # fmt: skip
+        table.add_row(
+            d.event_time.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{f.chain}/{f.seq}",
+            d.decision_id[:16],
+            d.event_id,
+            d.detector.value,
+            d.outcome,
+            f"{d.score:.3f}",
+            entity_label(d),
+        )
     console.print(table)
     console.print(f"{len(page.results)} decision(s)")
     if page.next_cursor:
@@ -195,8 +255,18 @@ def _print_page(page: SearchPage) -> None:
 def _print_timeline(line: Timeline) -> None:
     console = Console()
     console.print(f"{line.kind.value} {line.value}: {len(line.steps)} decision(s)")
-    table = Table("event time", "event", "decision", "score", "outcome", "where", "step",
-                  "km", "km/h", "top reasons")  # fmt: skip
+    table = Table(
+        "event time",
+        "event",
+        "decision",
+        "score",
+        "outcome",
+        "where",
+        "step",
+        "km",
+        "km/h",
+        "top reasons",
+    )
     for s in line.steps:
         d, context = s.decision, s.decision.context
         where = step = ""
@@ -209,9 +279,18 @@ def _print_timeline(line: Timeline) -> None:
         speed = "" if s.speed_kmh is None else f"{s.speed_kmh:.1f}"
         if s.distance_km and s.speed_kmh is None:
             speed = "same second"
-        table.add_row(d.event_time.strftime("%Y-%m-%d %H:%M:%S"), d.event_id,
-                      d.decision_id[:12], f"{d.score:.3f}", d.outcome, where, step, km, speed,
-                      reasons)  # fmt: skip
+        table.add_row(
+            d.event_time.strftime("%Y-%m-%d %H:%M:%S"),
+            d.event_id,
+            d.decision_id[:12],
+            f"{d.score:.3f}",
+            d.outcome,
+            where,
+            step,
+            km,
+            speed,
+            reasons,
+        )
     console.print(table)
     if line.truncated:
         console.print("more events than --limit: narrow the time with --from/--to")

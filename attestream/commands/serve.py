@@ -35,8 +35,9 @@ def serve(
     try:
         access_log = AccessLog(store, signer, settings.log_origin)
         access_log.open()
-        ctx = ServerContext(store, access_log, _tokens(), trusted_verifiers(settings),
-                            settings.models_path)  # fmt: skip
+        ctx = ServerContext(
+            store, access_log, _tokens(), trusted_verifiers(settings), settings.models_path
+        )
         uvicorn.run(create_app(ctx), host=host, port=port, log_level="info")
     finally:
         store.close()
@@ -45,14 +46,14 @@ def serve(
 @access_app.command("grant")
 def grant(
     name: str = typer.Argument(..., help="Who the token is for (letters, digits, ._@-)."),
-    role: Role = typer.Option(..., "--role", help="investigator: everything; auditor: proofs"
-                              " and case bundles only."),
-) -> None:  # fmt: skip
+    role: Role = typer.Option(
+        ..., "--role", help="investigator: everything; auditor: proofs and case bundles only."
+    ),
+) -> None:
     """Create a token and print it, once: only its SHA-256 is kept."""
     token = _tokens().grant(name, role)
     typer.echo(token)
-    typer.echo(f"granted {role.value} access to {name}; this token is not shown again",
-               err=True)  # fmt: skip
+    typer.echo(f"granted {role.value} access to {name}; this token is not shown again", err=True)
 
 
 @access_app.command("revoke")
@@ -65,8 +66,10 @@ def revoke(name: str = typer.Argument(...)) -> None:
 @access_app.command("list")
 def list_grants(as_json: bool = typer.Option(False, "--json")) -> None:
     """Who holds a token, with which role, since when (never the token)."""
-    grants = [{"name": g.name, "role": g.role.value, "granted_at": g.granted_at.isoformat()}
-              for g in _tokens().grants()]  # fmt: skip
+    grants = [
+        {"name": g.name, "role": g.role.value, "granted_at": g.granted_at.isoformat()}
+        for g in _tokens().grants()
+    ]
     if as_json:
         typer.echo(json.dumps(grants, indent=2))
         return

@@ -32,8 +32,15 @@ DATA_OUT = typer.Option(
 )
 
 
-def _run(labelled: list[Any], topic_of: str, key_field: str, rate: float, malformed: int,
-         truth: Path | None, as_json: bool) -> None:  # fmt: skip
+def _run(
+    labelled: list[Any],
+    topic_of: str,
+    key_field: str,
+    rate: float,
+    malformed: int,
+    truth: Path | None,
+    as_json: bool,
+) -> None:
     settings = load_settings()
     bootstrap = settings.require_kafka()
     ensure_topics(bootstrap, settings.all_topics(), settings.topic_partitions)
@@ -41,25 +48,46 @@ def _run(labelled: list[Any], topic_of: str, key_field: str, rate: float, malfor
     with EventProducer(bootstrap) as producer:
         if topic_of == "topic_transactions":
             summary: PublishSummary = publish_payments(
-                producer, topic, settings.topic_labels, labelled, rate=rate,
-                malformed=malformed, truth_file=truth,
-            )  # fmt: skip
+                producer,
+                topic,
+                settings.topic_labels,
+                labelled,
+                rate=rate,
+                malformed=malformed,
+                truth_file=truth,
+            )
         else:
-            summary = publish(producer, topic, labelled, key_field, rate=rate,
-                              malformed=malformed, truth_file=truth)  # fmt: skip
+            summary = publish(
+                producer,
+                topic,
+                labelled,
+                key_field,
+                rate=rate,
+                malformed=malformed,
+                truth_file=truth,
+            )
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2))
     else:
         labels = f" and {summary.labels} late labels to {settings.topic_labels}"
-        typer.echo(f"published {summary.valid} events ({summary.positives} positives) and"
-                   f" {summary.malformed} malformed records to {topic}"
-                   f"{labels if summary.labels else ''}")  # fmt: skip
+        typer.echo(
+            f"published {summary.valid} events ({summary.positives} positives) and"
+            f" {summary.malformed} malformed records to {topic}"
+            f"{labels if summary.labels else ''}"
+        )
 
 
 @app.command("transactions")
-def transactions(count: int = COUNT, rate: float = RATE, seed: int = SEED,
-                 run_id: str = RUN_ID, truth: Path = TRUTH, malformed: int = MALFORMED,
-                 as_json: bool = AS_JSON, data_out: Path = DATA_OUT) -> None:  # fmt: skip
+def transactions(
+    count: int = COUNT,
+    rate: float = RATE,
+    seed: int = SEED,
+    run_id: str = RUN_ID,
+    truth: Path = TRUTH,
+    malformed: int = MALFORMED,
+    as_json: bool = AS_JSON,
+    data_out: Path = DATA_OUT,
+) -> None:
     """Payments keyed by customer id with the handbook's fraud scenarios, card testing,
     account takeovers and compromised merchants, and their late labels (chargebacks and
     confirmations) keyed by terminal on the labels topic, interleaved in arrival order."""
@@ -72,9 +100,16 @@ def transactions(count: int = COUNT, rate: float = RATE, seed: int = SEED,
 
 
 @app.command("supply-chain")
-def supply_chain(count: int = COUNT, rate: float = RATE, seed: int = SEED,
-                 run_id: str = RUN_ID, truth: Path = TRUTH, malformed: int = MALFORMED,
-                 as_json: bool = AS_JSON, data_out: Path = DATA_OUT) -> None:  # fmt: skip
+def supply_chain(
+    count: int = COUNT,
+    rate: float = RATE,
+    seed: int = SEED,
+    run_id: str = RUN_ID,
+    truth: Path = TRUTH,
+    malformed: int = MALFORMED,
+    as_json: bool = AS_JSON,
+    data_out: Path = DATA_OUT,
+) -> None:
     """EPCIS-style scans keyed by EPC in arrival order: cloned serials, impossible travel,
     injected fakes, grey-market diversion and lifecycle violations, among honest noise
     (missed, duplicate and late-uploaded reads). See docs/detectors.md."""

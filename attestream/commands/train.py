@@ -98,9 +98,13 @@ def _train(
         source = f"labelled file {data.name}: {len(labelled)} events"
     started = time.perf_counter()
     model = train_detector(
-        detector, directory, count=count or DEFAULT_COUNTS[detector], seed=seed,
-        labelled=labelled, data_source=source,
-    )  # fmt: skip
+        detector,
+        directory,
+        count=count or DEFAULT_COUNTS[detector],
+        seed=seed,
+        labelled=labelled,
+        data_source=source,
+    )
     elapsed = time.perf_counter() - started
     if as_json:
         typer.echo(json.dumps(msgspec.to_builtins(model.card), indent=2))

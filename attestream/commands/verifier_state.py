@@ -17,8 +17,9 @@ NO_STATE_HELP = (
 )
 
 StateOption = typer.Option(None, "--state", envvar="ATTESTREAM_VERIFY_STATE", help=STATE_HELP)
-NoStateOption = typer.Option(False, "--no-state", envvar="ATTESTREAM_VERIFY_NO_STATE",
-                             help=NO_STATE_HELP)  # fmt: skip
+NoStateOption = typer.Option(
+    False, "--no-state", envvar="ATTESTREAM_VERIFY_NO_STATE", help=NO_STATE_HELP
+)
 
 
 def default_state_path(settings: Settings) -> Path:

@@ -40,8 +40,16 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
 
 
 def verify_offline(path: Path, key: str, tmp_path: Path, *extra: str) -> Any:
-    return cli("forensic", "verify-bundle", str(path), "--key", key, "--json", *extra,
-               env=offline_env(tmp_path))  # fmt: skip
+    return cli(
+        "forensic",
+        "verify-bundle",
+        str(path),
+        "--key",
+        key,
+        "--json",
+        *extra,
+        env=offline_env(tmp_path),
+    )
 
 
 def seqs_of(path: Path) -> list[int]:
@@ -59,15 +67,26 @@ def test_bundles_by_ids_and_by_query_verify_with_the_public_key_alone(
         f"{make_decision(3).decision_id}\n\nev-41\n{make_decision(55).decision_id}\n"
     )
     by_ids = tmp_path / "ids.bundle"
-    made = cli("forensic", "bundle", "--ids", str(ids_file), "-o", str(by_ids),
-               "--note", "case 17", "--by", "auditor")  # fmt: skip
+    made = cli(
+        "forensic",
+        "bundle",
+        "--ids",
+        str(ids_file),
+        "-o",
+        str(by_ids),
+        "--note",
+        "case 17",
+        "--by",
+        "auditor",
+    )
     assert made.returncode == 0, made.stderr
     checked = verify_offline(by_ids, key, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     report = json.loads(checked.stdout)
     assert report["ok"] and report["entries"] == 3 and report["events"] == 0
     assert [(c["chain"], c["tree_size"], c["anchor_tx"]) for c in report["chains"]] == [
-        (0, ENTRIES, None)]  # fmt: skip
+        (0, ENTRIES, None)
+    ]
     manifest = report["manifest"]
     assert (manifest["exported_by"], manifest["note"]) == ("auditor", "case 17")
     assert manifest["selection"]["ids"][1] == "ev-41" and manifest["counts"]["entries"] == 3
@@ -77,8 +96,9 @@ def test_bundles_by_ids_and_by_query_verify_with_the_public_key_alone(
     by_query = tmp_path / "query.bundle"
     made = cli("forensic", "bundle", "--query", query, "-o", str(by_query))
     assert made.returncode == 0, made.stderr
-    expected = [i for i in range(ENTRIES) if make_decision(i).score >= 0.5
-                and 10 <= i < 30]  # decision i's event time is 2025-03-03 00:00:i  # fmt: skip
+    expected = [
+        i for i in range(ENTRIES) if make_decision(i).score >= 0.5 and 10 <= i < 30
+    ]  # decision i's event time is 2025-03-03 00:00:i
     assert seqs_of(by_query) == expected
     checked = verify_offline(by_query, key, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -92,10 +112,19 @@ def test_bundles_by_ids_and_by_query_verify_with_the_public_key_alone(
     assert forged.returncode == 1, forged.stdout + forged.stderr
     failures = json.loads(forged.stdout)["failures"]
     assert [(f["kind"], f["chain"], f["seq"]) for f in failures] == [
-        ("root_mismatch", 0, expected[1])]  # fmt: skip
+        ("root_mismatch", 0, expected[1])
+    ]
 
-    too_many = cli("forensic", "bundle", "--query", "detector=fraud", "--max", "10",
-                   "-o", str(tmp_path / "big.bundle"))  # fmt: skip
+    too_many = cli(
+        "forensic",
+        "bundle",
+        "--query",
+        "detector=fraud",
+        "--max",
+        "10",
+        "-o",
+        str(tmp_path / "big.bundle"),
+    )
     assert too_many.returncode == 2 and "more than 10 entries" in too_many.stderr
     ids_file.write_text("ev-unknown\n")
     unknown = cli("forensic", "bundle", "--ids", str(ids_file), "-o", str(tmp_path / "x.bundle"))

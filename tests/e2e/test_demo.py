@@ -20,13 +20,28 @@ CLI = [sys.executable, "-m", "attestream.cli"]
 
 
 def cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> Any:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env, stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_demo_logs_anchors_and_verifies_every_valid_event(isolated: Settings) -> None:
-    result = cli("demo", "--transactions", "400", "--scans", "300", "--malformed", "3",
-                 "--json", timeout=DEMO_TIMEOUT_S)  # fmt: skip
+    result = cli(
+        "demo",
+        "--transactions",
+        "400",
+        "--scans",
+        "300",
+        "--malformed",
+        "3",
+        "--json",
+        timeout=DEMO_TIMEOUT_S,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["ok"] is True
@@ -34,9 +49,12 @@ def test_demo_logs_anchors_and_verifies_every_valid_event(isolated: Settings) ->
     assert summary["dead_letters"] == 6
     # Read back from both topics: every consumed input record has exactly one outcome.
     assert summary["input_records"] == {
-        "consumed": 706, "decided": 700, "dead_lettered": 6, "without_outcome": 0,
+        "consumed": 706,
+        "decided": 700,
+        "dead_lettered": 6,
+        "without_outcome": 0,
         "more_than_one_outcome": 0,
-    }  # fmt: skip
+    }
     assert {how.split()[0] for how in summary["models"].values()} <= {"trained", "reused"}
     assert set(summary["models"]) == {"fraud", "authenticity"}
     assert summary["verification"]["ok"] is True
@@ -76,8 +94,13 @@ def test_verify_exit_codes_name_the_problem(isolated: Settings) -> None:
 def test_ledger_serves_prometheus_metrics(isolated: Settings) -> None:
     port = free_port()
     env = dict(os.environ, ATTESTREAM_LEDGER_METRICS_PORT=str(port))
-    proc = subprocess.Popen([*CLI, "ledger", "run"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [*CLI, "ledger", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         body = scrape(f"http://127.0.0.1:{port}/metrics", proc)
         assert "attestream_ledger_entries_total" in body

@@ -32,8 +32,14 @@ LOGGED_TIMEOUT_S = 120.0
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        [*CLI, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def log_decisions(settings: Settings, env: dict[str, str], logs: Path) -> str:
@@ -41,12 +47,18 @@ def log_decisions(settings: Settings, env: dict[str, str], logs: Path) -> str:
     create_topics(settings)
     store = open_store(settings, create=True)
     try:
-        with background(["detect"], env, logs / "detect.log"), \
-                background(["ledger", "run"], env, logs / "ledger.log"):  # fmt: skip
+        with (
+            background(["detect"], env, logs / "detect.log"),
+            background(["ledger", "run"], env, logs / "ledger.log"),
+        ):
             publish_payments(settings, payments(EVENTS, run_id=f"explain{time.time_ns()}"))
-            wait_until(lambda: store.count_entries() >= EVENTS, LOGGED_TIMEOUT_S,
-                       interval_s=0.5, what=f"{EVENTS} logged decisions",
-                       detail=lambda: (logs / "detect.log").read_text()[-2000:])  # fmt: skip
+            wait_until(
+                lambda: store.count_entries() >= EVENTS,
+                LOGGED_TIMEOUT_S,
+                interval_s=0.5,
+                what=f"{EVENTS} logged decisions",
+                detail=lambda: (logs / "detect.log").read_text()[-2000:],
+            )
         rows = store.execute("SELECT decision_id FROM {db}.entries ORDER BY score DESC LIMIT 1")
         return str(rows[0][0])
     finally:
@@ -95,8 +107,9 @@ def test_explain_and_replay_a_logged_decision(
     assert "has sha256" in changed.stderr and f"but its card says {fraud}" in changed.stderr
 
     # Explaining only reads: a ClickHouse user that may only read does it too.
-    reader_env = dict(env, ATTESTREAM_CLICKHOUSE_URL=reader_url(isolated.require_clickhouse(),
-                                                                isolated.home))  # fmt: skip
+    reader_env = dict(
+        env, ATTESTREAM_CLICKHOUSE_URL=reader_url(isolated.require_clickhouse(), isolated.home)
+    )
     artifact.write_bytes(artifact.read_bytes()[:-1])  # the model as it was
     as_reader = cli("forensic", "explain", decision_id, "--json", env=reader_env)
     assert as_reader.returncode == 0, as_reader.stderr

@@ -40,8 +40,15 @@ def test_prove_then_verify_offline_and_check_consistency(
 
     # Offline: only the file and the verifier key; no stack endpoints at all.
     offline_env = {"PATH": "/usr/bin:/bin", "ATTESTREAM_HOME": str(tmp_path / "nowhere")}
-    ok = cli("forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"],
-             "--json", env=offline_env)  # fmt: skip
+    ok = cli(
+        "forensic",
+        "verify-proof",
+        str(proof_file),
+        "--key",
+        keys["verifier_key"],
+        "--json",
+        env=offline_env,
+    )
     assert ok.returncode == 0, ok.stderr
     verdict = json.loads(ok.stdout)
     assert (verdict["decision_id"], verdict["seq"], verdict["tree_size"]) == (target, 57, 75)
@@ -49,8 +56,9 @@ def test_prove_then_verify_offline_and_check_consistency(
     data = json.loads(proof_file.read_text())
     data["entry"] = data["entry"][:-8] + "AAAAAAA="
     proof_file.write_text(json.dumps(data))
-    bad = cli("forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"],
-              env=offline_env)  # fmt: skip
+    bad = cli(
+        "forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"], env=offline_env
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
 
     store = open_store(isolated)
@@ -79,20 +87,37 @@ def test_anchored_proof_carries_the_anchor_and_checks_it_on_chain(
     assert anchor["tx_hash"].startswith("0x") and anchor["anchored_size"] == 30
 
     offline_env = {"PATH": "/usr/bin:/bin", "ATTESTREAM_HOME": str(tmp_path / "nowhere")}
-    offline = cli("forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"],
-                  "--json", env=offline_env)  # fmt: skip
+    offline = cli(
+        "forensic",
+        "verify-proof",
+        str(proof_file),
+        "--key",
+        keys["verifier_key"],
+        "--json",
+        env=offline_env,
+    )
     assert offline.returncode == 0, offline.stderr
     verdict = json.loads(offline.stdout)
     assert verdict["anchor_tx"] == anchor["tx_hash"] and not verdict["anchor_checked_on_chain"]
 
-    online = cli("forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"],
-                 "--rpc-url", isolated.require_rpc()[0], "--json", env=offline_env)  # fmt: skip
+    online = cli(
+        "forensic",
+        "verify-proof",
+        str(proof_file),
+        "--key",
+        keys["verifier_key"],
+        "--rpc-url",
+        isolated.require_rpc()[0],
+        "--json",
+        env=offline_env,
+    )
     assert online.returncode == 0, online.stderr
     assert json.loads(online.stdout)["anchor_checked_on_chain"] is True
 
     data = json.loads(proof_file.read_text())
     data["anchor"]["anchor_root"] = "00" * 32
     proof_file.write_text(json.dumps(data))
-    forged = cli("forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"],
-                 env=offline_env)  # fmt: skip
+    forged = cli(
+        "forensic", "verify-proof", str(proof_file), "--key", keys["verifier_key"], env=offline_env
+    )
     assert forged.returncode == 1, forged.stdout + forged.stderr

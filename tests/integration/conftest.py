@@ -27,12 +27,18 @@ def pristine(stack: Any) -> Iterator[Ledger]:
     """A ledger written by the real sequencer from the real broker, verified untouched."""
     suffix = os.urandom(5).hex()
     settings = Settings(
-        home=stack.home, kafka_bootstrap=stack.kafka_bootstrap, rpc_url=stack.rpc_url,
-        clickhouse_url=fresh_database_url(stack.clickhouse_url), chain_id=stack.chain_id,
-        anchor_key_file=stack.anchor_key_file, topic_decisions=f"decisions-{suffix}",
-        ledger_group=f"ledger-{suffix}", ledger_key=None, trusted_keys="",
+        home=stack.home,
+        kafka_bootstrap=stack.kafka_bootstrap,
+        rpc_url=stack.rpc_url,
+        clickhouse_url=fresh_database_url(stack.clickhouse_url),
+        chain_id=stack.chain_id,
+        anchor_key_file=stack.anchor_key_file,
+        topic_decisions=f"decisions-{suffix}",
+        ledger_group=f"ledger-{suffix}",
+        ledger_key=None,
+        trusted_keys="",
         ledger_key_file=stack.home / "keys" / f"ledger-{suffix}.key",
-    )  # fmt: skip
+    )
     store = sequenced_ledger(settings, ENTRIES, BATCH)
     ledger = Ledger(settings, store, trusted_verifiers(settings))
     assert len(ledger.sizes()) >= 3 and ledger.sizes()[-1] == ENTRIES

@@ -57,8 +57,9 @@ class SequencerProcess:
         env = {**os.environ, **FAST_GROUP_ENV, **self.extra_env}
         with self.log_path.open("ab") as out:
             out.write(f"--- start {self.name} {self.extra_env}\n".encode())
-        self.proc = processes.start([sys.executable, "-m", "attestream.cli", "ledger", "run"],
-                                    log=self.log_path, env=env)  # fmt: skip
+        self.proc = processes.start(
+            [sys.executable, "-m", "attestream.cli", "ledger", "run"], log=self.log_path, env=env
+        )
         return self
 
     def signal(self, signum: int) -> None:
@@ -109,8 +110,14 @@ class BurstProducer(threading.Thread):
     restarts sequencers. The key is fixed per decision, so a re-send lands in the partition
     (the chain) of the original."""
 
-    def __init__(self, settings: Settings, order: list[int], bursts: int, pause_s: float,
-                 events: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        order: list[int],
+        bursts: int,
+        pause_s: float,
+        events: bool = False,
+    ):
         """With `events`, each decision is made on `event_bytes(i)` and carries them in its
         `EVENT_HEADER`, as a detector sends them."""
         super().__init__(daemon=True)
@@ -129,12 +136,16 @@ class BurstProducer(threading.Thread):
                     for i in self.order[start : start + size]:
                         key = f"k{i % 12}".encode()
                         if self.events:
-                            producer.send(self.settings.topic_decisions, key,
-                                          encode(decision_on_event(i)),
-                                          [(EVENT_HEADER, event_bytes(i))])  # fmt: skip
+                            producer.send(
+                                self.settings.topic_decisions,
+                                key,
+                                encode(decision_on_event(i)),
+                                [(EVENT_HEADER, event_bytes(i))],
+                            )
                         else:
-                            producer.send(self.settings.topic_decisions, key,
-                                          encode(make_decision(i)))  # fmt: skip
+                            producer.send(
+                                self.settings.topic_decisions, key, encode(make_decision(i))
+                            )
                     producer.flush()
                     time.sleep(self.pause_s)
         except BaseException as exc:  # reported by finish()

@@ -36,8 +36,9 @@ class Ledger:
     verifiers: list[NoteVerifier]
 
     def verify(self, kafka: Rederiver | None = None, batch_max: int = BATCH) -> Found:
-        return found(verify_ledger(self.store, self.verifiers,
-                                   tail_check=TailCheck(batch_max, kafka)))  # fmt: skip
+        return found(
+            verify_ledger(self.store, self.verifiers, tail_check=TailCheck(batch_max, kafka))
+        )
 
     def sizes(self) -> list[int]:
         return sorted({cp.size for cp in self.store.checkpoints(0) if cp.size > 0})
@@ -63,15 +64,17 @@ def anchor_with_own_account(ledger: Ledger, tmp_path: Any) -> tuple[str, ChainCl
 def cli_env(ledger: Ledger) -> dict[str, str]:
     """The environment of a CLI subprocess that reads this test's ledger."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTESTREAM_")}
-    env.update({
-        "ATTESTREAM_HOME": str(ledger.settings.home),
-        "ATTESTREAM_CLICKHOUSE_URL": ledger.settings.require_clickhouse(),
-        "ATTESTREAM_LEDGER_KEY_FILE": str(ledger.settings.ledger_key_path),
-        "ATTESTREAM_LOG_ORIGIN": ledger.settings.log_origin,
-        "ATTESTREAM_LEDGER_BATCH_MAX": str(BATCH),
-        # A verifier of its own per ledger: every copy shares the origin and the key.
-        "ATTESTREAM_VERIFY_STATE": str(
-            ledger.settings.home / "verifier" / f"{ledger.store.database}.json"
-        ),
-    })  # fmt: skip
+    env.update(
+        {
+            "ATTESTREAM_HOME": str(ledger.settings.home),
+            "ATTESTREAM_CLICKHOUSE_URL": ledger.settings.require_clickhouse(),
+            "ATTESTREAM_LEDGER_KEY_FILE": str(ledger.settings.ledger_key_path),
+            "ATTESTREAM_LOG_ORIGIN": ledger.settings.log_origin,
+            "ATTESTREAM_LEDGER_BATCH_MAX": str(BATCH),
+            # A verifier of its own per ledger: every copy shares the origin and the key.
+            "ATTESTREAM_VERIFY_STATE": str(
+                ledger.settings.home / "verifier" / f"{ledger.store.database}.json"
+            ),
+        }
+    )
     return env

@@ -45,8 +45,14 @@ LOGGED_TIMEOUT_S = 120.0
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        [*CLI, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def logged_entries(store: ClickHouseStore) -> list[Entry]:
@@ -69,16 +75,22 @@ def detect_and_log(
     scanned = [s.event for s in simulate_supply(EVENTS, seed=5, run_id=run)]
     store = open_store(settings, create=True)
     try:
-        with background(["detect"], env, logs / "detect.log"), \
-                background(["ledger", "run"], env, logs / "ledger.log"):  # fmt: skip
+        with (
+            background(["detect"], env, logs / "detect.log"),
+            background(["ledger", "run"], env, logs / "ledger.log"),
+        ):
             with EventProducer(settings.require_kafka()) as producer:
                 for p in paid:
                     producer.send(settings.topic_transactions, p.customer_id.encode(), encode(p))
                 for s in scanned:
                     producer.send(settings.topic_supply_chain, s.epc.encode(), encode(s))
-            wait_until(lambda: store.count_entries() >= 2 * EVENTS, LOGGED_TIMEOUT_S,
-                       interval_s=0.5, what=f"{2 * EVENTS} logged decisions",
-                       detail=lambda: (logs / "detect.log").read_text()[-2000:])  # fmt: skip
+            wait_until(
+                lambda: store.count_entries() >= 2 * EVENTS,
+                LOGGED_TIMEOUT_S,
+                interval_s=0.5,
+                what=f"{2 * EVENTS} logged decisions",
+                detail=lambda: (logs / "detect.log").read_text()[-2000:],
+            )
     finally:
         store.close()
     return paid, scanned
@@ -102,7 +114,10 @@ def test_payments_and_scans_are_archived_indexed_and_verified(
         (archived,) = archive.archived_events(decision.event_sha256)
         assert archived.event == published[decision.event_id]
         assert (archived.topic, archived.partition, archived.offset) == (
-            decision.source.topic, decision.source.partition, decision.source.offset)  # fmt: skip
+            decision.source.topic,
+            decision.source.partition,
+            decision.source.offset,
+        )
 
     # The index finds a payment's decision by its terminal, and a scan's by its EPC.
     payment = at[paid[3].event_id]
@@ -117,8 +132,11 @@ def test_payments_and_scans_are_archived_indexed_and_verified(
     assert terminals == {paid[3].terminal_id}
     scan = scanned[0]
     on_epc = archive.search_entity(EntityKind.EPC, scan.epc)
-    expected = sorted(e.seq for e in entries if isinstance(e.decision.context, ScanContext)
-                      and e.decision.context.epc == scan.epc)  # fmt: skip
+    expected = sorted(
+        e.seq
+        for e in entries
+        if isinstance(e.decision.context, ScanContext) and e.decision.context.epc == scan.epc
+    )
     assert sorted(h.seq for h in on_epc.hits) == expected and expected
     found = archive.entries_at([(h.chain, h.seq) for h in on_epc.hits])
     assert {decode_entry(b).decision.decision_id for b in found.values()} == {
@@ -150,16 +168,27 @@ def test_payments_and_scans_are_archived_indexed_and_verified(
     # A database administrator edits a typed column, and replaces an archived event with
     # other bytes under its key.
     at_payment = {"c": payment.chain, "s": payment.seq}
-    tamper(store, "ALTER TABLE {db}.entry_context UPDATE amount = amount + 1"
-                  " WHERE chain = %(c)s AND seq = %(s)s", at_payment)  # fmt: skip
+    tamper(
+        store,
+        "ALTER TABLE {db}.entry_context UPDATE amount = amount + 1"
+        " WHERE chain = %(c)s AND seq = %(s)s",
+        at_payment,
+    )
     forged = paid[3].event_id
     store.execute(
         "INSERT INTO {db}.event_archive (event_sha256, topic, partition, offset, event,"
         " archived_at) VALUES",
-        [(payment.decision.event_sha256, payment.decision.source.topic,
-          payment.decision.source.partition, payment.decision.source.offset + 1_000_000,
-          published[forged].replace(b'"amount":', b'"amount":1'), int(time.time()))],
-    )  # fmt: skip
+        [
+            (
+                payment.decision.event_sha256,
+                payment.decision.source.topic,
+                payment.decision.source.partition,
+                payment.decision.source.offset + 1_000_000,
+                published[forged].replace(b'"amount":', b'"amount":1'),
+                int(time.time()),
+            )
+        ],
+    )
     store.close()
     caught = cli("forensic", "verify", "--offline", "--no-state", "--json", env=env)
     assert caught.returncode == 1, caught.stdout + caught.stderr
@@ -218,11 +247,23 @@ def test_a_database_from_before_the_archive_verifies_and_is_migrated(
     report = verify_ledger(store, trusted_verifiers(isolated), archive=archive)
     assert report.ok and not report.archive_checked
 
-    migrated = subprocess.run([*CLI, "ledger", "migrate"], env=child_env(), capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+    migrated = subprocess.run(
+        [*CLI, "ledger", "migrate"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert migrated.returncode == 0, migrated.stderr
     assert archive.exists()
-    again = subprocess.run([*CLI, "ledger", "migrate"], env=child_env(), capture_output=True,
-                           text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+    again = subprocess.run(
+        [*CLI, "ledger", "migrate"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert again.returncode == 0, again.stderr
     store.close()

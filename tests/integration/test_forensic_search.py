@@ -33,8 +33,14 @@ LOGGED_TIMEOUT_S = 180.0
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        [*CLI, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def ok_json(*args: str, env: dict[str, str]) -> Any:
@@ -57,17 +63,23 @@ def detect_and_log(settings: Settings, env: dict[str, str], logs: Path) -> dict[
     scanned = [s.event for s in simulate_supply(SCANS, seed=5, run_id=run)]
     store = open_store(settings, create=True)
     try:
-        with background(["detect"], env, logs / "detect.log"), \
-                background(["ledger", "run"], env, logs / "ledger.log"):  # fmt: skip
+        with (
+            background(["detect"], env, logs / "detect.log"),
+            background(["ledger", "run"], env, logs / "ledger.log"),
+        ):
             with EventProducer(settings.require_kafka()) as producer:
                 for p in paid:
                     producer.send(settings.topic_transactions, p.customer_id.encode(), encode(p))
                 for s in scanned:
                     producer.send(settings.topic_supply_chain, s.epc.encode(), encode(s))
             total = PAYMENTS + SCANS
-            wait_until(lambda: store.count_entries() >= total, LOGGED_TIMEOUT_S, interval_s=0.5,
-                       what=f"{total} logged decisions",
-                       detail=lambda: (logs / "detect.log").read_text()[-2000:])  # fmt: skip
+            wait_until(
+                lambda: store.count_entries() >= total,
+                LOGGED_TIMEOUT_S,
+                interval_s=0.5,
+                what=f"{total} logged decisions",
+                detail=lambda: (logs / "detect.log").read_text()[-2000:],
+            )
     finally:
         store.close()
     return {p.event_id: p for p in paid} | {s.event_id: s for s in scanned}
@@ -91,30 +103,32 @@ def test_search_timeline_and_explain_by_event_id(
     # Search by terminal and outcome: exactly the ledger's flagged payments at that terminal.
     suspect = next(e for e in pays if e.decision.outcome == flagged)
     terminal = suspect.decision.context.terminal_id  # type: ignore[union-attr]
-    want = {e.decision.decision_id for e in pays if e.decision.outcome == flagged
-            and e.decision.context.terminal_id == terminal}  # type: ignore[union-attr]  # fmt: skip
+    want = {
+        e.decision.decision_id
+        for e in pays
+        if e.decision.outcome == flagged and e.decision.context.terminal_id == terminal  # type: ignore[union-attr]
+    }
     page = ok_json("forensic", "search", "--terminal", terminal, "--outcome", flagged, env=env)
     assert {r["decision_id"] for r in page["results"]} == want
     assert page["by_index"] and page["next_cursor"] is None
     assert {r["outcome"] for r in page["results"]} == {flagged}
 
     # CSV: the same rows, parsed back.
-    done = cli("forensic", "search", "--terminal", terminal, "--outcome", flagged, "--csv",
-               env=env)  # fmt: skip
+    done = cli("forensic", "search", "--terminal", terminal, "--outcome", flagged, "--csv", env=env)
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert {r["decision_id"] for r in rows} == want and rows[0]["event_time"]
 
     # Paging by cursor, one at a time: every payment of a customer exactly once.
     customer = Counter(e.decision.context.customer_id for e in pays).most_common(1)[0][0]  # type: ignore[union-attr]
-    theirs = {e.decision.decision_id for e in pays
-              if e.decision.context.customer_id == customer}  # type: ignore[union-attr]  # fmt: skip
+    theirs = {e.decision.decision_id for e in pays if e.decision.context.customer_id == customer}  # type: ignore[union-attr]
     assert len(theirs) > 1
     seen: list[str] = []
     cursor: list[str] = []
     for _ in range(len(theirs) + 1):
-        page = ok_json("forensic", "search", "--customer", customer, "--limit", "1", *cursor,
-                       env=env)  # fmt: skip
+        page = ok_json(
+            "forensic", "search", "--customer", customer, "--limit", "1", *cursor, env=env
+        )
         seen += [r["decision_id"] for r in page["results"]]
         if page["next_cursor"] is None:
             break
@@ -148,10 +162,12 @@ def test_search_timeline_and_explain_by_event_id(
 
     # A case bundle of that payment carries its archived event's exact bytes, and verifies
     # with the public key alone, the event hashing to the digest its decision logged.
-    ids = tmp_path / "ids.txt"
-    ids.write_text(suspect.decision.event_id + "\n", encoding="utf-8")
+    id_file = tmp_path / "ids.txt"
+    id_file.write_text(suspect.decision.event_id + "\n", encoding="utf-8")
     case = tmp_path / "case.bundle"
-    made = cli("forensic", "bundle", "--ids", str(ids), "-o", str(case), "--note", "test", env=env)
+    made = cli(
+        "forensic", "bundle", "--ids", str(id_file), "-o", str(case), "--note", "test", env=env
+    )
     assert made.returncode == 0, made.stderr
     carried = json.loads(case.read_text(encoding="utf-8"))["events"]
     assert [e["event_sha256"] for e in carried] == [suspect.decision.event_sha256]

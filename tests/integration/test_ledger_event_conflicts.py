@@ -34,29 +34,39 @@ another terminal): the detector's decision has the same decision id as the first
 
 
 def second_payment(first: Decision) -> Decision:
-    return msgspec.structs.replace(first, event_sha256=SECOND_PAYMENT_SHA256, score=0.97,
-                                   outcome="block")  # fmt: skip
+    return msgspec.structs.replace(
+        first, event_sha256=SECOND_PAYMENT_SHA256, score=0.97, outcome="block"
+    )
 
 
 def ledger_run() -> None:
     """One real `attestream ledger run` (a restart each time: it rebuilds from ClickHouse)."""
-    result = subprocess.run([*CLI, "ledger", "run", "--max-idle", MAX_IDLE_S],
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-                            stdin=subprocess.DEVNULL)  # fmt: skip
+    result = subprocess.run(
+        [*CLI, "ledger", "run", "--max-idle", MAX_IDLE_S],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def dead_letters(settings: Settings) -> list[tuple[bytes, dict[str, bytes]]]:
-    return [(m.value() or b"", dict(record_headers(m.headers())))
-            for m in read_topic(settings.require_kafka(), settings.topic_dead_letter)]  # fmt: skip
+    return [
+        (m.value() or b"", dict(record_headers(m.headers())))
+        for m in read_topic(settings.require_kafka(), settings.topic_dead_letter)
+    ]
 
 
 @pytest.mark.parametrize("restart_between", [False, True], ids=["one-batch", "restart-between"])
 def test_another_event_with_a_logged_event_id_is_dead_lettered_not_dropped(
     isolated: Settings, restart_between: bool
 ) -> None:
-    ensure_topics(isolated.require_kafka(),
-                  [isolated.topic_decisions, isolated.topic_dead_letter], partitions=1)  # fmt: skip
+    ensure_topics(
+        isolated.require_kafka(),
+        [isolated.topic_decisions, isolated.topic_dead_letter],
+        partitions=1,
+    )
     store = open_store(isolated, create=True)
     decisions = [make_decision(i) for i in range(8)]
     conflicting = second_payment(decisions[3])

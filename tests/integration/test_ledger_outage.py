@@ -59,21 +59,28 @@ def test_ledger_waits_out_a_clickhouse_outage_and_loses_nothing(
 ) -> None:
     ensure_topics(env.require_kafka(), [env.topic_decisions], partitions=3)
     store = open_store(env, create=True)
-    producer = BurstProducer(env, decision_stream(DECISIONS, DUPLICATES, SEED), BURSTS,
-                             BURST_PAUSE_S)  # fmt: skip
+    producer = BurstProducer(
+        env, decision_stream(DECISIONS, DUPLICATES, SEED), BURSTS, BURST_PAUSE_S
+    )
     run = SequencerProcess("ledger", tmp_path / "ledger.log").start()
     port = env.ledger_metrics_port
     try:
         wait_until("chains assigned", has_resumed(run), START_TIMEOUT_S, [run])
         producer.start()
-        wait_until("a first batch logged", lambda: logged_ids(store)[0] > 0, START_TIMEOUT_S,
-                   [run])  # fmt: skip
+        wait_until("a first batch logged", lambda: logged_ids(store)[0] > 0, START_TIMEOUT_S, [run])
         assert family_prefixes(port) == {"attestream_ledger"}
         drill.manager.stop_service("clickhouse")
-        wait_until("the ledger to report ClickHouse down",
-                   lambda: try_scrape(port).get(("attestream_ledger_dependency_up",
-                                                 (("dependency", "clickhouse"),))) == 0,
-                   START_TIMEOUT_S, [run])  # fmt: skip
+        wait_until(
+            "the ledger to report ClickHouse down",
+            lambda: (
+                try_scrape(port).get(
+                    ("attestream_ledger_dependency_up", (("dependency", "clickhouse"),))
+                )
+                == 0
+            ),
+            START_TIMEOUT_S,
+            [run],
+        )
         assert try_scrape(port)[("attestream_ledger_ready", ())] == 0
         time.sleep(OUTAGE_S)
         assert run.alive(), run.output()[-2000:]
@@ -81,15 +88,20 @@ def test_ledger_waits_out_a_clickhouse_outage_and_loses_nothing(
         assert 1 <= len(outage_lines) <= MAX_OUTAGE_LINES, outage_lines
         drill.restart()
         producer.finish(FINISH_TIMEOUT_S)
-        wait_until("every decision logged", lambda: all_logged(store, DECISIONS),
-                   FINISH_TIMEOUT_S, [run])  # fmt: skip
+        wait_until(
+            "every decision logged", lambda: all_logged(store, DECISIONS), FINISH_TIMEOUT_S, [run]
+        )
         assert "reachable again" in run.output()
         assert try_scrape(port)[("attestream_ledger_ready", ())] == 1
         assert_ledger_complete(store, env, DECISIONS)
         # SIGTERM while ClickHouse is down: the process exits within the bound.
         drill.manager.stop_service("clickhouse")
-        wait_until("the ledger to notice", lambda: run.output().count("unreachable") >
-                   len(outage_lines), START_TIMEOUT_S, [run])  # fmt: skip
+        wait_until(
+            "the ledger to notice",
+            lambda: run.output().count("unreachable") > len(outage_lines),
+            START_TIMEOUT_S,
+            [run],
+        )
         started = time.monotonic()
         run.signal(signal.SIGTERM)
         assert run.wait(SHUTDOWN_BOUND_S) == 0
@@ -112,8 +124,7 @@ def test_ledger_exits_on_sigterm_within_the_bound_under_load(
     try:
         wait_until("chains assigned", has_resumed(run), START_TIMEOUT_S, [run])
         producer.start()
-        wait_until("a first batch logged", lambda: logged_ids(store)[0] > 0, START_TIMEOUT_S,
-                   [run])  # fmt: skip
+        wait_until("a first batch logged", lambda: logged_ids(store)[0] > 0, START_TIMEOUT_S, [run])
         started = time.monotonic()
         run.signal(signal.SIGTERM)
         assert run.wait(SHUTDOWN_BOUND_S) == 0
@@ -121,8 +132,12 @@ def test_ledger_exits_on_sigterm_within_the_bound_under_load(
         producer.finish(FINISH_TIMEOUT_S)
         second = SequencerProcess("ledger-2", tmp_path / "ledger-2.log").start()
         try:
-            wait_until("every decision logged", lambda: all_logged(store, DECISIONS),
-                       FINISH_TIMEOUT_S, [second])  # fmt: skip
+            wait_until(
+                "every decision logged",
+                lambda: all_logged(store, DECISIONS),
+                FINISH_TIMEOUT_S,
+                [second],
+            )
         finally:
             second.close()
         assert_ledger_complete(store, env, DECISIONS)
@@ -145,8 +160,9 @@ def test_ledger_waits_out_a_broker_reset_quietly(
     try:
         wait_until("chains assigned", has_resumed(run), START_TIMEOUT_S, [run])
         publish(env, range(half))
-        wait_until("the first half logged", lambda: all_logged(store, half), FINISH_TIMEOUT_S,
-                   [run])  # fmt: skip
+        wait_until(
+            "the first half logged", lambda: all_logged(store, half), FINISH_TIMEOUT_S, [run]
+        )
         before = len(run.output().splitlines())
         drill.manager.stop_service("broker")
         time.sleep(OUTAGE_S)
@@ -156,8 +172,9 @@ def test_ledger_waits_out_a_broker_reset_quietly(
         drill.restart()
         ensure_topics(bootstrap, [env.topic_decisions], partitions=3)
         publish(env, range(half, 2 * half))
-        wait_until("the second half logged", lambda: all_logged(store, 2 * half),
-                   FINISH_TIMEOUT_S, [run])  # fmt: skip
+        wait_until(
+            "the second half logged", lambda: all_logged(store, 2 * half), FINISH_TIMEOUT_S, [run]
+        )
         assert_ledger_complete(store, env, 2 * half)
     finally:
         run.close()
@@ -167,5 +184,4 @@ def test_ledger_waits_out_a_broker_reset_quietly(
 def publish(settings: Settings, numbers: range) -> None:
     with EventProducer(settings.require_kafka()) as producer:
         for i in numbers:
-            producer.send(settings.topic_decisions, f"k{i % 12}".encode(),
-                          encode(make_decision(i)))  # fmt: skip
+            producer.send(settings.topic_decisions, f"k{i % 12}".encode(), encode(make_decision(i)))

@@ -52,8 +52,9 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(
     ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=3)
     store = open_store(isolated, create=True)
     rng = random.Random(SEED)
-    producer = BurstProducer(isolated, decision_stream(DECISIONS, DUPLICATES, SEED), BURSTS,
-                             BURST_PAUSE_S, events=True)  # fmt: skip
+    producer = BurstProducer(
+        isolated, decision_stream(DECISIONS, DUPLICATES, SEED), BURSTS, BURST_PAUSE_S, events=True
+    )
     producer.start()
     runs: list[SequencerProcess] = []
     try:
@@ -72,8 +73,12 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(
         final = SequencerProcess("final", tmp_path / "final.log").start()
         runs.append(final)
         producer.finish(FINISH_TIMEOUT_S)
-        wait_until("every decision logged and checkpointed",
-                   lambda: all_logged(store, DECISIONS), FINISH_TIMEOUT_S, [final])  # fmt: skip
+        wait_until(
+            "every decision logged and checkpointed",
+            lambda: all_logged(store, DECISIONS),
+            FINISH_TIMEOUT_S,
+            [final],
+        )
         final.signal(signal.SIGTERM)
         assert final.wait() == 0
     finally:
@@ -92,8 +97,9 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(
 
 def crash_at(point: str, tmp_path: Path, number: int) -> SequencerProcess:
     """A sequencer that kills itself at `point` of its first batch with new entries."""
-    run = SequencerProcess(f"run{number}-{point}", tmp_path / f"run{number}.log",
-                           {CRASH_AT_ENV: point}).start()  # fmt: skip
+    run = SequencerProcess(
+        f"run{number}-{point}", tmp_path / f"run{number}.log", {CRASH_AT_ENV: point}
+    ).start()
     assert run.wait(START_TIMEOUT_S) == -signal.SIGKILL, run.output()
     assert f"killing the sequencer after {point}" in run.output()
     return run

@@ -48,30 +48,47 @@ RESUMED_CHAIN = re.compile(r"chain (\d+): resumed at size")
 def test_chains_stay_continuous_while_partitions_move(isolated: Settings, tmp_path: Path) -> None:
     ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=3)
     store = open_store(isolated, create=True)
-    producer = BurstProducer(isolated, decision_stream(DECISIONS, DUPLICATES, SEED), BURSTS,
-                             BURST_PAUSE_S)  # fmt: skip
+    producer = BurstProducer(
+        isolated, decision_stream(DECISIONS, DUPLICATES, SEED), BURSTS, BURST_PAUSE_S
+    )
     one = SequencerProcess("one", tmp_path / "one.log")
     two = SequencerProcess("two", tmp_path / "two.log")
     try:
         one.start()
         two.start()
         producer.start()
-        wait_until("both sequencers assigned", lambda: has_resumed(one)() and has_resumed(two)(),
-                   START_TIMEOUT_S, [one, two])  # fmt: skip
+        wait_until(
+            "both sequencers assigned",
+            lambda: has_resumed(one)() and has_resumed(two)(),
+            START_TIMEOUT_S,
+            [one, two],
+        )
         two.signal(signal.SIGTERM)  # a clean stop: two leaves the group, one takes over
         assert two.wait() == 0
-        wait_until("one taking every chain", lambda: resumed_chains(one) >= {0, 1, 2},
-                   START_TIMEOUT_S, [one])  # fmt: skip
+        wait_until(
+            "one taking every chain",
+            lambda: resumed_chains(one) >= {0, 1, 2},
+            START_TIMEOUT_S,
+            [one],
+        )
         restarted_at = len(two.output())
         two.start()  # a start: the chains are split again
-        wait_until("two assigned again", lambda: RESUMED in two.output()[restarted_at:],
-                   START_TIMEOUT_S, [one, two])  # fmt: skip
+        wait_until(
+            "two assigned again",
+            lambda: RESUMED in two.output()[restarted_at:],
+            START_TIMEOUT_S,
+            [one, two],
+        )
         one.signal(signal.SIGKILL)  # a crash: one's chains move after its session times out
         assert one.wait() == -signal.SIGKILL
         one.start()
         producer.finish(FINISH_TIMEOUT_S)
-        wait_until("every decision logged and checkpointed",
-                   lambda: all_logged(store, DECISIONS), FINISH_TIMEOUT_S, [one, two])  # fmt: skip
+        wait_until(
+            "every decision logged and checkpointed",
+            lambda: all_logged(store, DECISIONS),
+            FINISH_TIMEOUT_S,
+            [one, two],
+        )
         for run in (one, two):
             run.signal(signal.SIGTERM)
         assert (one.wait(), two.wait()) == (0, 0)
@@ -91,8 +108,13 @@ def resumed_chains(run: SequencerProcess) -> set[int]:
 def sequencers(isolated: Settings) -> Iterator[list[Sequencer]]:
     """Two sequencers on one store, driven by hand (no consumer group): who owns a chain is
     decided by the test calling `resume_chain`, as the group would on assignment."""
-    config = SequencerConfig(isolated.require_kafka(), isolated.topic_decisions,
-                             isolated.ledger_group, isolated.log_origin, 100)  # fmt: skip
+    config = SequencerConfig(
+        isolated.require_kafka(),
+        isolated.topic_decisions,
+        isolated.ledger_group,
+        isolated.log_origin,
+        100,
+    )
     made = []
     for _ in range(2):
         sequencer = Sequencer(config, open_store(isolated, create=True), ledger_signer(isolated))
@@ -105,8 +127,12 @@ def sequencers(isolated: Settings) -> Iterator[list[Sequencer]]:
 
 def records(settings: Settings, numbers: range) -> list[Message[bytes, bytes]]:
     """Consumed decisions records, as the sequencer reads them from partition 0."""
-    return [Message(topic=settings.topic_decisions, partition=0, offset=i,
-                    value=encode(make_decision(i))) for i in numbers]  # fmt: skip
+    return [
+        Message(
+            topic=settings.topic_decisions, partition=0, offset=i, value=encode(make_decision(i))
+        )
+        for i in numbers
+    ]
 
 
 def test_a_writer_that_lost_its_chain_is_fenced(
@@ -140,8 +166,9 @@ def test_two_entries_with_one_seq_are_reported_as_a_fork(
     writer.log_messages(records(isolated, range(0, 5)))
     # What fencing prevents: a second writer that never saw the chain appends at seq 0.
     stale = ChainWriter(chain=0, tree=MerkleTree(), prev=None)
-    source = EntrySource(cluster="test-cluster", topic=isolated.topic_decisions, partition=0,
-                         offset=99)  # fmt: skip
+    source = EntrySource(
+        cluster="test-cluster", topic=isolated.topic_decisions, partition=0, offset=99
+    )
     store.insert_entries(stale.append([Incoming(make_decision(99), source)]).entries)
     report = verify_ledger(store, trusted_verifiers(isolated))
     assert ("fork", 0, 0) in {(f.kind, f.chain, f.seq) for f in report.failures}

@@ -72,8 +72,7 @@ def api(isolated: Settings, tmp_path: Path) -> Iterator[Api]:
     auditor = tokens.grant("audrey", Role.AUDITOR)
     access_log = AccessLog(store, ledger_signer(isolated), isolated.log_origin)
     access_log.open()
-    ctx = ServerContext(store, access_log, tokens, trusted_verifiers(isolated),
-                        tmp_path / "models")  # fmt: skip
+    ctx = ServerContext(store, access_log, tokens, trusted_verifiers(isolated), tmp_path / "models")
     try:
         with TestClient(create_app(ctx)) as client:
             yield Api(client, store, isolated, investigator, auditor)
@@ -97,12 +96,18 @@ def test_tokens_roles_and_bad_parameters_each_recorded(api: Api) -> None:
         ("explain", api.auditor, {"decision_id": target}, 403, "audrey", "denied"),
         ("search", api.auditor, {"query": "entity=C3"}, 403, "audrey", "denied"),
         ("prove", api.auditor, {"decision_id": target}, 200, "audrey", "allowed"),
-        ("prove", api.investigator, {"decision_id": target, "since_size": 0}, 422, "ines",
-         "failed"),
+        (
+            "prove",
+            api.investigator,
+            {"decision_id": target, "since_size": 0},
+            422,
+            "ines",
+            "failed",
+        ),
         ("search", api.investigator, {"limit": 0}, 422, "ines", "failed"),
         ("bundle", api.investigator, {}, 422, "ines", "failed"),
         ("decision", api.investigator, {"id": "no-such-id"}, 404, "ines", "failed"),
-    ]  # fmt: skip
+    ]
     for path, token, params, status, _, _ in calls:
         answer = api.get(path, token, **params)
         assert answer.status_code == status, (path, params, answer.text)
@@ -120,7 +125,11 @@ def test_tokens_roles_and_bad_parameters_each_recorded(api: Api) -> None:
     assert len(records) == len(calls) + 3
     for record, (path, _, params, status, principal, outcome) in zip(records, calls, strict=False):
         assert (record.operation, record.status, record.principal, record.outcome) == (
-            path, status, principal, outcome)  # fmt: skip
+            path,
+            status,
+            principal,
+            outcome,
+        )
         assert record.filters == {k: str(v) for k, v in params.items()}
     assert records[5].results == 1 and records[2].results == 0
     assert len({r.request_id for r in records}) == len(records)
@@ -172,24 +181,44 @@ def test_answers_equal_the_cli_implementation(api: Api, tmp_path: Path) -> None:
     assert [step["event_id"] for step in line["events"]] == [event]
 
     records = api.access_records()
-    assert [r.operation for r in records] == ["decision", "decision", "prove", "explain",
-                                              "bundle", "search", "bundle", "timeline"]  # fmt: skip
+    assert [r.operation for r in records] == [
+        "decision",
+        "decision",
+        "prove",
+        "explain",
+        "bundle",
+        "search",
+        "bundle",
+        "timeline",
+    ]
     assert [r.results for r in records] == [1, 1, 1, 0, 3, len(rows), len(rows), 1]
     verified(api)
 
 
 INJECTIONS = (
-    "'", '"', "ev-1' OR '1'='1", "' OR 1=1 --", "x'; DROP TABLE entries; --",
-    "x\"; DROP TABLE entries; --", "%(d)s", "{db}", "\\'", "évé\u202e😀", "C3\x00",
-    "C3' OR '1'='1", "C3') OR (1=1",
-)  # fmt: skip
+    "'",
+    '"',
+    "ev-1' OR '1'='1",
+    "' OR 1=1 --",
+    "x'; DROP TABLE entries; --",
+    'x"; DROP TABLE entries; --',
+    "%(d)s",
+    "{db}",
+    "\\'",
+    "évé\u202e😀",
+    "C3\x00",
+    "C3' OR '1'='1",
+    "C3') OR (1=1",
+)
 
 
 def test_injection_attempts_change_no_result_and_no_table(api: Api) -> None:
     store = api.store
     tables = sorted(store.execute("SHOW TABLES FROM {db}"))
-    before = store.execute("SELECT chain, seq, leaf_hash FROM {db}.entries"
-                           f" WHERE chain != {ACCESS_CHAIN} ORDER BY chain, seq")  # fmt: skip
+    before = store.execute(
+        "SELECT chain, seq, leaf_hash FROM {db}.entries"
+        f" WHERE chain != {ACCESS_CHAIN} ORDER BY chain, seq"
+    )
     token = api.investigator
     for text in INJECTIONS:
         answers = [
@@ -208,8 +237,10 @@ def test_injection_attempts_change_no_result_and_no_table(api: Api) -> None:
             assert answer.status_code in (404, 422), (text, answer.request.url, answer.text)
             assert answer.json()["ok"] is False
     assert sorted(store.execute("SHOW TABLES FROM {db}")) == tables
-    after = store.execute("SELECT chain, seq, leaf_hash FROM {db}.entries"
-                          f" WHERE chain != {ACCESS_CHAIN} ORDER BY chain, seq")  # fmt: skip
+    after = store.execute(
+        "SELECT chain, seq, leaf_hash FROM {db}.entries"
+        f" WHERE chain != {ACCESS_CHAIN} ORDER BY chain, seq"
+    )
     assert after == before and len(after) == ENTRIES
     records = api.access_records()
     assert len(records) == 7 * len(INJECTIONS)
@@ -226,11 +257,19 @@ def test_a_second_access_log_fences_the_first(api: Api) -> None:
     assert "another process" in answer.json()["error"]["message"]
     assert api.get("decision", api.investigator, id="x").status_code == 503
     assert len(api.access_records()) == 1  # nothing was answered unrecorded
-    other.append(AccessRecord(
-        request_id="ab" * 16, at=datetime.now(UTC).replace(microsecond=0), principal="ines",
-        role="investigator", operation="search", filters={}, status=200, results=0,
-        outcome="allowed",
-    ))  # fmt: skip
+    other.append(
+        AccessRecord(
+            request_id="ab" * 16,
+            at=datetime.now(UTC).replace(microsecond=0),
+            principal="ines",
+            role="investigator",
+            operation="search",
+            filters={},
+            status=200,
+            results=0,
+            outcome="allowed",
+        )
+    )
     assert len(api.access_records()) == 2
     verified(api)
 

@@ -85,11 +85,15 @@ def ledger(stack: Any, tmp_path: Path) -> Iterator[Ledger]:
     home, key, topic and database of this test's own (and no anchor account yet)."""
     suffix = os.urandom(5).hex()
     settings = Settings(
-        home=tmp_path / "home", kafka_bootstrap=stack.kafka_bootstrap,
+        home=tmp_path / "home",
+        kafka_bootstrap=stack.kafka_bootstrap,
         clickhouse_url=fresh_database_url(stack.clickhouse_url),
-        topic_decisions=f"decisions-{suffix}", topic_dead_letter=f"dead-{suffix}",
-        ledger_group=f"ledger-{suffix}", ledger_key=None, trusted_keys="",
-    )  # fmt: skip
+        topic_decisions=f"decisions-{suffix}",
+        topic_dead_letter=f"dead-{suffix}",
+        ledger_group=f"ledger-{suffix}",
+        ledger_key=None,
+        trusted_keys="",
+    )
     store = sequenced_ledger(settings, ENTRIES, BATCH)
     latest = store.latest_checkpoint(0)
     assert latest is not None and latest.size == ENTRIES
@@ -140,8 +144,9 @@ def test_a_checkpoint_row_with_a_forged_root_column_is_refused(ledger: Ledger) -
     assert genuine is not None
     ledger.attack()
     forged_root = bytes(tree_root(ENTRIES, ChainNodes(ledger.store, 0)))
-    row = StoredCheckpoint(0, ENTRIES, forged_root, genuine.note, genuine.source_cluster,
-                           genuine.source_offset)  # fmt: skip
+    row = StoredCheckpoint(
+        0, ENTRIES, forged_root, genuine.note, genuine.source_cluster, genuine.source_offset
+    )
     ledger.store.insert_checkpoint(row)
     refused = ledger.refusal()
     assert (refused.kind, refused.chain, refused.seq) == ("untrusted_checkpoint", 0, ENTRIES - 1)
@@ -154,24 +159,31 @@ def test_ledger_run_refuses_a_rebuilt_chain_by_name(ledger: Ledger, tmp_path: Pa
     ledger.attack()
     s, port = ledger.settings, free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTESTREAM_")}
-    env.update({
-        "ATTESTREAM_HOME": str(s.home), "ATTESTREAM_KAFKA_BOOTSTRAP": s.require_kafka(),
-        "ATTESTREAM_CLICKHOUSE_URL": s.require_clickhouse(),
-        "ATTESTREAM_TOPIC_DECISIONS": s.topic_decisions,
-        "ATTESTREAM_TOPIC_DEAD_LETTER": s.topic_dead_letter,
-        "ATTESTREAM_LEDGER_GROUP": s.ledger_group, "ATTESTREAM_LEDGER_METRICS_PORT": str(port),
-        "ATTESTREAM_LEDGER_REFUSAL_LINGER_S": str(LINGER_S),
-    })  # fmt: skip
+    env.update(
+        {
+            "ATTESTREAM_HOME": str(s.home),
+            "ATTESTREAM_KAFKA_BOOTSTRAP": s.require_kafka(),
+            "ATTESTREAM_CLICKHOUSE_URL": s.require_clickhouse(),
+            "ATTESTREAM_TOPIC_DECISIONS": s.topic_decisions,
+            "ATTESTREAM_TOPIC_DEAD_LETTER": s.topic_dead_letter,
+            "ATTESTREAM_LEDGER_GROUP": s.ledger_group,
+            "ATTESTREAM_LEDGER_METRICS_PORT": str(port),
+            "ATTESTREAM_LEDGER_REFUSAL_LINGER_S": str(LINGER_S),
+        }
+    )
     output = tmp_path / "ledger.log"
     with output.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "attestream.cli", "ledger", "run", "--max-idle", "5"],
-            env=env, stdout=out, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+        )
     try:
         refused = ("attestream_ledger_signing_refused", (("chain", "0"), ("kind", "rewritten")))
-        wait_until("the refusal gauge served",
-                   lambda: try_scrape(port).get(refused) == 1.0, CLI_TIMEOUT_S)  # fmt: skip
+        wait_until(
+            "the refusal gauge served", lambda: try_scrape(port).get(refused) == 1.0, CLI_TIMEOUT_S
+        )
         proc.send_signal(signal.SIGTERM)  # ends the linger early
         _, stderr = proc.communicate(timeout=CLI_TIMEOUT_S)
     finally:
@@ -192,10 +204,13 @@ def anchor(ledger: Ledger, tmp_path: Path) -> None:
     settings then name (with the stack's RPC)."""
     key_file = tmp_path / "anchor.key"
     funded_anchor_key(ledger.stack.rpc_url, key_file)
-    ledger.settings = ledger.settings.model_copy(update={
-        "rpc_url": SecretStr(ledger.stack.rpc_url), "chain_id": ledger.stack.chain_id,
-        "anchor_key_file": key_file,
-    })  # fmt: skip
+    ledger.settings = ledger.settings.model_copy(
+        update={
+            "rpc_url": SecretStr(ledger.stack.rpc_url),
+            "chain_id": ledger.stack.chain_id,
+            "anchor_key_file": key_file,
+        }
+    )
     client = ChainClient(ledger.stack.rpc_url, ledger.stack.chain_id)
     service = AnchorService(ledger.store, client, key_file.read_text().strip())
     assert anchor_once(service) is not None

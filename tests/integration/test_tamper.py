@@ -51,8 +51,11 @@ def test_changed_entry_bytes(ledger: Ledger) -> None:
     assert {("bad_leaf", 0, 8), ("column_mismatch", 0, 8), ("broken_link", 0, 9)} <= faults
     # The tree nodes still hold the original leaf: the entry is blamed, not the nodes.
     assert {kind for kind, _, _ in faults} == {
-        "bad_leaf", "column_mismatch", "broken_link", "root_mismatch"
-    }  # fmt: skip
+        "bad_leaf",
+        "column_mismatch",
+        "broken_link",
+        "root_mismatch",
+    }
 
 
 def test_changed_column_with_bytes_kept(ledger: Ledger) -> None:
@@ -101,16 +104,21 @@ def test_reordered_entries(ledger: Ledger) -> None:
     overwrite_entry(ledger.store, 0, 4, third)
     roots = {("root_mismatch", 0, size - 1) for size in ledger.sizes() if size > 3}
     assert ledger.verify() == roots | {
-        ("bad_entry", 0, 3), ("bad_entry", 0, 4),
-        ("broken_link", 0, 3), ("broken_link", 0, 4), ("broken_link", 0, 5),
-        ("bad_node", 0, 3), ("bad_node", 0, 4),
-    }  # fmt: skip
+        ("bad_entry", 0, 3),
+        ("bad_entry", 0, 4),
+        ("broken_link", 0, 3),
+        ("broken_link", 0, 4),
+        ("broken_link", 0, 5),
+        ("bad_node", 0, 3),
+        ("bad_node", 0, 4),
+    }
 
 
 def test_truncated_tail(ledger: Ledger) -> None:
     rpc_url, chain_id = ledger.settings.require_rpc()
-    service = AnchorService(ledger.store, ChainClient(rpc_url, chain_id),
-                            ledger.settings.anchor_private_key())  # fmt: skip
+    service = AnchorService(
+        ledger.store, ChainClient(rpc_url, chain_id), ledger.settings.anchor_private_key()
+    )
     assert anchor_once(service) is not None
     cut = ledger.sizes()[-2]
     tamper(ledger.store, "ALTER TABLE {db}.entries DELETE WHERE seq >= %(n)s", {"n": cut})
@@ -129,15 +137,19 @@ def test_deleted_anchor_rows_are_missing_on_the_chain(ledger: Ledger, tmp_path: 
     report = verify_ledger(ledger.store, ledger.verifiers, reader, 1, account)
     assert found(report) == {("anchor_missing", None, None)}
     assert report.failures[0].detail.startswith("nonce 0: anchor transaction 0x")
-    env = {**cli_env(ledger), "ATTESTREAM_RPC_URL": ledger.settings.require_rpc()[0],
-           "ATTESTREAM_CHAIN_ID": str(ledger.settings.require_rpc()[1]),
-           "ATTESTREAM_ANCHOR_ADDRESS": account}  # fmt: skip
+    env = {
+        **cli_env(ledger),
+        "ATTESTREAM_RPC_URL": ledger.settings.require_rpc()[0],
+        "ATTESTREAM_CHAIN_ID": str(ledger.settings.require_rpc()[1]),
+        "ATTESTREAM_ANCHOR_ADDRESS": account,
+    }
     command = [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--json"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert [f["kind"] for f in json.loads(done.stdout)["failures"]] == ["anchor_missing"]
-    offline = subprocess.run([*command, "--offline"], env=env, capture_output=True, text=True,
-                             timeout=120)  # fmt: skip
+    offline = subprocess.run(
+        [*command, "--offline"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert offline.returncode == 0, offline.stdout + offline.stderr
     assert json.loads(offline.stdout)["anchor_account_checked"] is False
 
@@ -163,8 +175,11 @@ def test_checkpoint_by_an_untrusted_key_or_with_an_edited_note(ledger: Ledger) -
     stranger = signer_from_seed(ledger.settings.log_origin, b"\x02" * 32)
     body = good.note.split(b"\n\n")[0] + b"\n"
     forged = sign_note(body, stranger).decode()
-    tamper(ledger.store, "ALTER TABLE {db}.checkpoints UPDATE note = %(n)s WHERE size = %(s)s",
-           {"n": forged, "s": last})  # fmt: skip
+    tamper(
+        ledger.store,
+        "ALTER TABLE {db}.checkpoints UPDATE note = %(n)s WHERE size = %(s)s",
+        {"n": forged, "s": last},
+    )
     tamper(
         ledger.store,
         "ALTER TABLE {db}.checkpoints UPDATE note = replaceOne(note, %(a)s, %(b)s)"
@@ -230,8 +245,9 @@ def test_range_reads_nothing_outside_it(ledger: Ledger) -> None:
     for seq in (2, 22):
         tamper(
             ledger.store,
-            "ALTER TABLE {db}.entries UPDATE outcome = 'block' WHERE seq = %(s)s", {"s": seq}
-        )  # fmt: skip
+            "ALTER TABLE {db}.entries UPDATE outcome = 'block' WHERE seq = %(s)s",
+            {"s": seq},
+        )
     set_node(ledger.store, 0, 0, 21, "55" * 32)
     tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > 18")
     assert {("column_mismatch", 0, 2), ("bad_node", 0, 21)} <= ledger.verify()
@@ -239,8 +255,9 @@ def test_range_reads_nothing_outside_it(ledger: Ledger) -> None:
     report = verify_range(recording, ledger.verifiers, 0, 8, 17)
     assert report.ok, report.failures
     assert [r for r in recording.reads if r[0] == "entries"] == [
-        ("entries", 7, 8), ("entries", 8, 18)
-    ]  # fmt: skip
+        ("entries", 7, 8),
+        ("entries", 8, 18),
+    ]
     assert [r for r in recording.reads if r[0] == "checkpoints"] == [("checkpoints", 9, 18)]
     for _, level, _, stop in (r for r in recording.reads if r[0] == "nodes"):
         assert stop << level <= 18
@@ -248,8 +265,20 @@ def test_range_reads_nothing_outside_it(ledger: Ledger) -> None:
 
 def test_range_verify_from_the_cli(ledger: Ledger) -> None:
     env = cli_env(ledger)
-    command = [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--chain", "0",
-               "--from", "8", "--to", "17", "--json"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "attestream.cli",
+        "forensic",
+        "verify",
+        "--chain",
+        "0",
+        "--from",
+        "8",
+        "--to",
+        "17",
+        "--json",
+    ]
     ok = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     data = json.loads(ok.stdout)
@@ -262,11 +291,13 @@ def test_range_verify_from_the_cli(ledger: Ledger) -> None:
 
 def test_a_range_or_chain_that_does_not_exist_is_a_usage_error(ledger: Ledger) -> None:
     verify = [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--json"]
-    for span, message in ((["--chain", "7", "--from", "0", "--to", "5"], "chain 7 does not exist"),
-                          (["--chain", "0", "--from", "0", "--to", str(ENTRIES)],
-                           f"has entries 0..{ENTRIES - 1}")):  # fmt: skip
-        done = subprocess.run([*verify, *span], env=cli_env(ledger), capture_output=True,
-                              text=True, timeout=120)  # fmt: skip
+    for span, message in (
+        (["--chain", "7", "--from", "0", "--to", "5"], "chain 7 does not exist"),
+        (["--chain", "0", "--from", "0", "--to", str(ENTRIES)], f"has entries 0..{ENTRIES - 1}"),
+    ):
+        done = subprocess.run(
+            [*verify, *span], env=cli_env(ledger), capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 2, done.stdout + done.stderr
         assert message in done.stderr and "VERIFIED" not in done.stdout
         error = json.loads(done.stdout)["error"]
@@ -282,10 +313,17 @@ def test_prove_refuses_an_entry_that_no_longer_matches_the_stored_tree(
         "ALTER TABLE {db}.entries UPDATE entry = concat(entry, ' ') WHERE seq = 9",
     )
     proof_file = tmp_path / "proof.json"
-    command = [sys.executable, "-m", "attestream.cli", "forensic", "prove", target,
-               "-o", str(proof_file)]  # fmt: skip
-    done = subprocess.run(command, env=cli_env(ledger), capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "attestream.cli",
+        "forensic",
+        "prove",
+        target,
+        "-o",
+        str(proof_file),
+    ]
+    done = subprocess.run(command, env=cli_env(ledger), capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "entry 0/9" in done.stderr and "does not verify against the stored checkpoint" in (
         done.stderr

@@ -80,8 +80,9 @@ class Verifier:
         account, reader = self.chain or (None, None)
         report = verify_ledger(store, verifiers, reader, 1, account, self.tail_check)
         if self.state is not None:
-            check_ledger_history(store, self.state, seen, self.ledger.settings.log_origin,
-                                 verifiers, report)  # fmt: skip
+            check_ledger_history(
+                store, self.state, seen, self.ledger.settings.log_origin, verifiers, report
+            )
             if report.ok:
                 for s in seen:
                     self.state.remember(s.record("forensic verify"))
@@ -144,12 +145,14 @@ def test_rebuild_behind_an_unchanged_signed_prefix(ledger: Ledger) -> None:
     verifier = Verifier(ledger, kafka=True).remembering()
     assert verifier.verify() == set()
     rebuild_chain(ledger.store, 0, forging(ENTRIES - 1))
-    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s",
-           {"n": last_batch})  # fmt: skip
+    tamper(
+        ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s", {"n": last_batch}
+    )
     assert Verifier(ledger).verify() == {("unsigned_tail", 0, last_batch)}
     assert verifier.verify() == {
-        ("tree_shrunk", 0, last_batch), ("unexplained_tail", 0, ENTRIES - 1)
-    }  # fmt: skip
+        ("tree_shrunk", 0, last_batch),
+        ("unexplained_tail", 0, ENTRIES - 1),
+    }
 
 
 # --- deleted checkpoints ---------------------------------------------------------------------
@@ -157,8 +160,11 @@ def test_rebuild_behind_an_unchanged_signed_prefix(ledger: Ledger) -> None:
 
 def test_deleting_checkpoints_before_the_last_changes_nothing(ledger: Ledger) -> None:
     first, last = ledger.sizes()[0], ledger.sizes()[-1]
-    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(a)s AND size < %(b)s",
-           {"a": first, "b": last})  # fmt: skip
+    tamper(
+        ledger.store,
+        "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(a)s AND size < %(b)s",
+        {"a": first, "b": last},
+    )
     assert Verifier(ledger).verify() == set(), "the last signed checkpoint still covers all"
 
 
@@ -168,12 +174,12 @@ def test_deleting_the_last_checkpoints(ledger: Ledger) -> None:
     last_batch = ledger.sizes()[-2]
     # Batches logged within one second share a `logged_at`: cut more than a batch away.
     earlier = max(size for size in ledger.sizes() if ENTRIES - size > BATCH)
-    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s",
-           {"n": last_batch})  # fmt: skip
+    tamper(
+        ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s", {"n": last_batch}
+    )
     # One batch past the checkpoint: to the store alone (and to Kafka) a crash window.
     assert Verifier(ledger, kafka=True).verify() == {("unsigned_tail", 0, last_batch)}
-    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s",
-           {"n": earlier})  # fmt: skip
+    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s", {"n": earlier})
     assert Verifier(ledger).verify() == {("unexplained_tail", 0, earlier)}
     assert verifier.verify() == {("tree_shrunk", 0, earlier), ("unexplained_tail", 0, earlier)}
 
@@ -202,8 +208,9 @@ def append_forged(ledger: Ledger, counts: list[int], offsets_from: int = ENTRIES
     for count in counts:
         items = []
         for i in range(offset, offset + count):
-            source = EntrySource(cluster=last["source_cluster"], topic=last["source_topic"],
-                                 partition=0, offset=i)  # fmt: skip
+            source = EntrySource(
+                cluster=last["source_cluster"], topic=last["source_topic"], partition=0, offset=i
+            )
             items.append(Incoming(make_decision(1000 + i), source))
         columns = writer.append(items).entries
         columns["logged_at"] = [at] * count
@@ -219,15 +226,24 @@ def test_a_forged_batch_is_shown_by_kafka(ledger: Ledger) -> None:
     }
     # The command: --kafka re-derives even --offline (which skips the EVM chain, and the
     # Kafka of the settings).
-    command = [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--json",
-               "--no-state", "--offline"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "attestream.cli",
+        "forensic",
+        "verify",
+        "--json",
+        "--no-state",
+        "--offline",
+    ]
     env = {**cli_env(ledger), "ATTESTREAM_KAFKA_BOOTSTRAP": ledger.settings.require_kafka()}
     for flags, kinds, rederived in (
         (["--kafka", ledger.settings.require_kafka()], ["unexplained_tail"] * BATCH, True),
         ([], ["unsigned_tail"], False),
     ):
-        done = subprocess.run([*command, *flags], env=env, capture_output=True, text=True,
-                              timeout=120)  # fmt: skip
+        done = subprocess.run(
+            [*command, *flags], env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 1, done.stdout + done.stderr
         report = json.loads(done.stdout)
         assert [f["kind"] for f in report["failures"]] == kinds
@@ -259,8 +275,7 @@ def test_a_cut_beyond_the_last_anchor_is_shown_by_the_trusted_state(
     signed); the cut removes entries no anchor covers."""
     anchored, last_batch = ledger.sizes()[1], ledger.sizes()[-2]
     later = [cp for cp in ledger.store.checkpoints(0) if cp.size > anchored]
-    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s",
-           {"n": anchored})  # fmt: skip
+    tamper(ledger.store, "ALTER TABLE {db}.checkpoints DELETE WHERE size > %(n)s", {"n": anchored})
     chain = anchor_with_own_account(ledger, tmp_path)
     for checkpoint in later:
         ledger.store.insert_checkpoint(checkpoint)
@@ -320,9 +335,18 @@ def test_a_crash_after_signing_leaves_no_tail(isolated: Settings, tmp_path: Path
 
 def test_an_unreachable_broker_stops_verification(ledger: Ledger) -> None:
     append_forged(ledger, [1])
-    command = [sys.executable, "-m", "attestream.cli", "forensic", "verify", "--json",
-               "--no-state", "--offline", "--kafka", "127.0.0.1:1"]  # fmt: skip
-    done = subprocess.run(command, env=cli_env(ledger), capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "attestream.cli",
+        "forensic",
+        "verify",
+        "--json",
+        "--no-state",
+        "--offline",
+        "--kafka",
+        "127.0.0.1:1",
+    ]
+    done = subprocess.run(command, env=cli_env(ledger), capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stdout + done.stderr
     assert json.loads(done.stdout)["error"]["kind"] == "service_unavailable"

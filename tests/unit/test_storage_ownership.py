@@ -22,10 +22,17 @@ PACKAGES = (
     "bench",
 )
 
-STORAGE_MODULES = frozenset({
-    "ledger/clickhouse.py", "ledger/schema.py", "ledger/store.py", "ledger/archive_store.py",
-    "anchoring/schema.py", "anchoring/store.py", "bench/raw_table.py",
-})  # fmt: skip
+STORAGE_MODULES = frozenset(
+    {
+        "ledger/clickhouse.py",
+        "ledger/schema.py",
+        "ledger/store.py",
+        "ledger/archive_store.py",
+        "anchoring/schema.py",
+        "anchoring/store.py",
+        "bench/raw_table.py",
+    }
+)
 """The modules that may hold SQL: the connection, each owner's schema and store, and the
 benchmark's own scratch table."""
 
@@ -74,6 +81,7 @@ def test_each_table_is_created_and_altered_by_its_owner_alone() -> None:
     modules = string_constants()
     for table, owner in TABLE_OWNERS.items():
         ddl = re.compile(rf"\b(CREATE TABLE( IF NOT EXISTS)?|ALTER TABLE) \{{db\}}\.{table}\b")
-        writers = sorted(path for path, texts in modules.items()
-                         if any(ddl.search(text) for text in texts))  # fmt: skip
+        writers = sorted(
+            path for path, texts in modules.items() if any(ddl.search(text) for text in texts)
+        )
         assert writers == [owner], table

@@ -42,8 +42,9 @@ tests:
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     assert binary is not None, "promtool missing: `make setup` installs Prometheus"
-    return subprocess.run([binary, *args], capture_output=True, text=True,
-                          timeout=PROMTOOL_TIMEOUT_S)  # fmt: skip
+    return subprocess.run(
+        [binary, *args], capture_output=True, text=True, timeout=PROMTOOL_TIMEOUT_S
+    )
 
 
 def test_the_alert_rules_parse() -> None:

@@ -66,9 +66,11 @@ def test_an_unexpected_exception_is_a_bug_with_a_crash_log(
 
 
 def test_the_crash_log_goes_to_the_temp_dir_when_the_home_is_unusable(
-    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     home.parent.mkdir(parents=True, exist_ok=True)
     home.write_text("a file where the home directory should be")
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
@@ -86,8 +88,11 @@ def test_a_bad_flag_is_a_usage_error_with_a_json_object(
 ) -> None:
     code, out, err = attestream(capsys, "forensic", "verify", "--no-such-flag", "--json")
     assert code == 2 and "No such option: --no-such-flag" in err
-    assert json_error(out) == {"kind": "usage", "message": "No such option: --no-such-flag",
-                               "exit_code": 2}  # fmt: skip
+    assert json_error(out) == {
+        "kind": "usage",
+        "message": "No such option: --no-such-flag",
+        "exit_code": 2,
+    }
 
 
 def test_invalid_settings_are_a_config_error_naming_the_setting(
@@ -148,13 +153,15 @@ def test_verify_proof_json_prints_the_verdict_or_an_error_object(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key = verifier_key_string(SIGNER)
-    code, out, err = attestream(capsys, "forensic", "verify-proof", proof_file(tmp_path),
-                                "--key", key, "--json")  # fmt: skip
+    code, out, err = attestream(
+        capsys, "forensic", "verify-proof", proof_file(tmp_path), "--key", key, "--json"
+    )
     assert code == 0 and json.loads(out)["ok"] is True, err
 
     untrusted = proof_file(tmp_path, signer=STRANGER)
-    code, out, err = attestream(capsys, "forensic", "verify-proof", untrusted, "--key", key,
-                                "--json")  # fmt: skip
+    code, out, err = attestream(
+        capsys, "forensic", "verify-proof", untrusted, "--key", key, "--json"
+    )
     assert code == 1 and "Traceback" not in err
     error = json_error(out)
     assert (error["kind"], error["exit_code"]) == ("bad_signature", 1)
@@ -173,12 +180,18 @@ def test_verify_proof_json_prints_the_verdict_or_an_error_object(
     ],
 )
 def test_a_broken_proof_file_is_a_clear_error(
-    content: bytes | None, kind: str, code: int, message: str,
-    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    content: bytes | None,
+    kind: str,
+    code: int,
+    message: str,
+    home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path = proof_file(tmp_path, content) if content is not None else str(tmp_path / "missing")
-    got, out, err = attestream(capsys, "forensic", "verify-proof", path, "--key",
-                               verifier_key_string(SIGNER), "--json")  # fmt: skip
+    got, out, err = attestream(
+        capsys, "forensic", "verify-proof", path, "--key", verifier_key_string(SIGNER), "--json"
+    )
     assert got == code and message in err and "Traceback" not in err
     assert json_error(out)["kind"] == kind
 
@@ -193,14 +206,26 @@ def test_a_broken_proof_file_is_a_clear_error(
     ],
 )
 def test_a_broken_case_bundle_is_a_clear_error(
-    content: bytes | None, kind: str, code: int, message: str,
-    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    content: bytes | None,
+    kind: str,
+    code: int,
+    message: str,
+    home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path = tmp_path / "case.bundle"
     if content is not None:
         path.write_bytes(content)
-    got, out, err = attestream(capsys, "forensic", "verify-bundle", str(path), "--key",
-                               verifier_key_string(SIGNER), "--json")  # fmt: skip
+    got, out, err = attestream(
+        capsys,
+        "forensic",
+        "verify-bundle",
+        str(path),
+        "--key",
+        verifier_key_string(SIGNER),
+        "--json",
+    )
     assert got == code and message in err and "Traceback" not in err
     assert json_error(out)["kind"] == kind
 
@@ -231,8 +256,9 @@ def test_a_bundle_asked_for_wrongly_is_a_usage_error_before_any_service(
 def test_a_bad_verifier_key_is_a_config_error(
     key: str, message: str, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = attestream(capsys, "forensic", "verify-proof", proof_file(tmp_path),
-                                "--key", key, "--json")  # fmt: skip
+    code, out, err = attestream(
+        capsys, "forensic", "verify-proof", proof_file(tmp_path), "--key", key, "--json"
+    )
     assert code == 2 and json_error(out)["kind"] == "config"
     assert re.search(message, err) and "Traceback" not in err
 

@@ -34,25 +34,33 @@ READERS = [
 @pytest.fixture(scope="module")
 def down_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTESTREAM_")}
-    env.update({
-        "ATTESTREAM_HOME": str(tmp_path_factory.mktemp("home")),
-        "ATTESTREAM_CLICKHOUSE_URL": f"clickhouse://default:@127.0.0.1:{free_port()}/attestream",
-        "ATTESTREAM_RPC_URL": f"http://127.0.0.1:{free_port()}",
-        "ATTESTREAM_CHAIN_ID": "31337",
-        "ATTESTREAM_TRUSTED_KEYS": VERIFIER,
-    })  # fmt: skip
+    env.update(
+        {
+            "ATTESTREAM_HOME": str(tmp_path_factory.mktemp("home")),
+            "ATTESTREAM_CLICKHOUSE_URL": f"clickhouse://default:@127.0.0.1:{free_port()}/attestream",
+            "ATTESTREAM_RPC_URL": f"http://127.0.0.1:{free_port()}",
+            "ATTESTREAM_CHAIN_ID": "31337",
+            "ATTESTREAM_TRUSTED_KEYS": VERIFIER,
+        }
+    )
     return env
 
 
-@pytest.mark.parametrize("argv", READERS, ids=[" ".join(a[:2]) + f" {i}" for i, a in
-                                              enumerate(READERS)])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv", READERS, ids=[" ".join(a[:2]) + f" {i}" for i, a in enumerate(READERS)]
+)
 def test_clickhouse_down_is_one_message_and_exit_3(
     argv: list[str], down_env: dict[str, str], tmp_path: Path
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "attestream.cli", *argv], env=down_env, cwd=tmp_path,
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [sys.executable, "-m", "attestream.cli", *argv],
+        env=down_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "Failed to connect" not in done.stderr
     assert done.stderr.startswith("error: ClickHouse at 127.0.0.1:") and (

@@ -19,11 +19,17 @@ TX_HASH = "0x" + "5e" * 32
 def result(accounting: Accounting) -> DemoResult:
     published = [PublishSummary("tx", 2, 1, 0, None), PublishSummary("sc", 1, 0, 0, None)]
     return DemoResult(
-        run_id="demo1", published=published, logged=3, outcomes={}, quality={},
+        run_id="demo1",
+        published=published,
+        logged=3,
+        outcomes={},
+        quality={},
         report=Report(entries=3, checkpoints=1, anchors=1, chains=[0]),
-        anchors=[{"tx_hash": TX_HASH, "block": 7, "checkpoints": 1}], accounting=accounting,
-        seconds=1.0, models={"fraud": "reused fraud-abc", "authenticity": "trained auth-def"},
-    )  # fmt: skip
+        anchors=[{"tx_hash": TX_HASH, "block": 7, "checkpoints": 1}],
+        accounting=accounting,
+        seconds=1.0,
+        models={"fraud": "reused fraud-abc", "authenticity": "trained auth-def"},
+    )
 
 
 def accounted() -> Accounting:
@@ -50,9 +56,12 @@ def test_the_summary_states_the_invariant_the_models_and_whole_hashes() -> None:
     assert TX_HASH in text
     summary = _summary(r)
     assert summary["input_records"] == {
-        "consumed": 4, "decided": 3, "dead_lettered": 1, "without_outcome": 0,
+        "consumed": 4,
+        "decided": 3,
+        "dead_lettered": 1,
+        "without_outcome": 0,
         "more_than_one_outcome": 0,
-    }  # fmt: skip
+    }
     assert summary["models"] == r.models
 
 

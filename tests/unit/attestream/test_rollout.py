@@ -105,8 +105,14 @@ def test_a_model_on_other_features_is_refused(models: Path) -> None:
     rng = np.random.default_rng(0)
     X = rng.random((400, 2), dtype=np.float32)
     y = (X[:, 0] > 0.8).astype(np.int8)
-    other = train(FRAUD, X, y, event_ids=[f"e{i}" for i in range(400)],
-                  times=np.arange(400) * 86_400.0, feature_names=["a", "b"])  # fmt: skip
+    other = train(
+        FRAUD,
+        X,
+        y,
+        event_ids=[f"e{i}" for i in range(400)],
+        times=np.arange(400) * 86_400.0,
+        feature_names=["a", "b"],
+    )
     publish(models, other.artifact, other.card, activate=False)
     with pytest.raises(ConfigError, match="takes other features than this version computes"):
         stream_model(models, FRAUD, other.card.model_sha256)

@@ -21,8 +21,11 @@ ORIGIN = "attestream.test/ledger"
 
 def test_reading_the_key_never_creates_one(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, log_origin=ORIGIN)
-    with pytest.raises(ConfigError, match=r"no ledger signing key: .* `attestream ledger keys"
-                       r" --create`") as raised:  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"no ledger signing key: .* `attestream ledger keys"
+        r" --create`",
+    ) as raised:
         ledger_signer(settings)
     assert raised.value.exit_code == 2
     assert not (tmp_path / "keys").exists()

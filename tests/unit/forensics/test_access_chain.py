@@ -22,10 +22,16 @@ from ledger.merkle import MerkleTree
 
 def record(i: int, outcome: str = "allowed") -> AccessRecord:
     return AccessRecord(
-        request_id=f"{i:032x}", at=datetime(2026, 1, 2, 3, 4, i, tzinfo=UTC),
-        principal="ines", role="investigator", operation="search",
-        filters={"query": "entity=C3 ' OR 1=1 --"}, status=200, results=i, outcome=outcome,
-    )  # fmt: skip
+        request_id=f"{i:032x}",
+        at=datetime(2026, 1, 2, 3, 4, i, tzinfo=UTC),
+        principal="ines",
+        role="investigator",
+        operation="search",
+        filters={"query": "entity=C3 ' OR 1=1 --"},
+        status=200,
+        results=i,
+        outcome=outcome,
+    )
 
 
 def with_access_chain(sizes: tuple[int, ...] = (1, 2, 3)) -> MemoryLedger:
@@ -47,8 +53,9 @@ def with_access_chain(sizes: tuple[int, ...] = (1, 2, 3)) -> MemoryLedger:
 def test_access_entry_bytes_are_canonical_and_round_trip() -> None:
     data = encode_access_entry(ACCESS_CHAIN, 0, GENESIS_PREV, record(1))
     assert data.startswith(b'{"access":{"request_id":"00000000000000000000000000000001",')
-    assert data.endswith(b',"chain":4294967295,"kind":"access","prev":"' + b"0" * 64
-                         + b'","seq":0,"v":1}')  # fmt: skip
+    assert data.endswith(
+        b',"chain":4294967295,"kind":"access","prev":"' + b"0" * 64 + b'","seq":0,"v":1}'
+    )
     assert decode_access_entry(data).access == record(1)
     with pytest.raises(MalformedError, match="canonical"):
         decode_access_entry(data.replace(b'"chain":', b' "chain":'))

@@ -30,8 +30,12 @@ from ledger.entry_filter import parse_query
 from ledger.merkle import inclusion_proof_ids
 from ledger.note import sign_note
 
-EXPORTER = Exporter("investigator", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "attestream 0.1.0",
-                    "case 17: chargebacks")  # fmt: skip
+EXPORTER = Exporter(
+    "investigator",
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    "attestream 0.1.0",
+    "case 17: chargebacks",
+)
 SENDER = "0x00000000000000000000000000000000000000Aa"
 TX = "0x" + "ab" * 32
 BLOCK = "0x" + "cd" * 32
@@ -45,10 +49,20 @@ def two_chains() -> MemoryLedger:
     ledger = build((4, 9, 13), chain=0, archive=True)
     build((3, 7), chain=1, ledger=ledger, first_decision=100, archive=True)
     notes = [ledger.checkpoint_at(chain, size)[0].note for chain, size in ((0, 9), (1, 7))]
-    ledger.anchor_list.append(StoredAnchor(
-        datetime(2026, 1, 1, tzinfo=UTC), anchor_root(notes), 31337, TX, 7, BLOCK, SENDER,
-        "success", 22_480, ((0, 9), (1, 7)),
-    ))  # fmt: skip
+    ledger.anchor_list.append(
+        StoredAnchor(
+            datetime(2026, 1, 1, tzinfo=UTC),
+            anchor_root(notes),
+            31337,
+            TX,
+            7,
+            BLOCK,
+            SENDER,
+            "success",
+            22_480,
+            ((0, 9), (1, 7)),
+        )
+    )
     return ledger
 
 
@@ -84,7 +98,10 @@ def test_a_bundle_of_entries_on_two_chains_verifies_with_the_key_alone() -> None
     assert all(c.signed_by == ["attestream.test/ledger"] for c in report.chains)
     manifest = bundle.manifest
     assert (manifest.exported_by, manifest.note, manifest.tool) == (
-        "investigator", "case 17: chargebacks", "attestream 0.1.0")  # fmt: skip
+        "investigator",
+        "case 17: chargebacks",
+        "attestream 0.1.0",
+    )
     counts = {"entries": 8, "chains": 2, "events": 8, "anchored_chains": 2}
     assert msgspec_counts(bundle) == {**counts, "nodes": manifest.counts.nodes}
     assert [(e.chain, e.seq) for e in bundle.entries] == POSITIONS
@@ -227,11 +244,15 @@ def test_a_removed_node_fails_the_entries_whose_proofs_need_it() -> None:
     removed = data["chains"][1]["nodes"].pop(0)
     data["manifest"]["counts"]["nodes"] -= 1
     report = verified(data)
-    needing = {seq for chain, seq in POSITIONS if chain == 1
-               and (removed["level"], removed["index"]) in inclusion_proof_ids(seq, 7)}  # fmt: skip
+    needing = {
+        seq
+        for chain, seq in POSITIONS
+        if chain == 1 and (removed["level"], removed["index"]) in inclusion_proof_ids(seq, 7)
+    }
     assert needing
     assert {(f.kind, f.chain, f.seq) for f in report.failures} == {
-        ("bad_proof", 1, seq) for seq in needing}  # fmt: skip
+        ("bad_proof", 1, seq) for seq in needing
+    }
     assert "missing from the bundle" in report.failures[0].detail
 
 
@@ -248,7 +269,8 @@ def test_the_manifest_counts_must_match_the_content() -> None:
     data["manifest"]["counts"]["events"] = 99
     report = verified(data)
     assert [(f.kind, f.detail) for f in report.failures] == [
-        ("malformed", "the manifest counts 99 events, the bundle holds 8")]  # fmt: skip
+        ("malformed", "the manifest counts 99 events, the bundle holds 8")
+    ]
 
 
 # --- the file format ---------------------------------------------------------------------------
@@ -259,12 +281,16 @@ def test_the_schema_names_every_member_the_bundle_has() -> None:
     schema = json_schema("case-bundle")
     defs = schema["$defs"]
     members = [
-        ("CaseBundleFile", data), ("Manifest", data["manifest"]),
-        ("Selection", data["manifest"]["selection"]), ("Counts", data["manifest"]["counts"]),
-        ("ChainEvidence", data["chains"][0]), ("BundledNode", data["chains"][0]["nodes"][0]),
-        ("BundledEntry", data["entries"][0]), ("BundledEvent", data["events"][0]),
+        ("CaseBundleFile", data),
+        ("Manifest", data["manifest"]),
+        ("Selection", data["manifest"]["selection"]),
+        ("Counts", data["manifest"]["counts"]),
+        ("ChainEvidence", data["chains"][0]),
+        ("BundledNode", data["chains"][0]["nodes"][0]),
+        ("BundledEntry", data["entries"][0]),
+        ("BundledEvent", data["events"][0]),
         ("AnchorProofFile", data["chains"][0]["anchor"]),
-    ]  # fmt: skip
+    ]
     for definition, obj in members:
         assert set(defs[definition].get("required", [])) <= set(obj), definition
         assert set(obj) <= set(defs[definition]["properties"]), definition
@@ -275,12 +301,14 @@ def test_the_schema_names_every_member_the_bundle_has() -> None:
     ("change", "match"),
     [
         (lambda d: d.update(format="attestream-proof/1"), "not an attestream-bundle/1"),
-        (lambda d: d["chains"][0]["nodes"][0].update(hash="zz"),
-         r"'chains\[0\].nodes\[0\].hash' must be a string of 64 hex digits"),
+        (
+            lambda d: d["chains"][0]["nodes"][0].update(hash="zz"),
+            r"'chains\[0\].nodes\[0\].hash' must be a string of 64 hex digits",
+        ),
         (lambda d: d["entries"][0].update(entry="***"), r"'entries\[0\].entry' must be a string"),
         (lambda d: d.pop("manifest"), "lacks the field 'manifest'"),
     ],
-)  # fmt: skip
+)
 def test_a_malformed_bundle_is_rejected_naming_the_member(
     change: Callable[[Json], object], match: str
 ) -> None:

@@ -42,10 +42,12 @@ class LedgerRows:
 
     def __init__(self, decisions: Sequence[Decision]) -> None:
         writer = ChainWriter(chain=0, tree=MerkleTree(), prev=None)
-        result = writer.append([
-            Incoming(d, EntrySource(cluster="k1", topic="decisions", partition=0, offset=i))
-            for i, d in enumerate(decisions)
-        ])  # fmt: skip
+        result = writer.append(
+            [
+                Incoming(d, EntrySource(cluster="k1", topic="decisions", partition=0, offset=i))
+                for i, d in enumerate(decisions)
+            ]
+        )
         columns = result.entries
         self.rows = [[columns[name][i] for name in ENTRY_COLUMNS] for i in range(len(decisions))]
         mask = (1 << LEVEL_SHIFT) - 1
@@ -72,8 +74,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def decisions(models: Path) -> list[Decision]:
     payments = simulate_payments(400, seed=12, run_id="explain")
     spec = fraud_spec(Scorer(load_active(models, "fraud")), "labels")
-    records = [RecordRef("tx", 0, i, p.event.customer_id.encode(), encode(p.event))
-               for i, p in enumerate(payments)]  # fmt: skip
+    records = [
+        RecordRef("tx", 0, i, p.event.customer_id.encode(), encode(p.event))
+        for i, p in enumerate(payments)
+    ]
     return [d for _, _, d in decide_batch(spec, records, {}).decisions]
 
 

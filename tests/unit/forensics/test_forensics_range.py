@@ -32,8 +32,10 @@ def test_a_range_verifies_and_reports_its_trusted_start() -> None:
     data = report.to_json()["range"]
     assert data["from"] == 5 and data["to"] == 12
     assert data["trusted_start"] == {
-        "size": 5, "root": expected_start.root().hex(), "nodes": [[2, 0], [0, 4]]
-    }  # fmt: skip
+        "size": 5,
+        "root": expected_start.root().hex(),
+        "nodes": [[2, 0], [0, 4]],
+    }
     assert data["checkpoint_sizes"] == [9, 13]
     assert data["trust"] == RANGE_TRUST
 
@@ -94,8 +96,10 @@ def test_the_trusted_start_is_checked_by_the_signed_roots_in_the_range() -> None
     # Also the stored node (3, 0) over leaves 0..7, which leaf 7 completes, disagrees with
     # the one folded from the altered start.
     assert found(check(ledger, 5, 12)) == {
-        ("root_mismatch", 0, 8), ("root_mismatch", 0, 12), ("bad_node", 0, 0)
-    }  # fmt: skip
+        ("root_mismatch", 0, 8),
+        ("root_mismatch", 0, 12),
+        ("bad_node", 0, 0),
+    }
 
 
 def test_a_missing_start_is_reported_and_nothing_walked() -> None:

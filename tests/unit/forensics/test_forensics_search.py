@@ -34,8 +34,9 @@ def ledger_of_payments(count: int = 60) -> SearchLedger:
     ledger = SearchLedger()
     batch = []
     for i in range(count):
-        d, event = payment(i, f"C{i % 5}", TERMINALS[i % 3], (i * 7 % 50) / 50,
-                           minutes=-(i % 4) / 60)  # fmt: skip
+        d, event = payment(
+            i, f"C{i % 5}", TERMINALS[i % 3], (i * 7 % 50) / 50, minutes=-(i % 4) / 60
+        )
         if i % 6 == 0:  # a model update: some decisions name another model
             d = replaced(d, model_sha256=OTHER_MODEL)
         batch.append((d, event))
@@ -61,8 +62,11 @@ def every_page(ledger: SearchLedger, criteria: SearchCriteria, limit: int) -> li
 
 def expected(ledger: SearchLedger, criteria: SearchCriteria, by_time: bool) -> list[int]:
     """The seqs a search must return, found by reading every decision."""
-    hits = [(d.event_time.replace(microsecond=0), c, s) for c, s, d in ledger.decisions()
-            if criteria.matches(d)]  # fmt: skip
+    hits = [
+        (d.event_time.replace(microsecond=0), c, s)
+        for c, s, d in ledger.decisions()
+        if criteria.matches(d)
+    ]
     return [s for _, _, s in (sorted(hits) if by_time else hits)]
 
 
@@ -115,12 +119,15 @@ FILTERS = [
     ("customer and terminal", {EntityKind.CUSTOMER: "C2", EntityKind.TERMINAL: "T2"}, ""),
     ("customer, score range", {EntityKind.CUSTOMER: "C3"}, "score=0.5..0.9"),
     ("terminal, model", {EntityKind.TERMINAL: "T1"}, f"model={OTHER_MODEL}"),
-    ("terminal, time range", {EntityKind.TERMINAL: "T2"},
-     "from=2025-03-03T00:10:00Z to=2025-03-03T00:40:00Z"),
+    (
+        "terminal, time range",
+        {EntityKind.TERMINAL: "T2"},
+        "from=2025-03-03T00:10:00Z to=2025-03-03T00:40:00Z",
+    ),
     ("event id", {EntityKind.EVENT_ID: "tx-17"}, ""),
     ("no entity: outcome and detector", {}, "outcome=review detector=fraud"),
     ("no entity: score and time", {}, "score=0.8.. from=2025-03-03T00:20:00Z"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("name", "entities", "query"), FILTERS, ids=[f[0] for f in FILTERS])
@@ -162,16 +169,24 @@ def test_an_event_id_resolves_to_its_one_decision() -> None:
 def test_an_event_with_two_decisions_is_ambiguous_and_names_both() -> None:
     ledger = ledger_of_payments(10)
     fraud, event = payment(50, "C1", "T1", 0.3)
-    second = decision_on(fraud.event_id, fraud.event_time, fraud.context,  # type: ignore[arg-type]
-                         0.95, event, Detector.AUTHENTICITY)  # fmt: skip
+    second = decision_on(
+        fraud.event_id,
+        fraud.event_time,
+        fraud.context,  # type: ignore[arg-type]
+        0.95,
+        event,
+        Detector.AUTHENTICITY,
+    )
     ledger.log([(fraud, event), (second, event)])
     with pytest.raises(AmbiguousIdError) as raised:
         resolve_decision_id(ledger, "tx-50")
     assert raised.value.exit_code == ExitCode.USAGE
     message = str(raised.value)
     assert fraud.decision_id in message and second.decision_id in message
-    assert {c.decision_id for c in raised.value.candidates} == {fraud.decision_id,
-                                                                second.decision_id}  # fmt: skip
+    assert {c.decision_id for c in raised.value.candidates} == {
+        fraud.decision_id,
+        second.decision_id,
+    }
 
 
 def test_an_unknown_id_is_a_usage_error_and_an_unindexed_event_is_found_in_the_entries() -> None:

@@ -35,19 +35,27 @@ def test_changed_bytes_blame_the_entry_not_the_tree_nodes() -> None:
     found = kinds(ledger)
     assert {("bad_leaf", 0, 5), ("column_mismatch", 0, 5), ("broken_link", 0, 6)} <= found
     assert {kind for kind, _, _ in found} == {
-        "bad_leaf", "column_mismatch", "broken_link", "root_mismatch"
-    }  # fmt: skip
+        "bad_leaf",
+        "column_mismatch",
+        "broken_link",
+        "root_mismatch",
+    }
 
 
 def test_reordered_entries_break_the_links_and_the_roots() -> None:
     ledger = build()
     swap_entries(ledger, 3, 4)
     assert kinds(ledger) == {
-        ("bad_entry", 0, 3), ("bad_entry", 0, 4),
-        ("broken_link", 0, 3), ("broken_link", 0, 4), ("broken_link", 0, 5),
-        ("root_mismatch", 0, 3), ("root_mismatch", 0, 8),
-        ("bad_node", 0, 3), ("bad_node", 0, 4),
-    }  # fmt: skip
+        ("bad_entry", 0, 3),
+        ("bad_entry", 0, 4),
+        ("broken_link", 0, 3),
+        ("broken_link", 0, 4),
+        ("broken_link", 0, 5),
+        ("root_mismatch", 0, 3),
+        ("root_mismatch", 0, 8),
+        ("bad_node", 0, 3),
+        ("bad_node", 0, 4),
+    }
 
 
 def test_an_altered_tree_node_is_named_once_with_its_first_leaf() -> None:
@@ -127,14 +135,28 @@ def test_truncated_tail_shown_by_the_tree_nodes() -> None:
 def test_truncated_tail_shown_by_an_anchor() -> None:
     ledger = build()
     note = ledger.cps[0][-1].note
-    ledger.anchor_list = [StoredAnchor(datetime(2025, 3, 4), anchor_root([note]), 31337, "0xaa",
-                                       7, "0xbb", "0xs", "success", 21_592, ((0, 9),))]  # fmt: skip
+    ledger.anchor_list = [
+        StoredAnchor(
+            datetime(2025, 3, 4),
+            anchor_root([note]),
+            31337,
+            "0xaa",
+            7,
+            "0xbb",
+            "0xs",
+            "success",
+            21_592,
+            ((0, 9),),
+        )
+    ]
     ledger.rows[0] = [r for r in ledger.rows[0] if r[COL["seq"]] < 7]
     del ledger.cps[0][-1]
     ledger.drop_nodes(lambda level, index: (index + 1) << level <= 7)
     assert kinds(ledger) == {
-        ("truncated", 0, 7), ("anchor_mismatch", 0, 9), ("unsigned_tail", 0, 4)
-    }  # fmt: skip
+        ("truncated", 0, 7),
+        ("anchor_mismatch", 0, 9),
+        ("unsigned_tail", 0, 4),
+    }
 
 
 def test_an_edited_checkpoint_note_fails_its_signature() -> None:

@@ -60,17 +60,29 @@ def test_speed_is_distance_over_the_hours_between_the_events() -> None:
 def scans_of_one_epc() -> SearchLedger:
     """Four scans of one EPC, logged out of time order (a late upload), and noise."""
     ledger = SearchLedger()
-    ledger.log([
-        scan(1, EPC, START, 0.0, 0.0, "urn:loc:factory", BizStep.COMMISSIONING),
-        scan(2, EPC, START + timedelta(hours=3), 0.0, 3.0, "urn:loc:dc", BizStep.SHIPPING),
-        scan(9, "urn:epc:id:sgtin:0614141.812345.1", START, 10.0, 10.0, "urn:loc:other"),
-        payment(0, "C1", "T1", 0.2),
-    ])  # fmt: skip
-    ledger.log([
-        scan(4, EPC, START + timedelta(hours=4), 0.0, 93.0, "urn:loc:store",
-             BizStep.RETAIL_SELLING, score=0.97),
-        scan(3, EPC, START + timedelta(hours=2), 0.0, 1.0, "urn:loc:truck", BizStep.RECEIVING),
-    ])  # fmt: skip
+    ledger.log(
+        [
+            scan(1, EPC, START, 0.0, 0.0, "urn:loc:factory", BizStep.COMMISSIONING),
+            scan(2, EPC, START + timedelta(hours=3), 0.0, 3.0, "urn:loc:dc", BizStep.SHIPPING),
+            scan(9, "urn:epc:id:sgtin:0614141.812345.1", START, 10.0, 10.0, "urn:loc:other"),
+            payment(0, "C1", "T1", 0.2),
+        ]
+    )
+    ledger.log(
+        [
+            scan(
+                4,
+                EPC,
+                START + timedelta(hours=4),
+                0.0,
+                93.0,
+                "urn:loc:store",
+                BizStep.RETAIL_SELLING,
+                score=0.97,
+            ),
+            scan(3, EPC, START + timedelta(hours=2), 0.0, 1.0, "urn:loc:truck", BizStep.RECEIVING),
+        ]
+    )
     return ledger
 
 
@@ -96,8 +108,9 @@ def test_an_epc_timeline_is_in_time_order_with_distance_and_speed() -> None:
 
 def test_a_timeline_window_and_limit() -> None:
     ledger = scans_of_one_epc()
-    window = timeline(ledger, EntityKind.EPC, EPC, START + timedelta(hours=2),
-                      START + timedelta(hours=4))  # fmt: skip
+    window = timeline(
+        ledger, EntityKind.EPC, EPC, START + timedelta(hours=2), START + timedelta(hours=4)
+    )
     assert [s.decision.event_id for s in window.steps] == ["sc-3", "sc-2"]
     assert window.steps[0].distance_km is None, "the window starts the measuring"
     short = timeline(ledger, EntityKind.EPC, EPC, limit=2)

@@ -93,12 +93,16 @@ class Chain:
         return self.txs.get(tx_hash)
 
     def transaction_count(self, address: str, block: int) -> int:
-        return sum(1 for tx in self.txs.values()
-                   if tx.sender == address and tx.block_number <= block)  # fmt: skip
+        return sum(
+            1 for tx in self.txs.values() if tx.sender == address and tx.block_number <= block
+        )
 
     def block_transactions(self, block: int) -> list[AccountTx]:
-        return [AccountTx(tx_hash, tx.sender, tx.nonce, tx.input)
-                for tx_hash, tx in self.txs.items() if tx.block_number == block]  # fmt: skip
+        return [
+            AccountTx(tx_hash, tx.sender, tx.nonce, tx.input)
+            for tx_hash, tx in self.txs.items()
+            if tx.block_number == block
+        ]
 
     def network_chain_id(self) -> int:
         return 31337
@@ -107,8 +111,18 @@ class Chain:
 def anchored(ledger: MemoryLedger) -> tuple[StoredAnchor, OnChainTx]:
     latest = ledger.cps[0][-1]
     root = anchor_root([latest.note])
-    anchor = StoredAnchor(datetime(2025, 3, 4), root, 31337, "0xaa", 7, "0xbb", "0xSender",
-                          "success", 21_592, ((0, latest.size),))  # fmt: skip
+    anchor = StoredAnchor(
+        datetime(2025, 3, 4),
+        root,
+        31337,
+        "0xaa",
+        7,
+        "0xbb",
+        "0xSender",
+        "success",
+        21_592,
+        ((0, latest.size),),
+    )
     return anchor, OnChainTx(encode_calldata(root), "0xsender", 1, 7, "0xBB")
 
 
@@ -137,9 +151,11 @@ def test_an_anchor_on_another_network_is_a_mismatch() -> None:
     ledger.anchor_list = [anchor]
     report = verify_ledger(ledger, [SIGNER.verifier()], OtherNetwork({"0xaa": tx}))
     assert [(f.kind, f.detail) for f in report.failures] == [
-        ("anchor_mismatch", "anchor 0xaa: the chain reader serves chain id 11155111, the anchor"
-         " is on 31337")
-    ]  # fmt: skip
+        (
+            "anchor_mismatch",
+            "anchor 0xaa: the chain reader serves chain id 11155111, the anchor is on 31337",
+        )
+    ]
 
 
 @pytest.mark.parametrize("field", ["root", "checkpoints"])

@@ -57,9 +57,18 @@ class Blocks:
 
 def anchor_row(ledger: MemoryLedger, tx: AccountTx, block: int) -> StoredAnchor:
     latest = ledger.cps[0][-1]
-    return StoredAnchor(datetime(2025, 3, 4), anchor_root([latest.note]), 31337, tx.tx_hash,
-                        block, f"0xb{block}", tx.sender, "success", 22_480,
-                        ((0, latest.size),))  # fmt: skip
+    return StoredAnchor(
+        datetime(2025, 3, 4),
+        anchor_root([latest.note]),
+        31337,
+        tx.tx_hash,
+        block,
+        f"0xb{block}",
+        tx.sender,
+        "success",
+        22_480,
+        ((0, latest.size),),
+    )
 
 
 def anchored_ledger() -> tuple[MemoryLedger, Blocks, list[StoredAnchor]]:
@@ -69,8 +78,10 @@ def anchored_ledger() -> tuple[MemoryLedger, Blocks, list[StoredAnchor]]:
     root = anchor_root([ledger.cps[0][-1].note])
     chain.send(3, ACCOUNT, b"")
     chain.send(3, OTHER, encode_calldata(root))
-    rows = [anchor_row(ledger, chain.send(block, ACCOUNT, encode_calldata(root)), block)
-            for block in (40, 700)]  # fmt: skip
+    rows = [
+        anchor_row(ledger, chain.send(block, ACCOUNT, encode_calldata(root)), block)
+        for block in (40, 700)
+    ]
     chain.send(800, OTHER, b"\x01")
     ledger.anchor_list = list(rows)
     return ledger, chain, rows

@@ -17,9 +17,12 @@ from attestream.commands import forensic
     ],
 )
 def test_a_bad_range_is_a_usage_error(
-    chain: int | None, first: int | None, last: int | None, message: str,
+    chain: int | None,
+    first: int | None,
+    last: int | None,
+    message: str,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setenv("ATTESTREAM_CLICKHOUSE_URL", "postgres://never-read")
     with pytest.raises(UsageError, match=message) as raised:
         forensic.verify(as_json=False, offline=True, chain=chain, first=first, last=last)

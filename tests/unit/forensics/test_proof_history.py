@@ -44,8 +44,16 @@ def bundle(size: int, seq: int = 3, forged: bool = False, since: int | None = No
     note = sign_note(Checkpoint(f"{SIGNER.name}/0", size, RootHash(result.root)).body(), SIGNER)
     proof = inclusion_proof(seq, size, nodes)
     consistency = consistency_proof(since, size, nodes) if since else None
-    return ProofBundle(0, seq, bytes(result.entries["entry"][seq]), size, proof, note,
-                       since_size=since, consistency=consistency)  # fmt: skip
+    return ProofBundle(
+        0,
+        seq,
+        bytes(result.entries["entry"][seq]),
+        size,
+        proof,
+        note,
+        since_size=since,
+        consistency=consistency,
+    )
 
 
 @pytest.fixture

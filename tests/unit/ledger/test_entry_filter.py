@@ -20,17 +20,22 @@ def test_a_query_names_columns_a_score_range_and_a_time_range() -> None:
         " from=2025-03-03T00:00:05Z to=2025-03-03T02:00:00+01:00"
     )
     assert parse_query(query) == EntryFilter(
-        entity_id="C3", detector="fraud", outcome="review", min_score=0.8, max_score=1.0,
+        entity_id="C3",
+        detector="fraud",
+        outcome="review",
+        min_score=0.8,
+        max_score=1.0,
         event_time_from=datetime(2025, 3, 3, 0, 0, 5, tzinfo=UTC),
         event_time_to=datetime(2025, 3, 3, 1, 0, 0, tzinfo=UTC),
-    )  # fmt: skip
+    )
 
 
 def test_since_counts_back_from_now_in_whole_seconds() -> None:
     since = parse_query("since=36h", now=NOW)
     assert since.event_time_from == datetime(2025, 3, 3, 0, 0, 0, tzinfo=UTC)
     assert parse_query("since=90s event=ev-1", now=NOW).event_time_from == datetime(
-        2025, 3, 4, 11, 58, 30, tzinfo=UTC)  # fmt: skip
+        2025, 3, 4, 11, 58, 30, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize(

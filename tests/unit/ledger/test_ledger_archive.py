@@ -28,11 +28,22 @@ from ledger.chain import ChainWriter, Incoming
 from ledger.entry import decode_entry, encode_entry
 from ledger.merkle import MerkleTree
 
-PAYMENT = PaymentContext(customer_id="C7", terminal_id="T42", amount=12.5, currency="EUR",
-                         channel=Channel.CONTACTLESS, mcc="5411", country="DE")  # fmt: skip
-SCAN = ScanContext(epc="urn:epc:id:sgtin:0614141.812345.6789", gtin="80614141123458",
-                   biz_step=BizStep.RECEIVING, biz_location="urn:loc:dc-1",
-                   read_point="urn:loc:dc-1:dock-3")  # fmt: skip
+PAYMENT = PaymentContext(
+    customer_id="C7",
+    terminal_id="T42",
+    amount=12.5,
+    currency="EUR",
+    channel=Channel.CONTACTLESS,
+    mcc="5411",
+    country="DE",
+)
+SCAN = ScanContext(
+    epc="urn:epc:id:sgtin:0614141.812345.6789",
+    gtin="80614141123458",
+    biz_step=BizStep.RECEIVING,
+    biz_location="urn:loc:dc-1",
+    read_point="urn:loc:dc-1:dock-3",
+)
 
 
 def with_context(i: int, context: PaymentContext | ScanContext, event: bytes | None) -> Incoming:
@@ -51,9 +62,15 @@ def test_a_decision_with_investigation_fields_is_a_format_2_entry() -> None:
     payment, scan = (json.loads(d) for d in data)
     assert payment["v"] == scan["v"] == 2
     assert payment["decision"]["context"] == {
-        "kind": "payment", "customer_id": "C7", "terminal_id": "T42", "amount": 12.5,
-        "currency": "EUR", "channel": "contactless", "mcc": "5411", "country": "DE",
-    }  # fmt: skip
+        "kind": "payment",
+        "customer_id": "C7",
+        "terminal_id": "T42",
+        "amount": 12.5,
+        "currency": "EUR",
+        "channel": "contactless",
+        "mcc": "5411",
+        "country": "DE",
+    }
     assert scan["decision"]["context"]["gtin"] == "80614141123458"
     entries = [decode_entry(d) for d in data]
     assert entries[0].decision.context == PAYMENT and entries[1].decision.context == SCAN
@@ -76,10 +93,12 @@ def test_mixed_formats_in_one_batch_link_and_keep_their_versions() -> None:
 
 @pytest.mark.parametrize(
     ("version", "context", "reason"),
-    [(1, PAYMENT, "format version 1 for a decision with"),
-     (2, None, "format version 2 for a decision without"),
-     (3, PAYMENT, "format version 3")],
-)  # fmt: skip
+    [
+        (1, PAYMENT, "format version 1 for a decision with"),
+        (2, None, "format version 2 for a decision without"),
+        (3, PAYMENT, "format version 3"),
+    ],
+)
 def test_a_version_that_is_not_its_decisions_is_malformed(
     version: int, context: PaymentContext | None, reason: str
 ) -> None:
@@ -91,8 +110,9 @@ def test_a_version_that_is_not_its_decisions_is_malformed(
 
 
 def test_an_unknown_context_kind_is_malformed() -> None:
-    data = logged([with_context(0, PAYMENT, None)])[0].replace(b'"kind":"payment"',
-                                                             b'"kind":"wire"')  # fmt: skip
+    data = logged([with_context(0, PAYMENT, None)])[0].replace(
+        b'"kind":"payment"', b'"kind":"wire"'
+    )
     with pytest.raises(MalformedError, match="not a ledger entry"):
         decode_entry(data)
 
@@ -111,7 +131,10 @@ def test_event_bytes_that_hash_to_the_digest_are_archived_with_their_source() ->
     assert batch.archive["event_sha256"] == [hashlib.sha256(event).hexdigest()]
     source = item.decision.source
     assert (batch.archive["topic"], batch.archive["partition"], batch.archive["offset"]) == (
-        [source.topic], [source.partition], [source.offset])  # fmt: skip
+        [source.topic],
+        [source.partition],
+        [source.offset],
+    )
 
 
 def test_event_bytes_that_do_not_hash_to_the_digest_are_refused_and_named() -> None:
@@ -135,13 +158,18 @@ def test_a_record_without_event_bytes_is_indexed_by_event_id_only() -> None:
 
 def test_index_rows_name_each_entity_of_the_investigation_fields() -> None:
     payment, scan = with_context(0, PAYMENT, None), with_context(1, SCAN, None)
-    assert entities(payment) == [(EntityKind.EVENT_ID, "ev-0"), (EntityKind.CUSTOMER, "C7"),
-                                 (EntityKind.TERMINAL, "T42")]  # fmt: skip
+    assert entities(payment) == [
+        (EntityKind.EVENT_ID, "ev-0"),
+        (EntityKind.CUSTOMER, "C7"),
+        (EntityKind.TERMINAL, "T42"),
+    ]
     assert set(entities(scan)) == {
-        (EntityKind.EVENT_ID, "ev-1"), (EntityKind.EPC, SCAN.epc),
-        (EntityKind.GTIN, "80614141123458"), (EntityKind.BIZ_LOCATION, "urn:loc:dc-1"),
+        (EntityKind.EVENT_ID, "ev-1"),
+        (EntityKind.EPC, SCAN.epc),
+        (EntityKind.GTIN, "80614141123458"),
+        (EntityKind.BIZ_LOCATION, "urn:loc:dc-1"),
         (EntityKind.READ_POINT, "urn:loc:dc-1:dock-3"),
-    }  # fmt: skip
+    }
     batch = archive_batch(2, 40, [payment, scan])
     assert batch.index["seq"] == [40] * 3 + [41] * 5
     assert batch.index["chain"] == [2] * 8

@@ -59,10 +59,12 @@ def test_duplicate_decisions_are_recorded_once() -> None:
 
 def other_event(i: int, offset: int) -> Incoming:
     """Decision i's id made from another event: the same event id, other event bytes."""
-    decision = msgspec.structs.replace(make_decision(i), event_sha256="ef" * 32, score=0.95,
-                                       outcome="block")  # fmt: skip
-    return Incoming(decision, EntrySource(cluster="k1", topic="decisions", partition=0,
-                                          offset=offset))  # fmt: skip
+    decision = msgspec.structs.replace(
+        make_decision(i), event_sha256="ef" * 32, score=0.95, outcome="block"
+    )
+    return Incoming(
+        decision, EntrySource(cluster="k1", topic="decisions", partition=0, offset=offset)
+    )
 
 
 def test_another_event_with_a_logged_decision_id_is_a_conflict_not_an_entry() -> None:
@@ -85,8 +87,9 @@ def test_another_event_with_a_logged_decision_id_is_a_conflict_not_an_entry() ->
 
 def test_a_conflict_within_one_batch_keeps_the_first_event() -> None:
     writer = ChainWriter(chain=0, tree=MerkleTree(), prev=None)
-    result = writer.append([incoming(0), other_event(0, offset=1), incoming(0, offset=2),
-                            incoming(1, offset=3)])  # fmt: skip
+    result = writer.append(
+        [incoming(0), other_event(0, offset=1), incoming(0, offset=2), incoming(1, offset=3)]
+    )
     assert (result.appended, result.duplicates, result.size) == (2, 1, 2)
     assert decode_entry(bytes(result.entries["entry"][0])).decision == make_decision(0)
     assert [(c.incoming.source.offset, c.logged_seq) for c in result.conflicts] == [(1, 0)]
@@ -95,8 +98,9 @@ def test_a_conflict_within_one_batch_keeps_the_first_event() -> None:
 def test_remembered_decisions_keep_their_event_digests() -> None:
     """What recovery reloads after a restart: replays are dropped, other events conflict."""
     writer = ChainWriter(chain=0, tree=MerkleTree(), prev=None)
-    writer.remember([RecentDecision(make_decision(i).decision_id, "cd" * 32, 40 + i)
-                     for i in range(3)])  # fmt: skip
+    writer.remember(
+        [RecentDecision(make_decision(i).decision_id, "cd" * 32, 40 + i) for i in range(3)]
+    )
     result = writer.append([incoming(0, offset=50), other_event(1, offset=51), incoming(3, 52)])
     assert (result.appended, result.duplicates) == (1, 1)
     assert [(c.incoming.source.offset, c.logged_seq) for c in result.conflicts] == [(51, 41)]

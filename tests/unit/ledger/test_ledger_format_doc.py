@@ -69,11 +69,18 @@ def _doc_values(heading: str) -> dict[str, str]:
 def test_entry_example_is_what_the_sequencer_writes() -> None:
     values = _doc_values("Entries")
     entry = Entry(
-        v=1, chain=0, seq=0, prev=GENESIS_PREV,
-        source=EntrySource(cluster="attestream-0123456789abcdef", topic="attestream.decisions",
-                           partition=0, offset=0),
+        v=1,
+        chain=0,
+        seq=0,
+        prev=GENESIS_PREV,
+        source=EntrySource(
+            cluster="attestream-0123456789abcdef",
+            topic="attestream.decisions",
+            partition=0,
+            offset=0,
+        ),
         decision=make_decision(0),
-    )  # fmt: skip
+    )
     data = encode_entry(entry)
     assert values["entry"].encode() == data
     assert len(data) == 813

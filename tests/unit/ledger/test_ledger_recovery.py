@@ -48,22 +48,32 @@ class MemoryStore:
         if not self.rows:
             return ChainHead(0, None, "", -1)
         last = max(self.rows, key=lambda row: row[COL["seq"]])
-        return ChainHead(last[COL["seq"]] + 1, bytes.fromhex(last[COL["leaf_hash"]]),
-                         last[COL["source_cluster"]], last[COL["source_offset"]])  # fmt: skip
+        return ChainHead(
+            last[COL["seq"]] + 1,
+            bytes.fromhex(last[COL["leaf_hash"]]),
+            last[COL["source_cluster"]],
+            last[COL["source_offset"]],
+        )
 
     def read_nodes(self, chain: int, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         found = {node: self.nodes.get(node_key(*node)) for node in ids}
         return {node: value for node, value in found.items() if value is not None}
 
     def entry_rows(self, chain: int, start: int = 0) -> Iterator[list[Any]]:
-        return iter(sorted((r for r in self.rows if r[COL["seq"]] >= start),
-                           key=lambda r: r[COL["seq"]]))  # fmt: skip
+        return iter(
+            sorted((r for r in self.rows if r[COL["seq"]] >= start), key=lambda r: r[COL["seq"]])
+        )
 
     def recent_decisions(self, chain: int, limit: int) -> list[RecentDecision]:
         ordered = sorted(self.rows, key=lambda r: r[COL["seq"]], reverse=True)
-        return [RecentDecision(r[COL["decision_id"]],
-                               decode_entry(bytes(r[COL["entry"]])).decision.event_sha256,
-                               r[COL["seq"]]) for r in ordered[:limit]]  # fmt: skip
+        return [
+            RecentDecision(
+                r[COL["decision_id"]],
+                decode_entry(bytes(r[COL["entry"]])).decision.event_sha256,
+                r[COL["seq"]],
+            )
+            for r in ordered[:limit]
+        ]
 
 
 def fresh_writer() -> ChainWriter:
@@ -133,9 +143,13 @@ def test_a_missing_compact_range_node_is_refused() -> None:
         recover_chain(store, 0)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ("gap", "a gap before seq 5"), ("fork", "two entries claim seq 3"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("gap", "a gap before seq 5"),
+        ("fork", "two entries claim seq 3"),
+    ],
+)
 def test_a_gap_or_a_fork_in_the_tail_is_refused(change: str, message: str) -> None:
     store, writer = MemoryStore(), fresh_writer()
     logged(store, writer, range(0, 2))
@@ -153,8 +167,10 @@ def test_a_resumed_writer_still_knows_the_logged_event_digests() -> None:
     logged(store, writer, range(0, 12))
     resumed = recover_chain(store, 0).writer
     changed = msgspec.structs.replace(make_decision(5), event_sha256="ef" * 32)
-    result = resumed.append([Incoming(changed, incoming(5, offset=20).source),
-                             incoming(5, offset=21), incoming(12)])  # fmt: skip
+    result = resumed.append(
+        [Incoming(changed, incoming(5, offset=20).source), incoming(5, offset=21), incoming(12)]
+    )
     assert (result.appended, result.duplicates) == (1, 1)
-    assert [(c.incoming.source.offset, c.logged_event_sha256, c.logged_seq)
-            for c in result.conflicts] == [(20, "cd" * 32, 5)]  # fmt: skip
+    assert [
+        (c.incoming.source.offset, c.logged_event_sha256, c.logged_seq) for c in result.conflicts
+    ] == [(20, "cd" * 32, 5)]

@@ -19,8 +19,14 @@ METRICS = [
 
 
 def config(**overrides: Any) -> SequencerConfig:
-    fields: dict[str, Any] = {"bootstrap": "b:9092", "topic": "t", "group": "g",
-                                 "origin_prefix": "o", "batch_max": 10, **overrides}  # fmt: skip
+    fields: dict[str, Any] = {
+        "bootstrap": "b:9092",
+        "topic": "t",
+        "group": "g",
+        "origin_prefix": "o",
+        "batch_max": 10,
+        **overrides,
+    }
     return SequencerConfig(**fields)
 
 

@@ -49,9 +49,12 @@ def test_a_write_that_fails_leaves_the_old_file_whole(
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"{not json", "is malformed"), (b'{"format": "other/9", "heads": []}', "has format"),
-     (b'{"format": "attestream-signer-state/1", "heads": [{"origin": 1}]}', "is malformed")],
-)  # fmt: skip
+    [
+        (b"{not json", "is malformed"),
+        (b'{"format": "other/9", "heads": []}', "has format"),
+        (b'{"format": "attestream-signer-state/1", "heads": [{"origin": 1}]}', "is malformed"),
+    ],
+)
 def test_a_corrupt_file_is_a_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "ledger.state.json"
     path.write_bytes(content)

@@ -29,9 +29,13 @@ SOURCE = Source(cluster="k1", topic="decisions")
 
 
 def append(
-    store: MemoryStore, writer: ChainWriter, numbers: range, sign: bool = True,
-    signer: NoteSigner = SIGNER, forged: int | None = None,
-) -> bytes:  # fmt: skip
+    store: MemoryStore,
+    writer: ChainWriter,
+    numbers: range,
+    sign: bool = True,
+    signer: NoteSigner = SIGNER,
+    forged: int | None = None,
+) -> bytes:
     """Log decisions (decision `forged` with another outcome) and, with `sign`, a checkpoint
     signed by `signer`; returns the new root."""
     batch = [incoming(i) for i in numbers]
@@ -48,8 +52,13 @@ def append(
     return result.root
 
 
-def stored(size: int, root: bytes, signer: NoteSigner = SIGNER, origin: str = ORIGIN,
-           column_root: bytes | None = None) -> StoredCheckpoint:  # fmt: skip
+def stored(
+    size: int,
+    root: bytes,
+    signer: NoteSigner = SIGNER,
+    origin: str = ORIGIN,
+    column_root: bytes | None = None,
+) -> StoredCheckpoint:
     note = sign_note(Checkpoint(origin, size, RootHash(root)).body(), signer)
     return StoredCheckpoint(0, size, column_root or root, note, "k1", size - 1)
 

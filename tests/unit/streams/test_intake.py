@@ -28,10 +28,19 @@ from streams.intake import (
 )
 
 VALID = {
-    "event_id": "tx-1", "event_time": "2025-03-03T10:00:00Z", "source": "pos",
-    "customer_id": "C1", "terminal_id": "T9", "amount": 12.5, "currency": "EUR",
-    "channel": "card_present", "mcc": "5411", "country": "DE", "lat": 52.5, "lon": 13.4,
-}  # fmt: skip
+    "event_id": "tx-1",
+    "event_time": "2025-03-03T10:00:00Z",
+    "source": "pos",
+    "customer_id": "C1",
+    "terminal_id": "T9",
+    "amount": 12.5,
+    "currency": "EUR",
+    "channel": "card_present",
+    "mcc": "5411",
+    "country": "DE",
+    "lat": 52.5,
+    "lon": 13.4,
+}
 PARSER = EventParser(PaymentTransaction, "customer_id")
 
 
@@ -50,16 +59,24 @@ def test_valid_record_parses() -> None:
     [
         (b"\xff\xfe garbage", b"C1", RejectReason.NOT_JSON, "JSON"),
         (json.dumps({**VALID, "amount": -3}).encode(), b"C1", RejectReason.SCHEMA, "amount"),
-        (json.dumps({**VALID, "currency": "euro"}).encode(), b"C1", RejectReason.SCHEMA,
-         "currency"),
-        (json.dumps({k: v for k, v in VALID.items() if k != "mcc"}).encode(), b"C1",
-         RejectReason.SCHEMA, "mcc"),
+        (
+            json.dumps({**VALID, "currency": "euro"}).encode(),
+            b"C1",
+            RejectReason.SCHEMA,
+            "currency",
+        ),
+        (
+            json.dumps({k: v for k, v in VALID.items() if k != "mcc"}).encode(),
+            b"C1",
+            RejectReason.SCHEMA,
+            "mcc",
+        ),
         (json.dumps({**VALID, "extra": 1}).encode(), b"C1", RejectReason.SCHEMA, "extra"),
         (b"{" + b" " * MAX_EVENT_BYTES + b"}", b"C1", RejectReason.OVERSIZED, "bytes"),
         (json.dumps(VALID).encode(), None, RejectReason.MISSING_KEY, "customer_id"),
         (json.dumps(VALID).encode(), b"C2", RejectReason.KEY_MISMATCH, "customer_id"),
     ],
-)  # fmt: skip
+)
 def test_each_broken_record_is_rejected_with_its_reason(
     value: bytes, key: bytes | None, reason: RejectReason, detail: str
 ) -> None:

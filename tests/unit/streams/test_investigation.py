@@ -39,27 +39,53 @@ def test_the_gtin_is_derived_from_an_sgtin_epc(epc: str, gtin: str | None) -> No
 
 def test_a_payment_carries_who_where_and_how_much() -> None:
     event = PaymentTransaction(
-        event_id="p1", event_time=AT, source="issuer", customer_id="C1", terminal_id="T9",
-        amount=42.0, currency="EUR", channel=Channel.ECOMMERCE, mcc="5999", country="FR",
-        lat=48.8, lon=2.3,
-    )  # fmt: skip
+        event_id="p1",
+        event_time=AT,
+        source="issuer",
+        customer_id="C1",
+        terminal_id="T9",
+        amount=42.0,
+        currency="EUR",
+        channel=Channel.ECOMMERCE,
+        mcc="5999",
+        country="FR",
+        lat=48.8,
+        lon=2.3,
+    )
     assert decision_context(event) == PaymentContext(
-        customer_id="C1", terminal_id="T9", amount=42.0, currency="EUR",
-        channel=Channel.ECOMMERCE, mcc="5999", country="FR",
-    )  # fmt: skip
+        customer_id="C1",
+        terminal_id="T9",
+        amount=42.0,
+        currency="EUR",
+        channel=Channel.ECOMMERCE,
+        mcc="5999",
+        country="FR",
+    )
 
 
 def test_a_scan_carries_its_epc_gtin_step_and_place() -> None:
     event = SupplyChainEvent(
-        event_id="s1", event_time=AT, event_time_zone_offset="+01:00",
-        epc="urn:epc:id:sgtin:0614141.812345.6789", action=Action.OBSERVE,
-        biz_step=BizStep.SHIPPING, disposition="in_transit", read_point="urn:rp:1",
-        biz_location="urn:loc:1", lat=1.0, lon=2.0, reader_id="r1", tag_auth=TagAuth.VERIFIED,
-    )  # fmt: skip
+        event_id="s1",
+        event_time=AT,
+        event_time_zone_offset="+01:00",
+        epc="urn:epc:id:sgtin:0614141.812345.6789",
+        action=Action.OBSERVE,
+        biz_step=BizStep.SHIPPING,
+        disposition="in_transit",
+        read_point="urn:rp:1",
+        biz_location="urn:loc:1",
+        lat=1.0,
+        lon=2.0,
+        reader_id="r1",
+        tag_auth=TagAuth.VERIFIED,
+    )
     assert decision_context(event) == ScanContext(
-        epc=event.epc, gtin="80614141123458", biz_step=BizStep.SHIPPING,
-        biz_location="urn:loc:1", read_point="urn:rp:1",
-    )  # fmt: skip
+        epc=event.epc,
+        gtin="80614141123458",
+        biz_step=BizStep.SHIPPING,
+        biz_location="urn:loc:1",
+        read_point="urn:rp:1",
+    )
 
 
 def test_other_events_carry_none() -> None:

@@ -74,13 +74,18 @@ def test_each_decision_carries_its_events_fields_and_exact_bytes(
     result = decide_batch(spec, batch, {})
     valid = [record for record in batch if record.offset != 9999]
     assert result.events == [record.value for record in valid]
-    for (_, _, decision), event_bytes, p in zip(result.decisions, result.events, payments[:20],
-                                                 strict=True):  # fmt: skip
+    for (_, _, decision), event_bytes, p in zip(
+        result.decisions, result.events, payments[:20], strict=True
+    ):
         assert decision.event_sha256 == hashlib.sha256(event_bytes).hexdigest()
         context = decision.context
         assert isinstance(context, PaymentContext)
         assert (context.terminal_id, context.customer_id, context.amount, context.mcc) == (
-            p.event.terminal_id, p.event.customer_id, p.event.amount, p.event.mcc)  # fmt: skip
+            p.event.terminal_id,
+            p.event.customer_id,
+            p.event.amount,
+            p.event.mcc,
+        )
 
 
 def test_one_decision_per_valid_event_and_a_rejection_per_broken_one(
@@ -93,8 +98,9 @@ def test_one_decision_per_valid_event_and_a_rejection_per_broken_one(
     assert [r.reason for _, r in result.rejections] == [RejectReason.NOT_JSON]
     first = result.decisions[0][2]
     event = payments[0].event
-    assert first.decision_id == decision_id(event.event_id, Detector.FRAUD,
-                                            spec.scorer.model_sha256)  # fmt: skip
+    assert first.decision_id == decision_id(
+        event.event_id, Detector.FRAUD, spec.scorer.model_sha256
+    )
     assert first.entity_id == event.customer_id
     assert first.source.offset == 0
     assert list(first.features) == list(spec.scorer.feature_names)
@@ -160,8 +166,9 @@ def test_a_broken_label_is_rejected_and_the_rest_applied(
     good = label_record(label, 0)
     wrong_key = RecordRef("labels", 0, 1, b"T-other", good.value)
     terminals: dict[str, State] = {}
-    rejected = apply_labels(spec.labels, [RecordRef("labels", 0, 2, b"T", b"{"), wrong_key, good],
-                            terminals)  # fmt: skip
+    rejected = apply_labels(
+        spec.labels, [RecordRef("labels", 0, 2, b"T", b"{"), wrong_key, good], terminals
+    )
     assert [r.reason for _, r in rejected] == [RejectReason.NOT_JSON, RejectReason.KEY_MISMATCH]
     assert list(terminals) == [label.terminal_id]
 
@@ -170,8 +177,9 @@ def test_scores_replay_from_logged_features(
     spec: DetectorSpec, payments: list[LabelledPayment]
 ) -> None:
     result = decide_batch(spec, records(payments[:64]), {})
-    logged = np.asarray([list(d.features.values()) for _, _, d in result.decisions],
-                        dtype=np.float32)  # fmt: skip
+    logged = np.asarray(
+        [list(d.features.values()) for _, _, d in result.decisions], dtype=np.float32
+    )
     replayed = spec.scorer.score_batch(logged)
     np.testing.assert_allclose(replayed, [d.score for _, _, d in result.decisions], rtol=1e-6)
 
@@ -183,18 +191,20 @@ def test_a_second_payment_reusing_an_event_id_reaches_the_ledger_as_a_conflict(
     first payment once, drops the replay of its exact bytes, and sets the second payment,
     another amount at another terminal under the same event id, aside as a conflict."""
     first = payments[0].event
-    second = msgspec.structs.replace(first, amount=first.amount + 250.0,
-                                     terminal_id=payments[1].event.terminal_id)  # fmt: skip
+    second = msgspec.structs.replace(
+        first, amount=first.amount + 250.0, terminal_id=payments[1].event.terminal_id
+    )
     key = first.customer_id.encode()
-    batch = [RecordRef("tx", 0, 0, key, encode(first)), RecordRef("tx", 0, 1, key, encode(second)),
-             RecordRef("tx", 0, 2, key, encode(first))]  # fmt: skip
+    batch = [
+        RecordRef("tx", 0, 0, key, encode(first)),
+        RecordRef("tx", 0, 1, key, encode(second)),
+        RecordRef("tx", 0, 2, key, encode(first)),
+    ]
     result = decide_batch(spec, batch, {})
     decided = [d for _, _, d in result.decisions]
     assert result.rejections == [] and len(decided) == 3
     assert len({d.decision_id for d in decided}) == 1
-    assert [d.event_sha256 for d in decided] == [
-        hashlib.sha256(r.value).hexdigest() for r in batch
-    ]  # fmt: skip
+    assert [d.event_sha256 for d in decided] == [hashlib.sha256(r.value).hexdigest() for r in batch]
 
     writer = ChainWriter(chain=0, tree=MerkleTree(), prev=None)
     source = [EntrySource(cluster="k1", topic="decisions", partition=0, offset=k) for k in range(3)]

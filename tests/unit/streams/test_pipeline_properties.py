@@ -33,17 +33,27 @@ from streams.intake import RecordRef
 from streams.pipeline import BatchResult, DetectorSpec, apply_labels, decide_batch
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-PROPERTY_SETTINGS = settings(max_examples=60, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+PROPERTY_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
-ZONES = st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(-timedelta(hours=14)),
-                         timezone(timedelta(hours=5, minutes=45))])  # fmt: skip
+ZONES = st.sampled_from(
+    [
+        UTC,
+        timezone(timedelta(hours=14)),
+        timezone(-timedelta(hours=14)),
+        timezone(timedelta(hours=5, minutes=45)),
+    ]
+)
 # Mostly the weeks before the clock (so windows fill and reorder), else anything at all.
 TIMES = st.one_of(
-    st.datetimes(NOW.replace(tzinfo=None) - timedelta(days=60),
-                 NOW.replace(tzinfo=None) + timedelta(minutes=10), timezones=ZONES),
+    st.datetimes(
+        NOW.replace(tzinfo=None) - timedelta(days=60),
+        NOW.replace(tzinfo=None) + timedelta(minutes=10),
+        timezones=ZONES,
+    ),
     st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=ZONES),
-).map(datetime.isoformat)  # fmt: skip
+).map(datetime.isoformat)
 HOSTILE_TEXT = st.sampled_from(["", " ", "é", "😀", "a" * 129, "x\u0000y", "../../etc"]) | st.text(
     max_size=20
 )
@@ -60,22 +70,36 @@ GARBAGE = st.binary(max_size=64) | st.sampled_from([b"", b"{", b"null", b"[]", b
 
 def payment_value() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
-        {"event_id": IDS, "event_time": TIMES, "source": st.just("pos"),
-         "customer_id": CUSTOMERS, "terminal_id": TERMINALS, "amount": AMOUNTS,
-         "currency": st.sampled_from(["EUR", "USD", "eur"]),
-         "channel": st.sampled_from([c.value for c in Channel] + ["wire"]),
-         "mcc": st.sampled_from(["5411", "6011", "541"]),
-         "country": st.sampled_from(["DE", "FR", "D"]), "lat": LATS, "lon": LONS},
+        {
+            "event_id": IDS,
+            "event_time": TIMES,
+            "source": st.just("pos"),
+            "customer_id": CUSTOMERS,
+            "terminal_id": TERMINALS,
+            "amount": AMOUNTS,
+            "currency": st.sampled_from(["EUR", "USD", "eur"]),
+            "channel": st.sampled_from([c.value for c in Channel] + ["wire"]),
+            "mcc": st.sampled_from(["5411", "6011", "541"]),
+            "country": st.sampled_from(["DE", "FR", "D"]),
+            "lat": LATS,
+            "lon": LONS,
+        },
         optional={"device_id": st.sampled_from(["D1", "D2"]) | HOSTILE_TEXT},
-    )  # fmt: skip
+    )
 
 
 def label_value() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
-        {"label_id": IDS, "label_time": TIMES, "transaction_id": IDS,
-         "transaction_time": TIMES, "customer_id": CUSTOMERS, "terminal_id": TERMINALS,
-         "fraud": st.booleans()},
-    )  # fmt: skip
+        {
+            "label_id": IDS,
+            "label_time": TIMES,
+            "transaction_id": IDS,
+            "transaction_time": TIMES,
+            "customer_id": CUSTOMERS,
+            "terminal_id": TERMINALS,
+            "fraud": st.booleans(),
+        },
+    )
 
 
 SIMULATED = simulate_supply(60, seed=2, run_id="props")
@@ -85,15 +109,22 @@ SITES = sorted({s.event.biz_location for s in SIMULATED})[:6] + ["urn:epc:id:sgl
 
 def scan_value() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
-        {"event_id": IDS, "event_time": TIMES,
-         "event_time_zone_offset": st.sampled_from(["+01:00", "-14:00", "+14:00", "+15:00"]),
-         "epc": st.sampled_from(EPCS), "action": st.sampled_from([a.value for a in Action]),
-         "biz_step": st.sampled_from([b.value for b in BizStep]),
-         "disposition": st.sampled_from(["active", "in_transit"]) | HOSTILE_TEXT,
-         "read_point": st.sampled_from(SITES), "biz_location": st.sampled_from(SITES),
-         "lat": LATS, "lon": LONS, "reader_id": st.sampled_from(["r1", "r2"]) | HOSTILE_TEXT,
-         "tag_auth": st.sampled_from([t.value for t in TagAuth])},
-    )  # fmt: skip
+        {
+            "event_id": IDS,
+            "event_time": TIMES,
+            "event_time_zone_offset": st.sampled_from(["+01:00", "-14:00", "+14:00", "+15:00"]),
+            "epc": st.sampled_from(EPCS),
+            "action": st.sampled_from([a.value for a in Action]),
+            "biz_step": st.sampled_from([b.value for b in BizStep]),
+            "disposition": st.sampled_from(["active", "in_transit"]) | HOSTILE_TEXT,
+            "read_point": st.sampled_from(SITES),
+            "biz_location": st.sampled_from(SITES),
+            "lat": LATS,
+            "lon": LONS,
+            "reader_id": st.sampled_from(["r1", "r2"]) | HOSTILE_TEXT,
+            "tag_auth": st.sampled_from([t.value for t in TagAuth]),
+        },
+    )
 
 
 @st.composite
@@ -150,11 +181,17 @@ def run(
 
 
 @PROPERTY_SETTINGS
-@given(steps=st.lists(
-    st.tuples(st.booleans(), raw_records(payment_value(), "customer_id", "tx"),
-              raw_records(label_value(), "terminal_id", "labels")),
-    min_size=1, max_size=4,
-))  # fmt: skip
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.booleans(),
+            raw_records(payment_value(), "customer_id", "tx"),
+            raw_records(label_value(), "terminal_id", "labels"),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_every_payment_and_label_has_one_outcome(
     specs: dict[str, DetectorSpec], steps: list[tuple[bool, list[RecordRef], list[RecordRef]]]
 ) -> None:

@@ -30,10 +30,19 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 def payment(n: int, at: datetime, customer: str = "C1", amount: float = 42.0) -> PaymentTransaction:
     return PaymentTransaction(
-        event_id=f"tx-{n}", event_time=at, source="test", customer_id=customer,
-        terminal_id="T1", amount=amount, currency="EUR", channel=Channel.CARD_PRESENT,
-        mcc="5411", country="DE", lat=48.1, lon=11.6,
-    )  # fmt: skip
+        event_id=f"tx-{n}",
+        event_time=at,
+        source="test",
+        customer_id=customer,
+        terminal_id="T1",
+        amount=amount,
+        currency="EUR",
+        channel=Channel.CARD_PRESENT,
+        mcc="5411",
+        country="DE",
+        lat=48.1,
+        lon=11.6,
+    )
 
 
 def record(event: PaymentTransaction, offset: int) -> RecordRef:
@@ -59,8 +68,7 @@ def decided(result: BatchResult) -> list[str]:
 
 
 def ordinary(start: int, count: int, customer: str = "C1") -> list[PaymentTransaction]:
-    return [payment(start + i, NOW - timedelta(hours=count - i), customer)
-            for i in range(count)]  # fmt: skip
+    return [payment(start + i, NOW - timedelta(hours=count - i), customer) for i in range(count)]
 
 
 def test_a_payment_dated_2099_is_dead_lettered_and_the_customer_goes_on(
@@ -196,9 +204,15 @@ def test_a_state_write_that_raises_dead_letters_that_entity_only(fraud: Detector
 
 
 def label(n: int, at: datetime, terminal: str = "T1") -> RecordRef:
-    event = PaymentLabel(label_id=f"lb-{n}", label_time=at, transaction_id=f"tx-{n}",
-                         transaction_time=at - timedelta(days=7), customer_id="C1",
-                         terminal_id=terminal, fraud=n % 2 == 0)  # fmt: skip
+    event = PaymentLabel(
+        label_id=f"lb-{n}",
+        label_time=at,
+        transaction_id=f"tx-{n}",
+        transaction_time=at - timedelta(days=7),
+        customer_id="C1",
+        terminal_id=terminal,
+        fraud=n % 2 == 0,
+    )
     return RecordRef("labels", 0, n, terminal.encode(), msgspec.json.encode(event))
 
 
@@ -213,11 +227,17 @@ def test_labels_from_the_future_or_raising_are_dead_lettered_alone(fraud: Detect
 
     spec = replace(fraud.labels, update=poisoned)
     terminals: dict[str, State] = {}
-    batch = [label(0, NOW), label(1, datetime(2099, 1, 1, tzinfo=UTC)), label(2, NOW),
-             label(3, NOW, terminal="T2")]  # fmt: skip
+    batch = [
+        label(0, NOW),
+        label(1, datetime(2099, 1, 1, tzinfo=UTC)),
+        label(2, NOW),
+        label(3, NOW, terminal="T2"),
+    ]
     rejected = apply_labels(spec, batch, terminals, now=lambda: NOW)
     assert [(r.offset, why.reason) for r, why in rejected] == [
-        (1, RejectReason.EVENT_TIME_IN_FUTURE), (2, RejectReason.PROCESSING_ERROR)]  # fmt: skip
+        (1, RejectReason.EVENT_TIME_IN_FUTURE),
+        (2, RejectReason.PROCESSING_ERROR),
+    ]
     assert rejected[1][1].error_class == "ArithmeticError"
     assert sorted(terminals) == ["T1", "T2"]
     assert sum(b[1] for b in terminals["T1"]["hours"]) == 1
@@ -231,7 +251,7 @@ def test_extreme_coordinates_and_times_are_decided(fraud: DetectorSpec, field: s
         msgspec.structs.replace(payment(1, NOW - timedelta(days=2)), **{field: -90.0}),
         payment(2, NOW),
         payment(3, datetime(1, 1, 1, tzinfo=UTC)),
-    ]  # fmt: skip
+    ]
     result = decide(fraud, records(events), {})
     assert len(result.decisions) == 4
     for _, _, d in result.decisions:
