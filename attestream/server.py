@@ -9,6 +9,9 @@ prove`, `explain`, `bundle`, ...). Around every request under /v1 the middleware
      the ledger's access chain and signs it (`ledger.access_log`), and only then answers; if
      that fails the answer is withheld (503).
 Requests run one at a time: one ClickHouse connection, one access-chain writer.
+
+`/` serves the investigator page (`attestream/web/`): static files, no token, nothing of the
+ledger; the page calls the /v1 routes with the token its user pastes, like any client.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
+from fastapi.staticfiles import StaticFiles
 
 import attestream
 from anchoring.store import AnchoredStore
@@ -73,6 +77,8 @@ SEARCH_LIMIT = 1000
 Id = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)]
 """A decision or event id: any text (it reaches the store only as a query parameter)."""
 ENTRY_COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
+WEB_DIR = Path(__file__).with_name("web")
+"""The investigator page: HTML, CSS and JavaScript, no build step."""
 
 
 @dataclass
@@ -212,6 +218,8 @@ def create_app(ctx: ServerContext) -> FastAPI:
         request.state.results = len(line.steps)
         return timeline_json(line)
 
+    # Last, so the API routes and /openapi.json match first.
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="investigator-page")
     return app
 
 

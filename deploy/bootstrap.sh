@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything attestream needs on a fresh Debian machine:
-# the Python venv, the Debian packages (ClickHouse, Prometheus) and anvil from npm.
+# the Python venv, the Debian packages (ClickHouse, Prometheus, Chromium and its driver for the
+# investigator page's browser test) and anvil from npm.
 # Each step checks first and does nothing when its result is already there, so a second run
 # takes seconds. It never prompts: CI runs it with no standard input.
 set -euo pipefail
@@ -85,6 +86,19 @@ ensure_debian_packages() {
     step apt "installed clickhouse-server, clickhouse-client, prometheus"
 }
 
+ensure_chromium() {
+    # Debian's own Chromium and chromedriver (one version, from one archive): Selenium drives
+    # them headless in tests/e2e/test_web_page.py. Not pinned: Debian replaces Chromium
+    # revisions with each security update, so a pin would soon fail to install.
+    if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+        step chromium "chromium, chromedriver present"
+        return
+    fi
+    as_root apt-get update -q </dev/null
+    as_root apt-get install -y -q --no-install-recommends chromium chromium-driver </dev/null
+    step chromium "installed chromium, chromium-driver"
+}
+
 ensure_anvil() {
     if [ -x "$ANVIL_BIN" ]; then
         step anvil "present ($ANVIL_BIN)"
@@ -104,5 +118,6 @@ ensure_anvil() {
 ensure_venv
 ensure_python_deps
 ensure_debian_packages
+ensure_chromium
 ensure_anvil
 step done "ready"
