@@ -40,26 +40,26 @@ ensure_venv() {
 }
 
 ensure_python_deps() {
-    # Every Python package, the build backend included, comes from requirements.lock at the
+    # Every Python package, the build backend included, comes from requirements.txt at the
     # exact version and hash it names (pip refuses anything else), so a clone installs the
     # same tree next month as today; `make lock` regenerates it (docs/operations.md,
     # "Dependencies"). The stamp holds the hash of the lock and pyproject.toml at the last
     # successful install, so pip (slow even when nothing changes) runs only after a change.
     local want
-    want="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+    want="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
     if [ -f "$PIP_STAMP" ] && [ "$(cat "$PIP_STAMP")" = "$want" ]; then
         step python "dependencies up to date"
         return
     fi
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        --require-hashes --no-deps -r requirements.lock
+        --require-hashes --no-deps -r requirements.txt
     # The project itself, editable, built by the locked setuptools: no unpinned build env.
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         --no-deps --no-build-isolation -e .
     "$VENV/bin/python" -m pip check >/dev/null \
         || { "$VENV/bin/python" -m pip check >&2; exit 1; }
     echo "$want" >"$PIP_STAMP"
-    step python "installed requirements.lock and -e ."
+    step python "installed requirements.txt and -e ."
 }
 
 apt_install_pinned() {

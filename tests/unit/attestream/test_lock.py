@@ -1,4 +1,4 @@
-"""requirements.lock pins the whole tree that pyproject.toml asks for, and this venv is it.
+"""requirements.txt pins the whole tree that pyproject.toml asks for, and this venv is it.
 
 The bootstrap installs from the lock alone (docs/operations.md, "Dependencies"): a dependency
 added to pyproject.toml without `make lock` would be missing on a fresh clone, and a pin
@@ -25,7 +25,7 @@ def locked() -> dict[str, tuple[Version, int]]:
     """Package name -> (pinned version, number of hashes pinned for it)."""
     pins: dict[str, tuple[Version, int]] = {}
     name = ""
-    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
         match = PIN.match(line)
         if match:
             name = canonicalize_name(match.group(1))
@@ -47,10 +47,10 @@ def test_every_project_requirement_is_pinned_within_its_range() -> None:
     pins = locked()
     for requirement in project_requirements():
         name = canonicalize_name(requirement.name)
-        assert name in pins, f"{name} is not in requirements.lock: run `make lock`"
+        assert name in pins, f"{name} is not in requirements.txt: run `make lock`"
         version, _ = pins[name]
         assert requirement.specifier.contains(version, prereleases=True), (
-            f"requirements.lock pins {name}=={version}, outside pyproject.toml's"
+            f"requirements.txt pins {name}=={version}, outside pyproject.toml's"
             f" {requirement.specifier}: run `make lock`"
         )
 
@@ -66,6 +66,6 @@ def test_this_environment_is_the_locked_one() -> None:
     for name, (version, _) in locked().items():
         installed = Version(metadata.version(name))
         assert installed == version, (
-            f"{name} {installed} is installed but requirements.lock pins {version}:"
+            f"{name} {installed} is installed but requirements.txt pins {version}:"
             " run `make setup`"
         )

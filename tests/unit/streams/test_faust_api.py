@@ -1,6 +1,6 @@
 """The parts of faust-streaming the detection worker uses beyond its `StreamT`/`AgentT`
 interfaces still exist, with the shapes the worker calls them with (checked against
-faust-streaming 0.15.3, pinned in requirements.lock). A faust upgrade that moves one fails
+faust-streaming 0.15.3, pinned in requirements.txt). A faust upgrade that moves one fails
 here, not in a worker that silently stops committing or writes state to the wrong partition.
 """
 
