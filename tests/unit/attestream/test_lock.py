@@ -65,7 +65,5 @@ def test_every_pin_carries_a_hash() -> None:
 def test_this_environment_is_the_locked_one() -> None:
     for name, (version, _) in locked().items():
         installed = Version(metadata.version(name))
-        assert installed == version, (
-            f"{name} {installed} is installed but requirements.txt pins {version}:"
-            " run `make setup`"
-        )
+        hint = "run `make setup`"
+        assert installed == version, f"{name} {installed} installed, {version} pinned: {hint}"
