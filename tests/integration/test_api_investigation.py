@@ -19,6 +19,7 @@ from typing import Any
 from detect_helpers import background, child_env, copy_models
 from test_forensic_search import cli, detect_and_log
 
+from attestcore.records import StoredCheckpoint
 from attestcore.waiting import wait_until
 from attestream.demo import free_port
 from attestream.settings import Settings
@@ -102,7 +103,14 @@ class Investigation:
         return answer
 
 
-def access_records(settings: Settings) -> tuple[list[AccessRecord], list[bytes], Any]:
+def customer_of(found: dict[str, Any]) -> str:
+    """A payment decision's customer: its search result's entity is CUSTOMER@TERMINAL."""
+    return str(found["entity"]).split("@")[0]
+
+
+def access_records(
+    settings: Settings,
+) -> tuple[list[AccessRecord], list[bytes], StoredCheckpoint | None]:
     """The access chain's records, its entries' bytes and its latest stored checkpoint."""
     store = open_store(settings)
     try:
@@ -139,14 +147,15 @@ def test_an_investigation_over_http_is_recorded_call_by_call(
         api = Investigation(base)
 
         # Where the investigation starts: one blocked payment's event id.
-        blocked = api.ok(ines, "search", query="detector=fraud outcome=block").json()["results"]
-        assert blocked, "the pipeline blocked no payment"
+        day = api.ok(ines, "search", query="detector=fraud outcome=block").json()
+        blocked = day["results"]
+        assert blocked and day["next_cursor"] is None, day
         start = blocked[0]
 
         # Its event id alone: the decision on it, and so the customer.
         on_event = api.ok(ines, "search", event_id=start["event_id"]).json()["results"]
         assert [r["decision_id"] for r in on_event] == [start["decision_id"]]
-        customer = on_event[0]["entity"].split("@")[0]
+        customer = customer_of(on_event[0])
 
         # An auditor may not search: refused, and recorded as refused.
         denied = api.get(audrey, "search", customer=customer)
@@ -158,8 +167,8 @@ def test_an_investigation_over_http_is_recorded_call_by_call(
         ids = [r["decision_id"] for r in theirs["results"]]
         assert start["decision_id"] in ids
         assert {r["outcome"] for r in theirs["results"]} == {"block"}
-        assert {r["entity"].split("@")[0] for r in theirs["results"]} == {customer}
-        assert set(ids) >= {r["decision_id"] for r in blocked if r["entity"] == start["entity"]}
+        assert {customer_of(r) for r in theirs["results"]} == {customer}
+        assert ids == [r["decision_id"] for r in blocked if customer_of(r) == customer]
 
         # The customer's timeline: every payment in event time order, the blocked ones in it.
         line = api.ok(ines, "timeline", kind="customer", value=customer).json()["events"]
@@ -204,10 +213,23 @@ def test_an_investigation_over_http_is_recorded_call_by_call(
     tree = MerkleTree()
     tree.extend(entries)
     assert (opened.size, opened.root) == (len(records), tree.root())
+    ranged = cli(
+        "forensic",
+        "verify",
+        "--chain",
+        str(ACCESS_CHAIN),
+        "--from",
+        "0",
+        "--to",
+        str(len(records) - 1),
+        "--json",
+        env=env,
+    )
+    assert ranged.returncode == 0 and json.loads(ranged.stdout)["ok"], ranged.stdout
 
     # Anchored with the decision chains, and `forensic verify` passes on the whole ledger.
     anchored = cli("anchor", "run", "--once", env=env)
     assert anchored.returncode == 0, anchored.stderr
     report = json.loads(cli("forensic", "verify", "--json", env=env).stdout)
     assert report["ok"], report
-    assert report["anchors"] >= 1 and str(ACCESS_CHAIN) in {str(c) for c in report["chains"]}
+    assert report["anchors"] >= 1 and ACCESS_CHAIN in report["chains"]
