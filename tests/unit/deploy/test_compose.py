@@ -163,7 +163,7 @@ def test_prometheus_loads_the_alerts_and_scrapes_every_process(tmp_path: Path) -
     targets = {
         t for job in config["scrape_configs"] for s in job["static_configs"] for t in s["targets"]
     }
-    assert targets == {"detect:9464", "sequencer:9465", "anchor:9466"}
+    assert targets == {"detect:9464", "sequencer:9465", "anchor:9466", "forensic-watch:9468"}
 
 
 def test_grafana_provisions_the_dashboards_folder() -> None:

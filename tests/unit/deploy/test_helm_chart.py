@@ -196,8 +196,10 @@ def test_no_secret_lands_in_a_configmap() -> None:
     docs = render(*set_flags(SECRETS))
     text = configmap_text(docs)
     assert "ATTESTREAM_KAFKA_BOOTSTRAP" in text  # the settings ConfigMap is there
+    outside_secrets = "\n".join(json.dumps(d) for d in docs if d["kind"] != "Secret")
     for fragment in SECRET_FRAGMENTS:
         assert fragment not in text
+        assert fragment not in outside_secrets  # nor in a pod's literal environment
     # Each secret is in its Secret, and only the processes that need it read it.
     stored = {
         base64.b64decode(value).decode()
@@ -292,7 +294,12 @@ def test_every_process_runs_unprivileged_on_a_read_only_root() -> None:
 
 @pytest.mark.parametrize(
     ("component", "process", "port"),
-    [("detect", "detect", 9464), ("sequencer", "ledger", 9465), ("anchor", "anchor", 9466)],
+    [
+        ("detect", "detect", 9464),
+        ("sequencer", "ledger", 9465),
+        ("anchor", "anchor", 9466),
+        ("forensic-watch", "watch", 9468),
+    ],
 )
 def test_readiness_reads_the_ready_gauge(component: str, process: str, port: int) -> None:
     container = containers(render())[f"{FULLNAME}-{component}"]
@@ -361,3 +368,15 @@ def test_each_dashboard_becomes_a_sidecar_configmap(tmp_path: Path) -> None:
     configmap = named(docs, "ConfigMap", f"{FULLNAME}-dashboard-ledger-overview")
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(configmap["data"]["ledger_overview.json"]) == dashboard
+
+
+def test_a_watch_without_metrics_has_no_probe_or_scrape_target() -> None:
+    docs = render("--set", "forensicWatch.metricsPort=0", "--set", "serviceMonitor.enabled=true")
+    container = containers(docs)[f"{FULLNAME}-forensic-watch"]
+    assert not {"ports", "readinessProbe", "livenessProbe"} & set(container)
+    assert (
+        named(docs, "ConfigMap", f"{FULLNAME}-settings")["data"]["ATTESTREAM_WATCH_METRICS_PORT"]
+        == "0"
+    )
+    services = [d["metadata"]["name"] for d in docs if d["kind"] == "Service"]
+    assert f"{FULLNAME}-forensic-watch-metrics" not in services
