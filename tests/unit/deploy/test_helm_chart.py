@@ -380,3 +380,43 @@ def test_a_watch_without_metrics_has_no_probe_or_scrape_target() -> None:
     )
     services = [d["metadata"]["name"] for d in docs if d["kind"] == "Service"]
     assert f"{FULLNAME}-forensic-watch-metrics" not in services
+
+
+def bootstrap_pin(name: str) -> str:
+    script = (ROOT / "deploy" / "bootstrap.sh").read_text(encoding="utf-8")
+    match = re.search(rf'^{name}="([^"]+)"', script, re.MULTILINE)
+    assert match, f"deploy/bootstrap.sh pins no {name}"
+    return match.group(1)
+
+
+def test_installed_helm_is_the_pinned_version() -> None:
+    version = subprocess.run(
+        [str(helm_binary()), "version", "--template", "{{.Version}}"],
+        capture_output=True,
+        text=True,
+        timeout=HELM_TIMEOUT_S,
+        check=True,
+    ).stdout
+    assert version == f"v{bootstrap_pin('HELM_VERSION')}"
+
+
+def operations_section(title: str) -> str:
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end]
+
+
+def test_values_the_operations_doc_names_exist() -> None:
+    section = operations_section("Kubernetes: the Helm chart")
+    assert f"helm {bootstrap_pin('HELM_VERSION')}" in section
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    dotted = re.findall(r"`([a-z][A-Za-z]*(?:\.[A-Za-z]+)+)`", section)
+    files = {"json", "yaml", "yml", "txt", "key"}
+    named_values = [path for path in dotted if path.rsplit(".", 1)[1] not in files]
+    assert "anchorKey.value" in named_values
+    for path in named_values:
+        node: Any = values
+        for part in path.split("."):
+            assert isinstance(node, dict) and part in node, f"docs name {path}, not in values.yaml"
+            node = node[part]
