@@ -23,6 +23,7 @@ from attestream import dashboard_panels as spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS_DIR = REPO_ROOT / "deploy" / "grafana" / "dashboards"
+CHART_DASHBOARDS_DIR = REPO_ROOT / "helm" / "attestream" / "dashboards"
 # The datasource deploy/grafana/provisioning/datasources/attestream.yaml provisions.
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="attestream-prometheus")
 PANEL_HEIGHT = 8
@@ -133,5 +134,7 @@ def queries(board_json: str) -> list[tuple[str, str]]:
 
 
 if __name__ == "__main__":
-    for written in write_dashboards():
-        print(written.relative_to(REPO_ROOT))
+    # The Helm chart carries its own copy: helm reads no file outside the chart's folder.
+    for directory in (DASHBOARDS_DIR, CHART_DASHBOARDS_DIR):
+        for written in write_dashboards(directory):
+            print(written.relative_to(REPO_ROOT))
