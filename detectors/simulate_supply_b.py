@@ -56,20 +56,34 @@ def simulate_supply_b(
     check_count(count)
     # Separate generators: the readers, the goods, the attacks and the noise never shift
     # each other's draws.
-    world_rng, goods_rng, attack_rng, noise_rng = (
-        np.random.default_rng([seed, part]) for part in range(4)
-    )
-    world = build_world_b(world_rng)
+    world = build_world_b(np.random.default_rng([seed, 0]))
+    goods_rng = np.random.default_rng([seed, 1])
     tag = run_tag(run)
-    lives: list[list[Read]] = []
-    while sum(len(life) for life in lives) < count * 1.1:
-        product = world.base.products[int(goods_rng.integers(len(world.base.products)))]
-        t0 = int(goods_rng.integers(COMMISSIONING_DAYS * DAY))
-        lives += pallet_lives(goods_rng, world, product, len(lives), tag, t0)
-    items = lives + counterfeit_reads(attack_rng, world, lives, tag)
-    reads = [read for item in items for read in read_noise(noise_rng, world, item)]
+    target = count * 1.2  # reads before the readers miss some
+    while True:
+        lives = _goods(goods_rng, world, tag, target)
+        attack_rng, noise_rng = (np.random.default_rng([seed, part]) for part in (2, 3))
+        items = lives + counterfeit_reads(attack_rng, world, lives, tag)
+        reads = [read for item in items for read in read_noise(noise_rng, world, item)]
+        if len(reads) >= count:
+            break
+        target *= 1.5  # rare: a small count and many misses; draw again, more goods
+        goods_rng = np.random.default_rng([seed, 1])
     reads.sort(key=lambda r: (r.ts + r.delay, r.ts, r.item))
     return [to_labelled(world, read, i, run, start) for i, read in enumerate(reads[:count])]
+
+
+def _goods(rng: np.random.Generator, world: WorldB, tag: str, target: float) -> list[list[Read]]:
+    """Pallets of genuine goods until their lives hold `target` reads."""
+    lives: list[list[Read]] = []
+    reads = 0
+    while reads < target:
+        product = world.base.products[int(rng.integers(len(world.base.products)))]
+        t0 = int(rng.integers(COMMISSIONING_DAYS * DAY))
+        pallet = pallet_lives(rng, world, product, len(lives), tag, t0)
+        reads += sum(len(life) for life in pallet)
+        lives += pallet
+    return lives
 
 
 def pallet_lives(
