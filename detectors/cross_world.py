@@ -2,8 +2,10 @@
 
 World A (`detectors.simulate_supply`) was written together with the features; world B
 (`detectors.simulate_supply_b`) was written apart, with its own network, noise and tactics.
-A model is trained on each world (training seed, run id `train-<world>-<seed>`) and evaluated
-on fresh scans of both worlds (test seed, run id `test-<world>-<seed>`), four cells in all:
+A model is trained on each world (training seed, the simulator's default run id, as
+`attestream train authenticity [--world b]` does) and evaluated on fresh scans of both worlds
+(test seed, run id `evaluate-<seed>`, as `attestream evaluate authenticity` does), so each
+cell is the figure those two commands give. Four cells in all:
 the two same-world cells say how well a model fits the world it came from, the two
 cross-world cells how far it carries to a world it never saw. Every figure is the one of
 `detectors.evaluate_authenticity` at the model card's `counterfeit` threshold, chosen on the
@@ -98,12 +100,12 @@ def cross_world(
     """Train a model per world, evaluate each on both worlds' test scans (see the docstring)."""
     if train_seed == test_seed:
         raise UsageError("the training and test seeds must differ")
-    tests = {w: simulate_world(w, count, test_seed, f"test-{w}-{test_seed}") for w in WORLDS}
+    tests = {w: simulate_world(w, count, test_seed, f"evaluate-{test_seed}") for w in WORLDS}
     with tempfile.TemporaryDirectory(prefix="cross-world-") as scratch:
         directory = models_dir or Path(scratch)
         cells = []
         for train_world in WORLDS:
-            labelled = simulate_world(train_world, count, train_seed, f"train-{train_world}")
+            labelled = simulate_world(train_world, count, train_seed)
             model = train_detector(
                 "authenticity",
                 directory,

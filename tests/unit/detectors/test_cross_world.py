@@ -49,7 +49,7 @@ def test_a_cell_holds_the_evaluation_figures_of_its_model_and_world(tmp_path: Pa
         for p in (tmp_path / "authenticity").glob("*.ubj")
         if p.stem.startswith(sha256)
     )
-    again = evaluate_authenticity(simulate_world("b", COUNT, 1, "test-b-1"), model, "again")
+    again = evaluate_authenticity(simulate_world("b", COUNT, 1, "evaluate-1"), model, "again")
     point = again.report.operating_points[0]
     assert cell.recall_items == point.recall_items and cell.precision_scans == point.precision
     assert cell.average_precision == again.report.average_precision

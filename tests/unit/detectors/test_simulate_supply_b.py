@@ -108,6 +108,7 @@ def _by_epc(scans: list[LabelledScan]) -> dict[str, list[LabelledScan]]:
 def test_tactics_leave_the_traces_they_promise(world_b: list[LabelledScan]) -> None:
     lives = _by_epc(world_b)
     checked = Counter[str]()
+    reentered = Counter[str]()
     for epc, scans in lives.items():
         copy = [s for s in scans if s.label]
         genuine = [s for s in scans if not s.label]
@@ -128,8 +129,10 @@ def test_tactics_leave_the_traces_they_promise(world_b: list[LabelledScan]) -> N
         elif tactic == "diversion_reentry":
             product = REF.product_of(epc)
             assert product is not None
-            shops = [REF.sites[s.event.biz_location] for s in copy]
-            assert any(s.role == SiteRole.RETAILER for s in shops)
+            sites = [REF.sites[s.event.biz_location] for s in copy]
+            assert all(site.role == SiteRole.RETAILER for site in sites)
+            # Back in an authorised country (unless both re-entry reads were missed).
+            reentered[tactic] += any(site.country in product.authorised_countries for site in sites)
         elif tactic == "clone_before_genuine":
             shelf = [g for g in genuine if REF.sites[g.event.biz_location].role.value == "retailer"]
             # Received before the genuine item reached any shop (unless that read was missed).
@@ -139,6 +142,7 @@ def test_tactics_leave_the_traces_they_promise(world_b: list[LabelledScan]) -> N
                 )
         checked[tactic] += 1
     assert set(checked) == set(TACTICS_B)
+    assert reentered["diversion_reentry"] > checked["diversion_reentry"] / 2
 
 
 def test_genuine_tags_verify_unless_unchecked_or_a_read_error(
