@@ -15,34 +15,18 @@ training world's own validation fifth.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import msgspec
 
 from attestcore.errors import UsageError
 from detectors.evaluate_authenticity import AuthenticityReport, evaluate_authenticity
-from detectors.labelled import DEFAULT_START
-from detectors.simulate_supply import LabelledScan, simulate_supply
-from detectors.simulate_supply_b import simulate_supply_b
+from detectors.supply_worlds import WORLDS, simulate_world
 from detectors.training import train_detector
 
 CROSS_WORLD_FORMAT = "attestream.authenticity-cross-world/1"
 CROSS_WORLD_JSON = "cross-world.json"
 CROSS_WORLD_MD = "cross-world.md"
-
-Simulator = Callable[[int, int, str | None, datetime], list[LabelledScan]]
-WORLDS: dict[str, Simulator] = {"a": simulate_supply, "b": simulate_supply_b}
-
-
-def simulate_world(
-    world: str, count: int, seed: int, run_id: str | None = None
-) -> list[LabelledScan]:
-    """Labelled scans of world `a` or `b`."""
-    if world not in WORLDS:
-        raise UsageError(f"unknown world {world!r}: choose one of {', '.join(WORLDS)}")
-    return WORLDS[world](count, seed, run_id, DEFAULT_START)
 
 
 class CrossWorldCell(msgspec.Struct, kw_only=True):

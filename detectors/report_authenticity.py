@@ -169,10 +169,10 @@ def evaluate_to(
     use a seed other than the training one, so no EPC or event is shared with the training
     data.
     """
-    from detectors.cross_world import simulate_world
     from detectors.evaluate_authenticity import evaluate_authenticity
     from detectors.registry import load_active, load_model
     from detectors.simulate_supply import read_labelled_scans
+    from detectors.supply_worlds import simulate_world
 
     if data is not None:
         scans = read_labelled_scans(data)

@@ -10,9 +10,9 @@ import typer
 
 from attestream.settings import load_settings
 from attestream.simulation import PublishSummary, publish, publish_payments
-from detectors.cross_world import WORLDS, simulate_world
 from detectors.simulate_payments import simulate_payments, write_labelled_payments
 from detectors.simulate_supply import write_labelled_scans
+from detectors.supply_worlds import WORLDS, simulate_world
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
 

@@ -87,7 +87,7 @@ def authenticity(
 ) -> None:
     """Train the supply-chain authenticity model (default: 100,000 simulated scans)."""
     if data is None and world != "a":
-        from detectors.cross_world import simulate_world
+        from detectors.supply_worlds import simulate_world
 
         n = count or DEFAULT_COUNTS[Detector.AUTHENTICITY]
         labelled = simulate_world(world, n, seed)

@@ -10,11 +10,12 @@ from typer.testing import CliRunner
 
 from attestcore.errors import UsageError
 from attestream.commands.evaluate import app
-from detectors.cross_world import cross_world, simulate_world
+from detectors.cross_world import cross_world
 from detectors.evaluate_authenticity import evaluate_authenticity
 from detectors.registry import load_model
 from detectors.simulate_supply import SCENARIOS
 from detectors.supply_world_b import TACTICS_B
+from detectors.supply_worlds import simulate_world
 
 # Small enough to run in seconds; large enough that each world's validation fifth holds both
 # classes and every scenario or tactic occurs in the test scans.
