@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from attestcore.errors import UsageError
 from attestream.commands.evaluate import app
+from attestream.commands.train import app as train_app
 from detectors.cross_world import cross_world
 from detectors.evaluate_authenticity import evaluate_authenticity
 from detectors.registry import load_model
@@ -62,3 +63,12 @@ def test_the_same_seed_for_training_and_test_is_refused() -> None:
         cross_world(1_000, train_seed=3, test_seed=3)
     with pytest.raises(UsageError, match="unknown world"):
         simulate_world("c", 10, 0)
+
+
+def test_train_command_trains_on_world_b(tmp_path: Path) -> None:
+    args = ["authenticity", "--world", "b", "--count", str(COUNT), "--models-dir", str(tmp_path)]
+    result = CliRunner().invoke(train_app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.output)
+    assert card["training"]["data_source"] == f"simulated world b: {COUNT} scans, seed 0"
+    assert card["training"]["rows"] == COUNT
