@@ -15,7 +15,7 @@ MYPY_APART := $(wildcard tests/integration/conftest.py)
 # Test directories that exist (git keeps no empty ones, so a fresh clone may lack one).
 TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
 
-.PHONY: setup demo test bench lint lock schemas dashboards clean-state stack-up stack-down
+.PHONY: setup demo test bench lint lock schemas dashboards clean-state stack-up stack-down cross-world
 
 setup:
 	@bash deploy/bootstrap.sh
@@ -74,3 +74,7 @@ clean-state:
 	@if [ -d $(STATE_DIR) ]; then \
 		find $(STATE_DIR) -mindepth 1 -maxdepth 1 ! -name tools -exec rm -rf {} +; fi
 	@echo "removed $(STATE_DIR) state (kept $(STATE_DIR)/tools)"
+
+# The authenticity detector trained on each simulated world and tested on both (docs/detectors.md).
+cross-world: setup
+	$(BIN)/attestream evaluate cross-world --count 100000 --out reports/cross-world
