@@ -35,6 +35,12 @@ BLOCKED = Gauge(
 GAS = Counter(
     "attestream_anchor_gas_used_total", "Gas used by mined anchor transactions", registry=REGISTRY
 )
+SPENT = Counter(
+    "attestream_anchor_spent_wei",
+    "Wei paid in fees for mined anchor transactions (gasUsed * effectiveGasPrice of each"
+    " receipt, reverted ones too): with the balance, the runway",
+    registry=REGISTRY,
+)
 TX_GAS = Histogram(
     "attestream_anchor_tx_gas",
     "Gas used by one mined anchor transaction",

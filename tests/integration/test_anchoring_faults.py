@@ -174,6 +174,21 @@ def test_normal_path_pending_mined_final_then_verified(rig: Rig) -> None:
     assert report.ok, report.failures
 
 
+def test_the_fee_of_every_mined_anchor_is_counted_in_wei(rig: Rig) -> None:
+    spent = sample("attestream_anchor_spent_wei_total")
+    balance = rig.service.chain.w3.eth.get_balance(rig.service.sender)
+    rig.feed.append(0, 3)
+    sent = rig.service.step()
+    assert sent is not None
+    rig.service.step()  # mined
+    receipt = rig.service.chain.w3.eth.get_transaction_receipt(sent.tx_hash)
+    fee = int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
+    assert fee > 0
+    assert sample("attestream_anchor_spent_wei_total") == spent + fee
+    # What the account lost is exactly that fee: the anchor transfers no value.
+    assert balance - rig.service.chain.w3.eth.get_balance(rig.service.sender) == fee
+
+
 def test_reorg_removing_the_anchor_block_is_detected_and_reanchored(rig: Rig) -> None:
     rig.feed.append(0, 6)
     first = rig.until_final()
