@@ -38,7 +38,7 @@ from attestcore.records import StoredAnchor, StoredCheckpoint
 from forensics.report import Failure, FaultKind, Report
 from forensics.verify_anchor import check_anchor
 from forensics.verify_chain import COL, ChainWalk, check_checkpoints
-from forensics.watch_state import ChainProgress
+from forensics.watch_state import ChainProgress, SeenSince
 from ledger.keys import NoteVerifier
 from ledger.merkle import NodeId, consistency_proof, verify_consistency
 
@@ -145,7 +145,7 @@ class LedgerWatch:
         self._check_consistency(progress, target, roots[target], report)  # step 2
         tree = progress.working_tree()  # step 3
         walk = ChainWalk(chain, report, roots, tree=tree, prev=progress.prev)
-        walk.seen_ids = set(progress.seen_ids)
+        walk.seen_ids = SeenSince(progress.seen_ids)
         rows = list(self.source.entry_rows(chain, progress.size, target))
         walk.run(rows)
         result.entries += walk.count
@@ -159,7 +159,7 @@ class LedgerWatch:
         if report.failures:
             return
         leaves = [hashlib.sha256(b"\x00" + bytes(row[COL["entry"]])).digest() for row in rows]
-        progress.advance(walk.tree, leaves, walk.seen_ids)  # step 4
+        progress.advance(walk.tree, leaves, set(walk.seen_ids))  # step 4
 
     def _same_or_smaller(
         self, progress: ChainProgress, newest: StoredCheckpoint, report: Report

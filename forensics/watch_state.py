@@ -17,6 +17,18 @@ from ledger.merkle import EMPTY_ROOT, MerkleTree, RootHash
 LEAF_BYTES = 32
 
 
+class SeenSince(set[str]):
+    """The decision ids a walk adds, over those verified before (`base`, not copied): the
+    walk sees both, and the progress takes the new ones only if the extension verified."""
+
+    def __init__(self, base: set[str]) -> None:
+        super().__init__()
+        self.base = base
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.base or super().__contains__(item)
+
+
 @dataclass
 class ChainProgress:
     """One chain as verified so far: everything below `size` has been checked once."""
@@ -48,8 +60,9 @@ class ChainProgress:
         hashes = [node.hash for node in self.tree.compact_range()]
         return MerkleTree.from_compact_range(self.tree.size, hashes)
 
-    def advance(self, tree: MerkleTree, leaves: list[bytes], seen_ids: set[str]) -> None:
-        """Take the tree of a verified extension: `leaves` are its new leaf hashes."""
+    def advance(self, tree: MerkleTree, leaves: list[bytes], new_ids: set[str]) -> None:
+        """Take the tree of a verified extension: `leaves` are its new leaf hashes, `new_ids`
+        the decision ids it logs. Work proportional to the extension."""
         if tree.size != self.size + len(leaves):
             raise ValueError(
                 f"a tree of {tree.size} leaves does not extend {self.size} by {len(leaves)}"
@@ -59,7 +72,7 @@ class ChainProgress:
             self.leaves += leaf
         if leaves:
             self.prev = leaves[-1]
-        self.seen_ids = seen_ids
+        self.seen_ids.update(new_ids)
 
     def recheck_slice(self, limit: int) -> tuple[int, int]:
         """The verified entries [start, stop) to re-read this pass, at most `limit`, going

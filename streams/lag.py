@@ -27,6 +27,9 @@ log = logging.getLogger("attestream.lag")
 LAG_REFRESH_S = 5.0
 # A live broker answers these requests in milliseconds; a slower one counts as unreachable.
 LAG_REQUEST_TIMEOUT_S = 5.0
+# At shutdown the thread gets this long to finish a read; one stuck on a dead broker is left
+# to end with the process (a daemon thread), so SIGTERM still ends it within 10 s.
+STOP_JOIN_S = 1.0
 
 PartitionLag = dict[tuple[str, int], int]
 
@@ -107,8 +110,8 @@ class LagMonitor:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(LAG_REQUEST_TIMEOUT_S * 3)
-        if not self._thread.is_alive():
+        self._thread.join(STOP_JOIN_S)
+        if not self._thread.is_alive():  # never close a consumer another thread is using
             self.reader.close()
 
     def refresh(self) -> None:

@@ -89,6 +89,7 @@ def watch(
     keys: list[str] | None = typer.Option(
         None,
         "--key",
+        envvar="ATTESTREAM_WATCH_KEYS",
         help="A verifier key to trust (repeatable; default: ATTESTREAM_TRUSTED_KEYS and the"
         " local ledger key, as `forensic verify`).",
     ),
@@ -96,7 +97,9 @@ def watch(
         False, "--once", help="One pass, then exit: 0 verified, 1 a failure, 3 unreachable."
     ),
     offline: bool = typer.Option(
-        False, help="Check anchors against the store only (no EVM chain look-ups)."
+        False,
+        envvar="ATTESTREAM_WATCH_OFFLINE",
+        help="Check anchors against the store only (no EVM chain look-ups).",
     ),
     recheck: int = typer.Option(
         DEFAULT_RECHECK,
