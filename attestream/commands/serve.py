@@ -8,10 +8,11 @@ import json
 import typer
 
 from attestream.access_tokens import AccessTokens, Role, tokens_path
-from attestream.observability import process_registry, serve_metrics
+from attestream.observability import Readiness, process_registry, serve_metrics
 from attestream.server import ServerContext, create_app
 from attestream.settings import load_settings
 from attestream.wiring import ledger_signer, open_store, trusted_verifiers
+from attestream.workers import registered
 from ledger.access_log import AccessLog
 
 access_app = typer.Typer(help="Bearer tokens of the forensic API.", no_args_is_help=True)
@@ -41,8 +42,11 @@ def serve(
             store, access_log, _tokens(), trusted_verifiers(settings), settings.models_path
         )
         registry = process_registry(ctx.metrics.registry)
-        serve_metrics(settings.metrics_host, settings.serve_metrics_port, registry)
-        uvicorn.run(create_app(ctx), host=host, port=port, log_level="info")
+        # Ready once the access chain is open: ClickHouse answered and the key signs.
+        Readiness("serve", ("clickhouse",), registry).started()
+        metrics_port = serve_metrics(settings.metrics_host, settings.serve_metrics_port, registry)
+        with registered(settings.home, "serve", settings.metrics_host, metrics_port):
+            uvicorn.run(create_app(ctx), host=host, port=port, log_level="info")
     finally:
         store.close()
 
