@@ -141,6 +141,8 @@ class DetectMetrics:
         """A detector scores with `scorer` from now on (start, model swap): its digest, and
         a new window of live scores against its card's reference histogram (if any)."""
         self.model.labels(detector).info({"model_digest": str(scorer.model_sha256)})
+        for counter in (self.model_swaps, self.model_refused):  # exported at 0 before the first
+            counter.labels(detector)
         reference = getattr(scorer, "reference_scores", None)
         self._references[detector] = reference if isinstance(reference, ScoreHistogram) else None
         self._windows[detector] = ScoreWindow()
