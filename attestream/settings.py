@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     detect_metrics_port: int = 9464
     ledger_metrics_port: int = 9465
     anchor_metrics_port: int = 9466
+    serve_metrics_port: int = 9467
+    watch_metrics_port: int = 9468
 
     # --- derived paths -------------------------------------------------------------------
     @property

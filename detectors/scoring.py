@@ -35,6 +35,8 @@ class Scorer:
         self.nthread = nthread
         self.booster.set_param({"nthread": nthread})
         self.feature_names: Sequence[str] = model.feature_names
+        # The live drift index's reference (detectors/drift.py); None for an older card.
+        self.reference_scores = model.card.reference_scores
         self.outcome_names = OUTCOMES[model.detector]
         _, lower, upper = self.outcome_names
         self.lower_threshold = model.card.thresholds[lower]

@@ -143,6 +143,7 @@ def create_app(
             value_type=bytes,
         )
         agent = _decide_agent(config, spec, JSONStates(table), decisions, dead_letters, metrics)
+        metrics.model_active(spec.detector.value, spec.scorer)
         app.agent(source, name=f"decide-{spec.detector.value}")(agent)
         if spec.models is not None and config.model_poll_s > 0:
             _add_model_watch(app, spec, config.model_poll_s, metrics)
@@ -214,6 +215,7 @@ def _add_model_watch(
             return
         previous, spec.scorer = spec.scorer, scorer
         metrics.model_swaps.labels(detector).inc()
+        metrics.model_active(detector, scorer)
         log.info(
             "%s: now scoring with %s (sha256 %s), was %s",
             detector,
@@ -332,6 +334,7 @@ def _decide_agent(
         await emit(decisions, result.decisions, fault, result.events)
         metrics.decided.labels(detector).inc(len(result.decisions))
         metrics.unaccounted.labels(detector).dec(len(result.decisions))
+        metrics.decisions_emitted(detector, [decision for _, _, decision in result.decisions])
         outcomes = Counter(decision.outcome for _, _, decision in result.decisions)
         for outcome, count in outcomes.items():
             metrics.decisions.labels(detector, outcome).inc(count)

@@ -21,6 +21,7 @@ from attestream.observability import Readiness, process_registry, serve_metrics,
 from attestream.settings import load_settings
 from attestream.workers import registered
 from streams.app import create_app, tune_gc
+from streams.lag import LagMonitor, LagReader, lag_gauge
 from streams.metrics import DetectMetrics
 
 # The worker serves its families on loopback only; the supervisor re-exports them.
@@ -66,8 +67,15 @@ def detect(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     port = serve_metrics(settings.metrics_host, settings.detect_metrics_port, registry)
+    # The input topics' lag, read by the supervisor: the worker's event loop never waits on it.
+    inputs = (settings.topic_transactions, settings.topic_supply_chain, settings.topic_labels)
+    reader = LagReader(settings.require_kafka(), settings.detect_app_id, inputs)
+    lag = LagMonitor(reader, lag_gauge("detect", registry)).start()
     with registered(settings.home, "detect", settings.metrics_host, port):
-        supervisor.run()
+        try:
+            supervisor.run()
+        finally:
+            lag.stop()
 
 
 def _run_worker(metrics_port: int, verbose: bool) -> None:
