@@ -49,7 +49,7 @@ from forensics.case_bundle import (
     dump_case_bundle,
     load_case_bundle,
 )
-from forensics.search import READ_AHEAD, SearchCriteria, search
+from forensics.search import SearchCriteria, search
 from forensics.timeline import timeline
 from forensics.verify_bundle import export_case_bundle, verify_case_bundle
 from ledger.archive import EntityKind, decision_entities
@@ -190,9 +190,10 @@ def _measure_bundle(
 
 
 def _raw_search(raw: RawReads, kind: EntityKind, value: str) -> int:
-    """The search's index range (one read-ahead) and the entries it names."""
-    rows = raw.index_range(kind.value, value, READ_AHEAD + 1)
-    seqs = [row[2] for row in rows[:READ_AHEAD]]
+    """The search's first read: the index range of one page (and the row telling whether
+    there are more), and the entries it names."""
+    rows = raw.index_range(kind.value, value, SEARCH_LIMIT + 1)
+    seqs = [row[2] for row in rows[:SEARCH_LIMIT]]
     return len(raw.entries_at(0, seqs)) if seqs else 0
 
 

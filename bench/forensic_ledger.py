@@ -57,9 +57,10 @@ from ledger.sequencer import Sequencer, SequencerConfig
 
 log = logging.getLogger("attestream.bench")
 
-LAYOUT = 1
-"""The generator's version, part of the database name: a change to what is generated
-(`record`) must change it, so that an old ledger is never reused for new figures."""
+LAYOUT = 2
+"""The version of what is built, part of the database name: a change to what is generated
+(`record`) or to the ledger's tables (ledger/schema.py) must change it, so that an old
+ledger is never reused for new figures. (2: entries and events in 64-row granules.)"""
 TOPIC = "attestream.decisions"
 TRANSACTIONS = "attestream.transactions"
 SCANS = "attestream.epcis"
