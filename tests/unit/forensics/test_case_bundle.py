@@ -134,6 +134,16 @@ def test_tree_nodes_shared_by_several_proofs_are_stored_once() -> None:
     assert bundle.manifest.counts.nodes < per_entry
 
 
+def test_the_events_of_a_bundle_are_read_in_one_look_up() -> None:
+    """One query for all the bundle's archived events, not one per decision (a bundle of
+    100 decisions made 100 queries, most of its time on a large ledger)."""
+    ledger = two_chains()
+    bundle = by_ids(ledger)
+    looked_up = [read for read in ledger.reads if read[0] == "archived_events_by_digest"]
+    assert looked_up == [("archived_events_by_digest", len(POSITIONS))]
+    assert len(bundle.events) == len(POSITIONS)
+
+
 def test_an_event_id_selects_its_decisions_and_a_query_its_matches() -> None:
     ledger = two_chains()
     by_event = build_case_bundle(ledger, Selection(ids=["ev-104"]), EXPORTER)
