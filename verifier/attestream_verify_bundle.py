@@ -1,0 +1,780 @@
+#!/usr/bin/env python3
+"""Check an attestream case bundle with the log's verifier key, without attestream.
+
+    python attestream_verify_bundle.py case.bundle --key VKEY [--key VKEY2] [--rpc-url URL]
+        [--chain-id ID] [--confirmations N] [--json]
+
+Needs Python 3.9+ and the `cryptography` package (Ed25519) only. It checks what `attestream
+forensic verify-bundle` checks, with the same verdicts and exit codes: 0 verified, 1 any
+failure (each one named with its kind, chain and seq), 2 a usage error (no key, a bad key,
+an unreadable file, an RPC on another network), 3 the RPC given could not be reached.
+
+The formats (attestream docs/ledger-format.md; JSON Schema docs/schemas/case-bundle.json):
+- bundle: JSON {format "attestream-bundle/1", manifest, chains, entries, events}; bytes are
+  padded base64, hashes 64 hex digits; unknown members are ignored.
+- entry: compact JSON {chain, decision, prev, seq, source, v}; v 1 = a decision without
+  `context` (the old format), v 2 = with one. The bytes are hashed as stored, never re-encoded.
+- leaf and node hashes (RFC 6962 2.1 / RFC 9162 2.1.1): SHA-256(0x00 || entry) and
+  SHA-256(0x01 || left || right).
+- nodes: each chain's bundle holds perfect subtrees (level, index), each once, from which the
+  RFC 9162 2.1.3.1 inclusion path of every entry is rebuilt, then checked (RFC 9162 2.1.3.2).
+- checkpoint: a C2SP signed note (c2sp.org/signed-note) whose text is a C2SP checkpoint
+  (c2sp.org/tlog-checkpoint): origin, tree size, base64 root, extension lines; signature
+  lines "— <name> <base64(4-byte key id || Ed25519 signature)>".
+- verifier key: <name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 public key)>, key id =
+  SHA-256(name || 0x0A || 0x01 || public key)[:4] (c2sp.org/signed-note).
+- anchor proof: the checkpoint's consistency (RFC 9162 2.1.4.2) with a signed anchored
+  checkpoint, whose note bytes are a leaf of the anchor root (RFC 9162 2.1.3.2) carried by an
+  EVM transaction in its calldata: b"ATST" || 0x01 || root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+LOWER_HEX64 = re.compile(r"[0-9a-f]{64}")
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
+RPC_TIMEOUT_S = 10.0  # a healthy node answers in well under a second
+RPC_ATTEMPTS = 3  # rides out a node restart; a longer outage is exit 3
+
+
+class Failure(Exception):
+    """One failed check; `kind` is the failure's name in the report."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class UsageError(Exception):  # exit 2: nothing was checked
+    pass
+
+
+class RpcUnreachable(Exception):  # exit 3: nothing was checked on the chain
+    pass
+
+
+# --- the bundle's shape (docs/schemas/case-bundle.json) ------------------------------------
+
+
+def member(obj: Any, path: str, name: str, kind: str, optional: bool = False) -> Any:
+    """obj[name], checked to be a `kind`: int (>= 0), str, hex (64 hex digits), b64, list,
+    dict or time (RFC 3339 with an offset); a bad bundle is `malformed`, naming the member."""
+    where = f"{path}.{name}".lstrip(".")
+    if not isinstance(obj, dict) or (name not in obj and not optional):
+        raise Failure("malformed", f"case bundle lacks the field {where!r}")
+    value = obj.get(name)
+    if value is None and optional:
+        return None
+    ok = {
+        "int": type(value) is int and value >= 0,
+        "str": isinstance(value, str),
+        "hex": isinstance(value, str) and bool(HEX64.fullmatch(value)),
+        "b64": isinstance(value, str),
+        "list": isinstance(value, list),
+        "dict": isinstance(value, dict),
+        "time": isinstance(value, str) and parse_time(value) is not None,
+    }[kind]
+    if ok and kind == "b64":
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            ok = False
+    if not ok:
+        raise Failure("malformed", f"case bundle field {where!r} must be {kind}: {value!r:.60}")
+    return value
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 time with an offset, else None."""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
+def check_shape(bundle: Any) -> None:
+    """The whole file is checked before anything is verified, as verify-bundle does."""
+    if member(bundle, "", "format", "str") != "attestream-bundle/1":
+        raise Failure("malformed", f"not an attestream-bundle/1 case bundle: {bundle['format']!r}")
+    manifest = member(bundle, "", "manifest", "dict")
+    for name in ("exported_by", "tool"):
+        member(manifest, "manifest", name, "str")
+    member(manifest, "manifest", "exported_at", "time")
+    selection = member(manifest, "manifest", "selection", "dict")
+    for name in ("entries", "chains", "events", "nodes", "anchored_chains"):
+        member(member(manifest, "manifest", "counts", "dict"), "manifest.counts", name, "int")
+    for i, ident in enumerate(member(selection, "selection", "ids", "list", True) or []):
+        member({"id": ident}, f"selection.ids[{i}]", "id", "str")
+    where = member(selection, "selection", "filter", "dict", True) or {}
+    for name in ("entity_id", "event_id", "detector", "outcome", "model_sha256"):
+        member(where, "selection.filter", name, "str", True)
+    for name in ("min_score", "max_score"):
+        if not isinstance(where.get(name), (int, float, type(None))):
+            raise Failure("malformed", f"case bundle field 'selection.filter.{name}' not a score")
+    for name in ("event_time_from", "event_time_to"):
+        member(where, "selection.filter", name, "time", True)
+    for i, chain in enumerate(member(bundle, "", "chains", "list")):
+        path = f"chains[{i}]"
+        for name, kind in (("chain", "int"), ("tree_size", "int"), ("checkpoint", "str")):
+            member(chain, path, name, kind)
+        for j, node in enumerate(member(chain, path, "nodes", "list")):
+            for name, kind in (("level", "int"), ("index", "int"), ("hash", "hex")):
+                member(node, f"{path}.nodes[{j}]", name, kind)
+        proof = member(chain, path, "anchor", "dict", True)
+        if proof is not None:
+            check_anchor_shape(proof, f"{path}.anchor")
+    for i, entry in enumerate(member(bundle, "", "entries", "list")):
+        for name, kind in (("chain", "int"), ("seq", "int"), ("entry", "b64")):
+            member(entry, f"entries[{i}]", name, kind)
+    for i, event in enumerate(member(bundle, "", "events", "list")):
+        for name, kind in (("event_sha256", "hex"), ("event", "b64")):
+            member(event, f"events[{i}]", name, kind)
+
+
+def check_anchor_shape(proof: dict[str, Any], path: str) -> None:
+    """An anchor proof file (format attestream-anchor-proof/1, docs/schemas/anchor-proof.json)."""
+    if member(proof, path, "format", "str") != "attestream-anchor-proof/1":
+        raise Failure("malformed", f"{path} is not an attestream-anchor-proof/1 anchor proof")
+    for name in ("chain", "size", "anchored_size", "anchor_index", "anchor_size"):
+        member(proof, path, name, "int")
+    for name in ("network_chain_id", "block_number"):
+        member(proof, path, name, "int")
+    member(proof, path, "anchor_root", "hex")
+    member(proof, path, "anchored_checkpoint", "b64")
+    for name in ("consistency_proof", "anchor_inclusion_proof"):
+        for j, value in enumerate(member(proof, path, name, "list")):
+            member({"hash": value}, f"{path}.{name}[{j}]", "hash", "hex")
+    for name, digits in (("tx_hash", 64), ("block_hash", 64), ("sender", 40)):
+        value = member(proof, path, name, "str")
+        if not re.fullmatch(f"0x[0-9a-fA-F]{{{digits}}}", value):
+            raise Failure("malformed", f"{path}.{name} must be 0x and {digits} hex digits")
+
+
+# --- RFC 9162 Merkle trees ----------------------------------------------------------------
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()  # RFC 9162 2.1.1
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()  # RFC 9162 2.1.1
+
+
+def tiling(start: int, end: int) -> list[tuple[int, int]]:
+    """The perfect subtrees (level, index) covering leaves [start, end), largest first."""
+    ids, width = [], end - start
+    for level in range(width.bit_length() - 1, -1, -1):
+        if (width >> level) & 1:
+            ids.append((level, start >> level))
+            start += 1 << level
+    return ids
+
+
+def inclusion_plan(index: int, size: int) -> list[list[tuple[int, int]]]:
+    """RFC 9162 2.1.3.1 PATH(index, D[size]) as perfect subtrees, bottom to top: below the
+    level where the paths to `index` and to the last leaf part, each level has a sibling
+    (the highest may be a right-edge subtree, tiled); above it only left siblings exist."""
+    plan, inner = [], (index ^ (size - 1)).bit_length()
+    for level in range(inner):
+        start = ((index >> level) ^ 1) << level
+        plan.append(tiling(start, min(start + (1 << level), size)))
+    level = inner
+    while index >> level:
+        if (index >> level) & 1:
+            plan.append([(level, (index >> level) - 1)])
+        level += 1
+    return plan
+
+
+def rebuilt_path(index: int, size: int, nodes: dict[tuple[int, int], bytes]) -> list[bytes]:
+    plan = inclusion_plan(index, size)
+    wanted = list(dict.fromkeys(node for tiles in plan for node in tiles))
+    missing = [node for node in wanted if node not in nodes]
+    if missing:
+        raise Failure("bad_proof", f"tree nodes (level, index) missing from the bundle: {missing}")
+    path = []
+    for tiles in plan:  # a right-edge subtree folds its tiles right to left (RFC 9162 2.1.1)
+        acc = nodes[tiles[-1]]
+        for tile in reversed(tiles[:-1]):
+            acc = node_hash(nodes[tile], acc)
+        path.append(acc)
+    return path
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes], root: bytes) -> None:
+    """RFC 9162 2.1.3.2: compute the root the proof yields for `leaf`, then compare."""
+    if not 0 <= index < size:  # step 1 (the empty tree includes nothing)
+        raise Failure("bad_proof", f"leaf index {index} is not in a tree of size {size}")
+    fn, sn, r = index, size - 1, leaf  # steps 2-3
+    for p in proof:  # step 4
+        if sn == 0:
+            raise Failure("bad_proof", f"wrong proof length: got {len(proof)} hashes")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:  # step 5
+        raise Failure("bad_proof", f"wrong proof length: got {len(proof)} hashes")
+    if r != root:
+        raise Failure(
+            "root_mismatch",
+            f"inclusion of leaf {index} in size {size}: root mismatch:"
+            f" expected {root.hex()}, calculated {r.hex()}",
+        )
+
+
+def verify_consistency(
+    size1: int, size2: int, proof: list[bytes], root1: bytes, root2: bytes
+) -> None:
+    """RFC 9162 2.1.4.2: the tree (size1, root1) is a prefix of (size2, root2)."""
+    if not 0 < size1 <= size2:
+        raise Failure("bad_proof", f"no consistency proof from size {size1} to {size2}")
+    if size1 == size2:
+        if proof or root1 != root2:
+            raise Failure("root_mismatch", f"two different trees of size {size1}")
+        return
+    if not proof:  # step 1
+        raise Failure("bad_proof", "empty consistency proof")
+    path = [root1, *proof] if size1 & (size1 - 1) == 0 else list(proof)  # step 2
+    fn, sn = size1 - 1, size2 - 1  # step 3
+    while fn & 1:  # step 4
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]  # step 5
+    for c in path[1:]:  # step 6
+        if sn == 0:
+            raise Failure("bad_proof", "wrong consistency proof length")
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0 or fr != root1 or sr != root2:  # step 7
+        raise Failure("root_mismatch", f"consistency proof from size {size1} to {size2} fails")
+
+
+# --- C2SP signed notes, checkpoints and verifier keys --------------------------------------
+
+
+def parse_key(text: str) -> tuple[str, int, bytes]:
+    """A verifier key: (name, key id, Ed25519 public key); the key id must match."""
+    name, key_hex, data = (text.strip().split("+", 2) + ["", ""])[:3]
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not valid_name(name) or not re.fullmatch("[0-9a-fA-F]{8}", key_hex):
+        raise UsageError(f"malformed verifier key {text!r:.40}: want <name>+<8 hex>+<base64>")
+    if len(raw) != 33 or raw[0] != 0x01:
+        raise UsageError(f"verifier key {name}: only Ed25519 keys (0x01 || 32 bytes) are read")
+    digest = hashlib.sha256(name.encode() + b"\n" + raw).digest()
+    if int.from_bytes(digest[:4], "big") != int(key_hex, 16):
+        raise UsageError(f"verifier key {name}+{key_hex}: key id does not match the key")
+    return name, int(key_hex, 16), raw[1:]
+
+
+def valid_name(name: str) -> bool:  # non-empty, no Unicode spaces, no "+"
+    return bool(name) and "+" not in name and not any(c.isspace() for c in name)
+
+
+def note_text(data: bytes, what: str) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Failure("malformed", f"{what} is not valid UTF-8") from None
+    if CONTROL.search(text):
+        raise Failure("malformed", f"{what} has control characters other than newline")
+    return text
+
+
+def open_note(note: bytes, keys: list[tuple[str, int, bytes]]) -> tuple[bytes, list[str]]:
+    """The note text and the trusted keys that signed it. Signatures of unknown keys are
+    ignored; a trusted key's bad signature, or no trusted signature, is `bad_signature`."""
+    text = note_text(note, "signed note")
+    split = text.rfind("\n\n")  # the text ends at the last blank line
+    if split < 0 or not text.endswith("\n"):
+        raise Failure("malformed", "a signed note is text, a blank line, then signature lines")
+    body, lines = text[: split + 1].encode(), text[split + 2 : -1].split("\n")
+    if len(lines) > 100:
+        raise Failure("malformed", "more than 100 signatures on one note")
+    trusted = {(name, kid): key for name, kid, key in keys}
+    signed_by: list[str] = []
+    present, checked = [], set()
+    for line in lines:
+        name, _, encoded = line[2:].partition(" ")
+        if not line.startswith("\u2014 ") or not valid_name(name):
+            raise Failure("malformed", f"signature line {line[:40]!r} is not '— <name> <sig>'")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise Failure("malformed", f"signature by {name} is not valid base64") from None
+        if len(raw) < 5:
+            raise Failure("malformed", f"signature by {name} has no room for a key id")
+        kid = int.from_bytes(raw[:4], "big")
+        present.append(f"{name}+{kid:08x}")
+        if (name, kid) not in trusted or (name, kid) in checked:
+            continue
+        try:
+            Ed25519PublicKey.from_public_bytes(trusted[(name, kid)]).verify(raw[4:], body)
+        except InvalidSignature:
+            raise Failure("bad_signature", f"signature by {name}+{kid:08x} does not verify")
+        checked.add((name, kid))
+        signed_by += [] if name in signed_by else [name]
+    if not signed_by:
+        known = ", ".join(f"{n}+{k:08x}" for n, k in trusted) or "none"
+        raise Failure(
+            "bad_signature",
+            f"no trusted key signed this note: it is signed by {', '.join(present)};"
+            f" trusted keys: {known}",
+        )
+    return body, signed_by
+
+
+def parse_checkpoint(body: bytes) -> tuple[str, int, bytes]:
+    """c2sp.org/tlog-checkpoint: (origin, size, root); only the canonical form parses."""
+    text = note_text(body, "checkpoint")
+    lines = text[:-1].split("\n") if text.endswith("\n") else []
+    if len(lines) < 3 or not all(lines):
+        raise Failure("malformed", "a checkpoint is at least 3 non-empty lines, each ending in \\n")
+    origin, size, root_b64 = lines[:3]
+    if not re.fullmatch("0|[1-9][0-9]*", size):
+        raise Failure("malformed", f"checkpoint tree size {size!r} is not a canonical decimal")
+    try:
+        root = base64.b64decode(root_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise Failure("malformed", f"checkpoint root {root_b64!r} is not valid base64") from None
+    if len(root) != 32 or base64.b64encode(root).decode() != root_b64:
+        raise Failure("malformed", f"checkpoint root {root_b64!r} is not 32 bytes in base64")
+    return origin, int(size), root
+
+
+def checkpoint_of(note: bytes) -> tuple[str, int, bytes]:
+    """The checkpoint a signed note carries (signatures checked elsewhere)."""
+    split = note.rfind(b"\n\n")
+    if split < 0:
+        raise Failure("malformed", "a signed note is text, a blank line, then signature lines")
+    return parse_checkpoint(note[: split + 1])
+
+
+# --- entries (docs/ledger-format.md, "Entries") and the recorded selection -----------------
+
+ENTRY_MEMBERS = {"chain", "decision", "prev", "seq", "source", "v"}
+DECISION_MEMBERS = {
+    "decision_id", "event_id", "event_sha256", "source", "entity_id", "detector", "model_id",
+    "model_sha256", "features", "score", "outcome", "reasons", "event_time", "decided_at",
+}  # fmt: skip
+
+
+def decode_entry(data: bytes) -> dict[str, Any]:
+    """An entry's members, checked as far as this verifier reads them; v1 (no `context`)
+    and v2 (with one) must match the decision. Anything else is `bad_entry`."""
+    try:
+        entry = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Failure("bad_entry", f"not a ledger entry: {exc}") from None
+    d = entry.get("decision") if isinstance(entry, dict) else None
+    shape = (
+        set(entry) == ENTRY_MEMBERS
+        and isinstance(d, dict)
+        and DECISION_MEMBERS <= set(d) <= DECISION_MEMBERS | {"context"}
+        and all(type(entry[k]) is int and entry[k] >= 0 for k in ("chain", "seq", "v"))
+        and all(LOWER_HEX64.fullmatch(str(d[k])) for k in ("decision_id", "event_sha256"))
+        and all(isinstance(d[k], str) for k in ("event_id", "entity_id", "detector", "outcome"))
+        and isinstance(d["score"], (int, float))
+        and not isinstance(d["score"], bool)
+        and 0 <= d["score"] <= 1
+        and parse_time(str(d["event_time"])) is not None
+    )
+    if not shape:
+        raise Failure("bad_entry", "not a ledger entry: members missing, unknown or mistyped")
+    version = 1 if d.get("context") is None else 2
+    if entry["v"] != version:
+        raise Failure("bad_entry", f"not a ledger entry: format version {entry['v']} for a"
+                      f" decision of format {version}")  # fmt: skip
+    return entry
+
+
+def outside(selection: dict[str, Any], d: dict[str, Any]) -> str | None:
+    """Why decision `d` is not what the manifest says was selected, or None."""
+    where, ids = selection.get("filter"), selection.get("ids")
+    reason = None
+    if where is not None:
+        texts = ("entity_id", "event_id", "detector", "outcome", "model_sha256")
+        low, high = where.get("min_score"), where.get("max_score")
+        start, end = where.get("event_time_from"), where.get("event_time_to")
+        at = parse_time(d["event_time"])
+        assert at is not None  # decode_entry checked it
+        if (
+            any(where.get(k) is not None and d.get(k) != where[k] for k in texts)
+            or (low is not None and d["score"] < low)
+            or (high is not None and d["score"] > high)
+            or (start is not None and at < (parse_time(start) or at))
+            or (end is not None and not at < (parse_time(end) or at))
+        ):
+            reason = "does not meet the bundle's query"
+    if ids is not None and not {d["decision_id"], d["event_id"]} & set(ids):
+        reason = "is not in the bundle's id list"
+    return reason
+
+
+# --- anchors: offline (RFC 9162 proofs) and on the EVM chain (JSON-RPC) --------------------
+
+
+def check_anchor_offline(chain: int, proof: dict[str, Any], note: bytes, keys: Any) -> None:
+    """The anchored note is signed by a trusted key, the checkpoint's tree is a prefix of
+    its tree, and its note bytes are a leaf of the anchor root."""
+    if proof["chain"] != chain:
+        raise Failure("anchor_mismatch", f"the anchor proof is for chain {proof['chain']}")
+    anchored = base64.b64decode(proof["anchored_checkpoint"])
+    open_note(anchored, keys)
+    origin, size, root = checkpoint_of(note)
+    a_origin, a_size, a_root = checkpoint_of(anchored)
+    if size != proof["size"]:
+        raise Failure("anchor_mismatch", f"the checkpoint has tree size {size}, the proof"
+                      f" is for {proof['size']}")  # fmt: skip
+    if a_origin != origin or a_size != proof["anchored_size"]:
+        raise Failure("anchor_mismatch", f"the anchored checkpoint is {a_origin!r} size"
+                      f" {a_size}, not {origin!r} size {proof['anchored_size']}")  # fmt: skip
+    hashes = [bytes.fromhex(h) for h in proof["consistency_proof"]]
+    verify_consistency(size, a_size, hashes, root, a_root)
+    path = [bytes.fromhex(h) for h in proof["anchor_inclusion_proof"]]
+    index, count = proof["anchor_index"], proof["anchor_size"]
+    verify_inclusion(index, count, leaf_hash(anchored), path, bytes.fromhex(proof["anchor_root"]))
+
+
+class Rpc:
+    """EVM JSON-RPC over HTTP: eth_chainId, eth_getTransactionByHash, -Receipt, eth_blockNumber."""
+
+    def __init__(self, url: str, network: int | None) -> None:
+        self.url, self.network, self.served = url, network, None
+        parts = urllib.parse.urlsplit(url)  # the path may hold an API key: never shown
+        self.shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+
+    def call(self, method: str, *params: Any) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        headers = {"Content-Type": "application/json"}
+        cause = ""
+        for attempt in range(RPC_ATTEMPTS):
+            request = urllib.request.Request(self.url, body.encode(), headers)
+            try:
+                with urllib.request.urlopen(request, timeout=RPC_TIMEOUT_S) as answer:
+                    reply = json.loads(answer.read())
+                if isinstance(reply, dict) and "error" not in reply:
+                    return reply.get("result")
+                cause = f"{method} answered an error: {reply.get('error') if isinstance(reply, dict) else reply}"
+                break  # an error answer is the node's verdict: no retry
+            except (OSError, ValueError) as exc:  # refused, timed out, HTTP 4xx/5xx, not JSON
+                cause = f"{method}: {getattr(exc, 'reason', exc)}"
+                time.sleep(0.1 * 2**attempt)
+        raise RpcUnreachable(f"EVM JSON-RPC at {self.shown} could not be reached: {cause}")
+
+    def chain_id(self) -> int:
+        if self.served is None:
+            self.served = int(self.call("eth_chainId"), 16)
+            if self.network is not None and self.served != self.network:
+                raise UsageError(f"the JSON-RPC at {self.shown} serves chain id {self.served},"
+                                 f" the anchors are on {self.network}")  # fmt: skip
+        return self.served
+
+
+def check_anchor_tx(rpc: Rpc, proof: dict[str, Any], min_confirmations: int) -> None:
+    """The transaction is mined on the anchor's network, carries the anchor root in its
+    calldata, succeeded, was sent by the recorded sender, is in the recorded block, and is
+    buried under `min_confirmations` blocks (its own counting)."""
+    tx_hash, served = proof["tx_hash"], rpc.chain_id()
+    if served != proof["network_chain_id"]:
+        raise Failure("anchor_mismatch", f"the chain reader serves chain id {served}, the"
+                      f" anchor is on {proof['network_chain_id']}")  # fmt: skip
+    tx = rpc.call("eth_getTransactionByHash", tx_hash)
+    receipt = rpc.call("eth_getTransactionReceipt", tx_hash) if tx else None
+    if not tx or not receipt or receipt.get("blockNumber") is None:
+        raise Failure("unanchored", f"anchor transaction {tx_hash}: not on chain {served}")
+    calldata, root = bytes.fromhex(tx["input"][2:]), bytes.fromhex(proof["anchor_root"])
+    number, block = int(receipt["blockNumber"], 16), receipt["blockHash"]
+    findings = []
+    if len(calldata) != 37 or calldata[:5] != b"ATST\x01":
+        findings.append(
+            ("anchor_mismatch", f"not attestream anchor calldata: {calldata[:8].hex()}")
+        )
+    elif calldata[5:] != root:
+        findings.append(("anchor_mismatch", f"the calldata carries root {calldata[5:].hex()}"))
+    if int(receipt["status"], 16) != 1:
+        findings.append(("anchor_mismatch", "the transaction reverted"))
+    if tx["from"].lower() != proof["sender"].lower():
+        findings.append(("anchor_mismatch", f"the transaction was sent by {tx['from']}"))
+    if block.lower() != proof["block_hash"].lower():
+        findings.append(("anchor_reorged", f"the transaction is now in block {number} ({block})"))
+    elif number != proof["block_number"]:
+        findings.append(("anchor_mismatch", f"block {block} is number {number}"))
+    if findings:
+        raise Failure(findings[0][0], f"anchor transaction {tx_hash}: {findings[0][1]}")
+    if min_confirmations > 0:
+        confirmations = int(rpc.call("eth_blockNumber"), 16) - number + 1
+        if confirmations < min_confirmations:
+            raise Failure("anchor_unconfirmed", f"anchor transaction {tx_hash} has"
+                          f" {confirmations} confirmation(s), {min_confirmations} required")  # fmt: skip
+
+
+# --- the verification, in the order of docs/ledger-format.md, "Case bundles" ---------------
+
+
+def verify(
+    bundle: Any, keys: Any, rpc: Rpc | None = None, confirmations: int = 1
+) -> dict[str, Any]:
+    """Every check of the bundle; the report lists every failure (kind, chain, seq, detail)."""
+    check_shape(bundle)
+    failures: list[dict[str, Any]] = []
+
+    def fail(kind: str, chain: int | None, seq: int | None, detail: str) -> None:
+        failures.append({"kind": kind, "chain": chain, "seq": seq, "detail": detail})
+
+    chains, entries, events = bundle["chains"], bundle["entries"], bundle["events"]
+    counts = {"entries": len(entries), "chains": len(chains), "events": len(events),
+              "nodes": sum(len(c["nodes"]) for c in chains),
+              "anchored_chains": sum(1 for c in chains if c.get("anchor") is not None)}  # fmt: skip
+    for name, value in counts.items():  # 1. the manifest's counts
+        if bundle["manifest"]["counts"][name] != value:
+            claimed = bundle["manifest"]["counts"][name]
+            fail(
+                "malformed",
+                None,
+                None,
+                f"the manifest counts {claimed} {name}, the bundle holds {value}",
+            )
+    verdicts: list[dict[str, Any]] = []
+    trees: dict[int, tuple[int, bytes, dict[tuple[int, int], bytes]]] = {}
+    seen_tx: dict[str, Failure | None] = {}
+    for c in chains:  # 2. each chain's checkpoint and nodes, 3. its anchor proof
+        chain = c["chain"]
+        if any(v["chain"] == chain for v in verdicts):
+            fail("malformed", chain, None, "the chain appears twice")
+            continue
+        verdict = {"chain": chain, "tree_size": c["tree_size"], "origin": "", "signed_by": [],
+                   "anchor_tx": None, "anchor_checked_on_chain": False, "ok": False}  # fmt: skip
+        verdicts.append(verdict)
+        note = c["checkpoint"].encode("utf-8", "surrogatepass")
+        try:
+            body, verdict["signed_by"] = open_note(note, keys)
+            origin, size, root = verdict["origin"], _, _ = parse_checkpoint(body)
+        except Failure as exc:
+            fail(exc.kind, chain, None, f"checkpoint: {exc}")
+            continue
+        ids = [(n["level"], n["index"]) for n in c["nodes"]]
+        if size != c["tree_size"]:
+            fail("bad_checkpoint", chain, None, f"the bundle says tree size {c['tree_size']},"
+                 f" the signed checkpoint {size}")  # fmt: skip
+        elif not origin.endswith(f"/{chain}"):
+            fail(
+                "bad_checkpoint",
+                chain,
+                None,
+                f"the checkpoint is of log {origin!r}, not of chain {chain}",
+            )
+        elif len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            fail("malformed", chain, None, f"tree nodes (level, index) given twice: {twice}")
+        else:
+            verdict["ok"] = True
+            trees[chain] = (
+                size,
+                root,
+                {i: bytes.fromhex(n["hash"]) for i, n in zip(ids, c["nodes"])},
+            )
+            anchor = c.get("anchor")
+            if anchor is None:
+                if rpc is not None:
+                    fail("unanchored", chain, None, "the bundle holds no anchor proof for this"
+                         " chain (not anchored yet?)")  # fmt: skip
+                continue
+            verdict["anchor_tx"] = anchor["tx_hash"]
+            try:
+                check_anchor_offline(chain, anchor, note, keys)
+            except Failure as exc:
+                fail("anchor_mismatch", chain, None, f"anchor proof: {exc}")
+                continue
+            if rpc is None:
+                continue
+            if anchor["tx_hash"] not in seen_tx:  # chains anchored together share one
+                try:
+                    check_anchor_tx(rpc, anchor, confirmations)
+                    seen_tx[anchor["tx_hash"]] = None
+                except Failure as exc:
+                    seen_tx[anchor["tx_hash"]] = exc
+            failed = seen_tx[anchor["tx_hash"]]
+            verdict["anchor_checked_on_chain"] = failed is None
+            if failed is not None:
+                fail(failed.kind, chain, None, f"anchor transaction: {failed}")
+    selection = bundle["manifest"]["selection"]
+    declared = {c["chain"] for c in chains}
+    logged: dict[str, list[tuple[int, int]]] = {}
+    positions: set[tuple[int, int]] = set()
+    matched: set[str] = set()
+    included = 0
+    for item in entries:  # 4. each entry: bytes, position, selection, inclusion
+        chain, seq, data = item["chain"], item["seq"], base64.b64decode(item["entry"])
+        if (chain, seq) in positions:
+            fail("malformed", chain, seq, "the entry appears twice")
+            continue
+        positions.add((chain, seq))
+        if chain not in declared:
+            fail("malformed", chain, seq, "the bundle holds no checkpoint of its chain")
+        try:
+            entry = decode_entry(data)
+        except Failure as exc:
+            fail(exc.kind, chain, seq, str(exc))
+            continue
+        if (entry["chain"], entry["seq"]) != (chain, seq):
+            fail(
+                "bad_entry",
+                chain,
+                seq,
+                f"the entry's bytes are chain {entry['chain']} seq {entry['seq']}",
+            )
+            continue
+        d = entry["decision"]
+        logged.setdefault(d["event_sha256"], []).append((chain, seq))
+        matched |= {d["decision_id"], d["event_id"]}
+        reason = outside(selection, d)
+        if reason is not None:
+            fail("outside_selection", chain, seq, f"decision {d['decision_id']} {reason}")
+        if chain in trees:
+            size, root, nodes = trees[chain]
+            try:
+                if seq >= size:
+                    raise Failure(
+                        "bad_proof", f"seq {seq} is not in the checkpoint's tree of size {size}"
+                    )
+                verify_inclusion(seq, size, leaf_hash(data), rebuilt_path(seq, size, nodes), root)
+                included += 1
+            except Failure as exc:
+                fail(exc.kind, chain, seq, f"inclusion under the signed checkpoint: {exc}")
+    for missing in [i for i in selection.get("ids") or () if i not in matched]:  # 5. the id list
+        fail("missing_id", None, None, f"no entry of the bundle has the listed id {missing}")
+    digests: set[str] = set()
+    good_events = 0
+    for item in events:  # 6. each archived event against the digest its decisions logged
+        digest = item["event_sha256"].lower()
+        users = logged.get(digest, [])
+        chain, seq = users[0] if users else (None, None)
+        if digest in digests:
+            fail("malformed", chain, seq, f"event {digest} appears twice")
+            continue
+        digests.add(digest)
+        actual = hashlib.sha256(base64.b64decode(item["event"])).hexdigest()
+        if actual != digest:
+            fail("bad_event", chain, seq, f"the archived event's bytes hash to {actual}, its"
+                 f" decision logged event_sha256 {digest}")  # fmt: skip
+        elif not users:
+            fail("bad_event", None, None, f"event {digest} is logged by no entry of the bundle")
+        else:
+            good_events += 1
+    return {"ok": not failures, "format": bundle["format"], "entries": included,
+            "events": good_events, "chains": verdicts, "manifest": bundle["manifest"],
+            "failures": failures}  # fmt: skip
+
+
+def print_report(report: dict[str, Any]) -> None:
+    manifest = report["manifest"]
+    print(f"{'VERIFIED' if report['ok'] else 'FAILED'}: {report['entries']} entries in"
+          f" {len(report['chains'])} chain(s), {report['events']} archived event(s); exported"
+          f" by {manifest['exported_by']} at {manifest['exported_at']}")  # fmt: skip
+    for c in (c for c in report["chains"] if c["ok"]):
+        looked_up = "checked on chain" if c["anchor_checked_on_chain"] else "not looked up"
+        anchor = (
+            f"anchored in {c['anchor_tx']} ({looked_up})"
+            if c["anchor_tx"]
+            else "not anchored when exported"
+        )
+        print(f"  chain {c['chain']}: {c['origin']} tree size {c['tree_size']}, signed by"
+              f" {', '.join(c['signed_by'])}; {anchor}")  # fmt: skip
+    for f in report["failures"]:
+        where = (
+            ""
+            if f["chain"] is None
+            else f" chain {f['chain']}" + ("" if f["seq"] is None else f" seq {f['seq']}")
+        )
+        print(f"  {f['kind']}{where}: {f['detail']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("bundle", help="a case bundle written by `attestream forensic bundle`")
+    parser.add_argument(
+        "--key", action="append", required=True, help="trusted verifier key (repeatable)"
+    )
+    parser.add_argument("--rpc-url", default=os.environ.get("ATTESTREAM_VERIFY_RPC_URL"),
+                        help="also check each anchor transaction on this EVM JSON-RPC")  # fmt: skip
+    parser.add_argument("--chain-id", type=int, help="with --rpc-url: the anchors' network")
+    parser.add_argument(
+        "--confirmations",
+        type=int,
+        default=1,
+        help="with --rpc-url: blocks each anchor must be under",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    try:
+        if args.confirmations < 0:
+            raise UsageError("--confirmations must be 0 or more")
+        keys = [parse_key(k) for k in args.key]
+        try:
+            with open(args.bundle, "rb") as file:
+                content = file.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.bundle}: {exc.strerror or exc}") from None
+        try:
+            bundle = json.loads(content.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise Failure("malformed", f"case bundle is not UTF-8 JSON: {exc}") from None
+        rpc = None
+        if args.rpc_url:
+            anchors = [c.get("anchor") for c in bundle.get("chains") or [] if isinstance(c, dict)]
+            first = next((a.get("network_chain_id") for a in anchors if isinstance(a, dict)), 0)
+            rpc = Rpc(args.rpc_url, args.chain_id if args.chain_id is not None else first)
+        report = verify(bundle, keys, rpc, args.confirmations)
+    except (Failure, UsageError, RpcUnreachable) as exc:
+        kind, code = {Failure: ("malformed", 1), UsageError: ("usage", 2)}.get(
+            type(exc), ("service_unavailable", 3)
+        )
+        print(f"error: {exc}", file=sys.stderr)
+        if args.json:
+            print(
+                json.dumps(
+                    {"ok": False, "error": {"kind": kind, "message": str(exc), "exit_code": code}},
+                    indent=2,
+                )
+            )
+        return code
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
