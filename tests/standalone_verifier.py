@@ -34,3 +34,43 @@ def run_verifier(
         timeout=120,
         check=False,
     )
+
+
+AUDITOR_PACKAGES = ("cryptography", "cffi", "pycparser")
+"""What the verifier needs: cryptography and what it requires (cffi, which needs pycparser)."""
+
+
+def pinned(requirements: str, names: tuple[str, ...]) -> str:
+    """The blocks of a hash-pinned requirements file (`pip-compile --generate-hashes`) that pin
+    `names`: each `name==version \\` line with its `--hash` lines."""
+    kept: list[str] = []
+    keep = False
+    for line in requirements.splitlines():
+        if line and not line[0].isspace():
+            keep = line.split("==")[0].lower() in names
+        if keep and not line.lstrip().startswith("#"):
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def bare_python(directory: Path) -> str:
+    """A new virtual environment holding only `AUDITOR_PACKAGES`, installed from the
+    project's lock file (same versions, same hashes, same index as `make setup`), as an
+    auditor without attestream would have it. Returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True, timeout=120)
+    python = str(directory / "bin" / "python")
+    lock = VERIFIER.parents[1] / "requirements.txt"
+    wanted = directory / "requirements.txt"
+    wanted.write_text(pinned(lock.read_text(), AUDITOR_PACKAGES))
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    installed = subprocess.run(
+        [*pip, "install", "--require-hashes", "--no-deps", "-r", str(wanted)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    checked = subprocess.run([*pip, "check"], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout
+    return python

@@ -42,6 +42,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -71,102 +73,86 @@ class RpcUnreachable(Exception):  # exit 3: nothing was checked on the chain
     pass
 
 
-# --- the bundle's shape (docs/schemas/case-bundle.json) ------------------------------------
+# --- the bundle's shape (docs/schemas/case-bundle.json, docs/schemas/anchor-proof.json) ----
+
+HASHES = ["hex"]
+ANCHOR_PROOF = {
+    "format": "anchor-format", "chain": "int", "size": "int", "anchored_size": "int",
+    "consistency_proof": HASHES, "anchored_checkpoint": "b64", "anchor_index": "int",
+    "anchor_size": "int", "anchor_inclusion_proof": HASHES, "anchor_root": "hex",
+    "network_chain_id": "int", "tx_hash": "0x64", "block_number": "int",
+    "block_hash": "0x64", "sender": "0x40",
+}  # fmt: skip
+FILTER = {
+    "entity_id?": "str", "event_id?": "str", "detector?": "str", "outcome?": "str",
+    "model_sha256?": "str", "min_score?": "score", "max_score?": "score",
+    "event_time_from?": "time", "event_time_to?": "time",
+}  # fmt: skip
+COUNTS = dict.fromkeys(("entries", "chains", "events", "nodes", "anchored_chains"), "int")
+BUNDLE = {
+    "format": "bundle-format",
+    "manifest": {
+        "exported_by": "str", "exported_at": "time", "note?": "str", "tool": "str",
+        "selection": {"query?": "str", "filter?": FILTER, "ids?": ["str"]}, "counts": COUNTS,
+    },
+    "chains": [{
+        "chain": "int", "tree_size": "int", "checkpoint": "str",
+        "nodes": [{"level": "int", "index": "int", "hash": "hex"}], "anchor?": ANCHOR_PROOF,
+    }],
+    "entries": [{"chain": "int", "seq": "int", "entry": "b64"}],
+    "events": [{"event_sha256": "hex", "event": "b64"}],
+}  # fmt: skip
+KINDS: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: type(v) is int and v >= 0,
+    "str": lambda v: isinstance(v, str),
+    "score": lambda v: type(v) in (int, float) and 0 <= v <= 1,
+    "time": lambda v: isinstance(v, str) and parse_time(v) is not None,
+    "hex": lambda v: isinstance(v, str) and re.fullmatch("[0-9a-fA-F]{64}", v) is not None,
+    "0x64": lambda v: isinstance(v, str) and re.fullmatch("0x[0-9a-fA-F]{64}", v) is not None,
+    "0x40": lambda v: isinstance(v, str) and re.fullmatch("0x[0-9a-fA-F]{40}", v) is not None,
+    "b64": lambda v: isinstance(v, str) and b64(v) is not None,
+    "bundle-format": lambda v: v == "attestream-bundle/1",
+    "anchor-format": lambda v: v == "attestream-anchor-proof/1",
+}
 
 
-def member(obj: Any, path: str, name: str, kind: str, optional: bool = False) -> Any:
-    """obj[name], checked to be a `kind`: int (>= 0), str, hex (64 hex digits), b64, list,
-    dict or time (RFC 3339 with an offset); a bad bundle is `malformed`, naming the member."""
-    where = f"{path}.{name}".lstrip(".")
-    if not isinstance(obj, dict) or (name not in obj and not optional):
-        raise Failure("malformed", f"case bundle lacks the field {where!r}")
-    value = obj.get(name)
-    if value is None and optional:
+def check_shape(value: Any, shape: Any, path: str = "") -> None:
+    """Reject (`malformed`, naming the member) a file that does not have the bundle's shape:
+    verify-bundle checks the whole file before verifying anything. Unknown members pass."""
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            raise Failure("malformed", f"case bundle field {path!r} must be a list")
+        for i, item in enumerate(value):
+            check_shape(item, shape[0], f"{path}[{i}]")
+    elif isinstance(shape, dict):
+        if not isinstance(value, dict):
+            raise Failure("malformed", f"case bundle field {path or '.'!r} must be an object")
+        for key, member in shape.items():
+            name, optional = key.rstrip("?"), key.endswith("?")
+            where = f"{path}.{name}".lstrip(".")
+            if name not in value and not optional:
+                raise Failure("malformed", f"case bundle lacks the field {where!r}")
+            if value.get(name) is not None or not optional:
+                check_shape(value.get(name), member, where)
+    elif not KINDS[shape](value):
+        raise Failure("malformed", f"case bundle field {path!r} must be {shape}: {value!r:.60}")
+
+
+def b64(text: str) -> bytes | None:
+    """Padded base64 (RFC 4648) as bytes, None if it is not."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
         return None
-    ok = {
-        "int": type(value) is int and value >= 0,
-        "str": isinstance(value, str),
-        "hex": isinstance(value, str) and bool(HEX64.fullmatch(value)),
-        "b64": isinstance(value, str),
-        "list": isinstance(value, list),
-        "dict": isinstance(value, dict),
-        "time": isinstance(value, str) and parse_time(value) is not None,
-    }[kind]
-    if ok and kind == "b64":
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            ok = False
-    if not ok:
-        raise Failure("malformed", f"case bundle field {where!r} must be {kind}: {value!r:.60}")
-    return value
 
 
 def parse_time(text: str) -> datetime | None:
-    """An RFC 3339 time with an offset, else None."""
+    """An RFC 3339 time with its offset, None if it is not."""
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
     return at if at.tzinfo is not None else None
-
-
-def check_shape(bundle: Any) -> None:
-    """The whole file is checked before anything is verified, as verify-bundle does."""
-    if member(bundle, "", "format", "str") != "attestream-bundle/1":
-        raise Failure("malformed", f"not an attestream-bundle/1 case bundle: {bundle['format']!r}")
-    manifest = member(bundle, "", "manifest", "dict")
-    for name in ("exported_by", "tool"):
-        member(manifest, "manifest", name, "str")
-    member(manifest, "manifest", "exported_at", "time")
-    selection = member(manifest, "manifest", "selection", "dict")
-    for name in ("entries", "chains", "events", "nodes", "anchored_chains"):
-        member(member(manifest, "manifest", "counts", "dict"), "manifest.counts", name, "int")
-    for i, ident in enumerate(member(selection, "selection", "ids", "list", True) or []):
-        member({"id": ident}, f"selection.ids[{i}]", "id", "str")
-    where = member(selection, "selection", "filter", "dict", True) or {}
-    for name in ("entity_id", "event_id", "detector", "outcome", "model_sha256"):
-        member(where, "selection.filter", name, "str", True)
-    for name in ("min_score", "max_score"):
-        if not isinstance(where.get(name), (int, float, type(None))):
-            raise Failure("malformed", f"case bundle field 'selection.filter.{name}' not a score")
-    for name in ("event_time_from", "event_time_to"):
-        member(where, "selection.filter", name, "time", True)
-    for i, chain in enumerate(member(bundle, "", "chains", "list")):
-        path = f"chains[{i}]"
-        for name, kind in (("chain", "int"), ("tree_size", "int"), ("checkpoint", "str")):
-            member(chain, path, name, kind)
-        for j, node in enumerate(member(chain, path, "nodes", "list")):
-            for name, kind in (("level", "int"), ("index", "int"), ("hash", "hex")):
-                member(node, f"{path}.nodes[{j}]", name, kind)
-        proof = member(chain, path, "anchor", "dict", True)
-        if proof is not None:
-            check_anchor_shape(proof, f"{path}.anchor")
-    for i, entry in enumerate(member(bundle, "", "entries", "list")):
-        for name, kind in (("chain", "int"), ("seq", "int"), ("entry", "b64")):
-            member(entry, f"entries[{i}]", name, kind)
-    for i, event in enumerate(member(bundle, "", "events", "list")):
-        for name, kind in (("event_sha256", "hex"), ("event", "b64")):
-            member(event, f"events[{i}]", name, kind)
-
-
-def check_anchor_shape(proof: dict[str, Any], path: str) -> None:
-    """An anchor proof file (format attestream-anchor-proof/1, docs/schemas/anchor-proof.json)."""
-    if member(proof, path, "format", "str") != "attestream-anchor-proof/1":
-        raise Failure("malformed", f"{path} is not an attestream-anchor-proof/1 anchor proof")
-    for name in ("chain", "size", "anchored_size", "anchor_index", "anchor_size"):
-        member(proof, path, name, "int")
-    for name in ("network_chain_id", "block_number"):
-        member(proof, path, name, "int")
-    member(proof, path, "anchor_root", "hex")
-    member(proof, path, "anchored_checkpoint", "b64")
-    for name in ("consistency_proof", "anchor_inclusion_proof"):
-        for j, value in enumerate(member(proof, path, name, "list")):
-            member({"hash": value}, f"{path}.{name}[{j}]", "hash", "hex")
-    for name, digits in (("tx_hash", 64), ("block_hash", 64), ("sender", 40)):
-        value = member(proof, path, name, "str")
-        if not re.fullmatch(f"0x[0-9a-fA-F]{{{digits}}}", value):
-            raise Failure("malformed", f"{path}.{name} must be 0x and {digits} hex digits")
 
 
 # --- RFC 9162 Merkle trees ----------------------------------------------------------------
@@ -341,7 +327,9 @@ def open_note(note: bytes, keys: list[tuple[str, int, bytes]]) -> tuple[bytes, l
         try:
             Ed25519PublicKey.from_public_bytes(trusted[(name, kid)]).verify(raw[4:], body)
         except InvalidSignature:
-            raise Failure("bad_signature", f"signature by {name}+{kid:08x} does not verify")
+            raise Failure(
+                "bad_signature", f"signature by {name}+{kid:08x} does not verify"
+            ) from None
         checked.add((name, kid))
         signed_by += [] if name in signed_by else [name]
     if not signed_by:
@@ -396,7 +384,7 @@ def decode_entry(data: bytes) -> dict[str, Any]:
         entry = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise Failure("bad_entry", f"not a ledger entry: {exc}") from None
-    d = entry.get("decision") if isinstance(entry, dict) else None
+    d: Any = entry.get("decision") if isinstance(entry, dict) else None
     shape = (
         set(entry) == ENTRY_MEMBERS
         and isinstance(d, dict)
@@ -413,9 +401,9 @@ def decode_entry(data: bytes) -> dict[str, Any]:
         raise Failure("bad_entry", "not a ledger entry: members missing, unknown or mistyped")
     version = 1 if d.get("context") is None else 2
     if entry["v"] != version:
-        raise Failure("bad_entry", f"not a ledger entry: format version {entry['v']} for a"
-                      f" decision of format {version}")  # fmt: skip
-    return entry
+        detail = f"format version {entry['v']} for a decision of format {version}"
+        raise Failure("bad_entry", f"not a ledger entry: {detail}")
+    return dict(entry)
 
 
 def outside(selection: dict[str, Any], d: dict[str, Any]) -> str | None:
@@ -470,7 +458,7 @@ class Rpc:
     """EVM JSON-RPC over HTTP: eth_chainId, eth_getTransactionByHash, -Receipt, eth_blockNumber."""
 
     def __init__(self, url: str, network: int | None) -> None:
-        self.url, self.network, self.served = url, network, None
+        self.url, self.network, self.served = url, network, -1
         parts = urllib.parse.urlsplit(url)  # the path may hold an API key: never shown
         self.shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
@@ -485,7 +473,7 @@ class Rpc:
                     reply = json.loads(answer.read())
                 if isinstance(reply, dict) and "error" not in reply:
                     return reply.get("result")
-                cause = f"{method} answered an error: {reply.get('error') if isinstance(reply, dict) else reply}"
+                cause = f"{method} answered an error: {str(reply)[:200]}"
                 break  # an error answer is the node's verdict: no retry
             except (OSError, ValueError) as exc:  # refused, timed out, HTTP 4xx/5xx, not JSON
                 cause = f"{method}: {getattr(exc, 'reason', exc)}"
@@ -493,11 +481,12 @@ class Rpc:
         raise RpcUnreachable(f"EVM JSON-RPC at {self.shown} could not be reached: {cause}")
 
     def chain_id(self) -> int:
-        if self.served is None:
+        """The network served, checked once to be the one the anchors are on (else exit 2)."""
+        if self.served < 0:
             self.served = int(self.call("eth_chainId"), 16)
             if self.network is not None and self.served != self.network:
-                raise UsageError(f"the JSON-RPC at {self.shown} serves chain id {self.served},"
-                                 f" the anchors are on {self.network}")  # fmt: skip
+                detail = f"serves chain id {self.served}, the anchors are on {self.network}"
+                raise UsageError(f"the JSON-RPC at {self.shown} {detail}")
         return self.served
 
 
@@ -507,273 +496,271 @@ def check_anchor_tx(rpc: Rpc, proof: dict[str, Any], min_confirmations: int) -> 
     buried under `min_confirmations` blocks (its own counting)."""
     tx_hash, served = proof["tx_hash"], rpc.chain_id()
     if served != proof["network_chain_id"]:
-        raise Failure("anchor_mismatch", f"the chain reader serves chain id {served}, the"
-                      f" anchor is on {proof['network_chain_id']}")  # fmt: skip
+        detail = f"the chain reader serves chain id {served}, the anchor is on"
+        raise Failure("anchor_mismatch", f"{detail} {proof['network_chain_id']}")
     tx = rpc.call("eth_getTransactionByHash", tx_hash)
     receipt = rpc.call("eth_getTransactionReceipt", tx_hash) if tx else None
     if not tx or not receipt or receipt.get("blockNumber") is None:
         raise Failure("unanchored", f"anchor transaction {tx_hash}: not on chain {served}")
     calldata, root = bytes.fromhex(tx["input"][2:]), bytes.fromhex(proof["anchor_root"])
     number, block = int(receipt["blockNumber"], 16), receipt["blockHash"]
-    findings = []
-    if len(calldata) != 37 or calldata[:5] != b"ATST\x01":
-        findings.append(
-            ("anchor_mismatch", f"not attestream anchor calldata: {calldata[:8].hex()}")
-        )
-    elif calldata[5:] != root:
-        findings.append(("anchor_mismatch", f"the calldata carries root {calldata[5:].hex()}"))
+    where = f"anchor transaction {tx_hash}:"
+    if len(calldata) != 37 or calldata[:5] != b"ATST\x01":  # b"ATST" || version 1 || root
+        raise Failure("anchor_mismatch", f"{where} not attestream anchor calldata")
+    if calldata[5:] != root:
+        raise Failure("anchor_mismatch", f"{where} the calldata carries root {calldata[5:].hex()}")
     if int(receipt["status"], 16) != 1:
-        findings.append(("anchor_mismatch", "the transaction reverted"))
+        raise Failure("anchor_mismatch", f"{where} the transaction reverted")
     if tx["from"].lower() != proof["sender"].lower():
-        findings.append(("anchor_mismatch", f"the transaction was sent by {tx['from']}"))
-    if block.lower() != proof["block_hash"].lower():
-        findings.append(("anchor_reorged", f"the transaction is now in block {number} ({block})"))
-    elif number != proof["block_number"]:
-        findings.append(("anchor_mismatch", f"block {block} is number {number}"))
-    if findings:
-        raise Failure(findings[0][0], f"anchor transaction {tx_hash}: {findings[0][1]}")
-    if min_confirmations > 0:
-        confirmations = int(rpc.call("eth_blockNumber"), 16) - number + 1
-        if confirmations < min_confirmations:
-            raise Failure("anchor_unconfirmed", f"anchor transaction {tx_hash} has"
-                          f" {confirmations} confirmation(s), {min_confirmations} required")  # fmt: skip
+        raise Failure("anchor_mismatch", f"{where} the transaction was sent by {tx['from']}")
+    if block.lower() != proof["block_hash"].lower():  # its recorded block is no longer canonical
+        raise Failure("anchor_reorged", f"{where} the transaction is now in block {block}")
+    if number != proof["block_number"]:
+        raise Failure("anchor_mismatch", f"{where} block {block} is number {number}")
+    confirmations = int(rpc.call("eth_blockNumber"), 16) - number + 1 if min_confirmations else 0
+    if confirmations < min_confirmations:
+        detail = f"{confirmations} confirmation(s), {min_confirmations} required"
+        raise Failure("anchor_unconfirmed", f"anchor transaction {tx_hash} has {detail}")
 
 
 # --- the verification, in the order of docs/ledger-format.md, "Case bundles" ---------------
 
+Tree = tuple[int, bytes, dict[tuple[int, int], bytes]]  # a chain's signed size, root, nodes
 
-def verify(
-    bundle: Any, keys: Any, rpc: Rpc | None = None, confirmations: int = 1
-) -> dict[str, Any]:
-    """Every check of the bundle; the report lists every failure (kind, chain, seq, detail)."""
-    check_shape(bundle)
-    failures: list[dict[str, Any]] = []
 
-    def fail(kind: str, chain: int | None, seq: int | None, detail: str) -> None:
-        failures.append({"kind": kind, "chain": chain, "seq": seq, "detail": detail})
-
-    chains, entries, events = bundle["chains"], bundle["entries"], bundle["events"]
-    counts = {"entries": len(entries), "chains": len(chains), "events": len(events),
-              "nodes": sum(len(c["nodes"]) for c in chains),
-              "anchored_chains": sum(1 for c in chains if c.get("anchor") is not None)}  # fmt: skip
+def verify(bundle: Any, keys: Any, rpc: Rpc | None = None, confirmations: int = 1) -> Any:
+    """The report of every check (`--json` prints it); with `rpc`, the anchors on the chain
+    too, and a chain without an anchor proof fails."""
+    check_shape(bundle, BUNDLE)
+    report: Any = {"ok": False, "format": bundle["format"], "entries": 0, "events": 0}
+    report.update(chains=[], manifest=bundle["manifest"], failures=[])
+    counts = {"entries": len(bundle["entries"]), "chains": len(bundle["chains"])}
+    counts["events"] = len(bundle["events"])
+    counts["nodes"] = sum(len(c["nodes"]) for c in bundle["chains"])
+    counts["anchored_chains"] = sum(c.get("anchor") is not None for c in bundle["chains"])
     for name, value in counts.items():  # 1. the manifest's counts
-        if bundle["manifest"]["counts"][name] != value:
-            claimed = bundle["manifest"]["counts"][name]
-            fail(
-                "malformed",
-                None,
-                None,
-                f"the manifest counts {claimed} {name}, the bundle holds {value}",
-            )
-    verdicts: list[dict[str, Any]] = []
-    trees: dict[int, tuple[int, bytes, dict[tuple[int, int], bytes]]] = {}
-    seen_tx: dict[str, Failure | None] = {}
-    for c in chains:  # 2. each chain's checkpoint and nodes, 3. its anchor proof
-        chain = c["chain"]
-        if any(v["chain"] == chain for v in verdicts):
-            fail("malformed", chain, None, "the chain appears twice")
+        claimed = bundle["manifest"]["counts"][name]
+        if claimed != value:
+            detail = f"the manifest counts {claimed} {name}, the bundle holds {value}"
+            fail(report, "malformed", None, None, detail)
+    trees: dict[int, Tree] = {}
+    seen_tx: dict[str, Failure | None] = {}  # chains anchored together share a transaction
+    for evidence in bundle["chains"]:
+        if any(c["chain"] == evidence["chain"] for c in report["chains"]):
+            fail(report, "malformed", evidence["chain"], None, "the chain appears twice")
             continue
-        verdict = {"chain": chain, "tree_size": c["tree_size"], "origin": "", "signed_by": [],
-                   "anchor_tx": None, "anchor_checked_on_chain": False, "ok": False}  # fmt: skip
-        verdicts.append(verdict)
-        note = c["checkpoint"].encode("utf-8", "surrogatepass")
+        tree = check_chain(evidence, keys, report)  # 2.
+        if tree is not None:
+            trees[evidence["chain"]] = tree
+            check_anchor(evidence, keys, rpc, confirmations, seen_tx, report)  # 3.
+    logged = check_entries(bundle, trees, report)  # 4. and 5.
+    check_events(bundle["events"], logged, report)  # 6.
+    report["ok"] = not report["failures"]
+    return report
+
+
+def fail(report: Any, kind: str, chain: int | None, seq: int | None, detail: str) -> None:
+    report["failures"].append({"kind": kind, "chain": chain, "seq": seq, "detail": detail})
+
+
+def check_chain(evidence: Any, keys: Any, report: Any) -> Tree | None:
+    """2. The checkpoint is signed by a trusted key, of `tree_size`, of the chain's log
+    (origin ending in /<chain>); no node is given twice."""
+    chain = evidence["chain"]
+    verdict = {"chain": chain, "tree_size": evidence["tree_size"], "origin": "", "signed_by": []}
+    verdict.update(anchor_tx=None, anchor_checked_on_chain=False, ok=False)
+    report["chains"].append(verdict)
+    try:
+        body, verdict["signed_by"] = open_note(note_bytes(evidence), keys)
+        origin, size, root = parse_checkpoint(body)
+    except Failure as exc:
+        fail(report, exc.kind, chain, None, f"checkpoint: {exc}")
+        return None
+    verdict["origin"] = origin
+    ids = [(n["level"], n["index"]) for n in evidence["nodes"]]
+    if size != evidence["tree_size"]:
+        detail = f"the bundle says tree size {evidence['tree_size']}, the signed checkpoint {size}"
+        fail(report, "bad_checkpoint", chain, None, detail)
+        return None
+    if not origin.endswith(f"/{chain}"):
+        detail = f"the checkpoint is of log {origin!r}, not of chain {chain}"
+        fail(report, "bad_checkpoint", chain, None, detail)
+        return None
+    if len(set(ids)) != len(ids):
+        twice = sorted(i for i, n in Counter(ids).items() if n > 1)
+        fail(report, "malformed", chain, None, f"tree nodes given twice: {twice}")
+        return None
+    verdict["ok"] = True
+    return (
+        size,
+        root,
+        {i: bytes.fromhex(n["hash"]) for i, n in zip(ids, evidence["nodes"], strict=True)},
+    )
+
+
+def note_bytes(evidence: Any) -> bytes:  # a lone surrogate in the JSON text is not UTF-8
+    return str(evidence["checkpoint"]).encode("utf-8", "surrogatepass")
+
+
+def check_anchor(evidence: Any, keys: Any, rpc: Rpc | None, confirmations: int,
+                 seen_tx: dict[str, Failure | None], report: Any) -> None:  # fmt: skip
+    """3. The anchor proof offline; with `rpc`, its transaction on the chain (looked up once)."""
+    chain, proof = evidence["chain"], evidence.get("anchor")
+    if proof is None:
+        if rpc is not None:
+            detail = "the bundle holds no anchor proof for this chain (not anchored yet?)"
+            fail(report, "unanchored", chain, None, detail)
+        return
+    report["chains"][-1]["anchor_tx"] = proof["tx_hash"]
+    try:
+        check_anchor_offline(chain, proof, note_bytes(evidence), keys)
+    except Failure as exc:
+        fail(report, "anchor_mismatch", chain, None, f"anchor proof: {exc}")
+        return None
+    if rpc is None:
+        return
+    if proof["tx_hash"] not in seen_tx:
         try:
-            body, verdict["signed_by"] = open_note(note, keys)
-            origin, size, root = verdict["origin"], _, _ = parse_checkpoint(body)
+            check_anchor_tx(rpc, proof, confirmations)
+            seen_tx[proof["tx_hash"]] = None
         except Failure as exc:
-            fail(exc.kind, chain, None, f"checkpoint: {exc}")
-            continue
-        ids = [(n["level"], n["index"]) for n in c["nodes"]]
-        if size != c["tree_size"]:
-            fail("bad_checkpoint", chain, None, f"the bundle says tree size {c['tree_size']},"
-                 f" the signed checkpoint {size}")  # fmt: skip
-        elif not origin.endswith(f"/{chain}"):
-            fail(
-                "bad_checkpoint",
-                chain,
-                None,
-                f"the checkpoint is of log {origin!r}, not of chain {chain}",
-            )
-        elif len(set(ids)) != len(ids):
-            twice = sorted({i for i in ids if ids.count(i) > 1})
-            fail("malformed", chain, None, f"tree nodes (level, index) given twice: {twice}")
-        else:
-            verdict["ok"] = True
-            trees[chain] = (
-                size,
-                root,
-                {i: bytes.fromhex(n["hash"]) for i, n in zip(ids, c["nodes"])},
-            )
-            anchor = c.get("anchor")
-            if anchor is None:
-                if rpc is not None:
-                    fail("unanchored", chain, None, "the bundle holds no anchor proof for this"
-                         " chain (not anchored yet?)")  # fmt: skip
-                continue
-            verdict["anchor_tx"] = anchor["tx_hash"]
-            try:
-                check_anchor_offline(chain, anchor, note, keys)
-            except Failure as exc:
-                fail("anchor_mismatch", chain, None, f"anchor proof: {exc}")
-                continue
-            if rpc is None:
-                continue
-            if anchor["tx_hash"] not in seen_tx:  # chains anchored together share one
-                try:
-                    check_anchor_tx(rpc, anchor, confirmations)
-                    seen_tx[anchor["tx_hash"]] = None
-                except Failure as exc:
-                    seen_tx[anchor["tx_hash"]] = exc
-            failed = seen_tx[anchor["tx_hash"]]
-            verdict["anchor_checked_on_chain"] = failed is None
-            if failed is not None:
-                fail(failed.kind, chain, None, f"anchor transaction: {failed}")
-    selection = bundle["manifest"]["selection"]
-    declared = {c["chain"] for c in chains}
-    logged: dict[str, list[tuple[int, int]]] = {}
+            seen_tx[proof["tx_hash"]] = exc
+    failed = seen_tx[proof["tx_hash"]]
+    report["chains"][-1]["anchor_checked_on_chain"] = failed is None
+    if failed is not None:
+        fail(report, failed.kind, chain, None, f"anchor transaction: {failed}")
+
+
+def check_entries(bundle: Any, trees: dict[int, Tree], report: Any) -> dict[str, list[Any]]:
+    """4. Each entry's bytes parse and name its position, its decision is in the selection,
+    its inclusion path rebuilt from the nodes yields the signed root; 5. every listed id is
+    bundled. Returns the event digests the decisions logged, with the entries logging each."""
+    selection, declared = bundle["manifest"]["selection"], {c["chain"] for c in bundle["chains"]}
+    logged: dict[str, list[Any]] = {}
     positions: set[tuple[int, int]] = set()
     matched: set[str] = set()
-    included = 0
-    for item in entries:  # 4. each entry: bytes, position, selection, inclusion
+    for item in bundle["entries"]:
         chain, seq, data = item["chain"], item["seq"], base64.b64decode(item["entry"])
         if (chain, seq) in positions:
-            fail("malformed", chain, seq, "the entry appears twice")
+            fail(report, "malformed", chain, seq, "the entry appears twice")
             continue
         positions.add((chain, seq))
         if chain not in declared:
-            fail("malformed", chain, seq, "the bundle holds no checkpoint of its chain")
+            fail(report, "malformed", chain, seq, "the bundle holds no checkpoint of its chain")
         try:
             entry = decode_entry(data)
+            if (entry["chain"], entry["seq"]) != (chain, seq):
+                named = f"chain {entry['chain']} seq {entry['seq']}"
+                raise Failure("bad_entry", f"the entry's bytes are {named}")
         except Failure as exc:
-            fail(exc.kind, chain, seq, str(exc))
-            continue
-        if (entry["chain"], entry["seq"]) != (chain, seq):
-            fail(
-                "bad_entry",
-                chain,
-                seq,
-                f"the entry's bytes are chain {entry['chain']} seq {entry['seq']}",
-            )
+            fail(report, exc.kind, chain, seq, str(exc))
             continue
         d = entry["decision"]
         logged.setdefault(d["event_sha256"], []).append((chain, seq))
         matched |= {d["decision_id"], d["event_id"]}
         reason = outside(selection, d)
         if reason is not None:
-            fail("outside_selection", chain, seq, f"decision {d['decision_id']} {reason}")
-        if chain in trees:
-            size, root, nodes = trees[chain]
-            try:
-                if seq >= size:
-                    raise Failure(
-                        "bad_proof", f"seq {seq} is not in the checkpoint's tree of size {size}"
-                    )
-                verify_inclusion(seq, size, leaf_hash(data), rebuilt_path(seq, size, nodes), root)
-                included += 1
-            except Failure as exc:
-                fail(exc.kind, chain, seq, f"inclusion under the signed checkpoint: {exc}")
-    for missing in [i for i in selection.get("ids") or () if i not in matched]:  # 5. the id list
-        fail("missing_id", None, None, f"no entry of the bundle has the listed id {missing}")
-    digests: set[str] = set()
-    good_events = 0
-    for item in events:  # 6. each archived event against the digest its decisions logged
+            fail(report, "outside_selection", chain, seq, f"decision {d['decision_id']} {reason}")
+        if chain not in trees:
+            continue
+        size, root, nodes = trees[chain]
+        try:
+            if seq >= size:
+                raise Failure("bad_proof", f"seq {seq} is not in the checkpoint's tree of {size}")
+            verify_inclusion(seq, size, leaf_hash(data), rebuilt_path(seq, size, nodes), root)
+            report["entries"] += 1
+        except Failure as exc:
+            fail(report, exc.kind, chain, seq, f"inclusion under the signed checkpoint: {exc}")
+    for missing in [i for i in selection.get("ids") or () if i not in matched]:
+        fail(
+            report, "missing_id", None, None, f"no entry of the bundle has the listed id {missing}"
+        )
+    return logged
+
+
+def check_events(events: Any, logged: dict[str, list[Any]], report: Any) -> None:
+    """6. Each archived event's SHA-256 is the digest a bundled decision logged."""
+    seen: set[str] = set()
+    for item in events:
         digest = item["event_sha256"].lower()
         users = logged.get(digest, [])
         chain, seq = users[0] if users else (None, None)
-        if digest in digests:
-            fail("malformed", chain, seq, f"event {digest} appears twice")
-            continue
-        digests.add(digest)
         actual = hashlib.sha256(base64.b64decode(item["event"])).hexdigest()
-        if actual != digest:
-            fail("bad_event", chain, seq, f"the archived event's bytes hash to {actual}, its"
-                 f" decision logged event_sha256 {digest}")  # fmt: skip
+        if digest in seen:
+            fail(report, "malformed", chain, seq, f"event {digest} appears twice")
+        elif actual != digest:
+            detail = f"the archived event's bytes hash to {actual}, its decision logged {digest}"
+            fail(report, "bad_event", chain, seq, detail)
         elif not users:
-            fail("bad_event", None, None, f"event {digest} is logged by no entry of the bundle")
+            fail(report, "bad_event", None, None, f"event {digest} is logged by no bundled entry")
         else:
-            good_events += 1
-    return {"ok": not failures, "format": bundle["format"], "entries": included,
-            "events": good_events, "chains": verdicts, "manifest": bundle["manifest"],
-            "failures": failures}  # fmt: skip
+            report["events"] += 1
+        seen.add(digest)
 
 
-def print_report(report: dict[str, Any]) -> None:
-    manifest = report["manifest"]
-    print(f"{'VERIFIED' if report['ok'] else 'FAILED'}: {report['entries']} entries in"
-          f" {len(report['chains'])} chain(s), {report['events']} archived event(s); exported"
-          f" by {manifest['exported_by']} at {manifest['exported_at']}")  # fmt: skip
+def print_report(report: Any) -> None:
+    """The text verify-bundle prints: the verdict, each verified chain, each failure."""
+    verdict, m = "VERIFIED" if report["ok"] else "FAILED", report["manifest"]
+    print(f"{verdict}: {report['entries']} entries in {len(report['chains'])} chain(s),"
+          f" {report['events']} archived event(s); exported by {m['exported_by']}"
+          f" at {m['exported_at']}")  # fmt: skip
     for c in (c for c in report["chains"] if c["ok"]):
         looked_up = "checked on chain" if c["anchor_checked_on_chain"] else "not looked up"
-        anchor = (
-            f"anchored in {c['anchor_tx']} ({looked_up})"
-            if c["anchor_tx"]
-            else "not anchored when exported"
-        )
+        anchor = f"anchored in {c['anchor_tx']} ({looked_up})"
+        signers = ", ".join(c["signed_by"])
+        anchor = anchor if c["anchor_tx"] else "not anchored when exported"
         print(f"  chain {c['chain']}: {c['origin']} tree size {c['tree_size']}, signed by"
-              f" {', '.join(c['signed_by'])}; {anchor}")  # fmt: skip
+              f" {signers}; {anchor}")  # fmt: skip
     for f in report["failures"]:
-        where = (
-            ""
-            if f["chain"] is None
-            else f" chain {f['chain']}" + ("" if f["seq"] is None else f" seq {f['seq']}")
-        )
+        where = "" if f["chain"] is None else f" chain {f['chain']}"
+        where += "" if f["seq"] is None else f" seq {f['seq']}"
         print(f"  {f['kind']}{where}: {f['detail']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("bundle", help="a case bundle written by `attestream forensic bundle`")
-    parser.add_argument(
-        "--key", action="append", required=True, help="trusted verifier key (repeatable)"
-    )
-    parser.add_argument("--rpc-url", default=os.environ.get("ATTESTREAM_VERIFY_RPC_URL"),
-                        help="also check each anchor transaction on this EVM JSON-RPC")  # fmt: skip
+    parser.add_argument("--key", action="append", required=True, help="trusted verifier key")
+    parser.add_argument("--rpc-url", default=os.environ.get("ATTESTREAM_VERIFY_RPC_URL"))
     parser.add_argument("--chain-id", type=int, help="with --rpc-url: the anchors' network")
-    parser.add_argument(
-        "--confirmations",
-        type=int,
-        default=1,
-        help="with --rpc-url: blocks each anchor must be under",
-    )
+    parser.add_argument("--confirmations", type=int, default=1, help="with --rpc-url")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     try:
-        if args.confirmations < 0:
-            raise UsageError("--confirmations must be 0 or more")
-        keys = [parse_key(k) for k in args.key]
-        try:
-            with open(args.bundle, "rb") as file:
-                content = file.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read {args.bundle}: {exc.strerror or exc}") from None
-        try:
-            bundle = json.loads(content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise Failure("malformed", f"case bundle is not UTF-8 JSON: {exc}") from None
-        rpc = None
-        if args.rpc_url:
-            anchors = [c.get("anchor") for c in bundle.get("chains") or [] if isinstance(c, dict)]
-            first = next((a.get("network_chain_id") for a in anchors if isinstance(a, dict)), 0)
-            rpc = Rpc(args.rpc_url, args.chain_id if args.chain_id is not None else first)
-        report = verify(bundle, keys, rpc, args.confirmations)
+        report = run(args)
     except (Failure, UsageError, RpcUnreachable) as exc:
         kind, code = {Failure: ("malformed", 1), UsageError: ("usage", 2)}.get(
             type(exc), ("service_unavailable", 3)
         )
         print(f"error: {exc}", file=sys.stderr)
         if args.json:
-            print(
-                json.dumps(
-                    {"ok": False, "error": {"kind": kind, "message": str(exc), "exit_code": code}},
-                    indent=2,
-                )
-            )
+            error = {"kind": kind, "message": str(exc), "exit_code": code}
+            print(json.dumps({"ok": False, "error": error}, indent=2))
         return code
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_report(report)
+    print(json.dumps(report, indent=2)) if args.json else print_report(report)
     return 0 if report["ok"] else 1
+
+
+def run(args: argparse.Namespace) -> Any:
+    if args.confirmations < 0:
+        raise UsageError("--confirmations must be 0 or more")
+    keys = [parse_key(k) for k in args.key]
+    try:
+        with open(args.bundle, "rb") as file:
+            content = file.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.bundle}: {exc.strerror or exc}") from None
+    try:
+        bundle = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Failure("malformed", f"case bundle is not UTF-8 JSON: {exc}") from None
+    rpc = None
+    if args.rpc_url:
+        check_shape(bundle, BUNDLE)
+        anchors = [c["anchor"] for c in bundle["chains"] if c.get("anchor") is not None]
+        network = anchors[0]["network_chain_id"] if anchors else 0
+        rpc = Rpc(args.rpc_url, args.chain_id if args.chain_id is not None else network)
+    return verify(bundle, keys, rpc, args.confirmations)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def both_formats() -> Json:
 def by_query() -> Json:
     query = "outcome=review"
     ledger = two_chains()
-    return as_json(build_case_bundle(ledger, Selection(query=query, filter=parse_query(query)), EXPORTER))
+    return as_json(
+        build_case_bundle(ledger, Selection(query=query, filter=parse_query(query)), EXPORTER)
+    )
 
 
 def reference(data: Json) -> dict[str, Any]:
@@ -244,7 +246,9 @@ def test_a_malformed_bundle_is_rejected_by_both(change: Callable[[Json], object]
     assert raised.value.kind == "malformed"
 
 
-def test_the_report_is_printed_as_verify_bundle_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_report_is_printed_as_verify_bundle_prints_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     data = both_formats()
     report = standalone.verify(data, [standalone.parse_key(KEY)])
     standalone.print_report(report)
