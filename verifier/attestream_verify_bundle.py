@@ -4,7 +4,7 @@
     python attestream_verify_bundle.py case.bundle --key VKEY [--key VKEY2] [--rpc-url URL]
         [--chain-id ID] [--confirmations N] [--json]
 
-Needs Python 3.9+ and the `cryptography` package (Ed25519) only. It checks what `attestream
+Needs Python 3.10+ and the `cryptography` package (Ed25519) only. It checks what `attestream
 forensic verify-bundle` checks, with the same verdicts and exit codes: 0 verified, 1 any
 failure (each one named with its kind, chain and seq), 2 a usage error (no key, a bad key,
 an unreadable file, an RPC on another network), 3 the RPC given could not be reached.
