@@ -50,7 +50,6 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 LOWER_HEX64 = re.compile(r"[0-9a-f]{64}")
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
 RPC_TIMEOUT_S = 10.0  # a healthy node answers in well under a second

@@ -4,17 +4,19 @@ on valid bundles (entries of format 1 and 2, anchored and not) and on each tampe
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pytest
+from case_bundles import EXPORTER, Json, as_json, by_ids, two_chains
 from memory_ledger import SIGNER, STRANGER, MemoryLedger, checkpoint, rows_of
 from search_ledger import payment
-from standalone_verifier import load_verifier
-from test_case_bundle import EXPORTER, Json, as_json, by_ids, two_chains
+from standalone_verifier import VERIFIER, load_verifier
 
 from attestcore.errors import MalformedError
 from forensics.case_bundle import Selection, build_case_bundle, load_case_bundle
@@ -262,3 +264,11 @@ def test_the_report_is_printed_as_verify_bundle_prints_it(
         " not anchored when exported"
     )
     assert msgspec.json.decode(json.dumps(report)) == report
+
+
+def test_the_verifier_imports_only_the_standard_library_and_cryptography() -> None:
+    tree = ast.parse(VERIFIER.read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    top = {name.split(".")[0] for name in imported}
+    assert top - set(sys.stdlib_module_names) == {"cryptography"}
