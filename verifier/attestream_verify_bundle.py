@@ -238,8 +238,12 @@ def verify_consistency(
     if not 0 < size1 <= size2:
         raise Failure("bad_proof", f"no consistency proof from size {size1} to {size2}")
     if size1 == size2:
-        if proof or root1 != root2:
-            raise Failure("root_mismatch", f"two different trees of size {size1}")
+        if proof:
+            detail = f"sizes are equal ({size1}) but the proof has {len(proof)} hashes"
+            raise Failure("bad_proof", detail)
+        if root1 != root2:
+            detail = f"expected {root2.hex()}, calculated {root1.hex()}"
+            raise Failure("root_mismatch", f"two roots of size {size1}: root mismatch: {detail}")
         return
     if not proof:  # step 1
         raise Failure("bad_proof", "empty consistency proof")
@@ -268,10 +272,7 @@ def verify_consistency(
 def parse_key(text: str) -> tuple[str, int, bytes]:
     """A verifier key: (name, key id, Ed25519 public key); the key id must match."""
     name, key_hex, data = (text.strip().split("+", 2) + ["", ""])[:3]
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
+    raw = b64(data) or b""
     if not valid_name(name) or not re.fullmatch("[0-9a-fA-F]{8}", key_hex):
         raise UsageError(f"malformed verifier key {text!r:.40}: want <name>+<8 hex>+<base64>")
     if len(raw) != 33 or raw[0] != 0x01:
@@ -313,12 +314,9 @@ def open_note(note: bytes, keys: list[tuple[str, int, bytes]]) -> tuple[bytes, l
         name, _, encoded = line[2:].partition(" ")
         if not line.startswith("\u2014 ") or not valid_name(name):
             raise Failure("malformed", f"signature line {line[:40]!r} is not '— <name> <sig>'")
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise Failure("malformed", f"signature by {name} is not valid base64") from None
+        raw = b64(encoded) or b""
         if len(raw) < 5:
-            raise Failure("malformed", f"signature by {name} has no room for a key id")
+            raise Failure("malformed", f"signature by {name} is not base64 of a key id and more")
         kid = int.from_bytes(raw[:4], "big")
         present.append(f"{name}+{kid:08x}")
         if (name, kid) not in trusted or (name, kid) in checked:
@@ -350,10 +348,7 @@ def parse_checkpoint(body: bytes) -> tuple[str, int, bytes]:
     origin, size, root_b64 = lines[:3]
     if not re.fullmatch("0|[1-9][0-9]*", size):
         raise Failure("malformed", f"checkpoint tree size {size!r} is not a canonical decimal")
-    try:
-        root = base64.b64decode(root_b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise Failure("malformed", f"checkpoint root {root_b64!r} is not valid base64") from None
+    root = b64(root_b64) or b""
     if len(root) != 32 or base64.b64encode(root).decode() != root_b64:
         raise Failure("malformed", f"checkpoint root {root_b64!r} is not 32 bytes in base64")
     return origin, int(size), root
@@ -385,8 +380,8 @@ def decode_entry(data: bytes) -> dict[str, Any]:
         raise Failure("bad_entry", f"not a ledger entry: {exc}") from None
     d: Any = entry.get("decision") if isinstance(entry, dict) else None
     shape = (
-        set(entry) == ENTRY_MEMBERS
-        and isinstance(d, dict)
+        isinstance(d, dict)
+        and set(entry) == ENTRY_MEMBERS
         and DECISION_MEMBERS <= set(d) <= DECISION_MEMBERS | {"context"}
         and all(type(entry[k]) is int and entry[k] >= 0 for k in ("chain", "seq", "v"))
         and all(LOWER_HEX64.fullmatch(str(d[k])) for k in ("decision_id", "event_sha256"))
@@ -441,11 +436,11 @@ def check_anchor_offline(chain: int, proof: dict[str, Any], note: bytes, keys: A
     origin, size, root = checkpoint_of(note)
     a_origin, a_size, a_root = checkpoint_of(anchored)
     if size != proof["size"]:
-        raise Failure("anchor_mismatch", f"the checkpoint has tree size {size}, the proof"
-                      f" is for {proof['size']}")  # fmt: skip
+        detail = f"the checkpoint has tree size {size}, the proof is for {proof['size']}"
+        raise Failure("anchor_mismatch", detail)
     if a_origin != origin or a_size != proof["anchored_size"]:
-        raise Failure("anchor_mismatch", f"the anchored checkpoint is {a_origin!r} size"
-                      f" {a_size}, not {origin!r} size {proof['anchored_size']}")  # fmt: skip
+        detail = f"{a_origin!r} size {a_size}, not {origin!r} size {proof['anchored_size']}"
+        raise Failure("anchor_mismatch", f"the anchored checkpoint is {detail}")
     hashes = [bytes.fromhex(h) for h in proof["consistency_proof"]]
     verify_consistency(size, a_size, hashes, root, a_root)
     path = [bytes.fromhex(h) for h in proof["anchor_inclusion_proof"]]
@@ -587,7 +582,7 @@ def check_chain(evidence: Any, keys: Any, report: Any) -> Tree | None:
         return None
     if len(set(ids)) != len(ids):
         twice = sorted(i for i, n in Counter(ids).items() if n > 1)
-        fail(report, "malformed", chain, None, f"tree nodes given twice: {twice}")
+        fail(report, "malformed", chain, None, f"tree nodes (level, index) given twice: {twice}")
         return None
     verdict["ok"] = True
     return (
@@ -601,8 +596,14 @@ def note_bytes(evidence: Any) -> bytes:  # a lone surrogate in the JSON text is 
     return str(evidence["checkpoint"]).encode("utf-8", "surrogatepass")
 
 
-def check_anchor(evidence: Any, keys: Any, rpc: Rpc | None, confirmations: int,
-                 seen_tx: dict[str, Failure | None], report: Any) -> None:  # fmt: skip
+def check_anchor(
+    evidence: Any,
+    keys: Any,
+    rpc: Rpc | None,
+    confirmations: int,
+    seen_tx: dict[str, Failure | None],
+    report: Any,
+) -> None:
     """3. The anchor proof offline; with `rpc`, its transaction on the chain (looked up once)."""
     chain, proof = evidence["chain"], evidence.get("anchor")
     if proof is None:
@@ -688,10 +689,17 @@ def check_events(events: Any, logged: dict[str, list[Any]], report: Any) -> None
         if digest in seen:
             fail(report, "malformed", chain, seq, f"event {digest} appears twice")
         elif actual != digest:
-            detail = f"the archived event's bytes hash to {actual}, its decision logged {digest}"
+            detail = f"the archived event's bytes hash to {actual}, its decision logged"
+            detail += f" event_sha256 {digest}"
             fail(report, "bad_event", chain, seq, detail)
         elif not users:
-            fail(report, "bad_event", None, None, f"event {digest} is logged by no bundled entry")
+            fail(
+                report,
+                "bad_event",
+                None,
+                None,
+                f"event {digest} is logged by no entry of the bundle",
+            )
         else:
             report["events"] += 1
         seen.add(digest)
@@ -700,16 +708,16 @@ def check_events(events: Any, logged: dict[str, list[Any]], report: Any) -> None
 def print_report(report: Any) -> None:
     """The text verify-bundle prints: the verdict, each verified chain, each failure."""
     verdict, m = "VERIFIED" if report["ok"] else "FAILED", report["manifest"]
-    print(f"{verdict}: {report['entries']} entries in {len(report['chains'])} chain(s),"
-          f" {report['events']} archived event(s); exported by {m['exported_by']}"
-          f" at {m['exported_at']}")  # fmt: skip
+    counted = f"{report['entries']} entries in {len(report['chains'])} chain(s)"
+    counted += f", {report['events']} archived event(s)"
+    print(f"{verdict}: {counted}; exported by {m['exported_by']} at {m['exported_at']}")
     for c in (c for c in report["chains"] if c["ok"]):
         looked_up = "checked on chain" if c["anchor_checked_on_chain"] else "not looked up"
         anchor = f"anchored in {c['anchor_tx']} ({looked_up})"
-        signers = ", ".join(c["signed_by"])
         anchor = anchor if c["anchor_tx"] else "not anchored when exported"
-        print(f"  chain {c['chain']}: {c['origin']} tree size {c['tree_size']}, signed by"
-              f" {signers}; {anchor}")  # fmt: skip
+        signers = ", ".join(c["signed_by"])
+        tree = f"{c['origin']} tree size {c['tree_size']}"
+        print(f"  chain {c['chain']}: {tree}, signed by {signers}; {anchor}")
     for f in report["failures"]:
         where = "" if f["chain"] is None else f" chain {f['chain']}"
         where += "" if f["seq"] is None else f" seq {f['seq']}"

@@ -1,6 +1,6 @@
 """The standalone verifier (verifier/attestream_verify_bundle.py) against
-`forensics.verify_bundle`: the same verdict, counts, chains and failures (kind, chain, seq)
-on valid bundles (entries of format 1 and 2, anchored and not) and on each tampering."""
+`forensics.verify_bundle`: the same verdict, counts, chains and failures (kind, chain, seq,
+detail) on valid bundles (entries of format 1 and 2, anchored and not) and on each tampering."""
 
 from __future__ import annotations
 
@@ -79,7 +79,12 @@ def reference(data: Json) -> dict[str, Any]:
 
 
 def comparable(report: dict[str, Any]) -> dict[str, Any]:
-    failures = [(f["kind"], f["chain"], f["seq"]) for f in report["failures"]]
+    """The report but the manifest; of a `bad_entry` failure the detail's start only (which
+    member is wrong is said in each JSON parser's own words)."""
+    failures = [
+        (f["kind"], f["chain"], f["seq"], f["detail"][: 20 if f["kind"] == "bad_entry" else None])
+        for f in report["failures"]
+    ]
     kept = ("ok", "entries", "events", "chains")
     return {**{k: report[k] for k in kept}, "failures": failures}
 
@@ -116,6 +121,10 @@ def entry_text(data: Json) -> None:  # "C3" -> "C2" in chain 0's first entry: st
 
 def entry_syntax(data: Json) -> None:  # the opening brace of a format-2 entry
     data["entries"][3]["entry"] = flip(data["entries"][3]["entry"], 0)
+
+
+def entry_not_object(data: Json) -> None:
+    data["entries"][4]["entry"] = base64.b64encode(b"[2, 3]").decode()
 
 
 def event_byte(data: Json) -> None:
@@ -180,6 +189,7 @@ def unlogged_event(data: Json) -> None:
 TAMPERINGS: dict[str, tuple[Callable[[Json], None], str]] = {
     "entry_text": (entry_text, "root_mismatch"),
     "entry_syntax": (entry_syntax, "bad_entry"),
+    "entry_not_object": (entry_not_object, "bad_entry"),
     "event_byte": (event_byte, "bad_event"),
     "signature_byte": (signature_byte, "bad_signature"),
     "node_hash": (node_hash, "root_mismatch"),
