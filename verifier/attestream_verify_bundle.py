@@ -495,22 +495,30 @@ def check_anchor_tx(rpc: Rpc, proof: dict[str, Any], min_confirmations: int) -> 
     tx = rpc.call("eth_getTransactionByHash", tx_hash)
     receipt = rpc.call("eth_getTransactionReceipt", tx_hash) if tx else None
     if not tx or not receipt or receipt.get("blockNumber") is None:
-        raise Failure("unanchored", f"anchor transaction {tx_hash}: not on chain {served}")
+        raise Failure(
+            "unanchored", f"anchor transaction {tx_hash}: the transaction is not on chain {served}"
+        )
     calldata, root = bytes.fromhex(tx["input"][2:]), bytes.fromhex(proof["anchor_root"])
-    number, block = int(receipt["blockNumber"], 16), receipt["blockHash"]
+    number, block = int(receipt["blockNumber"], 16), receipt["blockHash"].lower()
     where = f"anchor transaction {tx_hash}:"
     if len(calldata) != 37 or calldata[:5] != b"ATST\x01":  # b"ATST" || version 1 || root
-        raise Failure("anchor_mismatch", f"{where} not attestream anchor calldata")
+        detail = f"{calldata[:8].hex()}... ({len(calldata)} bytes)"
+        raise Failure("anchor_mismatch", f"{where} not attestream anchor calldata: {detail}")
     if calldata[5:] != root:
-        raise Failure("anchor_mismatch", f"{where} the calldata carries root {calldata[5:].hex()}")
+        detail = f"the calldata carries root {calldata[5:].hex()}, expected {root.hex()}"
+        raise Failure("anchor_mismatch", f"{where} {detail}")
     if int(receipt["status"], 16) != 1:
         raise Failure("anchor_mismatch", f"{where} the transaction reverted")
     if tx["from"].lower() != proof["sender"].lower():
-        raise Failure("anchor_mismatch", f"{where} the transaction was sent by {tx['from']}")
-    if block.lower() != proof["block_hash"].lower():  # its recorded block is no longer canonical
-        raise Failure("anchor_reorged", f"{where} the transaction is now in block {block}")
+        detail = f"sent by {tx['from']}, not by the recorded sender {proof['sender']}"
+        raise Failure("anchor_mismatch", f"{where} the transaction was {detail}")
+    recorded = f"{proof['block_number']} ({proof['block_hash']})"
+    if block != proof["block_hash"].lower():  # the recorded block is no longer canonical
+        detail = f"now in block {number} ({block}), not in the recorded block {recorded}"
+        raise Failure("anchor_reorged", f"{where} the transaction is {detail}")
     if number != proof["block_number"]:
-        raise Failure("anchor_mismatch", f"{where} block {block} is number {number}")
+        detail = f"is number {number}, the anchor records {proof['block_number']}"
+        raise Failure("anchor_mismatch", f"{where} block {block} {detail}")
     confirmations = int(rpc.call("eth_blockNumber"), 16) - number + 1 if min_confirmations else 0
     if confirmations < min_confirmations:
         detail = f"{confirmations} confirmation(s), {min_confirmations} required"
@@ -728,9 +736,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("bundle", help="a case bundle written by `attestream forensic bundle`")
     parser.add_argument("--key", action="append", required=True, help="trusted verifier key")
-    parser.add_argument("--rpc-url", default=os.environ.get("ATTESTREAM_VERIFY_RPC_URL"))
-    parser.add_argument("--chain-id", type=int, help="with --rpc-url: the anchors' network")
-    parser.add_argument("--confirmations", type=int, default=1, help="with --rpc-url")
+    env = os.environ.get  # the same environment variables as verify-bundle
+    parser.add_argument("--rpc-url", default=env("ATTESTREAM_VERIFY_RPC_URL"))
+    parser.add_argument("--chain-id", type=int, default=env("ATTESTREAM_VERIFY_CHAIN_ID"))
+    parser.add_argument(
+        "--confirmations", type=int, default=env("ATTESTREAM_VERIFY_CONFIRMATIONS", "1")
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     try:

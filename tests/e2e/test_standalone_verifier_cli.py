@@ -142,6 +142,23 @@ def test_an_auditor_verifies_a_real_bundle_with_the_standalone_verifier(
         assert forged.stdout.startswith("FAILED: "), (name, forged.stdout)
         assert f"  {kind}" in forged.stdout, (name, forged.stdout)
 
+    # On the chain: a transaction that is not there, a block that is not the recorded one.
+    for name, member, value, kind in (
+        ("tx", "tx_hash", "0x" + "12" * 32, "unanchored"),
+        ("block", "block_hash", "0x" + "34" * 32, "anchor_reorged"),
+    ):
+        recorded = {member: value}
+        moved = tampered(case, lambda d, r=recorded: d["chains"][0]["anchor"].update(r), name)
+        mine = run_verifier(moved, key, "--rpc-url", rpc_url, "--json", python=auditor_python)
+        theirs = cli(
+            "forensic", "verify-bundle", str(moved), "--key", key, "--rpc-url", rpc_url, "--json",
+            env=offline_env(tmp_path),
+        )  # fmt: skip
+        assert mine.returncode == theirs.returncode == 1, (mine.stderr, theirs.stderr)
+        failures = json.loads(mine.stdout)["failures"]
+        assert failures == json.loads(theirs.stdout)["failures"]
+        assert [(f["kind"], f["chain"]) for f in failures] == [(kind, 0)]
+
     unreachable = run_verifier(case, key, "--rpc-url", "http://127.0.0.1:9", python=auditor_python)
     assert unreachable.returncode == 3 and "could not be reached" in unreachable.stderr
     assert run_verifier(case, "nobody+00000000+AAAA", python=auditor_python).returncode == 2
