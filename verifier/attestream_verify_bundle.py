@@ -633,6 +633,10 @@ def check_anchor(
             seen_tx[proof["tx_hash"]] = None
         except Failure as exc:
             seen_tx[proof["tx_hash"]] = exc
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # not an EVM node
+            raise RpcUnreachable(
+                f"EVM JSON-RPC at {rpc.shown} answered nonsense: {exc!r}"
+            ) from None
     failed = seen_tx[proof["tx_hash"]]
     report["chains"][-1]["anchor_checked_on_chain"] = failed is None
     if failed is not None:
@@ -755,7 +759,10 @@ def main(argv: list[str] | None = None) -> int:
             error = {"kind": kind, "message": str(exc), "exit_code": code}
             print(json.dumps({"ok": False, "error": error}, indent=2))
         return code
-    print(json.dumps(report, indent=2)) if args.json else print_report(report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
     return 0 if report["ok"] else 1
 
 
