@@ -39,7 +39,6 @@ import os
 import re
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -451,8 +450,10 @@ def check_anchor_offline(chain: int, proof: dict[str, Any], note: bytes, keys: A
 class Rpc:
     """EVM JSON-RPC over HTTP: eth_chainId, eth_getTransactionByHash, -Receipt, eth_blockNumber."""
 
-    def __init__(self, url: str, network: int | None) -> None:
+    def __init__(self, url: str, network: int | None, confirmations: int) -> None:
         self.url, self.network, self.served = url, network, -1
+        self.confirmations = confirmations
+        self.checked: dict[str, Failure | None] = {}  # by transaction hash
         parts = urllib.parse.urlsplit(url)  # the path may hold an API key: never shown
         self.shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
@@ -482,6 +483,19 @@ class Rpc:
                 detail = f"serves chain id {self.served}, the anchors are on {self.network}"
                 raise UsageError(f"the JSON-RPC at {self.shown} {detail}")
         return self.served
+
+    def anchor_failure(self, proof: dict[str, Any]) -> Failure | None:
+        """`check_anchor_tx`, once per transaction (chains anchored together share one)."""
+        tx_hash = proof["tx_hash"]
+        if tx_hash not in self.checked:
+            try:
+                check_anchor_tx(self, proof, self.confirmations)
+                self.checked[tx_hash] = None
+            except Failure as exc:
+                self.checked[tx_hash] = exc
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # no EVM node
+                raise RpcUnreachable(f"EVM JSON-RPC at {self.shown} answered {exc!r}") from None
+        return self.checked[tx_hash]
 
 
 def check_anchor_tx(rpc: Rpc, proof: dict[str, Any], min_confirmations: int) -> None:
@@ -530,7 +544,7 @@ def check_anchor_tx(rpc: Rpc, proof: dict[str, Any], min_confirmations: int) -> 
 Tree = tuple[int, bytes, dict[tuple[int, int], bytes]]  # a chain's signed size, root, nodes
 
 
-def verify(bundle: Any, keys: Any, rpc: Rpc | None = None, confirmations: int = 1) -> Any:
+def verify(bundle: Any, keys: Any, rpc: Rpc | None = None) -> Any:
     """The report of every check (`--json` prints it); with `rpc`, the anchors on the chain
     too, and a chain without an anchor proof fails."""
     check_shape(bundle, BUNDLE)
@@ -546,7 +560,6 @@ def verify(bundle: Any, keys: Any, rpc: Rpc | None = None, confirmations: int = 
             detail = f"the manifest counts {claimed} {name}, the bundle holds {value}"
             fail(report, "malformed", None, None, detail)
     trees: dict[int, Tree] = {}
-    seen_tx: dict[str, Failure | None] = {}  # chains anchored together share a transaction
     for evidence in bundle["chains"]:
         if any(c["chain"] == evidence["chain"] for c in report["chains"]):
             fail(report, "malformed", evidence["chain"], None, "the chain appears twice")
@@ -554,7 +567,7 @@ def verify(bundle: Any, keys: Any, rpc: Rpc | None = None, confirmations: int = 
         tree = check_chain(evidence, keys, report)  # 2.
         if tree is not None:
             trees[evidence["chain"]] = tree
-            check_anchor(evidence, keys, rpc, confirmations, seen_tx, report)  # 3.
+            check_anchor(evidence, keys, rpc, report)  # 3.
     logged = check_entries(bundle, trees, report)  # 4. and 5.
     check_events(bundle["events"], logged, report)  # 6.
     report["ok"] = not report["failures"]
@@ -604,14 +617,7 @@ def note_bytes(evidence: Any) -> bytes:  # a lone surrogate in the JSON text is 
     return str(evidence["checkpoint"]).encode("utf-8", "surrogatepass")
 
 
-def check_anchor(
-    evidence: Any,
-    keys: Any,
-    rpc: Rpc | None,
-    confirmations: int,
-    seen_tx: dict[str, Failure | None],
-    report: Any,
-) -> None:
+def check_anchor(evidence: Any, keys: Any, rpc: Rpc | None, report: Any) -> None:
     """3. The anchor proof offline; with `rpc`, its transaction on the chain (looked up once)."""
     chain, proof = evidence["chain"], evidence.get("anchor")
     if proof is None:
@@ -627,17 +633,7 @@ def check_anchor(
         return None
     if rpc is None:
         return
-    if proof["tx_hash"] not in seen_tx:
-        try:
-            check_anchor_tx(rpc, proof, confirmations)
-            seen_tx[proof["tx_hash"]] = None
-        except Failure as exc:
-            seen_tx[proof["tx_hash"]] = exc
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # not an EVM node
-            raise RpcUnreachable(
-                f"EVM JSON-RPC at {rpc.shown} answered nonsense: {exc!r}"
-            ) from None
-    failed = seen_tx[proof["tx_hash"]]
+    failed = rpc.anchor_failure(proof)
     report["chains"][-1]["anchor_checked_on_chain"] = failed is None
     if failed is not None:
         fail(report, failed.kind, chain, None, f"anchor transaction: {failed}")
@@ -784,8 +780,9 @@ def run(args: argparse.Namespace) -> Any:
         check_shape(bundle, BUNDLE)
         anchors = [c["anchor"] for c in bundle["chains"] if c.get("anchor") is not None]
         network = anchors[0]["network_chain_id"] if anchors else 0
-        rpc = Rpc(args.rpc_url, args.chain_id if args.chain_id is not None else network)
-    return verify(bundle, keys, rpc, args.confirmations)
+        network = args.chain_id if args.chain_id is not None else network
+        rpc = Rpc(args.rpc_url, network, args.confirmations)
+    return verify(bundle, keys, rpc)
 
 
 if __name__ == "__main__":
