@@ -7,7 +7,7 @@ STATE_DIR := .attestream
 PACKAGES := attestcore attestream streams detectors ledger anchoring forensics
 # Only the directories that exist and hold Python files (mypy rejects empty ones): every
 # package, the benchmark and the tests.
-MYPY_TARGETS := $(sort $(dir $(wildcard $(addsuffix /*.py,$(PACKAGES) bench tests))))
+MYPY_TARGETS := $(sort $(dir $(wildcard $(addsuffix /*.py,$(PACKAGES) bench tests verifier))))
 # Files mypy must check in a run of their own: under pytest's import layout (pyproject.toml,
 # [tool.mypy]) this conftest.py has the same module name as tests/conftest.py.
 MYPY_APART := $(wildcard tests/integration/conftest.py)
@@ -30,8 +30,8 @@ bench: setup
 	$(BIN)/python -m bench
 
 lint: setup
-	$(BIN)/ruff format --check $(PACKAGES) bench tests
-	$(BIN)/ruff check $(PACKAGES) bench tests
+	$(BIN)/ruff format --check $(PACKAGES) bench tests verifier
+	$(BIN)/ruff check $(PACKAGES) bench tests verifier
 	$(BIN)/mypy --strict $(MYPY_TARGETS)
 	$(if $(MYPY_APART),$(BIN)/mypy --strict $(MYPY_APART))
 
