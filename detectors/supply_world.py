@@ -76,6 +76,9 @@ class SimScan:
     scenario: str = ""
     noise: list[str] = field(default_factory=list)
     delay: int = 0  # seconds between the read and its upload (late uploads)
+    desadv: str = ""  # the despatch advice a shipping or receiving scan belongs to
+    source: Site | None = None  # where a received item was despatched from
+    destination: Site | None = None  # where a shipped item is despatched to
 
     @property
     def arrival(self) -> int:
