@@ -201,7 +201,8 @@ def _place(
 ) -> _Placement:
     """Join the cheapest track; start a new one when none fits (a read no genuine life
     explains, or a receipt of the brand's logistics no despatch or declared source
-    explains); never for a failed challenge, a pallet-level read or an error declaration."""
+    explains; a read that missed reads explain joins, at their cost); never for a failed
+    challenge, a pallet-level read or an error declaration."""
     best = None
     if fits:
         best = min(range(len(fits)), key=lambda i: (fits[i].cost, -plausibility(tracks[i]), i))
@@ -295,7 +296,7 @@ def _expected(receipt: Receipt, fitted: Fit | None) -> float:
     at the item's previous site (its shipping read missed) accounts for; 0 for any other
     receipt; MISSING for a scan that is no receipt."""
     if receipt.expected != 0.0:
-        return receipt.expected
+        return receipt.expected  # 1, or MISSING for a version 1 receipt
     return 1.0 if _declared_matches(receipt, fitted) == 1.0 else 0.0
 
 

@@ -321,15 +321,14 @@ def _to_event(scan: SimScan, index: int, run: str, start: datetime) -> LabelledS
         lon=site.lon,
         reader_id=f"rdr-{site.code}-{door}",
         tag_auth=scan.tag_auth,
-        schema_version=SUPPLY_SCHEMA_VERSION,
-        **_business_data(scan),
+        **(_business_data(scan) if site.business_data else {}),
     )
     return LabelledScan(event, scan.label, scan.scenario, tuple(dict.fromkeys(scan.noise)))
 
 
 def _business_data(scan: SimScan) -> dict[str, Any]:
     """The EPCIS 2.0 business data of a scan: despatch advice, source and destination."""
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {"schema_version": SUPPLY_SCHEMA_VERSION}
     if scan.desadv:
         data["biz_transactions"] = [
             BizTransaction(type=BizTransactionType.DESPATCH_ADVICE, id=scan.desadv)

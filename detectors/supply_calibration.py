@@ -19,8 +19,10 @@ Each quantity, how it is measured (per EPC, the genuine scans in event-time orde
   same site and step (the same read event seen twice);
 - `transit_hours_q99`: per distance band of `TRANSIT_BAND_KM`, the 99th percentile of the
   hours from a despatch (shipping with a despatch advice) to its receipt;
-- `new_track_cost`: `-ln` of the share of EPCs that had a second physical item (a copy) in
-  the training data, the prior cost of a second track.
+- `role_move_share`: per pair of site roles (`"1>2"`: distribution centre to shop, role ranks
+  of `detectors.reference.supply.ROLE_RANK`), the share of genuine moves from the first role
+  that go to the second, with one pseudo move of each kind; a move without a shipping read
+  costs the missed read and this move's rarity (a distribution centre to another one).
 
 `clock_skew_s` is not fitted: it is the wire contract's allowed skew between a reader's
 clock and the stream's (`streams.pipeline.DEFAULT_MAX_CLOCK_SKEW_S`, 300 s).
@@ -44,6 +46,7 @@ from attestcore.errors import ConfigError
 from attestcore.schemas import BizStep, BizTransactionType, SupplyChainEvent
 from detectors.geo import haversine_km
 from detectors.reference import ReferenceDataDigest
+from detectors.reference.supply import ROLE_RANK, default_supply_reference
 
 CALIBRATION_FORMAT = "attestream.supply-calibration/1"
 CALIBRATION_FILE = Path(__file__).with_name("reference") / "supply-calibration-v1.json"
@@ -66,10 +69,16 @@ class SupplyCalibration(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     site_miss_rate: dict[str, float]
     transit_band_km: float
     transit_hours_q99: list[float]
-    new_track_cost: float
+    role_move_share: dict[str, float]
 
     def miss_rate(self, site: str) -> float:
         return self.site_miss_rate.get(site, self.miss_rate_default)
+
+    def move_share(self, from_role: int | None, to_role: int | None) -> float:
+        """How common a genuine move between these roles is; 1 when a role is unknown."""
+        if from_role is None or to_role is None:
+            return 1.0
+        return self.role_move_share.get(f"{from_role}>{to_role}", 1.0)
 
     def transit_bound_hours(self, km: float) -> float:
         """The 99th-percentile transit time of the distance band `km` falls in; beyond the
@@ -124,6 +133,8 @@ def fit_calibration(labelled: Sequence[Any], fitted_on: str, version: str = "1")
     gaps: list[float] = []
     arrivals: dict[str, list[int]] = defaultdict(lambda: [1, 2])  # [missed + 1, arrivals + 2]
     transits: dict[int, list[float]] = defaultdict(list)
+    roles: dict[str, int] = {}
+    moves: dict[tuple[int, int], int] = defaultdict(int)
     for life in _genuine_lives(labelled):
         despatched: dict[str, SupplyChainEvent] = {}
         for a, b in zip(life, life[1:], strict=False):
@@ -134,6 +145,9 @@ def fit_calibration(labelled: Sequence[Any], fitted_on: str, version: str = "1")
                 continue
             km = haversine_km(a.lat, a.lon, b.lat, b.lon)
             speeds.append(km / (dt + CLOCK_SKEW_S) * 3600)
+            pair = (_role(a, roles), _role(b, roles))
+            if pair[0] >= 0 and pair[1] >= 0:
+                moves[pair] += 1
             counts = arrivals[b.biz_location]
             counts[0] += a.biz_step not in (BizStep.SHIPPING, BizStep.RETAIL_SELLING)
             counts[1] += 1
@@ -154,11 +168,6 @@ def fit_calibration(labelled: Sequence[Any], fitted_on: str, version: str = "1")
     bands = _monotone(
         [_quantile(transits.get(b, []), TRANSIT_QUANTILE) for b in range(max(transits) + 1)]
     )
-    copies = len(
-        {s.event.epc for s in labelled if s.label == 1}
-        & {s.event.epc for s in labelled if s.label == 0}
-    )
-    epcs = len({s.event.epc for s in labelled})
     calibration = SupplyCalibration(
         format=CALIBRATION_FORMAT,
         version=version,
@@ -177,9 +186,27 @@ def fit_calibration(labelled: Sequence[Any], fitted_on: str, version: str = "1")
         site_miss_rate={site: round(c[0] / c[1], 6) for site, c in sorted(arrivals.items())},
         transit_band_km=TRANSIT_BAND_KM,
         transit_hours_q99=[round(h, 3) for h in bands],
-        new_track_cost=round(-math.log(max(copies, 1) / max(epcs, 1)), 6),
+        role_move_share=_move_shares(moves),
     )
     return msgspec.json.format(msgspec.json.encode(calibration), indent=2) + b"\n"
+
+
+def _role(event: SupplyChainEvent, cache: dict[str, int]) -> int:
+    """The role rank of the event's site in the shipped reference table, -1 if unknown."""
+    if event.biz_location not in cache:
+        site = default_supply_reference().site(event.biz_location)
+        cache[event.biz_location] = -1 if site is None else ROLE_RANK[site.role]
+    return cache[event.biz_location]
+
+
+def _move_shares(moves: dict[tuple[int, int], int]) -> dict[str, float]:
+    ranks = sorted(set(ROLE_RANK.values()))
+    shares = {}
+    for a in ranks:
+        total = sum(moves.get((a, b), 0) + 1 for b in ranks)
+        for b in ranks:
+            shares[f"{a}>{b}"] = round((moves.get((a, b), 0) + 1) / total, 6)
+    return shares
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -99,7 +99,7 @@ def check_receipt(
     declared = tuple(s.id for s in event.source_list if s.type == SourceDestType.LOCATION)
     rma = bool(_ids(event, BizTransactionType.RETURN_MERCHANDISE_AUTHORISATION))
     return Receipt(
-        expected=1.0 if matched is not None or rma else 0.0,
+        expected=_expected(matched is not None or rma, event.schema_version),
         mismatch_flag=1.0 if mismatch is not None else 0.0,
         transit_ratio=ratio,
         matched=matched,
@@ -109,6 +109,14 @@ def check_receipt(
         v2_receipt=event.schema_version >= 2,
         cited=cited,
     )
+
+
+def _expected(explained: bool, schema_version: int) -> float:
+    """A version 1 receipt carries no business data: unless a despatch named it, whether it
+    was expected is unknown (MISSING), not "no"."""
+    if explained:
+        return 1.0
+    return 0.0 if schema_version >= 2 else MISSING
 
 
 def with_despatch(despatches: list[list[Any]], event: SupplyChainEvent) -> list[list[Any]]:

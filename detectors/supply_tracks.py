@@ -14,8 +14,10 @@ learned calibration (`detectors.supply_calibration`):
   at its event time, any move after a sale (a consumer returns the item at any shop, brings
   it to a service site for repair) and a receipt explained by a known despatch to it or by a
   declared source at the track's last site (a missed shipping read);
-- one missed read, `-ln(site miss rate)`: a move to another site without a shipping read, a
-  second sale without a return read, a return without a sale read;
+- a missed read, `-ln(site miss rate)`: a second sale without a return read, a return
+  without a sale read, a receipt after a sale without a return authorisation; and a move to
+  another site without a shipping read, which also costs `-ln` of how common such a move
+  (between these two site roles) is;
 - impossible (`HARD`): faster than the learned speed cap, a read after a decommissioning, a
   commissioning or packing after later steps. Reads closer in time than the clock skew
   allowance are checked in both orders.
@@ -23,7 +25,8 @@ learned calibration (`detectors.supply_calibration`):
 A track entry is `[event time, lat, lon, biz_location, biz_step, role rank or None,
 event_id]`; a track is `{"e": entries, "n": scans joined, "c": commissioned at a factory,
 "v": verified challenges, "x": receipts matching a despatch, "sold": open sales,
-"dead": decommissioning time or None}`.
+"dead": decommissioning time or None}`. A scan that only missed reads explain joins its
+cheapest track at their cost (`fit_cost`), so one missed read never splits an item's life.
 """
 
 from __future__ import annotations
@@ -57,14 +60,10 @@ MAX_DESPATCHED = 4
 W_SCAN = 0.2
 MAX_SCANS = 5
 
-_AFTER_SALE = {
-    BizStep.RETURNING,
-    BizStep.REPAIRING,
-    BizStep.RECEIVING,
-    BizStep.SHIPPING,
-    BizStep.STORING,
-    BizStep.DECOMMISSIONING,
-}
+# What may follow a sale without a missed read: the customer returns it (at any shop), a
+# service site repairs it, the shop ships it to the customer or destroys it. A receipt after
+# a sale needs a return authorisation (a repair or a return by post) or it costs a missed read.
+_AFTER_SALE = {BizStep.RETURNING, BizStep.REPAIRING, BizStep.SHIPPING, BizStep.DECOMMISSIONING}
 
 
 def new_track() -> Track:
@@ -130,14 +129,16 @@ def fit(here: Entry, track: Track, cal: SupplyCalibration, explained: bool) -> F
         if _unshipped(a, b, here, explained)
         and not (abs(b[_TS] - a[_TS]) <= cal.clock_skew_s and not _unshipped(b, a, here, explained))
     ]
-    hard_order, missed_order = _order(moves, track, here, cal)
+    hard_order, missed_order = _order(moves, track, here, cal, explained)
     dead = track["dead"]
     after_dead = dead is not None and here[_TS] > dead and not duplicate
     impossible = speed > cal.speed_cap_kmh
     missed = 0 if duplicate else len(unshipped) + missed_order
     cost = 0.0
     if not duplicate:
-        cost = min(HARD, missed * -math.log(cal.miss_rate(here[_SITE])))
+        surprise = sum(_unshipped_cost(a, b, cal) for a, b in unshipped)
+        surprise += missed_order * -math.log(cal.miss_rate(here[_SITE]))
+        cost = min(HARD, surprise)
         if impossible or hard_order or after_dead:
             cost = HARD
     return Fit(
@@ -156,13 +157,20 @@ def fit(here: Entry, track: Track, cal: SupplyCalibration, explained: bool) -> F
 
 
 def _order(
-    moves: list[tuple[Entry, Entry]], track: Track, here: Entry, cal: SupplyCalibration
+    moves: list[tuple[Entry, Entry]],
+    track: Track,
+    here: Entry,
+    cal: SupplyCalibration,
+    explained: bool,
 ) -> tuple[bool, int]:
     """(an order no life allows, reads missed to allow it) over the scan's two moves; two
-    reads within the clock skew allowance may be in either order."""
+    reads within the clock skew allowance may be in either order. A receipt after a sale
+    that the receipt's data explains (a return authorisation) misses nothing."""
     hard, missed = False, 0
     for a, b in moves:
         rule = step_rule(a[_STEP], b[_STEP])
+        if rule == 1 and b is here and explained and b[_STEP] == BizStep.RECEIVING.value:
+            rule = 0
         if rule and abs(b[_TS] - a[_TS]) <= cal.clock_skew_s:
             rule = min(rule, step_rule(b[_STEP], a[_STEP]))
         hard = hard or rule == 2
@@ -189,6 +197,12 @@ def step_rule(previous: str, step: str) -> int:
             return 0
         return 1  # sold twice: a return read missed between
     return 0
+
+
+def _unshipped_cost(a: Entry, b: Entry, cal: SupplyCalibration) -> float:
+    """`-ln P`: the shipping read at `b`'s arrival was missed, and the item made this kind of
+    move (a distribution centre to a shop is common, a shop to another shop is rare)."""
+    return -math.log(cal.miss_rate(b[_SITE])) - math.log(cal.move_share(a[_ROLE], b[_ROLE]))
 
 
 def _unshipped(a: Entry, b: Entry, here: Entry, explained: bool) -> bool:

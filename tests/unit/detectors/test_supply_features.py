@@ -100,6 +100,7 @@ def test_step_rules() -> None:
     assert step_rule("retail_selling", "retail_selling") == 1
     assert step_rule("retail_selling", "returning") == 0
     assert step_rule("retail_selling", "repairing") == 0
+    assert step_rule("retail_selling", "receiving") == 1  # unless a return authorisation
     assert step_rule("decommissioning", "receiving") == 2
 
 
