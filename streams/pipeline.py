@@ -16,22 +16,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from attestcore.schemas import (
-    Decision,
-    Detector,
-    Evidence,
-    Reason,
-    SourceRef,
-    decision_id,
-    encode,
-)
+from attestcore.schemas import Decision, Detector, SourceRef, decision_id, encode
+from detectors.scoring import reasons_with_evidence
 from streams.intake import MAX_DETAIL_CHARS, EventParser, RecordRef, Rejection, RejectReason
 from streams.investigation import decision_context
 
 # Event times up to this far ahead of the worker's clock are taken as clock skew between the
 # producer and the worker; later ones are dead-lettered (ATTESTREAM_DETECT_MAX_CLOCK_SKEW_S).
 DEFAULT_MAX_CLOCK_SKEW_S = 300.0
-TOP_REASONS = 3  # reasons of every decision, besides those naming evidence
 
 State = dict[str, Any]
 FeatureFn = Callable[[Any, State | None], tuple[Sequence[float], State]]
@@ -355,34 +347,13 @@ def _decision(
         features={name: float(v) for name, v in zip(names, row, strict=True)},
         score=min(max(score, 0.0), 1.0),
         outcome=outcome,
-        reasons=_reasons(reasons, getattr(row, "evidence", ()), flagged=outcome != lowest),
+        reasons=reasons_with_evidence(
+            reasons, getattr(row, "evidence", ()), flagged=outcome != lowest
+        ),
         event_time=event.event_time,
         decided_at=decided_at,
         context=decision_context(event),
     )
-
-
-def _reasons(
-    ranked: Sequence[tuple[str, float]],
-    evidence: Sequence[tuple[str, Evidence]],
-    flagged: bool,
-    top: int = TOP_REASONS,
-) -> list[Reason]:
-    """The `top` largest contributions, each with the detector's evidence for its feature;
-    a flagged decision also names every other feature with evidence (the conflicting scan,
-    the failed challenge, the despatch not matched), so an investigator sees what to check.
-    Ties and order are those of `ranked` (largest absolute contribution first)."""
-    found: dict[str, Evidence] = {}
-    for name, item in evidence:
-        found.setdefault(name, item)
-    reasons: list[Reason] = []
-    for rank, (name, contribution) in enumerate(ranked):
-        if rank < top or (flagged and name in found):
-            why = found.get(name) if flagged else None
-            reasons.append(
-                Reason(feature=name, contribution=round(float(contribution), 6), evidence=why)
-            )
-    return reasons
 
 
 def apply_labels(

@@ -21,10 +21,10 @@ from attestcore.schemas import (
 )
 from attestream.detection import _supply
 from detectors.registry import LoadedModel
-from detectors.scoring import Scorer
+from detectors.scoring import Scorer, reasons_with_evidence
 from forensics.timeline import Step, step_json
 from streams.intake import EventParser, RecordRef
-from streams.pipeline import DetectorSpec, _reasons, decide_batch
+from streams.pipeline import DetectorSpec, decide_batch
 
 
 def decide(events: list[SupplyChainEvent], model: LoadedModel) -> list[Decision]:
@@ -65,11 +65,11 @@ def test_a_flagged_clone_names_the_genuine_scan_it_conflicts_with(
 def test_evidence_beyond_the_top_reasons_is_named_only_when_flagged() -> None:
     ranked = [("a", 2.0), ("b", -1.0), ("c", 0.5), ("d", 0.1), ("e", -0.05)]
     why = Evidence(kind="failed_challenge", detail="the tag challenge failed")
-    flagged = _reasons(ranked, [("e", why), ("a", why)], flagged=True)
+    flagged = reasons_with_evidence(ranked, [("e", why), ("a", why)], flagged=True)
     assert [r.feature for r in flagged] == ["a", "b", "c", "e"]
     assert flagged[0].evidence == why and flagged[3].evidence == why
     assert flagged[1].evidence is None
-    quiet = _reasons(ranked, [("e", why), ("a", why)], flagged=False)
+    quiet = reasons_with_evidence(ranked, [("e", why), ("a", why)], flagged=False)
     assert [r.feature for r in quiet] == ["a", "b", "c"]
     assert all(r.evidence is None for r in quiet)
 
