@@ -114,6 +114,33 @@ def initial_supply_state() -> State:
     }
 
 
+def upgraded_state(state: State) -> State:
+    """A state of this version; a version 2 state (one first-seen track, written by the
+    detector before competing tracks) becomes one track with the same scans and counts, so a
+    stream's table keeps working across the upgrade. Returns `state` itself when current."""
+    if state.get("v") == SUPPLY_STATE_VERSION:
+        return state
+    new = initial_supply_state()
+    new.update(
+        scans=state["scans"],
+        newest_ts=state["newest_ts"],
+        auth_failures=state["auth_failures"],
+        auth_verified=state["auth_verified"],
+    )
+    if state["track"]:
+        track = new_track()
+        track.update(
+            e=[[*entry[:6], ""] for entry in state["track"]],
+            n=len(state["track"]),
+            c=1 if state["commissioned"] else 0,
+            v=min(state["auth_verified"], len(state["track"])),
+            sold=max(0, state["sold"] - state["returned"]),
+            dead=state["decommissioned_ts"],
+        )
+        new["tracks"] = [track]
+    return new
+
+
 class _Placement:
     """Where a scan goes: which track it is compared with, and whether it joins or starts one."""
 
@@ -130,6 +157,7 @@ def supply_features(
     """The feature vector of one scan given its EPC's state, and the updated state."""
     ref = reference if reference is not None else default_supply_reference()
     cal = calibration if calibration is not None else default_calibration()[0]
+    state = upgraded_state(state)
     ts = event.event_time.timestamp()
     site = ref.site(event.biz_location)
     role = None if site is None else ROLE_RANK[site.role]

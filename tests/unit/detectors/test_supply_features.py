@@ -132,3 +132,35 @@ def test_state_is_bounded_json_and_not_mutated() -> None:
     assert all(len(t["e"]) <= MAX_TRACK for t in state["tracks"])
     assert len(state["despatches"]) <= MAX_DESPATCHES
     assert any(t["c"] == 1 for t in state["tracks"])  # the genuine track is never dropped
+
+
+def test_a_state_written_by_the_first_seen_track_model_is_upgraded() -> None:
+    """A stream table written by the version 2 detector keeps working: its one track becomes
+    the only hypothesis, with its scans, sale and commissioning."""
+    events = life()
+    old = {
+        "v": 2,
+        "scans": 8,
+        "commissioned": 1,
+        "first_role": 0,
+        "newest_ts": events[-1].event_time.timestamp(),
+        "sold": 1,
+        "returned": 0,
+        "decommissioned_ts": None,
+        "track": [
+            [e.event_time.timestamp(), e.lat, e.lon, e.biz_location, e.biz_step.value, r]
+            for e, r in zip(events[2:], (0, 1, 1, 1, 2, 2), strict=True)
+        ],
+        "conflicts": 0,
+        "conflict_sites": [],
+        "auth_failures": 0,
+        "auth_verified": 8,
+    }
+    sold = hours_of(events[-1])
+    again = scan(sold + 50, BizStep.RETAIL_SELLING, "shop-berlin-1")
+    vector, state = supply_features(again, json.loads(json.dumps(old)))
+    named = dict(zip(SUPPLY_FEATURES, vector, strict=True))
+    assert named["sales_without_return"] == 2.0 and named["missed_reads"] == 1.0
+    assert named["scans_before"] == 8.0 and named["track_commissioned"] == 1.0
+    assert state["v"] == 3 and len(state["tracks"]) == 1
+    assert len(state["tracks"][0]["e"]) == MAX_TRACK
