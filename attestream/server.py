@@ -3,7 +3,8 @@
 The routes are thin: each calls the same forensics function as its CLI command (`forensic
 prove`, `explain`, `bundle`, ...). Around every request under /v1 the middleware:
   1. authenticates the bearer token (`attestream.access_tokens`): none or unknown 401, a role
-     the operation does not allow 403 (the route is not run);
+     the operation does not allow 403, a token file that cannot be read 500 (the route is
+     not run);
   2. runs the route (a bad parameter: 422 naming it);
   3. appends the access record (who, operation, parameters, status, result count, when) to
      the ledger's access chain and signs it (`ledger.access_log`), and only then answers; if
@@ -231,7 +232,10 @@ async def _authorized(
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _error(401, "unauthenticated", "a bearer token is required"), "", ""
-    grant = await run_in_threadpool(ctx.tokens.holder, token.strip())
+    try:
+        grant = await run_in_threadpool(ctx.tokens.holder, token.strip())
+    except AttestreamError as exc:  # the token file unreadable: answered, and recorded, too
+        return _error(_status(exc), exc.kind, str(exc)), "", ""
     if grant is None:
         return _error(401, "unauthenticated", "the bearer token is not valid"), "", ""
     if grant.role not in OPERATION_ROLES[operation]:

@@ -1,15 +1,16 @@
-"""The local stack: a Kafka-compatible broker, ClickHouse and an EVM chain (README, "How it
-fits together").
+"""The local stack: a Kafka-compatible broker, ClickHouse, an EVM chain and Prometheus (README,
+"How it fits together"; docs/operations.md, "Prometheus and Grafana").
 
-`StackManager(home)` starts the three services as detached processes on free loopback ports,
+`StackManager(home)` starts the four services as detached processes on free loopback ports,
 records their pids and endpoints in `<home>/stack.json` (the file `attestream.settings` reads),
 waits until each answers, and stops exactly the pids it recorded. The CLI (`attestream stack`)
 and the test fixtures use this same code.
 
 What survives `down` then `up`: ClickHouse data (`<home>/clickhouse/`), the anvil chain
-(`<home>/anvil/state.json`, dumped on SIGTERM and every few seconds) and the ports, while they
-are still free. The broker is memory-only: it comes back empty with a new cluster id, which the
-ledger compares to notice the reset.
+(`<home>/anvil/state.json`, dumped on SIGTERM and every few seconds), Prometheus's history
+(`<home>/prometheus/data/`) and the ports, while they are still free. The broker is
+memory-only: it comes back empty with a new cluster id, which the ledger compares to notice
+the reset.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from attestcore import processes
 from attestcore.errors import ConfigError, ServiceUnavailableError
 from attestcore.waiting import WaitTimeout, wait_until
-from attestream import broker_snapshot
+from attestream import broker_snapshot, stack_prometheus
 from attestream import stack_services as svc
 from attestream.broker_snapshot import BrokerReset
 from attestream.settings import STACK_STATE_FILE
@@ -43,7 +44,7 @@ STATE_VERSION = 1
 ANVIL_CHAIN_ID = 31337
 # Anvil's well-known dev account 0: public test key, funded only on local dev chains.
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-SERVICES = ("broker", "clickhouse", "anvil")
+SERVICES = ("broker", "clickhouse", "anvil", "prometheus")
 
 # Tansu starts in well under a second here; 30 s leaves room for a loaded 2-core CI machine.
 BROKER_HEALTH_TIMEOUT_S = 30.0
@@ -52,10 +53,13 @@ BROKER_HEALTH_TIMEOUT_S = 30.0
 CLICKHOUSE_HEALTH_TIMEOUT_S = 90.0
 # anvil replays its state file (every block since the first `up`) before it answers.
 ANVIL_HEALTH_TIMEOUT_S = 60.0
+# Prometheus replays its write-ahead log (a week of a few processes' series) before it is ready.
+PROMETHEUS_HEALTH_TIMEOUT_S = 60.0
 HEALTH_TIMEOUTS_S = {
     "broker": BROKER_HEALTH_TIMEOUT_S,
     "clickhouse": CLICKHOUSE_HEALTH_TIMEOUT_S,
     "anvil": ANVIL_HEALTH_TIMEOUT_S,
+    "prometheus": PROMETHEUS_HEALTH_TIMEOUT_S,
 }
 # Between health probes: short, because `up` time is dominated by this wait in tests.
 HEALTH_POLL_INTERVAL_S = 0.2
@@ -157,8 +161,17 @@ class StackStatus:
 class StackManager:
     """Starts, checks and stops the local stack whose state lives under `home`."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(
+        self,
+        home: Path,
+        prometheus_port: int = 0,
+        prometheus_interval_s: float = stack_prometheus.DEFAULT_INTERVAL_S,
+    ) -> None:
+        """`prometheus_port` 0 takes a free one (kept across down/up while it stays free);
+        `prometheus_interval_s` is its scrape and rule-evaluation interval."""
         self.home = Path(home).expanduser().resolve()
+        self.prometheus_port = prometheus_port
+        self.prometheus_interval_s = prometheus_interval_s
         self.state_path = self.home / STACK_STATE_FILE
         self.logs_dir = self.home / "logs"
         # Popen objects of processes this instance started, so they are reaped, not zombies.
@@ -180,7 +193,9 @@ class StackManager:
         with self._lock():
             previous = self._load()
             running = self._running_services(previous)
-            ports = svc.choose_ports(previous.ports if previous else {}, running)  # step 2
+            ports = svc.choose_ports(  # step 2
+                previous.ports if previous else {}, running, {"prometheus": self.prometheus_port}
+            )
             state, started = self._start_missing(previous, running, ports, binaries)  # step 3
             self._write(state)
             try:
@@ -271,6 +286,7 @@ class StackManager:
             rpc_url=f"http://127.0.0.1:{ports['anvil']}",
             chain_id=ANVIL_CHAIN_ID,
             anchor_key_file=str(self._write_dev_key()),
+            prometheus_url=stack_prometheus.url(ports["prometheus"]),
         )
         cluster_id = previous.broker_cluster_id if previous and "broker" in running else ""
         broker_started_at = previous.broker_started_at if previous and cluster_id else now
@@ -283,11 +299,15 @@ class StackManager:
             "anvil": svc.anvil_command(
                 binaries["anvil"], self.home, ports["anvil"], ANVIL_CHAIN_ID
             ),
+            "prometheus": stack_prometheus.command(
+                binaries["prometheus"], self.home, ports["prometheus"], self.prometheus_interval_s
+            ),
         }
         endpoint_of = {
             "broker": endpoints.kafka_bootstrap,
             "clickhouse": endpoints.clickhouse_url,
             "anvil": endpoints.rpc_url,
+            "prometheus": endpoints.prometheus_url,
         }
         services: dict[str, ServiceProcess] = {}
         started: list[str] = []

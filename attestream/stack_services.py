@@ -1,5 +1,6 @@
-"""The three services of the local stack: where their binaries are, how each is started, how
-each is probed, and how a recorded pid is checked (helpers of `attestream.stack`)."""
+"""The services of the local stack: where their binaries are, how each is started, how each is
+probed, and how a recorded pid is checked (helpers of `attestream.stack`; Prometheus's own
+configuration is in `attestream.stack_prometheus`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from attestcore import processes
 from attestcore.errors import ConfigError
+from attestream import stack_prometheus
 
 Child = processes.Child
 
@@ -32,6 +34,8 @@ class Endpoints:
     rpc_url: str
     chain_id: int
     anchor_key_file: str
+    prometheus_url: str = ""
+    """Empty in a state file written before the stack ran Prometheus."""
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +83,12 @@ CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
 # --- binaries ---------------------------------------------------------------------------------
 def resolve_binaries(home: Path) -> dict[str, Path]:
     """Every service's binary, or a ConfigError naming the missing one and how to install it."""
-    return {"broker": _tansu(), "clickhouse": _clickhouse(), "anvil": _anvil(home)}
+    return {
+        "broker": _tansu(),
+        "clickhouse": _clickhouse(),
+        "anvil": _anvil(home),
+        "prometheus": stack_prometheus.binary(),
+    }
 
 
 def _tansu() -> Path:
@@ -226,14 +235,22 @@ PORT_OWNERS = {
     "clickhouse_tcp": "clickhouse",
     "clickhouse_http": "clickhouse",
     "anvil": "anvil",
+    "prometheus": "prometheus",
 }
 
 
-def choose_ports(recorded: dict[str, int], running: set[str]) -> dict[str, int]:
+def choose_ports(
+    recorded: dict[str, int], running: set[str], configured: dict[str, int] | None = None
+) -> dict[str, int]:
     """Keep the ports of running services and recorded ports that are still free (so recorded
-    endpoints stay stable across down/up); ask the kernel for new ones otherwise."""
+    endpoints stay stable across down/up); ask the kernel for new ones otherwise. A port in
+    `configured` is taken as it is for a service that is not running (the service then fails
+    to start, with its log saying so, if something else holds it)."""
     ports: dict[str, int] = {}
     for name, owner in PORT_OWNERS.items():
+        if configured and configured.get(name) and owner not in running:
+            ports[name] = configured[name]
+            continue
         port = recorded.get(name)
         if port and (owner in running or _port_free(port)):
             ports[name] = port
@@ -292,6 +309,8 @@ def probe(name: str, endpoints: Endpoints, cluster_id: str) -> str | None:
         return probe_broker(endpoints.kafka_bootstrap, cluster_id)
     if name == "clickhouse":
         return probe_clickhouse(endpoints.clickhouse_http_url)
+    if name == "prometheus":
+        return stack_prometheus.probe(endpoints.prometheus_url)
     return probe_anvil(endpoints.rpc_url, endpoints.chain_id)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from attestcore import processes
+from attestream import stack_prometheus
 
 WORKERS_DIR = "workers"
 # A worker's metrics answer from memory in milliseconds; 2 s means it is stuck.
@@ -48,7 +49,8 @@ class WorkerStatus:
 
 @contextlib.contextmanager
 def registered(home: Path, process: str, host: str, port: int) -> Iterator[WorkerRecord]:
-    """Record this process under `home` while the block runs."""
+    """Record this process under `home` while the block runs, and publish its metrics
+    endpoint (if any) as a scrape target of the stack's Prometheus (attestream.stack_prometheus)."""
     pid = os.getpid()
     record = WorkerRecord(
         process,
@@ -60,10 +62,26 @@ def registered(home: Path, process: str, host: str, port: int) -> Iterator[Worke
     path = Path(home) / WORKERS_DIR / f"{process}-{pid}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(record)) + "\n", encoding="utf-8")
+    target = stack_prometheus.publish_target(home, process, pid, host, port) if port else None
     try:
         yield record
+    except BaseException as exc:
+        # A crash keeps the scrape target, so Prometheus sees the process down (`up` 0);
+        # a clean stop (SIGTERM, Ctrl-C, exit 0) removes it like the record.
+        if target is not None and _clean_exit(exc):
+            target.unlink(missing_ok=True)
+        raise
+    else:
+        if target is not None:
+            target.unlink(missing_ok=True)
     finally:
         path.unlink(missing_ok=True)
+
+
+def _clean_exit(exc: BaseException) -> bool:
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return isinstance(exc, SystemExit) and exc.code in (None, 0)
 
 
 def worker_statuses(home: Path) -> list[WorkerStatus]:

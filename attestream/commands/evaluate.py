@@ -129,10 +129,19 @@ def authenticity(
             help="model sha256 (default: the active one)",
         ),
     ] = None,
+    world: Annotated[
+        str,
+        typer.Option(
+            "--world",
+            envvar="ATTESTREAM_EVALUATE_WORLD",
+            help="which simulated world to evaluate on without --data (a or b)",
+        ),
+    ] = "a",
     as_json: JsonOption = False,
 ) -> None:
     """Supply-chain authenticity on scans the model never saw: precision and recall per
-    scenario (per scan and per item), detection delay, false positives per noise kind."""
+    scenario (per scan and per item), detection delay, false positives per noise kind. Any
+    labelled file is accepted, whatever its scenario and noise names, or none."""
     import sys
 
     import msgspec
@@ -143,10 +152,47 @@ def authenticity(
     directory = models_dir or load_settings().models_path
     command = " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
     evaluation, paths = evaluate_to(
-        out, directory, data=data, count=count, seed=seed, model_sha256=model, command=command
+        out,
+        directory,
+        data=data,
+        count=count,
+        seed=seed,
+        world=world,
+        model_sha256=model,
+        command=command,
     )
     if as_json:
         typer.echo(msgspec.json.format(msgspec.json.encode(evaluation.report), indent=2).decode())
+        return
+    typer.echo(paths["markdown"].read_text(encoding="utf-8"))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@app.command("cross-world")
+def cross_world(
+    out: OutOption = Path("reports/cross-world"),
+    count: Annotated[
+        int, typer.Option("--count", min=1, envvar="ATTESTREAM_EVALUATE_COUNT")
+    ] = 100_000,
+    train_seed: Annotated[
+        int, typer.Option("--train-seed", envvar="ATTESTREAM_EVALUATE_TRAIN_SEED")
+    ] = 0,
+    test_seed: Annotated[int, typer.Option("--test-seed", envvar="ATTESTREAM_EVALUATE_SEED")] = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Authenticity across worlds: train a model on world A and one on world B (in a scratch
+    models directory, never the active one), test each on fresh scans of both worlds, and
+    write the table (cross-world.md) and its JSON."""
+    import sys
+
+    from detectors.cross_world import cross_world as run_cross_world
+    from detectors.cross_world import write_cross_world
+
+    command = " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
+    report = run_cross_world(count, train_seed=train_seed, test_seed=test_seed, command=command)
+    paths = write_cross_world(out, report)
+    if as_json:
+        typer.echo(paths["json"].read_text(encoding="utf-8"))
         return
     typer.echo(paths["markdown"].read_text(encoding="utf-8"))
     typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))

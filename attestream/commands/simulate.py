@@ -11,7 +11,8 @@ import typer
 from attestream.settings import load_settings
 from attestream.simulation import PublishSummary, publish, publish_payments
 from detectors.simulate_payments import simulate_payments, write_labelled_payments
-from detectors.simulate_supply import simulate_supply, write_labelled_scans
+from detectors.simulate_supply import write_labelled_scans
+from detectors.supply_worlds import WORLDS, simulate_world
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
 
@@ -109,11 +110,19 @@ def supply_chain(
     malformed: int = MALFORMED,
     as_json: bool = AS_JSON,
     data_out: Path = DATA_OUT,
+    world: str = typer.Option(
+        "a",
+        "--world",
+        envvar="ATTESTREAM_SIMULATE_WORLD",
+        help=f"which supply-chain world ({', '.join(WORLDS)}); b was written apart from the"
+        " features, to test them on a world they were not shaped by",
+    ),
 ) -> None:
-    """EPCIS-style scans keyed by EPC in arrival order: cloned serials, impossible travel,
-    injected fakes, grey-market diversion and lifecycle violations, among honest noise
-    (missed, duplicate and late-uploaded reads). See docs/detectors.md."""
-    events = simulate_supply(count=count, seed=seed, run_id=run_id)
+    """EPCIS-style scans keyed by EPC in arrival order, with labelled counterfeits among honest
+    noise. World a: cloned serials, impossible travel, injected fakes, grey-market diversion
+    and lifecycle violations. World b: pallets, sea and air freight, lossy readers with skewed
+    clocks, and its own tactics. See docs/detectors.md."""
+    events = simulate_world(world, count, seed, run_id)
     if data_out is not None:
         written = write_labelled_scans(data_out, events)
         typer.echo(f"wrote {written} labelled scans to {data_out}")

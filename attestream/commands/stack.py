@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attestcore.errors import ConfigError
+from attestream import stack_prometheus
 from attestream.settings import Settings, load_settings
 from attestream.stack import StackManager, StackState, StackStatus
 from attestream.wiring import ensure_local_ledger_key
@@ -24,7 +25,8 @@ from attestream.wiring import ensure_local_ledger_key
 EXIT_UNHEALTHY = 3
 
 app = typer.Typer(
-    help="Start, stop and inspect the local stack: Kafka-compatible broker, ClickHouse, anvil.",
+    help="Start, stop and inspect the local stack: Kafka-compatible broker, ClickHouse, anvil,"
+    " Prometheus.",
     no_args_is_help=True,
 )
 
@@ -38,12 +40,34 @@ HomeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+PrometheusPortOption = Annotated[
+    int,
+    typer.Option(
+        "--prometheus-port",
+        envvar="ATTESTREAM_PROMETHEUS_PORT",
+        help="Port of the stack's Prometheus; 0 takes a free one (kept across down/up).",
+    ),
+]
+PrometheusIntervalOption = Annotated[
+    float,
+    typer.Option(
+        "--prometheus-interval",
+        envvar="ATTESTREAM_PROMETHEUS_INTERVAL_S",
+        min=0.001,
+        help="Seconds between Prometheus's scrapes and between its rule evaluations.",
+    ),
+]
 
 
 @app.command()
-def up(home: HomeOption = None, json_out: JsonOption = False) -> None:
+def up(
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+    prometheus_port: PrometheusPortOption = 0,
+    prometheus_interval: PrometheusIntervalOption = stack_prometheus.DEFAULT_INTERVAL_S,
+) -> None:
     """Start the stack (or report the running one) and wait until every service answers."""
-    manager = _manager(home)
+    manager = _manager(home, prometheus_port, prometheus_interval)
     state = manager.up()
     reset = manager.last_reset
     _say_ledger_key(state.home)
@@ -97,13 +121,17 @@ def status(home: HomeOption = None, json_out: JsonOption = False) -> None:
         raise typer.Exit(EXIT_UNHEALTHY)
 
 
-def _manager(home: Path | None) -> StackManager:
+def _manager(
+    home: Path | None,
+    prometheus_port: int = 0,
+    prometheus_interval_s: float = stack_prometheus.DEFAULT_INTERVAL_S,
+) -> StackManager:
     if home is None:
         try:
             home = Settings().home
         except ValidationError as exc:
             raise ConfigError(f"invalid ATTESTREAM_* settings: {exc}") from exc
-    return StackManager(home)
+    return StackManager(home, prometheus_port, prometheus_interval_s)
 
 
 def _state_table(state: StackState) -> Table:
@@ -146,6 +174,9 @@ def _print_status(report: StackStatus) -> None:
     for w in report.workers:
         table.add_row(w.process, str(w.pid), _mark(w.alive), _mark(w.healthy), "", w.detail)
     console.print(table)
+    for s in report.services:
+        if s.name == "prometheus" and s.alive:
+            console.print(f"Prometheus: {s.endpoint} (alerts at {s.endpoint}/alerts)")
     if not report.expected_up:
         console.print("the stack is down; start it with `attestream stack up`")
     elif not report.healthy:

@@ -76,8 +76,24 @@ def authenticity(
     data: DataOption = None,
     models_dir: ModelsDirOption = None,
     as_json: JsonOption = False,
+    world: Annotated[
+        str,
+        typer.Option(
+            "--world",
+            envvar="ATTESTREAM_TRAIN_WORLD",
+            help="which simulated supply-chain world to train on without --data (a or b)",
+        ),
+    ] = "a",
 ) -> None:
     """Train the supply-chain authenticity model (default: 100,000 simulated scans)."""
+    if data is None and world != "a":
+        from detectors.supply_worlds import simulate_world
+
+        n = count or DEFAULT_COUNTS[Detector.AUTHENTICITY]
+        labelled = simulate_world(world, n, seed)
+        source = f"simulated world {world}: {n} scans, seed {seed}"
+        _train(Detector.AUTHENTICITY, n, seed, None, models_dir, as_json, labelled, source)
+        return
     _train(Detector.AUTHENTICITY, count, seed, data, models_dir, as_json)
 
 
@@ -88,10 +104,10 @@ def _train(
     data: Path | None,
     models_dir: Path | None,
     as_json: bool,
+    labelled: list[Any] | None = None,
+    source: str | None = None,
 ) -> None:
     directory = models_dir or load_settings().models_path
-    labelled: list[Any] | None = None
-    source = None
     if data is not None:
         reader = read_labelled_payments if detector == Detector.FRAUD else read_labelled_scans
         labelled = list(reader(data))

@@ -282,3 +282,26 @@ def test_the_access_chain_is_anchored_with_the_decision_chains(api: Api) -> None
     assert sent is not None
     assert dict(sent.checkpoints) == {0: ENTRIES, ACCESS_CHAIN: 2}
     verified(api)  # the anchor's root recomputed from both chains' checkpoint notes
+
+
+def test_a_token_file_that_cannot_be_read_is_answered_and_recorded(
+    api: Api, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "access-tokens.json"
+    kept = tokens.read_bytes()
+    tokens.write_text("{not json", encoding="utf-8")  # an operator's bad edit
+    answer = api.get("search", api.investigator, customer="C1")
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert error["kind"] == "config" and "access token file" in error["message"]
+    assert api.investigator not in answer.text
+    tokens.write_bytes(kept)
+    assert api.get("search", api.investigator, customer="C1").status_code == 200
+
+    records = api.access_records()
+    assert [(r.operation, r.principal, r.role, r.status, r.outcome) for r in records] == [
+        ("search", "", "", 500, "failed"),
+        ("search", "ines", "investigator", 200, "allowed"),
+    ]
+    assert records[0].filters == {"customer": "C1"} and records[0].results == 0
+    verified(api)

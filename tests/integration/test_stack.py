@@ -314,3 +314,36 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         assert "down" in result.stdout
     finally:
         StackManager(home).down()
+
+
+def test_prometheus_runs_with_the_stack_on_its_configured_port(tmp_path: Path) -> None:
+    """`stack up` starts Prometheus with the alert rules on the configured port and interval,
+    `status` prints its URL, `down` stops it; its data stays in the home."""
+    home = tmp_path / "prometheus-home"
+    runner = CliRunner()
+    port = stack_services.choose_ports({}, set())["prometheus"]
+    args = ["--home", str(home), "--prometheus-port", str(port), "--prometheus-interval", "2"]
+    try:
+        result = runner.invoke(stack_cli, ["up", "--json", *args])
+        assert result.exit_code == 0, result.output
+        state = json.loads(result.stdout)
+        url = f"http://127.0.0.1:{port}"
+        assert state["endpoints"]["prometheus_url"] == url
+        with urllib.request.urlopen(f"{url}/api/v1/status/config", timeout=10) as resp:
+            config = json.loads(resp.read())["data"]["yaml"]
+        assert "scrape_interval: 2s" in config and "alerts.yml" in config
+        with urllib.request.urlopen(f"{url}/api/v1/rules", timeout=10) as resp:
+            groups = json.loads(resp.read())["data"]["groups"]
+        assert "LedgerRefusedToSign" in {r["name"] for g in groups for r in g["rules"]}
+
+        result = runner.invoke(stack_cli, ["status", "--home", str(home)])
+        assert result.exit_code == 0, result.output
+        assert f"Prometheus: {url}" in result.stdout
+
+        pid = state["services"]["prometheus"]["pid"]
+        result = runner.invoke(stack_cli, ["down", "--json", "--home", str(home)])
+        assert json.loads(result.stdout)["stopped"]["prometheus"] == pid
+        assert not processes.is_running(pid)
+        assert any((home / "prometheus" / "data").iterdir())
+    finally:
+        StackManager(home).down()

@@ -15,6 +15,7 @@ from attestcore.errors import ConfigError, UsageError
 from attestcore.schemas import Action, BizStep, SupplyChainEvent, TagAuth
 from attestream.commands.evaluate import app
 from detectors.evaluate_authenticity import (
+    UNNAMED_SCENARIO,
     best_precision_at_recall,
     counterfeit_items,
     detection_delays,
@@ -23,7 +24,9 @@ from detectors.evaluate_authenticity import (
     operating_point,
     scenario_figures,
     summarise_delays,
+    target_checks,
 )
+from detectors.metrics import average_precision
 from detectors.reference import ReferenceDataDigest
 from detectors.registry import LoadedModel
 from detectors.simulate_supply import LabelledScan, simulate_supply, write_labelled_scans
@@ -102,7 +105,8 @@ def test_false_positive_rate_per_noise_kind() -> None:
     assert noise["missed_read"].false_positive_rate == 0.5
     assert noise["late_upload"].false_positive_rate == 0.0
     assert (noise["none"].genuine_scans, noise["none"].flagged) == (1, 0)
-    assert noise["read_error"].genuine_scans == 0
+    # Only the kinds present in the data are counted.
+    assert set(noise) == {"missed_read", "late_upload", "duplicate_read", "none"}
 
 
 def test_operating_point_totals() -> None:
@@ -113,6 +117,9 @@ def test_operating_point_totals() -> None:
     assert point.recall_scans == pytest.approx(3 / 6) and point.recall_items == 1.0
     assert point.false_positive_rate == pytest.approx(1 / 4)
     assert point.delay.histogram == {"0": 1, "1": 2, "2": 0, "3+": 0}
+    # Items flagged: C, F, G caught; genuine A (row 2) flagged, genuine B not -> 3 of 4.
+    assert (point.genuine_items, point.genuine_items_flagged) == (2, 1)
+    assert point.precision_items == pytest.approx(3 / 4)
 
 
 def test_best_precision_at_a_recall() -> None:
@@ -163,3 +170,94 @@ def test_cli_writes_json_markdown_and_png(models_dir: Path, tmp_path: Path) -> N
     summary = (out / "authenticity-summary.md").read_text()
     assert "| honest noise (genuine scans) |" in summary and "## Targets" in summary
     assert (out / "authenticity-pr-curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# Another source's names: scenarios and noise kinds no simulator here uses.
+FOREIGN = [
+    row(0, "P", "pallet_swap"),
+    row(1, "A", noise=("clock_skew",)),
+    row(2, "P", "pallet_swap"),
+    row(3, "Q", "return_swap"),
+    row(4, "B"),
+    row(5, "A", noise=("clock_skew", "pallet_read")),
+]
+# Scores: P 0.9 / 0.2, A 0.8 / 0.1, Q 0.7, B 0.3.
+FOREIGN_SCORES = np.array([0.9, 0.8, 0.2, 0.7, 0.3, 0.1])
+
+
+def test_unknown_scenario_and_noise_names_are_counted_by_their_own_names() -> None:
+    point = operating_point("counterfeit", 0.5, FOREIGN, FOREIGN_SCORES)
+    # Flagged rows 0 (P), 1 (genuine A), 3 (Q): precision 2/3, recall per scan 2/3.
+    assert point.precision == pytest.approx(2 / 3) and point.recall_scans == pytest.approx(2 / 3)
+    # Items P and Q both caught; genuine A flagged, B not: per item 2/3 precision, recall 1.
+    assert point.recall_items == 1.0 and point.precision_items == pytest.approx(2 / 3)
+    assert set(point.scenarios) == {"pallet_swap", "return_swap"}
+    assert point.scenarios["pallet_swap"].recall_scans == 0.5
+    assert point.scenarios["return_swap"].recall_items == 1.0
+    assert set(point.noise) == {"clock_skew", "pallet_read", "none"}
+    assert point.noise["clock_skew"].false_positive_rate == 0.5
+    assert point.noise["pallet_read"].flagged == 0
+    assert point.false_positive_rate == pytest.approx(1 / 3)  # 1 of 3 genuine scans
+    names = [t.name for t in target_checks(point)]
+    assert names[-1] == "lowest scenario recall per scan (pallet_swap)"
+
+
+def test_data_without_scenario_or_noise_labels_is_counted_as_one_unnamed_scenario() -> None:
+    bare = [LabelledScan(s.event, s.label) for s in FOREIGN]
+    point = operating_point("counterfeit", 0.5, bare, FOREIGN_SCORES)
+    assert list(point.scenarios) == [UNNAMED_SCENARIO]
+    assert point.scenarios[UNNAMED_SCENARIO].recall_scans == pytest.approx(2 / 3)
+    assert point.recall_items == 1.0 and point.noise == {}
+    # No scenario named: only the two overall targets are checked.
+    assert [t.name for t in target_checks(point)] == ["precision per scan", "recall per scan"]
+    labels = np.array([s.label for s in bare], dtype=bool)
+    # Ranked: P+ A- Q+ B- P+ A-: AP = 1/3 * 1 + 1/3 * 2/3 + 1/3 * 3/5.
+    assert average_precision(labels, FOREIGN_SCORES) == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
+    # Recall >= 0.9 needs every counterfeit: threshold 0.2, 3 of 5 flagged.
+    assert best_precision_at_recall(labels, FOREIGN_SCORES, 0.9) == pytest.approx(3 / 5)
+
+
+def _write_raw(path: Path, scans: list[LabelledScan], fields: tuple[str, ...]) -> None:
+    """JSON lines with only `fields` of each labelled scan, as another tool might write them."""
+    lines = []
+    for s in scans:
+        record = msgspec.to_builtins(s)
+        lines.append(json.dumps({k: v for k, v in record.items() if k in fields}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("fields", "scenarios"),
+    [
+        (("event", "label", "scenario", "noise"), {"clone_early", "swap_at_return"}),
+        (("event", "label"), {UNNAMED_SCENARIO}),
+    ],
+)
+def test_cli_scores_labelled_files_of_any_scenario_names_or_none(
+    models_dir: Path, tmp_path: Path, fields: tuple[str, ...], scenarios: set[str]
+) -> None:
+    renamed = {"cloned_serial": "clone_early", "injected_fake": "swap_at_return"}
+    scans = [
+        msgspec.structs.replace(
+            s,
+            scenario=renamed.get(s.scenario, "swap_at_return" if s.label else ""),
+            noise=tuple(f"reader_{n}" for n in s.noise),
+        )
+        for s in simulate_supply(3_000, seed=12, run_id="foreign")
+    ]
+    data = tmp_path / "foreign.jsonl"
+    _write_raw(data, scans, fields)
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(
+        app,
+        ["authenticity", "--data", str(data), "--models-dir", str(models_dir), "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "authenticity-report.json").read_text())
+    point = report["operating_points"][0]
+    assert set(point["scenarios"]) == scenarios
+    assert sum(f["scans"] for f in point["scenarios"].values()) == sum(s.label for s in scans)
+    has_noise = "noise" in fields
+    assert bool(point["noise"]) is has_noise
+    assert all(k.startswith("reader_") or k == "none" for k in point["noise"])
+    assert 0.0 <= report["average_precision"] <= 1.0 and "precision_items" in point
