@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from attestcore.schemas import Decision, Detector, Reason, SourceRef, decision_id, encode
+from attestcore.schemas import Decision, Detector, SourceRef, decision_id, encode
+from detectors.scoring import reasons_with_evidence
 from streams.intake import MAX_DETAIL_CHARS, EventParser, RecordRef, Rejection, RejectReason
 from streams.investigation import decision_context
 
@@ -262,8 +263,9 @@ def _score(scorer: BatchScorer, matrix: np.ndarray) -> list[Scored]:
 
 
 def _score_rows(scorer: BatchScorer, matrix: np.ndarray) -> list[Scored]:
+    """Scores and every feature's contribution, largest first (`_reasons` picks from them)."""
     scores = scorer.score_batch(matrix)
-    reasons = scorer.reasons_batch(matrix, top=3)
+    reasons = scorer.reasons_batch(matrix, top=matrix.shape[1])
     if len(scores) != len(matrix) or len(reasons) != len(matrix):
         raise ValueError(
             f"{len(matrix)} rows scored as {len(scores)} scores, {len(reasons)} reasons"
@@ -331,6 +333,8 @@ def _decision(
     reasons: list[tuple[str, float]],
     decided_at: datetime,
 ) -> Decision:
+    outcome = scorer.outcome(score)
+    lowest = scorer.outcome(0.0)
     return Decision(
         decision_id=decision_id(event.event_id, spec.detector, scorer.model_sha256),
         event_id=event.event_id,
@@ -342,8 +346,10 @@ def _decision(
         model_sha256=scorer.model_sha256,
         features={name: float(v) for name, v in zip(names, row, strict=True)},
         score=min(max(score, 0.0), 1.0),
-        outcome=scorer.outcome(score),
-        reasons=[Reason(feature=f, contribution=round(float(c), 6)) for f, c in reasons],
+        outcome=outcome,
+        reasons=reasons_with_evidence(
+            reasons, getattr(row, "evidence", ()), flagged=outcome != lowest
+        ),
         event_time=event.event_time,
         decided_at=decided_at,
         context=decision_context(event),
