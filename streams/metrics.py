@@ -14,6 +14,8 @@ from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.stages import StageHistogram
+
 
 class CounterChild(Protocol):
     def inc(self, amount: float = 1) -> None: ...
@@ -96,3 +98,6 @@ class DetectMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
             registry=reg,
         )
+        self.stages = StageHistogram(reg)
+        """`attestream_detect_stage_seconds{detector,stage}`: where each decision's time went
+        (`streams.stages`)."""
