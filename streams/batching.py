@@ -8,9 +8,10 @@ each event to the batch while the stream is drained in the background, and every
 acked when the agent leaves its batch), but the batch is ready as soon as
 
 - it holds `max_` events (the size cap), or
-- the consumer has handed every fetched record to the streams and waits for the broker
-  (`streams.consumer.LowLatencyConsumer.fetching`) and the stream's own queue is empty:
-  nothing more is buffered for this batch, so waiting would only delay it.
+- the consumer has handed every fetched record to the streams and asks for more
+  (`streams.consumer.LowLatencyConsumer.fetching`), its Kafka client holds no prefetched
+  records (`buffered()`) and the stream's own queue is empty: nothing more is buffered for
+  this batch, so waiting would only delay it.
 
 `within_s` stays as an upper bound on how long a batch waits while the consumer keeps
 delivering other topics' records (or is paused in a rebalance); it is not waited out while
@@ -34,6 +35,7 @@ class FetchSignals(Protocol):
 
     fetching: bool
 
+    def buffered(self) -> bool: ...
     def on_fetch(self, callback: Callable[[], None]) -> Callable[[], None]: ...
     def received_at(self, message: Message) -> float | None: ...
 
@@ -50,7 +52,7 @@ async def adaptive_batches(
     queue_empty = cast("ChannelT[bytes]", stream.channel).queue.empty
 
     def nothing_buffered() -> None:
-        if events and queue_empty():
+        if events and queue_empty() and not consumer.buffered():
             ready.set()
 
     async def add(value: bytes) -> bytes:

@@ -12,9 +12,10 @@ aiokafka changes the code this relies on.
 
 The consumer also tells the micro-batches (`streams.batching`):
 
-- `fetching`: the consumer has handed every fetched record to the streams and waits for the
-  broker's next answer, so nothing more is buffered in the worker; `on_fetch` callbacks run
-  each time it starts waiting;
+- `fetching`: the consumer has handed every fetched record to the streams and asks for more;
+  `on_fetch` callbacks run each time it starts; `buffered()`: the Kafka client still holds
+  prefetched records (the next fetch returns them at once). Fetching with nothing buffered
+  means nothing more is on its way to the streams until the broker answers;
 - `received_at(message)`: the wall-clock time the fetch that brought a record returned, the
   record's receipt (`streams.stages`).
 """
@@ -73,6 +74,14 @@ class LowLatencyConsumer(driver.Consumer):
         starts waiting for the broker; returns what stops it."""
         self._on_fetch.append(callback)
         return lambda: self._on_fetch.remove(callback)
+
+    def buffered(self) -> bool:
+        """Whether the Kafka client holds fetched records that faust has not taken yet: its
+        fetcher prefetches in the consumer's thread, and whether its buffer is empty can be
+        read from any thread."""
+        kafka = self._thread._consumer
+        fetcher = None if kafka is None else kafka._fetcher
+        return bool(fetcher is not None and fetcher._records)
 
     def received_at(self, message: Message) -> float | None:
         """When the fetch that brought `message` returned (time.time()), if it came through

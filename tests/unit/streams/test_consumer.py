@@ -54,6 +54,11 @@ def test_aiokafka_builds_its_fetcher_with_the_wait_the_worker_sets() -> None:
     start = inspect.getsource(aiokafka.AIOKafkaConsumer.start)
     assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in init, RECHECK
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in start, RECHECK
+    # LowLatencyConsumer.buffered: the client's fetcher and its buffer of prefetched records.
+    assert "self._fetcher = Fetcher(" in start, RECHECK
+    fetcher = inspect.getsource(aiokafka.consumer.fetcher.Fetcher.__init__)
+    assert "self._records = collections.OrderedDict()" in fetcher, RECHECK
+    assert "_consumer" in AIOKafkaConsumerThread.__annotations__, RECHECK
 
 
 def test_faust_hands_each_fetched_record_to_the_consumers_callback() -> None:
