@@ -10,8 +10,8 @@ acked when the agent leaves its batch), but the batch is ready as soon as
 - it holds `max_` events (the size cap), or
 - the consumer has handed every fetched record to the streams and asks for more
   (`streams.consumer.LowLatencyConsumer.fetching`), its Kafka client holds no prefetched
-  records (`buffered()`) and the stream's own queue is empty: nothing more is buffered for
-  this batch, so waiting would only delay it.
+  records of the stream's topics (`buffered`) and the stream's own queue is empty: nothing
+  more is buffered for this batch, so waiting would only delay it.
 
 `within_s` stays as an upper bound on how long a batch waits while the consumer keeps
 delivering other topics' records (or is paused in a rebalance); it is not waited out while
@@ -23,7 +23,7 @@ load batches grow up to the cap and the per-batch costs are shared by more event
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any, Protocol, cast
 
 from faust.streams import Stream
@@ -35,7 +35,7 @@ class FetchSignals(Protocol):
 
     fetching: bool
 
-    def buffered(self) -> bool: ...
+    def buffered(self, topics: Collection[str]) -> bool: ...
     def on_fetch(self, callback: Callable[[], None]) -> Callable[[], None]: ...
     def received_at(self, message: Message) -> float | None: ...
 
@@ -50,9 +50,10 @@ async def adaptive_batches(
     consumed = asyncio.Event()
     consuming: asyncio.Future[None] | None = None
     queue_empty = cast("ChannelT[bytes]", stream.channel).queue.empty
+    topics = frozenset(getattr(stream.channel, "topics", ()))  # an in-memory channel: none
 
     def nothing_buffered() -> None:
-        if events and queue_empty() and not consumer.buffered():
+        if events and queue_empty() and not consumer.buffered(topics):
             ready.set()
 
     async def add(value: bytes) -> bytes:

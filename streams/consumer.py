@@ -13,9 +13,10 @@ aiokafka changes the code this relies on.
 The consumer also tells the micro-batches (`streams.batching`):
 
 - `fetching`: the consumer has handed every fetched record to the streams and asks for more;
-  `on_fetch` callbacks run each time it starts; `buffered()`: the Kafka client still holds
-  prefetched records (the next fetch returns them at once). Fetching with nothing buffered
-  means nothing more is on its way to the streams until the broker answers;
+  `on_fetch` callbacks run each time it starts; `buffered(topics)`: the Kafka client still
+  holds prefetched records of those topics (the next fetch returns them at once). Fetching
+  with nothing buffered means nothing more is on its way to the streams until the broker
+  answers;
 - `received_at(message)`: the wall-clock time the fetch that brought a record returned, the
   record's receipt (`streams.stages`).
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import aiokafka  # type: ignore[import-untyped]
@@ -75,13 +76,17 @@ class LowLatencyConsumer(driver.Consumer):
         self._on_fetch.append(callback)
         return lambda: self._on_fetch.remove(callback)
 
-    def buffered(self) -> bool:
-        """Whether the Kafka client holds fetched records that faust has not taken yet: its
-        fetcher prefetches in the consumer's thread, and whether its buffer is empty can be
-        read from any thread."""
+    def buffered(self, topics: Collection[str]) -> bool:
+        """Whether the Kafka client holds fetched records of `topics` that faust has not
+        taken yet. Its fetcher prefetches in the consumer's thread; the keys of its buffer are
+        copied in one step under the interpreter lock. Other topics are left out: the
+        client also buffers the tables' changelog partitions, which faust never asks for
+        once the tables are recovered."""
         kafka = self._thread._consumer
         fetcher = None if kafka is None else kafka._fetcher
-        return bool(fetcher is not None and fetcher._records)
+        if fetcher is None or not topics:
+            return False
+        return any(tp.topic in topics for tp in list(fetcher._records))
 
     def received_at(self, message: Message) -> float | None:
         """When the fetch that brought `message` returned (time.time()), if it came through

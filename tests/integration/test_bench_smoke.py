@@ -10,10 +10,14 @@ import sys
 from pathlib import Path
 
 from attestream.settings import Settings
+from streams.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_START, RESULTS_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
-FIGURE_KEYS = ["a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e", "f", "f1", "g", "h1", "h2"]
+FIGURE_KEYS = [
+    *("a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e", "f", "f1", "g"),
+    *("h1", "h2", "h3", "h4", "h5", "h6", "h7"),
+]
 STREAM_EVENTS = 800
 # A quick run on tiny sizes takes seconds; minutes would mean a hang.
 BENCH_TIMEOUT_S = 300
@@ -62,6 +66,9 @@ def test_quick_run_writes_json_and_the_markdown_table(
     [latency] = details["stream_latency_runs"]
     assert latency["decisions"] == latency["events"] > 0
     assert latency["received_ms"]["p50"] <= latency["received_ms"]["p99"]
+    # Every paced payment's decision passed through each stage of the worker once.
+    stages = latency["stages"]
+    assert [stages[s]["decisions"] for s in STAGES] == [latency["events"]] * len(STAGES)
     assert [f for f in data["figures"] if f["key"] == "f"][0]["ceiling"] > 0
     assert f"results: {result}" in done.stdout
 
