@@ -74,7 +74,7 @@ def run(scenario: Callable[[Harness], Awaitable[None]]) -> list[list[bytes]]:
         async for events in adaptive_batches(source, consumer, CAP, WINDOW_S):
             harness.batches.append([bytes(event.value) for event in events])
 
-    agent = app.agent(name="collect")(collect)
+    agent: Any = app.agent(name="collect")(collect)
 
     async def main() -> None:
         async with agent.test_context() as test:

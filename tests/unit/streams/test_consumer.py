@@ -71,12 +71,13 @@ def test_faust_hands_each_fetched_record_to_the_consumers_callback() -> None:
 
 def test_the_worker_consumer_waits_at_most_the_configured_fetch_wait() -> None:
     app = new_app(config(fetch_max_wait_ms=25))
-    assert isinstance(app.transport, LowLatencyTransport)
+    transport = app.transport
+    assert isinstance(transport, LowLatencyTransport)
     consumer = fetch_signals(app)
     assert isinstance(consumer, LowLatencyConsumer)
 
     async def created_wait() -> int:
-        kafka = consumer._thread._create_worker_consumer(app.transport)
+        kafka = consumer._thread._create_worker_consumer(transport)
         try:
             return int(kafka._fetch_max_wait_ms)
         finally:
