@@ -67,7 +67,7 @@ HEARTBEAT_INTERVAL_S = 2.0
 REBALANCE_TIMEOUT_S = 10.0
 # Producer batches: up to 5 ms to fill, up to 256 kB (faust's default: sent at once, 16 kB,
 # about a dozen decisions). Fewer, larger produce requests measured ~15% more decisions per
-# second; 5 ms is noise beside a micro-batch's wait (detect_batch_within_s).
+# second; the 5 ms are part of each decision's latency (docs/benchmarks.md).
 PRODUCER_LINGER_MS = 5
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
 # How long the consumer's fetch may wait at the broker for records: faust's driver has 1.5 s,
