@@ -63,14 +63,7 @@ def detect(
     """Score every payment and supply-chain event and emit one decision per event. Broker
     outages and resets are waited out; SIGTERM stops the worker within 10 s."""
     setup_logging(verbose)
-    # The worker process reads its settings from the environment it inherits.
-    for name, value in (
-        ("ATTESTREAM_DETECT_BATCH_MAX", batch_max),
-        ("ATTESTREAM_DETECT_BATCH_WITHIN_S", batch_within_s),
-        ("ATTESTREAM_DETECT_FETCH_MAX_WAIT_MS", fetch_max_wait_ms),
-    ):
-        if value is not None:
-            os.environ[name] = str(value)
+    export_worker_settings(batch_max, batch_within_s, fetch_max_wait_ms)
     if worker_port:
         if supervisor_pid:
             stop_with_supervisor(supervisor_pid)
@@ -96,6 +89,20 @@ def detect(
     port = serve_metrics(settings.metrics_host, settings.detect_metrics_port, registry)
     with registered(settings.home, "detect", settings.metrics_host, port):
         supervisor.run()
+
+
+def export_worker_settings(
+    batch_max: int | None, batch_within_s: float | None, fetch_max_wait_ms: int | None
+) -> None:
+    """The options given on the command line, as the environment the worker process (and
+    this process's own settings) read them from."""
+    for name, value in (
+        ("ATTESTREAM_DETECT_BATCH_MAX", batch_max),
+        ("ATTESTREAM_DETECT_BATCH_WITHIN_S", batch_within_s),
+        ("ATTESTREAM_DETECT_FETCH_MAX_WAIT_MS", fetch_max_wait_ms),
+    ):
+        if value is not None:
+            os.environ[name] = str(value)
 
 
 def _run_worker(metrics_port: int, verbose: bool) -> None:
