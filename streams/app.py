@@ -365,12 +365,14 @@ def _decide_agent(
         outcomes = Counter(decision.outcome for _, _, decision in result.decisions)
         for outcome, count in outcomes.items():
             metrics.decisions.labels(detector, outcome).inc(count)
-        received = {e.message.offset: consumer.received_at(e.message) for e in events}
+        received = {
+            (e.message.partition, e.message.offset): consumer.received_at(e.message) for e in events
+        }
         metrics.stages.observe_batch(
             detector,
             clock,
             (
-                (d.event_time.timestamp(), received.get(d.source.offset))
+                (d.event_time.timestamp(), received.get((d.source.partition, d.source.offset)))
                 for _, _, d in result.decisions
             ),
         )
