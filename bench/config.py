@@ -67,6 +67,8 @@ class BenchConfig:
     stream_batch_max: int = Settings.model_fields["detect_batch_max"].default
     stream_batch_within_s: float = Settings.model_fields["detect_batch_within_s"].default
     """The micro-batch of `attestream detect` (ATTESTREAM_DETECT_BATCH_MAX, ..._WITHIN_S)."""
+    stream_fetch_max_wait_ms: int = Settings.model_fields["detect_fetch_max_wait_ms"].default
+    """The consumer's fetch wait of `attestream detect` (ATTESTREAM_DETECT_FETCH_MAX_WAIT_MS)."""
     stream_training: int = 30_000
     """Payments the benchmark's fraud model is trained on."""
     forensic_entries: int = 2_000_000

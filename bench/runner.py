@@ -171,6 +171,7 @@ def _measure_stream(config: BenchConfig, ep: Endpoints, measured: Measurements) 
         config.stream_events,
         config.stream_batch_max,
         config.stream_batch_within_s,
+        config.stream_fetch_max_wait_ms,
         config.stream_latency_s,
         config.seed,
         config.stream_training,

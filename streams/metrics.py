@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from attestcore.schemas import Decision
 from detectors.drift import SCORE_EDGES, ScoreHistogram, ScoreWindow
+from streams.stages import StageHistogram
 
 # From an event's own time to its decision: seconds for a live stream, hours for a replay of
 # old events (the buckets' top); beyond that the count says "late", which is all it needs.
@@ -107,6 +108,9 @@ class DetectMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
             registry=reg,
         )
+        self.stages = StageHistogram(reg)
+        """`attestream_detect_stage_seconds{detector,stage}`: where each decision's time went
+        (`streams.stages`)."""
         self.event_to_decision = Histogram(
             "attestream_detect_event_to_decision_seconds",
             "From the event time the event carries to its decision handed to the producer",

@@ -10,11 +10,15 @@ import sys
 from pathlib import Path
 
 from attestream.settings import Settings
+from streams.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_START, RESULTS_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 FORENSIC_START, FORENSIC_END = "<!-- bench:forensic:start -->", "<!-- bench:forensic:end -->"
-LEDGER_KEYS = ["a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e", "f", "f1", "g", "h1", "h2"]
+LEDGER_KEYS = [
+    *("a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e", "f", "f1", "g"),
+    *("h1", "h2", "h3", "h4", "h5", "h6", "h7"),
+]
 FORENSIC_KEYS = ["i1", "i2", "j", "k", "l"]
 FIGURE_KEYS = LEDGER_KEYS + FORENSIC_KEYS
 STREAM_EVENTS = 800
@@ -68,6 +72,9 @@ def test_quick_run_writes_json_and_the_markdown_table(
     [latency] = details["stream_latency_runs"]
     assert latency["decisions"] == latency["events"] > 0
     assert latency["received_ms"]["p50"] <= latency["received_ms"]["p99"]
+    # Every paced payment's decision passed through each stage of the worker once.
+    stages = latency["stages"]
+    assert [stages[s]["decisions"] for s in STAGES] == [latency["events"]] * len(STAGES)
     assert [f for f in data["figures"] if f["key"] == "f"][0]["ceiling"] > 0
     assert f"results: {result}" in done.stdout
     [forensic] = details["forensic_runs"]
