@@ -81,12 +81,21 @@ def test_chains_stay_continuous_while_partitions_move(isolated: Settings, tmp_pa
         )
         one.signal(signal.SIGKILL)  # a crash: one's chains move after its session times out
         assert one.wait() == -signal.SIGKILL
+        restarted_at = len(one.output())
         one.start()
         producer.finish(FINISH_TIMEOUT_S)
         wait_until(
             "every decision logged and checkpointed",
             lambda: all_logged(store, DECISIONS),
             FINISH_TIMEOUT_S,
+            [one, two],
+        )
+        # The stop below must find one past its start-up (SIGTERM handled, chains taken):
+        # two may log everything before one, restarted on a loaded machine, has joined.
+        wait_until(
+            "one assigned again",
+            lambda: RESUMED in one.output()[restarted_at:],
+            START_TIMEOUT_S,
             [one, two],
         )
         for run in (one, two):
