@@ -8,7 +8,6 @@ reads them without Python; a unit test regenerates them and compares byte for by
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import common as gc
@@ -121,16 +120,6 @@ def write_dashboards(directory: Path = DASHBOARDS_DIR) -> list[Path]:
         path.write_text(render(board), encoding="utf-8")
         written.append(path)
     return written
-
-
-def queries(board_json: str) -> list[tuple[str, str]]:
-    """(panel title, PromQL) of every target of a generated dashboard's JSON."""
-    board = json.loads(board_json)
-    return [
-        (str(panel["title"]), str(target["expr"]))
-        for panel in board.get("panels", [])
-        for target in panel.get("targets", [])
-    ]
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attestcore.errors import ConfigError
-from attestream import stack_prometheus
+from attestream import monitoring_queries, stack_prometheus
 from attestream.settings import Settings, load_settings
 from attestream.stack import StackManager, StackState, StackStatus
 from attestream.wiring import ensure_local_ledger_key
@@ -119,6 +119,50 @@ def status(home: HomeOption = None, json_out: JsonOption = False) -> None:
         _print_status(report)
     if report.expected_up and not report.healthy:
         raise typer.Exit(EXIT_UNHEALTHY)
+
+
+@app.command()
+def queries(
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus-url",
+            help="A Prometheus to ask instead of the local stack's (e.g. production's).",
+        ),
+    ] = None,
+    rate_window: Annotated[
+        str,
+        typer.Option("--rate-window", help="What $__rate_interval stands for in panel queries."),
+    ] = monitoring_queries.DEFAULT_RATE_WINDOW,
+) -> None:
+    """Evaluate every dashboard panel's query and every alert rule now: what each returns
+    (a value, a number of series or no data) and each alert's state. Exit 1 if a query does
+    not parse or an alert fires."""
+    url = prometheus_url or _stack_prometheus_url(home)
+    prometheus = monitoring_queries.Prometheus(url)
+    evaluations = monitoring_queries.evaluate_all(prometheus, rate_window)
+    if json_out:
+        _print_json({"prometheus": url, "queries": [e.to_json() for e in evaluations]})
+    else:
+        table = Table(title=f"Queries evaluated by {url}")
+        for column in ("source", "name", "result", "state"):
+            table.add_column(column)
+        for e in evaluations:
+            table.add_row(e.query.source, e.query.name, e.summary(), e.state)
+        Console().print(table)
+    if any(not e.ok or e.state == "firing" for e in evaluations):
+        raise typer.Exit(1)
+
+
+def _stack_prometheus_url(home: Path | None) -> str:
+    state = _manager(home).load_state()
+    if state is None:
+        raise ConfigError(
+            "the local stack is not up: run `attestream stack up`, or pass --prometheus-url"
+        )
+    return state.endpoints.prometheus_url
 
 
 def _manager(

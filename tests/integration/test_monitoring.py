@@ -18,7 +18,10 @@ The session stack's Prometheus scrapes and evaluates every second (tests/conftes
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -35,8 +38,8 @@ from ledger_helpers import entry_row, overwrite_entry
 
 from attestcore.waiting import poll_until, wait_until
 from attestream.access_tokens import AccessTokens, Role, tokens_path
-from attestream.dashboards import DASHBOARDS_DIR, queries
 from attestream.demo import free_port
+from attestream.monitoring_queries import Prometheus, Query, dashboard_queries, evaluate_all
 from attestream.settings import Settings
 from attestream.simulation import publish, publish_payments
 from attestream.stack_prometheus import ALERT_RULES
@@ -80,37 +83,16 @@ def get_json(url: str, token: str | None = None) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def query(prometheus: str, expr: str) -> tuple[int, Any]:
-    return get_json(f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-
-
-def dashboard_queries() -> list[tuple[str, str]]:
-    found = []
-    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
-        for title, expr in queries(path.read_text(encoding="utf-8")):
-            found.append((f"{path.stem}: {title}", expr.replace("$__rate_interval", RATE_WINDOW)))
-    return found
-
-
-def alert_queries(prometheus: str) -> list[tuple[str, str]]:
-    """(alert, expression) of every alerting rule Prometheus loaded; they must be those of
-    deploy/prometheus/alerts.yml."""
-    status, body = get_json(f"{prometheus}/api/v1/rules?type=alert")
-    assert status == 200, body
-    rules = [(r["name"], r["query"]) for g in body["data"]["groups"] for r in g["rules"]]
+def alert_queries(prometheus: Prometheus) -> list[Query]:
+    """Every alerting rule Prometheus loaded; they must be those of deploy/prometheus/alerts.yml."""
+    rules = [rule for rule, _ in prometheus.alert_rules()]
     in_file = re.findall(r"^\s*- alert: (\w+)$", ALERT_RULES.read_text(encoding="utf-8"), re.M)
-    assert sorted(name for name, _ in rules) == sorted(in_file)
+    assert sorted(rule.name for rule in rules) == sorted(in_file)
     return rules
 
 
 def families(expr: str) -> set[str]:
     return set(re.findall(r"\b(attestream_[a-z_]+|up)\b", expr))
-
-
-def firing(prometheus: str) -> list[dict[str, Any]]:
-    status, body = get_json(f"{prometheus}/api/v1/alerts")
-    assert status == 200, body
-    return [a for a in body["data"]["alerts"] if a["state"] == "firing"]
 
 
 @pytest.fixture
@@ -167,8 +149,7 @@ def run_events(settings: Settings) -> int:
 
 def wait_for(prometheus: str, expr: str, what: str, timeout_s: float) -> None:
     def answered() -> bool:
-        status, body = query(prometheus, expr)
-        return status == 200 and bool(body["data"]["result"])
+        return Prometheus(prometheus).evaluate(Query("wait", what, expr)).series > 0
 
     wait_until(answered, timeout_s, interval_s=POLL_S, what=what)
 
@@ -201,13 +182,13 @@ def test_dashboards_and_alerts_on_a_running_pipeline(
         PIPELINE_TIMEOUT_S,
     )
     investigate(server, stack.home)
-    panels = dashboard_queries()
-    alerts = alert_queries(prometheus)
+    api = Prometheus(prometheus)
+    panels = dashboard_queries(rate_window=RATE_WINDOW)
+    alerts = alert_queries(api)
 
     # 1. Every query parses.
-    for name, expr in panels + alerts:
-        status, body = query(prometheus, expr)
-        assert status == 200 and body["status"] == "success", (name, expr, body)
+    for q in panels + alerts:
+        assert api.evaluate(q).ok, q
 
     # 2. No alert fires on a healthy run, once every rule was evaluated after the data came.
     evaluated_after = time.time()
@@ -218,18 +199,37 @@ def test_dashboards_and_alerts_on_a_running_pipeline(
         return all(_epoch(stamp) > evaluated_after for stamp in stamps)
 
     wait_until(rules_evaluated, PROMETHEUS_TIMEOUT_S, interval_s=POLL_S, what="rule evaluation")
-    assert firing(prometheus) == []
+    assert api.firing() == []
+    # The operator's view of the same: `stack queries` lists every panel and rule, all parsed.
+    listed = subprocess.run(
+        [sys.executable, "-m", "attestream.cli", "stack", "queries", "--json"],
+        env={**os.environ, "ATTESTREAM_HOME": str(stack.home)},
+        capture_output=True,
+        text=True,
+        timeout=PROMETHEUS_TIMEOUT_S,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)["queries"]
+    assert [(r["source"], r["name"]) for r in rows if r["ok"]] == [
+        *(("panel", q.name) for q in dashboard_queries()),
+        *(("alert", q.name) for q in alerts),
+    ]
 
     # 3. Every panel shows data, and every family an alert reads exists (rate windows need a
     #    few scrapes first, hence the wait).
     def empty_panels() -> list[str]:
-        return [name for name, expr in panels if not query(prometheus, expr)[1]["data"]["result"]]
+        return [q.name for q in panels if api.evaluate(q).series == 0]
 
     empty, _ = poll_until(empty_panels, lambda e: not e, PROMETHEUS_TIMEOUT_S, interval_s=POLL_S)
     assert empty == [], "panels without data: " + ", ".join(empty)
+    # What each query returned on this run (shown with `pytest -s`; `attestream stack queries`
+    # prints the same table for any Prometheus).
+    for e in evaluate_all(api, RATE_WINDOW):
+        print(f"{e.query.source}\t{e.query.name}\t{e.summary()}\t{e.query.expr}")
     status, names = get_json(f"{prometheus}/api/v1/label/__name__/values")
     assert status == 200
-    read = set().union(*(families(expr) for _, expr in panels + alerts))
+    read = set().union(*(families(q.expr) for q in panels + alerts))
     missing = sorted(read - set(names["data"]) - EVENT_ONLY_FAMILIES)
     assert missing == [], "families no process exports: " + ", ".join(missing)
 
@@ -245,7 +245,7 @@ def test_dashboards_and_alerts_on_a_running_pipeline(
     overwrite_entry(store, chain, 1, row)
 
     def verification_alert() -> bool:
-        return any(a["labels"]["alertname"] == "VerificationFailed" for a in firing(prometheus))
+        return "VerificationFailed" in api.firing()
 
     wait_until(verification_alert, PROMETHEUS_TIMEOUT_S, interval_s=POLL_S, what="the alert")
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from attestream import dashboard_panels
-from attestream.dashboards import DASHBOARDS_DIR, queries, write_dashboards
+from attestream.dashboards import DASHBOARDS_DIR, write_dashboards
+from attestream.monitoring_queries import panel_queries
 
 PROVISIONING = DASHBOARDS_DIR.parent / "provisioning"
 
@@ -32,7 +33,7 @@ def test_every_panel_has_a_description_and_a_query_on_the_provisioned_datasource
             assert panel["targets"], (path.name, panel["title"])
             uid = panel["datasource"]["uid"]
             assert f"uid: {uid}\n" in datasource
-        assert all(expr.strip() for _, expr in queries(path.read_text(encoding="utf-8")))
+        assert all(expr.strip() for _, expr in panel_queries(path.read_text(encoding="utf-8")))
     assert titles == {board.title for board in dashboard_panels.DASHBOARDS}
     assert len(titles) == 5
 
@@ -40,6 +41,6 @@ def test_every_panel_has_a_description_and_a_query_on_the_provisioned_datasource
 def test_the_runway_panel_uses_the_alerts_runway_expression() -> None:
     rules = (DASHBOARDS_DIR.parents[1] / "prometheus" / "alerts.yml").read_text(encoding="utf-8")
     anchoring = (DASHBOARDS_DIR / "attestream-anchoring.json").read_text(encoding="utf-8")
-    runway = dict(queries(anchoring))["Runway"]
+    runway = dict(panel_queries(anchoring))["Runway"]
     assert runway == dashboard_panels.RUNWAY_DAYS
     assert " ".join(rules.split()).count(runway) == 1
