@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from detectors.features import FEATURE_SPECS, initial_supply_state, supply_featu
 from detectors.fraud_features import FraudFeaturizer
 from detectors.model import active_sha256, load_model
 from detectors.reference import check_reference_data
+from detectors.registry import LoadedModel
 from detectors.scoring import Scorer
+from detectors.supply_calibration import SupplyCalibration, model_calibration
 from detectors.terminal_risk import apply_label
 from streams.app import StreamConfig
 from streams.intake import EventParser
@@ -45,8 +48,20 @@ def fraud_spec(
     )
 
 
-def _supply(event: SupplyChainEvent, state: State | None) -> tuple[Any, State]:
-    return supply_features(event, state if state is not None else initial_supply_state())
+def _supply(
+    event: SupplyChainEvent, state: State | None, calibration: SupplyCalibration | None = None
+) -> tuple[Any, State]:
+    initial = state if state is not None else initial_supply_state()
+    return supply_features(event, initial, calibration=calibration)
+
+
+class CalibratedScorer(Scorer):
+    """An authenticity model with the featurizer of the track calibration its training run
+    fitted (`streams.pipeline` featurizes a batch with the featurizer of its scorer)."""
+
+    def __init__(self, model: LoadedModel, calibration: SupplyCalibration) -> None:
+        super().__init__(model)
+        self.featurize = functools.partial(_supply, calibration=calibration)
 
 
 def authenticity_spec(scorer: BatchScorer, models: ScorerSource | None = None) -> DetectorSpec:
@@ -59,7 +74,8 @@ def authenticity_spec(scorer: BatchScorer, models: ScorerSource | None = None) -
 def stream_model(models: Path, detector: Detector, sha256: str) -> Scorer:
     """The model `sha256` of `detector`, verified against its card, refused unless it takes
     exactly the features this version computes and was trained with the reference tables
-    (named by digest in its card) the features read now."""
+    (named by digest in its card) the features read now; an authenticity model brings the
+    track calibration its card names (shipped, or stored beside it)."""
     model = load_model(models, detector, sha256)
     spec = FEATURE_SPECS[detector]
     if model.feature_names != spec.names:
@@ -67,6 +83,8 @@ def stream_model(models: Path, detector: Detector, sha256: str) -> Scorer:
             f"model {model.model_id} takes other features than this version"
             f" computes: run `attestream train {detector.value}`"
         )
+    if detector == Detector.AUTHENTICITY:
+        return CalibratedScorer(model, model_calibration(model))
     check_reference_data(model.model_id, model.card.reference_data, spec.reference_data())
     return Scorer(model)
 

@@ -11,6 +11,7 @@ fraud features read terminal risk from the labels that had arrived.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,10 +20,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from attestcore.schemas import Detector
-from detectors.features import FEATURE_SPECS, FeatureVector, State
+from detectors.features import FEATURE_SPECS, FeatureVector, State, supply_features
 from detectors.fraud_features import FRAUD_FEATURES, replay_payments
 from detectors.simulate_payments import LabelledPayment
 from detectors.simulate_supply import LabelledScan
+from detectors.supply_calibration import SupplyCalibration
 
 E = TypeVar("E")
 
@@ -94,17 +96,28 @@ def payment_dataset(payments: Sequence[LabelledPayment]) -> TrainingSet:
     return _assemble(Detector.FRAUD, FRAUD_FEATURES, rows, labels)
 
 
-def supply_dataset(scans: Sequence[LabelledScan]) -> TrainingSet:
-    """Rows for the authenticity detector, keyed by EPC."""
-    return build_dataset(Detector.AUTHENTICITY, scans)
+def supply_dataset(
+    scans: Sequence[LabelledScan], calibration: SupplyCalibration | None = None
+) -> TrainingSet:
+    """Rows for the authenticity detector, keyed by EPC, with the track calibration the model
+    reads (the shipped one when None)."""
+    return build_dataset(Detector.AUTHENTICITY, scans, calibration)
 
 
-def build_dataset(detector: Detector | str, labelled: Sequence[Any]) -> TrainingSet:
-    """Replay labelled payments (fraud) or scans (authenticity) with the detector's spec."""
+def build_dataset(
+    detector: Detector | str,
+    labelled: Sequence[Any],
+    calibration: SupplyCalibration | None = None,
+) -> TrainingSet:
+    """Replay labelled payments (fraud) or scans (authenticity, with `calibration`) with the
+    detector's spec."""
     if Detector(detector) == Detector.FRAUD:
         return payment_dataset(labelled)
     spec = FEATURE_SPECS[Detector(detector)]
-    rows = replay((r.event for r in labelled), spec.entity, spec.featurize, spec.initial_state)
+    featurize = spec.featurize
+    if calibration is not None:
+        featurize = functools.partial(supply_features, calibration=calibration)
+    rows = replay((r.event for r in labelled), spec.entity, featurize, spec.initial_state)
     return _assemble(spec.detector, spec.names, rows, [r.label for r in labelled])
 
 

@@ -36,12 +36,12 @@ import numpy as np
 from attestcore.errors import UsageError
 from attestcore.schemas import OUTCOMES, Detector
 from detectors.dataset import supply_dataset
-from detectors.features import FEATURE_SPECS
 from detectors.metrics import average_precision, roc_auc
-from detectors.reference import ReferenceDataDigest, check_reference_data
+from detectors.reference import ReferenceDataDigest
 from detectors.registry import LoadedModel
 from detectors.scoring import Scorer
 from detectors.simulate_supply import LabelledScan
+from detectors.supply_calibration import model_calibration
 
 REPORT_FORMAT = "attestream.authenticity-evaluation/1"
 TARGET_PRECISION = 0.95
@@ -318,9 +318,7 @@ def evaluate_authenticity(
     """Replay, score and count (see the module docstring for every definition)."""
     if not any(s.label for s in scans) or all(s.label for s in scans):
         raise UsageError("the evaluation needs both counterfeit and genuine scans")
-    spec = FEATURE_SPECS[Detector.AUTHENTICITY]
-    check_reference_data(model.model_id, model.card.reference_data, spec.reference_data())
-    rows = supply_dataset(scans)
+    rows = supply_dataset(scans, model_calibration(model))
     scores = Scorer(model).score_batch(rows.X)
     labels = rows.y.astype(bool)
     items = counterfeit_items(scans)

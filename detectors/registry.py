@@ -127,7 +127,7 @@ def card_path(models_dir: Path, detector: Detector | str, sha256: str) -> Path:
     return models_dir / Detector(detector).value / f"{sha256}.card.json"
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write then rename, so a reader never sees half a file (the stream may be loading)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -144,8 +144,8 @@ def publish(models_dir: Path, artifact: bytes, card: ModelCard, activate: bool =
     digest = sha256_hex(artifact)
     if digest != card.model_sha256:
         raise ConfigError(f"card names model {card.model_sha256} but the artifact is {digest}")
-    _write_atomically(artifact_path(models_dir, card.detector, digest), artifact)
-    _write_atomically(card_path(models_dir, card.detector, digest), encode_card(card))
+    write_atomically(artifact_path(models_dir, card.detector, digest), artifact)
+    write_atomically(card_path(models_dir, card.detector, digest), encode_card(card))
     if activate:
         activate_model(models_dir, card.detector, digest)
     return artifact_path(models_dir, card.detector, digest)
@@ -176,7 +176,7 @@ def activate_model(models_dir: Path, detector: Detector | str, sha256: str) -> N
         "activated_at": datetime.now(UTC).isoformat(),
     }
     data = msgspec.json.format(msgspec.json.encode(registry), indent=2) + b"\n"
-    _write_atomically(models_dir / REGISTRY_FILE, data)
+    write_atomically(models_dir / REGISTRY_FILE, data)
 
 
 def active_sha256(models_dir: Path, detector: Detector | str) -> str | None:

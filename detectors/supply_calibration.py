@@ -18,7 +18,9 @@ Each quantity, how it is measured (per EPC, the genuine scans in event-time orde
 - `duplicate_window_s`: the 99th percentile of the time between consecutive reads with the
   same site and step (the same read event seen twice);
 - `transit_hours_q99`: per distance band of `TRANSIT_BAND_KM`, the 99th percentile of the
-  hours from a despatch (shipping with a despatch advice) to its receipt;
+  hours from a despatch (shipping with a despatch advice) to its receipt; scans without any
+  despatch advice (no business data) give the hours from a shipping read to the receipt at
+  the next site instead;
 - `role_move_share`: per pair of site roles (`"1>2"`: distribution centre to shop, role ranks
   of `detectors.reference.supply.ROLE_RANK`), the share of genuine moves from the first role
   that go to the second, with one pseudo move of each kind; a move without a shipping read
@@ -26,6 +28,13 @@ Each quantity, how it is measured (per EPC, the genuine scans in event-time orde
 
 `clock_skew_s` is not fitted: it is the wire contract's allowed skew between a reader's
 clock and the stream's (`streams.pipeline.DEFAULT_MAX_CLOCK_SKEW_S`, 300 s).
+
+Every training run fits its own calibration on its own training scans (`run_calibration`):
+when the fit measures the shipped file's quantities (the shipped model's training data) the
+model card names the shipped file; otherwise the new file is stored beside the model
+(`supply-calibration-<sha256 prefix>.json` in the detector's models folder) and the card names
+it by SHA-256, so a model trained on another world never reads this world's speeds and miss
+rates. `resolve_calibration` finds the file a card names and verifies its digest.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import math
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +55,9 @@ import numpy as np
 from attestcore.errors import ConfigError
 from attestcore.schemas import BizStep, BizTransactionType, SupplyChainEvent
 from detectors.geo import haversine_km
-from detectors.reference import ReferenceDataDigest
+from detectors.reference import ReferenceDataDigest, check_reference_data
 from detectors.reference.supply import ROLE_RANK, default_supply_reference
+from detectors.registry import LoadedModel
 
 CALIBRATION_FORMAT = "attestream.supply-calibration/1"
 CALIBRATION_FILE = Path(__file__).with_name("reference") / "supply-calibration-v1.json"
@@ -112,6 +123,65 @@ def load_calibration(path: Path) -> tuple[SupplyCalibration, ReferenceDataDigest
     return calibration, digest
 
 
+@dataclass(frozen=True)
+class RunCalibration:
+    """The calibration one training run fitted: `data` is None when it is the shipped file."""
+
+    calibration: SupplyCalibration
+    digest: ReferenceDataDigest
+    data: bytes | None
+
+
+def run_calibration(labelled: Sequence[Any], fitted_on: str) -> RunCalibration:
+    """The calibration fitted on a training run's own scans (see the module docstring)."""
+    data = fit_calibration(labelled, fitted_on)
+    calibration = msgspec.json.decode(data, type=SupplyCalibration)
+    shipped, shipped_digest = default_calibration()
+    if _quantities(calibration) == _quantities(shipped):
+        return RunCalibration(shipped, shipped_digest, None)
+    sha256 = hashlib.sha256(data).hexdigest()
+    digest = ReferenceDataDigest(
+        name=f"supply-calibration-{sha256[:12]}.json",
+        format=CALIBRATION_FORMAT,
+        version=calibration.version,
+        sha256=sha256,
+    )
+    return RunCalibration(calibration, digest, data)
+
+
+def _quantities(calibration: SupplyCalibration) -> SupplyCalibration:
+    """The fitted quantities alone: where and when it was fitted said apart."""
+    return msgspec.structs.replace(calibration, description="", fitted_on="")
+
+
+def resolve_calibration(
+    recorded: Sequence[ReferenceDataDigest], folder: Path
+) -> tuple[SupplyCalibration, ReferenceDataDigest]:
+    """The calibration a model card names (`recorded`): the shipped file, or the file stored
+    in the model's `folder` when its SHA-256 is the recorded one. A card naming none (a model
+    older than the calibration) gets the shipped file."""
+    shipped = default_calibration()
+    named = [r for r in recorded if r.format == CALIBRATION_FORMAT]
+    if not named or named[0].sha256 == shipped[1].sha256:
+        return shipped
+    expected = named[0]
+    calibration, found = load_calibration(folder / expected.name)
+    if found.sha256 != expected.sha256:
+        raise ConfigError(
+            f"supply calibration {folder / expected.name} has sha256 {found.sha256}, but the"
+            f" model card names sha256 {expected.sha256}: restore the file or retrain the model"
+        )
+    return calibration, found
+
+
+def model_calibration(model: LoadedModel) -> SupplyCalibration:
+    """The calibration an authenticity model was trained with, after checking that its card
+    names the shipped reference table (`detectors.reference.check_reference_data`)."""
+    table = [r for r in model.card.reference_data if r.format != CALIBRATION_FORMAT]
+    check_reference_data(model.model_id, table, [default_supply_reference().digest()])
+    return resolve_calibration(model.card.reference_data, model.artifact_path.parent)[0]
+
+
 def _genuine_lives(labelled: Iterable[Any]) -> list[list[SupplyChainEvent]]:
     lives: dict[str, list[SupplyChainEvent]] = defaultdict(list)
     for scan in labelled:
@@ -133,6 +203,7 @@ def fit_calibration(labelled: Sequence[Any], fitted_on: str, version: str = "1")
     gaps: list[float] = []
     arrivals: dict[str, list[int]] = defaultdict(lambda: [1, 2])  # [missed + 1, arrivals + 2]
     transits: dict[int, list[float]] = defaultdict(list)
+    shipped: dict[int, list[float]] = defaultdict(list)  # shipping read to the next receipt
     roles: dict[str, int] = {}
     moves: dict[tuple[int, int], int] = defaultdict(int)
     for life in _genuine_lives(labelled):
@@ -148,6 +219,8 @@ def fit_calibration(labelled: Sequence[Any], fitted_on: str, version: str = "1")
             pair = (_role(a, roles), _role(b, roles))
             if pair[0] >= 0 and pair[1] >= 0:
                 moves[pair] += 1
+            if a.biz_step == BizStep.SHIPPING and b.biz_step == BizStep.RECEIVING:
+                shipped[int(km // TRANSIT_BAND_KM)].append(dt / 3600)
             counts = arrivals[b.biz_location]
             counts[0] += a.biz_step not in (BizStep.SHIPPING, BizStep.RETAIL_SELLING)
             counts[1] += 1
@@ -162,8 +235,11 @@ def fit_calibration(labelled: Sequence[Any], fitted_on: str, version: str = "1")
                 km = haversine_km(sent.lat, sent.lon, event.lat, event.lon)
                 hours = (event.event_time - sent.event_time).total_seconds() / 3600
                 transits[int(km // TRANSIT_BAND_KM)].append(hours)
+    # Scans without business data (EPCIS 1.x) name no despatch: their transit is measured
+    # from a shipping read to the receipt at the next site.
+    transits = transits or shipped
     if not speeds or not transits:
-        raise ConfigError("the labelled scans hold no genuine moves or despatches to fit on")
+        raise ConfigError("the labelled scans hold no genuine moves or shipments to fit on")
     total = [sum(c[0] - 1 for c in arrivals.values()) + 1, sum(c[1] - 2 for c in arrivals.values())]
     bands = _monotone(
         [_quantile(transits.get(b, []), TRANSIT_QUANTILE) for b in range(max(transits) + 1)]

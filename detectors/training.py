@@ -25,6 +25,8 @@ from detectors.dataset import DATA_DIGEST_METHOD, TrainingSet, build_dataset
 from detectors.drift import score_histogram
 from detectors.features import FEATURE_SPECS
 from detectors.metrics import average_precision, choose_thresholds, roc_auc
+from detectors.reference import ReferenceDataDigest
+from detectors.reference.supply import default_supply_reference
 from detectors.registry import (
     LoadedModel,
     ModelCard,
@@ -36,11 +38,13 @@ from detectors.registry import (
     model_id,
     publish,
     sha256_hex,
+    write_atomically,
 )
 from detectors.simulate_payments import DEFAULT_COUNT as DEFAULT_PAYMENTS
 from detectors.simulate_payments import simulate_payments
 from detectors.simulate_supply import DEFAULT_COUNT as DEFAULT_SCANS
 from detectors.simulate_supply import simulate_supply
+from detectors.supply_calibration import run_calibration
 
 VALIDATION_FRACTION = 0.2  # the latest fifth of the events
 NUM_BOOST_ROUND = 100
@@ -68,6 +72,21 @@ DETECTOR_PARAMS: dict[Detector, dict[str, Any]] = {
     Detector.FRAUD: {"max_depth": 4, "eta": 0.05, "colsample_bytree": 0.8, "max_bin": 4096},
 }
 DETECTOR_ROUNDS: dict[Detector, int] = {Detector.FRAUD: 300}
+# Features computed (for the decision's evidence and the stream's parity) but never split on,
+# recorded in the card's params as `unused_features`. Authenticity: absolute counts, ages and
+# distances describe one network's shape (how long its goods dwell, how far apart its sites
+# lie, how many reads a life has), not whether a scan fits a genuine life; the model reads the
+# ratios to the learned calibration instead (`speed_ratio`, `transit_ratio`, `fit_cost`).
+# Measured across worlds (docs/detectors.md, "Across worlds").
+UNUSED_FEATURES: dict[Detector, tuple[str, ...]] = {
+    Detector.AUTHENTICITY: (
+        "scans_before",
+        "late_seconds",
+        "track_scans",
+        "seconds_since_track",
+        "km_from_track",
+    ),
+}
 # Labels that arrive late cannot be trained on until they have: the rows of the last days
 # before validation starts are left out of training (a chargeback takes up to 7 days).
 LABEL_DELAY_DAYS: dict[Detector, int] = {Detector.FRAUD: 7}
@@ -115,11 +134,13 @@ def train(
     num_boost_round: int | None = None,
     policy: AlertPolicy | None = None,
     data_source: str = "",
+    reference_data: list[ReferenceDataDigest] | None = None,
 ) -> TrainedModel:
     """Train on the earlier rows, validate on the later ones, and write the card.
 
     Rows must be in time order (as `detectors.dataset` builds them); `event_ids` and `times`
-    belong to the rows and feed the card's data digest and time range.
+    belong to the rows and feed the card's data digest and time range. `reference_data`: the
+    files the features read (default: the shipped ones).
     """
     detector = Detector(detector)
     data = TrainingSet(
@@ -137,9 +158,17 @@ def train(
             raise UsageError(f"the {name} part has only one class: use more events")
     overrides = DETECTOR_PARAMS.get(detector, {})
     all_params = {**DEFAULT_PARAMS, **overrides, **(params or {}), "seed": seed}
-    dtrain = xgb.DMatrix(fit.X, label=fit.y, feature_names=list(data.feature_names))
+    unused = UNUSED_FEATURES.get(detector, ())
+    if unused:
+        all_params["unused_features"] = list(unused)
+    dtrain = xgb.DMatrix(
+        _without(fit.X, data.feature_names, unused),
+        label=fit.y,
+        feature_names=list(data.feature_names),
+    )
     num_boost_round = num_boost_round or DETECTOR_ROUNDS.get(detector, NUM_BOOST_ROUND)
-    booster = xgb.train(all_params, dtrain, num_boost_round=num_boost_round)
+    booster_params = {k: v for k, v in all_params.items() if k != "unused_features"}
+    booster = xgb.train(booster_params, dtrain, num_boost_round=num_boost_round)
     artifact = bytes(booster.save_raw(raw_format="ubj"))
     scores = booster.inplace_predict(held_out.X, validate_features=False)
     card = _card(
@@ -152,8 +181,18 @@ def train(
         num_boost_round,
         policy or DEFAULT_POLICY[detector],
         data_source,
+        reference_data,
     )
     return TrainedModel(artifact, card, booster)
+
+
+def _without(X: np.ndarray, names: tuple[str, ...], unused: tuple[str, ...]) -> np.ndarray:
+    """`X` with the unused features' columns constant: no tree can split on them."""
+    if not unused:
+        return X
+    out = X.copy()
+    out[:, [names.index(n) for n in unused]] = 0.0
+    return out
 
 
 def _split_text(detector: Detector, gap_rows: int) -> str:
@@ -186,6 +225,7 @@ def _card(
     num_boost_round: int,
     policy: AlertPolicy,
     data_source: str,
+    reference_data: list[ReferenceDataDigest] | None,
 ) -> ModelCard:
     _, lower, upper = OUTCOMES[data.detector]
     chosen = choose_thresholds(
@@ -234,7 +274,11 @@ def _card(
             target_reached=chosen.upper_reached_target,
         ),
         created_at=datetime.now(UTC),
-        reference_data=list(FEATURE_SPECS[data.detector].reference_data()),
+        reference_data=list(
+            FEATURE_SPECS[data.detector].reference_data()
+            if reference_data is None
+            else reference_data
+        ),
         reference_scores=score_histogram(
             scores, f"validation scores ({len(held_out)} events, the latest of the data)"
         ),
@@ -277,9 +321,21 @@ def train_detector(
         count = count or DEFAULT_COUNTS[detector]
         labelled = simulate(detector, count, seed)
         data_source = data_source or f"simulated: {count} events, seed {seed}"
-    trained = train_dataset(
-        build_dataset(detector, labelled), seed=seed, data_source=data_source or "labelled file"
-    )
+    source = data_source or "labelled file"
+    if detector == Detector.AUTHENTICITY:
+        # Its own calibration, fitted on these scans, stored beside the model before the card
+        # that names it is published (`detectors.supply_calibration.run_calibration`).
+        fitted = run_calibration(labelled, source)
+        if fitted.data is not None:
+            write_atomically(models_dir / detector.value / fitted.digest.name, fitted.data)
+        trained = train_dataset(
+            build_dataset(detector, labelled, fitted.calibration),
+            seed=seed,
+            data_source=source,
+            reference_data=[default_supply_reference().digest(), fitted.digest],
+        )
+    else:
+        trained = train_dataset(build_dataset(detector, labelled), seed=seed, data_source=source)
     publish(models_dir, trained.artifact, trained.card, activate=activate)
     return load_model(models_dir, detector, trained.card.model_sha256)
 

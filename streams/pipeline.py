@@ -127,7 +127,8 @@ def decide_batch(
     one rejection (a dead letter), whatever it contains, and the rest of the batch goes on.
 
     1. Read the scorer and the clock once: every decision of the batch is made by one model,
-       even when a new one is swapped in meanwhile (`DetectorSpec.scorer`).
+       even when a new one is swapped in meanwhile (`DetectorSpec.scorer`), with the features
+       that model reads (its own featurizer when it brings one).
     2. Featurize record by record in input order, each entity's state carried through the
        batch, so an entity's events see each other's effects exactly as an offline replay
        does (features parity). A record that does not parse, whose event time is beyond the
@@ -147,12 +148,13 @@ def decide_batch(
     scoring and building the decisions (step 3) added to it (`streams.stages`).
     """
     scorer, decided_at = spec.scorer, now()  # step 1
+    featurize = _featurizer(spec, scorer)
     latest = decided_at.timestamp() + max_clock_skew_s
     failed: dict[int, Rejection] = {}
     features_s = scoring_s = 0.0
     while True:
         started = time.perf_counter()
-        attempt = _featurize(spec, records, state, latest, failed)  # step 2
+        attempt = _featurize(spec, featurize, records, state, latest, failed)  # step 2
         featurized = time.perf_counter()
         decided = _score_and_build(spec, scorer, attempt.featurized, decided_at)  # step 3
         scored = time.perf_counter()
@@ -180,8 +182,16 @@ def decide_batch(
     return result
 
 
+def _featurizer(spec: DetectorSpec, scorer: BatchScorer) -> FeatureFn:
+    """The scorer's own featurizer when it brings one (`featurize`: an authenticity model reads
+    the track calibration its training run fitted), else the spec's."""
+    own: FeatureFn | None = getattr(scorer, "featurize", None)
+    return spec.featurize if own is None else own
+
+
 def _featurize(
     spec: DetectorSpec,
+    featurize: FeatureFn,
     records: Sequence[RecordRef],
     state: Mapping[str, State],
     latest_ts: float,
@@ -206,7 +216,7 @@ def _featurize(
             entity = getattr(event, spec.parser.key_field)
             carried = attempt.pending.get(entity)
             previous = carried[1] if carried is not None else state.get(entity)
-            row, new_state = spec.featurize(event, previous)
+            row, new_state = featurize(event, previous)
         except Exception as exc:  # noqa: BLE001 - one event's failure is that event's outcome
             attempt.rejected[index] = Rejection.from_error(exc, _event_id(event))
             continue

@@ -29,7 +29,7 @@ from detectors.registry import (
 )
 from detectors.simulate_payments import LabelledPayment
 from detectors.simulate_supply import simulate_supply, write_labelled_scans
-from detectors.training import ensure_models, train_dataset
+from detectors.training import UNUSED_FEATURES, ensure_models, train_dataset
 
 
 def test_dataset_rows_follow_the_events(
@@ -68,6 +68,18 @@ def test_fraud_model_ranks_held_out_fraud(
 def test_authenticity_model_ranks_held_out_counterfeits(authenticity_model: LoadedModel) -> None:
     assert authenticity_model.card.metrics.auc_roc > 0.9
     assert authenticity_model.card.features == list(SUPPLY_FEATURES)
+
+
+def test_the_authenticity_model_never_splits_on_network_shape(
+    authenticity_model: LoadedModel,
+) -> None:
+    """Absolute counts, ages and distances stay in the vector (evidence, parity) but no tree
+    splits on them, and the card says so."""
+    unused = UNUSED_FEATURES[Detector.AUTHENTICITY]
+    assert authenticity_model.card.params["unused_features"] == list(unused)
+    used = authenticity_model.booster.get_score(importance_type="weight")
+    assert used and not set(used) & set(unused)
+    assert set(unused) <= set(SUPPLY_FEATURES)
 
 
 def test_card_digest_is_the_artifact_file_digest(

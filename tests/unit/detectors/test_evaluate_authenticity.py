@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from detectors.metrics import average_precision
 from detectors.reference import ReferenceDataDigest
 from detectors.registry import LoadedModel
 from detectors.simulate_supply import LabelledScan, simulate_supply, write_labelled_scans
+from detectors.supply_calibration import default_calibration, model_calibration
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)
 
@@ -134,13 +136,36 @@ def test_a_model_from_another_reference_table_is_refused(
     authenticity_model: LoadedModel,
 ) -> None:
     recorded = authenticity_model.card.reference_data
-    assert [r.name for r in recorded] == ["supply-chain-v1.json", "supply-calibration-v1.json"]
+    assert recorded[0].name == "supply-chain-v1.json"
     other = ReferenceDataDigest(
         name=recorded[0].name, format=recorded[0].format, version="0", sha256="0" * 64
     )
     card = msgspec.structs.replace(authenticity_model.card, reference_data=[other])
     stale = LoadedModel(card, authenticity_model.booster, authenticity_model.artifact_path)
     with pytest.raises(ConfigError, match="restore that file or retrain"):
+        evaluate_authenticity(SCANS, stale, "hand-built")
+
+
+def test_the_model_reads_the_calibration_its_training_run_fitted(
+    authenticity_model: LoadedModel,
+) -> None:
+    """The unit model's training scans measure other speeds and miss rates than the shipped
+    file: its card names its own fit, stored beside it, and a changed file is refused."""
+    named = authenticity_model.card.reference_data[1]
+    shipped = default_calibration()[1]
+    assert named.format == shipped.format and named.sha256 != shipped.sha256
+    stored = authenticity_model.artifact_path.parent / named.name
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == named.sha256
+    assert model_calibration(authenticity_model) != default_calibration()[0]
+    card = msgspec.structs.replace(
+        authenticity_model.card,
+        reference_data=[
+            authenticity_model.card.reference_data[0],
+            msgspec.structs.replace(named, sha256="1" * 64),
+        ],
+    )
+    stale = LoadedModel(card, authenticity_model.booster, authenticity_model.artifact_path)
+    with pytest.raises(ConfigError, match="restore the file or retrain"):
         evaluate_authenticity(SCANS, stale, "hand-built")
 
 

@@ -65,3 +65,16 @@ def test_a_broken_calibration_file_is_a_config_error(tmp_path) -> None:  # type:
     path.write_text("{}")
     with pytest.raises(ConfigError, match="cannot read supply calibration"):
         load_calibration(path)
+
+
+def test_scans_without_business_data_fit_transit_from_shipping_to_receipt() -> None:
+    """EPCIS 1.x scans name no despatch advice: the transit bound comes from each shipping
+    read to the receipt at the next site (before: no calibration could be fitted at all)."""
+    genuine = [legacy(e) for e in life()]
+    cal = msgspec.json.decode(
+        fit_calibration(labelled(genuine), "version 1"), type=SupplyCalibration
+    )
+    hops = [(genuine[2], genuine[3]), (genuine[5], genuine[6])]
+    for sent, received in hops:
+        km = haversine_km(sent.lat, sent.lon, received.lat, received.lon)
+        assert cal.transit_bound_hours(km) >= hours_of(received) - hours_of(sent)

@@ -22,6 +22,7 @@ from detectors.dataset import supply_dataset
 from detectors.registry import LoadedModel, active_sha256, card_path
 from detectors.scoring import Scorer
 from detectors.simulate_supply import LabelledScan
+from detectors.supply_calibration import model_calibration
 from streams.intake import EventParser, RecordRef
 from streams.pipeline import DetectorSpec, decide_batch
 
@@ -55,6 +56,27 @@ def test_stream_vectors_equal_the_offline_replay(
     offline = supply_dataset(scans).X
     np.testing.assert_array_equal(np.asarray(online, dtype=np.float32), offline)
     assert set(outcomes) <= set(OUTCOMES[Detector.AUTHENTICITY]) and "counterfeit" in outcomes
+
+
+def test_the_stream_featurizes_with_the_calibration_of_its_model(
+    scans: list[LabelledScan], models_dir: Path
+) -> None:
+    """The unit model was trained with the calibration fitted on its own scans: the stream's
+    vectors are the offline replay's with that calibration, not with the shipped one."""
+    scorer = authenticity_scorer(models_dir)
+    spec = DetectorSpec(
+        Detector.AUTHENTICITY, EventParser(SupplyChainEvent, "epc"), _supply, scorer
+    )
+    state: dict[str, dict[str, object]] = {}
+    online: list[list[float]] = []
+    batch = records(scans)
+    for start in range(0, len(batch), 500):
+        result = decide_batch(spec, batch[start : start + 500], state)
+        online.extend(list(d.features.values()) for _, _, d in result.decisions)
+        state = json.loads(json.dumps(state))
+    own = supply_dataset(scans, model_calibration(scorer.model)).X
+    np.testing.assert_array_equal(np.asarray(online, dtype=np.float32), own)
+    assert not np.array_equal(own, supply_dataset(scans).X)
 
 
 def test_the_stream_refuses_a_model_with_another_reference_table(
