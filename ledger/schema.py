@@ -119,7 +119,8 @@ ARCHIVE_TABLES: dict[str, str] = {
     "entity_index": """
         CREATE TABLE IF NOT EXISTS {db}.entity_index (
             entity_kind String, entity_value String, event_time DateTime, chain UInt32,
-            seq UInt64, decision_id String, detector String, outcome String
+            seq UInt64, decision_id String, detector String, outcome String,
+            timeline_step String DEFAULT ''
         ) ENGINE = ReplacingMergeTree()
         ORDER BY (entity_kind, entity_value, event_time, chain, seq, decision_id)""",
     "entry_context": """
@@ -136,9 +137,16 @@ and entity index"). Both are ReplacingMergeTree tables: a batch a crash cut shor
 again, row for row, and identical copies collapse."""
 
 
+ARCHIVE_ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "entity_index": (("timeline_step", "String DEFAULT ''"),),
+}
+"""Columns added to archive tables after they first shipped, with their type. Rows written
+before keep the default, which readers take for "not written" (ledger/timeline_copy.py)."""
+
+
 class ArchiveSchema:
-    """The archive's tables. A database from before them gets them on migration: creating
-    them is the whole migration (entries logged before have no archive rows)."""
+    """The archive's tables. A database from before them gets them on migration (entries
+    logged before have no archive rows); tables from before a column get it added."""
 
     tables: tuple[str, ...] = tuple(ARCHIVE_TABLES)
 
@@ -147,7 +155,17 @@ class ArchiveSchema:
             db.execute(ddl)
 
     def migrate(self, db: SchemaConnection) -> None:
-        return None
+        # ADD COLUMN only where it is missing: ClickHouse 18.16 has no ADD COLUMN IF NOT
+        # EXISTS. Adding a column with a default rewrites no data part.
+        for table, added in ARCHIVE_ADDED_COLUMNS.items():
+            rows = db.execute(
+                "SELECT name FROM system.columns WHERE database = %(d)s AND table = %(t)s",
+                {"d": db.database, "t": table},
+            )
+            present = {row[0] for row in rows}
+            for name, kind in added:
+                if name not in present:
+                    db.execute(f"ALTER TABLE {{db}}.{table} ADD COLUMN {name} {kind}")
 
 
 ARCHIVE_SCHEMA = ArchiveSchema()
