@@ -61,6 +61,7 @@ class ArchiveStore:
 
     def __init__(self, store: ClickHouseStore) -> None:
         self.store = store
+        self._has_copies = False
 
     # --- writes (the sequencer, step 1) ----------------------------------------------------
     def insert(self, batch: ArchiveBatch) -> None:
@@ -203,10 +204,12 @@ class ArchiveStore:
         copy), and whether more than `limit` match. One range of the index's primary key:
         a timeline whose rows all have copies reads nothing else."""
         where, params = _entity_range(kind, value, since, until, limit, None)
+        # A database not yet migrated has no copies: every row reads as one from before them.
+        step = "max(timeline_step)" if self.has_timeline_copies() else "''"
         # One row per decision: a row from before the copies and one written again since
         # (a batch re-written after a crash) both stand until a merge; max() keeps the copy.
         rows = self.store.execute_raw(
-            "SELECT event_time, chain, seq, decision_id, detector, outcome, max(timeline_step)"
+            f"SELECT event_time, chain, seq, decision_id, detector, outcome, {step}"
             " FROM {db}.entity_index WHERE " + where + " GROUP BY event_time, chain, seq,"
             " decision_id, detector, outcome" + _BY_TIME,
             params,
@@ -219,13 +222,17 @@ class ArchiveStore:
 
     def has_timeline_copies(self) -> bool:
         """Whether the entity index has its `timeline_step` column (a database from before
-        it has none until `attestream ledger migrate` or a writer adds it)."""
+        it has none until `attestream ledger migrate` or a writer adds it). Once found, it
+        is not asked for again: a migration adds the column, nothing removes it."""
+        if self._has_copies:
+            return True
         rows = self.store.execute(
             "SELECT count() FROM system.columns WHERE database = %(d)s"
             " AND table = 'entity_index' AND name = 'timeline_step'",
             {"d": self.store.database},
         )
-        return bool(rows[0][0])
+        self._has_copies = bool(rows[0][0])
+        return self._has_copies
 
     def timeline_copy_rows(self, chain: int) -> Iterator[StoredCopy] | None:
         """The chain's index rows that carry a timeline copy, by seq; None when the index
