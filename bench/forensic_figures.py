@@ -48,7 +48,7 @@ def forensic_figures(runs: list[ForensicRun], entries: int) -> list[Figure]:
             "j",
             f"timeline of an entity with 500 events spread over the {ledger}",
             "timeline_ms",
-            "index range, 500 entries, 500 events, raw",
+            "index range with its 500 timeline copies, raw",
             median,
             TARGET_TIMELINE_MS,
         ),

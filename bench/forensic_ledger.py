@@ -57,10 +57,11 @@ from ledger.sequencer import Sequencer, SequencerConfig
 
 log = logging.getLogger("attestream.bench")
 
-LAYOUT = 2
+LAYOUT = 4
 """The version of what is built, part of the database name: a change to what is generated
 (`record`) or to the ledger's tables (ledger/schema.py) must change it, so that an old
-ledger is never reused for new figures. (2: entries and events in 64-row granules.)"""
+ledger is never reused for new figures. (2: entries and events in 64-row granules; 3: the
+entity index carries timeline copies; 4: and has 1,024-row granules.)"""
 TOPIC = "attestream.decisions"
 TRANSACTIONS = "attestream.transactions"
 SCANS = "attestream.epcis"

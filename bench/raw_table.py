@@ -42,6 +42,12 @@ INDEX_RANGE = (
     " FROM {db}.entity_index WHERE entity_kind = %(k)s AND entity_value = %(v)s"
     " ORDER BY event_time, chain, seq LIMIT %(n)s"
 )
+TIMELINE_RANGE = (
+    "SELECT event_time, chain, seq, decision_id, detector, outcome, max(timeline_step)"
+    " FROM {db}.entity_index WHERE entity_kind = %(k)s AND entity_value = %(v)s"
+    " GROUP BY event_time, chain, seq, decision_id, detector, outcome"
+    " ORDER BY event_time, chain, seq LIMIT %(n)s"
+)
 ENTRIES_AT = "SELECT seq, entry FROM {db}.entries WHERE chain = %(c)s AND seq IN %(s)s"
 EVENTS_BY_DIGEST = (
     "SELECT event_sha256, any(event) FROM {db}.event_archive"
@@ -66,6 +72,10 @@ class RawReads(ClickHouseConnection):
     def index_range(self, kind: str, value: str, limit: int) -> list[tuple[Any, ...]]:
         """(event_time, chain, seq, ...) of the entity's first `limit` index rows."""
         return list(self.execute_raw(INDEX_RANGE, {"k": kind, "v": value, "n": limit}))
+
+    def timeline_range(self, kind: str, value: str, limit: int) -> list[tuple[Any, ...]]:
+        """The entity's first `limit` index rows with their timeline copies."""
+        return list(self.execute_raw(TIMELINE_RANGE, {"k": kind, "v": value, "n": limit}))
 
     def entries_at(self, chain: int, seqs: Sequence[int]) -> list[tuple[Any, ...]]:
         return list(self.execute_raw(ENTRIES_AT, {"c": chain, "s": tuple(seqs)}))

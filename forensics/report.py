@@ -36,6 +36,7 @@ class FaultKind(StrEnum):
     TREE_SHRUNK = "tree_shrunk"
     INCONSISTENT = "inconsistent"
     BAD_ARCHIVE = "bad_archive"
+    TIMELINE_COPY_MISMATCH = "timeline_copy_mismatch"
 
 
 @dataclass(frozen=True)

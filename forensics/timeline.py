@@ -1,14 +1,17 @@
 """An entity's events in time order, each with its decision; for scans and payments, where it
 happened and how far and how fast it moved from the event before.
 
-The events come from the entity index (`ledger.archive`), oldest first; each decision from
-its entry's bytes. Where an event happened (latitude, longitude) is in the event itself, read
-from the event archive by the decision's `event_sha256`; the investigation columns give the
-scan's business location and step. Distance is great-circle (haversine, on the mean Earth
-radius) from the previous event of the timeline that has a position, speed that distance
-over the time between the two events: a 900 km/h hop between two scans of one EPC is the
-impossible travel a counterfeit shows. An event with several decisions is one event: the
-distance is measured from the previous event, not from the same one.
+The events come from the entity index (`ledger.archive`), oldest first, as one range of its
+primary key. Each index row carries the timeline's copy of its decision and of its event's
+position (`ledger.timeline_copy`, checked by `forensic verify`), so a timeline reads
+nothing else. A row written before the copy existed has none: that decision is read from
+its entry's bytes and its position from the event archive (by the decision's
+`event_sha256`), as a timeline always did; `Timeline.read_from` says how many came from
+each. Distance is great-circle (haversine, on the mean Earth radius) from the previous
+event of the timeline that has a position, speed that distance over the time between the
+two events: a 900 km/h hop between two scans of one EPC is the impossible travel a
+counterfeit shows. An event with several decisions is one event: the distance is measured
+from the previous event, not from the same one.
 """
 
 from __future__ import annotations
@@ -19,13 +22,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import msgspec
-
 from attestcore.errors import UsageError
-from attestcore.schemas import Decision, PaymentContext, Reason, ScanContext
-from forensics.search import SearchStore
-from ledger.archive import EntityKind
+from attestcore.schemas import PaymentContext, Reason, ScanContext
+from ledger.archive import EntityKind, TimelineRow
 from ledger.entry import decode_entry
+from ledger.timeline_copy import (
+    Position,
+    TimelineCopy,
+    decode_copy,
+    event_position,
+    timeline_copy,
+)
+
+__all__ = ["Position", "Step", "Timeline", "TimelineCopy", "event_position", "timeline"]
 
 EARTH_RADIUS_KM = 6371.0088
 """The mean Earth radius (IUGG): the haversine distance's sphere."""
@@ -33,17 +42,23 @@ EARTH_RADIUS_KM = 6371.0088
 MAX_EVENTS = 10_000
 
 
-class TimelineStore(SearchStore, Protocol):
+class TimelineStore(Protocol):
     """What a timeline reads (`ledger.archive_store.ArchiveStore` has it)."""
 
+    def timeline_entity(
+        self,
+        kind: EntityKind,
+        value: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[TimelineRow], bool]: ...
+
+    def entries_at(
+        self, positions: Sequence[tuple[int, int]]
+    ) -> Mapping[tuple[int, int], bytes]: ...
+
     def archived_events_by_digest(self, digests: Sequence[str]) -> Mapping[str, bytes]: ...
-
-
-class Position(msgspec.Struct):
-    """Where an event happened, as the event states it."""
-
-    lat: float
-    lon: float
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,8 @@ class Step:
 
     chain: int
     seq: int
-    decision: Decision
+    decision: TimelineCopy
+    """What the timeline shows of the decision (the index's copy, or read from the entry)."""
     position: Position | None
     distance_km: float | None
     """From the previous event with a position; None for the first or without a position."""
@@ -68,6 +84,9 @@ class Timeline:
     steps: list[Step]
     truncated: bool
     """More events than `limit` match: narrow the time range to see the rest."""
+    read_from: dict[str, int]
+    """How many steps were read from the entity index's copies (`index`), and how many,
+    from rows written before the copies, from the entries and the event archive."""
 
 
 def haversine_km(a: Position, b: Position) -> float:
@@ -101,19 +120,13 @@ def timeline(
     `limit`, each with its event's position, distance and speed from the event before."""
     if not 1 <= limit <= MAX_EVENTS:
         raise UsageError(f"the limit must be between 1 and {MAX_EVENTS}, got {limit}")
-    page = store.search_entity(kind, value, since, until, limit)
-    entries = store.entries_at([(h.chain, h.seq) for h in page.hits])
-    found = [
-        (h.chain, h.seq, decode_entry(bytes(entries[(h.chain, h.seq)])).decision)
-        for h in page.hits
-        if (h.chain, h.seq) in entries
-    ]
-    events = store.archived_events_by_digest(sorted({d.event_sha256 for _, _, d in found}))
+    rows, more = store.timeline_entity(kind, value, since, until, limit)
+    found, copied = read_decisions(store, rows)
     steps: list[Step] = []
     previous: tuple[datetime, Position] | None = None
     previous_event: str | None = None
     for chain, seq, decision in found:
-        position = event_position(events.get(decision.event_sha256))
+        position = decision.position
         if decision.event_id == previous_event and steps:
             # Another decision on the same event: the same movement as the step before.
             last = steps[-1]
@@ -126,18 +139,35 @@ def timeline(
         previous_event = decision.event_id
         if position is not None:
             previous = (decision.event_time, position)
-    return Timeline(kind, value, steps, page.next_after is not None)
+    read_from = {"index": copied, "entries": len(found) - copied}
+    return Timeline(kind, value, steps, more, read_from)
 
 
-def event_position(event: bytes | None) -> Position | None:
-    """The `lat` and `lon` an archived event states (payments and EPCIS scans both do);
-    None when the event is not archived or states no position."""
-    if event is None:
-        return None
-    try:
-        return msgspec.json.decode(event, type=Position)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
+def read_decisions(
+    store: TimelineStore, rows: Sequence[TimelineRow]
+) -> tuple[list[tuple[int, int, TimelineCopy]], int]:
+    """Each row's decision, in the rows' order, and how many were the rows' copies: its
+    copy, or for a row without one (written before the copies; or a copy that does not
+    decode, which `forensic verify` names) its entry's decision with its archived event's
+    position. A row whose entry is missing is left out."""
+    copies = {(r.hit.chain, r.hit.seq): decode_copy(r.step) for r in rows if r.step}
+    copied = sum(1 for copy in copies.values() if copy is not None)
+    older = [(r.hit.chain, r.hit.seq) for r in rows if copies.get((r.hit.chain, r.hit.seq)) is None]
+    if older:
+        entries = store.entries_at(older)
+        decisions = {at: decode_entry(bytes(entry)).decision for at, entry in entries.items()}
+        events = store.archived_events_by_digest(
+            sorted({d.event_sha256 for d in decisions.values()})
+        )
+        for at, decision in decisions.items():
+            copies[at] = timeline_copy(decision, event_position(events.get(decision.event_sha256)))
+    found = []
+    for row in rows:
+        at = (row.hit.chain, row.hit.seq)
+        copy = copies.get(at)
+        if copy is not None:
+            found.append((at[0], at[1], copy))
+    return found, copied
 
 
 def reason_json(reason: Reason) -> dict[str, Any]:
@@ -197,4 +227,5 @@ def timeline_json(line: Timeline) -> dict[str, Any]:
         "entity": {"kind": line.kind.value, "value": line.value},
         "events": [step_json(step) for step in line.steps],
         "truncated": line.truncated,
+        "read_from": line.read_from,
     }

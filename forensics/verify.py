@@ -9,7 +9,9 @@ transaction's calldata, status and sender on the EVM chain; given the anchor acc
 that every anchor transaction of that account on the chain has its row
 (`forensics.verify_account`). Entries past the last checkpoint are a crash window or not
 (`forensics.verify_tail`, re-derived from Kafka when given). Given the event archive,
-every archived event's bytes against their digest (`forensics.verify_archive`). Each fault
+every archived event's bytes against their digest (`forensics.verify_archive`), and the
+entity index's timeline copies against the entries and events (`forensics.verify_copies`).
+Each fault
 is named with its (chain, seq) and kind (`FaultKind`, documented in docs/ledger-format.md,
 "Verification"); the walk then continues so one report lists every kind found. `verify_range` (in
 `forensics.verify_range`) checks a slice of one chain in time proportional to the slice.
@@ -25,8 +27,15 @@ from attestcore.records import StoredAnchor, StoredCheckpoint
 from forensics.report import Failure, FaultKind, RangeInfo, Report
 from forensics.verify_account import check_anchor_account
 from forensics.verify_anchor import check_anchor
-from forensics.verify_archive import ArchiveSource, ContextCheck, check_archive
+from forensics.verify_archive import (
+    ArchiveSource,
+    ContextCheck,
+    RowCheck,
+    RowChecks,
+    check_archive,
+)
 from forensics.verify_chain import ChainWalk, check_checkpoints
+from forensics.verify_copies import CopyCheck, CopySource, check_copy_positions
 from forensics.verify_nodes import NodeSource, StoredNodes
 from forensics.verify_tail import TailCheck, check_tail
 from ledger.keys import NoteVerifier
@@ -83,7 +92,7 @@ def verify_ledger(
         nodes = None
         if isinstance(source, NodeSource):
             nodes = StoredNodes(source, chain, report, required_size=max(roots, default=0))
-        contexts = _context_check(archive, chain, report)
+        contexts = _row_checks(archive, chain, report)
         walk = ChainWalk(chain, report, roots, nodes=nodes, contexts=contexts)
         walk.run(source.entry_rows(chain))
         if contexts is not None and not walk.gap:
@@ -106,14 +115,24 @@ def verify_ledger(
         report.anchor_account, report.anchor_transactions = seen.account, seen.transactions
     if archive is not None:
         check_archive(archive, report)
+        if isinstance(archive, CopySource):
+            check_copy_positions(archive, report)
     return report
 
 
-def _context_check(
-    archive: ArchiveSource | None, chain: int, report: Report
-) -> ContextCheck | None:
-    rows = archive.context_rows(chain) if archive is not None else None
-    return ContextCheck(chain, rows, report) if rows is not None else None
+def _row_checks(archive: ArchiveSource | None, chain: int, report: Report) -> RowChecks | None:
+    """The chain's investigation columns and, from a source that has them, timeline copies,
+    each checked against the entries as the walk reaches them."""
+    if archive is None:
+        return None
+    checks: list[RowCheck] = []
+    rows = archive.context_rows(chain)
+    if rows is not None:
+        checks.append(ContextCheck(chain, rows, report))
+    copies = archive.timeline_copy_rows(chain) if isinstance(archive, CopySource) else None
+    if copies is not None:
+        checks.append(CopyCheck(chain, copies, report))
+    return RowChecks(checks) if checks else None
 
 
 def _check_chain_end(

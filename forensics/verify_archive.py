@@ -52,6 +52,28 @@ def check_archive(source: ArchiveSource, report: Report) -> None:
 _SEQ = CONTEXT_COLUMNS.index("seq")
 
 
+class RowCheck(Protocol):
+    """Rows derived from the entries, checked as the chain walk reaches each entry."""
+
+    def check(self, seq: int, entry: Entry | None) -> None: ...
+    def finish(self) -> None: ...
+
+
+class RowChecks:
+    """Several `RowCheck`s run together by one walk."""
+
+    def __init__(self, checks: list[RowCheck]) -> None:
+        self.checks = checks
+
+    def check(self, seq: int, entry: Entry | None) -> None:
+        for check in self.checks:
+            check.check(seq, entry)
+
+    def finish(self) -> None:
+        for check in self.checks:
+            check.finish()
+
+
 class ContextCheck:
     """A chain's `entry_context` rows (by seq) against its entries, as the walk reaches them."""
 

@@ -15,7 +15,7 @@ from typing import Any
 from attestcore.errors import MalformedError, SignatureError
 from attestcore.records import ENTRY_COLUMNS, StoredCheckpoint
 from forensics.report import FaultKind, Report
-from forensics.verify_archive import ContextCheck
+from forensics.verify_archive import RowCheck
 from forensics.verify_nodes import StoredNodes
 from ledger.access_entry import (
     ACCESS_CHAIN,
@@ -77,7 +77,7 @@ class ChainWalk:
         tree: MerkleTree | None = None,
         prev: bytes = bytes(32),
         nodes: StoredNodes | None = None,
-        contexts: ContextCheck | None = None,
+        contexts: RowCheck | None = None,
     ) -> None:
         self.chain = chain
         self.report = report

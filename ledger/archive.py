@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from attestcore.schemas import Decision, PaymentContext, ScanContext
 from ledger.chain import Incoming
+from ledger.timeline_copy import encode_copy, event_position, timeline_copy
 
 ARCHIVE_COLUMNS = ("event_sha256", "topic", "partition", "offset", "event", "archived_at")
 INDEX_COLUMNS = (
@@ -36,7 +37,11 @@ INDEX_COLUMNS = (
     "decision_id",
     "detector",
     "outcome",
+    "timeline_step",
 )
+"""The `entity_index` columns. `timeline_step` is the decision's `TimelineCopy`
+(ledger/timeline_copy.py) on the rows of every entity kind but `event_id`, empty on those
+and on rows written before it existed."""
 
 
 CONTEXT_COLUMNS = (
@@ -164,7 +169,13 @@ def archive_batch(chain: int, first_seq: int, logged: Sequence[Incoming]) -> Arc
             contexts["decision_id"].append(decision.decision_id)
             for name, value in context_values(decision.context).items():
                 contexts[name].append(value)
+        archived = (
+            item.event is not None and sha256(item.event).hexdigest() == decision.event_sha256
+        )
+        position = event_position(item.event) if archived else None
+        step = encode_copy(timeline_copy(decision, position))
         for kind, value in entities(item):
+            index["timeline_step"].append(b"" if kind is EntityKind.EVENT_ID else step)
             index["entity_kind"].append(kind.value)
             index["entity_value"].append(value)
             index["event_time"].append(decision.event_time)
@@ -174,13 +185,13 @@ def archive_batch(chain: int, first_seq: int, logged: Sequence[Incoming]) -> Arc
             index["outcome"].append(decision.outcome)
         if item.event is None:
             continue  # a record from before the archive: logged, nothing to archive
-        digest = sha256(item.event).hexdigest()
-        if digest != decision.event_sha256:
+        if not archived:
+            digest = sha256(item.event).hexdigest()
             refused.append(
                 RefusedEvent(chain, seq, decision.event_id, decision.event_sha256, digest)
             )
             continue
-        archive["event_sha256"].append(digest)
+        archive["event_sha256"].append(decision.event_sha256)
         archive["topic"].append(decision.source.topic)
         archive["partition"].append(decision.source.partition)
         archive["offset"].append(decision.source.offset)
@@ -222,3 +233,36 @@ class EntityPage:
     hits: list[EntityHit]
     next_after: EntityHit | None
     """Pass as `after` to read the next page; None when this page was the last."""
+
+
+class TimelineRow(NamedTuple):
+    """One index row of a timeline: the decision, and its stored `TimelineCopy` bytes (empty
+    on a row written before the copy existed)."""
+
+    hit: EntityHit
+    step: bytes
+
+
+class StoredCopy(NamedTuple):
+    """An index row's timeline copy as a verifier reads it, by (chain, seq)."""
+
+    seq: int
+    entity_kind: str
+    entity_value: str
+    event_time: datetime
+    decision_id: str
+    detector: str
+    outcome: str
+    step: bytes
+
+
+class CopyPosition(NamedTuple):
+    """An index row whose copied position the database found different from its archived
+    event's (`event` None: no archived event with the copy's digest)."""
+
+    chain: int
+    seq: int
+    entity_kind: str
+    entity_value: str
+    step: bytes
+    event: bytes | None

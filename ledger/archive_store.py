@@ -29,15 +29,22 @@ from ledger.archive import (
     INDEX_COLUMNS,
     ArchiveBatch,
     ArchivedEvent,
+    CopyPosition,
     EntityHit,
     EntityKind,
     EntityPage,
+    StoredCopy,
+    TimelineRow,
 )
 from ledger.entry_filter import EntryFilter
 from ledger.schema import ARCHIVE_SCHEMA
 
 if TYPE_CHECKING:  # the store reads the archive through this module
     from ledger.store import ClickHouseStore
+
+COPY_PAGE = 50_000
+"""Seqs of timeline copies per query of a verification walk: ~3 index rows each of ~500
+bytes, about 75 MB of answer; each page scans the index's chain and seq columns."""
 
 CONTEXT_PAGE = 50_000
 """Seqs of `entry_context` per query of a verification walk: about 10 MB of rows."""
@@ -54,6 +61,7 @@ class ArchiveStore:
 
     def __init__(self, store: ClickHouseStore) -> None:
         self.store = store
+        self._has_copies = False
 
     # --- writes (the sequencer, step 1) ----------------------------------------------------
     def insert(self, batch: ArchiveBatch) -> None:
@@ -173,35 +181,94 @@ class ArchiveStore:
         """Decisions on one entity with `since <= event_time < until`, oldest first, at most
         `limit`; page on with `after` (the previous page's `next_after`). One range of the
         index's primary key: the cost follows the hits, not the ledger."""
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        where = ["entity_kind = %(k)s", "entity_value = %(v)s"]
-        params: dict[str, Any] = {"k": kind.value, "v": value, "n": limit + 1}
-        if since is not None:
-            where.append("event_time >= %(since)s")
-            params["since"] = int(since.timestamp())
-        if until is not None:
-            where.append("event_time < %(until)s")
-            params["until"] = int(until.timestamp())
-        if after is not None:
-            # (event_time, chain, seq) > after, spelled out: 18.16 has no tuple comparison in
-            # a key condition, and `event_time >= t` keeps the read a key range.
-            where.append(
-                "event_time >= %(t)s AND (event_time > %(t)s OR chain > %(c)s"
-                " OR (chain = %(c)s AND seq > %(s)s))"
-            )
-            params.update(t=int(after.event_time.timestamp()), c=after.chain, s=after.seq)
+        where, params = _entity_range(kind, value, since, until, limit, after)
         rows = self.store.execute(
             "SELECT DISTINCT event_time, chain, seq, decision_id, detector, outcome"
-            " FROM {db}.entity_index WHERE "
-            + " AND ".join(where)
-            + " ORDER BY event_time, chain, seq LIMIT %(n)s",
+            " FROM {db}.entity_index WHERE " + where + _BY_TIME,
             params,
         )
         hits = [EntityHit(*row) for row in rows]
         more = len(hits) > limit
         hits = hits[:limit]
         return EntityPage(hits, hits[-1] if more else None)
+
+    def timeline_entity(
+        self,
+        kind: EntityKind,
+        value: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[TimelineRow], bool]:
+        """`search_entity`'s rows with their timeline copies (empty on rows from before the
+        copy), and whether more than `limit` match. One range of the index's primary key:
+        a timeline whose rows all have copies reads nothing else."""
+        where, params = _entity_range(kind, value, since, until, limit, None)
+        # A database not yet migrated has no copies: every row reads as one from before them.
+        step = "max(timeline_step)" if self.has_timeline_copies() else "''"
+        # One row per decision: a row from before the copies and one written again since
+        # (a batch re-written after a crash) both stand until a merge; max() keeps the copy.
+        rows = self.store.execute_raw(
+            f"SELECT event_time, chain, seq, decision_id, detector, outcome, {step}"
+            " FROM {db}.entity_index WHERE " + where + " GROUP BY event_time, chain, seq,"
+            " decision_id, detector, outcome" + _BY_TIME,
+            params,
+        )
+        found = [
+            TimelineRow(EntityHit(t, c, s, _text(d), _text(det), _text(o)), step)
+            for t, c, s, d, det, o, step in rows
+        ]
+        return found[:limit], len(found) > limit
+
+    def has_timeline_copies(self) -> bool:
+        """Whether the entity index has its `timeline_step` column (a database from before
+        it has none until `attestream ledger migrate` or a writer adds it). Once found, it
+        is not asked for again: a migration adds the column, nothing removes it."""
+        if self._has_copies:
+            return True
+        rows = self.store.execute(
+            "SELECT count() FROM system.columns WHERE database = %(d)s"
+            " AND table = 'entity_index' AND name = 'timeline_step'",
+            {"d": self.store.database},
+        )
+        self._has_copies = bool(rows[0][0])
+        return self._has_copies
+
+    def timeline_copy_rows(self, chain: int) -> Iterator[StoredCopy] | None:
+        """The chain's index rows that carry a timeline copy, by seq; None when the index
+        has no such column. A page of COPY_PAGE seqs per query: `seq` is not a prefix of
+        the index's key, so each page reads the chain and seq columns of the whole index."""
+        if not self.exists() or not self.has_timeline_copies():
+            return None
+        top = self.store.execute(
+            "SELECT max(seq), count() FROM {db}.entity_index WHERE chain = %(c)s", {"c": chain}
+        )[0]
+        return self._copy_pages(chain, int(top[0]) + 1 if top[1] else 0)
+
+    def _copy_pages(self, chain: int, end: int) -> Iterator[StoredCopy]:
+        for first in range(0, end, COPY_PAGE):
+            rows = self.store.execute_raw(
+                "SELECT DISTINCT seq, entity_kind, entity_value, event_time, decision_id,"
+                " detector, outcome, timeline_step FROM {db}.entity_index WHERE chain = %(c)s"
+                " AND seq >= %(a)s AND seq < %(b)s AND timeline_step != ''"
+                " ORDER BY seq, entity_kind, entity_value, timeline_step",
+                {"c": chain, "a": first, "b": min(first + COPY_PAGE, end)},
+            )
+            for s, k, v, t, d, det, o, step in rows:
+                yield StoredCopy(s, _text(k), _text(v), t, _text(d), _text(det), _text(o), step)
+
+    def copy_position_faults(self) -> list[CopyPosition] | None:
+        """Index rows whose copied position differs from their archived event's, compared by
+        the server (the first `lat`/`lon` members of each, see `TimelineCopy`) so only
+        candidates travel; a verifier decodes them again. None without copies."""
+        if not self.exists() or not self.has_timeline_copies():
+            return None
+        rows = self.store.execute_raw(_POSITION_FAULTS)
+        events = self.archived_events_by_digest([_text(r[5]) for r in rows])
+        return [
+            CopyPosition(c, s, _text(k), _text(v), step, events.get(_text(digest)))
+            for c, s, k, v, step, digest in rows
+        ]
 
     def entries_at(self, positions: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The stored bytes of the entries at these (chain, seq), read by primary key (one
@@ -218,6 +285,65 @@ class ArchiveStore:
 
 
 _TIMES = frozenset({"event_time", "archived_at"})
+_BY_TIME = " ORDER BY event_time, chain, seq LIMIT %(n)s"
+
+# Each copy's position against its archived event's: `has` says whether a position is
+# stated, then both coordinates must be equal. Events are joined by the copy's digest (the
+# walk checks that digest against the entry); a copy whose event is not archived must state
+# no position. Runs on 18.16 (ANY LEFT JOIN ... USING) and current ClickHouse.
+_POSITION_FAULTS = """
+    SELECT chain, seq, entity_kind, entity_value, timeline_step, event_sha256
+    FROM (
+        SELECT chain, seq, entity_kind, entity_value, timeline_step,
+            visitParamExtractString(timeline_step, 'event_sha256') AS event_sha256,
+            visitParamExtractRaw(timeline_step, 'lat') != 'null' AS has,
+            visitParamExtractFloat(timeline_step, 'lat') AS lat,
+            visitParamExtractFloat(timeline_step, 'lon') AS lon
+        FROM {db}.entity_index WHERE timeline_step != ''
+    ) ANY LEFT JOIN (
+        SELECT event_sha256,
+            any(visitParamExtractRaw(event, 'lat') NOT IN ('', 'null')
+                AND visitParamExtractRaw(event, 'lon') NOT IN ('', 'null')) AS event_has,
+            any(visitParamExtractFloat(event, 'lat')) AS event_lat,
+            any(visitParamExtractFloat(event, 'lon')) AS event_lon
+        FROM {db}.event_archive GROUP BY event_sha256
+    ) USING event_sha256
+    WHERE has != event_has OR (has AND (lat != event_lat OR lon != event_lon))
+    ORDER BY chain, seq, entity_kind, entity_value"""
+
+
+def _entity_range(
+    kind: EntityKind,
+    value: str,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    after: EntityHit | None,
+) -> tuple[str, dict[str, Any]]:
+    """The conditions (joined by AND) and parameters of one entity's index range."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    where = ["entity_kind = %(k)s", "entity_value = %(v)s"]
+    params: dict[str, Any] = {"k": kind.value, "v": value, "n": limit + 1}
+    if since is not None:
+        where.append("event_time >= %(since)s")
+        params["since"] = int(since.timestamp())
+    if until is not None:
+        where.append("event_time < %(until)s")
+        params["until"] = int(until.timestamp())
+    if after is not None:
+        # (event_time, chain, seq) > after, spelled out: 18.16 has no tuple comparison in
+        # a key condition, and `event_time >= t` keeps the read a key range.
+        where.append(
+            "event_time >= %(t)s AND (event_time > %(t)s OR chain > %(c)s"
+            " OR (chain = %(c)s AND seq > %(s)s))"
+        )
+        params.update(t=int(after.event_time.timestamp()), c=after.chain, s=after.seq)
+    return " AND ".join(where), params
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _seconds(values: Sequence[Any]) -> list[int]:

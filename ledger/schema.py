@@ -109,6 +109,14 @@ ClickHouse's default of 8,192 rows of events up to 16 KiB that is megabytes per 
 256 rows took about twice as long there). The index holds the ~90-byte key a mark: ~1.4 GB
 of server memory per billion archived events."""
 
+ENTITY_INDEX_GRANULARITY = 1024
+"""Rows per primary-index mark of `entity_index`. A timeline reads one entity's range, but
+all of its rows' timeline copies (~700 bytes each): at ClickHouse's default of 8,192 rows a
+granule of copies is ~5.5 MB to decompress, and a 500-event timeline read two of them (51
+ms median on a 2,000,000-entry ledger). At 1,024 rows a granule is ~700 kB. The marks hold
+the ~120-byte key: ~400 MB of server memory per billion entries (about 3 index rows
+each)."""
+
 ARCHIVE_TABLES: dict[str, str] = {
     "event_archive": f"""
         CREATE TABLE IF NOT EXISTS {{db}}.event_archive (
@@ -116,12 +124,14 @@ ARCHIVE_TABLES: dict[str, str] = {
             archived_at DateTime
         ) ENGINE = ReplacingMergeTree() ORDER BY (event_sha256, topic, partition, offset)
         SETTINGS index_granularity = {ARCHIVE_INDEX_GRANULARITY}""",
-    "entity_index": """
-        CREATE TABLE IF NOT EXISTS {db}.entity_index (
+    "entity_index": f"""
+        CREATE TABLE IF NOT EXISTS {{db}}.entity_index (
             entity_kind String, entity_value String, event_time DateTime, chain UInt32,
-            seq UInt64, decision_id String, detector String, outcome String
+            seq UInt64, decision_id String, detector String, outcome String,
+            timeline_step String DEFAULT ''
         ) ENGINE = ReplacingMergeTree()
-        ORDER BY (entity_kind, entity_value, event_time, chain, seq, decision_id)""",
+        ORDER BY (entity_kind, entity_value, event_time, chain, seq, decision_id)
+        SETTINGS index_granularity = {ENTITY_INDEX_GRANULARITY}""",
     "entry_context": """
         CREATE TABLE IF NOT EXISTS {db}.entry_context (
             chain UInt32, seq UInt64, decision_id String, kind String, customer_id String,
@@ -136,9 +146,16 @@ and entity index"). Both are ReplacingMergeTree tables: a batch a crash cut shor
 again, row for row, and identical copies collapse."""
 
 
+ARCHIVE_ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "entity_index": (("timeline_step", "String DEFAULT ''"),),
+}
+"""Columns added to archive tables after they first shipped, with their type. Rows written
+before keep the default, which readers take for "not written" (ledger/timeline_copy.py)."""
+
+
 class ArchiveSchema:
-    """The archive's tables. A database from before them gets them on migration: creating
-    them is the whole migration (entries logged before have no archive rows)."""
+    """The archive's tables. A database from before them gets them on migration (entries
+    logged before have no archive rows); tables from before a column get it added."""
 
     tables: tuple[str, ...] = tuple(ARCHIVE_TABLES)
 
@@ -147,7 +164,17 @@ class ArchiveSchema:
             db.execute(ddl)
 
     def migrate(self, db: SchemaConnection) -> None:
-        return None
+        # ADD COLUMN only where it is missing: ClickHouse 18.16 has no ADD COLUMN IF NOT
+        # EXISTS. Adding a column with a default rewrites no data part.
+        for table, added in ARCHIVE_ADDED_COLUMNS.items():
+            rows = db.execute(
+                "SELECT name FROM system.columns WHERE database = %(d)s AND table = %(t)s",
+                {"d": db.database, "t": table},
+            )
+            present = {row[0] for row in rows}
+            for name, kind in added:
+                if name not in present:
+                    db.execute(f"ALTER TABLE {{db}}.{table} ADD COLUMN {name} {kind}")
 
 
 ARCHIVE_SCHEMA = ArchiveSchema()

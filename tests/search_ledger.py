@@ -29,7 +29,7 @@ from attestcore.schemas import (
     SourceRef,
     decision_id,
 )
-from ledger.archive import EntityHit, EntityKind, EntityPage, archive_batch
+from ledger.archive import EntityHit, EntityKind, EntityPage, TimelineRow, archive_batch
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_entry
 from ledger.entry_filter import EntryFilter
@@ -136,6 +136,8 @@ class SearchLedger:
         self.entries: dict[tuple[int, int], bytes] = {}
         self.index: list[tuple[str, str, int, int, int, str, str, str]] = []
         self.events: dict[str, bytes] = {}
+        self.steps: dict[tuple[str, str, int, int], bytes] = {}
+        """Each index row's timeline copy, by (entity kind, entity value, chain, seq)."""
         self.calls: list[str] = []
 
     def log(self, decisions: Sequence[tuple[Decision, bytes | None]]) -> None:
@@ -162,14 +164,16 @@ class SearchLedger:
                     "decision_id",
                     "detector",
                     "outcome",
+                    "timeline_step",
                 )
             ),
             strict=True,
         )
-        for kind, value, at, chain, seq, did, detector, outcome in rows:
+        for kind, value, at, chain, seq, did, detector, outcome, step in rows:
             self.index.append(
                 (kind, value, int(at.timestamp()), chain, seq, did, detector, outcome)
             )
+            self.steps[(kind, value, chain, seq)] = step
         for digest, event in zip(
             batch.archive["event_sha256"], batch.archive["event"], strict=True
         ):
@@ -204,6 +208,23 @@ class SearchLedger:
         more = len(hits) > limit
         hits = hits[:limit]
         return EntityPage(hits, hits[-1] if more else None)
+
+    def timeline_entity(
+        self,
+        kind: EntityKind,
+        value: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[TimelineRow], bool]:
+        self.calls.append("timeline_entity")
+        page = self.search_entity(kind, value, since, until, limit)
+        self.calls.pop()
+        rows = [
+            TimelineRow(h, self.steps.get((kind.value, value, h.chain, h.seq), b""))
+            for h in page.hits
+        ]
+        return rows, page.next_after is not None
 
     def entries_at(self, positions: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         self.calls.append("entries_at")
@@ -241,6 +262,11 @@ class SearchLedger:
             value = getattr(decision, name)
             row[COL[name]] = str(getattr(value, "value", value)).encode()
         return tuple(row)
+
+
+def without_timeline_copies(ledger: SearchLedger) -> None:
+    """Empty every index row's timeline copy, as in a ledger written before the copies."""
+    ledger.steps = dict.fromkeys(ledger.steps, b"")
 
 
 def without_index(ledger: SearchLedger, event_id: str) -> None:

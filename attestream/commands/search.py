@@ -293,6 +293,10 @@ def _print_timeline(line: Timeline) -> None:
         )
     console.print(table)
     _print_evidence(console, line)
+    console.print(
+        f"read from the entity index's timeline copies: {line.read_from['index']};"
+        f" from the entries and the event archive: {line.read_from['entries']}"
+    )
     if line.truncated:
         console.print("more events than --limit: narrow the time with --from/--to")
 

@@ -12,6 +12,7 @@ from attestcore.schemas import Evidence, Reason
 from attestream.commands.search import _print_timeline
 from forensics.timeline import Step, Timeline, step_json
 from ledger.archive import EntityKind
+from ledger.timeline_copy import timeline_copy
 
 SEEN = datetime(2025, 3, 4, 10, tzinfo=UTC)
 EVIDENCE = Evidence(
@@ -34,8 +35,9 @@ def flagged_timeline() -> Timeline:
     return Timeline(
         EntityKind.EPC,
         "urn:epc:id:sgtin:4012345.010020.X1",
-        [Step(0, 9, decision, None, None, None, None)],
+        [Step(0, 9, timeline_copy(decision, None), None, None, None, None)],
         False,
+        {"index": 1, "entries": 0},
     )
 
 

@@ -23,6 +23,7 @@ from attestream.detection import _supply
 from detectors.registry import LoadedModel
 from detectors.scoring import Scorer, reasons_with_evidence
 from forensics.timeline import Step, step_json
+from ledger.timeline_copy import timeline_copy
 from streams.intake import EventParser, RecordRef
 from streams.pipeline import DetectorSpec, decide_batch
 
@@ -55,8 +56,8 @@ def test_a_flagged_clone_names_the_genuine_scan_it_conflicts_with(
     assert conflicting.biz_location == genuine[6].biz_location
     assert conflicting.event_time == genuine[6].event_time
     assert evidence["receipt_expected"].kind == "no_despatch"
-    # The timeline shows the evidence with the reason.
-    shown = step_json(Step(0, 7, flagged, None, None, None, None))
+    # The timeline shows the evidence with the reason, from the index's copy of the decision.
+    shown = step_json(Step(0, 7, timeline_copy(flagged, None), None, None, None, None))
     named = {r["feature"]: r for r in shown["reasons"]}
     assert named["plausibility_gap"]["evidence"]["event_id"] == genuine[6].event_id
     assert named["plausibility_gap"]["evidence"]["biz_location"] == genuine[6].biz_location

@@ -7,7 +7,7 @@ import math
 from datetime import timedelta
 
 import pytest
-from search_ledger import START, SearchLedger, payment, scan
+from search_ledger import START, SearchLedger, payment, scan, without_timeline_copies
 
 from attestcore.errors import UsageError
 from attestcore.schemas import BizStep
@@ -129,3 +129,44 @@ def test_an_event_without_an_archived_position_has_no_distance() -> None:
     assert [s.position for s in steps] == [None, Position(0.0, 1.0), Position(0.0, 2.0)]
     assert steps[1].distance_km is None
     assert steps[2].distance_km == pytest.approx(ONE_DEGREE_KM)
+
+
+def test_a_timeline_reads_only_the_index_range_and_its_copies() -> None:
+    ledger = scans_of_one_epc()
+    line = timeline(ledger, EntityKind.EPC, EPC)
+    assert ledger.calls == ["timeline_entity"]
+    assert line.read_from == {"index": 4, "entries": 0}
+    assert [s.decision.event_id for s in line.steps] == ["sc-1", "sc-3", "sc-2", "sc-4"]
+    assert timeline_json(line)["read_from"] == {"index": 4, "entries": 0}
+
+
+def test_a_ledger_from_before_the_copies_gives_the_same_timeline() -> None:
+    copied = scans_of_one_epc()
+    old = scans_of_one_epc()
+    without_timeline_copies(old)
+    new_line, old_line = timeline(copied, EntityKind.EPC, EPC), timeline(old, EntityKind.EPC, EPC)
+    assert old.calls == ["timeline_entity", "entries_at", "archived_events_by_digest"]
+    assert old_line.read_from == {"index": 0, "entries": 4}
+    new_json, old_json = timeline_json(new_line), timeline_json(old_line)
+    assert new_json.pop("read_from") != old_json.pop("read_from")
+    assert new_json == old_json
+    assert old_line.steps[3].speed_kmh == pytest.approx(90 * ONE_DEGREE_KM)
+
+    # Half and half (a ledger migrated in the middle of the entity's events): still the same.
+    mixed = scans_of_one_epc()
+    first_two = sorted(k for k in mixed.steps if k[:2] == ("epc", EPC))[:2]
+    mixed.steps.update(dict.fromkeys(first_two, b""))
+    mixed_line = timeline(mixed, EntityKind.EPC, EPC)
+    assert mixed_line.read_from == {"index": 2, "entries": 2}
+    mixed_json = timeline_json(mixed_line)
+    mixed_json.pop("read_from")
+    assert mixed_json == old_json
+
+
+def test_a_copy_that_does_not_decode_is_read_from_the_entry() -> None:
+    ledger = scans_of_one_epc()
+    key = next(k for k in ledger.steps if k[0] == "epc" and k[1] == EPC)
+    ledger.steps[key] = b'{"lat":'
+    line = timeline(ledger, EntityKind.EPC, EPC)
+    assert line.read_from == {"index": 3, "entries": 1}
+    assert [s.decision.event_id for s in line.steps] == ["sc-1", "sc-3", "sc-2", "sc-4"]
