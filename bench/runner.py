@@ -15,6 +15,7 @@ from typing import Any
 from attestream.stack import StackManager
 from attestream.stack_services import Endpoints
 from bench import pipeline, proofs, pure, stream
+from bench.comparisons import Comparisons, measure_comparisons
 from bench.config import BenchConfig
 from bench.decisions import decision_values, fill_topic
 from bench.figures import Measurements, build_figures
@@ -54,17 +55,18 @@ def run_benchmarks(
         "machine": machine(),
     }
     with local_stack(endpoints) as ep:
-        measured = measure(config, ep)
+        measured, compared = measure(config, ep)
         meta["clickhouse"] = _clickhouse_version(ep.clickhouse_url)
-    figures = build_figures(measured)
-    json_path = write_json(config.results_dir, meta, figures, measured.details())
+    figures = build_figures(measured) + compared.figures()
+    details = measured.details() | compared.details()
+    json_path = write_json(config.results_dir, meta, figures, details)
     table = markdown_table(meta, figures)
     if config.doc_path is not None:
         write_markdown(config.doc_path, table)
     return BenchResult(figures, json_path, table)
 
 
-def measure(config: BenchConfig, ep: Endpoints) -> Measurements:
+def measure(config: BenchConfig, ep: Endpoints) -> tuple[Measurements, Comparisons]:
     measured = Measurements(
         sizes={
             "decisions": config.decisions,
@@ -95,7 +97,7 @@ def measure(config: BenchConfig, ep: Endpoints) -> Measurements:
             store.close()
     _measure_pure(config, measured)
     _measure_stream(config, ep, measured)
-    return measured
+    return measured, measure_comparisons(config, ep, topic)
 
 
 def _measure_pure(config: BenchConfig, measured: Measurements) -> None:
