@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -53,7 +53,8 @@ def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes, dic
         while batch := consumer.consume(1000, READ_TIMEOUT_S):
             for m in batch:
                 assert m.error() is None, m.error()
-                headers = {k: bytes(v or b"") for k, v in m.headers() or []}
+                pairs = cast("list[tuple[str, bytes | None]]", m.headers() or [])
+                headers = {k: bytes(v or b"") for k, v in pairs}
                 found.append((m.key(), m.value() or b"", headers))
     finally:
         consumer.close()
