@@ -35,6 +35,12 @@ BLOCKED = Gauge(
 GAS = Counter(
     "attestream_anchor_gas_used_total", "Gas used by mined anchor transactions", registry=REGISTRY
 )
+SPENT = Counter(
+    "attestream_anchor_spent_wei",
+    "Wei paid in fees for mined anchor transactions (gasUsed * effectiveGasPrice of each"
+    " receipt, reverted ones too): with the balance, the runway",
+    registry=REGISTRY,
+)
 TX_GAS = Histogram(
     "attestream_anchor_tx_gas",
     "Gas used by one mined anchor transaction",
@@ -81,6 +87,11 @@ OLDEST_UNANCHORED = Gauge(
 )
 
 BLOCK_REASONS = ("missing_key", "wrong_chain_id", "insufficient_funds", "fee_cap", "rpc")
+ERROR_KINDS = (*BLOCK_REASONS, "rejected", "reverted", "store")
+"""The documented kinds, exported at 0 from the start: a rate or an alert over them reads a
+series before the first failure (kinds outside this list appear when they happen)."""
+for _kind in ERROR_KINDS:
+    ERRORS.labels(_kind)
 
 
 def transition(state: TxState) -> None:

@@ -96,6 +96,13 @@ class Receipt:
     block_hash: str
     status: int
     gas_used: int
+    effective_gas_price: int = 0
+    """Wei paid per unit of gas (EIP-1559 receipts; 0 when a node leaves it out)."""
+
+    @property
+    def fee_wei(self) -> int:
+        """What the transaction cost its sender: gasUsed * effectiveGasPrice."""
+        return self.gas_used * self.effective_gas_price
 
 
 class RejectedTransaction(Exception):
@@ -234,7 +241,11 @@ class ChainClient:
         if r is None or r.get("blockNumber") is None:
             return None
         return Receipt(
-            int(r["blockNumber"]), hex0x(r["blockHash"]), int(r["status"]), int(r["gasUsed"])
+            int(r["blockNumber"]),
+            hex0x(r["blockHash"]),
+            int(r["status"]),
+            int(r["gasUsed"]),
+            int(r.get("effectiveGasPrice") or 0),
         )
 
     def known(self, tx_hash: str) -> bool:

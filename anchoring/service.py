@@ -190,6 +190,7 @@ class AnchorService:
         state = S.MINED if receipt.status == 1 else S.REVERTED
         row = self._record(tx, state, **_block_fields(receipt))
         metrics.GAS.inc(receipt.gas_used)
+        metrics.SPENT.inc(receipt.fee_wei)
         metrics.TX_GAS.observe(receipt.gas_used)
         for other in attempt.waiting:
             if other.tx_hash != tx.tx_hash:

@@ -108,6 +108,7 @@ class BizStep(str, enum.Enum):
     RETAIL_SELLING = "retail_selling"
     RETURNING = "returning"
     DECOMMISSIONING = "decommissioning"
+    REPAIRING = "repairing"
 
 
 class TagAuth(str, enum.Enum):
@@ -116,8 +117,70 @@ class TagAuth(str, enum.Enum):
     ABSENT = "absent"
 
 
-class SupplyChainEvent(Struct, kw_only=True, forbid_unknown_fields=True):
-    """A subset of a GS1 EPCIS 2.0 ObjectEvent for one serialised item (one EPC)."""
+# GS1 CBV 2.0 section 7.4 (source/destination types) and 7.3 (business transaction types):
+# the subset the authenticity detector reads.
+class SourceDestType(str, enum.Enum):
+    OWNING_PARTY = "owning_party"
+    POSSESSING_PARTY = "possessing_party"
+    LOCATION = "location"
+
+
+class BizTransactionType(str, enum.Enum):
+    DESPATCH_ADVICE = "desadv"
+    PURCHASE_ORDER = "po"
+    RECEIVING_ADVICE = "recadv"
+    RETURN_MERCHANDISE_AUTHORISATION = "rma"
+
+
+class ErrorReason(str, enum.Enum):
+    """EPCIS 2.0 section 7.4.1.4 error declaration reasons (GS1 CBV 2.0 section 7.5)."""
+
+    DID_NOT_OCCUR = "did_not_occur"
+    INCORRECT_DATA = "incorrect_data"
+
+
+class SourceDest(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One entry of an EPCIS `sourceList` or `destinationList`: a party (SGLN or PGLN) or a
+    location (SGLN), typed as GS1 CBV 2.0 7.4 says."""
+
+    type: SourceDestType
+    id: Identifier
+
+
+class BizTransaction(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One entry of an EPCIS `bizTransactionList`: a despatch advice, a purchase order..."""
+
+    type: BizTransactionType
+    id: Identifier
+
+
+class ErrorDeclaration(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """EPCIS 2.0 `errorDeclaration`: this event (same `event_id` as the one in error) did not
+    happen as recorded; `corrective_event_ids` name the events that replace it."""
+
+    declaration_time: AwareTime
+    reason: ErrorReason
+    corrective_event_ids: Annotated[list[Identifier], Meta(max_length=8)] = []
+
+
+# Version 2 of the supply wire message added aggregation, source/destination, business
+# transactions and error declarations; a message without `schema_version` is version 1 and
+# is still accepted, and a version 1 message encodes exactly as it did (`omit_defaults`).
+SUPPLY_SCHEMA_VERSION = 2
+MAX_CHILD_EPCS = 64
+MAX_PARTIES = 8
+
+
+class SupplyChainEvent(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A subset of a GS1 EPCIS 2.0 ObjectEvent for one serialised item (one EPC).
+
+    From version 2 it may also carry what EPCIS 2.0 records beside the item: `parent_id`, the
+    SSCC (or SGTIN) of the pallet or case the item was aggregated in, and set when the item
+    was read through it (a pallet-level read, `child_epcs` listing the pallet's other items);
+    `source_list` and `destination_list` (owning party, location); `biz_transactions` (the
+    despatch advice a shipment or receipt belongs to, the purchase order); and an
+    `error_declaration` retracting the earlier event with the same `event_id`.
+    """
 
     event_id: Identifier
     event_time: AwareTime
@@ -132,6 +195,13 @@ class SupplyChainEvent(Struct, kw_only=True, forbid_unknown_fields=True):
     lon: Longitude
     reader_id: Identifier
     tag_auth: TagAuth
+    schema_version: Annotated[int, Meta(ge=1, le=SUPPLY_SCHEMA_VERSION)] = 1
+    parent_id: Identifier | None = None
+    child_epcs: Annotated[list[EPC], Meta(max_length=MAX_CHILD_EPCS)] = []
+    source_list: Annotated[list[SourceDest], Meta(max_length=MAX_PARTIES)] = []
+    destination_list: Annotated[list[SourceDest], Meta(max_length=MAX_PARTIES)] = []
+    biz_transactions: Annotated[list[BizTransaction], Meta(max_length=MAX_PARTIES)] = []
+    error_declaration: ErrorDeclaration | None = None
 
 
 class SourceRef(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -142,11 +212,24 @@ class SourceRef(Struct, kw_only=True, forbid_unknown_fields=True):
     offset: Annotated[int, Meta(ge=0)]
 
 
-class Reason(Struct, kw_only=True, forbid_unknown_fields=True):
-    """One feature's contribution (in log-odds) to a score."""
+class Evidence(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What an investigator can check behind a reason: the earlier scan this one conflicts
+    with, the challenge that failed, the despatch a receipt does not match."""
+
+    kind: Annotated[str, Meta(min_length=1, max_length=64)]
+    detail: Annotated[str, Meta(max_length=512)]
+    event_id: Identifier | None = None
+    biz_location: Identifier | None = None
+    event_time: AwareTime | None = None
+
+
+class Reason(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One feature's contribution (in log-odds) to a score, with its evidence when the
+    detector has one; a reason without evidence encodes exactly as before it existed."""
 
     feature: str
     contribution: float
+    evidence: Evidence | None = None
 
 
 class Detector(str, enum.Enum):

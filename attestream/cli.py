@@ -30,6 +30,7 @@ from attestream.commands import (
     simulate,
     stack,
     train,
+    watch,
 )
 from attestream.crash import report_error, report_internal_error, report_json, wants_json
 
@@ -57,6 +58,7 @@ forensic.app.command("search")(search.search_command)
 forensic.app.command("timeline")(search.timeline_command)
 forensic.app.command("explain")(explain.explain)
 forensic.app.command("replay")(explain.replay)
+forensic.app.command("watch")(watch.watch)
 app.add_typer(forensic.app, name="forensic")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

@@ -110,6 +110,7 @@ def stream_config(settings: Settings) -> StreamConfig:
         partitions=settings.topic_partitions,
         batch_max=settings.detect_batch_max,
         batch_within_s=settings.detect_batch_within_s,
+        fetch_max_wait_ms=settings.detect_fetch_max_wait_ms,
         model_poll_s=settings.detect_model_poll_s,
         max_clock_skew_s=settings.detect_max_clock_skew_s,
         # faust's local files under the home, not `<app id>-data` in the working directory.

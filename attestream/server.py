@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,6 +46,7 @@ from attestcore.errors import (
 from attestcore.records import ENTRY_COLUMNS
 from attestream.access_tokens import AccessTokens, Role
 from attestream.commands.search import page_json
+from attestream.serve_metrics import ServeMetrics
 from forensics.case_bundle import DEFAULT_MAX_ENTRIES, Exporter, Selection, dump_case_bundle
 from forensics.explain import explain_logged, explanation_json, find_decision
 from forensics.proofs import dump_bundle, prove_verified
@@ -91,6 +93,7 @@ class ServerContext:
     tokens: AccessTokens
     verifiers: list[NoteVerifier]
     models_dir: Path
+    metrics: ServeMetrics = field(default_factory=ServeMetrics)
 
 
 def create_app(ctx: ServerContext) -> FastAPI:
@@ -106,20 +109,11 @@ def create_app(ctx: ServerContext) -> FastAPI:
         operation = _operation(request.url.path)
         if operation is None:
             return await call_next(request)
+        started = time.perf_counter()
         async with lock:
-            response, principal, role = await _authorized(ctx, request, operation, call_next)
-            record = AccessRecord(
-                request_id=secrets.token_hex(16), at=_now(), principal=principal, role=role,
-                operation=operation, filters=_filters(request), status=response.status_code,
-                results=getattr(request.state, "results", 0) if response.status_code < 400
-                else 0,
-                outcome=_outcome(response.status_code),
-            )  # fmt: skip
-            try:
-                await run_in_threadpool(ctx.access_log.append, record)
-            except AttestreamError as exc:
-                return _error(503, exc.kind, f"the request could not be recorded: {exc}")
-            return response
+            response = await _answer_and_record(ctx, request, operation, call_next)
+        ctx.metrics.answered(operation, response.status_code, time.perf_counter() - started)
+        return response
 
     @app.exception_handler(AttestreamError)
     async def attestream_error(request: Request, exc: AttestreamError) -> JSONResponse:
@@ -222,6 +216,25 @@ def create_app(ctx: ServerContext) -> FastAPI:
     # Last, so the API routes and /openapi.json match first.
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="investigator-page")
     return app
+
+
+async def _answer_and_record(
+    ctx: ServerContext, request: Request, operation: str,
+    call_next: Callable[[Request], Awaitable[Response]],
+) -> Response:  # fmt: skip
+    """Steps 1-3 of the module doc."""
+    response, principal, role = await _authorized(ctx, request, operation, call_next)
+    record = AccessRecord(
+        request_id=secrets.token_hex(16), at=_now(), principal=principal, role=role,
+        operation=operation, filters=_filters(request), status=response.status_code,
+        results=getattr(request.state, "results", 0) if response.status_code < 400 else 0,
+        outcome=_outcome(response.status_code),
+    )  # fmt: skip
+    try:
+        await run_in_threadpool(ctx.access_log.append, record)
+    except AttestreamError as exc:
+        return _error(503, exc.kind, f"the request could not be recorded: {exc}")
+    return response
 
 
 async def _authorized(

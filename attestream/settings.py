@@ -107,9 +107,14 @@ class Settings(BaseSettings):
     ledger_session_timeout_ms: int = Field(default=10_000, ge=1000)
     ledger_max_poll_interval_ms: int = Field(default=60_000, ge=1000)
 
-    # Detection
+    # Detection. A micro-batch is decided as soon as the worker has nothing more buffered, or
+    # at its size cap; the window is only the longest it waits while the consumer delivers
+    # other records (docs/operations.md, "Detection: latency").
     detect_batch_max: int = Field(default=512, ge=1)
-    detect_batch_within_s: float = Field(default=0.2, gt=0)
+    detect_batch_within_s: float = Field(default=0.05, gt=0)
+    # How long the broker may hold the consumer's fetch of a caught-up partition: a record
+    # that arrives meanwhile may wait up to this for the fetch's answer.
+    detect_fetch_max_wait_ms: int = Field(default=20, ge=1, le=60_000)
     detect_app_id: str = "attestream-detect"
     models_dir: Path | None = None
     # The model each detector scores with: a sha256, a model id or 8+ hex digits of the
@@ -129,6 +134,8 @@ class Settings(BaseSettings):
     detect_metrics_port: int = 9464
     ledger_metrics_port: int = 9465
     anchor_metrics_port: int = 9466
+    serve_metrics_port: int = 9467
+    watch_metrics_port: int = 9468
 
     # --- derived paths -------------------------------------------------------------------
     @property

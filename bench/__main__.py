@@ -13,7 +13,7 @@ import typer
 from attestcore.errors import AttestreamError, ConfigError
 from attestream.stack import StackManager
 from attestream.stack_services import Endpoints
-from bench.config import FULL, QUICK
+from bench.config import FULL, PARTS, QUICK
 from bench.runner import run_benchmarks
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -56,6 +56,36 @@ def main(
         envvar="ATTESTREAM_BENCH_STREAM_EVENTS",
         help="Payments per stream run (default 40,000).",
     ),
+    forensic_entries: int = typer.Option(
+        None,
+        min=1,
+        envvar="ATTESTREAM_BENCH_FORENSIC_ENTRIES",
+        help="Entries of the investigators' ledger (default 2,000,000, quick 5,000; at least"
+        " 4,000). Built once, then reused.",
+    ),
+    forensic_entities: int = typer.Option(
+        None,
+        min=3,
+        envvar="ATTESTREAM_BENCH_FORENSIC_ENTITIES",
+        help="Entities searched per run (default 300).",
+    ),
+    forensic_repeats: int = typer.Option(
+        None,
+        min=1,
+        envvar="ATTESTREAM_BENCH_FORENSIC_REPEATS",
+        help="Timelines per chosen entity, bundles written and verified, per run (default 3).",
+    ),
+    forensic_home: Path = typer.Option(
+        None,
+        envvar="ATTESTREAM_BENCH_FORENSIC_HOME",
+        help="Stack home whose ClickHouse keeps the investigators' ledger"
+        " (default .attestream/bench-forensic).",
+    ),
+    only: str = typer.Option(
+        None,
+        envvar="ATTESTREAM_BENCH_ONLY",
+        help=f"Measure one part only: {' or '.join(PARTS)} (ledger: a-h, forensic: i-l).",
+    ),
     results_dir: Path = typer.Option(
         None,
         envvar="ATTESTREAM_BENCH_RESULTS_DIR",
@@ -74,7 +104,8 @@ def main(
     ),
 ) -> None:
     """Measure the ledger and the detection stream against raw ceilings on a fresh local
-    stack."""
+    stack, and the investigators' tools on a ledger of millions of entries kept between
+    runs."""
     config = QUICK if quick else FULL
     changes = {
         "runs": runs,
@@ -82,12 +113,20 @@ def main(
         "batch_max": batch_max,
         "stream_runs": stream_runs,
         "stream_events": stream_events,
+        "forensic_entries": forensic_entries,
+        "forensic_entities": forensic_entities,
+        "forensic_repeats": forensic_repeats,
+        "forensic_home": forensic_home,
         "results_dir": results_dir,
         "doc_path": doc,
     }
     config = config.replace(**{k: v for k, v in changes.items() if v is not None})
     if no_doc:
         config = config.replace(doc_path=None)
+    if only is not None:
+        if only not in PARTS:
+            raise typer.BadParameter(f"--only takes one of {', '.join(PARTS)}, got {only!r}")
+        config = config.replace(parts=(only,))
     command = "python -m bench " + " ".join(sys.argv[1:])
     try:
         result = run_benchmarks(config, command.strip(), _running_stack(stack_home))

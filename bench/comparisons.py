@@ -39,6 +39,7 @@ def measure_comparisons(config: BenchConfig, ep: Endpoints, decisions_topic: str
         config.stream_events,
         config.stream_batch_max,
         config.stream_batch_within_s,
+        config.stream_fetch_max_wait_ms,
         config.stream_latency_s,
         config.seed,
         config.stream_training,

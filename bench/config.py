@@ -12,6 +12,7 @@ from attestream.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 DOC_PATH = REPO / "docs" / "benchmarks.md"
+FORENSIC_HOME = REPO / ".attestream" / "bench-forensic"
 
 # Targets (docs/benchmarks.md explains each).
 TARGET_LEDGER_RATE = 100_000.0
@@ -25,6 +26,18 @@ TARGET_STREAM_RATIO = 0.7
 TARGET_TREE_RATE = 10 * TARGET_LEDGER_RATE
 """Leaves per second appended to the in-memory tree: ten times the ledger's target rate, so
 the tree is never what limits the ledger (it then costs at most a tenth of an entry's time)."""
+TARGET_SEARCH_MEDIAN_MS = 50.0
+TARGET_SEARCH_P99_MS = 200.0
+"""One page of an entity search (i), median and 99th percentile over many entities."""
+TARGET_TIMELINE_MS = 100.0
+"""The timeline of an entity with 500 events (j)."""
+TARGET_BUNDLE_MS = 1000.0
+"""A 100-decision case bundle written (k)."""
+TARGET_VERIFY_BUNDLE_MS = 200.0
+"""`verify-bundle` of that bundle (l)."""
+
+PARTS = ("ledger", "forensic")
+"""What `--only` may name: the ledger and stream figures (a-h), the investigators' (i-l)."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +67,19 @@ class BenchConfig:
     stream_batch_max: int = Settings.model_fields["detect_batch_max"].default
     stream_batch_within_s: float = Settings.model_fields["detect_batch_within_s"].default
     """The micro-batch of `attestream detect` (ATTESTREAM_DETECT_BATCH_MAX, ..._WITHIN_S)."""
+    stream_fetch_max_wait_ms: int = Settings.model_fields["detect_fetch_max_wait_ms"].default
+    """The consumer's fetch wait of `attestream detect` (ATTESTREAM_DETECT_FETCH_MAX_WAIT_MS)."""
     stream_training: int = 30_000
     """Payments the benchmark's fraud model is trained on."""
+    forensic_entries: int = 2_000_000
+    """Entries of the investigators' ledger (i-l), built once and kept (forensic_home)."""
+    forensic_entities: int = 300
+    """Entities searched per run (i), customers, terminals and EPCs in equal parts."""
+    forensic_repeats: int = 3
+    """Timelines of each chosen entity (j), bundles written and verified (k, l), per run."""
+    forensic_home: Path = FORENSIC_HOME
+    """The stack home whose ClickHouse keeps the investigators' ledger between runs."""
+    parts: tuple[str, ...] = PARTS
     seed: int = 20_250_303
     results_dir: Path = RESULTS_DIR
     doc_path: Path | None = DOC_PATH
@@ -79,5 +103,8 @@ QUICK = BenchConfig(
     stream_events=2000,
     stream_latency_s=2.0,
     stream_training=6000,
+    forensic_entries=5000,
+    forensic_entities=30,
+    forensic_repeats=1,
     quick=True,
 )

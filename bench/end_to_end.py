@@ -55,6 +55,7 @@ from bench.stream import (
     send_paced,
 )
 from detectors.simulate_payments import simulate_payments
+from streams.producer import EventProducer
 from streams.topics import ensure_topics
 
 # How often the ledger group's committed offset is read: well under a batch's time.
@@ -206,7 +207,9 @@ class Session:
         payments = simulate_payments(
             count, seed=self.setup.seed + self.sent, run_id=f"{self.topic}-{tag}"
         )
-        send_paced(self.setup.bootstrap, self.topic, [p.event for p in payments], rate)
+        with EventProducer(self.setup.bootstrap) as producer:
+            producer.require_topic(self.topic)  # connected, metadata fetched: no wait in the pace
+            send_paced(producer, self.topic, [p.event for p in payments], rate)
         self.sent += count
         return {p.event.event_id for p in payments}
 

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.config import TARGET_LEDGER_RATE, TARGET_LEDGER_RATIO, TARGET_PROOF_MS, TARGET_TREE_RATE
+from bench.forensic import ForensicRun
+from bench.forensic_figures import forensic_details, forensic_figures
 from bench.pipeline import PipelineRun
 from bench.proofs import ProofTimes
 from bench.pure import EntryCosts
@@ -29,6 +31,9 @@ class Measurements:
     stream_count: list[StreamRun] = field(default_factory=list)
     stream_decide: list[StreamRun] = field(default_factory=list)
     stream_latency: list[LatencyRun] = field(default_factory=list)
+    forensic: list[ForensicRun] = field(default_factory=list)
+    forensic_build_s: float | None = None
+    """Seconds spent building the investigators' ledger (None: reused as it was)."""
     sizes: dict[str, int] = field(default_factory=dict)
 
     def details(self) -> dict[str, Any]:
@@ -51,17 +56,23 @@ class Measurements:
             "raw_hash_seconds": self.raw_hash_s,
             "entry_costs_us": [asdict(c) | {"total_us": c.total_us} for c in self.entry_costs],
             **stream_details(self.stream_count, self.stream_decide, self.stream_latency),
+            **forensic_details(self.forensic, self.forensic_build_s),
         }
 
 
 def build_figures(m: Measurements) -> list[Figure]:
-    return [
-        *_pipeline_figures(m),
-        *_proof_figures(m),
-        _tree_figure(m),
-        *_entry_figures(m),
-        *stream_figures(m.stream_count, m.stream_decide, m.stream_latency),
-    ]
+    """The figures of the parts measured: a-h (the ledger and the stream), i-l (the
+    investigators' tools)."""
+    figures = []
+    if m.ledger:
+        figures += [
+            *_pipeline_figures(m),
+            *_proof_figures(m),
+            _tree_figure(m),
+            *_entry_figures(m),
+            *stream_figures(m.stream_count, m.stream_decide, m.stream_latency),
+        ]
+    return figures + forensic_figures(m.forensic, m.sizes.get("forensic_entries", 0))
 
 
 def _pipeline_figures(m: Measurements) -> list[Figure]:

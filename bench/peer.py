@@ -74,6 +74,7 @@ def settings_for(setup: StreamSetup, topic: str, mode: str, partitions: int = 1)
         records=setup.events,
         batch_max=setup.batch_max,
         batch_within_s=setup.batch_within_s,
+        fetch_max_wait_ms=setup.fetch_max_wait_ms,
         models_dir=str(setup.models_dir),
         model_sha256=setup.model_sha256,
         stamps=str(setup.work_dir / f"stamps-{suffix}.jsonl"),

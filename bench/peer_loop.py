@@ -4,7 +4,7 @@
 payments topic with the fraud detector as the faust worker does, without faust:
 
 1. `consume` up to `batch_max` records, waiting up to `batch_within_s` (the worker's
-   micro-batch), with confluent-kafka.
+   largest micro-batch and its wait), with confluent-kafka and the worker's fetch wait.
 2. `streams.pipeline.decide_batch`, the function the worker calls per batch, with customer
    state in a plain dict of msgspec-encoded JSON (as `streams.app.JSONStates`); every state
    write is also produced to a changelog topic, keyed by entity, to the partition of the
@@ -65,6 +65,7 @@ def consumer_config(s: WorkerSettings) -> dict[str, Any]:
         "enable.auto.commit": False,
         "session.timeout.ms": int(SESSION_TIMEOUT_S * 1000),
         "heartbeat.interval.ms": int(HEARTBEAT_INTERVAL_S * 1000),
+        "fetch.wait.max.ms": s.fetch_max_wait_ms,
     }
 
 

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-RESULTS_START = "<!-- bench:results:start -->"
-RESULTS_END = "<!-- bench:results:end -->"
-_RESULTS_BLOCK = re.compile(re.escape(RESULTS_START) + ".*?" + re.escape(RESULTS_END), re.S)
+RESULTS_BLOCK = "results"
+"""The block of the ledger and stream figures (a-h) in docs/benchmarks.md."""
+FORENSIC_BLOCK = "forensic"
+"""The block of the investigators' figures (i-l)."""
+_HEADINGS = {RESULTS_BLOCK: "Results", FORENSIC_BLOCK: "Results for investigators"}
 
 
 @dataclass(frozen=True)
@@ -124,15 +126,19 @@ def markdown_table(meta: dict[str, Any], figures: list[Figure]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(doc_path: Path, table: str) -> None:
-    """Replace the results block of `doc_path`, keeping the prose around it."""
-    block = f"{RESULTS_START}\n{table}{RESULTS_END}"
+def write_markdown(doc_path: Path, table: str, name: str = RESULTS_BLOCK) -> None:
+    """Replace the block `name` (`<!-- bench:NAME:start -->` to its end) of `doc_path`,
+    keeping the prose around it; a missing block is added at the end under a heading."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    block = f"{start}\n{table}{end}"
+    section = f"## {_HEADINGS.get(name, name)}\n\n{block}\n"
     if doc_path.exists():
         text = doc_path.read_text(encoding="utf-8")
-        if _RESULTS_BLOCK.search(text):
-            text = _RESULTS_BLOCK.sub(lambda _: block, text, count=1)
+        if pattern.search(text):
+            text = pattern.sub(lambda _: block, text, count=1)
         else:
-            text = text.rstrip("\n") + "\n\n## Results\n\n" + block + "\n"
+            text = text.rstrip("\n") + "\n\n" + section
     else:
-        text = "# Benchmarks\n\n## Results\n\n" + block + "\n"
+        text = "# Benchmarks\n\n" + section
     doc_path.write_text(text, encoding="utf-8")

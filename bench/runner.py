@@ -14,12 +14,21 @@ from typing import Any
 
 from attestream.stack import StackManager
 from attestream.stack_services import Endpoints
-from bench import pipeline, proofs, pure, stream
+from bench import forensic, forensic_ledger, pipeline, proofs, pure, stream
 from bench.comparisons import Comparisons, measure_comparisons
 from bench.config import BenchConfig
 from bench.decisions import decision_values, fill_topic
 from bench.figures import Measurements, build_figures
-from bench.report import Figure, machine, markdown_table, write_json, write_markdown
+from bench.forensic_figures import FORENSIC_KEYS
+from bench.report import (
+    FORENSIC_BLOCK,
+    RESULTS_BLOCK,
+    Figure,
+    machine,
+    markdown_table,
+    write_json,
+    write_markdown,
+)
 from ledger.clickhouse import ClickHouseConnection
 
 
@@ -44,6 +53,20 @@ def local_stack(endpoints: Endpoints | None) -> Iterator[Endpoints]:
             manager.down()
 
 
+@contextlib.contextmanager
+def forensic_stack(home: Path, endpoints: Endpoints | None) -> Iterator[Endpoints]:
+    """The given stack, or the one in `home`, whose ClickHouse keeps the investigators'
+    ledger between runs (started if needed and stopped after; its data stays)."""
+    if endpoints is not None:
+        yield endpoints
+        return
+    manager = StackManager(home)
+    try:
+        yield manager.up().endpoints
+    finally:
+        manager.down()
+
+
 def run_benchmarks(
     config: BenchConfig, command: str, endpoints: Endpoints | None = None
 ) -> BenchResult:
@@ -54,32 +77,53 @@ def run_benchmarks(
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "machine": machine(),
     }
-    with local_stack(endpoints) as ep:
-        measured, compared = measure(config, ep)
-        meta["clickhouse"] = _clickhouse_version(ep.clickhouse_url)
-    figures = build_figures(measured) + compared.figures()
+    measured = Measurements(sizes=_sizes(config))
+    compared = Comparisons()
+    if "ledger" in config.parts:
+        with local_stack(endpoints) as ep:
+            compared = measure(config, ep, measured)
+            meta["clickhouse"] = _clickhouse_version(ep.clickhouse_url)
+    if "forensic" in config.parts:
+        with forensic_stack(config.forensic_home, endpoints) as ep:
+            measure_forensic(config, ep, measured)
+            meta["clickhouse"] = _clickhouse_version(ep.clickhouse_url)
+    built = build_figures(measured)
+    forensic_figures = [f for f in built if f.key in FORENSIC_KEYS]
+    figures = [f for f in built if f not in forensic_figures] + compared.figures()
+    figures += forensic_figures
     details = measured.details() | compared.details()
     json_path = write_json(config.results_dir, meta, figures, details)
-    table = markdown_table(meta, figures)
-    if config.doc_path is not None:
-        write_markdown(config.doc_path, table)
-    return BenchResult(figures, json_path, table)
+    tables = []
+    for block, part in ((RESULTS_BLOCK, "ledger"), (FORENSIC_BLOCK, "forensic")):
+        if part not in config.parts:
+            continue
+        shown = [f for f in figures if (f.key in FORENSIC_KEYS) == (part == "forensic")]
+        table = markdown_table(meta, shown)
+        tables.append(table)
+        if config.doc_path is not None:
+            write_markdown(config.doc_path, table, block)
+    return BenchResult(figures, json_path, "\n".join(tables))
 
 
-def measure(config: BenchConfig, ep: Endpoints) -> tuple[Measurements, Comparisons]:
-    measured = Measurements(
-        sizes={
-            "decisions": config.decisions,
-            "batch_max": config.batch_max,
-            "proofs": config.proofs,
-            "tree_leaves": config.tree_leaves,
-            "raw_hashes": config.raw_hashes,
-            "pure_entries": config.pure_entries,
-            "stream_runs": config.stream_runs,
-            "stream_events": config.stream_events,
-            "stream_batch_max": config.stream_batch_max,
-        }
-    )
+def _sizes(config: BenchConfig) -> dict[str, int]:
+    return {
+        "decisions": config.decisions,
+        "batch_max": config.batch_max,
+        "proofs": config.proofs,
+        "tree_leaves": config.tree_leaves,
+        "raw_hashes": config.raw_hashes,
+        "pure_entries": config.pure_entries,
+        "stream_runs": config.stream_runs,
+        "stream_events": config.stream_events,
+        "stream_batch_max": config.stream_batch_max,
+        "forensic_entries": config.forensic_entries,
+        "forensic_entities": config.forensic_entities,
+        "forensic_repeats": config.forensic_repeats,
+    }
+
+
+def measure(config: BenchConfig, ep: Endpoints, measured: Measurements) -> Comparisons:
+    """The ledger and stream figures (a-h), then the comparisons (p, s, t)."""
     topic = f"bench-decisions-{uuid.uuid4().hex[:10]}"
     fill_topic(ep.kafka_bootstrap, topic, decision_values(config.decisions, config.seed))
     args = (ep.kafka_bootstrap, ep.clickhouse_url, topic, config.decisions, config.batch_max)
@@ -97,7 +141,21 @@ def measure(config: BenchConfig, ep: Endpoints) -> tuple[Measurements, Compariso
             store.close()
     _measure_pure(config, measured)
     _measure_stream(config, ep, measured)
-    return measured, measure_comparisons(config, ep, topic)
+    return measure_comparisons(config, ep, topic)
+
+
+def measure_forensic(config: BenchConfig, ep: Endpoints, measured: Measurements) -> None:
+    """The investigators' figures (i-l) on the forensic ledger, built first if needed."""
+    ledger = forensic_ledger.build(
+        ep.kafka_bootstrap, ep.clickhouse_url, config.forensic_entries, config.seed
+    )
+    measured.forensic_build_s = ledger.built_s
+    for run in range(config.runs):
+        entities = forensic.sample_entities(ledger, config.seed + run, config.forensic_entities)
+        gc.collect()
+        measured.forensic.append(
+            forensic.measure_forensics(ledger, entities, config.forensic_repeats)
+        )
 
 
 def _measure_pure(config: BenchConfig, measured: Measurements) -> None:
@@ -120,6 +178,7 @@ def _measure_stream(config: BenchConfig, ep: Endpoints, measured: Measurements) 
         config.stream_events,
         config.stream_batch_max,
         config.stream_batch_within_s,
+        config.stream_fetch_max_wait_ms,
         config.stream_latency_s,
         config.seed,
         config.stream_training,

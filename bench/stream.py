@@ -13,6 +13,10 @@ after the other, each a fresh consumer group reading from the start (`bench.stre
 (h) the same `decide` worker then gets payments at half its measured rate, each stamped
     `event_time = send time`; the latency is when its decision was read back from the
     decisions topic minus that event time (and, in the JSON, its `decided_at` minus it).
+    The sender's producer is warmed up first (connected, the topic's metadata fetched, a few
+    unstamped payments delivered), so no stamped payment waits for its connection; the JSON
+    says when the slowest 1% were sent, to check that the tail is not the send's start. The
+    worker's stage histogram (streams.stages) over these payments says where the time went.
 
 Worker start-up (a faust group join, seconds on Tansu) is not in either rate. The workers'
 CPU time per event (from /proc) is recorded too: unlike the rates it hardly moves when other
@@ -22,6 +26,7 @@ processes share the machine.
 from __future__ import annotations
 
 import contextlib
+import socket
 import sys
 import tempfile
 import threading
@@ -39,6 +44,7 @@ from attestcore import processes
 from attestcore.errors import ServiceUnavailableError
 from attestcore.schemas import PaymentTransaction, encode
 from attestcore.waiting import WaitTimeout, wait_until
+from bench.stream_stages import scrape_batches, scrape_stages, stage_spread
 from bench.stream_worker import Stamp, WorkerSettings
 from detectors.simulate_payments import simulate_payments
 from detectors.training import train_detector
@@ -60,6 +66,8 @@ CONSUME_TIMEOUT_S = 0.05
 # fetch only after a good part of this wait (p50 370 ms of the default 500 ms here, 22 ms of
 # 100 ms), so the watch asks for 10 ms and adds little to a decision's measured latency.
 WATCH_FETCH_WAIT_MS = 10
+# Unstamped payments the sender delivers before the paced, stamped ones.
+WARMUP_PAYMENTS = 20
 TRAINING_PAYMENTS = 30_000
 """Payments the benchmark's fraud model is trained on (a few seconds)."""
 
@@ -74,6 +82,8 @@ class StreamRun:
     cpu_seconds: float
     startup_s: float
     """From starting the process to its first batch (group join, table recovery)."""
+    mean_batch: float = 0.0
+    """Events per micro-batch (the decide worker; 0: not known)."""
 
     @property
     def rate(self) -> float:
@@ -94,6 +104,10 @@ class LatencyRun:
     """Decision read from the decisions topic minus event time, one per event."""
     decided_ms: list[float]
     """The decision's own `decided_at` minus event time."""
+    sent_s: list[float]
+    """When each of these payments was sent, in seconds from the first one (same order)."""
+    stages: dict[str, dict[str, float]]
+    """Per stage of the worker (streams.stages): decisions, mean, p50 and p99 in ms."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,7 @@ class StreamSetup:
     events: int
     batch_max: int
     batch_within_s: float
+    fetch_max_wait_ms: int
     latency_s: float
     seed: int
     work_dir: Path
@@ -216,6 +231,12 @@ class Worker:
         processes.stop(self.proc, WORKER_STOP_TIMEOUT_S)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _worker_settings(setup: StreamSetup, topic: str, tag: str) -> WorkerSettings:
     suffix = f"{tag}-{uuid.uuid4().hex[:10]}"
     return WorkerSettings(
@@ -228,6 +249,8 @@ def _worker_settings(setup: StreamSetup, topic: str, tag: str) -> WorkerSettings
         records=setup.events,
         batch_max=setup.batch_max,
         batch_within_s=setup.batch_within_s,
+        fetch_max_wait_ms=setup.fetch_max_wait_ms,
+        metrics_port=_free_port() if tag == "decide" else 0,
         models_dir=str(setup.models_dir),
         model_sha256=setup.model_sha256,
         stamps=str(setup.work_dir / f"stamps-{suffix}.jsonl"),
@@ -272,51 +295,78 @@ def run_decide(setup: StreamSetup, topic: str) -> tuple[StreamRun, LatencyRun]:
         first = worker.wait_stamp("first_batch", WORKER_START_TIMEOUT_S)
         received = watch.wait_for(setup.events, RUN_TIMEOUT_S)
         done = worker.wait_stamp("done", RUN_TIMEOUT_S)
+        batches, events = scrape_batches(settings.metrics_port)
         run = StreamRun(
             "decide",
             setup.events,
             received - first.t,
             done.cpu - first.cpu,
             first.t - worker.started,
+            events / batches if batches else 0.0,
         )
-        latency = _latency(setup, topic, watch, run.rate / 2)
+        latency = _latency(setup, topic, watch, run.rate / 2, settings.metrics_port)
     finally:
         worker.stop()
         watch.stop()
     return run, latency
 
 
-def _latency(setup: StreamSetup, topic: str, watch: DecisionsWatch, rate: float) -> LatencyRun:
+def _latency(
+    setup: StreamSetup, topic: str, watch: DecisionsWatch, rate: float, metrics_port: int
+) -> LatencyRun:
     """Payments at `rate` for `setup.latency_s` seconds, event_time = send time; each one's
-    decision read back."""
+    decision read back, and the worker's stages over them."""
     count = max(1, int(rate * setup.latency_s))
     payments = simulate_payments(count, seed=setup.seed + 1, run_id=f"{topic}-latency")
+    warmup = simulate_payments(WARMUP_PAYMENTS, seed=setup.seed + 2, run_id=f"{topic}-warmup")
     before = len(watch.arrivals)
-    send_paced(setup.bootstrap, topic, [p.event for p in payments], rate)
-    watch.wait_for(before + count, RUN_TIMEOUT_S)
+    with EventProducer(setup.bootstrap) as producer:
+        warm_up(producer, topic, [p.event for p in warmup])
+        watch.wait_for(before + len(warmup), RUN_TIMEOUT_S)
+        stages_before = scrape_stages(metrics_port)
+        batches_before = scrape_batches(metrics_port)
+        send_paced(producer, topic, [p.event for p in payments], rate)
+    watch.wait_for(before + len(warmup) + count, RUN_TIMEOUT_S)
+    stages = stage_spread(stages_before, scrape_stages(metrics_port))
+    (batches, events), (batches_0, events_0) = scrape_batches(metrics_port), batches_before
+    stages["batches"] = {"batches": batches - batches_0, "events": events - events_0}
     ours = {p.event.event_id for p in payments}
     decode = msgspec.json.Decoder(_Decided).decode
+    sent: list[float] = []
     received_ms: list[float] = []
     decided_ms: list[float] = []
     for arrived, value in watch.arrivals[before:]:
         decided = decode(value)
         if decided.event_id not in ours:
             continue
-        sent = decided.event_time.timestamp()
-        received_ms.append((arrived - sent) * 1000)
-        decided_ms.append((decided.decided_at.timestamp() - sent) * 1000)
-    return LatencyRun(rate, count, received_ms, decided_ms)
+        at = decided.event_time.timestamp()
+        sent.append(at)
+        received_ms.append((arrived - at) * 1000)
+        decided_ms.append((decided.decided_at.timestamp() - at) * 1000)
+    first = min(sent, default=0.0)
+    sent_s = [at - first for at in sent]
+    return LatencyRun(rate, count, received_ms, decided_ms, sent_s, stages)
 
 
-def send_paced(bootstrap: str, topic: str, events: list[PaymentTransaction], rate: float) -> None:
+def warm_up(producer: EventProducer, topic: str, events: list[PaymentTransaction]) -> None:
+    """Connect the sender, fetch the topic's metadata and deliver `events` as they are
+    (unstamped): the first stamped payment then waits for no connection."""
+    producer.require_topic(topic)
+    for event in events:
+        producer.send(topic, event.customer_id.encode(), encode(event))
+    producer.flush()
+
+
+def send_paced(
+    producer: EventProducer, topic: str, events: list[PaymentTransaction], rate: float
+) -> None:
     """Publish `events` at `rate` a second, each stamped with the time it is sent."""
     started = time.perf_counter()
-    with EventProducer(bootstrap) as producer:
-        for sent, event in enumerate(events):
-            while sent > (time.perf_counter() - started) * rate:
-                time.sleep(0.001)
-            stamped = msgspec.structs.replace(event, event_time=datetime.now(UTC))
-            producer.send(topic, event.customer_id.encode(), encode(stamped))
+    for sent, event in enumerate(events):
+        while sent > (time.perf_counter() - started) * rate:
+            time.sleep(0.001)
+        stamped = msgspec.structs.replace(event, event_time=datetime.now(UTC))
+        producer.send(topic, event.customer_id.encode(), encode(stamped))
 
 
 def measure_stream(setup: StreamSetup, run: int) -> tuple[StreamRun, StreamRun, LatencyRun]:
@@ -334,6 +384,7 @@ def stream_setup(
     events: int,
     batch_max: int,
     batch_within_s: float,
+    fetch_max_wait_ms: int,
     latency_s: float,
     seed: int,
     training: int = TRAINING_PAYMENTS,
@@ -349,6 +400,7 @@ def stream_setup(
             events,
             batch_max,
             batch_within_s,
+            fetch_max_wait_ms,
             latency_s,
             seed,
             work,

@@ -8,6 +8,7 @@ from typing import Any
 from bench.config import TARGET_STREAM_RATIO
 from bench.report import Figure, Target, median, percentile
 from bench.stream import LatencyRun, StreamRun
+from streams.stages import STAGES
 
 P50, P99 = 50, 99
 
@@ -66,7 +67,37 @@ def stream_figures(
                 values,
             )
         )
+    for number, stage in enumerate(STAGES, start=3):
+        means = [run.stages[stage]["mean_ms"] for run in latency if run.stages]
+        figures.append(
+            Figure(
+                f"h{number}",
+                f"  of which {stage} ({STAGE_SPANS[stage]}), mean per decision",
+                "ms",
+                median(means) if means else 0.0,
+                means,
+            )
+        )
     return figures
+
+
+STAGE_SPANS = {
+    "fetch": "event time to the worker's fetch returning",
+    "queue": "to its micro-batch starting",
+    "features": "parse, state, features",
+    "scoring": "scores, reasons, decisions built",
+    "send": "decisions to the producer",
+}
+
+
+def tail_sent_at(run: LatencyRun) -> dict[str, float]:
+    """When the payments of the slowest 1% were sent, in seconds from the first: a tail that
+    all comes from the first moments of the send is the sender's start, not the worker."""
+    cut = percentile(run.received_ms, P99)
+    sent = sorted(at for at, ms in zip(run.sent_s, run.received_ms, strict=True) if ms >= cut)
+    if not sent:
+        return {}
+    return {"count": len(sent), "first_s": sent[0], "median_s": median(sent), "last_s": sent[-1]}
 
 
 def stream_details(
@@ -90,6 +121,9 @@ def stream_details(
                 "decisions": len(r.received_ms),
                 "received_ms": spread(r.received_ms),
                 "decided_ms": spread(r.decided_ms),
+                "p99_tail_sent_at": tail_sent_at(r),
+                "send_s": max(r.sent_s, default=0.0),
+                "stages": r.stages,
             }
             for r in latency
         ],

@@ -4,7 +4,8 @@
 same payments topic, on the same faust app settings (`streams.app.new_app`) and micro-batch
 size, so their rates compare one worker with itself:
 
-- `count`: the least a faust agent can do, `take_events` and count;
+- `count`: the least a faust agent can do, take micro-batches (`streams.app.micro_batches`)
+  and count;
 - `decide`: the detection worker itself (`streams.app.create_app` with the fraud detector's
   spec from `attestream.detection`): parse, customer state in a Table, features, scores,
   reasons, decisions sent.
@@ -24,10 +25,11 @@ from typing import Any
 
 import msgspec
 from faust.types import StreamT
+from prometheus_client import start_http_server
 
 from attestcore.schemas import Detector
 from attestream.detection import fraud_spec, stream_model
-from streams.app import StreamConfig, concrete_stream, create_app, new_app, tune_gc
+from streams.app import StreamConfig, create_app, micro_batches, new_app, tune_gc
 from streams.metrics import CounterChild, DetectMetrics, LabelledCounter
 
 
@@ -43,6 +45,9 @@ class WorkerSettings(msgspec.Struct, kw_only=True):
     records: int
     batch_max: int
     batch_within_s: float
+    fetch_max_wait_ms: int
+    metrics_port: int = 0
+    """Where the decide worker serves its metrics (the stage histogram); 0: nowhere."""
     models_dir: str
     model_sha256: str
     stamps: str
@@ -102,22 +107,22 @@ def stream_config(s: WorkerSettings) -> StreamConfig:
         partitions=1,
         batch_max=s.batch_max,
         batch_within_s=s.batch_within_s,
+        fetch_max_wait_ms=s.fetch_max_wait_ms,
         data_dir=Path(s.stamps).parent / f"{s.app_id}-data",
     )
 
 
 def count_app(s: WorkerSettings, stamps: Stamps) -> Any:
     """A faust agent over the payments topic that takes batches and counts them."""
-    app = new_app(stream_config(s))
+    config = stream_config(s)
+    app = new_app(config)
     source = app.topic(
         s.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
 
     async def count(stream: StreamT[bytes]) -> None:
         seen = 0
-        async for events in concrete_stream(stream).take_events(
-            s.batch_max, within=s.batch_within_s
-        ):
+        async for events in micro_batches(stream, config):
             if seen == 0:
                 stamps.write("first_batch")
             seen += len(events)
@@ -135,6 +140,8 @@ def decide_app(s: WorkerSettings, stamps: Stamps) -> Any:
     metrics = DetectMetrics()
     metrics.events_in = _Stamped(metrics.events_in, stamps, "first_batch", 1)
     metrics.decisions = _Stamped(metrics.decisions, stamps, "done", s.records)
+    if s.metrics_port:
+        start_http_server(s.metrics_port, addr="127.0.0.1")
     return create_app(stream_config(s), {s.topic: spec}, metrics)
 
 

@@ -41,6 +41,7 @@ from detectors.features_supply import (
 from detectors.fraud_features import FRAUD_FEATURES, FraudFeaturizer
 from detectors.reference import ReferenceDataDigest
 from detectors.reference.supply import default_supply_reference
+from detectors.supply_calibration import default_calibration
 
 __all__ = [
     "FEATURES",
@@ -101,7 +102,7 @@ FEATURE_SPECS: dict[Detector, FeatureSpec] = {
         _epc,
         supply_features,
         initial_supply_state,
-        lambda: (default_supply_reference().digest(),),
+        lambda: (default_supply_reference().digest(), default_calibration()[1]),
     ),
 }
 FEATURES: dict[Detector, tuple[str, ...]] = {d: spec.names for d, spec in FEATURE_SPECS.items()}

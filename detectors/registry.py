@@ -28,6 +28,7 @@ import xgboost as xgb
 
 from attestcore.errors import ConfigError, UsageError, VerificationError
 from attestcore.schemas import OUTCOMES, Detector, Sha256Hex
+from detectors.drift import ScoreHistogram
 from detectors.reference import ReferenceDataDigest
 
 CARD_FORMAT = "attestream.model-card/1"
@@ -105,6 +106,9 @@ class ModelCard(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     created_at: datetime
     # Reference tables the features read (authenticity: the supply-chain table), by digest.
     reference_data: list[ReferenceDataDigest] = []
+    # The validation scores' histogram, the reference of the live drift index
+    # (detectors/drift.py); None in cards written before it existed: no drift figure.
+    reference_scores: ScoreHistogram | None = None
 
 
 def model_id(detector: Detector | str, sha256: str) -> str:

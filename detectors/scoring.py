@@ -15,10 +15,10 @@ import numpy as np
 import xgboost as xgb
 
 from attestcore.errors import UsageError
-from attestcore.schemas import OUTCOMES, Reason
+from attestcore.schemas import OUTCOMES, Evidence, Reason
 from detectors.registry import LoadedModel
 
-TOP_REASONS = 3
+TOP_REASONS = 3  # reasons of every decision, besides those naming evidence
 
 
 class Scorer:
@@ -35,6 +35,8 @@ class Scorer:
         self.nthread = nthread
         self.booster.set_param({"nthread": nthread})
         self.feature_names: Sequence[str] = model.feature_names
+        # The live drift index's reference (detectors/drift.py); None for an older card.
+        self.reference_scores = model.card.reference_scores
         self.outcome_names = OUTCOMES[model.detector]
         _, lower, upper = self.outcome_names
         self.lower_threshold = model.card.thresholds[lower]
@@ -93,6 +95,29 @@ class Scorer:
 
 def as_reasons(reasons: Sequence[tuple[str, float]]) -> list[Reason]:
     return [Reason(feature=name, contribution=contribution) for name, contribution in reasons]
+
+
+def reasons_with_evidence(
+    ranked: Sequence[tuple[str, float]],
+    evidence: Sequence[tuple[str, Evidence]],
+    flagged: bool,
+    top: int = TOP_REASONS,
+) -> list[Reason]:
+    """The `top` largest contributions, each with the detector's evidence for its feature;
+    a flagged decision also names every other feature with evidence (the conflicting scan,
+    the failed challenge, the despatch not matched), so an investigator sees what to check.
+    Ties and order are those of `ranked` (largest absolute contribution first)."""
+    found: dict[str, Evidence] = {}
+    for name, item in evidence:
+        found.setdefault(name, item)
+    reasons: list[Reason] = []
+    for rank, (name, contribution) in enumerate(ranked):
+        if rank < top or (flagged and name in found):
+            why = found.get(name) if flagged else None
+            reasons.append(
+                Reason(feature=name, contribution=round(float(contribution), 6), evidence=why)
+            )
+    return reasons
 
 
 def feature_dict(names: Sequence[str], vector: Sequence[float]) -> dict[str, float]:

@@ -36,12 +36,22 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from msgspec import Struct
 
 from attestcore.errors import UsageError
-from attestcore.schemas import Action, BizStep, SupplyChainEvent
+from attestcore.schemas import (
+    SUPPLY_SCHEMA_VERSION,
+    Action,
+    BizStep,
+    BizTransaction,
+    BizTransactionType,
+    SourceDest,
+    SourceDestType,
+    SupplyChainEvent,
+)
 from detectors.labelled import DEFAULT_START, check_run_id, read_jsonl, write_jsonl
 from detectors.supply_scenarios import counterfeit_copies
 from detectors.supply_world import (
@@ -161,6 +171,20 @@ class _Life:
         self.scans.append(scan)
         return ts
 
+    def despatch(self, ts: int, site: Site, to: Site, noise: tuple[str, ...] = ()) -> int:
+        """A shipping scan with its despatch advice naming `to` (the receipt cites it)."""
+        self.scan(ts, BizStep.SHIPPING, site, noise=noise)
+        self.scans[-1].desadv = f"DA-{self.epc.rsplit('.', 1)[1]}-{len(self.scans)}"
+        self.scans[-1].destination = to
+        return ts
+
+    def receive(self, ts: int, site: Site, scenario: str = "", noise: tuple[str, ...] = ()) -> int:
+        """A receiving scan citing the last despatch advice and its source."""
+        shipped = next(s for s in reversed(self.scans) if s.desadv)
+        self.scan(ts, BizStep.RECEIVING, site, scenario, noise)
+        self.scans[-1].desadv, self.scans[-1].source = shipped.desadv, shipped.site
+        return ts
+
 
 def _genuine_life(
     rng: np.random.Generator, world: World, product: Product, item: int, epc: str, t0: int
@@ -171,19 +195,20 @@ def _genuine_life(
     dc = world.nearest_distributor(shop)
     t = life.scan(t0, BizStep.COMMISSIONING, product.maker)
     t = life.scan(t + hours(rng, 0.5, 6), BizStep.PACKING, product.maker)
-    t = life.scan(t + hours(rng, 2, 24), BizStep.SHIPPING, product.maker)
-    t = life.scan(t + travel_seconds(rng, product.maker, dc), BizStep.RECEIVING, dc)
+    t = life.despatch(t + hours(rng, 2, 24), product.maker, dc)
+    t = life.receive(t + travel_seconds(rng, product.maker, dc), dc)
     t = life.scan(t + hours(rng, 1, 12), BizStep.STORING, dc)
     if rng.random() < DESTROY_RATE:
         life.scan(t + days(rng, 1, 10), BizStep.DECOMMISSIONING, dc)
         return life.scans
     grey = world.unauthorised_retailers(product)
     scenario = ""
+    intended = shop  # the despatch advice names it even when the goods go elsewhere
     if grey and rng.random() < GREY_MARKET_RATE:
         shop = pick(rng, sorted(grey, key=lambda s: km(s, dc))[:GREY_SHOPS])
         scenario = "grey_market"
-    t = life.scan(t + days(rng, 0.5, 5), BizStep.SHIPPING, dc)
-    t = life.scan(t + travel_seconds(rng, dc, shop), BizStep.RECEIVING, shop, scenario)
+    t = life.despatch(t + days(rng, 0.5, 5), dc, intended)
+    t = life.receive(t + travel_seconds(rng, dc, shop), shop, scenario)
     if not scenario and rng.random() < STORE_TRANSFER_RATE:
         shop, t = _store_transfer(rng, world, life, shop, t)
     _on_sale(rng, life, shop, t, scenario)
@@ -203,8 +228,8 @@ def _store_transfer(
         return shop, t
     to = pick(rng, near)
     mark = ("store_transfer",)
-    t = life.scan(t + days(rng, 1, 7), BizStep.SHIPPING, shop, noise=mark)
-    t = life.scan(t + travel_seconds(rng, shop, to), BizStep.RECEIVING, to, noise=mark)
+    t = life.despatch(t + days(rng, 1, 7), shop, to, noise=mark)
+    t = life.receive(t + travel_seconds(rng, shop, to), to, noise=mark)
     return to, t
 
 
@@ -259,6 +284,9 @@ def _with_noise(rng: np.random.Generator, scans: list[SimScan]) -> list[SimScan]
                     scan.scenario,
                     [*scan.noise, "duplicate_read"],
                     scan.delay,
+                    scan.desadv,
+                    scan.source,
+                    scan.destination,
                 )
             )
     return out
@@ -293,8 +321,27 @@ def _to_event(scan: SimScan, index: int, run: str, start: datetime) -> LabelledS
         lon=site.lon,
         reader_id=f"rdr-{site.code}-{door}",
         tag_auth=scan.tag_auth,
+        **(_business_data(scan) if site.business_data else {}),
     )
     return LabelledScan(event, scan.label, scan.scenario, tuple(dict.fromkeys(scan.noise)))
+
+
+def _business_data(scan: SimScan) -> dict[str, Any]:
+    """The EPCIS 2.0 business data of a scan: despatch advice, source and destination."""
+    data: dict[str, Any] = {"schema_version": SUPPLY_SCHEMA_VERSION}
+    if scan.desadv:
+        data["biz_transactions"] = [
+            BizTransaction(type=BizTransactionType.DESPATCH_ADVICE, id=scan.desadv)
+        ]
+    if scan.source is not None:
+        data["source_list"] = [
+            SourceDest(type=SourceDestType.LOCATION, id=scan.source.biz_location)
+        ]
+    if scan.destination is not None:
+        data["destination_list"] = [
+            SourceDest(type=SourceDestType.LOCATION, id=scan.destination.biz_location)
+        ]
+    return data
 
 
 def write_labelled_scans(path: Path, scans: list[LabelledScan]) -> int:

@@ -161,5 +161,9 @@ def _fake(
             "injected_fake",
         ),
     ]
+    # The distributor ships the fake on with its own despatch advice, as it would a genuine item.
+    scans[-1].desadv, scans[-1].destination = f"DA-{serial}-2", shop
     arrival = scans[-1].ts + int(km(dc, shop) / 40 * HOUR + DAY / 2)
-    return scans + _on_shelf(rng, world, item, epc, arrival, shop, "injected_fake")
+    shelf = _on_shelf(rng, world, item, epc, arrival, shop, "injected_fake")
+    shelf[0].desadv, shelf[0].source = scans[-1].desadv, dc
+    return scans + shelf

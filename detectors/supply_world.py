@@ -8,6 +8,7 @@ challenge, and the raw scans (`SimScan`) before they become wire events.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,7 @@ class Site:
     tz: str
     biz_location: str
     can_authenticate: bool = True
+    business_data: bool = True  # its systems send EPCIS business data (wire version 2)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class SimScan:
     scenario: str = ""
     noise: list[str] = field(default_factory=list)
     delay: int = 0  # seconds between the read and its upload (late uploads)
+    desadv: str = ""  # the despatch advice a shipping or receiving scan belongs to
+    source: Site | None = None  # where a received item was despatched from
+    destination: Site | None = None  # where a shipped item is despatched to
 
     @property
     def arrival(self) -> int:
@@ -88,14 +93,16 @@ def km(a: Site, b: Site) -> float:
 
 def build_world(reference: SupplyReference | None = None) -> World:
     ref = reference if reference is not None else default_supply_reference()
+    # One site in five still sends version 1 messages, without business data (no despatch
+    # advice, source or destination): a brand's partners upgrade one by one.
     sites = [
-        Site(s.code, s.role, s.country, s.lat, s.lon, s.tz, s.biz_location)
-        for s in ref.sites.values()
+        Site(s.code, s.role, s.country, s.lat, s.lon, s.tz, s.biz_location, True, i % 5 != 2)
+        for i, s in enumerate(ref.sites.values())
     ]
     retailers = tuple(
         # One shop in ten has readers without the authentication challenge: genuine crypto
         # tags read `absent` there, as copies do.
-        Site(s.code, s.role, s.country, s.lat, s.lon, s.tz, s.biz_location, i % 10 != 3)
+        dataclasses.replace(s, can_authenticate=i % 10 != 3)
         for i, s in enumerate(x for x in sites if x.role == SiteRole.RETAILER)
     )
     by_code = {s.code: s for s in sites}

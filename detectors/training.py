@@ -22,6 +22,7 @@ import xgboost as xgb
 from attestcore.errors import UsageError
 from attestcore.schemas import OUTCOMES, Detector
 from detectors.dataset import DATA_DIGEST_METHOD, TrainingSet, build_dataset
+from detectors.drift import score_histogram
 from detectors.features import FEATURE_SPECS
 from detectors.metrics import average_precision, choose_thresholds, roc_auc
 from detectors.registry import (
@@ -234,6 +235,9 @@ def _card(
         ),
         created_at=datetime.now(UTC),
         reference_data=list(FEATURE_SPECS[data.detector].reference_data()),
+        reference_scores=score_histogram(
+            scores, f"validation scores ({len(held_out)} events, the latest of the data)"
+        ),
     )
 
 

@@ -13,7 +13,7 @@ however many proofs share it) and a manifest saying who exported what, when, why
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final, Literal, Protocol
@@ -138,6 +138,11 @@ class EventArchive(Protocol):
 
     def archived_event(self, event_sha256: str) -> bytes | None:
         """The event's bytes, or None when they are not archived."""
+        ...
+
+    def archived_events_by_digest(self, digests: Sequence[str]) -> Mapping[str, bytes]:
+        """The bytes of those of the events that are archived, by digest (one look-up for
+        many: a bundle of a thousand decisions must not make a thousand queries)."""
         ...
 
 
@@ -276,9 +281,5 @@ def _read_nodes(nodes: ChainNodes, wanted: list[NodeId]) -> dict[NodeId, bytes]:
 def _archived_events(store: EventArchive, rows: list[Sequence[Any]]) -> list[BundledEvent]:
     """The archived bytes of each distinct event the entries' decisions logged, by digest."""
     digests = sorted({decode_entry(bytes(r[COL["entry"]])).decision.event_sha256 for r in rows})
-    events = []
-    for digest in digests:
-        content = store.archived_event(digest)
-        if content is not None:
-            events.append(BundledEvent(event_sha256=digest, event=bytes(content)))
-    return events
+    found = store.archived_events_by_digest(digests)
+    return [BundledEvent(event_sha256=d, event=bytes(found[d])) for d in digests if d in found]

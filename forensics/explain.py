@@ -38,6 +38,7 @@ from attestcore.records import ENTRY_COLUMNS
 from attestcore.schemas import Decision
 from detectors.registry import LoadedModel, load_model
 from detectors.scoring import Scorer
+from forensics.timeline import reason_json
 from ledger.entry import decode_entry
 from ledger.merkle import leaf_hash
 
@@ -207,7 +208,7 @@ def replay_json(logged: LoggedDecision, done: Replay) -> dict[str, Any]:
         "logged": {
             "score": d.score,
             "outcome": d.outcome,
-            "reasons": [{"feature": r.feature, "contribution": r.contribution} for r in d.reasons],
+            "reasons": [reason_json(r) for r in d.reasons],
         },
         "replayed": {"score": done.score, "outcome": done.outcome, "margin": done.margin},
     }

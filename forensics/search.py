@@ -50,7 +50,8 @@ as a rule (an event has one or two; a location thousands)."""
 
 MAX_LIMIT = 10_000
 READ_AHEAD = 200
-"""Index rows or entries read per query: a page reads on until it holds `limit` matches."""
+"""Index rows or entries read per query after the first, which reads `limit` (a page whose
+every row matches is then one read): a page reads on until it holds `limit` matches."""
 
 _COL = {name: i for i, name in enumerate(ENTRY_COLUMNS)}
 
@@ -151,10 +152,14 @@ def _read_index(
     )
     found: list[Found] = []
     last: tuple[int, int, int] | None = None
+    # Each entry read costs ClickHouse a granule of its table: read no more than the page
+    # needs when every decision matches, then more at a time when some do not.
+    read = min(limit, READ_AHEAD)
     while True:
         page = store.search_entity(
-            entity[0], entity[1], where.event_time_from, where.event_time_to, READ_AHEAD, after
+            entity[0], entity[1], where.event_time_from, where.event_time_to, read, after
         )
+        read = READ_AHEAD
         entries = store.entries_at([(h.chain, h.seq) for h in page.hits])
         for i, hit in enumerate(page.hits):
             raw = entries.get((hit.chain, hit.seq))

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import msgspec
 
 from attestcore.errors import UsageError
-from attestcore.schemas import Decision, PaymentContext, ScanContext
+from attestcore.schemas import Decision, PaymentContext, Reason, ScanContext
 from forensics.search import SearchStore
 from ledger.archive import EntityKind
 from ledger.entry import decode_entry
@@ -140,6 +140,23 @@ def event_position(event: bytes | None) -> Position | None:
         return None
 
 
+def reason_json(reason: Reason) -> dict[str, Any]:
+    """A reason as the timeline and the explanation show it: with its evidence (the
+    conflicting scan's event id, place and time; the failed challenge; the despatch not
+    matched) when the decision names one."""
+    data: dict[str, Any] = {"feature": reason.feature, "contribution": reason.contribution}
+    evidence = reason.evidence
+    if evidence is not None:
+        data["evidence"] = {
+            "kind": evidence.kind,
+            "detail": evidence.detail,
+            "event_id": evidence.event_id,
+            "biz_location": evidence.biz_location,
+            "event_time": None if evidence.event_time is None else evidence.event_time.isoformat(),
+        }
+    return data
+
+
 def step_json(step: Step) -> dict[str, Any]:
     d = step.decision
     data: dict[str, Any] = {
@@ -150,7 +167,7 @@ def step_json(step: Step) -> dict[str, Any]:
         "detector": d.detector.value,
         "score": d.score,
         "outcome": d.outcome,
-        "reasons": [{"feature": r.feature, "contribution": r.contribution} for r in d.reasons],
+        "reasons": [reason_json(r) for r in d.reasons],
         "lat": step.position.lat if step.position else None,
         "lon": step.position.lon if step.position else None,
         "distance_km": step.distance_km,

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from confluent_kafka import Message
 
@@ -45,11 +46,17 @@ class SequencerEvents:
     def batch_logged(self, outcome: BatchOutcome) -> None:
         """One chain's share of a batch went through steps 0-2 (or was fenced)."""
 
+    def entries_durable(self, decided_at: Sequence[datetime]) -> None:
+        """Step 1 inserted a chain's new entries, of decisions made at `decided_at`."""
+
     def batch_done(self, seconds: float) -> None:
         """A consumed batch went through step 3, `seconds` after it was consumed."""
 
     def checkpoint_signed(self, chain: int, size: int) -> None:
         """A checkpoint was stored (step 2, or R4 on assignment)."""
+
+    def chain_released(self, chain: int) -> None:
+        """This process no longer writes `chain` (revoked, lost or fenced)."""
 
     def chain_resumed(self, chain: int, size: int, unsigned: int) -> None:
         """A chain was assigned and rebuilt; `unsigned` entries had no checkpoint yet."""

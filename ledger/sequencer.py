@@ -213,6 +213,7 @@ class Sequencer:
         # A writer that lost its partition must not append any more.
         for tp in partitions:
             self.owned.pop(tp.partition, None)
+            self.events.chain_released(tp.partition)
         consumer.unassign()
 
     def resume_chain(self, chain: int) -> int:
@@ -395,6 +396,7 @@ class Sequencer:
         # Step 1: archive and index rows, entries and tree nodes durable.
         self._archive(chain, result.size - result.appended, result.logged)
         self.store.insert_entries(result.entries)
+        self.events.entries_durable([item.decision.decided_at for item in result.logged])
         self._reached("entries")
         self.store.insert_nodes(chain, result.node_keys, result.node_hashes)
         self._reached("nodes")
@@ -423,6 +425,7 @@ class Sequencer:
         The partition is paused until the group reassigns it; the rebalance that follows a
         zombie's return (its next heartbeat is refused) rebuilds whoever then owns it."""
         del self.owned[chain]
+        self.events.chain_released(chain)
         log.error(
             "chain %d: another writer has written this chain since this one last did; it is"
             " no longer written from this process until the group assigns it again",

@@ -267,6 +267,11 @@ class ClickHouseStore(ClickHouseConnection):
         bundle carries them), None when it was never archived."""
         return ArchiveStore(self).archived_events_by_digest([event_sha256]).get(event_sha256)
 
+    def archived_events_by_digest(self, digests: Sequence[str]) -> dict[str, bytes]:
+        """The exact bytes of the archived events with these digests, a few queries for any
+        number of them (`ArchiveStore.archived_events_by_digest`); absent: not archived."""
+        return ArchiveStore(self).archived_events_by_digest(digests)
+
     def recent_decisions(self, chain: int, limit: int) -> list[RecentDecision]:
         """The chain's last `limit` decisions, newest first. The event digest is read from the
         entry bytes by the server: the entry's first member is `chain`, its second the

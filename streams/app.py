@@ -1,6 +1,7 @@
 """The detection stream: a faust app built by a factory, with an explicit list of agents.
 
-One agent per input topic. Each takes micro-batches (`take_events`), keeps per-entity state
+One agent per input topic. Each takes adaptive micro-batches (`streams.batching`: decided as
+soon as nothing more is buffered, or at the size cap), keeps per-entity state
 in a changelog-backed Table keyed like the topic (customer id, EPC), and emits exactly one
 decision per valid event to the decisions topic, keyed by entity. Invalid records go to the
 dead-letter topic with their reason; the agent never crashes on input.
@@ -28,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -40,6 +42,8 @@ from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from attestcore.errors import AttestreamError
+from streams.batching import FetchSignals, adaptive_batches
+from streams.consumer import fetch_signals, use_low_latency_transport
 from streams.intake import RecordRef, Rejection
 from streams.metrics import DetectMetrics
 from streams.outcomes import emit, fault_from_env, outcomes_before_acks, send_dead_letters
@@ -52,6 +56,7 @@ from streams.pipeline import (
     apply_labels,
     decide_batch,
 )
+from streams.stages import BatchClock
 
 log = logging.getLogger("attestream.detect")
 
@@ -62,9 +67,12 @@ HEARTBEAT_INTERVAL_S = 2.0
 REBALANCE_TIMEOUT_S = 10.0
 # Producer batches: up to 5 ms to fill, up to 256 kB (faust's default: sent at once, 16 kB,
 # about a dozen decisions). Fewer, larger produce requests measured ~15% more decisions per
-# second; 5 ms is noise beside a micro-batch's wait (detect_batch_within_s).
+# second; the 5 ms are part of each decision's latency (docs/benchmarks.md).
 PRODUCER_LINGER_MS = 5
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+# How long the consumer's fetch may wait at the broker for records: faust's driver has 1.5 s,
+# for which the local broker held a caught-up fetch (docs/benchmarks.md).
+DEFAULT_FETCH_MAX_WAIT_MS = 20
 # Objects allocated before the youngest generation is collected (Python's default: 700).
 GC_GEN0_THRESHOLD = 50_000
 # Topics carry exact bytes: intake validates them and decisions hash them.
@@ -115,7 +123,11 @@ class StreamConfig:
     dead_letter_topic: str
     partitions: int
     batch_max: int
+    """The micro-batch's size cap (`streams.batching`)."""
     batch_within_s: float
+    """The longest a batch waits while the consumer delivers other records."""
+    fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS
+    """The consumer's fetch wait at the broker (`streams.consumer`)."""
     model_poll_s: float = 0.0
     """How often each detector's `models` source is polled for a new model (0: never)."""
     max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
@@ -143,6 +155,7 @@ def create_app(
             value_type=bytes,
         )
         agent = _decide_agent(config, spec, JSONStates(table), decisions, dead_letters, metrics)
+        metrics.model_active(spec.detector.value, spec.scorer)
         app.agent(source, name=f"decide-{spec.detector.value}")(agent)
         if spec.models is not None and config.model_poll_s > 0:
             _add_model_watch(app, spec, config.model_poll_s, metrics)
@@ -156,7 +169,7 @@ def new_app(config: StreamConfig) -> faust.App:
     uses it too, so both measure the same worker)."""
     if config.data_dir is not None:
         config.data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
-    return faust.App(
+    app = faust.App(
         config.app_id,
         datadir=None if config.data_dir is None else str(config.data_dir),
         broker=f"kafka://{config.bootstrap}",
@@ -172,6 +185,8 @@ def new_app(config: StreamConfig) -> faust.App:
         producer_linger_ms=PRODUCER_LINGER_MS,
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
     )
+    use_low_latency_transport(app, config.fetch_max_wait_ms)
+    return app
 
 
 def tune_gc() -> None:
@@ -214,6 +229,7 @@ def _add_model_watch(
             return
         previous, spec.scorer = spec.scorer, scorer
         metrics.model_swaps.labels(detector).inc()
+        metrics.model_active(detector, scorer)
         log.info(
             "%s: now scoring with %s (sha256 %s), was %s",
             detector,
@@ -251,10 +267,7 @@ def _add_labels_agent(
     source = app.topic(labels.topic, **RAW_BYTES)
 
     async def apply(stream: StreamT[bytes]) -> None:
-        batches = concrete_stream(stream).take_events(
-            config.batch_max, within=config.batch_within_s
-        )
-        async for events in batches:
+        async for events in micro_batches(stream, config):
             with outcomes_before_acks(stream.app, events, detector):
                 records = [_record(event) for event in events]
                 try:
@@ -271,10 +284,23 @@ def _add_labels_agent(
     app.agent(source, name=f"labels-{detector}")(apply)
 
 
+def micro_batches(
+    stream: StreamT[bytes], config: StreamConfig
+) -> AsyncIterator[list[EventT[bytes]]]:
+    """The agent's adaptive micro-batches (`streams.batching`)."""
+    return adaptive_batches(
+        concrete_stream(stream),
+        fetch_signals(stream.app),
+        config.batch_max,
+        config.batch_within_s,
+    )
+
+
 def concrete_stream(stream: StreamT[bytes]) -> Stream[bytes]:
-    """An agent's stream as faust's `Stream` class, which it always is: `take_events` and
-    `_set_current_event` (private) are not part of the `StreamT` interface. Checked against
-    faust-streaming 0.15.3; tests/unit/streams/test_faust_api.py fails if either goes away."""
+    """An agent's stream as faust's `Stream` class, which it always is: what
+    `streams.batching` uses and `_set_current_event` (private) are not part of the `StreamT`
+    interface. Checked against faust-streaming 0.15.3; tests/unit/streams/test_faust_api.py
+    fails if one goes away."""
     return cast("Stream[bytes]", stream)
 
 
@@ -306,14 +332,18 @@ def _decide_agent(
     fault = fault_from_env()
 
     async def decide(stream: StreamT[bytes]) -> None:
-        batches = concrete_stream(stream).take_events(
-            config.batch_max, within=config.batch_within_s
-        )
-        async for events in batches:
+        consumer = fetch_signals(stream.app)
+        async for events in micro_batches(stream, config):
+            clock = BatchClock(time.time())
             with outcomes_before_acks(stream.app, events, detector):
-                await decide_events(stream, events)
+                await decide_events(stream, events, clock, consumer)
 
-    async def decide_events(stream: StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
+    async def decide_events(
+        stream: StreamT[bytes],
+        events: Sequence[EventT[bytes]],
+        clock: BatchClock,
+        consumer: FetchSignals,
+    ) -> None:
         records = [_record(event) for event in events]
         metrics.events_in.labels(detector).inc(len(records))
         metrics.unaccounted.labels(detector).inc(len(records))
@@ -324,7 +354,8 @@ def _decide_agent(
             concrete_stream(stream)._set_current_event(events[index])
 
         with metrics.batch_seconds.labels(detector).time():
-            result = _decide_or_reject(spec, records, table, follow_event, config)
+            result = _decide_or_reject(spec, records, table, follow_event, config, clock)
+        sending = time.perf_counter()
         # streams.outcomes step 2: dead letters, then decisions, into the producer's hands.
         await send_dead_letters(result.rejections, dead_letters, metrics, detector)
         metrics.dead_lettered.labels(detector).inc(len(result.rejections))
@@ -332,9 +363,22 @@ def _decide_agent(
         await emit(decisions, result.decisions, fault, result.events)
         metrics.decided.labels(detector).inc(len(result.decisions))
         metrics.unaccounted.labels(detector).dec(len(result.decisions))
+        clock.send_s = time.perf_counter() - sending
+        metrics.decisions_emitted(detector, [decision for _, _, decision in result.decisions])
         outcomes = Counter(decision.outcome for _, _, decision in result.decisions)
         for outcome, count in outcomes.items():
             metrics.decisions.labels(detector, outcome).inc(count)
+        received = {
+            (e.message.partition, e.message.offset): consumer.received_at(e.message) for e in events
+        }
+        metrics.stages.observe_batch(
+            detector,
+            clock,
+            (
+                (d.event_time.timestamp(), received.get((d.source.partition, d.source.offset)))
+                for _, _, d in result.decisions
+            ),
+        )
 
     decide.__name__ = f"decide_{detector}"
     return decide
@@ -346,6 +390,7 @@ def _decide_or_reject(
     table: Any,
     follow_event: Any,
     config: StreamConfig,
+    clock: BatchClock,
 ) -> BatchResult:
     """`decide_batch`, which gives every record its own outcome; should it raise all the
     same (a defect), every record of the batch is dead-lettered with the error rather than
@@ -357,6 +402,7 @@ def _decide_or_reject(
             table,
             before_state_write=follow_event,
             max_clock_skew_s=config.max_clock_skew_s,
+            clock=clock,
         )
     except Exception as exc:  # noqa: BLE001 - see the docstring
         log.exception(

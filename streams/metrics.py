@@ -10,9 +10,21 @@ value that stays above 0 means records without an outcome.
 
 from __future__ import annotations
 
-from typing import Protocol
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from attestcore.schemas import Decision
+from detectors.drift import SCORE_EDGES, ScoreHistogram, ScoreWindow
+from streams.stages import StageHistogram
+
+# From an event's own time to its decision: seconds for a live stream, hours for a replay of
+# old events (the buckets' top); beyond that the count says "late", which is all it needs.
+EVENT_TO_DECISION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                             900.0, 3600.0, 21_600.0)  # fmt: skip
 
 
 class CounterChild(Protocol):
@@ -96,3 +108,65 @@ class DetectMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
             registry=reg,
         )
+        self.stages = StageHistogram(reg)
+        """`attestream_detect_stage_seconds{detector,stage}`: where each decision's time went
+        (`streams.stages`)."""
+        self.event_to_decision = Histogram(
+            "attestream_detect_event_to_decision_seconds",
+            "From the event time the event carries to its decision handed to the producer",
+            ["detector"],
+            buckets=EVENT_TO_DECISION_BUCKETS,
+            registry=reg,
+        )
+        self.score = Histogram(
+            "attestream_detect_score",
+            "Scores of the decisions emitted",
+            ["detector"],
+            buckets=SCORE_EDGES,
+            registry=reg,
+        )
+        self.drift = Gauge(
+            "attestream_detect_score_drift_psi",
+            "Population stability index of the last live scores against the active model"
+            " card's validation score histogram",
+            ["detector"],
+            registry=reg,
+        )
+        self.model = Info(
+            "attestream_detect_model",
+            "The active model of each detector",
+            ["detector"],
+            registry=reg,
+        )
+        self._windows: dict[str, ScoreWindow] = {}
+        self._references: dict[str, ScoreHistogram | None] = {}
+
+    def model_active(self, detector: str, scorer: Any) -> None:
+        """A detector scores with `scorer` from now on (start, model swap): its digest, and
+        a new window of live scores against its card's reference histogram (if any)."""
+        self.model.labels(detector).info({"model_digest": str(scorer.model_sha256)})
+        for counter in (self.model_swaps, self.model_refused):  # exported at 0 before the first
+            counter.labels(detector)
+        reference = getattr(scorer, "reference_scores", None)
+        self._references[detector] = reference if isinstance(reference, ScoreHistogram) else None
+        self._windows[detector] = ScoreWindow()
+        with contextlib.suppress(KeyError):  # never set: the first model, or no reference
+            self.drift.remove(detector)
+
+    def decisions_emitted(
+        self, detector: str, decisions: Sequence[Decision], now: float | None = None
+    ) -> None:
+        """Latency, scores and drift of the decisions of a batch just handed to the producer."""
+        if not decisions:
+            return
+        at = time.time() if now is None else now
+        latency = self.event_to_decision.labels(detector)
+        scores = self.score.labels(detector)
+        for decision in decisions:
+            latency.observe(max(at - decision.event_time.timestamp(), 0.0))
+            scores.observe(decision.score)
+        window = self._windows.setdefault(detector, ScoreWindow())
+        window.add([decision.score for decision in decisions])
+        drift = window.drift(self._references.get(detector))
+        if drift is not None:
+            self.drift.labels(detector).set(drift)

@@ -1,7 +1,8 @@
 """Handing a micro-batch's outcomes to the producer, and letting faust ack its records only
 then.
 
-Faust's `Stream.take_events` acks every event of a batch when the agent leaves the batch,
+The micro-batches (`streams.batching`, as faust's `Stream.take_events`) ack every event of a
+batch when the agent leaves the batch,
 also when the agent raises or is cancelled halfway through it; the consumer then commits the
 acked offsets, so records whose outcome was never sent would be skipped for good. Each agent
 therefore follows these steps for every batch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,9 +17,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from attestcore.schemas import Decision, Detector, Reason, SourceRef, decision_id, encode
+from attestcore.schemas import Decision, Detector, SourceRef, decision_id, encode
+from detectors.scoring import reasons_with_evidence
 from streams.intake import MAX_DETAIL_CHARS, EventParser, RecordRef, Rejection, RejectReason
 from streams.investigation import decision_context
+from streams.stages import BatchClock
 
 # Event times up to this far ahead of the worker's clock are taken as clock skew between the
 # producer and the worker; later ones are dead-lettered (ATTESTREAM_DETECT_MAX_CLOCK_SKEW_S).
@@ -118,6 +121,7 @@ def decide_batch(
     before_state_write: Callable[[int], None] = lambda index: None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S,
+    clock: BatchClock | None = None,
 ) -> BatchResult:
     """Decide every record of a batch, in order: each ends as exactly one decision or exactly
     one rejection (a dead letter), whatever it contains, and the rest of the batch goes on.
@@ -138,18 +142,30 @@ def decide_batch(
        intermediate states of one batch would be overwritten before any offset is committed),
        with `before_state_write` naming the entity's last record of the batch. A write that
        raises rejects that entity's events of the batch, whose state then stays as it was.
+
+    `clock`, if given, gets the seconds spent on features and state (steps 2 and 4) and on
+    scoring and building the decisions (step 3) added to it (`streams.stages`).
     """
     scorer, decided_at = spec.scorer, now()  # step 1
     latest = decided_at.timestamp() + max_clock_skew_s
     failed: dict[int, Rejection] = {}
+    features_s = scoring_s = 0.0
     while True:
+        started = time.perf_counter()
         attempt = _featurize(spec, records, state, latest, failed)  # step 2
+        featurized = time.perf_counter()
         decided = _score_and_build(spec, scorer, attempt.featurized, decided_at)  # step 3
+        scored = time.perf_counter()
+        features_s += featurized - started
+        scoring_s += scored - featurized
         newly = {i: r for i, r in decided.items() if isinstance(r, Rejection)}
         if not newly:
             break
         failed.update(newly)
     write_failed = _write_states(attempt, state, before_state_write)  # step 4
+    if clock is not None:
+        clock.features_s += features_s + time.perf_counter() - scored
+        clock.scoring_s += scoring_s
     outcomes: dict[int, Rejection | tuple[str, bytes, Decision]] = {**attempt.rejected}
     outcomes.update(decided)
     outcomes.update(write_failed)
@@ -262,8 +278,9 @@ def _score(scorer: BatchScorer, matrix: np.ndarray) -> list[Scored]:
 
 
 def _score_rows(scorer: BatchScorer, matrix: np.ndarray) -> list[Scored]:
+    """Scores and every feature's contribution, largest first (`_reasons` picks from them)."""
     scores = scorer.score_batch(matrix)
-    reasons = scorer.reasons_batch(matrix, top=3)
+    reasons = scorer.reasons_batch(matrix, top=matrix.shape[1])
     if len(scores) != len(matrix) or len(reasons) != len(matrix):
         raise ValueError(
             f"{len(matrix)} rows scored as {len(scores)} scores, {len(reasons)} reasons"
@@ -331,6 +348,8 @@ def _decision(
     reasons: list[tuple[str, float]],
     decided_at: datetime,
 ) -> Decision:
+    outcome = scorer.outcome(score)
+    lowest = scorer.outcome(0.0)
     return Decision(
         decision_id=decision_id(event.event_id, spec.detector, scorer.model_sha256),
         event_id=event.event_id,
@@ -342,8 +361,10 @@ def _decision(
         model_sha256=scorer.model_sha256,
         features={name: float(v) for name, v in zip(names, row, strict=True)},
         score=min(max(score, 0.0), 1.0),
-        outcome=scorer.outcome(score),
-        reasons=[Reason(feature=f, contribution=round(float(c), 6)) for f, c in reasons],
+        outcome=outcome,
+        reasons=reasons_with_evidence(
+            reasons, getattr(row, "evidence", ()), flagged=outcome != lowest
+        ),
         event_time=event.event_time,
         decided_at=decided_at,
         context=decision_context(event),

@@ -152,6 +152,8 @@ def isolated(settings_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
         "ATTESTREAM_DETECT_METRICS_PORT": "0",
         "ATTESTREAM_LEDGER_METRICS_PORT": "0",
         "ATTESTREAM_ANCHOR_METRICS_PORT": "0",
+        "ATTESTREAM_SERVE_METRICS_PORT": "0",
+        "ATTESTREAM_WATCH_METRICS_PORT": "0",
         "ATTESTREAM_ANCHOR_KEY_FILE": str(anchor_key),
     }
     for name, value in env.items():

@@ -100,6 +100,10 @@ class MemoryLedger:
     def archived_event(self, event_sha256: str) -> bytes | None:
         return self.events.get(event_sha256)
 
+    def archived_events_by_digest(self, digests: Sequence[str]) -> dict[str, bytes]:
+        self.reads.append(("archived_events_by_digest", len(digests)))
+        return {d: self.events[d] for d in digests if d in self.events}
+
     def _all_rows(self) -> list[list[Any]]:
         rows = [r for chain_rows in self.rows.values() for r in chain_rows]
         return sorted(rows, key=lambda r: (r[COL["chain"]], r[COL["seq"]], r[COL["entry"]]))

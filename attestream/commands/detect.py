@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from types import FrameType
@@ -21,6 +22,7 @@ from attestream.observability import Readiness, process_registry, serve_metrics,
 from attestream.settings import load_settings
 from attestream.workers import registered
 from streams.app import create_app, tune_gc
+from streams.lag import LagMonitor, LagReader, lag_gauge
 from streams.metrics import DetectMetrics
 
 # The worker serves its families on loopback only; the supervisor re-exports them.
@@ -39,10 +41,30 @@ def detect(
     supervisor_pid: int = typer.Option(
         0, "--supervisor-pid", hidden=True, help="The worker stops when this process dies."
     ),
+    batch_max: int | None = typer.Option(
+        None,
+        "--batch-max",
+        min=1,
+        envvar="ATTESTREAM_DETECT_BATCH_MAX",
+        help="Most events in one micro-batch (default 512).",
+    ),
+    batch_within_s: float | None = typer.Option(
+        None,
+        "--batch-within-s",
+        envvar="ATTESTREAM_DETECT_BATCH_WITHIN_S",
+        help="Longest a micro-batch waits while other records are delivered (default 0.05).",
+    ),
+    fetch_max_wait_ms: int | None = typer.Option(
+        None,
+        "--fetch-max-wait-ms",
+        envvar="ATTESTREAM_DETECT_FETCH_MAX_WAIT_MS",
+        help="Longest the broker may hold a fetch of a caught-up partition (default 20).",
+    ),
 ) -> None:
     """Score every payment and supply-chain event and emit one decision per event. Broker
     outages and resets are waited out; SIGTERM stops the worker within 10 s."""
     setup_logging(verbose)
+    export_worker_settings(batch_max, batch_within_s, fetch_max_wait_ms)
     if worker_port:
         if supervisor_pid:
             stop_with_supervisor(supervisor_pid)
@@ -66,8 +88,29 @@ def detect(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     port = serve_metrics(settings.metrics_host, settings.detect_metrics_port, registry)
+    # The input topics' lag, read by the supervisor: the worker's event loop never waits on it.
+    inputs = (settings.topic_transactions, settings.topic_supply_chain, settings.topic_labels)
+    reader = LagReader(settings.require_kafka(), settings.detect_app_id, inputs)
+    lag = LagMonitor(reader, lag_gauge("detect", registry)).start()
     with registered(settings.home, "detect", settings.metrics_host, port):
-        supervisor.run()
+        try:
+            supervisor.run()
+        finally:
+            lag.stop()
+
+
+def export_worker_settings(
+    batch_max: int | None, batch_within_s: float | None, fetch_max_wait_ms: int | None
+) -> None:
+    """The options given on the command line, as the environment the worker process (and
+    this process's own settings) read them from."""
+    for name, value in (
+        ("ATTESTREAM_DETECT_BATCH_MAX", batch_max),
+        ("ATTESTREAM_DETECT_BATCH_WITHIN_S", batch_within_s),
+        ("ATTESTREAM_DETECT_FETCH_MAX_WAIT_MS", fetch_max_wait_ms),
+    ):
+        if value is not None:
+            os.environ[name] = str(value)
 
 
 def _run_worker(metrics_port: int, verbose: bool) -> None:

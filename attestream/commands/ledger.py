@@ -12,17 +12,24 @@ from types import FrameType
 
 import typer
 from confluent_kafka import Message
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from anchoring.store import AnchoredStore
 from attestcore.backoff import Outage, keep_trying
 from attestcore.errors import SigningRefusedError
+from attestream.ledger_metrics import (
+    ANCHOR_CLAIMS_UNAVAILABLE,
+    CONSUMER_LAG,
+    REGISTRY,
+    REJECTED,
+    SIGNING_REFUSED,
+    LedgerMetrics,
+)
 from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
 from attestream.settings import Settings, load_settings
 from attestream.wiring import create_ledger_key, ledger_signer, open_store, signing_guard
 from attestream.workers import registered
 from ledger.archive_store import ArchiveStore
-from ledger.events import BatchOutcome, OnReject, RejectReason, SequencerEvents
+from ledger.events import OnReject, RejectReason
 from ledger.keys import verifier_key_string
 from ledger.sequencer import CRASH_AT_ENV, Sequencer, SequencerConfig
 from streams.intake import (
@@ -33,8 +40,11 @@ from streams.intake import (
     HEADER_TOPIC,
     bounded,
 )
+from streams.lag import LagMonitor, LagReader
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
+
+__all__ = ["SIGNING_REFUSED", "app"]
 
 app = typer.Typer(help="The ledger sequencer and its checkpoint key.", no_args_is_help=True)
 
@@ -44,137 +54,8 @@ log = logging.getLogger("attestream.ledger")
 # long to reach the broker; with the broker down they are given up (they are re-read after
 # the log's head on the next start, so only those of the last batch can be missing).
 SHUTDOWN_FLUSH_S = 3.0
-
-# The sequencer's families only: `ledger run` serves this registry, no other process does.
-REGISTRY = CollectorRegistry()
-
-ENTRIES = Counter(
-    "attestream_ledger_entries_total", "Entries appended", ["chain"], registry=REGISTRY
-)
-DUPLICATES = Counter(
-    "attestream_ledger_duplicates_total",
-    "Decisions dropped as already logged",
-    ["chain"],
-    registry=REGISTRY,
-)
-CHECKPOINTS = Counter(
-    "attestream_ledger_checkpoints_total",
-    "Checkpoints signed (after each batch, and over the head when a chain is assigned)",
-    ["chain"],
-    registry=REGISTRY,
-)
-REJECTED = Counter(
-    "attestream_ledger_rejected_total",
-    "Records on the decisions topic dead-lettered: not decisions, or conflicting events (a"
-    " logged decision id made from another event)",
-    ["reason"],
-    registry=REGISTRY,
-)
-TREE_SIZE = Gauge(
-    "attestream_ledger_tree_size_entries", "Entries in each chain", ["chain"], registry=REGISTRY
-)
-BATCH_SECONDS = Histogram(
-    "attestream_ledger_batch_duration_seconds",
-    "From a consumed batch to its offsets committed (entries, nodes, checkpoint, commit)",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-    registry=REGISTRY,
-)
-RESUMES = Counter(
-    "attestream_ledger_resumes_total",
-    "Chains rebuilt from the store on assignment",
-    ["chain"],
-    registry=REGISTRY,
-)
-RECOVERED = Counter(
-    "attestream_ledger_recovered_entries_total",
-    "Entries found durable without a checkpoint when a chain was assigned (a crash between"
-    " steps 1 and 2), then checkpointed",
-    ["chain"],
-    registry=REGISTRY,
-)
-FENCED = Counter(
-    "attestream_ledger_fenced_writers_total",
-    "Batches not written because another writer had written the chain since",
-    ["chain"],
-    registry=REGISTRY,
-)
-COMMIT_FAILURES = Counter(
-    "attestream_ledger_commit_failures_total",
-    "Offset commits that failed (harmless: restarts resume from the log)",
-    registry=REGISTRY,
-)
-SIGNING_REFUSED = Gauge(
-    "attestream_ledger_signing_refused",
-    "1 when the sequencer refused to sign a chain it cannot re-derive (kind: why); it then"
-    ' exits (docs/operations.md, "The sequencer refuses to sign")',
-    ["chain", "kind"],
-    registry=REGISTRY,
-)
-ANCHOR_CLAIMS_UNAVAILABLE = Counter(
-    "attestream_ledger_anchor_claims_unavailable_total",
-    "Chain rebuilds checked without the newest anchor because the EVM JSON-RPC did not answer",
-    registry=REGISTRY,
-)
-ARCHIVED = Counter(
-    "attestream_ledger_events_archived_total",
-    "Events whose exact bytes were archived with their decision's entry",
-    ["chain"],
-    registry=REGISTRY,
-)
-ARCHIVE_REFUSED = Counter(
-    "attestream_ledger_archive_refused_total",
-    "Event bytes not archived because they do not hash to their decision's event_sha256"
-    " (the entry is logged; docs/operations.md)",
-    ["chain"],
-    registry=REGISTRY,
-)
 # While lingering after a refusal, a stop request is noticed this often.
 LINGER_STEP_S = 0.5
-
-
-class LedgerMetrics(SequencerEvents):
-    """The sequencer's events as Prometheus metrics (the chain label: one per partition)."""
-
-    def __init__(self, readiness: Readiness | None = None) -> None:
-        self.readiness = readiness
-
-    def batch_logged(self, outcome: BatchOutcome) -> None:
-        chain = str(outcome.chain)
-        ENTRIES.labels(chain).inc(outcome.appended)
-        DUPLICATES.labels(chain).inc(outcome.duplicates)
-
-    def batch_done(self, seconds: float) -> None:
-        BATCH_SECONDS.observe(seconds)
-
-    def checkpoint_signed(self, chain: int, size: int) -> None:
-        CHECKPOINTS.labels(str(chain)).inc()
-        TREE_SIZE.labels(str(chain)).set(size)
-
-    def chain_resumed(self, chain: int, size: int, unsigned: int) -> None:
-        RESUMES.labels(str(chain)).inc()
-        RECOVERED.labels(str(chain)).inc(unsigned)
-        TREE_SIZE.labels(str(chain)).set(size)
-
-    def signing_refused(self, chain: int, kind: str) -> None:
-        SIGNING_REFUSED.labels(str(chain), kind).set(1)
-
-    def writer_fenced(self, chain: int) -> None:
-        FENCED.labels(str(chain)).inc()
-
-    def commit_failed(self) -> None:
-        COMMIT_FAILURES.inc()
-
-    def events_archived(self, chain: int, archived: int, refused: int) -> None:
-        ARCHIVED.labels(str(chain)).inc(archived)
-        ARCHIVE_REFUSED.labels(str(chain)).inc(refused)
-
-    def dependency(self, name: str, reachable: bool) -> None:
-        if self.readiness is not None:
-            self.readiness(name, reachable)
-
-    def session_started(self) -> None:
-        if self.readiness is not None:
-            self.readiness.started()
 
 
 @app.command("run")
@@ -233,6 +114,9 @@ def run(
         )
         if stopping:
             sequencer.stop()
+        lag = LagMonitor(
+            LagReader(bootstrap, settings.ledger_group, [settings.topic_decisions]), CONSUMER_LAG
+        ).start()
         try:
             sequencer.run(max_idle_s=max_idle)
         except SigningRefusedError:
@@ -242,6 +126,7 @@ def run(
                 time.sleep(LINGER_STEP_S)
             raise
         finally:
+            lag.stop()
             dead_letters.close(SHUTDOWN_FLUSH_S)
             store.close()
 

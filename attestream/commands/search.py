@@ -292,5 +292,27 @@ def _print_timeline(line: Timeline) -> None:
             reasons,
         )
     console.print(table)
+    _print_evidence(console, line)
     if line.truncated:
         console.print("more events than --limit: narrow the time with --from/--to")
+
+
+def _print_evidence(console: Console, line: Timeline) -> None:
+    """What to check behind each flagged event: the scan it conflicts with (event id, place,
+    time), the failed challenge, the despatch it does not match."""
+    for s in line.steps:
+        for r in s.decision.reasons:
+            e = r.evidence
+            if e is None:
+                continue
+            where = ", ".join(
+                x
+                for x in (
+                    e.event_id and f"event {e.event_id}",
+                    e.biz_location,
+                    e.event_time and e.event_time.isoformat(),
+                )
+                if x
+            )
+            suffix = f" [{where}]" if where else ""
+            console.print(f"{s.decision.event_id} {r.feature}: {e.detail}{suffix}", markup=False)

@@ -8,9 +8,11 @@ import json
 import typer
 
 from attestream.access_tokens import AccessTokens, Role, tokens_path
+from attestream.observability import Readiness, process_registry, serve_metrics
 from attestream.server import ServerContext, create_app
 from attestream.settings import load_settings
 from attestream.wiring import ledger_signer, open_store, trusted_verifiers
+from attestream.workers import registered
 from ledger.access_log import AccessLog
 
 access_app = typer.Typer(help="Bearer tokens of the forensic API.", no_args_is_help=True)
@@ -26,7 +28,8 @@ def serve(
 ) -> None:
     """Serve the forensic API (decision, explain, prove, bundle, search; OpenAPI at
     /openapi.json). Every request under /v1 needs a bearer token and is recorded in the
-    ledger's access chain, signed with the ledger key: run ONE server per ledger."""
+    ledger's access chain, signed with the ledger key: run ONE server per ledger. Its metrics
+    (requests, durations, denials) are served on ATTESTREAM_SERVE_METRICS_PORT."""
     import uvicorn  # only the server needs it
 
     settings = load_settings()
@@ -38,7 +41,12 @@ def serve(
         ctx = ServerContext(
             store, access_log, _tokens(), trusted_verifiers(settings), settings.models_path
         )
-        uvicorn.run(create_app(ctx), host=host, port=port, log_level="info")
+        registry = process_registry(ctx.metrics.registry)
+        # Ready once the access chain is open: ClickHouse answered and the key signs.
+        Readiness("serve", ("clickhouse",), registry).started()
+        metrics_port = serve_metrics(settings.metrics_host, settings.serve_metrics_port, registry)
+        with registered(settings.home, "serve", settings.metrics_host, metrics_port):
+            uvicorn.run(create_app(ctx), host=host, port=port, log_level="info")
     finally:
         store.close()
 

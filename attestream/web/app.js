@@ -93,6 +93,14 @@ function reasonBars(reasons) {
     track.append(bar);
     row.append(track, Object.assign(document.createElement("span"), { textContent: r.contribution.toFixed(3) }));
     box.append(row);
+    if (r.evidence) {
+      // What to check: the conflicting scan, the failed challenge, the despatch not matched.
+      const e = r.evidence;
+      const where = [e.event_id, e.biz_location, e.event_time].filter(Boolean).join(" · ");
+      box.append(Object.assign(document.createElement("div"), {
+        className: "evidence", textContent: where ? `${e.detail} [${where}]` : e.detail,
+      }));
+    }
   }
 }
 

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 from anvil_node import CHAIN_ID, AnvilNode, LedgerFeed
 from eth_account import Account
+from eth_typing import HexStr
 from typer.testing import CliRunner
+from web3 import Web3
 
 from anchoring.calldata import encode_calldata
 from anchoring.fees import GWEI, intrinsic_gas
@@ -172,6 +174,22 @@ def test_normal_path_pending_mined_final_then_verified(rig: Rig) -> None:
     check_every_checkpoint_proves(rig)  # (0, 5) through a consistency proof to (0, 9)
     report = verify_ledger(rig.store, trusted_verifiers(rig.settings), chain)
     assert report.ok, report.failures
+
+
+def test_the_fee_of_every_mined_anchor_is_counted_in_wei(rig: Rig) -> None:
+    spent = sample("attestream_anchor_spent_wei_total")
+    w3, sender = rig.service.chain.w3, Web3.to_checksum_address(rig.service.sender)
+    balance = w3.eth.get_balance(sender)
+    rig.feed.append(0, 3)
+    sent = rig.service.step()
+    assert sent is not None
+    rig.service.step()  # mined
+    receipt = w3.eth.get_transaction_receipt(HexStr(sent.tx_hash))
+    fee = int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
+    assert fee > 0
+    assert sample("attestream_anchor_spent_wei_total") == spent + fee
+    # What the account lost is exactly that fee: the anchor transfers no value.
+    assert balance - w3.eth.get_balance(sender) == fee
 
 
 def test_reorg_removing_the_anchor_block_is_detected_and_reanchored(rig: Rig) -> None:

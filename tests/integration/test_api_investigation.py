@@ -1,9 +1,10 @@
 """One investigation through `attestream serve`, run by the CLI on payments that `detect` and
 `ledger run` logged (Kafka, ClickHouse, anvil): tokens granted with `attestream access grant`,
 a blocked payment's event id searched, its customer's blocked payments and timeline, one
-decision explained (exact TreeSHAP), the case bundle downloaded by an auditor and verified by
-`forensic verify-bundle` with the public key alone; then every call, the denied one too, read
-back from the access chain in order, whose signed checkpoint and anchor verify."""
+decision explained (exact TreeSHAP), the case bundle downloaded by an auditor and verified
+with the public key alone by `forensic verify-bundle` and by the standalone verifier; then
+every call, the denied one too, read back from the access chain in order, whose signed
+checkpoint and anchor verify."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from detect_helpers import background, child_env, copy_models
+from standalone_verifier import run_verifier
 from test_forensic_search import cli, detect_and_log
 
 from attestcore.records import StoredCheckpoint
@@ -194,6 +196,11 @@ def test_an_investigation_over_http_is_recorded_call_by_call(
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.startswith(f"VERIFIED: {len(ids)} entries in 1 chain(s)")
     assert f"exported by {audrey.name}" in checked.stdout
+    # And by the standalone verifier, a file of its own run by Python in isolated mode with
+    # nothing of attestream imported: the auditor's verdict, word for word.
+    standalone = run_verifier(case_file, key)
+    assert standalone.returncode == 0, standalone.stdout + standalone.stderr
+    assert standalone.stdout == checked.stdout
 
     # Every call above, in order, once each, in the access chain; nothing else is in it.
     records, entries, checkpoint = access_records(isolated)

@@ -10,13 +10,18 @@ import sys
 from pathlib import Path
 
 from attestream.settings import Settings
+from streams.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_START, RESULTS_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
-FIGURE_KEYS = [
-    *("a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e", "f", "f1", "g", "h1", "h2"),
+FORENSIC_START, FORENSIC_END = "<!-- bench:forensic:start -->", "<!-- bench:forensic:end -->"
+LEDGER_KEYS = [
+    *("a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e", "f", "f1", "g"),
+    *("h1", "h2", "h3", "h4", "h5", "h6", "h7"),
     *("p", "p1", "p2", "p3", "s1", "s2", "s3", "s4", "t1", "t2", "t3", "t4"),
 ]
+FORENSIC_KEYS = ["i1", "i2", "j", "k", "l"]
+FIGURE_KEYS = LEDGER_KEYS + FORENSIC_KEYS
 STREAM_EVENTS = 800
 # A quick run on tiny sizes takes seconds; minutes would mean a hang.
 BENCH_TIMEOUT_S = 300
@@ -26,7 +31,10 @@ def test_quick_run_writes_json_and_the_markdown_table(
     settings_env: Settings, tmp_path: Path
 ) -> None:
     doc = tmp_path / "benchmarks.md"
-    doc.write_text(f"# Benchmarks\n\nprose kept\n\n{RESULTS_START}\nold\n{RESULTS_END}\n\ntail\n")
+    doc.write_text(
+        f"# Benchmarks\n\nprose kept\n\n{RESULTS_START}\nold\n{RESULTS_END}\n\nmiddle\n\n"
+        f"{FORENSIC_START}\nolder\n{FORENSIC_END}\n\ntail\n"
+    )
     command = [
         sys.executable,
         "-m",
@@ -72,11 +80,21 @@ def test_quick_run_writes_json_and_the_markdown_table(
     [latency] = details["stream_latency_runs"]
     assert latency["decisions"] == latency["events"] > 0
     assert latency["received_ms"]["p50"] <= latency["received_ms"]["p99"]
+    # Every paced payment's decision passed through each stage of the worker once.
+    stages = latency["stages"]
+    assert [stages[s]["decisions"] for s in STAGES] == [latency["events"]] * len(STAGES)
     assert [f for f in data["figures"] if f["key"] == "f"][0]["ceiling"] > 0
     assert f"results: {result}" in done.stdout
+    [forensic] = details["forensic_runs"]
+    assert forensic["searches"] > 0 and forensic["bundle_nodes"] > 0
+    assert len(forensic["timeline_ms"]) == len(forensic["timeline_raw_ms"]) > 0
 
     text = doc.read_text(encoding="utf-8")
     assert text.startswith("# Benchmarks\n\nprose kept\n") and text.endswith("\n\ntail\n")
     assert "old" not in text and "| figure | value | raw ceiling | ratio | target | met? |" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "figure" not in line]
-    assert [row.split(".")[0].lstrip("| ") for row in rows] == FIGURE_KEYS
+    ledger_part, forensic_part = text.split("\nmiddle\n")
+    for part, keys in ((ledger_part, LEDGER_KEYS), (forensic_part, FORENSIC_KEYS)):
+        rows = [
+            line for line in part.splitlines() if line.startswith("| ") and "figure" not in line
+        ]
+        assert [row.split(".")[0].lstrip("| ") for row in rows] == keys

@@ -89,7 +89,7 @@ def test_peer_decides_as_the_worker(stack: Any, trained_models: Path, tmp_path: 
     sha = active_sha256(trained_models, Detector.FRAUD)
     assert sha is not None
     setup = StreamSetup(
-        stack.kafka_bootstrap, trained_models, sha, PAYMENTS, BATCH_MAX, 0.2, 0.0, 7, tmp_path
+        stack.kafka_bootstrap, trained_models, sha, PAYMENTS, BATCH_MAX, 0.2, 20, 0.0, 7, tmp_path
     )
 
     worker_decisions, worker_dead = _decide(setup, topic, "worker")

@@ -21,6 +21,7 @@ from attestcore.errors import AttestreamError
 from attestream.access_tokens import AccessTokens, Role
 from attestream.cli import run
 from attestream.commands.search import page_json
+from attestream.serve_metrics import ServeMetrics
 from attestream.server import ServerContext, create_app
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, open_service, open_store, trusted_verifiers
@@ -49,6 +50,7 @@ class Api:
     settings: Settings
     investigator: str
     auditor: str
+    metrics: ServeMetrics
 
     def get(self, path: str, token: str | None, **params: Any) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
@@ -75,7 +77,7 @@ def api(isolated: Settings, tmp_path: Path) -> Iterator[Api]:
     ctx = ServerContext(store, access_log, tokens, trusted_verifiers(isolated), tmp_path / "models")
     try:
         with TestClient(create_app(ctx)) as client:
-            yield Api(client, store, isolated, investigator, auditor)
+            yield Api(client, store, isolated, investigator, auditor, ctx.metrics)
     finally:
         store.close()
 
@@ -305,3 +307,34 @@ def test_a_token_file_that_cannot_be_read_is_answered_and_recorded(
     ]
     assert records[0].filters == {"customer": "C1"} and records[0].results == 0
     verified(api)
+
+
+def test_requests_denials_and_durations_are_counted(api: Api) -> None:
+    target = make_decision(3).decision_id
+    assert api.get("decision", None, id=target).status_code == 401
+    assert api.get("prove", "ast_not-a-token", decision_id=target).status_code == 401
+    assert api.get("explain", api.auditor, decision_id=target).status_code == 403
+    assert api.get("decision", api.investigator, id=target).status_code == 200
+    assert api.get("decision", api.investigator, id="no-such-id").status_code == 404
+    assert api.client.get("/").status_code == 200  # the page: not an API request
+
+    def value(name: str, **labels: str) -> float | None:
+        return api.metrics.registry.get_sample_value(name, labels)
+
+    requests = "attestream_serve_requests_total"
+    assert value(requests, operation="decision", status="401") == 1
+    assert value(requests, operation="prove", status="401") == 1
+    assert value(requests, operation="explain", status="403") == 1
+    assert value(requests, operation="decision", status="200") == 1
+    assert value(requests, operation="decision", status="404") == 1
+    assert value("attestream_serve_denied_total", reason="unauthenticated") == 2
+    assert value("attestream_serve_denied_total", reason="forbidden") == 1
+    duration = "attestream_serve_request_duration_seconds_count"
+    assert value(duration, operation="decision") == 3
+    counted = sum(
+        s.value
+        for metric in api.metrics.registry.collect()
+        for s in metric.samples
+        if s.name == requests
+    )
+    assert counted == 5 == len(api.access_records())

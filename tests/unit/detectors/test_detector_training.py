@@ -15,6 +15,7 @@ from attestcore.errors import ConfigError, VerificationError
 from attestcore.schemas import Detector
 from attestream.commands.train import app
 from detectors.dataset import TrainingSet, training_data_digest
+from detectors.drift import SCORE_EDGES, ScoreWindow, score_histogram
 from detectors.features import SUPPLY_FEATURES
 from detectors.fraud_features import FRAUD_FEATURES
 from detectors.metrics import roc_auc
@@ -182,3 +183,30 @@ def test_ensure_models_replaces_a_model_of_an_older_feature_list(
     monkeypatch.setattr(training, "train_detector", reuse_first_model)
     training.ensure_models(models)
     assert calls == [Detector.AUTHENTICITY] and old is not None
+
+
+def test_the_card_holds_the_validation_score_histogram(
+    fraud_model: LoadedModel, payment_rows: TrainingSet
+) -> None:
+    reference = fraud_model.card.reference_scores
+    assert reference is not None and reference.edges == list(SCORE_EDGES)
+    held_out = payment_rows.rows(
+        slice(len(payment_rows) - fraud_model.card.training.rows_validation, None)
+    )
+    scores = fraud_model.booster.inplace_predict(held_out.X, validate_features=False)
+    assert reference.counts == score_histogram(scores, "").counts
+    assert sum(reference.counts) == fraud_model.card.training.rows_validation
+
+
+def test_a_card_from_before_the_score_histogram_still_loads(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    copy = copy_models(models_dir, tmp_path)
+    sha = read_registry(copy)["active"]["fraud"]["model_sha256"]
+    path = card_path(copy, "fraud", sha)
+    card = json.loads(path.read_text())
+    del card["reference_scores"]
+    path.write_text(json.dumps(card))
+    loaded = load_active(copy, "fraud")
+    assert loaded.card.reference_scores is None
+    assert ScoreWindow().drift(loaded.card.reference_scores) is None

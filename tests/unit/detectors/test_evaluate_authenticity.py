@@ -134,7 +134,7 @@ def test_a_model_from_another_reference_table_is_refused(
     authenticity_model: LoadedModel,
 ) -> None:
     recorded = authenticity_model.card.reference_data
-    assert [r.name for r in recorded] == ["supply-chain-v1.json"]
+    assert [r.name for r in recorded] == ["supply-chain-v1.json", "supply-calibration-v1.json"]
     other = ReferenceDataDigest(
         name=recorded[0].name, format=recorded[0].format, version="0", sha256="0" * 64
     )

@@ -215,3 +215,29 @@ def test_cli_writes_the_labelled_file_the_docs_train_on(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert read_labelled_scans(out) == simulate_supply(500, seed=3)
+
+
+def test_despatch_advices_name_where_the_goods_should_arrive(scans: list[LabelledScan]) -> None:
+    """A receipt cites its shipment's despatch advice; a grey-market receipt is somewhere
+    else than the advice names; sites without business data send version 1 messages."""
+    destinations = {
+        t.id: s.event.destination_list[0].id
+        for s in scans
+        if s.event.biz_step == BizStep.SHIPPING and s.event.destination_list
+        for t in s.event.biz_transactions
+    }
+    matched = {0: 0, 1: 0}
+    elsewhere = {0: 0, 1: 0}
+    for s in scans:
+        if s.event.biz_step != BizStep.RECEIVING:
+            continue
+        for t in s.event.biz_transactions:
+            if t.id in destinations:
+                same = destinations[t.id] == s.event.biz_location
+                (matched if same else elsewhere)[s.label] += 1
+    assert elsewhere[0] == 0 and matched[0] > 100
+    grey = [s for s in scans if s.scenario == "grey_market" and s.event.biz_transactions]
+    assert grey and elsewhere[1] > 0
+    versions = {s.event.schema_version for s in scans}
+    assert versions == {1, 2}
+    assert all(not s.event.biz_transactions for s in scans if s.event.schema_version == 1)

@@ -7,80 +7,31 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from memory_ledger import COL, SIGNER, STRANGER, MemoryLedger, build
+from case_bundles import (
+    EXPORTER,
+    POSITIONS,
+    TX,
+    Json,
+    as_json,
+    by_ids,
+    two_chains,
+)
+from memory_ledger import COL, SIGNER, STRANGER
 
-from anchoring.calldata import anchor_root
 from attestcore.errors import MalformedError, UsageError
-from attestcore.records import StoredAnchor
 from attestream.published_schemas import json_schema
 from forensics.case_bundle import (
     CaseBundleFile,
-    Exporter,
     Selection,
     build_case_bundle,
-    dump_case_bundle,
     load_case_bundle,
 )
 from forensics.verify_bundle import BundleReport, verify_case_bundle
 from ledger.entry_filter import parse_query
 from ledger.merkle import inclusion_proof_ids
 from ledger.note import sign_note
-
-EXPORTER = Exporter(
-    "investigator",
-    datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-    "attestream 0.1.0",
-    "case 17: chargebacks",
-)
-SENDER = "0x00000000000000000000000000000000000000Aa"
-TX = "0x" + "ab" * 32
-BLOCK = "0x" + "cd" * 32
-Json = dict[str, Any]
-
-
-def two_chains() -> MemoryLedger:
-    """Chain 0 logs decisions 0..12 (checkpoints 4, 9, 13), chain 1 decisions 100..106
-    (checkpoints 3, 7), each decision with its event archived; one final anchor commits to
-    the checkpoints (0, 9) and (1, 7)."""
-    ledger = build((4, 9, 13), chain=0, archive=True)
-    build((3, 7), chain=1, ledger=ledger, first_decision=100, archive=True)
-    notes = [ledger.checkpoint_at(chain, size)[0].note for chain, size in ((0, 9), (1, 7))]
-    ledger.anchor_list.append(
-        StoredAnchor(
-            datetime(2026, 1, 1, tzinfo=UTC),
-            anchor_root(notes),
-            31337,
-            TX,
-            7,
-            BLOCK,
-            SENDER,
-            "success",
-            22_480,
-            ((0, 9), (1, 7)),
-        )
-    )
-    return ledger
-
-
-def decision_id(ledger: MemoryLedger, chain: int, seq: int) -> str:
-    return str(ledger.row(seq, chain)[COL["decision_id"]].decode())
-
-
-POSITIONS = [(0, 1), (0, 2), (0, 3), (0, 7), (1, 0), (1, 4), (1, 5), (1, 6)]
-
-
-def by_ids(ledger: MemoryLedger, positions: list[tuple[int, int]] = POSITIONS) -> CaseBundleFile:
-    ids = [decision_id(ledger, chain, seq) for chain, seq in positions]
-    return build_case_bundle(ledger, Selection(ids=ids), EXPORTER)
-
-
-def as_json(bundle: CaseBundleFile) -> Json:
-    data: Json = json.loads(dump_case_bundle(bundle))
-    return data
 
 
 def verified(data: Json) -> BundleReport:
@@ -132,6 +83,16 @@ def test_tree_nodes_shared_by_several_proofs_are_stored_once() -> None:
         ids = [(n.level, n.index) for n in chain.nodes]
         assert len(ids) == len(set(ids))
     assert bundle.manifest.counts.nodes < per_entry
+
+
+def test_the_events_of_a_bundle_are_read_in_one_look_up() -> None:
+    """One query for all the bundle's archived events, not one per decision (a bundle of
+    100 decisions made 100 queries, most of its time on a large ledger)."""
+    ledger = two_chains()
+    bundle = by_ids(ledger)
+    looked_up = [read for read in ledger.reads if read[0] == "archived_events_by_digest"]
+    assert looked_up == [("archived_events_by_digest", len(POSITIONS))]
+    assert len(bundle.events) == len(POSITIONS)
 
 
 def test_an_event_id_selects_its_decisions_and_a_query_its_matches() -> None:

@@ -4,6 +4,7 @@ cursor paging complete and stable; and an event id resolved to its decision
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -89,6 +90,23 @@ def test_paging_by_terminal_returns_every_match_once_in_time_order(
     assert seqs == expected(ledger, criteria, by_time=True)
     assert all(f.decision.context.terminal_id == "T9" for f in found)  # type: ignore[union-attr]
     assert "entries_after" not in ledger.calls, "an entity search reads the index, no scan"
+
+
+def test_a_page_whose_every_decision_matches_reads_only_the_page() -> None:
+    """Each entry read costs ClickHouse a granule: a page of 5 of the terminal's 20 decisions
+    reads 5 entries (and the index row telling there are more), not a read-ahead of 200."""
+    ledger = ledger_of_payments()
+    read: list[int] = []
+    entries_at = ledger.entries_at
+
+    def counted(positions: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        read.append(len(positions))
+        return entries_at(positions)
+
+    ledger.entries_at = counted  # type: ignore[method-assign]
+    page = search(ledger, SearchCriteria(((EntityKind.TERMINAL, "T9"),)), 5)
+    assert len(page.results) == 5 and page.next_cursor is not None
+    assert read == [5]
 
 
 def test_a_cursor_stays_valid_while_the_ledger_grows() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from attestcore.errors import ConfigError
-from attestream.commands import ledger as command
+from attestream import ledger_metrics as command
+from attestream.ledger_metrics import CheckpointAge
 from attestream.settings import Settings
 from ledger.events import BatchOutcome, RejectReason
 from ledger.sequencer import MAX_POLL_INTERVAL_MS, SESSION_TIMEOUT_MS, SequencerConfig
@@ -57,8 +59,9 @@ def test_metric_names_and_labels_follow_the_convention() -> None:
         name = metric._name + ("_total" if isinstance(metric, Counter) else "")
         assert name.startswith("attestream_ledger_"), name
         # A unit suffix, or a 0/1 state gauge (no unit) whose labels say which state.
-        assert name.endswith(("_total", "_seconds", "_entries")) or name in STATE_GAUGES, name
-        assert set(metric._labelnames) <= {"chain", "kind", "reason"}, name
+        units = ("_total", "_seconds", "_entries", "_messages")
+        assert name.endswith(units) or name in STATE_GAUGES, name
+        assert set(metric._labelnames) <= {"chain", "kind", "reason", "topic", "partition"}, name
 
 
 def test_rejected_records_are_counted_by_reason() -> None:
@@ -86,3 +89,30 @@ def test_sequencer_events_become_metrics() -> None:
     assert added == {"entries_total": 5, "recovered_entries_total": 3, "fenced_writers_total": 1}
     assert sample("tree_size_entries") == 12
     assert sample("batch_duration_seconds_count", None) == batches + 1
+
+
+def test_decision_to_entry_latency_is_observed_per_entry() -> None:
+    name = "decision_to_entry_seconds"
+    count, total = sample(f"{name}_count", None), sample(f"{name}_sum", None)
+    decided = datetime(2026, 1, 1, tzinfo=UTC)
+    events = command.LedgerMetrics(clock=lambda: decided.timestamp() + 1.5)
+    events.entries_durable([decided, decided + timedelta(seconds=1)])
+    assert sample(f"{name}_count", None) == count + 2
+    assert sample(f"{name}_sum", None) == pytest.approx(total + 1.5 + 0.5)
+
+
+def test_checkpoint_age_grows_between_checkpoints_and_leaves_with_the_chain() -> None:
+    now = [1000.0]
+    age = CheckpointAge(clock=lambda: now[0])
+    registry = CollectorRegistry()
+    registry.register(age)
+    events = command.LedgerMetrics(checkpoint_age=age)
+    name = "attestream_ledger_checkpoint_age_seconds"
+    assert registry.get_sample_value(name, {"chain": "3"}) is None  # nothing signed yet
+    events.checkpoint_signed(3, 10)
+    now[0] += 42
+    assert registry.get_sample_value(name, {"chain": "3"}) == 42
+    events.checkpoint_signed(3, 11)
+    assert registry.get_sample_value(name, {"chain": "3"}) == 0
+    events.chain_released(3)
+    assert registry.get_sample_value(name, {"chain": "3"}) is None

@@ -21,8 +21,8 @@ def parameters(function: Callable[..., object]) -> list[str]:
 
 def test_the_pinned_faust_is_the_checked_one() -> None:
     assert metadata.version("faust-streaming") == "0.15.3", (
-        "faust-streaming changed: re-check streams/app.py `concrete_stream` and streams/outcomes.py"
-        " against the new release, then update this test"
+        "faust-streaming changed: re-check streams/app.py `concrete_stream`, streams/batching.py"
+        " and streams/outcomes.py against the new release, then update this test"
     )
 
 
@@ -31,6 +31,17 @@ def test_stream_takes_batches_and_follows_the_current_event() -> None:
     # its changelog to the partition of the event `_set_current_event` names (private API).
     assert parameters(Stream.take_events)[:3] == ["self", "max_", "within"]
     assert parameters(Stream._set_current_event) == ["self", "event"]
+
+
+def test_stream_feeds_processors_in_the_background_and_acks_what_it_is_told() -> None:
+    # streams.batching: a processor adds each event to the batch while `_enable_passive`
+    # drains the stream (private API); `ack` is awaited for every event of a finished batch.
+    assert parameters(Stream.add_processor) == ["self", "processor"]
+    assert parameters(Stream._enable_passive)[:2] == ["self", "channel"]
+    assert inspect.iscoroutinefunction(Stream.ack)
+    assert parameters(Stream.ack) == ["self", "event"]
+    assert "self._enable_passive(" in inspect.getsource(Stream.take_events)
+    assert "event = self.current_event" in inspect.getsource(Stream.take_events)
 
 
 def test_messages_count_references_before_they_are_acked() -> None:
