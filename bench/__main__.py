@@ -84,7 +84,7 @@ def main(
     only: str = typer.Option(
         None,
         envvar="ATTESTREAM_BENCH_ONLY",
-        help=f"Measure one part only: {' or '.join(PARTS)} (ledger: a-h, forensic: i-l).",
+        help=f"Measure one part only: {' or '.join(PARTS)} (ledger: a-h, p-t; forensic: i-l).",
     ),
     results_dir: Path = typer.Option(
         None,

@@ -15,6 +15,7 @@ from typing import Any
 from attestream.stack import StackManager
 from attestream.stack_services import Endpoints
 from bench import forensic, forensic_ledger, pipeline, proofs, pure, stream
+from bench.comparisons import Comparisons, measure_comparisons
 from bench.config import BenchConfig
 from bench.decisions import decision_values, fill_topic
 from bench.figures import Measurements, build_figures
@@ -77,16 +78,21 @@ def run_benchmarks(
         "machine": machine(),
     }
     measured = Measurements(sizes=_sizes(config))
+    compared = Comparisons()
     if "ledger" in config.parts:
         with local_stack(endpoints) as ep:
-            measure(config, ep, measured)
+            compared = measure(config, ep, measured)
             meta["clickhouse"] = _clickhouse_version(ep.clickhouse_url)
     if "forensic" in config.parts:
         with forensic_stack(config.forensic_home, endpoints) as ep:
             measure_forensic(config, ep, measured)
             meta["clickhouse"] = _clickhouse_version(ep.clickhouse_url)
-    figures = build_figures(measured)
-    json_path = write_json(config.results_dir, meta, figures, measured.details())
+    built = build_figures(measured)
+    forensic_figures = [f for f in built if f.key in FORENSIC_KEYS]
+    figures = [f for f in built if f not in forensic_figures] + compared.figures()
+    figures += forensic_figures
+    details = measured.details() | compared.details()
+    json_path = write_json(config.results_dir, meta, figures, details)
     tables = []
     for block, part in ((RESULTS_BLOCK, "ledger"), (FORENSIC_BLOCK, "forensic")):
         if part not in config.parts:
@@ -116,8 +122,8 @@ def _sizes(config: BenchConfig) -> dict[str, int]:
     }
 
 
-def measure(config: BenchConfig, ep: Endpoints, measured: Measurements) -> None:
-    """The ledger and stream figures (a-h)."""
+def measure(config: BenchConfig, ep: Endpoints, measured: Measurements) -> Comparisons:
+    """The ledger and stream figures (a-h), then the comparisons (p, s, t)."""
     topic = f"bench-decisions-{uuid.uuid4().hex[:10]}"
     fill_topic(ep.kafka_bootstrap, topic, decision_values(config.decisions, config.seed))
     args = (ep.kafka_bootstrap, ep.clickhouse_url, topic, config.decisions, config.batch_max)
@@ -135,6 +141,7 @@ def measure(config: BenchConfig, ep: Endpoints, measured: Measurements) -> None:
             store.close()
     _measure_pure(config, measured)
     _measure_stream(config, ep, measured)
+    return measure_comparisons(config, ep, topic)
 
 
 def measure_forensic(config: BenchConfig, ep: Endpoints, measured: Measurements) -> None:
