@@ -15,6 +15,8 @@ one split. Times are epoch seconds in UTC; "days" are UTC calendar days.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
+from operator import itemgetter
 from typing import Any
 
 from attestcore.schemas import Channel, PaymentTransaction
@@ -84,22 +86,24 @@ def payment_features(event: PaymentTransaction, state: State) -> tuple[FeatureVe
 
     Window counts and means include the payment itself (as in the handbook), so a customer's
     first payment has count 1 and mean = amount.
+
+    Every window, count and list is computed in one pass where the first version took one
+    per window; each sum still adds the same values in the same order, so the values are
+    bit for bit the first version's (tests/reference_payment_features.py).
     """
     ts = event.event_time.timestamp()
     day = math.floor(ts / SECONDS_PER_DAY)
     amount = float(event.amount)
     seen = _add_to_day(state["days"], day, amount)
-    windows: list[float] = []
-    for width in WINDOW_DAYS:
-        # Over the buckets before the horizon drops old days, so a payment older than the
-        # horizon still counts itself (count >= 1) and its windows are defined.
-        count, total = _window(seen, day, width)
-        windows += [float(count), total / count]
+    # Over the buckets before the horizon drops old days, so a payment older than the
+    # horizon still counts itself (count >= 1) and its windows are defined.
+    windows = _windows(seen, day)
     buckets = _within_horizon(seen)
     mean_30d = windows[-1]
     device = event.device_id
     weekday = (day + 3) % 7  # Monday = 0; 1970-01-01 (day 0) was a Thursday
     hour = math.floor(ts % SECONDS_PER_DAY / 3600)
+    recent = state["recent"]
     features = (
         amount,
         math.log1p(amount),
@@ -112,8 +116,10 @@ def payment_features(event: PaymentTransaction, state: State) -> tuple[FeatureVe
         _km_from(state["last_lat"], state["last_lon"], event.lat, event.lon),
         1.0 if device is not None and device not in state["devices"] else 0.0,
         1.0 if event.mcc in state["mccs"] else 0.0,
-        *_recent_features(state["recent"], ts, amount),
+        *_recent_features(recent, ts, amount),
     )
+    if len(recent) >= MAX_RECENT:
+        recent = recent[len(recent) - MAX_RECENT + 1 :]
     new_state = {
         "v": STATE_VERSION,
         "days": buckets,
@@ -122,23 +128,32 @@ def payment_features(event: PaymentTransaction, state: State) -> tuple[FeatureVe
         "last_lon": event.lon,
         "devices": _remember(state["devices"], device, MAX_DEVICES),
         "mccs": _remember(state["mccs"], event.mcc, MAX_MCCS),
-        "recent": [*state["recent"], [ts, amount]][-MAX_RECENT:],
+        "recent": [*recent, [ts, amount]],
     }
     return features, new_state
+
+
+_time_of, _amount_of = itemgetter(0), itemgetter(1)  # of a `recent` pair [ts, amount]
 
 
 def _recent_features(recent: list[list[float]], ts: float, amount: float) -> FeatureVector:
     """Amount against the median of the customer's last payments (robust to a few inflated
     fraudulent ones, unlike the mean), payments in the last hour and small "probe" payments
-    in the last day, both counting this one."""
-    amounts = []
-    last_hour = small = 0
-    for t, a in recent:
-        amounts.append(a)
-        if ts - SECONDS_PER_DAY <= t <= ts:
-            last_hour += t >= ts - 3_600
-            small += a < SMALL_AMOUNT
-    amounts.sort()
+    in the last day, both counting this one.
+
+    Counted on the sorted times and amounts (a payment of the last hour is one of the last
+    day too); only a customer with a small amount among the last payments needs a pass over
+    them, to pair each small amount with its time.
+    """
+    amounts = sorted(map(_amount_of, recent))
+    times = sorted(map(_time_of, recent))
+    last_hour = bisect_right(times, ts) - bisect_left(times, ts - 3_600)
+    small = 0
+    if amounts and amounts[0] < SMALL_AMOUNT:
+        day_ago = ts - SECONDS_PER_DAY
+        for t, a in recent:
+            if a < SMALL_AMOUNT and day_ago <= t <= ts:
+                small += 1
     middle = len(amounts) // 2
     median = (amounts[middle] + amounts[~middle]) / 2 if amounts else 0.0
     return (
@@ -162,9 +177,18 @@ def _add_to_day(days: list[list[Any]], day: int, amount: float) -> list[list[Any
     """New bucket list (oldest first) with the payment added to its own day's bucket.
 
     A late (out-of-order) payment lands in its own day's bucket too; `_within_horizon` then
-    bounds the state.
+    bounds the state. Days are unique and sorted, so most payments (today's bucket, or a new
+    day after the newest) touch only the end of the list.
     """
     buckets = list(days)  # buckets are replaced, never changed: the given state stays intact
+    newest = buckets[-1][0] if buckets else None
+    if newest == day:
+        _, count, total = buckets[-1]
+        buckets[-1] = [day, count + 1, total + amount]
+        return buckets
+    if newest is None or newest < day:
+        buckets.append([day, 1, amount])
+        return buckets
     for i, (bucket_day, count, total) in enumerate(buckets):
         if bucket_day == day:
             buckets[i] = [day, count + 1, total + amount]
@@ -184,20 +208,36 @@ def _within_horizon(buckets: list[list[Any]]) -> list[list[Any]]:
     return [b for b in buckets if b[0] >= horizon]
 
 
-def _window(buckets: list[list[Any]], day: int, width: int) -> tuple[int, float]:
-    """Count and amount sum over UTC days `day - width + 1 .. day` inclusive."""
-    count, total = 0, 0.0
+_SHORT, _MIDDLE, _LONG = WINDOW_DAYS
+
+
+def _windows(buckets: list[list[Any]], day: int) -> list[float]:
+    """Count and mean amount over the UTC days `day - width + 1 .. day` inclusive, for each
+    width of WINDOW_DAYS: `[count_1d, mean_1d, count_7d, mean_7d, count_30d, mean_30d]`.
+    Each sum adds its buckets oldest first, as one pass per window would."""
+    c1 = c2 = c3 = 0
+    t1 = t2 = t3 = 0.0
     for bucket_day, n, amount_sum in buckets:
-        if day - width < bucket_day <= day:
-            count += n
-            total += amount_sum
-    return count, total
+        age = day - bucket_day
+        if age < 0 or age >= _LONG:
+            continue
+        c3 += n
+        t3 += amount_sum
+        if age < _MIDDLE:
+            c2 += n
+            t2 += amount_sum
+            if age < _SHORT:
+                c1 += n
+                t1 += amount_sum
+    return [float(c1), t1 / c1, float(c2), t2 / c2, float(c3), t3 / c3]
 
 
 def _remember(items: list[str], item: str | None, limit: int) -> list[str]:
     """Most-recently-used list: `item` moved to the end, the oldest dropped beyond `limit`."""
     if item is None:
         return list(items)
+    if items and items[-1] == item and items.count(item) == 1:
+        return items[-limit:]  # already the most recent: most payments
     kept = [x for x in items if x != item]
     kept.append(item)
     return kept[-limit:]
