@@ -163,7 +163,9 @@ def test_prometheus_loads_the_alerts_and_scrapes_every_process(tmp_path: Path) -
     targets = {
         t for job in config["scrape_configs"] for s in job["static_configs"] for t in s["targets"]
     }
-    assert targets == {"detect:9464", "sequencer:9465", "anchor:9466", "forensic-watch:9468"}
+    assert targets == {
+        *("detect:9464", "sequencer:9465", "anchor:9466", "serve:9467", "forensic-watch:9468")
+    }
 
 
 def test_grafana_provisions_the_dashboards_folder() -> None:
@@ -201,3 +203,9 @@ def test_image_installs_the_lock_with_hashes_and_runs_unprivileged() -> None:
     assert values["podSecurityContext"]["runAsUser"] == int(uid)
     assert compose()["services"]["detect"]["user"].split(":")[0] == uid
     assert 'ENTRYPOINT ["attestream"]' in runtime
+
+
+def test_prometheus_scrapes_every_process_under_its_own_job_name() -> None:
+    config = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {c["job_name"] for c in config["scrape_configs"]}
+    assert jobs == {"detect", "ledger", "anchor", "watch", "serve"}  # as `up{job="serve"}` reads

@@ -335,7 +335,7 @@ def test_service_monitor_scrapes_every_metrics_service() -> None:
         if d["kind"] == "Service" and selector.items() <= d["metadata"]["labels"].items()
     ]
     components = {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in scraped}
-    assert components == {"detect", "sequencer", "anchor", "forensic-watch"}
+    assert components == {"detect", "sequencer", "anchor", "forensic-watch", "serve"}
     assert all(d["spec"]["ports"][0]["name"] == "metrics" for d in scraped)
 
 
@@ -420,3 +420,21 @@ def test_values_the_operations_doc_names_exist() -> None:
         for part in path.split("."):
             assert isinstance(node, dict) and part in node, f"docs name {path}, not in values.yaml"
             node = node[part]
+
+
+# The job names the dashboards and alerts read (`up{job="serve"}`): each process's name, as
+# it registers its scrape target in the local stack (attestream/commands/*.py).
+PROCESS_JOBS = {"detect", "ledger", "anchor", "watch", "serve"}
+
+
+def test_every_process_is_scraped_under_its_own_job_name() -> None:
+    docs = render("--set", "serviceMonitor.enabled=true")
+    services = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-metrics")
+    ]
+    assert {s["metadata"]["labels"]["attestream.io/job"] for s in services} == PROCESS_JOBS
+    [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    assert monitor["spec"]["jobLabel"] == "attestream.io/job"
+    serve = containers(docs)[f"{FULLNAME}-serve"]
+    assert {"name": "metrics", "containerPort": 9467} in serve["ports"]
+    assert {"name": "ATTESTREAM_SERVE_METRICS_PORT", "value": "9467"} in serve["env"]
