@@ -67,3 +67,18 @@ def test_this_environment_is_the_locked_one() -> None:
         installed = Version(metadata.version(name))
         hint = "run `make setup`"
         assert installed == version, f"{name} {installed} installed, {version} pinned: {hint}"
+
+
+def test_the_standard_lock_file_pins_the_same_tree_with_hashes() -> None:
+    """pylock.toml (PEP 751), written by the same `make lock`, pins exactly what
+    requirements.txt pins, every package with a hashed artifact."""
+    pylock = tomllib.loads((ROOT / "pylock.toml").read_text(encoding="utf-8"))
+    assert pylock["lock-version"] == "1.0"
+    pinned = {canonicalize_name(p["name"]): Version(p["version"]) for p in pylock["packages"]}
+    assert pinned == {name: version for name, (version, _) in locked().items()}
+    for package in pylock["packages"]:
+        artifacts = [
+            *package.get("wheels", []),
+            *([package["sdist"]] if "sdist" in package else []),
+        ]
+        assert artifacts and all(a["hashes"]["sha256"] for a in artifacts), package["name"]
