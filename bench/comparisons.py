@@ -5,6 +5,7 @@ worker's peer (p, `bench.peer`), scale-out (s, `bench.scaleout`) and end to end 
 from __future__ import annotations
 
 import gc
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from bench.end_to_end import EndToEndMeasurements
 from bench.peer import PeerMeasurements
 from bench.report import Figure, median
 from bench.scaleout import ScaleMeasurements
-from bench.stream import stream_setup
+from bench.stream import StreamSetup, stream_setup
 
 
 @dataclass
@@ -30,11 +31,11 @@ class Comparisons:
         return self.peer.details() | self.scale.details() | self.end_to_end.details()
 
 
-def measure_comparisons(config: BenchConfig, ep: Endpoints, decisions_topic: str) -> Comparisons:
-    """`config.stream_runs` runs of each, over the stream figures' sizes; the ledger's
-    scale-out over `decisions_topic` (figure a's)."""
-    measured = Comparisons()
-    with stream_setup(
+def configured_stream_setup(
+    config: BenchConfig, ep: Endpoints
+) -> AbstractContextManager[StreamSetup]:
+    """The stream figures' set-up (a freshly trained fraud model, a work dir) at the run's sizes."""
+    return stream_setup(
         ep.kafka_bootstrap,
         config.stream_events,
         config.stream_batch_max,
@@ -43,7 +44,14 @@ def measure_comparisons(config: BenchConfig, ep: Endpoints, decisions_topic: str
         config.stream_latency_s,
         config.seed,
         config.stream_training,
-    ) as setup:
+    )
+
+
+def measure_comparisons(config: BenchConfig, ep: Endpoints, decisions_topic: str) -> Comparisons:
+    """`config.stream_runs` runs of each, over the stream figures' sizes; the ledger's
+    scale-out over `decisions_topic` (figure a's)."""
+    measured = Comparisons()
+    with configured_stream_setup(config, ep) as setup:
         for run in range(config.stream_runs):
             gc.collect()
             measured.peer.measure(setup, run)

@@ -15,7 +15,7 @@ from typing import Any
 from attestream.stack import StackManager
 from attestream.stack_services import Endpoints
 from bench import forensic, forensic_ledger, pipeline, proofs, pure, stream
-from bench.comparisons import Comparisons, measure_comparisons
+from bench.comparisons import Comparisons, configured_stream_setup, measure_comparisons
 from bench.config import BenchConfig
 from bench.decisions import decision_values, fill_topic
 from bench.figures import Measurements, build_figures
@@ -173,16 +173,7 @@ def _measure_pure(config: BenchConfig, measured: Measurements) -> None:
 
 def _measure_stream(config: BenchConfig, ep: Endpoints, measured: Measurements) -> None:
     """(f, g, h): a fraud model trained for the run, then workers over fresh topics."""
-    with stream.stream_setup(
-        ep.kafka_bootstrap,
-        config.stream_events,
-        config.stream_batch_max,
-        config.stream_batch_within_s,
-        config.stream_fetch_max_wait_ms,
-        config.stream_latency_s,
-        config.seed,
-        config.stream_training,
-    ) as setup:
+    with configured_stream_setup(config, ep) as setup:
         for run in range(config.stream_runs):
             gc.collect()
             count, decide, latency = stream.measure_stream(setup, run)
