@@ -12,6 +12,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,18 @@ class Prometheus:
             for rule in group["rules"]
         ]
 
-    def firing(self) -> list[str]:
+    def firing(self, instances: Collection[str] | None = None) -> list[str]:
+        """Names of the firing alerts. Given `instances` (host:port), only the alerts about one
+        of them or about no single instance (rules that aggregate across processes)."""
         status, body = self.get("/api/v1/alerts")
         if status != 200:
             raise ServiceUnavailableError("Prometheus", self.url, f"alerts answered {status}")
-        return [a["labels"]["alertname"] for a in body["data"]["alerts"] if a["state"] == "firing"]
+        return [
+            a["labels"]["alertname"]
+            for a in body["data"]["alerts"]
+            if a["state"] == "firing"
+            and (instances is None or a["labels"].get("instance", "") in {"", *instances})
+        ]
 
     def evaluate(self, query: Query, state: str = "") -> Evaluation:
         status, body = self.get("/api/v1/query", query=query.expr)

@@ -28,6 +28,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,21 +96,27 @@ def families(expr: str) -> set[str]:
     return set(re.findall(r"\b(attestream_[a-z_]+|up)\b", expr))
 
 
+@dataclass(frozen=True)
+class Pipeline:
+    settings: Settings
+    server: str
+    instances: frozenset[str]
+    """host:port of every process's metrics: alerts about other tests' processes (the session
+    Prometheus keeps their series) are not this run's."""
+
+
 @pytest.fixture
 def pipeline(
     isolated: Settings, stack: StackEndpoints, trained_models: Path, tmp_path: Path
-) -> Iterator[tuple[Settings, str]]:
+) -> Iterator[Pipeline]:
     """detect, ledger, anchor, serve and watch running on the session stack with metrics
-    on free ports; yields the settings and the server's URL."""
+    on free ports."""
     create_topics(isolated)
     serve_port = free_port()
+    metrics = {name: free_port() for name in ("detect", "ledger", "anchor", "serve", "watch")}
     env = child_env(
         ATTESTREAM_MODELS_DIR=str(trained_models),
-        ATTESTREAM_DETECT_METRICS_PORT=str(free_port()),
-        ATTESTREAM_LEDGER_METRICS_PORT=str(free_port()),
-        ATTESTREAM_ANCHOR_METRICS_PORT=str(free_port()),
-        ATTESTREAM_SERVE_METRICS_PORT=str(free_port()),
-        ATTESTREAM_WATCH_METRICS_PORT=str(free_port()),
+        **{f"ATTESTREAM_{name.upper()}_METRICS_PORT": str(port) for name, port in metrics.items()},
         ATTESTREAM_WATCH_INTERVAL_S="1",
     )
     commands = {
@@ -122,7 +129,11 @@ def pipeline(
     with ExitStack() as running:
         for name, args in commands.items():
             running.enter_context(background(args, env, tmp_path / f"{name}.log"))
-        yield isolated, f"http://127.0.0.1:{serve_port}"
+        yield Pipeline(
+            isolated,
+            f"http://127.0.0.1:{serve_port}",
+            frozenset(f"{isolated.metrics_host}:{port}" for port in metrics.values()),
+        )
 
 
 def run_events(settings: Settings) -> int:
@@ -164,9 +175,9 @@ def investigate(server: str, home: Path) -> None:
 
 
 def test_dashboards_and_alerts_on_a_running_pipeline(
-    pipeline: tuple[Settings, str], stack: StackEndpoints
+    pipeline: Pipeline, stack: StackEndpoints
 ) -> None:
-    settings, server = pipeline
+    settings, server = pipeline.settings, pipeline.server
     prometheus = stack.prometheus_url
     valid = run_events(settings)
     wait_for(
@@ -199,7 +210,7 @@ def test_dashboards_and_alerts_on_a_running_pipeline(
         return all(_epoch(stamp) > evaluated_after for stamp in stamps)
 
     wait_until(rules_evaluated, PROMETHEUS_TIMEOUT_S, interval_s=POLL_S, what="rule evaluation")
-    assert api.firing() == []
+    assert api.firing(pipeline.instances) == []
     # The operator's view of the same: `stack queries` lists every panel and rule, all parsed.
     listed = subprocess.run(
         [sys.executable, "-m", "attestream.cli", "stack", "queries", "--json"],
@@ -245,7 +256,7 @@ def test_dashboards_and_alerts_on_a_running_pipeline(
     overwrite_entry(store, chain, 1, row)
 
     def verification_alert() -> bool:
-        return "VerificationFailed" in api.firing()
+        return "VerificationFailed" in api.firing(pipeline.instances)
 
     wait_until(verification_alert, PROMETHEUS_TIMEOUT_S, interval_s=POLL_S, what="the alert")
 
