@@ -329,10 +329,10 @@ def _expected(receipt: Receipt, fitted: Fit | None) -> float:
 
 
 def _declared_matches(receipt: Receipt, fitted: Fit | None) -> float:
-    if not receipt.declared_sources:
+    if not receipt.declared_sources and not receipt.declared_parties:
         return MISSING
     before = None if fitted is None else fitted.before
-    return 1.0 if before is not None and before[3] in receipt.declared_sources else 0.0
+    return 1.0 if before is not None and receipt.declares(before[3]) else 0.0
 
 
 def _unauthorised_region(ref: SupplyReference, epc: str, site: Any) -> float:

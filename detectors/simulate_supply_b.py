@@ -9,12 +9,14 @@ is ever one of world A's (whose serials are hexadecimal digits of their own run 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import numpy as np
 
 from attestcore.schemas import BizStep
 from detectors.labelled import DEFAULT_START, check_run_id
 from detectors.simulate_supply import LabelledScan
+from detectors.supply_paperwork_b import advice_id, return_authorisation
 from detectors.supply_tactics_b import counterfeit_reads
 from detectors.supply_world import HOUR, Product, Site, km
 from detectors.supply_world_b import (
@@ -101,14 +103,15 @@ def pallet_lives(
     pallet = _Pallet(rng, world, product, lives, epcs, first)
     t = pallet.read(t0, BizStep.COMMISSIONING, product.maker)
     t = pallet.read(t + dwell(rng, 2, 0.5), BizStep.PACKING, product.maker)
-    t = pallet.read(t + dwell(rng, 12), BizStep.SHIPPING, product.maker)
-    hub, t, leg = _to_hub(rng, world, product.maker, t)
-    t = pallet.read(t, BizStep.RECEIVING, hub, leg)
+    hub = _hub(rng, world, product.maker)
+    t = pallet.ship(t + dwell(rng, 12), product.maker, hub)
+    t, leg = _to_hub(rng, product.maker, hub, t)
+    t = pallet.receive(t, hub, leg)
     t = pallet.read(t + dwell(rng, 3, 0.8), BizStep.STORING, hub)
     if centre != hub:
-        t = pallet.read(t + dwell(rng, 24, 1.3), BizStep.SHIPPING, hub)
+        t = pallet.ship(t + dwell(rng, 24, 1.3), hub, centre)
         border = ("cross_border",) if centre.country != hub.country else ()
-        t = pallet.read(t + road(rng, hub, centre), BizStep.RECEIVING, centre, border)
+        t = pallet.receive(t + road(rng, hub, centre), centre, border)
         t = pallet.read(t + dwell(rng, 2, 0.8), BizStep.STORING, centre)
     for n, life in enumerate(lives):
         item = _Item(rng, world, product, life, epcs[n], first + n)
@@ -116,17 +119,22 @@ def pallet_lives(
     return lives
 
 
-def _to_hub(
-    rng: np.random.Generator, world: WorldB, maker: Site, t: int
-) -> tuple[Site, int, tuple[str, ...]]:
-    """Overseas goods by sea or air to either hub; European goods by road to the nearest."""
+def _hub(rng: np.random.Generator, world: WorldB, maker: Site) -> Site:
+    """Overseas goods go to either port hub, European goods to the hub nearest their factory."""
     if maker.country != "CN":
-        hub = min(world.hubs, key=lambda h: km(h, maker))
-        return hub, t + road(rng, maker, hub), ()
-    hub = world.hubs[int(rng.integers(len(world.hubs)))]
+        return min(world.hubs, key=lambda h: km(h, maker))
+    return world.hubs[int(rng.integers(len(world.hubs)))]
+
+
+def _to_hub(
+    rng: np.random.Generator, maker: Site, hub: Site, t: int
+) -> tuple[int, tuple[str, ...]]:
+    """When the goods reach the hub: by road from Europe, by sea or air from overseas."""
+    if maker.country != "CN":
+        return t + road(rng, maker, hub), ()
     if rng.random() < AIR_SHARE:
-        return hub, t + int(rng.uniform(*AIR_HOURS) * HOUR), ("air_freight",)
-    return hub, t + int(rng.uniform(*SEA_DAYS) * DAY), ()
+        return t + int(rng.uniform(*AIR_HOURS) * HOUR), ("air_freight",)
+    return t + int(rng.uniform(*SEA_DAYS) * DAY), ()
 
 
 class _Pallet:
@@ -143,14 +151,31 @@ class _Pallet:
     ) -> None:
         self.rng, self.world, self.product = rng, world, product
         self.lives, self.epcs, self.first = lives, epcs, first
+        self.advice, self.dest, self.sender = "", cast(Site | None, None), cast(Site | None, None)
 
     def read(self, t: int, step: BizStep, site: Site, noise: tuple[str, ...] = ()) -> int:
         door = int(self.rng.integers(1, 5))
         for n, (life, epc) in enumerate(zip(self.lives, self.epcs, strict=True)):
             auth = genuine_auth(self.rng, self.world, self.product, site)
             marks = {"pallet_read", *noise}
-            life.append(Read(t + 2 * n, self.first + n, epc, step, site, door, auth, noise=marks))
+            read = Read(t + 2 * n, self.first + n, epc, step, site, door, auth, noise=marks)
+            read.desadv = self.advice
+            read.dest = self.dest if step == BizStep.SHIPPING else None
+            read.sender = self.sender if step == BizStep.RECEIVING else None
+            life.append(read)
         return t + 2 * len(self.epcs)
+
+    def ship(self, t: int, site: Site, to: Site) -> int:
+        """The pallet leaves under one despatch advice naming `to`."""
+        self.advice, self.dest, self.sender = advice_id(site, f"P{self.first:08d}"), to, site
+        t = self.read(t, BizStep.SHIPPING, site)
+        return t
+
+    def receive(self, t: int, site: Site, noise: tuple[str, ...] = ()) -> int:
+        """Every item's receipt cites the pallet's advice and its sender."""
+        t = self.read(t, BizStep.RECEIVING, site, noise)
+        self.advice, self.dest, self.sender = "", None, None
+        return t
 
 
 class _Item:
@@ -174,14 +199,30 @@ class _Item:
         self.life.append(Read(t, self.item, self.epc, step, site, door, auth, noise=set(noise)))
         return t
 
+    def ship(self, t: int, site: Site, to: Site, *noise: str) -> int:
+        """A shipment of one order, under its own despatch advice naming `to`."""
+        self.read(t, BizStep.SHIPPING, site, *noise)
+        shipped = self.life[-1]
+        shipped.desadv = advice_id(site, f"{self.item:08d}-{len(self.life)}")
+        shipped.dest = to
+        return t
+
+    def receive(self, t: int, site: Site, *noise: str) -> int:
+        """A receipt citing the last shipment's advice and naming its sender."""
+        shipped = next(r for r in reversed(self.life) if r.step == BizStep.SHIPPING)
+        self.read(t, BizStep.RECEIVING, site, *noise)
+        self.life[-1].desadv, self.life[-1].sender = shipped.desadv, shipped.site
+        self.life[-1].rma = shipped.rma
+        return t
+
     def onwards(self, centre: Site, shop: Site, t: int) -> None:
         rng = self.rng
         if rng.random() < DESTROYED_SHARE:
             self.read(t + dwell(rng, 240), BizStep.DECOMMISSIONING, centre)
             return
-        t = self.read(t + dwell(rng, 72, 1.2), BizStep.SHIPPING, centre)
+        t = self.ship(t + dwell(rng, 72, 1.2), centre, shop)
         border = ("cross_border",) if shop.country != centre.country else ()
-        t = self.read(t + road(rng, centre, shop), BizStep.RECEIVING, shop, *border)
+        t = self.receive(t + road(rng, centre, shop), shop, *border)
         if rng.random() < TRANSFER_SHARE:
             shop, t = self._transfer(shop, t)
         if rng.random() >= SOLD_SHARE:
@@ -199,8 +240,8 @@ class _Item:
         if not others:
             return shop, t
         to = others[int(self.rng.integers(len(others)))]
-        t = self.read(t + dwell(self.rng, 120), BizStep.SHIPPING, shop, "store_transfer")
-        t = self.read(t + road(self.rng, shop, to), BizStep.RECEIVING, to, "store_transfer")
+        t = self.ship(t + dwell(self.rng, 120), shop, to, "store_transfer")
+        t = self.receive(t + road(self.rng, shop, to), to, "store_transfer")
         return to, t
 
     def _return_elsewhere(self, shop: Site, t: int) -> None:
@@ -210,6 +251,7 @@ class _Item:
             return
         to = country[int(self.rng.integers(len(country)))]
         t = self.read(t + dwell(self.rng, 120), BizStep.RETURNING, to, "return_elsewhere")
+        self.life[-1].rma = return_authorisation(to, self.item, self.rng)
         if self.rng.random() < 0.5:
             self.read(t + dwell(self.rng, 96), BizStep.RETAIL_SELLING, to, "return_elsewhere")
 
@@ -220,8 +262,11 @@ class _Item:
         service = maker if maker.country != "CN" else self.world.hubs[0]
         rng = self.rng
         t = self.read(t + dwell(rng, 24 * 30), BizStep.RETURNING, shop, "repair")
-        t = self.read(t + dwell(rng, 24), BizStep.SHIPPING, shop, "repair")
-        t = self.read(t + road(rng, shop, service), BizStep.RECEIVING, service, "repair")
-        t = self.read(t + dwell(rng, 24 * 7), BizStep.SHIPPING, service, "repair")
-        t = self.read(t + road(rng, service, shop), BizStep.RECEIVING, shop, "repair")
+        rma = self.life[-1].rma = f"{shop.code}-RMA-{self.item:08d}"
+        t = self.ship(t + dwell(rng, 24), shop, service, "repair")
+        self.life[-1].rma = rma
+        t = self.receive(t + road(rng, shop, service), service, "repair")
+        t = self.ship(t + dwell(rng, 24 * 7), service, shop, "repair")
+        self.life[-1].rma = rma
+        t = self.receive(t + road(rng, service, shop), shop, "repair")
         self.read(t + dwell(rng, 48), BizStep.RETAIL_SELLING, shop, "repair")

@@ -30,6 +30,8 @@ from detectors.supply_tracks import Track
 MAX_DESPATCHES = 3
 MISSING = -1.0
 _DESADV, _DEST, _TS, _FROM, _ID, _LAT, _LON = range(7)
+_SGLN, _PGLN = "urn:epc:id:sgln:", "urn:epc:id:pgln:"
+_PARTIES = (SourceDestType.OWNING_PARTY, SourceDestType.POSSESSING_PARTY)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,15 @@ class Receipt:
     cites_rma: bool  # a return merchandise authorisation: sent in by a customer
     v2_receipt: bool  # a receipt of schema version 2, which carries business data
     cited: tuple[str, ...] = ()  # the despatch advices the receipt cites
+    declared_parties: tuple[str, ...] = ()  # company prefixes of its `sourceList` parties
+
+    def declares(self, location: str) -> bool:
+        """The receipt names `location` as its source, or the party owning it: a party GLN
+        with the location's GS1 Company Prefix."""
+        if location in self.declared_sources:
+            return True
+        prefix = company_prefix(location)
+        return prefix is not None and prefix in self.declared_parties
 
     def explains(self, track: Track, ts: float) -> bool:
         """The receipt accounts for its move onto `track`: the track's scan before it is where
@@ -62,10 +73,19 @@ class Receipt:
         sent = [d for d in (self.matched, self.mismatch) if d is not None]
         if self.mismatch is not None and self.mismatch[_DESADV] not in self.cited:
             sent.remove(self.mismatch)
-        return came_from in self.declared_sources or any(d[_FROM] == came_from for d in sent)
+        return self.declares(came_from) or any(d[_FROM] == came_from for d in sent)
 
 
 NOT_A_RECEIPT = Receipt(MISSING, 0.0, MISSING, None, None, (), False, False)
+
+
+def company_prefix(uri: str) -> str | None:
+    """The GS1 Company Prefix of an SGLN or PGLN EPC URI (EPC Tag Data Standard 1.13, 6.3:
+    the digits before the first dot), None for any other identifier."""
+    for scheme in (_SGLN, _PGLN):
+        if uri.startswith(scheme):
+            return uri.removeprefix(scheme).split(".", 1)[0]
+    return None
 
 
 def _ids(event: SupplyChainEvent, kind: BizTransactionType) -> tuple[str, ...]:
@@ -97,6 +117,7 @@ def check_receipt(
         km = haversine_km(despatch[_LAT], despatch[_LON], event.lat, event.lon)
         ratio = hours / max(cal.transit_bound_hours(km), 1.0)
     declared = tuple(s.id for s in event.source_list if s.type == SourceDestType.LOCATION)
+    parties = {company_prefix(s.id) for s in event.source_list if s.type in _PARTIES}
     rma = bool(_ids(event, BizTransactionType.RETURN_MERCHANDISE_AUTHORISATION))
     return Receipt(
         expected=_expected(matched is not None or rma, event.schema_version),
@@ -108,6 +129,7 @@ def check_receipt(
         cites_rma=rma,
         v2_receipt=event.schema_version >= 2,
         cited=cited,
+        declared_parties=tuple(sorted(p for p in parties if p is not None)),
     )
 
 

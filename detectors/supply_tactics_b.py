@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from attestcore.schemas import BizStep
+from detectors.supply_paperwork_b import advice_id, return_authorisation
 from detectors.supply_world import Site, km
 from detectors.supply_world_b import (
     DAY,
@@ -64,8 +65,21 @@ class _Copy:
         self.reads.append(Read(t, self.item, self.epc, step, site, door, auth, 1, self.tactic))
         return t
 
-    def on_shelf(self, t: int, shop: Site) -> list[Read]:
-        t = self.read(t, BizStep.RECEIVING, shop)
+    def forged_receipt(self, t: int, site: Site, sender: Site) -> int:
+        """A receipt citing a despatch advice in `sender`'s format that it never sent: the
+        delivery note came with the copy."""
+        self.read(t, BizStep.RECEIVING, site)
+        forged = f"{int(self.rng.integers(10**8)):08d}-{int(self.rng.integers(2, 6))}"
+        self.reads[-1].desadv, self.reads[-1].sender = advice_id(sender, forged), sender
+        return t
+
+    def on_shelf(self, t: int, shop: Site, shipped: Read | None = None) -> list[Read]:
+        """Received at a shop (citing `shipped`'s advice, or a forged one) and often sold."""
+        if shipped is None:
+            t = self.forged_receipt(t, shop, self.world.regional_centres(shop)[0])
+        else:
+            t = self.read(t, BizStep.RECEIVING, shop)
+            self.reads[-1].desadv, self.reads[-1].sender = shipped.desadv, shipped.site
         if self.rng.random() < COPY_SOLD:
             self.read(t + dwell(self.rng, 72), BizStep.RETAIL_SELLING, shop)
         return self.reads
@@ -134,6 +148,7 @@ def _return_swap(
     copy = _Copy(rng, world, item, sale.epc, "return_swap")
     copy.transplanted = bool(rng.random() < 0.5)
     t = copy.read(sale.ts + dwell(rng, 24 * 10), BizStep.RETURNING, sale.site)
+    copy.reads[-1].rma = return_authorisation(sale.site, item, rng)
     if rng.random() < 0.7:
         copy.read(t + dwell(rng, 96), BizStep.RETAIL_SELLING, sale.site)
     return copy.reads
@@ -161,14 +176,17 @@ def _divert(rng: np.random.Generator, world: WorldB, life: list[Read]) -> None:
     tail = _Copy(rng, world, shipped.item, shipped.epc, "diversion_reentry")
     tail.transplanted = True  # the genuine item itself: its tag answers the challenge
     abroad = grey[int(rng.integers(len(grey)))]
+    shipped.dest = abroad  # the order came from abroad; the centre shipped what was ordered
     if rng.random() < 0.5:
         t = tail.read(t + road(rng, shipped.site, abroad), BizStep.RECEIVING, abroad)
+        tail.reads[-1].desadv, tail.reads[-1].sender = shipped.desadv, shipped.site
+        # The grey trader's onward sale goes under no business data the brand sees.
         t = tail.read(t + dwell(rng, 24 * 14), BizStep.SHIPPING, abroad)
     back = [
         s for s in world.base.authorised_retailers(product) if s.country != shipped.site.country
     ] or list(world.base.authorised_retailers(product))
     shop = back[int(rng.integers(len(back)))]
-    t = tail.read(t + int(rng.uniform(14, 45) * DAY), BizStep.RECEIVING, shop)
+    t = tail.forged_receipt(t + int(rng.uniform(14, 45) * DAY), shop, abroad)
     if rng.random() < 0.8:
         tail.read(t + dwell(rng, 120), BizStep.RETAIL_SELLING, shop)
     life += tail.reads
@@ -184,14 +202,18 @@ def _distributor_batch(
     # A pallet's lives are consecutive, commissioned seconds apart.
     chosen = [other for other in lives[start : start + size] if other[0].ts - life[0].ts < 200]
     centre = world.base.distributors[int(rng.integers(len(world.base.distributors)))]
+    hub = world.hubs[int(rng.integers(len(world.hubs)))]  # where the copies claim to come from
     t = life[0].ts + int(rng.uniform(5, 40) * DAY)
     copies = []
     for n, genuine in enumerate(chosen):
         copy = _Copy(rng, world, first + n, genuine[0].epc, "distributor_entry")
-        at = copy.read(t + 2 * n, BizStep.RECEIVING, centre)
+        at = copy.forged_receipt(t + 2 * n, centre, hub)
         at = copy.read(at + dwell(rng, 3, 0.8), BizStep.STORING, centre)
         near = sorted(world.base.authorised_retailers(copy.product), key=lambda s: km(s, centre))
         shop = near[int(rng.integers(min(NEAR_SHOPS, len(near))))]
+        # Received, the copies are the centre's stock: it ships them under its own advice.
         at = copy.read(at + dwell(rng, 48, 1.2), BizStep.SHIPPING, centre)
-        copies.append(copy.on_shelf(at + road(rng, centre, shop), shop))
+        shipped = copy.reads[-1]
+        shipped.desadv, shipped.dest = advice_id(centre, f"{first + n:08d}-1"), shop
+        copies.append(copy.on_shelf(at + road(rng, centre, shop), shop, shipped))
     return copies

@@ -18,7 +18,9 @@ far the features and the model carry:
   maker or the hub (`repair`), a store transfer to any authorised shop (`store_transfer`);
 - readers: every site misses 6-24 % of reads (`missed_read`), every reader's clock is off by
   minutes (`clock_skew`, marked when over a minute), some readers upload hours late
-  (`late_upload`), a fifth of shops and half of the centres cannot run the tag challenge.
+  (`late_upload`), a fifth of shops and half of the centres cannot run the tag challenge;
+- business data (despatch advices, sources, destinations, return authorisations) as world B's
+  partners record it, not every partner and not always (`detectors.supply_paperwork_b`).
 
 Counterfeit tactics are in `detectors.supply_tactics_b`. Scans are labelled in the file format
 of the first world (`LabelledScan`), so every tool reads both.
@@ -35,6 +37,7 @@ import numpy as np
 from attestcore.errors import UsageError
 from attestcore.schemas import Action, BizStep, SupplyChainEvent, TagAuth
 from detectors.simulate_supply import DISPOSITION, LabelledScan
+from detectors.supply_paperwork_b import MISSING_PAPERWORK, business_data, sends_business_data
 from detectors.supply_world import HOUR, Product, Site, World, build_world, km
 
 DAY = 24 * HOUR
@@ -77,6 +80,7 @@ NOISE_B = (
     "repair",
     "store_transfer",
     "read_error",
+    "missing_paperwork",
 )
 
 
@@ -95,6 +99,13 @@ class Read:
     tactic: str = ""
     noise: set[str] = field(default_factory=set)
     delay: int = 0
+    # What the site's systems record beside the read (`detectors.supply_paperwork_b`): the
+    # despatch advice a shipment goes under or a receipt cites, where a shipment goes, who a
+    # receipt came from, a return authorisation.
+    desadv: str = ""
+    dest: Site | None = None
+    sender: Site | None = None
+    rma: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class Readers:
     skew: dict[tuple[str, int], int]
     late: dict[tuple[str, int], bool]
     challenge: dict[str, bool]
+    paperwork: dict[str, bool]  # the site sends EPCIS business data (wire version 2)
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,7 @@ def build_world_b(rng: np.random.Generator) -> WorldB:
         skew={k: int(np.clip(rng.normal(0, CLOCK_SKEW_SD_S), -900, 900)) for k in doors},
         late={k: bool(rng.random() < LATE_READER_SHARE) for k in doors},
         challenge={s.code: _can_challenge(rng, s) for s in sites},
+        paperwork={s.code: sends_business_data(rng, s, HUBS) for s in sites},
     )
     world = WorldB(base, readers, ())
     return WorldB(base, readers, tuple(world.site(code) for code in HUBS))
@@ -192,6 +205,14 @@ def read_noise(rng: np.random.Generator, world: WorldB, reads: list[Read]) -> li
             read.noise.add("clock_skew")
         if read.auth == TagAuth.FAILED and not read.label:
             read.noise.add("read_error")
+        if (
+            read.step == BizStep.RECEIVING
+            and read.desadv
+            and world.readers.paperwork[read.site.code]
+            and rng.random() < MISSING_PAPERWORK
+        ):
+            read.desadv = ""
+            read.noise.add("missing_paperwork")
         out.append(read)
     return out
 
@@ -215,6 +236,7 @@ def to_labelled(world: WorldB, read: Read, index: int, run: str, start: datetime
         lon=site.lon,
         reader_id=f"rdr-{site.code}-{read.door}",
         tag_auth=read.auth,
+        **(business_data(read) if world.readers.paperwork[site.code] else {}),
     )
     return LabelledScan(event, read.label, read.tactic, tuple(sorted(read.noise)))
 

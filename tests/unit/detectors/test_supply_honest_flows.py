@@ -13,12 +13,13 @@ from supply_traces import (
     hours_of,
     legacy,
     life,
+    loc,
     quiet,
     run,
     scan,
 )
 
-from attestcore.schemas import BizStep, TagAuth
+from attestcore.schemas import BizStep, SourceDest, SourceDestType, SupplyChainEvent, TagAuth
 from detectors.supply_calibration import default_calibration
 
 
@@ -102,6 +103,24 @@ def test_one_missed_read_is_explained_by_the_receipt_or_costs_one_missed_read() 
     assert v1[5]["missed_reads"] == 1.0 and v1[5]["fit_cost"] > 0
     assert v1[5]["started_track"] == 0.0 and len(state["tracks"]) == 1
     assert v1[6]["fit_cost"] == 0.0 and v1[6]["plausibility_gap"] == -1.0
+
+
+def test_a_missed_shipping_read_explained_by_the_receipt_naming_its_sending_party() -> None:
+    """The centre's shipping read is missed and the receipt names its source only as an owning
+    party: a party GLN with the centre's GS1 Company Prefix accounts for the move; a party of
+    another company does not."""
+    events = [e for i, e in enumerate(life()) if i != 5]
+    centre = loc("dc-hamburg").removeprefix("urn:epc:id:sgln:").split(".")[0]
+
+    def named_by(company: str) -> list[SupplyChainEvent]:
+        party = SourceDest(type=SourceDestType.OWNING_PARTY, id=f"urn:epc:id:pgln:{company}.00000")
+        return [*events[:5], msgspec.structs.replace(events[5], source_list=[party]), events[6]]
+
+    v = assert_quiet(named_by(centre))
+    assert v[5]["declared_source_matches"] == 1.0 and v[5]["receipt_expected"] == 1.0
+    other, _, state = run(named_by("9999999"))
+    assert other[5]["declared_source_matches"] == 0.0 and other[5]["receipt_expected"] == 0.0
+    assert other[5]["started_track"] == 1.0 and len(state["tracks"]) == 2
 
 
 def test_a_pallet_level_read() -> None:
