@@ -22,7 +22,9 @@ How long the broker may hold a fetch of a caught-up partition is the consumer's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -64,3 +66,23 @@ def take_batch(
         batch.extend(got)
         take = next_take(cap, len(batch), take, len(got), poll_s)
     return batch
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a batch is logged, as it was before after.
+
+    A batch of 10,000 decisions allocates a few hundred thousand containers (decisions, their
+    features and reasons, entry columns), all freed by reference counting when the batch is
+    done; at the default threshold the collector ran every 700 of them, each run finding
+    nothing, and now and then a full run over the duplicate window's 200,000 entries: 2-3 µs
+    of an entry's 13 µs of pure work (docs/benchmarks.md). Cycles made meanwhile (an
+    exception's traceback) are collected by the runs after the batch."""
+    if not gc.isenabled():  # paused by the caller: leave it so
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -64,7 +64,7 @@ from attestcore.errors import (
 from attestcore.records import ChainHead, OwnershipMarks, StoredCheckpoint
 from attestcore.schemas import EVENT_HEADER
 from ledger.archive import ArchiveBatch, archive_batch
-from ledger.batches import take_batch
+from ledger.batches import collector_paused, take_batch
 from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
@@ -344,6 +344,12 @@ class Sequencer:
     ) -> tuple[list[BatchOutcome], dict[int, int]]:
         """Steps 0-2 for every chain in the batch; returns the outcomes and, per chain, the
         last offset read (rejected records included) for step 3."""
+        with collector_paused():
+            return self._log_messages(messages)
+
+    def _log_messages(
+        self, messages: Sequence[Message]
+    ) -> tuple[list[BatchOutcome], dict[int, int]]:
         by_chain: dict[int, list[Incoming]] = defaultdict(list)
         last_offset: dict[int, int] = {}
         for msg in messages:
