@@ -3,12 +3,13 @@ the poll timeout is waited only while no record has arrived."""
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.batches import DRAIN_WAIT_S, Take, next_take, take_batch
+from ledger.batches import DRAIN_WAIT_S, Take, collector_paused, next_take, take_batch
 
 POLL_S = 0.5
 
@@ -67,3 +68,17 @@ def test_a_batch_takes_what_is_buffered_up_to_the_cap_waiting_the_poll_once(
     assert batch == list(range(min(buffered, cap)))
     assert [take.timeout_s for take in client.calls].count(POLL_S) == 1
     assert sum(take.timeout_s for take in client.calls) <= POLL_S + DRAIN_WAIT_S
+
+
+def test_the_collector_is_paused_while_a_batch_is_logged_and_restored_after() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # paused by the caller: left so
+    finally:
+        gc.enable()
