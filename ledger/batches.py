@@ -70,7 +70,7 @@ def take_batch(
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a batch is logged, as it was before after.
+    """Python's cyclic garbage collector off while a batch is logged, and back on after.
 
     A batch of 10,000 decisions allocates a few hundred thousand containers (decisions, their
     features and reasons, entry columns), all freed by reference counting when the batch is
