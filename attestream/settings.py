@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # tests lower both to rebalance in seconds.
     ledger_session_timeout_ms: int = Field(default=10_000, ge=1000)
     ledger_max_poll_interval_ms: int = Field(default=60_000, ge=1000)
+    # A batch is logged as soon as nothing more is buffered (ledger/batches.py); this is how
+    # long the broker may hold the sequencer's fetch of a caught-up partition, a decision
+    # that arrives meanwhile waiting for its answer (ledger.sequencer.FETCH_MAX_WAIT_MS).
+    ledger_fetch_max_wait_ms: int = Field(default=20, ge=1, le=60_000)
 
     # Detection. A micro-batch is decided as soon as the worker has nothing more buffered, or
     # at its size cap; the window is only the longest it waits while the consumer delivers

@@ -64,6 +64,7 @@ from attestcore.errors import (
 from attestcore.records import ChainHead, OwnershipMarks, StoredCheckpoint
 from attestcore.schemas import EVENT_HEADER
 from ledger.archive import ArchiveBatch, archive_batch
+from ledger.batches import collector_paused, take_batch
 from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource, decode_decision
@@ -79,9 +80,14 @@ log = logging.getLogger("attestream.ledger")
 CRASH_AT_ENV = "ATTESTREAM_LEDGER_CRASH_AT"
 CRASH_POINTS = ("entries", "nodes", "checkpoint")
 
-# How long one consume call waits for the first message: short enough that a stop request
-# or a rebalance is noticed promptly, long enough not to spin.
+# How long a batch waits for its first message: short enough that a stop request or a
+# rebalance is noticed promptly, long enough not to spin. Once one has arrived, the batch
+# takes only what is buffered (ledger/batches.py).
 POLL_TIMEOUT_S = 0.5
+# How long the broker may hold a fetch of a caught-up partition: librdkafka's default is
+# 500 ms, much of which the local broker, Tansu, waits out, and a decision that arrives
+# meanwhile waits for the fetch's answer. 20 ms, as the detection worker's, costs little.
+FETCH_MAX_WAIT_MS = 20
 # An idle sequencer (no decisions) asks ClickHouse whether it answers this often, so its
 # readiness gauge shows an outage before the next batch runs into it.
 IDLE_STORE_PROBE_S = 5.0
@@ -108,6 +114,7 @@ class SequencerConfig:
     batch_max: int
     session_timeout_ms: int = SESSION_TIMEOUT_MS
     max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS
+    fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS
     crash_at: str = ""
     """Fault injection (see the module doc); empty in production."""
 
@@ -189,6 +196,7 @@ class Sequencer:
                 "session.timeout.ms": config.session_timeout_ms,
                 "heartbeat.interval.ms": config.session_timeout_ms // HEARTBEATS_PER_SESSION,
                 "max.poll.interval.ms": config.max_poll_interval_ms,
+                "fetch.wait.max.ms": config.fetch_max_wait_ms,
                 "isolation.level": "read_committed",
                 # Connection failures reach the broker watch (one line per backoff step)
                 # and the client's own log lines are throttled.
@@ -304,7 +312,7 @@ class Sequencer:
         idle_since = probed = time.monotonic()
         try:
             while not self._stopping:
-                messages = self.consumer.consume(self.config.batch_max, POLL_TIMEOUT_S)
+                messages = take_batch(self.consumer.consume, self.config.batch_max, POLL_TIMEOUT_S)
                 now = time.monotonic()
                 if messages or not self.owned:
                     # Idle time counts only once chains are assigned: a group join can take
@@ -336,6 +344,12 @@ class Sequencer:
     ) -> tuple[list[BatchOutcome], dict[int, int]]:
         """Steps 0-2 for every chain in the batch; returns the outcomes and, per chain, the
         last offset read (rejected records included) for step 3."""
+        with collector_paused():
+            return self._log_messages(messages)
+
+    def _log_messages(
+        self, messages: Sequence[Message]
+    ) -> tuple[list[BatchOutcome], dict[int, int]]:
         by_chain: dict[int, list[Incoming]] = defaultdict(list)
         last_offset: dict[int, int] = {}
         for msg in messages:

@@ -63,12 +63,22 @@ def run(
     max_idle: float = typer.Option(
         None, help="Exit after this many seconds without decisions (default: run forever)."
     ),
+    fetch_max_wait_ms: int | None = typer.Option(
+        None,
+        "--fetch-max-wait-ms",
+        min=1,
+        max=60_000,
+        envvar="ATTESTREAM_LEDGER_FETCH_MAX_WAIT_MS",
+        help="Longest the broker may hold a fetch of a caught-up partition (default 20).",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Consume decisions and append them to the ledger, checkpoint by checkpoint. Outages of
     ClickHouse or the broker are waited out; SIGTERM finishes the batch in hand and exits."""
     setup_logging(verbose)
     settings = load_settings()
+    if fetch_max_wait_ms is not None:
+        settings = settings.model_copy(update={"ledger_fetch_max_wait_ms": fetch_max_wait_ms})
     signer = ledger_signer(settings)  # first: without a key nothing else is worth starting
     bootstrap = settings.require_kafka()
     registry = process_registry(REGISTRY)
@@ -140,6 +150,7 @@ def _sequencer_config(settings: Settings) -> SequencerConfig:
         settings.ledger_batch_max,
         session_timeout_ms=settings.ledger_session_timeout_ms,
         max_poll_interval_ms=settings.ledger_max_poll_interval_ms,
+        fetch_max_wait_ms=settings.ledger_fetch_max_wait_ms,
         # Hidden fault injection for the crash tests (docs/operations.md); unset in production.
         crash_at=os.environ.get(CRASH_AT_ENV, ""),
     )

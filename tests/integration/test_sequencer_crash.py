@@ -72,6 +72,10 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(
             assert run.wait() == -signal.SIGKILL
         final = SequencerProcess("final", tmp_path / "final.log").start()
         runs.append(final)
+        # The killed runs may have logged everything already (a batch is logged as soon as
+        # nothing more is buffered): SIGTERM below must find the final run started, its
+        # handler installed, or it ends the process before it can finish cleanly.
+        wait_until("an assignment", has_resumed(final), START_TIMEOUT_S, [final])
         producer.finish(FINISH_TIMEOUT_S)
         wait_until(
             "every decision logged and checkpointed",

@@ -10,10 +10,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from attestcore.errors import ConfigError
 from attestream import ledger_metrics as command
+from attestream.commands.ledger import _sequencer_config
 from attestream.ledger_metrics import CheckpointAge
 from attestream.settings import Settings
 from ledger.events import BatchOutcome, RejectReason
-from ledger.sequencer import MAX_POLL_INTERVAL_MS, SESSION_TIMEOUT_MS, SequencerConfig
+from ledger.sequencer import (
+    FETCH_MAX_WAIT_MS,
+    MAX_POLL_INTERVAL_MS,
+    SESSION_TIMEOUT_MS,
+    SequencerConfig,
+)
 
 METRICS = [
     value for value in vars(command).values() if isinstance(value, Counter | Gauge | Histogram)
@@ -41,6 +47,15 @@ def test_settings_default_to_the_sequencer_timeouts() -> None:
     defaults = Settings.model_fields
     assert defaults["ledger_session_timeout_ms"].default == SESSION_TIMEOUT_MS
     assert defaults["ledger_max_poll_interval_ms"].default == MAX_POLL_INTERVAL_MS
+    assert defaults["ledger_fetch_max_wait_ms"].default == FETCH_MAX_WAIT_MS
+
+
+def test_the_fetch_wait_reaches_the_sequencer_from_its_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ATTESTREAM_LEDGER_FETCH_MAX_WAIT_MS", "35")
+    settings = Settings(kafka_bootstrap="b:9092")
+    assert _sequencer_config(settings).fetch_max_wait_ms == 35
 
 
 def test_only_known_crash_points_are_accepted() -> None:
