@@ -36,7 +36,7 @@ from bench.stream import (
     Worker,
     fill_payments,
 )
-from bench.stream_worker import WorkerSettings
+from bench.stream_worker import KAFKA_MODE, WorkerSettings
 from streams.topics import ensure_topics
 
 TARGET_PEER_RATE_RATIO = 0.8
@@ -89,7 +89,7 @@ def settings_for(setup: StreamSetup, topic: str, mode: str, partitions: int = 1)
 def start(mode: str, settings: WorkerSettings, log: Path) -> Worker:
     if mode == "peer":
         return PeerProcess(settings, log)
-    return Worker("decide", settings, log)
+    return Worker(KAFKA_MODE if mode == "kafka" else "decide", settings, log)
 
 
 def timed_run(setup: StreamSetup, topic: str, mode: str) -> StreamRun:
