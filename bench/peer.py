@@ -1,10 +1,12 @@
 """(p) The detection worker against its peer, a plain consumer loop doing the same work.
 
-Each run publishes its own one-partition payments topic and decides it twice, each time by a
-fresh process in its own consumer group reading from the start, the order alternating from run
-to run so that a busy moment of the shared machine does not always fall on the same one:
+Each run publishes its own one-partition payments topic and decides it three times, each time
+by a fresh process in its own consumer group reading from the start, the order reversed from
+run to run so that a busy moment of the shared machine does not always fall on the same one:
 
 - `worker`: the faust detection worker (`bench.stream_worker decide`, as figure f);
+- `kafka`: the detection worker on the confluent-kafka engine (`bench.stream_worker
+  decide-kafka`, as figure q, `streams.kafka_worker`);
 - `peer`: `bench.peer_loop`, the same `decide_batch`, state and changelog, producer settings
   and micro-batch in a confluent-kafka loop that flushes and commits every batch.
 
@@ -43,7 +45,7 @@ TARGET_PEER_RATE_RATIO = 0.8
 """The worker's decisions/s against the peer's."""
 TARGET_PEER_CPU_FACTOR = 1.25
 """The worker's CPU time per decision, at most this many times the peer's."""
-MODES = ("worker", "peer")
+MODES = ("worker", "kafka", "peer")
 
 
 class PeerProcess(Worker):
@@ -112,6 +114,8 @@ def timed_run(setup: StreamSetup, topic: str, mode: str) -> StreamRun:
 @dataclass
 class PeerMeasurements:
     worker: list[StreamRun] = field(default_factory=list)
+    kafka: list[StreamRun] = field(default_factory=list)
+    """The detection worker on the confluent-kafka engine (p4, p5)."""
     peer: list[StreamRun] = field(default_factory=list)
 
     def measure(self, setup: StreamSetup, run: int) -> None:
@@ -170,6 +174,48 @@ class PeerMeasurements:
                 peer_rates,
             ),
             Figure("p3", "  the peer's CPU time per decision", "µs", peer_cpu_value, peer_cpu),
+            *self._kafka_figures(peer_rate, peer_cpu_value),
+        ]
+
+    def _kafka_figures(self, peer_rate: float, peer_cpu: float) -> list[Figure]:
+        """(p4, p5) The worker on the confluent-kafka engine against the same peer."""
+        if not self.kafka:
+            return []
+        rates, cpu = [r.rate for r in self.kafka], [r.cpu_us_per_event for r in self.kafka]
+        rate, cpu_value = median(rates), median(cpu)
+        return [
+            Figure(
+                "p4",
+                "detection worker (confluent-kafka engine) against the peer: decisions/s",
+                "decisions/s",
+                rate,
+                rates,
+                peer_rate,
+                "p2: the peer",
+                ratio=rate / peer_rate,
+                targets=[
+                    Target(
+                        f"ratio ≥ {TARGET_PEER_RATE_RATIO}",
+                        rate / peer_rate >= TARGET_PEER_RATE_RATIO,
+                    )
+                ],
+            ),
+            Figure(
+                "p5",
+                "  its CPU time per decision (all threads)",
+                "µs",
+                cpu_value,
+                cpu,
+                peer_cpu,
+                "the peer's",
+                ratio=peer_cpu / cpu_value,
+                targets=[
+                    Target(
+                        f"≤ {TARGET_PEER_CPU_FACTOR} × the peer's",
+                        cpu_value <= TARGET_PEER_CPU_FACTOR * peer_cpu,
+                    )
+                ],
+            ),
         ]
 
     def details(self) -> dict[str, Any]:
@@ -178,5 +224,6 @@ class PeerMeasurements:
 
         return {
             "peer_worker_runs": [run(r) for r in self.worker],
+            "peer_kafka_runs": [run(r) for r in self.kafka],
             "peer_runs": [run(r) for r in self.peer],
         }
