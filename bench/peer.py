@@ -126,46 +126,19 @@ class PeerMeasurements:
             getattr(self, mode).append(timed_run(setup, topic, mode))
 
     def figures(self) -> list[Figure]:
-        rates, peer_rates = [r.rate for r in self.worker], [r.rate for r in self.peer]
-        cpu, peer_cpu = (
-            [r.cpu_us_per_event for r in self.worker],
+        peer_rates, peer_cpu = (
+            [r.rate for r in self.peer],
             [r.cpu_us_per_event for r in self.peer],
         )
-        rate, peer_rate = median(rates), median(peer_rates)
-        cpu_value, peer_cpu_value = median(cpu), median(peer_cpu)
-        return [
-            Figure(
-                "p",
-                "detection worker (faust) against its peer: decisions/s, same run and topic",
-                "decisions/s",
-                rate,
-                rates,
-                peer_rate,
-                "p2: the peer",
-                ratio=rate / peer_rate,
-                targets=[
-                    Target(
-                        f"ratio ≥ {TARGET_PEER_RATE_RATIO}",
-                        rate / peer_rate >= TARGET_PEER_RATE_RATIO,
-                    )
-                ],
-            ),
-            Figure(
-                "p1",
-                "  its CPU time per decision (all threads)",
-                "µs",
-                cpu_value,
-                cpu,
-                peer_cpu_value,
-                "the peer's",
-                ratio=peer_cpu_value / cpu_value,
-                targets=[
-                    Target(
-                        f"≤ {TARGET_PEER_CPU_FACTOR} × the peer's",
-                        cpu_value <= TARGET_PEER_CPU_FACTOR * peer_cpu_value,
-                    )
-                ],
-            ),
+        peer_rate, peer_cpu_value = median(peer_rates), median(peer_cpu)
+        figures = _against_peer(
+            ("p", "p1"),
+            "detection worker (faust) against its peer: decisions/s, same run and topic",
+            self.worker,
+            peer_rate,
+            peer_cpu_value,
+        )
+        figures += [
             Figure(
                 "p2",
                 "peer: the same decide_batch in a confluent-kafka loop (flush, commit per batch)",
@@ -174,49 +147,16 @@ class PeerMeasurements:
                 peer_rates,
             ),
             Figure("p3", "  the peer's CPU time per decision", "µs", peer_cpu_value, peer_cpu),
-            *self._kafka_figures(peer_rate, peer_cpu_value),
         ]
-
-    def _kafka_figures(self, peer_rate: float, peer_cpu: float) -> list[Figure]:
-        """(p4, p5) The worker on the confluent-kafka engine against the same peer."""
-        if not self.kafka:
-            return []
-        rates, cpu = [r.rate for r in self.kafka], [r.cpu_us_per_event for r in self.kafka]
-        rate, cpu_value = median(rates), median(cpu)
-        return [
-            Figure(
-                "p4",
+        if self.kafka:
+            figures += _against_peer(
+                ("p4", "p5"),
                 "detection worker (confluent-kafka engine) against the peer: decisions/s",
-                "decisions/s",
-                rate,
-                rates,
+                self.kafka,
                 peer_rate,
-                "p2: the peer",
-                ratio=rate / peer_rate,
-                targets=[
-                    Target(
-                        f"ratio ≥ {TARGET_PEER_RATE_RATIO}",
-                        rate / peer_rate >= TARGET_PEER_RATE_RATIO,
-                    )
-                ],
-            ),
-            Figure(
-                "p5",
-                "  its CPU time per decision (all threads)",
-                "µs",
-                cpu_value,
-                cpu,
-                peer_cpu,
-                "the peer's",
-                ratio=peer_cpu / cpu_value,
-                targets=[
-                    Target(
-                        f"≤ {TARGET_PEER_CPU_FACTOR} × the peer's",
-                        cpu_value <= TARGET_PEER_CPU_FACTOR * peer_cpu,
-                    )
-                ],
-            ),
-        ]
+                peer_cpu_value,
+            )
+        return figures
 
     def details(self) -> dict[str, Any]:
         def run(r: StreamRun) -> dict[str, Any]:
@@ -227,3 +167,44 @@ class PeerMeasurements:
             "peer_kafka_runs": [run(r) for r in self.kafka],
             "peer_runs": [run(r) for r in self.peer],
         }
+
+
+def _against_peer(
+    keys: tuple[str, str], what: str, runs: list[StreamRun], peer_rate: float, peer_cpu: float
+) -> list[Figure]:
+    """A worker's decisions/s and CPU time per decision against the peer's, with the targets."""
+    rates, cpu = [r.rate for r in runs], [r.cpu_us_per_event for r in runs]
+    rate, cpu_value = median(rates), median(cpu)
+    return [
+        Figure(
+            keys[0],
+            what,
+            "decisions/s",
+            rate,
+            rates,
+            peer_rate,
+            "p2: the peer",
+            ratio=rate / peer_rate,
+            targets=[
+                Target(
+                    f"ratio ≥ {TARGET_PEER_RATE_RATIO}", rate / peer_rate >= TARGET_PEER_RATE_RATIO
+                )
+            ],
+        ),
+        Figure(
+            keys[1],
+            "  its CPU time per decision (all threads)",
+            "µs",
+            cpu_value,
+            cpu,
+            peer_cpu,
+            "the peer's",
+            ratio=peer_cpu / cpu_value,
+            targets=[
+                Target(
+                    f"≤ {TARGET_PEER_CPU_FACTOR} × the peer's",
+                    cpu_value <= TARGET_PEER_CPU_FACTOR * peer_cpu,
+                )
+            ],
+        ),
+    ]

@@ -125,18 +125,13 @@ def read_to_end(consumer: Consumer, topic: str, ends: dict[int, int]) -> Iterato
         consumer.unassign()
 
 
-class ChangelogStates(MutableMapping[str, State]):
-    """Entity states of the owned partitions, JSON bytes in memory, every write produced to
-    the changelog partition `partition`."""
+class _States(MutableMapping[str, State]):
+    """States as JSON bytes in memory; `_write` produces each write to the changelog."""
 
-    def __init__(self, producer: Producer, topic: str) -> None:
-        self.producer = producer
-        self.topic = topic
-        self.partition = 0
-        """The partition of the record whose entity is written next (`before_state_write`)."""
+    topic: str
+
+    def __init__(self) -> None:
         self.states: dict[str, bytes] = {}
-        self.partition_keys: dict[int, set[str]] = {}
-        """The keys each partition wrote or restored (`drop` forgets them)."""
 
     def __getitem__(self, key: str) -> State:
         return _decode(self.states[key])  # type: ignore[no-any-return]
@@ -144,18 +139,52 @@ class ChangelogStates(MutableMapping[str, State]):
     def __setitem__(self, key: str, value: State) -> None:
         encoded = _encode(value)
         self.states[key] = encoded
-        self.partition_keys.setdefault(self.partition, set()).add(key)
-        self.producer.produce(self.topic, encoded, key.encode(), partition=self.partition)
+        self._write(key, encoded)
 
     def __delitem__(self, key: str) -> None:
         del self.states[key]
-        self.producer.produce(self.topic, None, key.encode(), partition=self.partition)
+        self._write(key, None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.states)
 
     def __len__(self) -> int:
         return len(self.states)
+
+    def _write(self, key: str, value: bytes | None) -> None:
+        raise NotImplementedError
+
+    def _apply(self, message: Message) -> str | None:
+        """A changelog record read back: the last record of a key wins, a tombstone deletes
+        it. Returns the key (None: an end marker, not a state)."""
+        if message.key() == END_MARKER:
+            return None
+        key = (message.key() or b"").decode()
+        value = message.value()
+        if value is None:
+            self.states.pop(key, None)
+        else:
+            self.states[key] = value
+        return key
+
+
+class ChangelogStates(_States):
+    """Entity states of the owned partitions, every write produced to the changelog partition
+    `partition`."""
+
+    def __init__(self, producer: Producer, topic: str) -> None:
+        super().__init__()
+        self.producer = producer
+        self.topic = topic
+        self.partition = 0
+        """The partition of the record whose entity is written next (`before_state_write`)."""
+        self.partition_keys: dict[int, set[str]] = {}
+        """The keys each partition wrote or restored (`drop` forgets them)."""
+
+    def _write(self, key: str, value: bytes | None) -> None:
+        if value is not None:
+            self.partition_keys.setdefault(self.partition, set()).add(key)
+        self.producer.produce(self.topic, value, key.encode(), partition=self.partition)
 
     def restore(self, consumer: Consumer, partitions: Iterable[int]) -> int:
         """Read `partitions` of the changelog to their end into memory; returns how many
@@ -165,15 +194,9 @@ class ChangelogStates(MutableMapping[str, State]):
         self.drop(partitions)
         ends = mark_ends(self.producer, self.topic, partitions)
         for message in read_to_end(consumer, self.topic, ends):
-            key = (message.key() or b"").decode()
-            keys = self.partition_keys.setdefault(message.partition() or 0, set())
-            value = message.value()
-            if value is None:
-                self.states.pop(key, None)
-                keys.discard(key)
-            else:
-                self.states[key] = value
-                keys.add(key)
+            key = self._apply(message)
+            if key is not None:
+                self.partition_keys.setdefault(message.partition() or 0, set()).add(key)
             read += 1
         return read
 
@@ -184,35 +207,20 @@ class ChangelogStates(MutableMapping[str, State]):
                 self.states.pop(key, None)
 
 
-class GlobalStates(MutableMapping[str, State]):
+class GlobalStates(_States):
     """A table every worker holds whole: restored from every partition of its changelog,
     then kept up to date with what other workers write (`follow`)."""
 
     def __init__(self, producer: Producer, consumer: Consumer, topic: str) -> None:
+        super().__init__()
         self.producer = producer
         self.consumer = consumer
         self.topic = topic
-        self.states: dict[str, bytes] = {}
         self.writer = uuid.uuid4().hex.encode()
         self._headers: list[tuple[str, str | bytes | None]] = [(WRITER_HEADER, self.writer)]
 
-    def __getitem__(self, key: str) -> State:
-        return _decode(self.states[key])  # type: ignore[no-any-return]
-
-    def __setitem__(self, key: str, value: State) -> None:
-        encoded = _encode(value)
-        self.states[key] = encoded
-        self.producer.produce(self.topic, encoded, key.encode(), headers=self._headers)
-
-    def __delitem__(self, key: str) -> None:
-        del self.states[key]
-        self.producer.produce(self.topic, None, key.encode(), headers=self._headers)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.states)
-
-    def __len__(self) -> int:
-        return len(self.states)
+    def _write(self, key: str, value: bytes | None) -> None:
+        self.producer.produce(self.topic, value, key.encode(), headers=self._headers)
 
     def restore(self) -> int:
         """Read the whole changelog, then keep reading it from its end (`follow`)."""
@@ -231,16 +239,6 @@ class GlobalStates(MutableMapping[str, State]):
         for message in self.consumer.consume(10_000, 0):
             if message.error() is None and _writer(message) != self.writer:
                 self._apply(message)
-
-    def _apply(self, message: Message) -> None:
-        if message.key() == END_MARKER:
-            return
-        key = (message.key() or b"").decode()
-        value = message.value()
-        if value is None:
-            self.states.pop(key, None)
-        else:
-            self.states[key] = value
 
 
 def _writer(message: Message) -> bytes | None:

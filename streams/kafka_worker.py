@@ -186,6 +186,15 @@ class KafkaWorker:
         try:
             while not self.stopping.is_set():
                 self.step()
+        except BaseException as exc:
+            # A batch left before step 5 stays uncommitted: the next worker decides it again.
+            log.error(
+                "the worker stops (%s: %s); its last batch stays uncommitted and is decided"
+                " again after the restart",
+                type(exc).__name__,
+                exc,
+            )
+            raise
         finally:
             self.close()
 
