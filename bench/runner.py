@@ -83,6 +83,8 @@ def run_benchmarks(
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "machine": machine(),
     }
+    if config.parts == ("stream",):
+        meta["runs"] = config.stream_runs  # the stream figures' runs are all it measures
     measured = Measurements(sizes=_sizes(config))
     compared = Comparisons()
     if "ledger" in config.parts:

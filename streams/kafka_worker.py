@@ -218,7 +218,8 @@ class KafkaWorker:
         first = self.consumer.poll(IDLE_POLL_S)
         if first is None:
             return []
-        taken = [first, *self.consumer.consume(self.config.batch_max - 1, 0)]
+        more = self.config.batch_max - 1
+        taken = [first, *self.consumer.consume(more, 0)] if more else [first]
         messages = []
         for message in taken:
             error = message.error()
