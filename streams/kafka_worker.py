@@ -188,6 +188,12 @@ class KafkaWorker:
                 self.step()
         except BaseException as exc:
             # A batch left before step 5 stays uncommitted: the next worker decides it again.
+            # What of it the producer has not sent yet is dropped, so that its state writes
+            # do not reach the changelog the next worker restores (records already sent are
+            # on the broker: at-least-once).
+            self.producer.purge(in_queue=True, in_flight=False)
+            self.producer.poll(0)  # the purged records' delivery reports
+            self.failures.clear()
             log.error(
                 "the worker stops (%s: %s); its last batch stays uncommitted and is decided"
                 " again after the restart",
