@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     # that arrives meanwhile may wait up to this for the fetch's answer.
     detect_fetch_max_wait_ms: int = Field(default=20, ge=1, le=60_000)
     detect_app_id: str = "attestream-detect"
+    # Which consumer runs the detection worker: `kafka` (a confluent-kafka loop,
+    # streams.kafka_worker: a third of faust's CPU time per decision) or `faust` (agents and
+    # Tables). Both use the same consumer group and the same changelog topics and format, so
+    # a deployment switches by stopping every worker and starting them with the other engine
+    # (docs/operations.md, "Detection: the engine").
+    detect_engine: Literal["faust", "kafka"] = "kafka"
     models_dir: Path | None = None
     # The model each detector scores with: a sha256, a model id or 8+ hex digits of the
     # sha256 pins it; empty follows the registry's active model (`attestream models activate`).

@@ -70,3 +70,13 @@ def measure_comparisons(config: BenchConfig, ep: Endpoints, decisions_topic: str
         gc.collect()
         measured.end_to_end.measure(setup, ep, half, config.stream_runs)
     return measured
+
+
+def measure_peer(config: BenchConfig, ep: Endpoints) -> Comparisons:
+    """Only the peer comparison (p), `config.stream_runs` runs over the stream figures' sizes."""
+    measured = Comparisons()
+    with configured_stream_setup(config, ep) as setup:
+        for run in range(config.stream_runs):
+            gc.collect()
+            measured.peer.measure(setup, run)
+    return measured

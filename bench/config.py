@@ -36,8 +36,11 @@ TARGET_BUNDLE_MS = 1000.0
 TARGET_VERIFY_BUNDLE_MS = 200.0
 """`verify-bundle` of that bundle (l)."""
 
-PARTS = ("ledger", "forensic")
-"""What `--only` may name: the ledger and stream figures (a-h), the investigators' (i-l)."""
+PARTS = ("ledger", "forensic", "stream")
+"""What `--only` may name: the ledger and stream figures (a-h, p-t), the investigators'
+(i-l), the stream figures alone (f-h, q, p)."""
+DEFAULT_PARTS = ("ledger", "forensic")
+"""A run without `--only` (the stream figures are part of the ledger's)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class BenchConfig:
     """Timelines of each chosen entity (j), bundles written and verified (k, l), per run."""
     forensic_home: Path = FORENSIC_HOME
     """The stack home whose ClickHouse keeps the investigators' ledger between runs."""
-    parts: tuple[str, ...] = PARTS
+    parts: tuple[str, ...] = DEFAULT_PARTS
     seed: int = 20_250_303
     results_dir: Path = RESULTS_DIR
     doc_path: Path | None = DOC_PATH

@@ -13,7 +13,7 @@ from bench.proofs import ProofTimes
 from bench.pure import EntryCosts
 from bench.report import Figure, Target, median, percentile
 from bench.stream import LatencyRun, StreamRun
-from bench.stream_figures import stream_details, stream_figures
+from bench.stream_figures import kafka_details, kafka_figures, stream_details, stream_figures
 
 P99 = 99
 
@@ -31,6 +31,8 @@ class Measurements:
     stream_count: list[StreamRun] = field(default_factory=list)
     stream_decide: list[StreamRun] = field(default_factory=list)
     stream_latency: list[LatencyRun] = field(default_factory=list)
+    stream_kafka: list[StreamRun] = field(default_factory=list)
+    stream_kafka_latency: list[LatencyRun] = field(default_factory=list)
     forensic: list[ForensicRun] = field(default_factory=list)
     forensic_build_s: float | None = None
     """Seconds spent building the investigators' ledger (None: reused as it was)."""
@@ -56,6 +58,7 @@ class Measurements:
             "raw_hash_seconds": self.raw_hash_s,
             "entry_costs_us": [asdict(c) | {"total_us": c.total_us} for c in self.entry_costs],
             **stream_details(self.stream_count, self.stream_decide, self.stream_latency),
+            **kafka_details(self.stream_kafka, self.stream_kafka_latency),
             **forensic_details(self.forensic, self.forensic_build_s),
         }
 
@@ -70,8 +73,11 @@ def build_figures(m: Measurements) -> list[Figure]:
             *_proof_figures(m),
             _tree_figure(m),
             *_entry_figures(m),
-            *stream_figures(m.stream_count, m.stream_decide, m.stream_latency),
         ]
+    if m.stream_decide:
+        figures += stream_figures(m.stream_count, m.stream_decide, m.stream_latency)
+    if m.stream_kafka:
+        figures += kafka_figures(m.stream_count, m.stream_kafka, m.stream_kafka_latency)
     return figures + forensic_figures(m.forensic, m.sizes.get("forensic_entries", 0))
 
 

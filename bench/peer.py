@@ -1,10 +1,12 @@
 """(p) The detection worker against its peer, a plain consumer loop doing the same work.
 
-Each run publishes its own one-partition payments topic and decides it twice, each time by a
-fresh process in its own consumer group reading from the start, the order alternating from run
-to run so that a busy moment of the shared machine does not always fall on the same one:
+Each run publishes its own one-partition payments topic and decides it three times, each time
+by a fresh process in its own consumer group reading from the start, the order reversed from
+run to run so that a busy moment of the shared machine does not always fall on the same one:
 
 - `worker`: the faust detection worker (`bench.stream_worker decide`, as figure f);
+- `kafka`: the detection worker on the confluent-kafka engine (`bench.stream_worker
+  decide-kafka`, as figure q, `streams.kafka_worker`);
 - `peer`: `bench.peer_loop`, the same `decide_batch`, state and changelog, producer settings
   and micro-batch in a confluent-kafka loop that flushes and commits every batch.
 
@@ -36,14 +38,14 @@ from bench.stream import (
     Worker,
     fill_payments,
 )
-from bench.stream_worker import WorkerSettings
+from bench.stream_worker import KAFKA_MODE, WorkerSettings
 from streams.topics import ensure_topics
 
 TARGET_PEER_RATE_RATIO = 0.8
 """The worker's decisions/s against the peer's."""
 TARGET_PEER_CPU_FACTOR = 1.25
 """The worker's CPU time per decision, at most this many times the peer's."""
-MODES = ("worker", "peer")
+MODES = ("worker", "kafka", "peer")
 
 
 class PeerProcess(Worker):
@@ -89,7 +91,7 @@ def settings_for(setup: StreamSetup, topic: str, mode: str, partitions: int = 1)
 def start(mode: str, settings: WorkerSettings, log: Path) -> Worker:
     if mode == "peer":
         return PeerProcess(settings, log)
-    return Worker("decide", settings, log)
+    return Worker(KAFKA_MODE if mode == "kafka" else "decide", settings, log)
 
 
 def timed_run(setup: StreamSetup, topic: str, mode: str) -> StreamRun:
@@ -112,6 +114,8 @@ def timed_run(setup: StreamSetup, topic: str, mode: str) -> StreamRun:
 @dataclass
 class PeerMeasurements:
     worker: list[StreamRun] = field(default_factory=list)
+    kafka: list[StreamRun] = field(default_factory=list)
+    """The detection worker on the confluent-kafka engine (p4, p5)."""
     peer: list[StreamRun] = field(default_factory=list)
 
     def measure(self, setup: StreamSetup, run: int) -> None:
@@ -122,46 +126,19 @@ class PeerMeasurements:
             getattr(self, mode).append(timed_run(setup, topic, mode))
 
     def figures(self) -> list[Figure]:
-        rates, peer_rates = [r.rate for r in self.worker], [r.rate for r in self.peer]
-        cpu, peer_cpu = (
-            [r.cpu_us_per_event for r in self.worker],
+        peer_rates, peer_cpu = (
+            [r.rate for r in self.peer],
             [r.cpu_us_per_event for r in self.peer],
         )
-        rate, peer_rate = median(rates), median(peer_rates)
-        cpu_value, peer_cpu_value = median(cpu), median(peer_cpu)
-        return [
-            Figure(
-                "p",
-                "detection worker (faust) against its peer: decisions/s, same run and topic",
-                "decisions/s",
-                rate,
-                rates,
-                peer_rate,
-                "p2: the peer",
-                ratio=rate / peer_rate,
-                targets=[
-                    Target(
-                        f"ratio ≥ {TARGET_PEER_RATE_RATIO}",
-                        rate / peer_rate >= TARGET_PEER_RATE_RATIO,
-                    )
-                ],
-            ),
-            Figure(
-                "p1",
-                "  its CPU time per decision (all threads)",
-                "µs",
-                cpu_value,
-                cpu,
-                peer_cpu_value,
-                "the peer's",
-                ratio=peer_cpu_value / cpu_value,
-                targets=[
-                    Target(
-                        f"≤ {TARGET_PEER_CPU_FACTOR} × the peer's",
-                        cpu_value <= TARGET_PEER_CPU_FACTOR * peer_cpu_value,
-                    )
-                ],
-            ),
+        peer_rate, peer_cpu_value = median(peer_rates), median(peer_cpu)
+        figures = _against_peer(
+            ("p", "p1"),
+            "detection worker (faust) against its peer: decisions/s, same run and topic",
+            self.worker,
+            peer_rate,
+            peer_cpu_value,
+        )
+        figures += [
             Figure(
                 "p2",
                 "peer: the same decide_batch in a confluent-kafka loop (flush, commit per batch)",
@@ -171,6 +148,15 @@ class PeerMeasurements:
             ),
             Figure("p3", "  the peer's CPU time per decision", "µs", peer_cpu_value, peer_cpu),
         ]
+        if self.kafka:
+            figures += _against_peer(
+                ("p4", "p5"),
+                "detection worker (confluent-kafka engine) against the peer: decisions/s",
+                self.kafka,
+                peer_rate,
+                peer_cpu_value,
+            )
+        return figures
 
     def details(self) -> dict[str, Any]:
         def run(r: StreamRun) -> dict[str, Any]:
@@ -178,5 +164,47 @@ class PeerMeasurements:
 
         return {
             "peer_worker_runs": [run(r) for r in self.worker],
+            "peer_kafka_runs": [run(r) for r in self.kafka],
             "peer_runs": [run(r) for r in self.peer],
         }
+
+
+def _against_peer(
+    keys: tuple[str, str], what: str, runs: list[StreamRun], peer_rate: float, peer_cpu: float
+) -> list[Figure]:
+    """A worker's decisions/s and CPU time per decision against the peer's, with the targets."""
+    rates, cpu = [r.rate for r in runs], [r.cpu_us_per_event for r in runs]
+    rate, cpu_value = median(rates), median(cpu)
+    return [
+        Figure(
+            keys[0],
+            what,
+            "decisions/s",
+            rate,
+            rates,
+            peer_rate,
+            "p2: the peer",
+            ratio=rate / peer_rate,
+            targets=[
+                Target(
+                    f"ratio ≥ {TARGET_PEER_RATE_RATIO}", rate / peer_rate >= TARGET_PEER_RATE_RATIO
+                )
+            ],
+        ),
+        Figure(
+            keys[1],
+            "  its CPU time per decision (all threads)",
+            "µs",
+            cpu_value,
+            cpu,
+            peer_cpu,
+            "the peer's",
+            ratio=peer_cpu / cpu_value,
+            targets=[
+                Target(
+                    f"≤ {TARGET_PEER_CPU_FACTOR} × the peer's",
+                    cpu_value <= TARGET_PEER_CPU_FACTOR * peer_cpu,
+                )
+            ],
+        ),
+    ]

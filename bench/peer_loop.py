@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Message, Producer
@@ -37,16 +35,13 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer
 from attestcore.errors import ServiceUnavailableError
 from attestcore.schemas import EVENT_HEADER, Detector
 from attestream.detection import fraud_spec, stream_model
-from bench.stream_worker import Stamps, WorkerSettings
-from streams.app import (
-    HEARTBEAT_INTERVAL_S,
-    PRODUCER_LINGER_MS,
-    PRODUCER_MAX_BATCH_BYTES,
-    SESSION_TIMEOUT_S,
-    tune_gc,
-)
-from streams.intake import RecordRef, dead_letter
-from streams.pipeline import DetectorSpec, State, decide_batch
+from bench.stream_worker import Stamps, WorkerSettings, stream_config
+from streams import changelog
+from streams.app import tune_gc
+from streams.changelog import ChangelogStates
+from streams.intake import dead_letter
+from streams.kafka_worker import consumer_config, producer_config, record_ref
+from streams.pipeline import DetectorSpec, decide_batch
 
 # How long the last flush and the group leave may take at SIGTERM.
 CLOSE_TIMEOUT_S = 30.0
@@ -54,76 +49,7 @@ CLOSE_TIMEOUT_S = 30.0
 
 def changelog_topic(app_id: str) -> str:
     """The changelog faust's Table of fraud entity state writes (`streams.app.create_app`)."""
-    return f"{app_id}-{Detector.FRAUD.value}-entity-state-changelog"
-
-
-def consumer_config(s: WorkerSettings) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": s.bootstrap,
-        "group.id": s.app_id,
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "session.timeout.ms": int(SESSION_TIMEOUT_S * 1000),
-        "heartbeat.interval.ms": int(HEARTBEAT_INTERVAL_S * 1000),
-        "fetch.wait.max.ms": s.fetch_max_wait_ms,
-    }
-
-
-def producer_config(s: WorkerSettings) -> dict[str, Any]:
-    """The worker's producer (`streams.app.new_app`): acks from all replicas, 5 ms linger,
-    256 kB batches; keys hashed as aiokafka (and Java) do."""
-    return {
-        "bootstrap.servers": s.bootstrap,
-        "acks": "all",
-        "linger.ms": PRODUCER_LINGER_MS,
-        "batch.size": PRODUCER_MAX_BATCH_BYTES,
-        "partitioner": "murmur2_random",
-        "enable.idempotence": False,
-    }
-
-
-class ChangelogStates(MutableMapping[str, State]):
-    """Entity states in a dict of JSON bytes, every write also produced to the changelog."""
-
-    _encode = msgspec.json.Encoder().encode
-    _decode = msgspec.json.Decoder().decode
-
-    def __init__(self, producer: Producer, topic: str) -> None:
-        self.producer = producer
-        self.topic = topic
-        self.partition = 0
-        """The partition of the event whose entity is written next (`before_state_write`)."""
-        self.states: dict[str, bytes] = {}
-
-    def __getitem__(self, key: str) -> State:
-        return self._decode(self.states[key])  # type: ignore[no-any-return]
-
-    def __setitem__(self, key: str, value: State) -> None:
-        encoded = self._encode(value)
-        self.states[key] = encoded
-        self.producer.produce(self.topic, encoded, key.encode(), partition=self.partition)
-
-    def __delitem__(self, key: str) -> None:
-        del self.states[key]
-        self.producer.produce(self.topic, None, key.encode(), partition=self.partition)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.states)
-
-    def __len__(self) -> int:
-        return len(self.states)
-
-
-def _record(message: Message) -> RecordRef:
-    headers = cast("list[tuple[str, bytes | None]]", message.headers() or [])
-    return RecordRef(
-        topic=message.topic() or "",
-        partition=message.partition() or 0,
-        offset=message.offset() or 0,
-        key=message.key(),
-        value=message.value() or b"",
-        headers=tuple((k, bytes(v or b"")) for k, v in headers),
-    )
+    return changelog.changelog_topic(app_id, changelog.entity_table(Detector.FRAUD.value))
 
 
 class PeerLoop:
@@ -133,8 +59,8 @@ class PeerLoop:
         self.s = s
         self.spec = spec
         self.stamps = stamps
-        self.consumer = Consumer(consumer_config(s))
-        self.producer = Producer(producer_config(s))
+        self.consumer = Consumer(consumer_config(stream_config(s)))
+        self.producer = Producer(producer_config(stream_config(s)))
         self.states = ChangelogStates(self.producer, changelog_topic(s.app_id))
         self.started = False
         self.decided = 0
@@ -160,7 +86,7 @@ class PeerLoop:
             error = message.error()
             if error is not None and error.fatal():
                 raise ServiceUnavailableError("broker", self.s.bootstrap, str(error))
-        records = [_record(m) for m in messages if m.error() is None]
+        records = [record_ref(m) for m in messages if m.error() is None]
         if not records:
             return
         if not self.started:

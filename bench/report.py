@@ -17,7 +17,13 @@ RESULTS_BLOCK = "results"
 """The block of the ledger and stream figures (a-h) in docs/benchmarks.md."""
 FORENSIC_BLOCK = "forensic"
 """The block of the investigators' figures (i-l)."""
-_HEADINGS = {RESULTS_BLOCK: "Results", FORENSIC_BLOCK: "Results for investigators"}
+STREAM_BLOCK = "stream"
+"""The block of the stream figures alone (f-h, q, p), `--only stream`."""
+_HEADINGS = {
+    RESULTS_BLOCK: "Results",
+    FORENSIC_BLOCK: "Results for investigators",
+    STREAM_BLOCK: "Results of the stream alone",
+}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,12 @@ from typing import Any
 from attestream.stack import StackManager
 from attestream.stack_services import Endpoints
 from bench import forensic, forensic_ledger, pipeline, proofs, pure, stream
-from bench.comparisons import Comparisons, configured_stream_setup, measure_comparisons
+from bench.comparisons import (
+    Comparisons,
+    configured_stream_setup,
+    measure_comparisons,
+    measure_peer,
+)
 from bench.config import BenchConfig
 from bench.decisions import decision_values, fill_topic
 from bench.figures import Measurements, build_figures
@@ -23,6 +28,7 @@ from bench.forensic_figures import FORENSIC_KEYS
 from bench.report import (
     FORENSIC_BLOCK,
     RESULTS_BLOCK,
+    STREAM_BLOCK,
     Figure,
     machine,
     markdown_table,
@@ -77,11 +83,18 @@ def run_benchmarks(
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "machine": machine(),
     }
+    if config.parts == ("stream",):
+        meta["runs"] = config.stream_runs  # the stream figures' runs are all it measures
     measured = Measurements(sizes=_sizes(config))
     compared = Comparisons()
     if "ledger" in config.parts:
         with local_stack(endpoints) as ep:
             compared = measure(config, ep, measured)
+            meta["clickhouse"] = _clickhouse_version(ep.clickhouse_url)
+    if "stream" in config.parts:
+        with local_stack(endpoints) as ep:
+            _measure_stream(config, ep, measured)
+            compared = measure_peer(config, ep)
             meta["clickhouse"] = _clickhouse_version(ep.clickhouse_url)
     if "forensic" in config.parts:
         with forensic_stack(config.forensic_home, endpoints) as ep:
@@ -94,7 +107,8 @@ def run_benchmarks(
     details = measured.details() | compared.details()
     json_path = write_json(config.results_dir, meta, figures, details)
     tables = []
-    for block, part in ((RESULTS_BLOCK, "ledger"), (FORENSIC_BLOCK, "forensic")):
+    blocks = ((RESULTS_BLOCK, "ledger"), (STREAM_BLOCK, "stream"), (FORENSIC_BLOCK, "forensic"))
+    for block, part in blocks:
         if part not in config.parts:
             continue
         shown = [f for f in figures if (f.key in FORENSIC_KEYS) == (part == "forensic")]
@@ -176,10 +190,12 @@ def _measure_stream(config: BenchConfig, ep: Endpoints, measured: Measurements) 
     with configured_stream_setup(config, ep) as setup:
         for run in range(config.stream_runs):
             gc.collect()
-            count, decide, latency = stream.measure_stream(setup, run)
-            measured.stream_count.append(count)
-            measured.stream_decide.append(decide)
-            measured.stream_latency.append(latency)
+            runs = stream.measure_stream(setup, run)
+            measured.stream_count.append(runs.count)
+            measured.stream_decide.append(runs.decide)
+            measured.stream_latency.append(runs.latency)
+            measured.stream_kafka.append(runs.kafka)
+            measured.stream_kafka_latency.append(runs.kafka_latency)
 
 
 def _clickhouse_version(url: str) -> str:

@@ -18,6 +18,10 @@ after the other, each a fresh consumer group reading from the start (`bench.stre
     says when the slowest 1% were sent, to check that the tail is not the send's start. The
     worker's stage histogram (streams.stages) over these payments says where the time went.
 
+(q) `decide-kafka`: the same detection worker on the confluent-kafka engine
+    (`streams.kafka_worker`, ATTESTREAM_DETECT_ENGINE=kafka), timed as f, then paced as h;
+    the two engines decide the topic one after the other, the order alternating by run.
+
 Worker start-up (a faust group join, seconds on Tansu) is not in either rate. The workers'
 CPU time per event (from /proc) is recorded too: unlike the rates it hardly moves when other
 processes share the machine.
@@ -45,7 +49,7 @@ from attestcore.errors import ServiceUnavailableError
 from attestcore.schemas import PaymentTransaction, encode
 from attestcore.waiting import WaitTimeout, wait_until
 from bench.stream_stages import scrape_batches, scrape_stages, stage_spread
-from bench.stream_worker import Stamp, WorkerSettings
+from bench.stream_worker import KAFKA_MODE, Stamp, WorkerSettings
 from detectors.simulate_payments import simulate_payments
 from detectors.training import train_detector
 from streams.producer import EventProducer
@@ -250,7 +254,7 @@ def _worker_settings(setup: StreamSetup, topic: str, tag: str) -> WorkerSettings
         batch_max=setup.batch_max,
         batch_within_s=setup.batch_within_s,
         fetch_max_wait_ms=setup.fetch_max_wait_ms,
-        metrics_port=_free_port() if tag == "decide" else 0,
+        metrics_port=_free_port() if tag != "count" else 0,
         models_dir=str(setup.models_dir),
         model_sha256=setup.model_sha256,
         stamps=str(setup.work_dir / f"stamps-{suffix}.jsonl"),
@@ -281,23 +285,26 @@ def run_count(setup: StreamSetup, topic: str) -> StreamRun:
     )
 
 
-def run_decide(setup: StreamSetup, topic: str) -> tuple[StreamRun, LatencyRun]:
-    """(f) The detection worker over the whole topic, then (h) at half its rate."""
-    settings = _worker_settings(setup, topic, "decide")
+def run_decide(
+    setup: StreamSetup, topic: str, mode: str = "decide"
+) -> tuple[StreamRun, LatencyRun]:
+    """(f) The detection worker over the whole topic, then (h) at half its rate; (q) the same
+    on the confluent-kafka engine (`mode` KAFKA_MODE)."""
+    settings = _worker_settings(setup, topic, mode)
     ensure_topics(
         setup.bootstrap,
         [settings.decisions_topic, settings.dead_letter_topic, settings.labels_topic],
         partitions=1,
     )
     watch = DecisionsWatch(setup.bootstrap, settings.decisions_topic)
-    worker = Worker("decide", settings, setup.work_dir / "decide.log")
+    worker = Worker(mode, settings, setup.work_dir / f"{mode}.log")
     try:
         first = worker.wait_stamp("first_batch", WORKER_START_TIMEOUT_S)
         received = watch.wait_for(setup.events, RUN_TIMEOUT_S)
         done = worker.wait_stamp("done", RUN_TIMEOUT_S)
         batches, events = scrape_batches(settings.metrics_port)
         run = StreamRun(
-            "decide",
+            mode,
             setup.events,
             received - first.t,
             done.cpu - first.cpu,
@@ -369,13 +376,30 @@ def send_paced(
         producer.send(topic, event.customer_id.encode(), encode(stamped))
 
 
-def measure_stream(setup: StreamSetup, run: int) -> tuple[StreamRun, StreamRun, LatencyRun]:
-    """One run: a fresh topic, the counting worker, then the deciding one."""
-    topic = f"bench-payments-{run}-{uuid.uuid4().hex[:10]}"
-    fill_payments(setup.bootstrap, topic, setup.events, setup.seed + run)
-    count = run_count(setup, topic)
-    decide, latency = run_decide(setup, topic)
-    return count, decide, latency
+@dataclass(frozen=True)
+class StreamMeasures:
+    """One run's workers over the same topic."""
+
+    count: StreamRun
+    decide: StreamRun
+    latency: LatencyRun
+    kafka: StreamRun
+    """The detection worker on the confluent-kafka engine (q)."""
+    kafka_latency: LatencyRun
+
+
+def measure_stream(setup: StreamSetup, run: int) -> StreamMeasures:
+    """One run: the counting worker, then the deciding one on each engine, the order of the
+    two alternating by run. Each engine gets a fresh topic of its own with the same payments:
+    the paced payments of one engine's latency figures must not be in the other's topic."""
+    topics = {}
+    for mode in ("decide", KAFKA_MODE):
+        topics[mode] = f"bench-payments-{run}-{uuid.uuid4().hex[:10]}"
+        fill_payments(setup.bootstrap, topics[mode], setup.events, setup.seed + run)
+    count = run_count(setup, topics["decide"])
+    engines = ("decide", KAFKA_MODE) if run % 2 == 0 else (KAFKA_MODE, "decide")
+    measured = {mode: run_decide(setup, topics[mode], mode) for mode in engines}
+    return StreamMeasures(count, *measured["decide"], *measured[KAFKA_MODE])
 
 
 @contextlib.contextmanager

@@ -16,17 +16,47 @@ P50, P99 = 50, 99
 def stream_figures(
     count: list[StreamRun], decide: list[StreamRun], latency: list[LatencyRun]
 ) -> list[Figure]:
+    what = (
+        "stream: decisions/s of one faust worker (parse, state, features, score, reasons,"
+        " decision sent)"
+    )
+    ceiling = Figure(
+        "g",
+        "stream raw ceiling: the same worker's agent taking batches and counting",
+        "events/s",
+        median([r.rate for r in count]),
+        [r.rate for r in count],
+    )
+    return [
+        *_decide_figures("f", what, count, decide),
+        ceiling,
+        *_latency_figures("h", "f", latency, stages=True),
+    ]
+
+
+def kafka_figures(
+    count: list[StreamRun], decide: list[StreamRun], latency: list[LatencyRun]
+) -> list[Figure]:
+    """(q) The detection worker on the confluent-kafka engine, against g as f is."""
+    what = "stream: decisions/s of one worker on the confluent-kafka engine (the work of f)"
+    return [
+        *_decide_figures("q", what, count, decide),
+        *_latency_figures("q", "q", latency, stages=False, first=2),
+    ]
+
+
+def _decide_figures(
+    key: str, what: str, count: list[StreamRun], decide: list[StreamRun]
+) -> list[Figure]:
     rates, ceilings = [r.rate for r in decide], [r.rate for r in count]
     value, ceiling = median(rates), median(ceilings)
     ratio = value / ceiling
     cpu, cpu_raw = [r.cpu_us_per_event for r in decide], [r.cpu_us_per_event for r in count]
     cpu_value, cpu_ceiling = median(cpu), median(cpu_raw)
-    half = median([run.rate for run in latency])
-    figures = [
+    return [
         Figure(
-            "f",
-            "stream: decisions/s of one faust worker (parse, state, features, score,"
-            " reasons, decision sent)",
+            key,
+            what,
             "decisions/s",
             value,
             rates,
@@ -37,7 +67,7 @@ def stream_figures(
             [Target(f"ratio ≥ {TARGET_STREAM_RATIO}", ratio >= TARGET_STREAM_RATIO)],
         ),
         Figure(
-            "f1",
+            f"{key}1",
             "  its CPU time per decision (all threads)",
             "µs",
             cpu_value,
@@ -47,31 +77,35 @@ def stream_figures(
             "",
             cpu_ceiling / cpu_value,
         ),
-        Figure(
-            "g",
-            "stream raw ceiling: the same worker's agent taking batches and counting",
-            "events/s",
-            ceiling,
-            ceilings,
-        ),
     ]
-    for key, pct in (("h1", P50), ("h2", P99)):
+
+
+def _latency_figures(
+    key: str, of: str, latency: list[LatencyRun], stages: bool, first: int = 1
+) -> list[Figure]:
+    """p50 and p99 from event time to decision read back (`key` + `first`, + `first`+1),
+    and, with `stages`, the mean of each stage."""
+    half = median([run.rate for run in latency])
+    figures = []
+    for number, pct in enumerate((P50, P99), start=first):
         values = [percentile(run.received_ms, pct) for run in latency]
         figures.append(
             Figure(
-                key,
-                f"stream latency p{pct}: event time to decision read back, at half of f"
+                f"{key}{number}",
+                f"stream latency p{pct}: event time to decision read back, at half of {of}"
                 f" ({half:,.0f} events/s)",
                 "ms",
                 median(values),
                 values,
             )
         )
-    for number, stage in enumerate(STAGES, start=3):
+    if not stages:
+        return figures
+    for number, stage in enumerate(STAGES, start=first + 2):
         means = [run.stages[stage]["mean_ms"] for run in latency if run.stages]
         figures.append(
             Figure(
-                f"h{number}",
+                f"{key}{number}",
                 f"  of which {stage} ({STAGE_SPANS[stage]}), mean per decision",
                 "ms",
                 median(means) if means else 0.0,
@@ -104,27 +138,39 @@ def stream_details(
     count: list[StreamRun], decide: list[StreamRun], latency: list[LatencyRun]
 ) -> dict[str, Any]:
     """The per-run numbers behind the medians, for the JSON file."""
+    return {
+        "stream_count_runs": [_run(r) for r in count],
+        "stream_decide_runs": [_run(r) for r in decide],
+        "stream_latency_runs": _latency_details(latency),
+    }
 
-    def run(r: StreamRun) -> dict[str, Any]:
-        return asdict(r) | {"rate": r.rate, "cpu_us_per_event": r.cpu_us_per_event}
 
+def kafka_details(decide: list[StreamRun], latency: list[LatencyRun]) -> dict[str, Any]:
+    """The runs of the confluent-kafka engine (q), for the JSON file."""
+    return {
+        "stream_kafka_runs": [_run(r) for r in decide],
+        "stream_kafka_latency_runs": _latency_details(latency),
+    }
+
+
+def _run(r: StreamRun) -> dict[str, Any]:
+    return asdict(r) | {"rate": r.rate, "cpu_us_per_event": r.cpu_us_per_event}
+
+
+def _latency_details(latency: list[LatencyRun]) -> list[dict[str, Any]]:
     def spread(values: list[float]) -> dict[str, float]:
         return {"p50": percentile(values, P50), "p99": percentile(values, P99), "max": max(values)}
 
-    return {
-        "stream_count_runs": [run(r) for r in count],
-        "stream_decide_runs": [run(r) for r in decide],
-        "stream_latency_runs": [
-            {
-                "rate": r.rate,
-                "events": r.events,
-                "decisions": len(r.received_ms),
-                "received_ms": spread(r.received_ms),
-                "decided_ms": spread(r.decided_ms),
-                "p99_tail_sent_at": tail_sent_at(r),
-                "send_s": max(r.sent_s, default=0.0),
-                "stages": r.stages,
-            }
-            for r in latency
-        ],
-    }
+    return [
+        {
+            "rate": r.rate,
+            "events": r.events,
+            "decisions": len(r.received_ms),
+            "received_ms": spread(r.received_ms),
+            "decided_ms": spread(r.decided_ms),
+            "p99_tail_sent_at": tail_sent_at(r),
+            "send_s": max(r.sent_s, default=0.0),
+            "stages": r.stages,
+        }
+        for r in latency
+    ]

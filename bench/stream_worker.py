@@ -1,14 +1,16 @@
-"""One faust worker for the stream benchmark (`bench/stream.py` starts it as a subprocess).
+"""One detection worker for the stream benchmark (`bench/stream.py` starts it as a subprocess).
 
-`python -m bench.stream_worker count|decide SETTINGS_JSON` runs one of two agents over the
-same payments topic, on the same faust app settings (`streams.app.new_app`) and micro-batch
-size, so their rates compare one worker with itself:
+`python -m bench.stream_worker count|decide|decide-kafka SETTINGS_JSON` runs one of three
+workers over the same payments topic, on the same settings and micro-batch size, so their
+rates compare one worker with itself:
 
 - `count`: the least a faust agent can do, take micro-batches (`streams.app.micro_batches`)
   and count;
 - `decide`: the detection worker itself (`streams.app.create_app` with the fraud detector's
   spec from `attestream.detection`): parse, customer state in a Table, features, scores,
-  reasons, decisions sent.
+  reasons, decisions sent;
+- `decide-kafka`: the same detection worker on the confluent-kafka engine
+  (`streams.kafka_worker.KafkaWorker`, `ATTESTREAM_DETECT_ENGINE=kafka`).
 
 The worker appends stamps (JSON lines: wall-clock and CPU seconds) to a file: `first_batch`
 when its first micro-batch is taken and `done` once it has counted (`count`) or decided and
@@ -17,6 +19,8 @@ sent (`decide`) every pre-filled record. It runs until it is sent SIGTERM.
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -30,7 +34,11 @@ from prometheus_client import start_http_server
 from attestcore.schemas import Detector
 from attestream.detection import fraud_spec, stream_model
 from streams.app import StreamConfig, create_app, micro_batches, new_app, tune_gc
+from streams.kafka_worker import KafkaWorker
 from streams.metrics import CounterChild, DetectMetrics, LabelledCounter
+
+KAFKA_MODE = "decide-kafka"
+"""The detection worker on the confluent-kafka engine (`streams.kafka_worker`)."""
 
 
 class WorkerSettings(msgspec.Struct, kw_only=True):
@@ -137,18 +145,39 @@ def decide_app(s: WorkerSettings, stamps: Stamps) -> Any:
     """The detection worker with the fraud detector only, its first batch stamped."""
     scorer = stream_model(Path(s.models_dir), Detector.FRAUD, s.model_sha256)
     spec = fraud_spec(scorer, s.labels_topic)
+    if s.metrics_port:
+        start_http_server(s.metrics_port, addr="127.0.0.1")
+    return create_app(stream_config(s), {s.topic: spec}, _stamped_metrics(s, stamps))
+
+
+def _stamped_metrics(s: WorkerSettings, stamps: Stamps) -> DetectMetrics:
+    """The worker's metrics, its first batch and its `s.records`-th decision stamped."""
     metrics = DetectMetrics()
     metrics.events_in = _Stamped(metrics.events_in, stamps, "first_batch", 1)
     metrics.decisions = _Stamped(metrics.decisions, stamps, "done", s.records)
+    return metrics
+
+
+def decide_kafka_worker(s: WorkerSettings, stamps: Stamps) -> KafkaWorker:
+    """`decide_app` on the confluent-kafka engine (`streams.kafka_worker`)."""
+    scorer = stream_model(Path(s.models_dir), Detector.FRAUD, s.model_sha256)
+    spec = fraud_spec(scorer, s.labels_topic)
     if s.metrics_port:
         start_http_server(s.metrics_port, addr="127.0.0.1")
-    return create_app(stream_config(s), {s.topic: spec}, metrics)
+    return KafkaWorker(stream_config(s), {s.topic: spec}, _stamped_metrics(s, stamps))
 
 
 def main(argv: list[str]) -> None:
     mode, raw_settings = argv
     settings = msgspec.json.decode(raw_settings, type=WorkerSettings)
     stamps = Stamps(Path(settings.stamps))
+    if mode == KAFKA_MODE:
+        logging.basicConfig(level=logging.INFO)  # as faust's worker logs: INFO
+        worker = decide_kafka_worker(settings, stamps)
+        signal.signal(signal.SIGTERM, lambda signum, frame: worker.stop())
+        tune_gc()  # as `attestream detect` does
+        worker.run()
+        return
     app = count_app(settings, stamps) if mode == "count" else decide_app(settings, stamps)
     tune_gc()  # as `attestream detect` does
     # As `attestream detect`: INFO, since at WARNING faust's start-up spinner leaves the root

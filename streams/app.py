@@ -30,7 +30,6 @@ import asyncio
 import gc
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,21 +40,21 @@ import msgspec
 from faust.streams import Stream
 from faust.types import EventT, StreamT
 
-from attestcore.errors import AttestreamError
 from streams.batching import FetchSignals, adaptive_batches
+from streams.changelog import entity_table
 from streams.consumer import fetch_signals, use_low_latency_transport
-from streams.intake import RecordRef, Rejection
+from streams.deciding import (
+    apply_or_reject,
+    batch_consumed,
+    decide_or_reject,
+    outcomes_sent,
+    poll_model,
+    swap_model,
+)
+from streams.intake import RecordRef
 from streams.metrics import DetectMetrics
 from streams.outcomes import emit, fault_from_env, outcomes_before_acks, send_dead_letters
-from streams.pipeline import (
-    DEFAULT_MAX_CLOCK_SKEW_S,
-    BatchResult,
-    DetectorSpec,
-    LabelSpec,
-    State,
-    apply_labels,
-    decide_batch,
-)
+from streams.pipeline import DEFAULT_MAX_CLOCK_SKEW_S, DetectorSpec, LabelSpec, State
 from streams.stages import BatchClock
 
 log = logging.getLogger("attestream.detect")
@@ -148,7 +147,7 @@ def create_app(
     for topic_name, spec in specs.items():
         source = app.topic(topic_name, **raw)
         table = app.Table(
-            f"{spec.detector.value}-entity-state",
+            entity_table(spec.detector.value),
             default=None,
             partitions=config.partitions,
             key_type=str,
@@ -209,34 +208,13 @@ def _add_model_watch(
     (attestream.rollout has the steps). Loading and verifying a model reads and hashes files,
     so it runs in a thread; the swap itself is one assignment on the event loop, which
     `decide_batch` never gives up halfway through a batch."""
-    source = spec.models
-    assert source is not None
     detector = spec.detector.value
 
     async def watch_model() -> None:
-        try:
-            scorer = await asyncio.get_running_loop().run_in_executor(None, source.poll)
-        except AttestreamError as exc:
-            metrics.model_refused.labels(detector).inc()
-            log.error(
-                "%s: the newly active model is refused, still scoring with %s: %s",
-                detector,
-                spec.scorer.model_id,
-                exc.diagnostics(),
-            )
-            return
-        if scorer is None:
-            return
-        previous, spec.scorer = spec.scorer, scorer
-        metrics.model_swaps.labels(detector).inc()
-        metrics.model_active(detector, scorer)
-        log.info(
-            "%s: now scoring with %s (sha256 %s), was %s",
-            detector,
-            scorer.model_id,
-            scorer.model_sha256,
-            previous.model_id,
-        )
+        loop = asyncio.get_running_loop()
+        scorer = await loop.run_in_executor(None, poll_model, spec, metrics)
+        if scorer is not None:
+            swap_model(spec, scorer, metrics)
 
     watch_model.__name__ = f"watch_model_{detector}"
     app.timer(interval_s, name=f"models-{detector}")(watch_model)
@@ -270,14 +248,9 @@ def _add_labels_agent(
         async for events in micro_batches(stream, config):
             with outcomes_before_acks(stream.app, events, detector):
                 records = [_record(event) for event in events]
-                try:
-                    rejections = apply_labels(
-                        labels, records, states, max_clock_skew_s=config.max_clock_skew_s
-                    )
-                except Exception as exc:  # noqa: BLE001 - a defect must not lose the labels
-                    log.exception("%s: applying a batch of labels raised", detector)
-                    rejections = [(r, Rejection.from_error(exc)) for r in records]
-                metrics.labels.labels(detector).inc(len(records) - len(rejections))
+                rejections = apply_or_reject(
+                    detector, labels, records, states, config.max_clock_skew_s, metrics
+                )
                 await send_dead_letters(rejections, dead_letters, metrics, detector)
 
     apply.__name__ = f"labels_{detector}"
@@ -345,8 +318,7 @@ def _decide_agent(
         consumer: FetchSignals,
     ) -> None:
         records = [_record(event) for event in events]
-        metrics.events_in.labels(detector).inc(len(records))
-        metrics.unaccounted.labels(detector).inc(len(records))
+        batch_consumed(metrics, detector, len(records))
 
         def follow_event(index: int) -> None:
             # The table writes its changelog to the partition of the "current event"; in a
@@ -354,58 +326,20 @@ def _decide_agent(
             concrete_stream(stream)._set_current_event(events[index])
 
         with metrics.batch_seconds.labels(detector).time():
-            result = _decide_or_reject(spec, records, table, follow_event, config, clock)
+            result = decide_or_reject(
+                spec, records, table, follow_event, config.max_clock_skew_s, clock
+            )
         sending = time.perf_counter()
         # streams.outcomes step 2: dead letters, then decisions, into the producer's hands.
         await send_dead_letters(result.rejections, dead_letters, metrics, detector)
-        metrics.dead_lettered.labels(detector).inc(len(result.rejections))
-        metrics.unaccounted.labels(detector).dec(len(result.rejections))
         await emit(decisions, result.decisions, fault, result.events)
-        metrics.decided.labels(detector).inc(len(result.decisions))
-        metrics.unaccounted.labels(detector).dec(len(result.decisions))
         clock.send_s = time.perf_counter() - sending
-        metrics.decisions_emitted(detector, [decision for _, _, decision in result.decisions])
-        outcomes = Counter(decision.outcome for _, _, decision in result.decisions)
-        for outcome, count in outcomes.items():
-            metrics.decisions.labels(detector, outcome).inc(count)
         received = {
             (e.message.partition, e.message.offset): consumer.received_at(e.message) for e in events
         }
-        metrics.stages.observe_batch(
-            detector,
-            clock,
-            (
-                (d.event_time.timestamp(), received.get((d.source.partition, d.source.offset)))
-                for _, _, d in result.decisions
-            ),
+        outcomes_sent(
+            metrics, detector, result, clock, lambda s: received.get((s.partition, s.offset))
         )
 
     decide.__name__ = f"decide_{detector}"
     return decide
-
-
-def _decide_or_reject(
-    spec: DetectorSpec,
-    records: Sequence[RecordRef],
-    table: Any,
-    follow_event: Any,
-    config: StreamConfig,
-    clock: BatchClock,
-) -> BatchResult:
-    """`decide_batch`, which gives every record its own outcome; should it raise all the
-    same (a defect), every record of the batch is dead-lettered with the error rather than
-    lost."""
-    try:
-        return decide_batch(
-            spec,
-            records,
-            table,
-            before_state_write=follow_event,
-            max_clock_skew_s=config.max_clock_skew_s,
-            clock=clock,
-        )
-    except Exception as exc:  # noqa: BLE001 - see the docstring
-        log.exception(
-            "%s: deciding a batch of %d records raised", spec.detector.value, len(records)
-        )
-        return BatchResult(rejections=[(r, Rejection.from_error(exc)) for r in records])

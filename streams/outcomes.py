@@ -150,18 +150,25 @@ async def send_dead_letters(
                     delay,
                 )
                 await asyncio.sleep(delay)
-        metrics.dead_letters.labels(detector, record.topic, rejection.reason.value).inc()
-        # A processing error is a defect of ours: louder than a producer's bad record.
-        level = logging.WARNING if rejection.error_class else logging.INFO
-        log.log(
-            level,
-            "%s: dead-lettered %s: %s %s%s",
-            detector,
-            _position(record, rejection),
-            rejection.reason.value,
-            f"{rejection.error_class}: " if rejection.error_class else "",
-            rejection.detail,
-        )
+        dead_lettered(metrics, detector, record, rejection)
+
+
+def dead_lettered(
+    metrics: DetectMetrics, detector: str, record: RecordRef, rejection: Rejection
+) -> None:
+    """A record's dead letter is sent: counted by reason and logged."""
+    metrics.dead_letters.labels(detector, record.topic, rejection.reason.value).inc()
+    # A processing error is a defect of ours: louder than a producer's bad record.
+    level = logging.WARNING if rejection.error_class else logging.INFO
+    log.log(
+        level,
+        "%s: dead-lettered %s: %s %s%s",
+        detector,
+        _position(record, rejection),
+        rejection.reason.value,
+        f"{rejection.error_class}: " if rejection.error_class else "",
+        rejection.detail,
+    )
 
 
 async def emit(

@@ -70,6 +70,10 @@ def start_stack(home: Path) -> tuple[StackManager, StackState]:
         pytest.fail(f"the local stack did not start: {exc.diagnostics()}", pytrace=False)
 
 
+# The detection engine the session's `attestream detect` runs on (docs/operations.md).
+DETECT_ENGINE_ENV = "ATTESTREAM_DETECT_ENGINE"
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
     manager, state = start_stack(tmp_path_factory.mktemp("stack-home"))
@@ -97,9 +101,11 @@ def settings_env(
     """Settings pointed at the session stack, also exported as ATTESTREAM_* variables so that
     CLI subprocesses started by the test see the same endpoints. Each test gets its own
     verifier state file: tests verify many ledgers of one log origin from one home, and a
-    verifier that remembered another test's ledger would rightly call this one a fork."""
+    verifier that remembered another test's ledger would rightly call this one a fork.
+    `ATTESTREAM_DETECT_ENGINE` is kept: `ATTESTREAM_DETECT_ENGINE=kafka pytest ...` runs the
+    session's detect workers on that engine."""
     for name in list(os.environ):
-        if name.startswith("ATTESTREAM_"):
+        if name.startswith("ATTESTREAM_") and name != DETECT_ENGINE_ENV:
             monkeypatch.delenv(name)
     env = {
         "ATTESTREAM_HOME": str(stack.home),

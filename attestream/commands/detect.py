@@ -1,4 +1,5 @@
-"""`attestream detect`: the supervised faust detection worker (attestream.detect_supervisor)."""
+"""`attestream detect`: the supervised detection worker (attestream.detect_supervisor), on faust
+or on confluent-kafka (ATTESTREAM_DETECT_ENGINE)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from attestream.observability import Readiness, process_registry, serve_metrics,
 from attestream.settings import load_settings
 from attestream.workers import registered
 from streams.app import create_app, tune_gc
+from streams.kafka_worker import KafkaWorker
 from streams.lag import LagMonitor, LagReader, lag_gauge
 from streams.metrics import DetectMetrics
 
@@ -114,16 +116,35 @@ def export_worker_settings(
 
 
 def _run_worker(metrics_port: int, verbose: bool) -> None:
-    """The faust worker: the supervisor has created the topics already."""
+    """The worker of the configured engine: the supervisor has created the topics already."""
     settings = load_settings()
     specs = build_specs(settings)
     registry = CollectorRegistry()  # the detect families only; no runtime collectors twice
-    app = create_app(stream_config(settings), specs, DetectMetrics(registry))
+    metrics = DetectMetrics(registry)
+    if settings.detect_engine == "kafka":
+        kafka_worker = KafkaWorker(stream_config(settings), specs, metrics)
+        serve_metrics(WORKER_METRICS_HOST, metrics_port, registry)
+        _run_kafka_worker(kafka_worker)
+        return
+    app = create_app(stream_config(settings), specs, metrics)
     serve_metrics(WORKER_METRICS_HOST, metrics_port, registry)
     tune_gc()
     # faust's worker owns the event loop and handles SIGTERM/SIGINT with a clean shutdown.
     worker = app.Worker(loglevel="DEBUG" if verbose else "INFO", quiet=True)
     worker.execute_from_commandline()
+
+
+def _run_kafka_worker(worker: KafkaWorker) -> None:
+    """The confluent-kafka worker on this thread; SIGTERM and SIGINT stop it after its
+    current batch, committed, and it leaves the group."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    tune_gc()
+    worker.run()
 
 
 def _free_port() -> int:

@@ -17,8 +17,8 @@ RESULTS_START, RESULTS_END = "<!-- bench:results:start -->", "<!-- bench:results
 FORENSIC_START, FORENSIC_END = "<!-- bench:forensic:start -->", "<!-- bench:forensic:end -->"
 LEDGER_KEYS = [
     *("a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e", "f", "f1", "g"),
-    *("h1", "h2", "h3", "h4", "h5", "h6", "h7"),
-    *("p", "p1", "p2", "p3", "s1", "s2", "s3", "s4", "t1", "t2", "t3", "t4"),
+    *("h1", "h2", "h3", "h4", "h5", "h6", "h7", "q", "q1", "q2", "q3"),
+    *("p", "p1", "p2", "p3", "p4", "p5", "s1", "s2", "s3", "s4", "t1", "t2", "t3", "t4"),
 ]
 FORENSIC_KEYS = ["i1", "i2", "j", "k", "l"]
 FIGURE_KEYS = LEDGER_KEYS + FORENSIC_KEYS
@@ -67,10 +67,10 @@ def test_quick_run_writes_json_and_the_markdown_table(
     assert {"nproc", "cpu", "loadavg_at_start"} <= set(data["meta"]["machine"])
     assert [r["records"] for r in data["details"]["ledger_runs"]] == [600]
     details = data["details"]
-    for name in ("stream_count_runs", "stream_decide_runs"):
+    for name in ("stream_count_runs", "stream_decide_runs", "stream_kafka_runs"):
         [run] = details[name]
         assert run["records"] == STREAM_EVENTS and run["rate"] > 0 and run["cpu_seconds"] > 0
-    for name in ("peer_worker_runs", "peer_runs"):
+    for name in ("peer_worker_runs", "peer_kafka_runs", "peer_runs"):
         [run] = details[name]
         assert run["records"] == STREAM_EVENTS and run["rate"] > 0 and run["cpu_seconds"] > 0
     assert [len(details["scale_detect_runs"][n]) for n in ("1", "2")] == [1, 1]
@@ -79,6 +79,9 @@ def test_quick_run_writes_json_and_the_markdown_table(
     assert end_to_end["durable"] == end_to_end["events"] > 0 and end_to_end["checkpoints"] > 0
     [latency] = details["stream_latency_runs"]
     assert latency["decisions"] == latency["events"] > 0
+    # Each engine decides only its own topic's paced payments, once each.
+    [kafka_latency] = details["stream_kafka_latency_runs"]
+    assert kafka_latency["decisions"] == kafka_latency["events"] > 0
     assert latency["received_ms"]["p50"] <= latency["received_ms"]["p99"]
     # Every paced payment's decision passed through each stage of the worker once.
     stages = latency["stages"]
