@@ -80,6 +80,9 @@ CLOSE_FLUSH_TIMEOUT_S = 5.0
 # Eager rebalancing: every member gives up all its partitions, then takes its new ones. A
 # partition a worker keeps is not restored again (`streams.kafka_rebalance`).
 ASSIGNMENT_STRATEGY = "range"
+# A changelog keeps each entity's latest state, as faust creates its tables' changelogs: a
+# compacting broker drops the older states, so a restore reads one record per entity.
+CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
 
 
 def consumer_config(config: StreamConfig) -> dict[str, Any]:
@@ -340,7 +343,7 @@ class KafkaWorker:
         sources = partition_counts(bootstrap, self.specs)
         for topic, states in self.states.items():
             wanted = sources.get(topic, self.config.partitions)
-            ensure_topics(bootstrap, [states.topic], wanted)
+            ensure_topics(bootstrap, [states.topic], wanted, CHANGELOG_CONFIG)
             found = partition_counts(bootstrap, [states.topic]).get(states.topic, wanted)
             if found != wanted:
                 raise ConfigError(
@@ -349,7 +352,7 @@ class KafkaWorker:
                     " changelog partition of the same number"
                 )
         shared = [labelling.states.topic for labelling in self.labelling.values()]
-        ensure_topics(bootstrap, shared, 1)
+        ensure_topics(bootstrap, shared, 1, CHANGELOG_CONFIG)
 
     def _start_model_watch(self) -> None:
         """A thread polling each detector's model source every `model_poll_s`; a newly

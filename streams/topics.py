@@ -14,15 +14,18 @@ from attestcore.errors import ServiceUnavailableError
 ADMIN_TIMEOUT_S = 10.0
 
 
-def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
+def ensure_topics(
+    bootstrap: str, names: Iterable[str], partitions: int, config: dict[str, str] | None = None
+) -> None:
+    """Create the topics that do not exist yet (with the topic `config`, if any); existing
+    ones are left as they are."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
         existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
     except KafkaException as exc:
         raise ServiceUnavailableError("Kafka", bootstrap, str(exc)) from exc
     missing = [
-        NewTopic(n, num_partitions=partitions, replication_factor=1)
+        NewTopic(n, num_partitions=partitions, replication_factor=1, config=config or {})
         for n in names
         if n not in existing
     ]
