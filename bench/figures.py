@@ -33,6 +33,7 @@ class Measurements:
     stream_latency: list[LatencyRun] = field(default_factory=list)
     stream_kafka: list[StreamRun] = field(default_factory=list)
     stream_kafka_latency: list[LatencyRun] = field(default_factory=list)
+    stream_relay_latency: list[LatencyRun] = field(default_factory=list)
     forensic: list[ForensicRun] = field(default_factory=list)
     forensic_build_s: float | None = None
     """Seconds spent building the investigators' ledger (None: reused as it was)."""
@@ -58,7 +59,9 @@ class Measurements:
             "raw_hash_seconds": self.raw_hash_s,
             "entry_costs_us": [asdict(c) | {"total_us": c.total_us} for c in self.entry_costs],
             **stream_details(self.stream_count, self.stream_decide, self.stream_latency),
-            **kafka_details(self.stream_kafka, self.stream_kafka_latency),
+            **kafka_details(
+                self.stream_kafka, self.stream_kafka_latency, self.stream_relay_latency
+            ),
             **forensic_details(self.forensic, self.forensic_build_s),
         }
 
@@ -77,7 +80,9 @@ def build_figures(m: Measurements) -> list[Figure]:
     if m.stream_decide:
         figures += stream_figures(m.stream_count, m.stream_decide, m.stream_latency)
     if m.stream_kafka:
-        figures += kafka_figures(m.stream_count, m.stream_kafka, m.stream_kafka_latency)
+        figures += kafka_figures(
+            m.stream_count, m.stream_kafka, m.stream_kafka_latency, m.stream_relay_latency
+        )
     return figures + forensic_figures(m.forensic, m.sizes.get("forensic_entries", 0))
 
 

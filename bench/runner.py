@@ -196,6 +196,7 @@ def _measure_stream(config: BenchConfig, ep: Endpoints, measured: Measurements) 
             measured.stream_latency.append(runs.latency)
             measured.stream_kafka.append(runs.kafka)
             measured.stream_kafka_latency.append(runs.kafka_latency)
+            measured.stream_relay_latency.append(runs.relay)
 
 
 def _clickhouse_version(url: str) -> str:

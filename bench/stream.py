@@ -48,6 +48,7 @@ from attestcore import processes
 from attestcore.errors import ServiceUnavailableError
 from attestcore.schemas import PaymentTransaction, encode
 from attestcore.waiting import WaitTimeout, wait_until
+from bench.relay import RELAY_MODE
 from bench.stream_stages import scrape_batches, scrape_stages, stage_spread
 from bench.stream_worker import KAFKA_MODE, Stamp, WorkerSettings
 from detectors.simulate_payments import simulate_payments
@@ -64,7 +65,8 @@ RUN_TIMEOUT_S = 300.0
 WORKER_STOP_TIMEOUT_S = 30.0
 # How often the stamps file and the decisions are looked at: well under a run's seconds.
 POLL_S = 0.02
-# How long one read of the decisions topic waits for records.
+# How long one read of the decisions topic waits for a first record (then it takes the rest of
+# what is buffered at once, and each record is stamped when it was handed over).
 CONSUME_TIMEOUT_S = 0.05
 # The broker's wait for records on a caught-up fetch: the local broker (Tansu) answers such a
 # fetch only after a good part of this wait (p50 370 ms of the default 500 ms here, 22 ms of
@@ -164,8 +166,14 @@ class DecisionsWatch:
         consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         try:
             while not self._stop.is_set():
-                messages = consumer.consume(10_000, CONSUME_TIMEOUT_S)
+                # The first record as soon as it is there, then what else is buffered without
+                # waiting: `consume(n, timeout)` returns only at `n` records or at the timeout,
+                # so a wait there would stamp every record with the window's end.
+                first = consumer.poll(CONSUME_TIMEOUT_S)
+                if first is None:
+                    continue
                 now = time.time()
+                messages = [first, *consumer.consume(10_000, 0)]
                 self.arrivals.extend((now, m.value() or b"") for m in messages if not m.error())
         finally:
             consumer.close()
@@ -198,15 +206,9 @@ class Worker:
         self.stamps = Path(settings.stamps)
         self.log = log
         self.started = time.time()
+        command = ["bench.relay"] if mode == RELAY_MODE else ["bench.stream_worker", mode]
         self.proc = processes.start(
-            [
-                sys.executable,
-                "-m",
-                "bench.stream_worker",
-                mode,
-                msgspec.json.encode(settings).decode(),
-            ],
-            log=log,
+            [sys.executable, "-m", *command, msgspec.json.encode(settings).decode()], log=log
         )
 
     def wait_stamp(self, name: str, timeout_s: float) -> Stamp:
@@ -330,13 +332,16 @@ def _latency(
     with EventProducer(setup.bootstrap) as producer:
         warm_up(producer, topic, [p.event for p in warmup])
         watch.wait_for(before + len(warmup), RUN_TIMEOUT_S)
-        stages_before = scrape_stages(metrics_port)
-        batches_before = scrape_batches(metrics_port)
+        if metrics_port:
+            stages_before = scrape_stages(metrics_port)
+            batches_before = scrape_batches(metrics_port)
         send_paced(producer, topic, [p.event for p in payments], rate)
     watch.wait_for(before + len(warmup) + count, RUN_TIMEOUT_S)
-    stages = stage_spread(stages_before, scrape_stages(metrics_port))
-    (batches, events), (batches_0, events_0) = scrape_batches(metrics_port), batches_before
-    stages["batches"] = {"batches": batches - batches_0, "events": events - events_0}
+    stages: dict[str, dict[str, float]] = {}
+    if metrics_port:  # a worker without metrics (the relay) has no stages
+        stages = stage_spread(stages_before, scrape_stages(metrics_port))
+        (batches, events), (batches_0, events_0) = scrape_batches(metrics_port), batches_before
+        stages["batches"] = {"batches": batches - batches_0, "events": events - events_0}
     ours = {p.event.event_id for p in payments}
     decode = msgspec.json.Decoder(_Decided).decode
     sent: list[float] = []
@@ -376,6 +381,22 @@ def send_paced(
         producer.send(topic, event.customer_id.encode(), encode(stamped))
 
 
+def run_relay(setup: StreamSetup, rate: float) -> LatencyRun:
+    """(r) The latency ceiling: `bench.relay` over a topic of its own, at `rate`, measured as
+    the workers' latency is (`_latency`)."""
+    topic = f"bench-payments-relay-{uuid.uuid4().hex[:10]}"
+    settings = _worker_settings(setup, topic, RELAY_MODE)
+    settings.metrics_port = 0
+    ensure_topics(setup.bootstrap, [topic, settings.decisions_topic], partitions=1)
+    watch = DecisionsWatch(setup.bootstrap, settings.decisions_topic)
+    worker = Worker(RELAY_MODE, settings, setup.work_dir / f"{RELAY_MODE}.log")
+    try:
+        return _latency(setup, topic, watch, rate, metrics_port=0)
+    finally:
+        worker.stop()
+        watch.stop()
+
+
 @dataclass(frozen=True)
 class StreamMeasures:
     """One run's workers over the same topic."""
@@ -386,6 +407,8 @@ class StreamMeasures:
     kafka: StreamRun
     """The detection worker on the confluent-kafka engine (q)."""
     kafka_latency: LatencyRun
+    relay: LatencyRun
+    """The latency ceiling (r), at the confluent-kafka engine's half load."""
 
 
 def measure_stream(setup: StreamSetup, run: int) -> StreamMeasures:
@@ -399,7 +422,8 @@ def measure_stream(setup: StreamSetup, run: int) -> StreamMeasures:
     count = run_count(setup, topics["decide"])
     engines = ("decide", KAFKA_MODE) if run % 2 == 0 else (KAFKA_MODE, "decide")
     measured = {mode: run_decide(setup, topics[mode], mode) for mode in engines}
-    return StreamMeasures(count, *measured["decide"], *measured[KAFKA_MODE])
+    relay = run_relay(setup, measured[KAFKA_MODE][1].rate)
+    return StreamMeasures(count, *measured["decide"], *measured[KAFKA_MODE], relay)
 
 
 @contextlib.contextmanager

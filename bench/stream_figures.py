@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from bench.config import TARGET_STREAM_RATIO
@@ -11,6 +11,8 @@ from bench.stream import LatencyRun, StreamRun
 from streams.stages import STAGES
 
 P50, P99 = 50, 99
+# Event to decision at half load: a card network leaves a fraud check about 100 ms.
+LATENCY_TARGETS_MS = (30, 100)
 
 
 def stream_figures(
@@ -35,14 +37,40 @@ def stream_figures(
 
 
 def kafka_figures(
-    count: list[StreamRun], decide: list[StreamRun], latency: list[LatencyRun]
+    count: list[StreamRun],
+    decide: list[StreamRun],
+    latency: list[LatencyRun],
+    relay: list[LatencyRun],
 ) -> list[Figure]:
-    """(q) The detection worker on the confluent-kafka engine, against g as f is."""
+    """(q) The detection worker on the confluent-kafka engine, against g as f is; its latency
+    against (r) the relay's, the broker's part of a decision alone (`bench.relay`)."""
     what = "stream: decisions/s of one worker on the confluent-kafka engine (the work of f)"
-    return [
+    figures = [
         *_decide_figures("q", what, count, decide),
         *_latency_figures("q", "q", latency, stages=False, first=2),
     ]
+    if not relay:
+        return figures
+    floors = [
+        replace(
+            f,
+            name=f.name.replace(
+                "stream latency", "latency ceiling (a relay doing only the broker's part)"
+            ),
+        )
+        for f in _latency_figures("r", "q", relay, stages=False)
+    ]
+    latencies = [
+        replace(
+            q,
+            ceiling=floor.value,
+            ceiling_name=f"{floor.key}: the relay",
+            ratio=floor.value / q.value,
+            targets=[Target(f"≤ {target} ms", q.value <= target)],
+        )
+        for q, floor, target in zip(figures[2:4], floors, LATENCY_TARGETS_MS, strict=True)
+    ]
+    return [*figures[:2], *latencies, *floors]
 
 
 def _decide_figures(
@@ -145,11 +173,14 @@ def stream_details(
     }
 
 
-def kafka_details(decide: list[StreamRun], latency: list[LatencyRun]) -> dict[str, Any]:
-    """The runs of the confluent-kafka engine (q), for the JSON file."""
+def kafka_details(
+    decide: list[StreamRun], latency: list[LatencyRun], relay: list[LatencyRun]
+) -> dict[str, Any]:
+    """The runs of the confluent-kafka engine (q) and of the relay (r), for the JSON file."""
     return {
         "stream_kafka_runs": [_run(r) for r in decide],
         "stream_kafka_latency_runs": _latency_details(latency),
+        "stream_relay_latency_runs": _latency_details(relay),
     }
 
 

@@ -17,7 +17,7 @@ RESULTS_START, RESULTS_END = "<!-- bench:results:start -->", "<!-- bench:results
 FORENSIC_START, FORENSIC_END = "<!-- bench:forensic:start -->", "<!-- bench:forensic:end -->"
 LEDGER_KEYS = [
     *("a", "b", "c1", "c2", "d", "e1", "e2", "e3", "e4", "e", "f", "f1", "g"),
-    *("h1", "h2", "h3", "h4", "h5", "h6", "h7", "q", "q1", "q2", "q3"),
+    *("h1", "h2", "h3", "h4", "h5", "h6", "h7", "q", "q1", "q2", "q3", "r1", "r2"),
     *("p", "p1", "p2", "p3", "p4", "p5", "s1", "s2", "s3", "s4", "t1", "t2", "t3", "t4"),
 ]
 FORENSIC_KEYS = ["i1", "i2", "j", "k", "l"]
@@ -82,6 +82,11 @@ def test_quick_run_writes_json_and_the_markdown_table(
     # Each engine decides only its own topic's paced payments, once each.
     [kafka_latency] = details["stream_kafka_latency_runs"]
     assert kafka_latency["decisions"] == kafka_latency["events"] > 0
+    # The relay, the engine's latency ceiling, relays each of its paced payments once.
+    [relay] = details["stream_relay_latency_runs"]
+    assert relay["decisions"] == relay["events"] > 0 and relay["stages"] == {}
+    [q2] = [f for f in data["figures"] if f["key"] == "q2"]
+    assert q2["ceiling"] > 0 and q2["ratio"] == q2["ceiling"] / q2["value"]
     assert latency["received_ms"]["p50"] <= latency["received_ms"]["p99"]
     # Every paced payment's decision passed through each stage of the worker once.
     stages = latency["stages"]
