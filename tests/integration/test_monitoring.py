@@ -220,8 +220,11 @@ def test_dashboards_and_alerts_on_a_running_pipeline(
         timeout=PROMETHEUS_TIMEOUT_S,
         check=False,
     )
-    assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)["queries"]
+    # Exit 1 when an alert fires: on the session's shared Prometheus, one about an earlier
+    # test's processes may (this run's own were checked above).
+    firing = any(r["state"] == "firing" for r in rows)
+    assert listed.returncode == (1 if firing else 0), listed.stderr
     assert [(r["source"], r["name"]) for r in rows if r["ok"]] == [
         *(("panel", q.name) for q in dashboard_queries()),
         *(("alert", q.name) for q in alerts),
