@@ -115,8 +115,10 @@ ensure_anvil() {
     fi
     ensure_npm
     mkdir -p "$NPM_PREFIX"
-    npm install --prefix "$NPM_PREFIX" --no-audit --no-fund --loglevel=error \
-        "$ANVIL_NPM_PACKAGE@$ANVIL_NPM_VERSION" </dev/null >/dev/null
+    # deploy/npm/package-lock.json pins the package's version and sha512 integrity; `npm ci`
+    # installs exactly that and refuses a tarball whose hash differs.
+    cp "$ROOT/deploy/npm/package.json" "$ROOT/deploy/npm/package-lock.json" "$NPM_PREFIX/"
+    npm ci --prefix "$NPM_PREFIX" --no-audit --no-fund --loglevel=error </dev/null >/dev/null
     [ -x "$ANVIL_BIN" ] || { echo "anvil not found at $ANVIL_BIN after npm install" >&2; exit 1; }
     step anvil "installed $ANVIL_NPM_PACKAGE@$ANVIL_NPM_VERSION"
 }

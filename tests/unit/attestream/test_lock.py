@@ -7,6 +7,7 @@ outside pyproject.toml's range would be a lock resolved against another project 
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from importlib import metadata
@@ -82,3 +83,20 @@ def test_the_standard_lock_file_pins_the_same_tree_with_hashes() -> None:
             *([package["sdist"]] if "sdist" in package else []),
         ]
         assert artifacts and all(a["hashes"]["sha256"] for a in artifacts), package["name"]
+
+
+def test_anvil_is_installed_from_its_npm_lock() -> None:
+    """The bootstrap installs anvil with `npm ci` from deploy/npm/package-lock.json: the
+    version it names and a sha512 integrity for it."""
+    root = Path(__file__).resolve().parents[3]
+    script = (root / "deploy" / "bootstrap.sh").read_text(encoding="utf-8")
+    version = re.search(r'^ANVIL_NPM_VERSION="([^"]+)"', script, re.M)
+    assert version is not None and "npm ci --prefix" in script
+    lock = json.loads((root / "deploy" / "npm" / "package-lock.json").read_text(encoding="utf-8"))
+    [pinned] = [
+        entry
+        for path, entry in lock["packages"].items()
+        if path == "node_modules/@foundry-rs/anvil-linux-amd64"
+    ]
+    assert pinned["version"] == version.group(1)
+    assert pinned["integrity"].startswith("sha512-")
