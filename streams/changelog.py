@@ -28,6 +28,7 @@ import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer
 from confluent_kafka import TopicPartition as TP
 
+from attestcore.backoff import kafka_client_logger
 from attestcore.errors import ServiceUnavailableError
 from streams.pipeline import State
 
@@ -68,6 +69,7 @@ def restore_consumer(bootstrap: str, app_id: str) -> Consumer:
             "group.id": f"{app_id}-changelog-reader",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            "logger": kafka_client_logger("changelog"),
         }
     )
 

@@ -35,6 +35,7 @@ from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
+from attestcore.backoff import kafka_client_logger
 from attestcore.errors import ConfigError, ServiceUnavailableError
 from attestcore.schemas import EVENT_HEADER
 from streams.app import (
@@ -97,6 +98,7 @@ def consumer_config(config: StreamConfig) -> dict[str, Any]:
         "heartbeat.interval.ms": int(HEARTBEAT_INTERVAL_S * 1000),
         "fetch.wait.max.ms": config.fetch_max_wait_ms,
         "partition.assignment.strategy": ASSIGNMENT_STRATEGY,
+        "logger": kafka_client_logger("detect-consumer"),
     }
 
 
@@ -111,6 +113,7 @@ def producer_config(config: StreamConfig) -> dict[str, Any]:
         "batch.size": PRODUCER_MAX_BATCH_BYTES,
         "partitioner": "murmur2_random",
         "enable.idempotence": False,
+        "logger": kafka_client_logger("detect-producer"),
     }
 
 

@@ -15,6 +15,7 @@ from ledger_helpers import (
     fresh_database_url,
     sequenced_ledger,
 )
+from outage_drills import DrillStack, drill_stack
 from pydantic import SecretStr
 from tamper_ledger import BATCH, ENTRIES, Ledger
 
@@ -57,3 +58,17 @@ def ledger(pristine: Ledger) -> Iterator[Ledger]:
     yield Ledger(settings, store, pristine.verifiers)
     store.execute("DROP DATABASE IF EXISTS {db}")
     store.close()
+
+
+@pytest.fixture(scope="module")
+def drill_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
+    """A stack for one test module's drills."""
+    yield from drill_stack(tmp_path_factory.mktemp("drill-home"))
+
+
+@pytest.fixture
+def drill(drill_services: DrillStack) -> Iterator[DrillStack]:
+    """The module's drill stack; after each test every service runs again, also when the
+    test failed with a service stopped (its failure stays its own)."""
+    yield drill_services
+    drill_services.restart()

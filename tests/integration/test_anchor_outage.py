@@ -8,12 +8,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from anvil_node import LedgerFeed
-from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
+from outage_drills import DrillStack, family_prefixes, try_scrape
 from sequencer_procs import wait_until
 
 from anchoring.store import AnchoredStore, AnchorRecords
@@ -34,11 +33,6 @@ OUTAGE_S = 5.0
 # One line per backoff step (0.2, 0.4, 0.8, 1.6, 2, 2... s): a 5 s outage is a handful.
 MAX_OUTAGE_LINES = 10
 SHUTDOWN_BOUND_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
-    yield from drill_stack(tmp_path_factory.mktemp("anchor-drill"))
 
 
 def covered(store: AnchoredStore, settings: Settings, chain: int, size: int) -> bool:

@@ -11,12 +11,11 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from detect_helpers import background, payments, publish_payments, read_decisions
-from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
+from outage_drills import DrillStack, family_prefixes, try_scrape
 from sequencer_procs import wait_until
 
 from attestcore import processes
@@ -33,11 +32,6 @@ MAX_OUTAGE_LINES = 25
 SHUTDOWN_BOUND_S = 10.0
 KAFKA_UP = ("attestream_detect_dependency_up", (("dependency", "kafka"),))
 READY = ("attestream_detect_ready", ())
-
-
-@pytest.fixture(scope="module")
-def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
-    yield from drill_stack(tmp_path_factory.mktemp("detect-drill"))
 
 
 def setup_env(drill: DrillStack, trained_models: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -95,7 +89,6 @@ def test_detect_survives_a_broker_reset_and_stops_promptly_while_it_is_down(
         detect.send_signal(signal.SIGTERM)
         assert detect.wait(SHUTDOWN_BOUND_S) == 0
         assert time.monotonic() - started < SHUTDOWN_BOUND_S
-    drill.restart()
 
 
 def test_detect_stops_within_the_bound_under_load(

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from factories import make_decision
-from outage_drills import DrillStack, drill_stack, family_prefixes, try_scrape
+from outage_drills import DrillStack, family_prefixes, try_scrape
 from sequencer_procs import (
     START_TIMEOUT_S,
     BurstProducer,
@@ -42,11 +41,6 @@ FINISH_TIMEOUT_S = 90.0
 SHUTDOWN_BOUND_S = 10.0
 # One line per backoff step: over a 6 s outage at most a handful, never one per poll.
 MAX_OUTAGE_LINES = 10
-
-
-@pytest.fixture(scope="module")
-def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
-    yield from drill_stack(tmp_path_factory.mktemp("drill-home"))
 
 
 @pytest.fixture
