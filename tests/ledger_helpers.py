@@ -3,10 +3,12 @@ copy a ledger into a fresh database, and tamper with it through plain SQL."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
 from factories import make_decision
 
 from anchoring.store import AnchoredStore
@@ -26,8 +28,12 @@ from streams.producer import EventProducer
 from streams.topics import ensure_topics
 
 # Long enough for a first consumer-group join on Tansu plus the batches; the sequencer exits
-# once the topic has been quiet this long.
+# once the topic has been quiet this long (or once its group committed what was published).
 IDLE_S = 4.0
+# How often the committed offsets are compared with the topic's end.
+COMMITTED_POLL_S = 0.1
+# A committed-offsets request to a live broker answers in milliseconds.
+KAFKA_REQUEST_TIMEOUT_S = 10.0
 # A mutation on a handful of rows takes milliseconds; 30 s covers a loaded machine.
 MUTATION_TIMEOUT_S = 30.0
 
@@ -46,8 +52,10 @@ def run_sequencer(
     rejected: list[str] | None = None,
     batch_max: int = 1000,
     anchors: bool = False,
+    records: int | None = None,
 ) -> Sequencer:
-    """Run the real sequencer until the decisions topic has been quiet for IDLE_S.
+    """Run the real sequencer until the decisions topic has been quiet for IDLE_S or, given
+    the number of `records` published to it, as soon as its group committed them all.
 
     It checks what it signs as `ledger run` does, against its signer state file and, with
     `anchors`, the newest anchor of the configured anchor account (off by default: tests on
@@ -70,8 +78,42 @@ def run_sequencer(
         archive=ArchiveStore(store),
         on_reject=lambda msg, reason, detail: reasons.append(detail),
     )
-    sequencer.run(max_idle_s=IDLE_S)
+    finished = threading.Event()
+    watcher = threading.Thread(
+        target=_stop_once_committed, args=(config, records, sequencer.stop, finished), daemon=True
+    )
+    if records is not None:
+        watcher.start()
+    try:
+        sequencer.run(max_idle_s=IDLE_S)
+    finally:
+        finished.set()
+        if watcher.is_alive():
+            watcher.join()
     return sequencer
+
+
+def _stop_once_committed(
+    config: SequencerConfig,
+    records: int | None,
+    stop: Callable[[], None],
+    finished: threading.Event,
+) -> None:
+    """Stop the sequencer once its group has committed `records` offsets of the (fresh)
+    topic: then each of them is logged or dead-lettered, and durable. The committed offsets
+    are compared with the count published, not with the topic's high watermark: the local
+    broker (Tansu) reports a watermark short of the records it holds."""
+    reader = Consumer({"bootstrap.servers": config.bootstrap, "group.id": config.group})
+    try:
+        topic = reader.list_topics(config.topic, timeout=KAFKA_REQUEST_TIMEOUT_S).topics
+        partitions = [TopicPartition(config.topic, p) for p in topic[config.topic].partitions]
+        while not finished.wait(COMMITTED_POLL_S):
+            committed = reader.committed(partitions, timeout=KAFKA_REQUEST_TIMEOUT_S)
+            if sum(max(tp.offset, 0) for tp in committed) >= (records or 0):
+                stop()
+                return
+    finally:
+        reader.close()
 
 
 def sequenced_ledger(settings: Settings, entries: int, batch_max: int) -> AnchoredStore:
@@ -82,7 +124,7 @@ def sequenced_ledger(settings: Settings, entries: int, batch_max: int) -> Anchor
     create_ledger_key(settings)
     store = open_store(settings, create=True)
     publish_decisions(settings, [make_decision(i) for i in range(entries)])
-    run_sequencer(settings, store, batch_max=batch_max)
+    run_sequencer(settings, store, batch_max=batch_max, records=entries)
     assert store.count_entries() == entries
     return store
 

@@ -29,7 +29,7 @@ def log_decisions(settings: Settings, entries: int) -> None:
     store = open_store(settings, create=True)
     try:
         publish_decisions(settings, [make_decision(i) for i in range(entries)])
-        run_sequencer(settings, store, batch_max=BATCH)
+        run_sequencer(settings, store, batch_max=BATCH, records=entries)
         assert store.count_entries() == entries
     finally:
         store.close()

@@ -56,7 +56,7 @@ def log_and_anchor(settings: Settings) -> list[str]:
             producer.send(settings.topic_decisions, d.entity_id.encode(), encode(d), headers)
     store = open_store(settings, create=True)
     try:
-        run_sequencer(settings, store, batch_max=12)
+        run_sequencer(settings, store, batch_max=12, records=OLD_FORMAT + PAYMENTS)
         assert store.count_entries() == OLD_FORMAT + PAYMENTS
     finally:
         store.close()

@@ -89,7 +89,7 @@ def test_search_open_verify_and_download_a_case_bundle(
     ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=1)
     store = open_store(isolated, create=True)
     publish_decisions(isolated, [d for d, _ in paid])
-    run_sequencer(isolated, store, batch_max=5)
+    run_sequencer(isolated, store, batch_max=5, records=len(paid))
     token = AccessTokens(tokens_path(isolated.home)).grant("ines", Role.INVESTIGATOR)
     key = json.loads(cli("ledger", "keys", "--json").stdout)["verifier_key"]
 

@@ -218,7 +218,7 @@ def test_records_without_event_bytes_or_with_forged_ones_are_still_logged(
         send(topic, b"C0", encode(make_decision(0)))  # a detector from before the archive
         send(topic, b"C1", encode(with_bytes), [(EVENT_HEADER, genuine)])
         send(topic, b"C2", encode(claims_other), [(EVENT_HEADER, forged)])
-    run_sequencer(isolated, store)
+    run_sequencer(isolated, store, records=3)
 
     entries = logged_entries(store)
     assert [e.decision.event_id for e in entries] == ["ev-0", "ev-1", "ev-2"]

@@ -48,7 +48,7 @@ def write(settings: Settings, store: AnchoredStore, first: int, count: int) -> N
     """Decisions first..first+count-1 through the real sequencer (batches of 5), and one
     access record signed by the access log."""
     publish_decisions(settings, [make_decision(i) for i in range(first, first + count)])
-    run_sequencer(settings, store, batch_max=5)
+    run_sequencer(settings, store, batch_max=5, records=first + count)
     access_log = AccessLog(store, ledger_signer(settings), settings.log_origin)
     access_log.open()
     access_log.append(record(first))

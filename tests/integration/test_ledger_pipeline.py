@@ -22,7 +22,7 @@ def test_decisions_are_logged_once_anchored_and_verified(isolated: Settings) -> 
     rejected: list[str] = []
     first = [make_decision(i) for i in range(300)]
     publish_decisions(isolated, first, garbage=2)
-    run_sequencer(isolated, store, rejected)
+    run_sequencer(isolated, store, rejected, records=302)
 
     assert store.count_entries() == 300
     assert store.chains() == [0, 1]
@@ -33,7 +33,7 @@ def test_decisions_are_logged_once_anchored_and_verified(isolated: Settings) -> 
 
     # A detector replay re-emits the same decisions: they are logged once. New ones append.
     publish_decisions(isolated, first[:50] + [make_decision(i) for i in range(300, 305)])
-    run_sequencer(isolated, store, rejected)
+    run_sequencer(isolated, store, rejected, records=302 + 55)
     assert store.count_entries() == 305
 
     rpc_url, chain_id = isolated.require_rpc()
@@ -58,7 +58,7 @@ def test_verification_names_a_changed_entry(isolated: Settings) -> None:
     ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=1)
     store = open_store(isolated, create=True)
     publish_decisions(isolated, [make_decision(i) for i in range(20)])
-    run_sequencer(isolated, store, [])
+    run_sequencer(isolated, store, [], records=20)
     store.execute(
         "ALTER TABLE {db}.entries UPDATE entry = replaceOne(entry, '\"review\"', '\"approve\"')"
         " WHERE seq = 8"

@@ -44,7 +44,7 @@ def test_verify_prove_and_status_work_as_a_read_only_user(
     ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=1)
     writer = open_store(isolated, create=True)
     publish_decisions(isolated, [make_decision(i) for i in range(ENTRIES)])
-    run_sequencer(isolated, writer, batch_max=7)
+    run_sequencer(isolated, writer, batch_max=7, records=ENTRIES)
     writer.close()
     url = isolated.require_clickhouse()
 

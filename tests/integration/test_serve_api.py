@@ -67,7 +67,7 @@ def api(isolated: Settings, tmp_path: Path) -> Iterator[Api]:
     ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=1)
     store = open_store(isolated, create=True)
     publish_decisions(isolated, [make_decision(i) for i in range(ENTRIES)])
-    run_sequencer(isolated, store, batch_max=10)
+    run_sequencer(isolated, store, batch_max=10, records=ENTRIES)
     assert store.count_entries() == ENTRIES
     tokens = AccessTokens(tmp_path / "access-tokens.json")
     investigator = tokens.grant("ines", Role.INVESTIGATOR)

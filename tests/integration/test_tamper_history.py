@@ -298,7 +298,7 @@ def crashed_ledger(settings: Settings, point: str, tmp_path: Path) -> Ledger:
     ensure_topics(settings.require_kafka(), [settings.topic_decisions], partitions=1)
     store = open_store(settings, create=True)
     publish_decisions(settings, [make_decision(i) for i in range(10)])
-    run_sequencer(settings, store, batch_max=BATCH)
+    run_sequencer(settings, store, batch_max=BATCH, records=10)
     publish_decisions(settings, [make_decision(i) for i in range(10, 15)])
     run = SequencerProcess(
         f"crash-{point}",

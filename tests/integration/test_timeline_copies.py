@@ -45,7 +45,7 @@ def log_scans(settings: Settings) -> AnchoredStore:
             producer.send(
                 settings.topic_decisions, EPC.encode(), encode(decision), [(EVENT_HEADER, event)]
             )
-    run_sequencer(settings, store)
+    run_sequencer(settings, store, records=len(scans))
     return store
 
 

@@ -56,7 +56,8 @@ def extend(settings: Settings, decisions: list[Decision]) -> None:
     publish_decisions(settings, decisions)
     store = open_store(settings, create=True)
     try:
-        run_sequencer(settings, store, batch_max=BATCH)
+        published = store.count_entries() + len(decisions)
+        run_sequencer(settings, store, batch_max=BATCH, records=published)
     finally:
         store.close()
 
