@@ -59,6 +59,11 @@ class NoLedgerError(ConfigError):
     kind = "no_ledger"
 
 
+class LedgerAbsentError(NoLedgerError):
+    """No ledger tables (or no database) at all yet: a writer's first `ledger run` creates
+    them, so a long-running reader may wait for it; a one-shot command exits 2."""
+
+
 class UsageError(AttestreamError):
     """A command was called with arguments that cannot work."""
 

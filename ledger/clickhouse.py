@@ -20,6 +20,7 @@ from clickhouse_driver.errors import ErrorCodes, NetworkError, ServerException, 
 from attestcore.errors import (
     AttestreamError,
     ConfigError,
+    LedgerAbsentError,
     NoLedgerError,
     ServiceUnavailableError,
 )
@@ -98,7 +99,7 @@ def server_error(exc: ServerException, endpoint: str, database: str) -> Attestre
     first = _first_line(exc)
     where = f"database {database!r} at {endpoint}"
     if code in NO_LEDGER:
-        return NoLedgerError(
+        return LedgerAbsentError(
             f"no ledger in {where} ({first}); create it with {MIGRATE_HINT}, or point"
             " ATTESTREAM_CLICKHOUSE_URL at the database that holds the ledger"
         )

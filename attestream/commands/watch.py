@@ -3,7 +3,8 @@
 Every --interval it runs one pass and publishes what it verified; a failure is logged and
 counted, and the watch goes on (it is a monitor: the next pass checks again). ClickHouse or
 the JSON-RPC endpoint unreachable is waited out with the backoff every long-running process
-uses, and shown by its readiness gauges. SIGTERM or SIGINT ends it after the pass in hand.
+uses, and shown by its readiness gauges; so is a database without a ledger yet (the watch
+started before the first `ledger run` created it). SIGTERM or SIGINT ends it after the pass in hand.
 With --once: one pass, exit 0 when everything new verified, 1 on a failure, 3 when a service
 could not be reached (README, "Exit codes").
 """
@@ -19,8 +20,8 @@ import typer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from anchoring.rpc import connect
-from attestcore.backoff import Outage, keep_trying, wait
-from attestcore.errors import ServiceUnavailableError
+from attestcore.backoff import Outage, backoff_delay, keep_trying, wait
+from attestcore.errors import LedgerAbsentError, ServiceUnavailableError
 from attestream.observability import Readiness, process_registry, serve_metrics, setup_logging
 from attestream.settings import Settings, load_settings
 from attestream.wiring import open_store, trusted_verifiers
@@ -158,6 +159,7 @@ def _run(
         connected = keep_trying(
             lambda: _connect_chain(ledger_watch, settings, offline), outage, lambda: stopping
         )
+        absent = 0  # passes in a row that found no ledger yet
         while connected and not stopping:
             try:
                 result = ledger_watch.run_pass()
@@ -165,6 +167,16 @@ def _run(
                 readiness.stopped()
                 outage.wait_after(exc.service, exc.diagnostics(), lambda: stopping)
                 continue
+            except LedgerAbsentError as exc:
+                readiness.stopped()
+                absent += 1
+                delay = backoff_delay(absent)
+                log.warning(
+                    "waiting for the ledger (check %d), next in %.1f s: %s", absent, delay, exc
+                )
+                wait(delay, lambda: stopping)
+                continue
+            absent = 0
             outage.recovered()
             readiness.started()
             metrics.publish(ledger_watch, result)

@@ -161,3 +161,29 @@ def test_the_watch_process_exports_progress_and_counts_a_tamper(
         assert failed.stdout.startswith("FAILED"), failed.stdout
     finally:
         store.close()
+
+
+def test_a_watch_started_before_the_ledger_waits_for_it(isolated: Settings, tmp_path: Path) -> None:
+    """Deployed beside `ledger run`, the watch may start first: it waits, not ready, and
+    verifies once the ledger is there."""
+    port = free_port()
+    args = ["forensic", "watch", "--offline", "--interval", "0.3", "--metrics-port", str(port)]
+    log = tmp_path / "watch.log"
+    with background(args, child_env(), log) as watch:
+        wait_until(
+            lambda: "waiting for the ledger" in log.read_text(),
+            METRICS_TIMEOUT_S,
+            interval_s=0.2,
+            what="the watch waiting for the ledger",
+        )
+        wait_for(port, "attestream_watch_ready", {}, 0)
+        assert watch.poll() is None, log.read_text()[-3000:]
+        store = ledger(isolated)
+        try:
+            write(isolated, store, 0, FIRST)
+            wait_for(port, "attestream_watch_verified_tree_size_entries", {"chain": "0"}, FIRST)
+            wait_for(port, "attestream_watch_ready", {}, 1)
+        finally:
+            store.close()
+    assert watch.returncode == 0, log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text()
