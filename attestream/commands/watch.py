@@ -4,9 +4,9 @@ Every --interval it runs one pass and publishes what it verified; a failure is l
 counted, and the watch goes on (it is a monitor: the next pass checks again). ClickHouse or
 the JSON-RPC endpoint unreachable is waited out with the backoff every long-running process
 uses, and shown by its readiness gauges; so is a database without a ledger yet (the watch
-started before the first `ledger run` created it). SIGTERM or SIGINT ends it after the pass in hand.
-With --once: one pass, exit 0 when everything new verified, 1 on a failure, 3 when a service
-could not be reached (README, "Exit codes").
+started before the first `ledger run` created it). SIGTERM or SIGINT ends it after the pass
+in hand. With --once: one pass, exit 0 when everything new verified, 1 on a failure, 3 when a
+service could not be reached (README, "Exit codes").
 """
 
 from __future__ import annotations
