@@ -36,7 +36,8 @@ class BatchOutcome:
     size: int
     fenced: bool = False
     conflicts: tuple[EventConflict, ...] = ()
-    """Decisions set aside as conflicting events; dead-lettered once the batch is durable."""
+    """Decisions set aside as conflicting events; dead-lettered before the batch is written
+    (step 0b of ledger/sequencer.py)."""
 
 
 class SequencerEvents:

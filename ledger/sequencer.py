@@ -6,14 +6,16 @@ assigns partitions, and a writer appends only to chains whose partition it holds
 Order of durability for every batch of a chain (never reordered):
   0. fence: the store still ends where this writer last wrote (no checkpoint or entry has
      appeared at or beyond its size since), else the writer is dropped and writes nothing;
+  0b. the batch's dead letters (records that are not decisions, decisions conflicting with a
+     logged event) handed to the dead-letter callback, then `flush_rejects` (the dead-letter
+     producer's flush): once step 1 moves the chain's head past a rejected record, a restart
+     no longer reads it again, so its dead letter must already be on the broker;
   1. the batch's event archive and entity index rows (ledger/archive.py), then its entries,
      then their tree nodes, are inserted into ClickHouse (one INSERT block each). The archive
      and index go first: their rows are idempotent (a batch cut short by a crash is read and
      written again, identical), whereas entries written before them would be resumed after,
      and their events never archived;
-  2. the signed checkpoint over the new tree size is inserted; then the batch's conflicting
-     events (a logged decision id, another event digest) are handed to the dead-letter
-     callback;
+  2. the signed checkpoint over the new tree size is inserted;
   3. only then are the Kafka offsets committed.
 On assignment of a partition (start, rebalance), before anything is read from it:
   R1, R2. the writer is rebuilt from ClickHouse: chain head, tree (compact range of the latest
@@ -48,7 +50,7 @@ import os
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,7 +68,7 @@ from attestcore.schemas import EVENT_HEADER
 from ledger.archive import ArchiveBatch, archive_batch
 from ledger.batches import collector_paused, take_batch
 from ledger.broker_watch import BrokerWatch
-from ledger.chain import ChainWriter, Incoming
+from ledger.chain import ChainWriter, EventConflict, Incoming
 from ledger.entry import EntrySource, decode_decision
 from ledger.events import BatchOutcome, OnReject, RejectReason, SequencerEvents
 from ledger.keys import NoteSigner
@@ -167,9 +169,12 @@ class Sequencer:
         on_reject: OnReject | None = None,
         guard: SigningGuard | None = None,
         archive: ArchiveWriter | None = None,
+        flush_rejects: Callable[[], None] | None = None,
     ) -> None:
         """Without a `guard` R3 is skipped and nothing is recorded; without an `archive` no
-        event is archived or indexed: benchmarks of the ledger core only."""
+        event is archived or indexed: benchmarks of the ledger core only. `flush_rejects`
+        returns once every record handed to `on_reject` is durable (step 0b), or raises
+        `ServiceUnavailableError`."""
         self.config = config
         self.store = store
         self.archive = archive
@@ -179,6 +184,8 @@ class Sequencer:
         self.cluster_id = ""
         self.events = events or SequencerEvents()
         self._on_reject = on_reject or (lambda msg, reason, detail: None)
+        self._flush_rejects = flush_rejects or (lambda: None)
+        self._unflushed = 0  # records handed to `on_reject` since the last flush
         self._stopping = False
         self.outage = Outage(log, self.events.dependency)
         self.broker = BrokerWatch(Outage(log, self.events.dependency))
@@ -352,6 +359,7 @@ class Sequencer:
     ) -> tuple[list[BatchOutcome], dict[int, int]]:
         by_chain: dict[int, list[Incoming]] = defaultdict(list)
         last_offset: dict[int, int] = {}
+        read_at: dict[tuple[int, int], Message] = {}  # each decision's record, by source
         for msg in messages:
             source = self._source(msg)
             if source is None:
@@ -360,28 +368,35 @@ class Sequencer:
             try:
                 decision = decode_decision(msg.value() or b"")
             except MalformedError as exc:
-                self._on_reject(msg, RejectReason.NOT_A_DECISION, str(exc))
+                self._reject(msg, RejectReason.NOT_A_DECISION, str(exc))
                 continue
             by_chain[source.partition].append(Incoming(decision, source, _event_bytes(msg)))
-        outcomes = [self._log_batch(chain, items) for chain, items in by_chain.items()]
+            read_at[source.partition, source.offset] = msg
+        outcomes = [self._log_batch(chain, items, read_at) for chain, items in by_chain.items()]
         for outcome in outcomes:
             self.events.batch_logged(outcome)
-        self._reject_conflicts(messages, outcomes)
+        self._flush()  # dead letters of chains with no decision to log in this batch
         return outcomes, last_offset
 
-    def _reject_conflicts(self, messages: Sequence[Message], outcomes: list[BatchOutcome]) -> None:
-        """End of step 2: dead-letter each decision whose id is logged for another event. (A
-        fenced batch has none: the chain's new writer reads those records again.)"""
-        conflicts = [conflict for outcome in outcomes for conflict in outcome.conflicts]
-        if not conflicts:
-            return
-        read_at = {(msg.partition(), msg.offset()): msg for msg in messages}
+    def _reject(self, msg: Message, reason: RejectReason, detail: str) -> None:
+        self._on_reject(msg, reason, detail)
+        self._unflushed += 1
+
+    def _flush(self) -> None:
+        """Step 0b's flush: every dead letter handed over so far is on the broker."""
+        if self._unflushed:
+            self._flush_rejects()
+            self._unflushed = 0
+
+    def _reject_conflicts(
+        self, conflicts: Sequence[EventConflict], read_at: Mapping[tuple[int, int], Message]
+    ) -> None:
+        """Step 0b: dead-letter each decision whose id is logged for another event."""
         for conflict in conflicts:
             source, detail = conflict.incoming.source, conflict.detail()
             log.warning("chain %d: not logged, a conflicting event: %s", conflict.chain, detail)
-            self._on_reject(
-                read_at[source.partition, source.offset], RejectReason.CONFLICTING_EVENT_ID, detail
-            )
+            msg = read_at[source.partition, source.offset]
+            self._reject(msg, RejectReason.CONFLICTING_EVENT_ID, detail)
 
     def _source(self, msg: Message) -> EntrySource | None:
         """Where a consumed record was read, or None when it is not ours to log."""
@@ -397,16 +412,23 @@ class Sequencer:
             offset=offset,
         )
 
-    def _log_batch(self, chain: int, items: list[Incoming]) -> BatchOutcome:
+    def _log_batch(
+        self, chain: int, items: list[Incoming], read_at: Mapping[tuple[int, int], Message]
+    ) -> BatchOutcome:
         owned = self.owned[chain]
         result = owned.writer.append(items)
         conflicts = tuple(result.conflicts)
         if not result.appended:
+            self._reject_conflicts(conflicts, read_at)
             return BatchOutcome(chain, 0, result.duplicates, result.size, conflicts=conflicts)
-        # Step 0: still the chain's only writer? (A fenced writer's state is thrown away.)
+        # Step 0: still the chain's only writer? (A fenced writer's state is thrown away, and
+        # its conflicts are not dead-lettered: the chain's new writer reads those records.)
         if self.store.ownership_marks(chain, owned.marks.max_size) != owned.marks:
             self._fence(chain)
             return BatchOutcome(chain, 0, 0, owned.marks.max_size, fenced=True)
+        # Step 0b: the batch's dead letters on the broker before its head moves past them.
+        self._reject_conflicts(conflicts, read_at)
+        self._flush()
         # Step 1: archive and index rows, entries and tree nodes durable.
         self._archive(chain, result.size - result.appended, result.logged)
         self.store.insert_entries(result.entries)

@@ -51,8 +51,9 @@ app = typer.Typer(help="The ledger sequencer and its checkpoint key.", no_args_i
 log = logging.getLogger("attestream.ledger")
 
 # At shutdown, dead letters (records that are not decisions, conflicting events) get this
-# long to reach the broker; with the broker down they are given up (they are re-read after
-# the log's head on the next start, so only those of the last batch can be missing).
+# long to reach the broker. Each batch's are flushed before its entries are written (step 0b
+# of ledger/sequencer.py), so only those of records after the log's head can be left, and
+# the next start reads those records again.
 SHUTDOWN_FLUSH_S = 3.0
 # While lingering after a refusal, a stop request is noticed this often.
 LINGER_STEP_S = 0.5
@@ -121,6 +122,7 @@ def run(
             on_reject=_dead_letter_to(dead_letters, settings),
             guard=guard,
             archive=ArchiveStore(store),
+            flush_rejects=dead_letters.flush,
         )
         if stopping:
             sequencer.stop()

@@ -5,6 +5,8 @@ when the sequencer restarted between the two."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -18,6 +20,7 @@ from attestream.accounting import read_topic, record_headers
 from attestream.settings import Settings
 from attestream.wiring import open_store, trusted_verifiers
 from forensics.verify import verify_ledger
+from ledger.sequencer import CRASH_AT_ENV
 from streams.intake import HEADER_DETAIL, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON
 from streams.topics import ensure_topics
 
@@ -95,5 +98,45 @@ def test_another_event_with_a_logged_event_id_is_dead_lettered_not_dropped(
         {"d": conflicting.decision_id},
     )
     assert logged == [("cd" * 32, decisions[3].outcome)], "the first payment's decision stays"
+    report = verify_ledger(store, trusted_verifiers(isolated))
+    assert report.ok, report.failures
+
+
+def test_dead_letters_are_on_the_broker_before_the_head_moves_past_them(
+    isolated: Settings,
+) -> None:
+    """A sequencer killed right after inserting a batch's entries: a restart reads on from
+    the head, never again the rejected records before it, so their dead letters must already
+    be on the broker (step 0b), and the restart sends none twice."""
+    ensure_topics(
+        isolated.require_kafka(),
+        [isolated.topic_decisions, isolated.topic_dead_letter],
+        partitions=1,
+    )
+    store = open_store(isolated, create=True)
+    decisions = [make_decision(i) for i in range(10)]
+    publish_decisions(isolated, decisions[:8])
+    ledger_run()
+    # Offsets 8 (not a decision), 9 (another payment under a logged event id), 10 and 11.
+    publish_decisions(isolated, [], garbage=1)
+    publish_decisions(isolated, [second_payment(decisions[3]), *decisions[8:]])
+    crashed = subprocess.run(
+        [*CLI, "ledger", "run", "--max-idle", MAX_IDLE_S],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, CRASH_AT_ENV: "entries"},
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    assert store.count_entries() == 10, "the batch's entries are in, its checkpoint is not"
+    rejected = {
+        (headers[HEADER_OFFSET], headers[HEADER_REASON]) for _, headers in dead_letters(isolated)
+    }
+    assert rejected == {(b"8", b"not_a_decision"), (b"9", b"conflicting_event_id")}
+
+    ledger_run()  # resumes after offset 11: the head entry's
+    assert sorted(headers[HEADER_OFFSET] for _, headers in dead_letters(isolated)) == [b"8", b"9"]
+    assert store.count_entries() == 10
     report = verify_ledger(store, trusted_verifiers(isolated))
     assert report.ok, report.failures
