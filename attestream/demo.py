@@ -13,7 +13,6 @@ one dead letter (`consumed N = decided D + dead-lettered L`).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from anchoring.rpc import connect
 from anchoring.store import AnchoredStore
 from attestcore import processes
 from attestcore.errors import AttestreamError
+from attestcore.ports import unused_port
 from attestcore.schemas import Detector
 from attestcore.waiting import WaitTimeout, poll_until, wait_until
 from attestream.accounting import Accounting, account, end_offsets
@@ -113,10 +113,8 @@ class DemoResult:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = unused_port
+"""A port for a child process's metrics (attestcore.ports: outside the ephemeral range)."""
 
 
 def child_env(settings: Settings) -> dict[str, str]:

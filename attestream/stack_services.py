@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from attestcore import processes
 from attestcore.errors import ConfigError
+from attestcore.ports import unused_ports
 from attestream import stack_prometheus
 
 Child = processes.Child
@@ -255,7 +256,7 @@ def choose_ports(
         if port and (owner in running or _port_free(port)):
             ports[name] = port
     missing = [n for n in PORT_OWNERS if n not in ports]
-    ports.update(zip(missing, _free_ports(len(missing), exclude=set(ports.values())), strict=True))
+    ports.update(zip(missing, unused_ports(len(missing), exclude=set(ports.values())), strict=True))
     return ports
 
 
@@ -268,24 +269,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _free_ports(count: int, exclude: set[int]) -> list[int]:
-    """Ask the kernel for ports by binding to port 0; hold all of them so they differ."""
-    socks: list[socket.socket] = []
-    try:
-        ports: list[int] = []
-        while len(ports) < count:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(sock)
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-            if port not in exclude:
-                ports.append(port)
-        return ports
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 # --- processes --------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ processes share the machine.
 from __future__ import annotations
 
 import contextlib
-import socket
 import sys
 import tempfile
 import threading
@@ -46,6 +45,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from attestcore import processes
 from attestcore.errors import ServiceUnavailableError
+from attestcore.ports import unused_port
 from attestcore.schemas import PaymentTransaction, encode
 from attestcore.waiting import WaitTimeout, wait_until
 from bench.relay import RELAY_MODE
@@ -237,12 +237,6 @@ class Worker:
         processes.stop(self.proc, WORKER_STOP_TIMEOUT_S)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _worker_settings(setup: StreamSetup, topic: str, tag: str) -> WorkerSettings:
     suffix = f"{tag}-{uuid.uuid4().hex[:10]}"
     return WorkerSettings(
@@ -256,7 +250,7 @@ def _worker_settings(setup: StreamSetup, topic: str, tag: str) -> WorkerSettings
         batch_max=setup.batch_max,
         batch_within_s=setup.batch_within_s,
         fetch_max_wait_ms=setup.fetch_max_wait_ms,
-        metrics_port=_free_port() if tag != "count" else 0,
+        metrics_port=unused_port() if tag != "count" else 0,
         models_dir=str(setup.models_dir),
         model_sha256=setup.model_sha256,
         stamps=str(setup.work_dir / f"stamps-{suffix}.jsonl"),

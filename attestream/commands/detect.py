@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 from types import FrameType
 
 import typer
 from prometheus_client import CollectorRegistry
 
+from attestcore.ports import unused_port
 from attestream.detect_supervisor import (
     DetectSupervisor,
     SupervisorMetrics,
@@ -148,6 +148,4 @@ def _run_kafka_worker(worker: KafkaWorker) -> None:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((WORKER_METRICS_HOST, 0))
-        return int(sock.getsockname()[1])
+    return unused_port(WORKER_METRICS_HOST)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 from test_demo import cli
 
+from attestcore.ports import unused_port
 from attestcore.waiting import wait_until
 from attestream.access_tokens import AccessTokens, Role, tokens_path
 from attestream.settings import Settings
@@ -48,10 +48,7 @@ pytestmark = pytest.mark.skipif(shutil.which("chromedriver") is None,
                                 reason="chromedriver missing: run `make setup`")  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = unused_port
 
 
 def page_is_served(url: str) -> bool:

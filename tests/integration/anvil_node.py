@@ -8,7 +8,6 @@ state file, so stopping and restarting it on the same port disturbs nobody.
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from factories import incoming
 
 from attestcore import processes
+from attestcore.ports import unused_port
 from attestcore.records import StoredCheckpoint
 from attestcore.waiting import WaitTimeout, wait_until
 from attestream.stack_services import probe_anvil, resolve_binaries
@@ -35,10 +35,7 @@ POLL_S = 0.05
 RPC_TIMEOUT_S = 10.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = unused_port
 
 
 class AnvilNode:

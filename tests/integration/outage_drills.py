@@ -4,7 +4,6 @@ the session stack), environments pointing at it, and scraping a process's metric
 from __future__ import annotations
 
 import os
-import socket
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from attestcore.ports import unused_port
 from attestream.settings import Settings
 from attestream.stack import StackManager, StackState
 from attestream.wiring import create_ledger_key
@@ -82,10 +82,7 @@ def drill_stack(home: Path) -> Iterator[DrillStack]:
         manager.down()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = unused_port
 
 
 def scrape(port: str | int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
