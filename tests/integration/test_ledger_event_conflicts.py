@@ -15,6 +15,7 @@ import pytest
 from factories import make_decision
 from ledger_helpers import publish_decisions
 
+from anchoring.store import AnchoredStore
 from attestcore.schemas import Decision, encode
 from attestream.accounting import read_topic, record_headers
 from attestream.settings import Settings
@@ -42,16 +43,18 @@ def second_payment(first: Decision) -> Decision:
     )
 
 
-def ledger_run() -> None:
-    """One real `attestream ledger run` (a restart each time: it rebuilds from ClickHouse)."""
+def ledger_run(crash_at: str = "") -> None:
+    """One real `attestream ledger run` (a restart each time: it rebuilds from ClickHouse);
+    with `crash_at`, killed by its fault injection at that point of its first batch."""
     result = subprocess.run(
         [*CLI, "ledger", "run", "--max-idle", MAX_IDLE_S],
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, CRASH_AT_ENV: crash_at} if crash_at else None,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == (-signal.SIGKILL if crash_at else 0), result.stderr[-3000:]
 
 
 def dead_letters(settings: Settings) -> list[tuple[bytes, dict[str, bytes]]]:
@@ -61,16 +64,18 @@ def dead_letters(settings: Settings) -> list[tuple[bytes, dict[str, bytes]]]:
     ]
 
 
+def empty_ledger(settings: Settings) -> AnchoredStore:
+    """The decisions and dead-letter topics (one partition) and an empty ledger."""
+    topics = [settings.topic_decisions, settings.topic_dead_letter]
+    ensure_topics(settings.require_kafka(), topics, partitions=1)
+    return open_store(settings, create=True)
+
+
 @pytest.mark.parametrize("restart_between", [False, True], ids=["one-batch", "restart-between"])
 def test_another_event_with_a_logged_event_id_is_dead_lettered_not_dropped(
     isolated: Settings, restart_between: bool
 ) -> None:
-    ensure_topics(
-        isolated.require_kafka(),
-        [isolated.topic_decisions, isolated.topic_dead_letter],
-        partitions=1,
-    )
-    store = open_store(isolated, create=True)
+    store = empty_ledger(isolated)
     decisions = [make_decision(i) for i in range(8)]
     conflicting = second_payment(decisions[3])
     assert conflicting.decision_id == decisions[3].decision_id
@@ -108,27 +113,14 @@ def test_dead_letters_are_on_the_broker_before_the_head_moves_past_them(
     """A sequencer killed right after inserting a batch's entries: a restart reads on from
     the head, never again the rejected records before it, so their dead letters must already
     be on the broker (step 0b), and the restart sends none twice."""
-    ensure_topics(
-        isolated.require_kafka(),
-        [isolated.topic_decisions, isolated.topic_dead_letter],
-        partitions=1,
-    )
-    store = open_store(isolated, create=True)
+    store = empty_ledger(isolated)
     decisions = [make_decision(i) for i in range(10)]
     publish_decisions(isolated, decisions[:8])
     ledger_run()
     # Offsets 8 (not a decision), 9 (another payment under a logged event id), 10 and 11.
     publish_decisions(isolated, [], garbage=1)
     publish_decisions(isolated, [second_payment(decisions[3]), *decisions[8:]])
-    crashed = subprocess.run(
-        [*CLI, "ledger", "run", "--max-idle", MAX_IDLE_S],
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, CRASH_AT_ENV: "entries"},
-    )
-    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    ledger_run(crash_at="entries")
     assert store.count_entries() == 10, "the batch's entries are in, its checkpoint is not"
     rejected = {
         (headers[HEADER_OFFSET], headers[HEADER_REASON]) for _, headers in dead_letters(isolated)
