@@ -72,12 +72,16 @@ ensure_python_deps() {
 }
 
 apt_install_pinned() {
-    # $@: name=version pairs. Try the pinned revisions first; fall back to the candidates.
+    # $@: name=version pairs: exactly these revisions, or nothing. Installing whatever the
+    # archive offers that day is what a lock exists to prevent; an operator who wants another
+    # revision sets CLICKHOUSE_DEB_VERSION / PROMETHEUS_DEB_VERSION to it, knowingly.
     if as_root apt-get install -y -q --no-install-recommends "$@" </dev/null; then
         return
     fi
-    step apt "pinned revisions unavailable, installing the archive's candidates"
-    as_root apt-get install -y -q --no-install-recommends "${@%%=*}" </dev/null
+    echo "error: the pinned Debian revisions are not in the archive: $*" >&2
+    echo "  set CLICKHOUSE_DEB_VERSION / PROMETHEUS_DEB_VERSION to revisions it has" \
+        "(apt-cache policy clickhouse-server prometheus) and run the tests on them" >&2
+    exit 1
 }
 
 ensure_debian_packages() {
