@@ -78,26 +78,24 @@ def run_sequencer(
         archive=ArchiveStore(store),
         on_reject=lambda msg, reason, detail: reasons.append(detail),
     )
+    if records is None:
+        sequencer.run(max_idle_s=IDLE_S)
+        return sequencer
     finished = threading.Event()
     watcher = threading.Thread(
-        target=_stop_once_committed, args=(config, records, sequencer.stop, finished), daemon=True
+        target=_stop_once_committed, args=(config, records, sequencer.stop, finished)
     )
-    if records is not None:
-        watcher.start()
+    watcher.start()
     try:
         sequencer.run(max_idle_s=IDLE_S)
     finally:
         finished.set()
-        if watcher.is_alive():
-            watcher.join()
+        watcher.join()
     return sequencer
 
 
 def _stop_once_committed(
-    config: SequencerConfig,
-    records: int | None,
-    stop: Callable[[], None],
-    finished: threading.Event,
+    config: SequencerConfig, records: int, stop: Callable[[], None], finished: threading.Event
 ) -> None:
     """Stop the sequencer once its group has committed `records` offsets of the (fresh)
     topic: then each of them is logged or dead-lettered, and durable. The committed offsets
@@ -109,7 +107,7 @@ def _stop_once_committed(
         partitions = [TopicPartition(config.topic, p) for p in topic[config.topic].partitions]
         while not finished.wait(COMMITTED_POLL_S):
             committed = reader.committed(partitions, timeout=KAFKA_REQUEST_TIMEOUT_S)
-            if sum(max(tp.offset, 0) for tp in committed) >= (records or 0):
+            if sum(max(tp.offset, 0) for tp in committed) >= records:
                 stop()
                 return
     finally:

@@ -112,8 +112,8 @@ def pipeline(
     """detect, ledger, anchor, serve and watch running on the session stack with metrics
     on free ports."""
     create_topics(isolated)
-    # The ledger's tables exist before the processes start: the watch refuses a database
-    # without a ledger (exit 2) and would otherwise race `ledger run` creating it.
+    # The ledger's tables exist before the processes start, so the watch verifies from its
+    # first pass instead of waiting for `ledger run` to create them.
     open_store(isolated).create_schema()
     serve_port = free_port()
     metrics = {name: free_port() for name in ("detect", "ledger", "anchor", "serve", "watch")}
