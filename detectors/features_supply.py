@@ -29,7 +29,7 @@ from detectors.reference.supply import (
     default_supply_reference,
 )
 from detectors.supply_calibration import SupplyCalibration, default_calibration
-from detectors.supply_despatch import Receipt, check_receipt, with_despatch
+from detectors.supply_despatch import Receipt, check_receipt, despatch_routes, with_despatch
 from detectors.supply_evidence import collect_evidence
 from detectors.supply_tracks import (
     HARD,
@@ -167,7 +167,8 @@ def supply_features(
     if event.error_declaration is not None:
         tracks = retracted(tracks, event.event_id)
     receipt = check_receipt(event, state["despatches"], cal)
-    fits = [fit(here, t, cal, receipt.explains(t, ts)) for t in tracks]
+    routes = despatch_routes(state["despatches"])
+    fits = [fit(here, t, cal, receipt.explains(t, ts), routes) for t in tracks]
     place = _place(event, tracks, fits, receipt)
     new_tracks = _next_tracks(tracks, place, here, event, receipt)
     # A new track is appended (and `bounded` keeps the order); a joined or compared one keeps

@@ -141,6 +141,11 @@ def _expected(explained: bool, schema_version: int) -> float:
     return 0.0 if schema_version >= 2 else MISSING
 
 
+def despatch_routes(despatches: list[list[Any]]) -> frozenset[tuple[str, str]]:
+    """The (source, destination) sites of the known despatches."""
+    return frozenset((d[_FROM], d[_DEST]) for d in despatches)
+
+
 def with_despatch(despatches: list[list[Any]], event: SupplyChainEvent) -> list[list[Any]]:
     """The records with this shipping scan's despatch added, if it names one and where to."""
     advice = _ids(event, BizTransactionType.DESPATCH_ADVICE)

@@ -109,9 +109,18 @@ def neighbours(track: Track, ts: float) -> tuple[Entry | None, Entry | None]:
     return (entries[i - 1] if i > 0 else None), (entries[i] if i < len(entries) else None)
 
 
-def fit(here: Entry, track: Track, cal: SupplyCalibration, explained: bool) -> Fit:
+def fit(
+    here: Entry,
+    track: Track,
+    cal: SupplyCalibration,
+    explained: bool,
+    routes: frozenset[tuple[str, str]] = frozenset(),
+) -> Fit:
     """The cost of `here` on `track`; `explained`: a receipt a despatch or declared source
-    accounts for, so a move without a shipping read is no missed read."""
+    accounts for, so a move without a shipping read is no missed read. `routes`: the
+    (from, to) sites of this EPC's known despatches; a move along one is the brand's own
+    logistics, whatever its speed (goods flown where the calibration saw only trucks), so the
+    speed and its cap are those of the other moves."""
     before, after = neighbours(track, here[_TS])
     duplicate = any(
         n is not None
@@ -121,7 +130,11 @@ def fit(here: Entry, track: Track, cal: SupplyCalibration, explained: bool) -> F
         for n in (before, after)
     )
     moves = [(a, b) for a, b in ((before, here), (here, after)) if a is not None and b is not None]
-    speeds = [(_speed_kmh(a, b, cal.clock_skew_s), b if a is here else a) for a, b in moves]
+    speeds = [
+        (_speed_kmh(a, b, cal.clock_skew_s), b if a is here else a)
+        for a, b in moves
+        if (a[_SITE], b[_SITE]) not in routes
+    ]
     speed, speed_entry = max(speeds, key=lambda s: s[0], default=(-1.0, None))
     unshipped = [
         (a, b)

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import msgspec
 from supply_traces import (
+    EARBUDS,
     PALLET,
+    SITES,
     conflicts,
     earbuds_life,
     hours_of,
@@ -20,6 +22,8 @@ from supply_traces import (
 )
 
 from attestcore.schemas import BizStep, SourceDest, SourceDestType, SupplyChainEvent, TagAuth
+from detectors.features_supply import MISSING
+from detectors.geo import haversine_km
 from detectors.supply_calibration import default_calibration
 
 
@@ -162,3 +166,22 @@ def test_duplicate_reads_are_not_a_second_sale() -> None:
     )
     v = assert_quiet([*genuine, again])
     assert v[-1]["duplicate_read"] == 1.0 and v[-1]["sales_without_return"] == 1.0
+
+
+def test_air_freight_along_a_known_despatch() -> None:
+    """Shenzhen to Rotterdam in 20 h is far beyond any truck the calibration measured, but the
+    factory's despatch advice names Rotterdam: the brand's own logistics flew it. The storing
+    read after a missed receipt is explained the same way."""
+    genuine = earbuds_life()
+    flown = [*genuine[:3], scan(30, BizStep.RECEIVING, "dc-rotterdam", TagAuth.ABSENT, EARBUDS)]
+    fast_km = haversine_km(*_coords("fac-shenzhen"), *_coords("dc-rotterdam"))
+    assert fast_km / 20 > default_calibration()[0].speed_cap_kmh
+    v = assert_quiet([*flown, *genuine[4:]])
+    assert v[3]["fit_cost"] == 0.0 and v[3]["receipt_expected"] == 1.0
+    assert v[3]["speed_ratio"] == MISSING  # no move outside a known despatch to measure
+    missed_receipt = [*genuine[:3], scan(30, BizStep.STORING, "dc-rotterdam", TagAuth.ABSENT)]
+    assert_quiet([*missed_receipt[:3], msgspec.structs.replace(missed_receipt[3], epc=EARBUDS)])
+
+
+def _coords(code: str) -> tuple[float, float]:
+    return SITES[code].lat, SITES[code].lon
