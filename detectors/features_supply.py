@@ -81,6 +81,7 @@ SUPPLY_FEATURES: tuple[str, ...] = (
     "tag_auth_failed",
     "tag_auth_absent",
     "failed_after_pass",
+    "failed_off_track",
     "auth_failures_before",
     "auth_verified_before",
 )
@@ -215,6 +216,7 @@ def supply_features(
         1.0 if failed else 0.0,
         1.0 if event.tag_auth == TagAuth.ABSENT else 0.0,
         1.0 if failed and state["auth_verified"] > 0 else 0.0,
+        1.0 if failed and (fitted is None or fitted.cost > 0.0) else 0.0,
         float(state["auth_failures"]),
         float(state["auth_verified"]),
     )

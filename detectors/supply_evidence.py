@@ -84,9 +84,17 @@ def collect_evidence(
             why = "a step no genuine life takes after (or before) this scan"
             found.append((name, _scan_evidence("lifecycle", near, event, ref, why)))
     if event.tag_auth == TagAuth.FAILED:
-        found += [
-            (n, _challenge(event, state, ref)) for n in ("tag_auth_failed", "failed_after_pass")
-        ]
+        challenge = _challenge(event, state, ref)
+        found += [(n, challenge) for n in ("tag_auth_failed", "failed_after_pass")]
+        near = None if fitted is None else fitted.before or fitted.after
+        if features["failed_off_track"] == 1.0:
+            why = "the tag challenge failed where the item's track does not lead"
+            off = (
+                challenge
+                if near is None
+                else _scan_evidence("failed_challenge", near, event, ref, why)
+            )
+            found.append(("failed_off_track", off))
     found += _despatch_evidence(event, receipt, ref, features["receipt_expected"])
     if features["unauthorised_region"] == 1.0:
         detail = (

@@ -18,7 +18,8 @@ learned calibration (`detectors.supply_calibration`):
   without a sale read, a receipt after a sale without a return authorisation; and a move to
   another site without a shipping read, which also costs `-ln` of how common such a move
   (between these two site roles) is;
-- impossible (`HARD`): faster than the learned speed cap, a read after a decommissioning, a
+- impossible (`HARD`): faster than the learned speed cap (except along one of the EPC's known
+  despatches: the brand's own logistics may fly), a read after a decommissioning, a
   commissioning or packing after later steps. Reads closer in time than the clock skew
   allowance are checked in both orders.
 

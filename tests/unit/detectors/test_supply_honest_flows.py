@@ -185,3 +185,13 @@ def test_air_freight_along_a_known_despatch() -> None:
 
 def _coords(code: str) -> tuple[float, float]:
     return SITES[code].lat, SITES[code].lon
+
+
+def test_a_damaged_tag_failing_where_its_own_track_expects_it() -> None:
+    """The genuine tag fails its challenge at the sale, the next step of its own life: a
+    failed challenge, but on the track (a read error), unlike a copy's elsewhere."""
+    genuine = life()
+    damaged = msgspec.structs.replace(genuine[-1], tag_auth=TagAuth.FAILED)
+    v, _, state = run([*genuine[:-1], damaged])
+    assert v[-1]["tag_auth_failed"] == 1.0 and v[-1]["failed_off_track"] == 0.0
+    assert v[-1]["fit_cost"] == 0.0 and len(state["tracks"]) == 1

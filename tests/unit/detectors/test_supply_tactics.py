@@ -135,7 +135,12 @@ def test_a_failed_challenge_after_passes_never_defines_a_track() -> None:
     v, vectors, state = run([*events[:7], copy, events[7]])
     assert conflicts(v[7]) == ["receipt_expected", "tag_auth_failed"]
     assert v[7]["failed_after_pass"] == 1.0 and v[7]["hypotheses"] == 1.0
+    # Munich is not where the genuine item's track says it is (it is on a Berlin shelf).
+    assert v[7]["failed_off_track"] == 1.0
     assert quiet(v[8]) and v[8]["auth_failures_before"] == 1.0
     assert len(state["tracks"]) == 1
     detail = evidence_of(vectors[7])["tag_auth_failed"]
     assert isinstance(detail, Evidence) and "passed 7 time(s)" in detail.detail
+    off = evidence_of(vectors[7])["failed_off_track"]
+    assert isinstance(off, Evidence) and off.event_id == events[6].event_id  # Berlin's receipt
+    assert off.biz_location == loc("shop-berlin-1")
