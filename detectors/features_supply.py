@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from attestcore.schemas import BizStep, Evidence, SupplyChainEvent, TagAuth
+from attestcore.schemas import BizStep, Evidence, SourceDestType, SupplyChainEvent, TagAuth
 from detectors.geo import haversine_km
 from detectors.reference.supply import (
     ROLE_RANK,
@@ -182,6 +182,12 @@ def supply_features(
     # commissioning after a copy was seen) is compared with nothing: the conflict is the
     # other track's, whose scans say so.
     fitted = None if place.starts and gap < 0 else place.fitted
+    # The item this scan most likely is (the track it fits best) was shipped out of the
+    # product's authorised markets: to a retailer in a country it may not be sold in.
+    left = None if place.index is None else tracks[place.index].get("out")
+    region = 1.0 if left is not None else _unauthorised_region(ref, event.epc, site)
+    if track is not None and (place.joins or place.starts) and track.get("out") is None:
+        track["out"] = _leaves_market(ref, event)
     failed = event.tag_auth == TagAuth.FAILED
     newest = state["newest_ts"]
     values = (
@@ -211,7 +217,7 @@ def supply_features(
         _declared_matches(receipt, fitted),
         1.0 if event.parent_id is not None else 0.0,
         1.0 if event.error_declaration is not None else 0.0,
-        _unauthorised_region(ref, event.epc, site),
+        region,
         _tag_auth_expected(ref, event.epc),
         1.0 if failed else 0.0,
         1.0 if event.tag_auth == TagAuth.ABSENT else 0.0,
@@ -222,7 +228,7 @@ def supply_features(
     )
     features = dict(zip(SUPPLY_FEATURES, values, strict=True))
     others = [t for t in new_tracks if t is not track]
-    evidence = collect_evidence(event, features, state, fitted, others, receipt, ref)
+    evidence = collect_evidence(event, features, state, fitted, others, receipt, ref, left)
     new_state = _next_state(state, event, new_tracks, receipt, joined=place.joins or place.starts)
     return SupplyVector(values, evidence), new_state
 
@@ -350,6 +356,22 @@ def _unauthorised_region(ref: SupplyReference, epc: str, site: Any) -> float:
     if site.role != SiteRole.RETAILER:
         return 0.0
     return 0.0 if site.country in product.authorised_countries else 1.0
+
+
+def _leaves_market(ref: SupplyReference, event: SupplyChainEvent) -> list[Any] | None:
+    """`[event_id, destination, event time]` when this scan ships its item out of the
+    product's authorised markets: to a retailer outside them, named as the shipment's
+    destination (EPCIS `destinationList`); None otherwise. A read at such a retailer is
+    flagged by itself and marks nothing: it may be a copy's, joined to the genuine track."""
+    ts = event.event_time.timestamp()
+    if event.biz_step != BizStep.SHIPPING:
+        return None
+    for dest in event.destination_list:
+        if dest.type == SourceDestType.LOCATION:
+            there = ref.site(dest.id)
+            if _unauthorised_region(ref, event.epc, there) == 1.0:
+                return [event.event_id, dest.id, ts]
+    return None
 
 
 def _tag_auth_expected(ref: SupplyReference, epc: str) -> float:

@@ -55,6 +55,7 @@ def collect_evidence(
     others: list[Track],
     receipt: Receipt,
     ref: SupplyReference,
+    left_market: list[Any] | None = None,
 ) -> list[tuple[str, Evidence]]:
     found: list[tuple[str, Evidence]] = []
     ts = event.event_time.timestamp()
@@ -96,7 +97,21 @@ def collect_evidence(
             )
             found.append(("failed_off_track", off))
     found += _despatch_evidence(event, receipt, ref, features["receipt_expected"])
-    if features["unauthorised_region"] == 1.0:
+    if features["unauthorised_region"] == 1.0 and left_market is not None:
+        event_id, location, ts = left_market
+        detail = (
+            f"the item left its authorised markets before: {_place(ref, location)}, where the"
+            f" product is not authorised, at {_when(ts).isoformat()}"
+        )
+        evidence = Evidence(
+            kind="unauthorised_region",
+            detail=detail[:512],
+            event_id=event_id,
+            biz_location=location,
+            event_time=_when(ts),
+        )
+        found.append(("unauthorised_region", evidence))
+    elif features["unauthorised_region"] == 1.0:
         detail = (
             f"{_place(ref, event.biz_location)} is in a country where the product is not authorised"
         )

@@ -26,8 +26,10 @@ learned calibration (`detectors.supply_calibration`):
 A track entry is `[event time, lat, lon, biz_location, biz_step, role rank or None,
 event_id]`; a track is `{"e": entries, "n": scans joined, "c": commissioned at a factory,
 "v": verified challenges, "x": receipts matching a despatch, "sold": open sales,
-"dead": decommissioning time or None}`. A scan that only missed reads explain joins its
-cheapest track at their cost (`fit_cost`), so one missed read never splits an item's life.
+"dead": decommissioning time or None, "out": [event_id, destination, event time] of the shipping
+that sent it out of the product's authorised markets, or None; absent in older states}`. A scan
+that only missed reads explain joins its cheapest track at their cost (`fit_cost`), so one
+missed read never splits an item's life.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ _AFTER_SALE = {BizStep.RETURNING, BizStep.REPAIRING, BizStep.SHIPPING, BizStep.D
 
 
 def new_track() -> Track:
-    return {"e": [], "n": 0, "c": 0, "v": 0, "x": 0, "sold": 0, "dead": None}
+    return {"e": [], "n": 0, "c": 0, "v": 0, "x": 0, "sold": 0, "dead": None, "out": None}
 
 
 def plausibility(track: Track) -> float:

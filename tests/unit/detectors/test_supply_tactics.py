@@ -9,6 +9,7 @@ from supply_traces import (
     earbuds_life,
     evidence_of,
     hours_of,
+    legacy,
     life,
     loc,
     quiet,
@@ -79,6 +80,33 @@ def test_a_diversion_within_authorised_countries_and_its_reentry() -> None:
     assert evidence.event_id == events[5].event_id and serial_advice in evidence.detail
     assert loc("shop-amsterdam-1") in evidence.detail
     assert {"receipt_expected", "started_track"} <= set(conflicts(v[7]))
+
+
+def test_a_diversion_abroad_and_its_reentry_into_an_authorised_country() -> None:
+    """The centre ships the earbuds to a Madrid shop (Spain is not an authorised market for
+    them), nobody there reports a receipt, and a month later they are received in Paris
+    (France is): the item left its markets at the shipping, and every later scan of its track
+    says so, with that shipping scan as evidence."""
+    events = earbuds_life()[:5]
+    t = hours_of(events[4]) + 20
+    shipped = scan(
+        t,
+        BizStep.SHIPPING,
+        "dc-rotterdam",
+        TagAuth.ABSENT,
+        EARBUDS,
+        desadv="DA-X",
+        to="shop-madrid-1",
+    )
+    back = scan(t + 24 * 30, BizStep.RECEIVING, "shop-paris-1", TagAuth.ABSENT, EARBUDS)
+    sold = scan(t + 24 * 33, BizStep.RETAIL_SELLING, "shop-paris-1", TagAuth.ABSENT, EARBUDS)
+    v, vectors, state = run([*events, shipped, legacy(back), legacy(sold)])
+    assert all(quiet(x) for x in v[:6])  # the shipping itself is the centre's, in its market
+    assert v[6]["unauthorised_region"] == 1.0 and v[7]["unauthorised_region"] == 1.0
+    evidence = evidence_of(vectors[6])["unauthorised_region"]
+    assert isinstance(evidence, Evidence) and evidence.event_id == shipped.event_id
+    assert evidence.biz_location == loc("shop-madrid-1")
+    assert state["tracks"][0]["out"][0] == shipped.event_id
 
 
 def test_a_swap_at_a_return_fails_the_challenge_the_sold_tag_passed() -> None:
