@@ -33,7 +33,11 @@ _INDEX_MASK = (1 << LEVEL_SHIFT) - 1
 
 
 def epoch_seconds(values: Sequence[Any]) -> list[int]:
-    """DateTime values as whole seconds since the epoch (aware datetimes or ints)."""
+    """DateTime values as whole seconds since the epoch (aware datetimes or ints). A column
+    of one repeated value (a batch's `logged_at`) is converted once."""
+    if values and values[0] is values[-1] and values.count(values[0]) == len(values):
+        first = values[0]
+        return [first if isinstance(first, int) else int(first.timestamp())] * len(values)
     return [v if isinstance(v, int) else int(v.timestamp()) for v in values]
 
 

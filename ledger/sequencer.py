@@ -69,7 +69,8 @@ from ledger.archive import ArchiveBatch, archive_batch
 from ledger.batches import collector_paused, take_batch
 from ledger.broker_watch import BrokerWatch
 from ledger.chain import ChainWriter, EventConflict, Incoming
-from ledger.entry import EntrySource, decode_decision
+from ledger.decision_batch import decode_decisions
+from ledger.entry import EntrySource
 from ledger.events import BatchOutcome, OnReject, RejectReason, SequencerEvents
 from ledger.keys import NoteSigner
 from ledger.merkle import RootHash
@@ -360,15 +361,16 @@ class Sequencer:
         by_chain: dict[int, list[Incoming]] = defaultdict(list)
         last_offset: dict[int, int] = {}
         read_at: dict[tuple[int, int], Message] = {}  # each decision's record, by source
+        ours: list[tuple[Message, EntrySource]] = []
         for msg in messages:
             source = self._source(msg)
-            if source is None:
-                continue
-            last_offset[source.partition] = source.offset
-            try:
-                decision = decode_decision(msg.value() or b"")
-            except MalformedError as exc:
-                self._reject(msg, RejectReason.NOT_A_DECISION, str(exc))
+            if source is not None:
+                last_offset[source.partition] = source.offset
+                ours.append((msg, source))
+        decisions = decode_decisions([msg.value() or b"" for msg, _ in ours])
+        for (msg, source), decision in zip(ours, decisions, strict=True):
+            if isinstance(decision, MalformedError):
+                self._reject(msg, RejectReason.NOT_A_DECISION, str(decision))
                 continue
             by_chain[source.partition].append(Incoming(decision, source, _event_bytes(msg)))
             read_at[source.partition, source.offset] = msg
