@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attestcore.schemas import Decision
+from ledger.batches import collector_paused
 from ledger.chain import ChainWriter, Incoming
 from ledger.decision_batch import decode_decisions
 from ledger.entry import EntrySource
@@ -72,25 +73,26 @@ class EntryCosts:
 
 def time_entry_costs(values: list[bytes], batch_max: int) -> EntryCosts:
     """The per-entry cost of the sequencer's pure work over `values`, batch by batch as the
-    sequencer does it (only one batch of decoded decisions alive at a time, which matters to
-    the garbage collector)."""
+    sequencer does it: only one batch of decoded decisions alive at a time, and the garbage
+    collector paused while a batch is worked on (`ledger.batches.collector_paused`)."""
     writer = ChainWriter(chain=0, tree=MerkleTree(), prev=None)
     decode_s = append_s = 0.0
     entries: list[bytes] = []
     for first in range(0, len(values), batch_max):
-        started = time.perf_counter()
-        decoded = decode_decisions(values[first : first + batch_max])
-        decode_s += time.perf_counter() - started
-        decisions = [d for d in decoded if isinstance(d, Decision)]
-        items = [
-            Incoming(d, EntrySource(cluster="bench", topic="decisions", partition=0, offset=i))
-            for i, d in enumerate(decisions, first)
-        ]
-        started = time.perf_counter()
-        result = writer.append(items)
-        append_s += time.perf_counter() - started
-        entries.extend(result.entries["entry"])
-        del decisions, items, result
+        with collector_paused():
+            started = time.perf_counter()
+            decoded = decode_decisions(values[first : first + batch_max])
+            decode_s += time.perf_counter() - started
+            decisions = [d for d in decoded if isinstance(d, Decision)]
+            items = [
+                Incoming(d, EntrySource(cluster="bench", topic="decisions", partition=0, offset=i))
+                for i, d in enumerate(decisions, first)
+            ]
+            started = time.perf_counter()
+            result = writer.append(items)
+            append_s += time.perf_counter() - started
+            entries.extend(result.entries["entry"])
+            del decoded, decisions, items, result
     hash_s, leaves = _timed(lambda: [leaf_hash(entry) for entry in entries])
     tree_s = time_tree(leaves)
     per_entry = 1e6 / len(values)
