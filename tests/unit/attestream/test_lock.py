@@ -8,7 +8,11 @@ outside pyproject.toml's range would be a lock resolved against another project 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -100,3 +104,42 @@ def test_anvil_is_installed_from_its_npm_lock() -> None:
     ]
     assert pinned["version"] == version.group(1)
     assert pinned["integrity"].startswith("sha512-")
+
+
+def lock_python() -> str:
+    script = (ROOT / "deploy" / "bootstrap.sh").read_text(encoding="utf-8")
+    found = re.search(r'^LOCK_PYTHON="([0-9.]+)"', script, re.M)
+    assert found, "deploy/bootstrap.sh names no LOCK_PYTHON"
+    return found.group(1)
+
+
+def test_the_lock_the_venv_and_the_bootstrap_name_one_python() -> None:
+    """`make lock` resolves for the Python the bootstrap makes the venv with, and this venv
+    runs it: wheels locked for one CPython do not install on another."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    flag = re.search(r"--python-version ([0-9.]+)", makefile)
+    assert flag and flag.group(1) == lock_python()
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" == lock_python()
+
+
+def test_the_bootstrap_refuses_another_python(tmp_path: Path) -> None:
+    """A fresh clone with another interpreter stops at the venv, naming both versions, before
+    anything is installed."""
+    (tmp_path / "deploy").mkdir()
+    shutil.copy(ROOT / "deploy" / "bootstrap.sh", tmp_path / "deploy" / "bootstrap.sh")
+    other = tmp_path / "python-other"
+    other.write_text("#!/bin/sh\necho cpython 3.13\n", encoding="utf-8")
+    other.chmod(0o755)
+    done = subprocess.run(
+        ["bash", str(tmp_path / "deploy" / "bootstrap.sh")],
+        env={**os.environ, "PYTHON": str(other)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert f"is cpython 3.13, but requirements.txt is locked for cpython {lock_python()}" in (
+        done.stderr
+    )
+    assert not (tmp_path / ".venv").exists()
