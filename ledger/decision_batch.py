@@ -21,60 +21,52 @@ from __future__ import annotations
 import string
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, cast, get_args, get_origin, get_type_hints
 
 import msgspec
 from msgspec import Meta
 
 from attestcore.errors import MalformedError
-from attestcore.schemas import (
-    AwareTime,
-    Decision,
-    DecisionContext,
-    Detector,
-    Reason,
-    SourceRef,
-)
+from attestcore.schemas import Decision, Identifier, Sha256Hex
 from ledger.entry import decode_decision
 
-_HEX_DIGITS = b"0123456789abcdef"
-"""Sha256Hex: `^[0-9a-f]{64}$`."""
+_HEX_DIGITS = b"0123456789abcdef"  # Sha256Hex: `^[0-9a-f]{64}$`
 _IDENTIFIER_CHARACTERS = (string.ascii_letters + string.digits + "._:-/").encode()
-"""Identifier: `^[A-Za-z0-9._:\\-/]+$`, 1 to 128 characters."""
+_PATTERN_CHARACTERS = {Sha256Hex: _HEX_DIGITS, Identifier: _IDENTIFIER_CHARACTERS}
+"""Each pattern-constrained string type of `Decision`, with the characters it allows."""
 _SHA256_HEX_LENGTH = 64
-_IDENTIFIER_MAX_LENGTH = 128
 
 
-class UncheckedDecision(Decision):
-    """`Decision` without the five string patterns, members in the same order (so it
-    encodes byte for byte as `Decision`): every member is declared again, since msgspec
-    moves a member a subclass redeclares to the end. Never leaves this module."""
-
-    decision_id: str
-    event_id: Annotated[str, Meta(min_length=1, max_length=_IDENTIFIER_MAX_LENGTH)]
-    event_sha256: str
-    source: SourceRef
-    entity_id: Annotated[str, Meta(min_length=1, max_length=_IDENTIFIER_MAX_LENGTH)]
-    detector: Detector
-    model_id: str
-    model_sha256: str
-    features: dict[str, float]
-    score: Annotated[float, Meta(ge=0.0, le=1.0)]
-    outcome: str
-    reasons: list[Reason]
-    event_time: AwareTime
-    decided_at: AwareTime
-    context: DecisionContext | None = None
+def _without_pattern(alias: Any) -> Any:
+    """`Annotated[str, Meta(...)]` with the same constraints but the pattern."""
+    meta = get_args(alias)[1]
+    return Annotated[str, Meta(min_length=meta.min_length, max_length=meta.max_length)]
 
 
-UNCHECKED_PATTERNS = {
-    "decision_id": _HEX_DIGITS,
-    "event_id": _IDENTIFIER_CHARACTERS,
-    "event_sha256": _HEX_DIGITS,
-    "entity_id": _IDENTIFIER_CHARACTERS,
-    "model_sha256": _HEX_DIGITS,
-}
-"""The members `UncheckedDecision` leaves unchecked, with the characters each may hold."""
+def _unchecked_struct() -> tuple[type[Decision], dict[str, bytes]]:
+    """`Decision` without its string patterns, derived from it: every member redeclared in
+    order (msgspec moves a member a subclass redeclares to the end, and the order is the
+    encoding's), the pattern-constrained ones as plain strings of the same lengths; and
+    those members with the characters their patterns allow. A pattern type not listed in
+    `_PATTERN_CHARACTERS` stops the import: no member goes unchecked unnoticed."""
+    hints = get_type_hints(Decision, include_extras=True)
+    members: list[Any] = []
+    relaxed: dict[str, bytes] = {}
+    for field in msgspec.structs.fields(Decision):
+        kind = hints[field.name]
+        meta = get_args(kind)[1:] if get_origin(kind) is Annotated else ()
+        if any(getattr(m, "pattern", None) for m in meta):
+            relaxed[field.name] = _PATTERN_CHARACTERS[kind]
+            kind = _without_pattern(kind)
+        member = (field.name, kind)
+        members.append(member if field.required else (*member, field.default))
+    unchecked = msgspec.defstruct("UncheckedDecision", members, bases=(Decision,), module=__name__)
+    return cast(type[Decision], unchecked), relaxed
+
+
+UncheckedDecision, UNCHECKED_PATTERNS = _unchecked_struct()
+"""The unchecked type (it never leaves this module) and the members it leaves unchecked, with
+the characters each may hold."""
 
 _unchecked = msgspec.json.Decoder(UncheckedDecision)
 
@@ -83,7 +75,7 @@ def decode_decisions(values: Sequence[bytes]) -> list[Decision | MalformedError]
     """Each value as `decode_decision` decodes it: its `Decision`, or the `MalformedError`
     it raises, in order."""
     decoded: list[Decision | MalformedError] = []
-    unchecked: list[UncheckedDecision] = []
+    unchecked: list[Decision] = []  # UncheckedDecision instances
     for value in values:
         try:
             decision = _unchecked.decode(value)
@@ -109,7 +101,7 @@ def _decode(value: bytes) -> Decision | MalformedError:
         return exc
 
 
-def _patterns_hold(decisions: Sequence[UncheckedDecision]) -> bool:
+def _patterns_hold(decisions: Sequence[Decision]) -> bool:
     """Whether every value of the five members is one its pattern accepts (a sufficient
     test: False also for some values the patterns accept, which are then decoded again).
     Identifiers' lengths were checked by the decoder."""

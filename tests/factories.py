@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from attestcore.schemas import Decision, Detector, Reason, SourceRef, decision_id
+from attestcore.schemas import (
+    Channel,
+    Decision,
+    Detector,
+    PaymentContext,
+    Reason,
+    SourceRef,
+    decision_id,
+)
 from forensics.proofs import ProofBundle
 from ledger.chain import ChainWriter, Incoming
 from ledger.entry import EntrySource
@@ -14,6 +22,18 @@ from ledger.node_keys import LEVEL_SHIFT
 from ledger.note import Checkpoint, sign_note
 
 MODEL_SHA256 = "ab" * 32
+
+
+PAYMENT = PaymentContext(
+    customer_id="C7",
+    terminal_id="T42",
+    amount=12.5,
+    currency="EUR",
+    channel=Channel.CONTACTLESS,
+    mcc="5411",
+    country="DE",
+)
+"""A payment's investigation fields, for decisions that carry them."""
 
 
 def make_decision(i: int) -> Decision:

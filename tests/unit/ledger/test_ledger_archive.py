@@ -10,12 +10,11 @@ from typing import Any
 
 import msgspec
 import pytest
-from factories import incoming, make_decision
+from factories import PAYMENT, incoming, make_decision
 
 from attestcore.errors import MalformedError
 from attestcore.schemas import (
     BizStep,
-    Channel,
     Decision,
     PaymentContext,
     ScanContext,
@@ -28,15 +27,6 @@ from ledger.chain import ChainWriter, Incoming
 from ledger.entry import decode_entry, encode_entry
 from ledger.merkle import MerkleTree
 
-PAYMENT = PaymentContext(
-    customer_id="C7",
-    terminal_id="T42",
-    amount=12.5,
-    currency="EUR",
-    channel=Channel.CONTACTLESS,
-    mcc="5411",
-    country="DE",
-)
 SCAN = ScanContext(
     epc="urn:epc:id:sgtin:0614141.812345.6789",
     gtin="80614141123458",

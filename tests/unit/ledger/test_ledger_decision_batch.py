@@ -9,10 +9,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from factories import make_decision
+from factories import PAYMENT, make_decision
 
 from attestcore.errors import MalformedError
-from attestcore.schemas import Channel, Decision, PaymentContext
+from attestcore.schemas import Decision
 from ledger.decision_batch import UNCHECKED_PATTERNS, UncheckedDecision, decode_decisions
 from ledger.entry import decode_decision, encode_decision
 
@@ -28,16 +28,7 @@ def value(i: int, mutate: Mutation | None = None) -> bytes:
 
 
 def with_context(i: int) -> bytes:
-    context = PaymentContext(
-        customer_id=f"C{i}",
-        terminal_id="T1",
-        amount=12.5,
-        currency="EUR",
-        channel=Channel.ECOMMERCE,
-        mcc="5411",
-        country="FR",
-    )
-    return encode_decision(msgspec.structs.replace(make_decision(i), context=context))
+    return encode_decision(msgspec.structs.replace(make_decision(i), context=PAYMENT))
 
 
 def each(values: list[bytes]) -> list[Decision | str]:
