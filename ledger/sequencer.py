@@ -360,7 +360,6 @@ class Sequencer:
     ) -> tuple[list[BatchOutcome], dict[int, int]]:
         by_chain: dict[int, list[Incoming]] = defaultdict(list)
         last_offset: dict[int, int] = {}
-        read_at: dict[tuple[int, int], Message] = {}  # each decision's record, by source
         ours: list[tuple[Message, EntrySource]] = []
         for msg in messages:
             source = self._source(msg)
@@ -373,8 +372,7 @@ class Sequencer:
                 self._reject(msg, RejectReason.NOT_A_DECISION, str(decision))
                 continue
             by_chain[source.partition].append(Incoming(decision, source, _event_bytes(msg)))
-            read_at[source.partition, source.offset] = msg
-        outcomes = [self._log_batch(chain, items, read_at) for chain, items in by_chain.items()]
+        outcomes = [self._log_batch(chain, items, messages) for chain, items in by_chain.items()]
         for outcome in outcomes:
             self.events.batch_logged(outcome)
         self._flush()  # dead letters of chains with no decision to log in this batch
@@ -391,9 +389,13 @@ class Sequencer:
             self._unflushed = 0
 
     def _reject_conflicts(
-        self, conflicts: Sequence[EventConflict], read_at: Mapping[tuple[int, int], Message]
+        self, conflicts: Sequence[EventConflict], messages: Sequence[Message]
     ) -> None:
-        """Step 0b: dead-letter each decision whose id is logged for another event."""
+        """Step 0b: dead-letter each decision whose id is logged for another event, with the
+        record it was read from (looked up only when there is a conflict: rare)."""
+        if not conflicts:
+            return
+        read_at = {(msg.partition(), msg.offset()): msg for msg in messages}
         for conflict in conflicts:
             source, detail = conflict.incoming.source, conflict.detail()
             log.warning("chain %d: not logged, a conflicting event: %s", conflict.chain, detail)
@@ -415,13 +417,13 @@ class Sequencer:
         )
 
     def _log_batch(
-        self, chain: int, items: list[Incoming], read_at: Mapping[tuple[int, int], Message]
+        self, chain: int, items: list[Incoming], messages: Sequence[Message]
     ) -> BatchOutcome:
         owned = self.owned[chain]
         result = owned.writer.append(items)
         conflicts = tuple(result.conflicts)
         if not result.appended:
-            self._reject_conflicts(conflicts, read_at)
+            self._reject_conflicts(conflicts, messages)
             return BatchOutcome(chain, 0, result.duplicates, result.size, conflicts=conflicts)
         # Step 0: still the chain's only writer? (A fenced writer's state is thrown away, and
         # its conflicts are not dead-lettered: the chain's new writer reads those records.)
@@ -429,7 +431,7 @@ class Sequencer:
             self._fence(chain)
             return BatchOutcome(chain, 0, 0, owned.marks.max_size, fenced=True)
         # Step 0b: the batch's dead letters on the broker before its head moves past them.
-        self._reject_conflicts(conflicts, read_at)
+        self._reject_conflicts(conflicts, messages)
         self._flush()
         # Step 1: archive and index rows, entries and tree nodes durable.
         self._archive(chain, result.size - result.appended, result.logged)
