@@ -113,18 +113,14 @@ class DemoResult:
         )
 
 
-free_port = unused_port
-"""A port for a child process's metrics (attestcore.ports: outside the ephemeral range)."""
-
-
 def child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "ATTESTREAM_HOME": str(settings.home.resolve()),
-            "ATTESTREAM_DETECT_METRICS_PORT": str(free_port()),
-            "ATTESTREAM_LEDGER_METRICS_PORT": str(free_port()),
-            "ATTESTREAM_ANCHOR_METRICS_PORT": str(free_port()),
+            "ATTESTREAM_DETECT_METRICS_PORT": str(unused_port()),
+            "ATTESTREAM_LEDGER_METRICS_PORT": str(unused_port()),
+            "ATTESTREAM_ANCHOR_METRICS_PORT": str(unused_port()),
         }
     )
     return env

@@ -37,8 +37,9 @@ from confluent_kafka import Consumer, TopicPartition
 from anchoring.store import AnchoredStore
 from attestcore import processes
 from attestcore.errors import ServiceUnavailableError
+from attestcore.ports import unused_port
 from attestcore.waiting import WaitTimeout, wait_until
-from attestream.demo import DEMO_ANCHOR_INTERVAL_S, free_port
+from attestream.demo import DEMO_ANCHOR_INTERVAL_S
 from attestream.settings import Settings
 from attestream.stack_services import Endpoints
 from attestream.wiring import ensure_local_ledger_key
@@ -158,8 +159,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
             "ATTESTREAM_ANCHOR_KEY_FILE": str(settings.anchor_key_file),
             "ATTESTREAM_TOPIC_DECISIONS": settings.topic_decisions,
             "ATTESTREAM_LEDGER_GROUP": settings.ledger_group,
-            "ATTESTREAM_LEDGER_METRICS_PORT": str(free_port()),
-            "ATTESTREAM_ANCHOR_METRICS_PORT": str(free_port()),
+            "ATTESTREAM_LEDGER_METRICS_PORT": str(unused_port()),
+            "ATTESTREAM_ANCHOR_METRICS_PORT": str(unused_port()),
         }
     )
     return env

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from functools import partial
 from types import FrameType
 
 import typer
@@ -82,7 +83,9 @@ def detect(
     def command(port: int) -> list[str]:
         return worker_command(port, verbose)
 
-    supervisor = DetectSupervisor(settings, readiness, metrics, families, command, _free_port)
+    supervisor = DetectSupervisor(
+        settings, readiness, metrics, families, command, partial(unused_port, WORKER_METRICS_HOST)
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         supervisor.stop()
@@ -145,7 +148,3 @@ def _run_kafka_worker(worker: KafkaWorker) -> None:
     signal.signal(signal.SIGINT, stop)
     tune_gc()
     worker.run()
-
-
-def _free_port() -> int:
-    return unused_port(WORKER_METRICS_HOST)

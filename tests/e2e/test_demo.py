@@ -10,8 +10,8 @@ import sys
 import urllib.request
 from typing import Any
 
+from attestcore.ports import unused_port
 from attestcore.waiting import wait_until
-from attestream.demo import free_port
 from attestream.settings import Settings
 
 # The demo runs three services, a faust group join and training: minutes on a slow machine.
@@ -79,7 +79,7 @@ def test_verify_exit_codes_name_the_problem(isolated: Settings) -> None:
     assert cli("ledger", "keys").returncode == 0
 
     env = dict(os.environ)
-    env["ATTESTREAM_CLICKHOUSE_URL"] = f"clickhouse://default:@127.0.0.1:{free_port()}/x"
+    env["ATTESTREAM_CLICKHOUSE_URL"] = f"clickhouse://default:@127.0.0.1:{unused_port()}/x"
     unreachable = cli("forensic", "verify", "--offline", env=env)
     assert unreachable.returncode == 3
     assert "ClickHouse" in unreachable.stderr and "could not be reached" in unreachable.stderr
@@ -92,7 +92,7 @@ def test_verify_exit_codes_name_the_problem(isolated: Settings) -> None:
 
 
 def test_ledger_serves_prometheus_metrics(isolated: Settings) -> None:
-    port = free_port()
+    port = unused_port()
     env = dict(os.environ, ATTESTREAM_LEDGER_METRICS_PORT=str(port))
     proc = subprocess.Popen(
         [*CLI, "ledger", "run"],

@@ -19,8 +19,8 @@ from detect_helpers import (
     publish_payments,
 )
 
+from attestcore.ports import unused_port
 from attestcore.waiting import wait_until
-from attestream.demo import free_port
 from attestream.settings import Settings
 from attestream.stack_services import reader_url
 from attestream.wiring import open_store
@@ -115,7 +115,9 @@ def test_explain_and_replay_a_logged_decision(
     assert as_reader.returncode == 0, as_reader.stderr
     assert json.loads(as_reader.stdout)["contributions"] == report["contributions"]
 
-    unreachable_env = dict(env, ATTESTREAM_CLICKHOUSE_URL=f"clickhouse://127.0.0.1:{free_port()}/x")
+    unreachable_env = dict(
+        env, ATTESTREAM_CLICKHOUSE_URL=f"clickhouse://127.0.0.1:{unused_port()}/x"
+    )
     unreachable = cli("forensic", "replay", decision_id, env=unreachable_env)
     assert unreachable.returncode == 3 and "could not be reached" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr

@@ -48,9 +48,6 @@ pytestmark = pytest.mark.skipif(shutil.which("chromedriver") is None,
                                 reason="chromedriver missing: run `make setup`")  # fmt: skip
 
 
-free_port = unused_port
-
-
 def page_is_served(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as answer:
@@ -90,7 +87,7 @@ def test_search_open_verify_and_download_a_case_bundle(
     token = AccessTokens(tokens_path(isolated.home)).grant("ines", Role.INVESTIGATOR)
     key = json.loads(cli("ledger", "keys", "--json").stdout)["verifier_key"]
 
-    port = free_port()
+    port = unused_port()
     base = f"http://127.0.0.1:{port}/"
     with background(["serve", "--port", str(port)], child_env(), tmp_path / "serve.log"):
         wait_until(lambda: page_is_served(base), SERVE_TIMEOUT_S, what="the investigator page",

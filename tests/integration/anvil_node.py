@@ -35,16 +35,13 @@ POLL_S = 0.05
 RPC_TIMEOUT_S = 10.0
 
 
-free_port = unused_port
-
-
 class AnvilNode:
     """One anvil process with a state file: its chain survives stop() then start()."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
         self.binary = resolve_binaries(home)["anvil"]
-        self.port = free_port()
+        self.port = unused_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: processes.Child | None = None
 

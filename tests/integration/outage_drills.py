@@ -52,9 +52,9 @@ class DrillStack:
             "ATTESTREAM_LEDGER_GROUP": f"ledger-{suffix}",
             "ATTESTREAM_DETECT_APP_ID": f"detect-{suffix}",
             "ATTESTREAM_LEDGER_KEY_FILE": str(key_file),
-            "ATTESTREAM_DETECT_METRICS_PORT": str(free_port()),
-            "ATTESTREAM_LEDGER_METRICS_PORT": str(free_port()),
-            "ATTESTREAM_ANCHOR_METRICS_PORT": str(free_port()),
+            "ATTESTREAM_DETECT_METRICS_PORT": str(unused_port()),
+            "ATTESTREAM_LEDGER_METRICS_PORT": str(unused_port()),
+            "ATTESTREAM_ANCHOR_METRICS_PORT": str(unused_port()),
         }
 
     def settings(self, monkeypatch: pytest.MonkeyPatch, **extra: str) -> Settings:
@@ -80,9 +80,6 @@ def drill_stack(home: Path) -> Iterator[DrillStack]:
         yield DrillStack(manager, manager.up())
     finally:
         manager.down()
-
-
-free_port = unused_port
 
 
 def scrape(port: str | int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

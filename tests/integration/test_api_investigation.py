@@ -21,9 +21,9 @@ from detect_helpers import background, child_env, copy_models
 from standalone_verifier import run_verifier
 from test_forensic_search import cli, detect_and_log
 
+from attestcore.ports import unused_port
 from attestcore.records import StoredCheckpoint
 from attestcore.waiting import wait_until
-from attestream.demo import free_port
 from attestream.settings import Settings
 from attestream.wiring import open_store
 from detectors.training import train_detector
@@ -136,7 +136,7 @@ def test_an_investigation_over_http_is_recorded_call_by_call(
     audrey = granted(f"audrey-{suffix}", "auditor", env)
     key = json.loads(cli("ledger", "keys", "--json", env=env).stdout)["verifier_key"]
 
-    port = free_port()
+    port = unused_port()
     base = f"http://127.0.0.1:{port}"
     case_file = tmp_path / "case.json"
     with background(["serve", "--port", str(port)], env, tmp_path / "serve.log"):

@@ -15,8 +15,8 @@ from ledger_helpers import publish_decisions, run_sequencer, tamper
 from prometheus_client.parser import text_string_to_metric_families
 
 from anchoring.store import AnchoredStore
+from attestcore.ports import unused_port
 from attestcore.waiting import wait_until
-from attestream.demo import free_port
 from attestream.settings import Settings
 from attestream.wiring import ledger_signer, open_store, trusted_verifiers
 from forensics.watch import LedgerWatch
@@ -124,7 +124,7 @@ def test_the_watch_process_exports_progress_and_counts_a_tamper(
         )
         assert once.returncode == 0, once.stderr
         assert once.stdout.startswith(f"VERIFIED: {FIRST + 1} new entries"), once.stdout
-        port = free_port()
+        port = unused_port()
         args = ["forensic", "watch", "--offline", "--interval", "0.3", "--metrics-port", str(port)]
         with background(args, child_env(), tmp_path / "watch.log") as watch:
             size = "attestream_watch_verified_tree_size_entries"
@@ -166,7 +166,7 @@ def test_the_watch_process_exports_progress_and_counts_a_tamper(
 def test_a_watch_started_before_the_ledger_waits_for_it(isolated: Settings, tmp_path: Path) -> None:
     """Deployed beside `ledger run`, the watch may start first: it waits, not ready, and
     verifies once the ledger is there."""
-    port = free_port()
+    port = unused_port()
     args = ["forensic", "watch", "--offline", "--interval", "0.3", "--metrics-port", str(port)]
     log = tmp_path / "watch.log"
     with background(args, child_env(), log) as watch:

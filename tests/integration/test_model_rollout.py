@@ -24,9 +24,9 @@ from detect_helpers import (
     read_decisions,
 )
 
+from attestcore.ports import unused_port
 from attestcore.schemas import PaymentTransaction, decision_id
 from attestcore.waiting import wait_until
-from attestream.demo import free_port
 from attestream.settings import Settings
 from detectors.registry import active_sha256
 
@@ -62,7 +62,7 @@ def test_a_new_active_model_takes_over_without_losing_or_doubling_an_event(
     models = copy_models(trained_models, tmp_path / "models")  # the test activates a model
     first = active_sha256(models, "fraud")
     second = add_fraud_model(models, seed=2)
-    port = free_port()
+    port = unused_port()
     env = child_env(
         ATTESTREAM_MODELS_DIR=str(models),
         ATTESTREAM_DETECT_MODEL_POLL_S=POLL_S,

@@ -37,9 +37,9 @@ import pytest
 from detect_helpers import background, child_env, create_topics
 from ledger_helpers import entry_row, overwrite_entry
 
+from attestcore.ports import unused_port
 from attestcore.waiting import poll_until, wait_until
 from attestream.access_tokens import AccessTokens, Role, tokens_path
-from attestream.demo import free_port
 from attestream.monitoring_queries import Prometheus, Query, dashboard_queries, evaluate_all
 from attestream.settings import Settings
 from attestream.simulation import publish, publish_payments
@@ -115,8 +115,8 @@ def pipeline(
     # The ledger's tables exist before the processes start, so the watch verifies from its
     # first pass instead of waiting for `ledger run` to create them.
     open_store(isolated).create_schema()
-    serve_port = free_port()
-    metrics = {name: free_port() for name in ("detect", "ledger", "anchor", "serve", "watch")}
+    serve_port = unused_port()
+    metrics = {name: unused_port() for name in ("detect", "ledger", "anchor", "serve", "watch")}
     env = child_env(
         ATTESTREAM_MODELS_DIR=str(trained_models),
         **{f"ATTESTREAM_{name.upper()}_METRICS_PORT": str(port) for name, port in metrics.items()},

@@ -17,8 +17,8 @@ from detect_helpers import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from attestcore.ports import unused_port
 from attestcore.waiting import wait_until
-from attestream.demo import free_port
 from attestream.settings import Settings
 from attestream.wiring import open_store
 from detectors.registry import active_sha256
@@ -68,7 +68,7 @@ def settled(port: int, name: str, **labels: str) -> Samples:
 def test_detect_and_ledger_expose_the_operational_families(
     isolated: Settings, trained_models: Path, tmp_path: Path
 ) -> None:
-    detect_port, ledger_port = free_port(), free_port()
+    detect_port, ledger_port = unused_port(), unused_port()
     env = child_env(
         ATTESTREAM_MODELS_DIR=str(trained_models),
         ATTESTREAM_DETECT_METRICS_PORT=str(detect_port),
@@ -79,7 +79,7 @@ def test_detect_and_ledger_expose_the_operational_families(
         background(["detect"], env, tmp_path / "detect.log") as detect,
         background(["ledger", "run"], env, tmp_path / "ledger.log"),
     ):
-        publish_payments(isolated, payments(EVENTS, run_id=f"ops{free_port()}"))
+        publish_payments(isolated, payments(EVENTS, run_id=f"ops{unused_port()}"))
         decisions = read_decisions(isolated, EVENTS, proc=detect)
         store = open_store(isolated)
         try:

@@ -23,10 +23,10 @@ from detect_helpers import (
     publish_payments,
 )
 
+from attestcore.ports import unused_port
 from attestcore.schemas import Channel, PaymentLabel, PaymentTransaction, encode
 from attestcore.waiting import poll_until, wait_until
 from attestream.accounting import Accounting, account, read_topic, record_headers
-from attestream.demo import free_port
 from attestream.settings import Settings
 from detectors.simulate_supply import simulate_supply
 from streams.intake import (
@@ -192,7 +192,7 @@ def test_every_hostile_record_gets_exactly_one_outcome(
         hostile_scans_and_labels(poisoned),
     )
     send(poisoned, [*payments_in, *others])
-    port = free_port()
+    port = unused_port()
     env = child_env(
         ATTESTREAM_MODELS_DIR=str(trained_models), ATTESTREAM_DETECT_METRICS_PORT=str(port)
     )

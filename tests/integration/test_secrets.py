@@ -14,7 +14,7 @@ from pathlib import Path
 from factories import make_decision
 from ledger_helpers import publish_decisions
 
-from attestream.demo import free_port
+from attestcore.ports import unused_port
 from attestream.settings import Settings
 from attestream.stack_services import reader_password, reader_url
 from ledger.keys import signer_from_seed, signer_key_string
@@ -63,7 +63,7 @@ def test_no_output_or_log_holds_a_secret(isolated: Settings, tmp_path: Path) -> 
     )
     reader = reader_url(url, isolated.home)
     wrong_password = f"clickhouse://attestream_reader:{CLICKHOUSE_PASSWORD}@{host_port}/x"
-    dead_rpc = f"http://127.0.0.1:{free_port()}/v3/{RPC_TOKEN}"
+    dead_rpc = f"http://127.0.0.1:{unused_port()}/v3/{RPC_TOKEN}"
     not_found_rpc = f"{anvil}/v3/{RPC_TOKEN}"  # anvil answers 404 on a path
     ensure_topics(isolated.require_kafka(), [isolated.topic_decisions], partitions=1)
     publish_decisions(isolated, [make_decision(i) for i in range(12)])
@@ -88,7 +88,7 @@ def test_no_output_or_log_holds_a_secret(isolated: Settings, tmp_path: Path) -> 
         (
             {
                 "ATTESTREAM_CLICKHOUSE_URL": f"clickhouse://u:{CLICKHOUSE_PASSWORD}@127.0.0.1:"
-                f"{free_port()}/x"
+                f"{unused_port()}/x"
             },
             ["forensic", "explain", "00" * 32, "--json"],
             3,

@@ -23,7 +23,7 @@ from ledger_helpers import (
     run_sequencer,
     sequenced_ledger,
 )
-from outage_drills import free_port, try_scrape
+from outage_drills import try_scrape
 from pydantic import SecretStr
 from sequencer_procs import wait_until
 
@@ -32,6 +32,7 @@ from anchoring.runner import anchor_once
 from anchoring.service import AnchorService
 from anchoring.store import AnchoredStore
 from attestcore.errors import SigningRefusedError
+from attestcore.ports import unused_port
 from attestcore.records import StoredCheckpoint
 from attestcore.schemas import Decision
 from attestream.settings import Settings
@@ -157,7 +158,7 @@ def test_ledger_run_refuses_a_rebuilt_chain_by_name(ledger: Ledger, tmp_path: Pa
     """A rebuild followed by a routine restart of `ledger run`: it serves the refusal gauge
     while it lingers, then (here told to stop) exits 1 naming chain, seq and kind."""
     ledger.attack()
-    s, port = ledger.settings, free_port()
+    s, port = ledger.settings, unused_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTESTREAM_")}
     env.update(
         {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from attestream.demo import free_port
+from attestcore.ports import unused_port
 from ledger.keys import signer_from_seed, verifier_key_string
 
 VERIFIER = verifier_key_string(signer_from_seed("attestream.local/ledger", b"\x07" * 32))
@@ -37,8 +37,8 @@ def down_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env.update(
         {
             "ATTESTREAM_HOME": str(tmp_path_factory.mktemp("home")),
-            "ATTESTREAM_CLICKHOUSE_URL": f"clickhouse://default:@127.0.0.1:{free_port()}/attestream",
-            "ATTESTREAM_RPC_URL": f"http://127.0.0.1:{free_port()}",
+            "ATTESTREAM_CLICKHOUSE_URL": f"clickhouse://default:@127.0.0.1:{unused_port()}/attestream",
+            "ATTESTREAM_RPC_URL": f"http://127.0.0.1:{unused_port()}",
             "ATTESTREAM_CHAIN_ID": "31337",
             "ATTESTREAM_TRUSTED_KEYS": VERIFIER,
         }
