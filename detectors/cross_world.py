@@ -21,6 +21,7 @@ import msgspec
 
 from attestcore.errors import UsageError
 from detectors.evaluate_authenticity import AuthenticityReport, evaluate_authenticity
+from detectors.registry import LoadedModel
 from detectors.supply_worlds import WORLDS, simulate_world
 from detectors.training import train_detector
 
@@ -73,6 +74,19 @@ def cell(train_world: str, test_world: str, report: AuthenticityReport) -> Cross
     )
 
 
+def train_on_world(world: str, count: int, seed: int, directory: Path) -> LoadedModel:
+    """An authenticity model trained on `count` scans of `world`'s seed `seed`, stored in
+    `directory` without becoming its active model."""
+    return train_detector(
+        "authenticity",
+        directory,
+        labelled=simulate_world(world, count, seed),
+        seed=seed,
+        data_source=f"world {world}: {count} scans, seed {seed}",
+        activate=False,
+    )
+
+
 def cross_world(
     count: int,
     *,
@@ -89,15 +103,7 @@ def cross_world(
         directory = models_dir or Path(scratch)
         cells = []
         for train_world in WORLDS:
-            labelled = simulate_world(train_world, count, train_seed)
-            model = train_detector(
-                "authenticity",
-                directory,
-                labelled=labelled,
-                seed=train_seed,
-                data_source=f"world {train_world}: {count} scans, seed {train_seed}",
-                activate=False,
-            )
+            model = train_on_world(train_world, count, train_seed, directory)
             for test_world, scans in tests.items():
                 source = f"world {test_world}: {count} scans, seed {test_seed}"
                 evaluation = evaluate_authenticity(scans, model, source)
