@@ -24,6 +24,12 @@ SeedOption = Annotated[
     int, typer.Option("--seed", envvar="ATTESTREAM_EVALUATE_SEED", help="simulation and model seed")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the JSON report")]
+CountOption = Annotated[
+    int, typer.Option("--count", min=1, envvar="ATTESTREAM_EVALUATE_COUNT", help="scans per world")
+]
+TrainSeedOption = Annotated[
+    int, typer.Option("--train-seed", envvar="ATTESTREAM_EVALUATE_TRAIN_SEED")
+]
 
 
 @app.command("fraud")
@@ -171,12 +177,8 @@ def authenticity(
 @app.command("cross-world")
 def cross_world(
     out: OutOption = Path("reports/cross-world"),
-    count: Annotated[
-        int, typer.Option("--count", min=1, envvar="ATTESTREAM_EVALUATE_COUNT")
-    ] = 100_000,
-    train_seed: Annotated[
-        int, typer.Option("--train-seed", envvar="ATTESTREAM_EVALUATE_TRAIN_SEED")
-    ] = 0,
+    count: CountOption = 100_000,
+    train_seed: TrainSeedOption = 0,
     test_seed: Annotated[int, typer.Option("--test-seed", envvar="ATTESTREAM_EVALUATE_SEED")] = 1,
     as_json: JsonOption = False,
 ) -> None:
@@ -203,12 +205,8 @@ def missed_copies(
     out: OutOption = Path("reports/missed-copies"),
     train_world: Annotated[str, typer.Option("--train-world", help="world the model learns")] = "a",
     test_world: Annotated[str, typer.Option("--test-world", help="world it is read on")] = "b",
-    count: Annotated[
-        int, typer.Option("--count", min=1, envvar="ATTESTREAM_EVALUATE_COUNT")
-    ] = 100_000,
-    train_seed: Annotated[
-        int, typer.Option("--train-seed", envvar="ATTESTREAM_EVALUATE_TRAIN_SEED")
-    ] = 0,
+    count: CountOption = 100_000,
+    train_seed: TrainSeedOption = 0,
     test_seed: Annotated[
         int,
         typer.Option(
