@@ -20,7 +20,7 @@ import numpy as np
 
 from attestcore.schemas import TagAuth
 from detectors.dataset import supply_dataset
-from detectors.evaluate_authenticity import counterfeit_items, scenario_of
+from detectors.evaluate_authenticity import ItemKey, counterfeit_items, scenario_of
 from detectors.registry import LoadedModel
 from detectors.scoring import Scorer
 from detectors.simulate_supply import LabelledScan
@@ -36,6 +36,15 @@ class SignCounts(msgspec.Struct, kw_only=True):
 
     genuine_scans: int
     copy_scans: int
+
+
+class TacticCopies(msgspec.Struct, kw_only=True):
+    """The copies of one tactic (or scenario): all of them, those no scan of which fails a
+    tag challenge, and those the model misses."""
+
+    copies: int
+    never_failing: int
+    missed: int
 
 
 class MissedCopies(msgspec.Struct, kw_only=True):
@@ -56,6 +65,9 @@ class MissedCopies(msgspec.Struct, kw_only=True):
     failed_again_scans: SignCounts
     """Failed challenges of an EPC that failed one before."""
     sign_scans: dict[str, SignCounts]
+    by_tactic: dict[str, TacticCopies]
+    """Every copy of the file by tactic: a copy that never fails a challenge is read, step by
+    step, as its genuine item could be, unless its moves give it away."""
     command: str = ""
 
 
@@ -69,7 +81,8 @@ def missed_copies(
     failed = np.array([s.event.tag_auth == TagAuth.FAILED for s in scans])
     again = failed & (rows.X[:, names.index("auth_failures_before")] > 0)
     signs = {name: rows.X[:, names.index(name)] > 0 for name in EVIDENCE}
-    missed = [idx for idx in counterfeit_items(scans).values() if not flagged[idx].any()]
+    copies = counterfeit_items(scans)
+    missed = [idx for idx in copies.values() if not flagged[idx].any()]
     failures = Counter(min(int(failed[idx].sum()), 2) for idx in missed)
     quiet = [idx for idx in missed if not failed[idx].any()]
     carrying = {name: sum(bool(sign[idx].any()) for idx in quiet) for name, sign in signs.items()}
@@ -77,7 +90,7 @@ def missed_copies(
         model_id=model.model_id,
         threshold=model.card.thresholds["counterfeit"],
         data=data,
-        copies=len(counterfeit_items(scans)),
+        copies=len(copies),
         missed=len(missed),
         missed_by_tactic=dict(
             sorted(Counter(scenario_of(scans[idx[0]]) for idx in missed).items())
@@ -92,8 +105,27 @@ def missed_copies(
         failed_scans=_by_label(failed, labels),
         failed_again_scans=_by_label(again, labels),
         sign_scans={name: _by_label(sign, labels) for name, sign in signs.items()},
+        by_tactic=_by_tactic(scans, copies, flagged, failed),
         command=command,
     )
+
+
+def _by_tactic(
+    scans: Sequence[LabelledScan],
+    copies: dict[ItemKey, list[int]],
+    flagged: np.ndarray,
+    failed: np.ndarray,
+) -> dict[str, TacticCopies]:
+    counts: dict[str, list[int]] = {}
+    for idx in copies.values():
+        row = counts.setdefault(scenario_of(scans[idx[0]]), [0, 0, 0])
+        row[0] += 1
+        row[1] += not failed[idx].any()
+        row[2] += not flagged[idx].any()
+    return {
+        tactic: TacticCopies(copies=total, never_failing=quiet, missed=missed)
+        for tactic, (total, quiet, missed) in sorted(counts.items())
+    }
 
 
 def _by_label(mask: np.ndarray, labels: np.ndarray) -> SignCounts:
@@ -127,6 +159,13 @@ def render_missed_copies(report: MissedCopies) -> str:
     ]
     for name, counts in report.sign_scans.items():
         lines.append(f"| `{name}` | {counts.genuine_scans} | {counts.copy_scans} |")
+    lines += [
+        "",
+        "| tactic | copies | never failing a challenge | missed |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for tactic, row in report.by_tactic.items():
+        lines.append(f"| `{tactic}` | {row.copies} | {row.never_failing} | {row.missed} |")
     if report.command:
         lines += ["", f"Command: `{report.command}`"]
     return "\n".join(lines) + "\n"

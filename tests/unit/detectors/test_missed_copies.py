@@ -29,11 +29,23 @@ def test_the_report_adds_up_and_counts_what_the_scans_hold(tmp_path: Path) -> No
     assert report["without_failure_carrying"]["failed_off_track"] == 0  # only on failures
     assert 0 <= report["without_failure_carrying_none"] <= quiet
     scans = simulate_world("b", COUNT, 3, "evaluate-3")
-    failed = [s.label for s in scans if s.event.tag_auth == TagAuth.FAILED]
+    failed_scans = [s for s in scans if s.event.tag_auth == TagAuth.FAILED]
+    failed = [s.label for s in failed_scans]
     assert report["failed_scans"] == {
         "genuine_scans": failed.count(0),
         "copy_scans": failed.count(1),
     }
     again = report["failed_again_scans"]
     assert again["copy_scans"] <= report["failed_scans"]["copy_scans"]
-    assert "| a failed challenge |" in (out / "missed-copies.md").read_text()
+    tactics = report["by_tactic"]
+    assert sum(t["copies"] for t in tactics.values()) == report["copies"]
+    assert sum(t["missed"] for t in tactics.values()) == report["missed"]
+    failing = {(s.event.epc, s.scenario) for s in failed_scans if s.label}
+    for tactic, row in tactics.items():
+        assert row["missed"] == report["missed_by_tactic"].get(tactic, 0)
+        items = {(s.event.epc, s.scenario) for s in scans if s.label and s.scenario == tactic}
+        assert row["copies"] == len(items)
+        assert row["never_failing"] == len(items - failing)
+    markdown = (out / "missed-copies.md").read_text()
+    assert "| a failed challenge |" in markdown
+    assert "| tactic | copies | never failing a challenge | missed |" in markdown
