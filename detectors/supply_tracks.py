@@ -11,11 +11,14 @@ The cost of a scan on a track is `-ln P(the genuine item's reads look like this)
 learned calibration (`detectors.supply_calibration`):
 
 - free: the next step of a life (GS1 CBV order), a duplicate of a read, a late upload placed
-  at its event time, any move after a sale (a consumer returns the item at any shop, brings
-  it to a service site for repair) and a receipt explained by a known despatch to it or by a
-  declared source at the track's last site (a missed shipping read);
+  at its event time, a customer bringing a sold item to another site (a return at any shop,
+  a repair at a service site), the shop shipping what it sold, and a receipt explained by a
+  known despatch to it or by a declared source at the track's last site (a missed shipping
+  read);
 - a missed read, `-ln(site miss rate)`: a second sale without a return read, a return
-  without a sale read, a receipt after a sale without a return authorisation; and a move to
+  without a sale read, a receipt after a sale without a return authorisation, any other read
+  of a sold item at another site than its shop (a sold item is with its customer: it was
+  brought back somewhere, unread); and a move to
   another site without a shipping read, which also costs `-ln` of how common such a move
   (between these two site roles) is;
 - impossible (`HARD`): faster than the learned speed cap (except along one of the EPC's known
@@ -66,6 +69,8 @@ MAX_SCANS = 5
 # What may follow a sale without a missed read: the customer returns it (at any shop), a
 # service site repairs it, the shop ships it to the customer or destroys it. A receipt after
 # a sale needs a return authorisation (a repair or a return by post) or it costs a missed read.
+# At another site than the shop, only what a customer brings in follows a sale unread.
+_CUSTOMER_BRINGS = {BizStep.RETURNING.value, BizStep.REPAIRING.value}
 _AFTER_SALE = {BizStep.RETURNING, BizStep.REPAIRING, BizStep.SHIPPING, BizStep.DECOMMISSIONING}
 
 
@@ -185,6 +190,8 @@ def _order(
     hard, missed = False, 0
     for a, b in moves:
         rule = step_rule(a[_STEP], b[_STEP])
+        if rule == 0 and a[_STEP] == BizStep.RETAIL_SELLING.value and b[_SITE] != a[_SITE]:
+            rule = 0 if b[_STEP] in _CUSTOMER_BRINGS else 1
         if rule == 1 and b is here and explained and b[_STEP] == BizStep.RECEIVING.value:
             rule = 0
         if rule and abs(b[_TS] - a[_TS]) <= cal.clock_skew_s:

@@ -54,6 +54,14 @@ def test_a_return_at_another_shop_after_the_sale_and_a_resale_there() -> None:
     assert v[-1]["sales_without_return"] == 1.0
 
 
+def test_an_order_sold_at_the_shop_and_shipped_from_it_to_the_customer() -> None:
+    genuine = earbuds_life()
+    sold = hours_of(genuine[-1])
+    assert_quiet(
+        [*genuine, scan(sold + 5, BizStep.SHIPPING, "shop-amsterdam-1", TagAuth.ABSENT, EARBUDS)]
+    )
+
+
 def test_a_repair_at_the_factory_after_the_sale() -> None:
     genuine = life()
     sold = hours_of(genuine[-1])

@@ -172,3 +172,34 @@ def test_a_failed_challenge_after_passes_never_defines_a_track() -> None:
     off = evidence_of(vectors[7])["failed_off_track"]
     assert isinstance(off, Evidence) and off.event_id == events[6].event_id  # Berlin's receipt
     assert off.biz_location == loc("shop-berlin-1")
+
+
+def test_a_clone_entering_through_a_distributor_after_the_genuine_item_was_sold() -> None:
+    """The genuine earbuds are sold in Amsterdam; days later a copy is received at the Warsaw
+    distribution centre, stored and shipped on. A sold item is with its customer: only a
+    return or a repair brings it to another site, so the copy's shipping cannot be the sold
+    item's and stays on the copy's own, less plausible track."""
+    genuine = earbuds_life()
+    sold = hours_of(genuine[-1])
+    copy = [
+        scan(sold + 100, BizStep.RECEIVING, "dc-warsaw", TagAuth.ABSENT, EARBUDS),
+        scan(sold + 110, BizStep.STORING, "dc-warsaw", TagAuth.ABSENT, EARBUDS),
+        scan(
+            sold + 130,
+            BizStep.SHIPPING,
+            "dc-warsaw",
+            TagAuth.ABSENT,
+            EARBUDS,
+            desadv="DA-W",
+            to="shop-warsaw-1",
+        ),
+    ]
+    v, vectors, state = run([*genuine, *copy])
+    assert all(quiet(x) for x in v[: len(genuine)])
+    assert v[len(genuine)]["started_track"] == 1.0
+    shipping = v[-1]
+    assert "plausibility_gap" in conflicts(shipping)
+    assert shipping["sales_without_return"] == 0.0  # the copy's track was never sold
+    evidence = evidence_of(vectors[-1])["plausibility_gap"]
+    assert isinstance(evidence, Evidence) and evidence.event_id == genuine[-1].event_id
+    assert len(state["tracks"]) == 2
