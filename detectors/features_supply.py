@@ -36,14 +36,12 @@ from detectors.supply_tracks import (
     Fit,
     Track,
     bounded,
-    detour,
     extended,
     fit,
     new_track,
     plausibility,
     primary_index,
     retracted,
-    split_detour,
 )
 
 State = dict[str, Any]
@@ -145,14 +143,10 @@ def upgraded_state(state: State) -> State:
 
 
 class _Placement:
-    """Where a scan goes: which track it is compared with, whether it joins or starts one,
-    and how many of that track's last scans it splits off as another item's (`detour`)."""
+    """Where a scan goes: which track it is compared with, and whether it joins or starts one."""
 
-    def __init__(
-        self, index: int | None, fitted: Fit | None, joins: bool, starts: bool, detour: int = 0
-    ) -> None:
+    def __init__(self, index: int | None, fitted: Fit | None, joins: bool, starts: bool) -> None:
         self.index, self.fitted, self.joins, self.starts = index, fitted, joins, starts
-        self.detour = detour
 
 
 def supply_features(
@@ -177,15 +171,12 @@ def supply_features(
     routes = despatch_routes(state["despatches"])
     fits = [fit(here, t, cal, receipt.explains(t, ts), routes) for t in tracks]
     place = _place(event, tracks, fits, receipt)
-    if place.joins and place.index is not None and place.fitted is not None:
-        run = detour(tracks[place.index], here, place.fitted)
-        if run:
-            shortened = split_detour(tracks[place.index], run)[0]
-            refit = fit(here, shortened, cal, receipt.explains(shortened, ts), routes)
-            if refit.cost < place.fitted.cost:
-                place = _Placement(place.index, refit, joins=True, starts=False, detour=run)
-    new_tracks, index = _next_tracks(tracks, place, here, event, receipt)
-    track = None if index is None else new_tracks[index]
+    new_tracks = _next_tracks(tracks, place, here, event, receipt)
+    # A new track is appended (and `bounded` keeps the order); a joined or compared one keeps
+    # its index, since only starting a track can drop one.
+    track = new_tracks[-1] if place.starts else None
+    if not place.starts and place.index is not None:
+        track = new_tracks[place.index]
     gap = _plausibility_gap(new_tracks, track)
     # A scan that starts a track more plausible than every other (the genuine item's
     # commissioning after a copy was seen) is compared with nothing: the conflict is the
@@ -279,24 +270,18 @@ def _next_tracks(
     here: list[Any],
     event: SupplyChainEvent,
     receipt: Receipt,
-) -> tuple[list[Track], int | None]:
-    """The tracks after this scan, and the index of the one it joined, started or was
-    compared with (None: no track)."""
+) -> list[Track]:
     verified = event.tag_auth == TagAuth.VERIFIED
     matched = receipt.matched is not None
     out = [dict(t) for t in tracks]
     if place.joins and place.index is not None and place.fitted is not None:
         duplicate = place.fitted.duplicate
-        joined = tracks[place.index]
-        if place.detour:
-            joined, away = split_detour(joined, place.detour)
-            out.append(away)
-        out[place.index] = extended(joined, here, duplicate, verified, matched)
+        out[place.index] = extended(tracks[place.index], here, duplicate, verified, matched)
         return bounded(out, place.index)
     if place.starts:
         out.append(extended(new_track(), here, False, verified, matched))
         return bounded(out, len(out) - 1)
-    return out, place.index
+    return out
 
 
 def _plausibility_gap(tracks: list[Track], track: Track | None) -> float:

@@ -32,10 +32,7 @@ event_id]`; a track is `{"e": entries, "n": scans joined, "c": commissioned at a
 "dead": decommissioning time or None, "out": [event_id, destination, event time] of the shipping
 that sent it out of the product's authorised markets, or None; absent in older states}`. A scan
 that only missed reads explain joins its cheapest track at their cost (`fit_cost`), so one
-missed read never splits an item's life. Two do when they make a detour: a track that went
-from a site to another one unread and comes back unread again is more simply two items, so
-the scans at the other site are split off as a track of their own (`detour`, `split_detour`)
-when the scan coming back fits the track better without them.
+missed read never splits an item's life.
 """
 
 from __future__ import annotations
@@ -276,9 +273,8 @@ def extended(track: Track, here: Entry, duplicate: bool, verified: bool, matched
     return new
 
 
-def bounded(tracks: list[Track], keep: int) -> tuple[list[Track], int]:
-    """At most `MAX_TRACKS`, the least plausible dropped first, never the track `keep`; with
-    the index `keep` has then."""
+def bounded(tracks: list[Track], keep: int) -> list[Track]:
+    """At most `MAX_TRACKS`, the least plausible dropped first, never the track `keep`."""
     out = [dict(t) for t in tracks]
     while len(out) > MAX_TRACKS:
         drop = min(
@@ -286,55 +282,7 @@ def bounded(tracks: list[Track], keep: int) -> tuple[list[Track], int]:
         )
         out.pop(drop)
         keep -= drop < keep
-    return out, keep
-
-
-def detour(track: Track, here: Entry, fitted: Fit) -> int:
-    """How many of the track's last scans make a detour `here` comes back from: the track
-    was at `here`'s site, then at another site with no shipping read between, and `here` is
-    back without one either. A genuine item seldom leaves a site and comes back with both
-    moves unread; the scans at the other site are more simply another item's, so the caller
-    may split them off as a track of their own (`split_detour`). 0: no detour."""
-    entries = track["e"]
-    if fitted.cost <= 0 or fitted.after is not None or not entries:
-        return 0  # (with nothing after it, the scan's move is from the track's last scan)
-    away = entries[-1][_SITE]
-    if away == here[_SITE] or not _unread_move(entries[-1], here):
-        return 0
-    run = 0
-    while run < len(entries) and entries[-1 - run][_SITE] == away:
-        run += 1
-    if run == len(entries):
-        return 0
-    left = entries[-1 - run]
-    came_back = left[_SITE] == here[_SITE]
-    return run if came_back and _unread_move(left, entries[-run]) else 0
-
-
-def _unread_move(a: Entry, b: Entry) -> bool:
-    """From `a` to `b` at another site with no read of the item leaving: no shipping, and no
-    sale unless a customer brings it to `b`."""
-    if a[_SITE] == b[_SITE] or a[_STEP] == BizStep.SHIPPING.value:
-        return False
-    return a[_STEP] != BizStep.RETAIL_SELLING.value or b[_STEP] not in _CUSTOMER_BRINGS
-
-
-def split_detour(track: Track, run: int) -> tuple[Track, Track]:
-    """`track` without its last `run` scans, and those scans as a track of their own. Entries
-    record neither passed challenges nor matched receipts, so the shortened track keeps its
-    counts of both (the split never makes it look less like the genuine item) and the new
-    one starts without any."""
-    kept, moved = track["e"][:-run], track["e"][-run:]
-    sales = sum(_sale_balance(e) for e in moved)
-    shortened = dict(track, e=[list(e) for e in kept], n=max(1, track["n"] - run))
-    shortened["sold"] = max(0, track["sold"] - sales)
-    other = dict(new_track(), e=[list(e) for e in moved], n=run, sold=max(0, sales))
-    return shortened, other
-
-
-def _sale_balance(entry: Entry) -> int:
-    step = entry[_STEP]
-    return int(step == BizStep.RETAIL_SELLING.value) - int(step == BizStep.RETURNING.value)
+    return out
 
 
 def nearest_entry(track: Track, ts: float) -> Entry | None:

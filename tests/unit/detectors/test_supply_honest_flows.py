@@ -89,24 +89,6 @@ def test_a_store_transfer() -> None:
     assert v[-2]["receipt_expected"] == 1.0 and v[-2]["transit_ratio"] <= 1
 
 
-def test_a_store_transfer_there_and_back() -> None:
-    """Lent to another shop and sent back, each way under a despatch: no detour to split."""
-    genuine = life()[:7]
-    t = hours_of(genuine[-1])
-    assert_quiet(
-        [
-            *genuine,
-            scan(t + 48, BizStep.SHIPPING, "shop-berlin-1", desadv="DA-T", to="shop-munich-1"),
-            scan(t + 70, BizStep.RECEIVING, "shop-munich-1", desadv="DA-T", source="shop-berlin-1"),
-            scan(t + 300, BizStep.SHIPPING, "shop-munich-1", desadv="DA-B", to="shop-berlin-1"),
-            scan(
-                t + 320, BizStep.RECEIVING, "shop-berlin-1", desadv="DA-B", source="shop-munich-1"
-            ),
-            scan(t + 400, BizStep.RETAIL_SELLING, "shop-berlin-1"),
-        ]
-    )
-
-
 def test_a_multi_hop_route_through_two_distribution_centres() -> None:
     genuine = life(dc="dc-hamburg", shop="shop-warsaw-1")
     t = hours_of(genuine[4])

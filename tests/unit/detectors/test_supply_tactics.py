@@ -55,31 +55,6 @@ def test_a_clone_in_the_same_city_is_caught_by_its_missing_despatch() -> None:
     assert isinstance(evidence, Evidence) and evidence.event_id == genuine[7].event_id
 
 
-def test_a_clone_in_the_same_city_without_business_data_is_split_off_when_the_item_returns() -> (
-    None
-):
-    """Version 1 shops send no business data: the copy's receipt in Berlin shop 2 reads as a
-    store transfer whose shipping read was missed, and joins the genuine track at the cost of
-    that missed read. When the genuine item is next read back in shop 1 with no shipping
-    either, a detour there and back unread is more simply two items: the copy's scans are
-    split off, the genuine sale stays quiet, and the copy's sale conflicts with the genuine
-    item."""
-    genuine = [legacy(e) for e in earbuds_life("shop-berlin-1")]
-    shelved = hours_of(genuine[6])
-    copy = [
-        scan(shelved + 40, BizStep.RECEIVING, "shop-berlin-2", TagAuth.ABSENT, EARBUDS),
-        scan(shelved + 210, BizStep.RETAIL_SELLING, "shop-berlin-2", TagAuth.ABSENT, EARBUDS),
-    ]
-    v, vectors, state = run([*genuine[:7], legacy(copy[0]), genuine[7], legacy(copy[1])])
-    assert v[7]["unshipped_move"] == 1.0 and v[7]["hypotheses"] == 1.0  # ambiguous yet
-    assert quiet(v[8]) and v[8]["hypotheses"] == 2.0  # the genuine sale, back on its track
-    assert v[8]["sales_without_return"] == 1.0
-    assert conflicts(v[9]) == ["plausibility_gap"]
-    evidence = evidence_of(vectors[9])["plausibility_gap"]
-    assert isinstance(evidence, Evidence) and evidence.event_id == genuine[7].event_id
-    assert [len(t["e"]) for t in state["tracks"]] == [6, 2]
-
-
 def test_a_diversion_within_authorised_countries_and_its_reentry() -> None:
     """Despatched to Amsterdam, received in Brussels (Belgium is authorised: no country rule
     fires), then back into an Amsterdam shop no despatch went to."""
