@@ -17,7 +17,7 @@ from supply_traces import (
     scan,
 )
 
-from attestcore.schemas import BizStep, Evidence, TagAuth
+from attestcore.schemas import BizStep, Evidence, SupplyChainEvent, TagAuth
 
 
 def test_a_clone_seen_before_the_genuine_item_is_not_taken_as_genuine() -> None:
@@ -121,6 +121,19 @@ def test_a_swap_at_a_return_fails_the_challenge_the_sold_tag_passed() -> None:
     assert len(state["tracks"]) == 1 and state["tracks"][0]["sold"] == 1
 
 
+def warsaw_centre_ships(hours: float) -> SupplyChainEvent:
+    """The Warsaw distribution centre ships the earbuds to a Warsaw shop under its advice."""
+    return scan(
+        hours,
+        BizStep.SHIPPING,
+        "dc-warsaw",
+        TagAuth.ABSENT,
+        EARBUDS,
+        desadv="DA-W",
+        to="shop-warsaw-1",
+    )
+
+
 def test_a_clone_entering_through_a_real_distributor() -> None:
     """A copy received at the Warsaw distribution centre from nowhere the brand despatched,
     then shipped on to a Warsaw shop with the distributor's own despatch advice."""
@@ -128,15 +141,7 @@ def test_a_clone_entering_through_a_real_distributor() -> None:
     t = hours_of(genuine[6])
     copy = [
         scan(t + 10, BizStep.RECEIVING, "dc-warsaw", TagAuth.ABSENT, EARBUDS),
-        scan(
-            t + 30,
-            BizStep.SHIPPING,
-            "dc-warsaw",
-            TagAuth.ABSENT,
-            EARBUDS,
-            desadv="DA-W",
-            to="shop-warsaw-1",
-        ),
+        warsaw_centre_ships(t + 30),
         scan(
             t + 50,
             BizStep.RECEIVING,
@@ -184,15 +189,7 @@ def test_a_clone_entering_through_a_distributor_after_the_genuine_item_was_sold(
     copy = [
         scan(sold + 100, BizStep.RECEIVING, "dc-warsaw", TagAuth.ABSENT, EARBUDS),
         scan(sold + 110, BizStep.STORING, "dc-warsaw", TagAuth.ABSENT, EARBUDS),
-        scan(
-            sold + 130,
-            BizStep.SHIPPING,
-            "dc-warsaw",
-            TagAuth.ABSENT,
-            EARBUDS,
-            desadv="DA-W",
-            to="shop-warsaw-1",
-        ),
+        warsaw_centre_ships(sold + 130),
     ]
     v, vectors, state = run([*genuine, *copy])
     assert all(quiet(x) for x in v[: len(genuine)])
