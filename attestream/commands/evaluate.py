@@ -211,7 +211,7 @@ def missed_copies(
         int,
         typer.Option(
             "--test-seed",
-            help="a development seed: 5 by default, never cross-world's test seed 1",
+            help="5 by default, a development seed; cross-world's test seed 1 only to count",
         ),
     ] = 5,
     as_json: JsonOption = False,
