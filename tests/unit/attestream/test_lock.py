@@ -7,6 +7,7 @@ outside pyproject.toml's range would be a lock resolved against another project 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -16,7 +17,9 @@ import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -24,6 +27,7 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[3]
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}")
+VERIFIER_LOCK_SCRIPT = ROOT / "deploy" / "verifier_lock.py"
 
 
 def locked() -> dict[str, tuple[Version, int]]:
@@ -143,3 +147,47 @@ def test_the_bootstrap_refuses_another_python(tmp_path: Path) -> None:
         done.stderr
     )
     assert not (tmp_path / ".venv").exists()
+
+
+def _verifier_lock() -> Any:
+    spec = importlib.util.spec_from_file_location("verifier_lock", VERIFIER_LOCK_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_verifier_lock_is_cut_from_the_project_lock() -> None:
+    """verifier/requirements.txt is what `make lock` writes from requirements.txt: the same
+    versions and every hash the project lock pins for them."""
+    script = _verifier_lock()
+    lock_text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    written = (ROOT / "verifier" / "requirements.txt").read_text(encoding="utf-8")
+    assert written == script.verifier_requirements(lock_text), "run `make lock`"
+    pins = locked()
+    for name in script.VERIFIER_REQUIRES:
+        version, hashes = pins[canonicalize_name(name)]
+        assert f"{name}=={version}" in written
+        assert hashes > 0
+
+
+def test_the_verifier_lock_holds_cryptographys_whole_tree() -> None:
+    """Every package the locked cryptography requires (extras aside), with its marker, and
+    nothing else: a new requirement in a new version stops here until the script names it."""
+    wanted: dict[str, str] = {}
+    todo = ["cryptography"]
+    while todo:
+        name = todo.pop()
+        for text in metadata.requires(name) or []:
+            requirement = Requirement(text)
+            marker = str(requirement.marker or "")
+            if "extra ==" in marker:
+                continue
+            dependency = canonicalize_name(requirement.name)
+            if dependency not in wanted:
+                wanted[dependency] = marker
+                todo.append(dependency)
+    named = _verifier_lock().VERIFIER_REQUIRES
+    assert {canonicalize_name(n) for n in named} == {"cryptography", *wanted}
+    for name, marker in wanted.items():
+        assert Marker(named[name]) == Marker(marker) if marker else not named[name], name
