@@ -22,6 +22,7 @@ import msgspec
 from attestcore.errors import UsageError
 from detectors.evaluate_authenticity import AuthenticityReport, evaluate_authenticity
 from detectors.registry import LoadedModel
+from detectors.report_authenticity import write_report
 from detectors.supply_worlds import WORLDS, simulate_world
 from detectors.training import train_detector
 
@@ -149,8 +150,4 @@ def render_cross_world(report: CrossWorldReport) -> str:
 
 
 def write_cross_world(out: Path, report: CrossWorldReport) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / CROSS_WORLD_JSON, "markdown": out / CROSS_WORLD_MD}
-    paths["json"].write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
-    paths["markdown"].write_text(render_cross_world(report), encoding="utf-8")
-    return paths
+    return write_report(out, CROSS_WORLD_JSON, CROSS_WORLD_MD, report, render_cross_world(report))

@@ -12,21 +12,28 @@ missed copies carry").
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import msgspec
 import numpy as np
 
 from attestcore.schemas import TagAuth
+from detectors.cross_world import train_on_world
 from detectors.dataset import supply_dataset
 from detectors.evaluate_authenticity import ItemKey, counterfeit_items, scenario_of
 from detectors.registry import LoadedModel
+from detectors.report_authenticity import write_report
 from detectors.scoring import Scorer
 from detectors.simulate_supply import LabelledScan
 from detectors.supply_calibration import model_calibration
+from detectors.supply_worlds import simulate_world
 
 MISSED_COPIES_FORMAT = "attestream.authenticity-missed-copies/1"
+MISSED_COPIES_JSON = "missed-copies.json"
+MISSED_COPIES_MD = "missed-copies.md"
 EVIDENCE = ("despatch_mismatch", "unshipped_move", "started_track", "failed_off_track")
 """Features that say a scan does not fit a genuine life: 1 (or above 0) when it does not."""
 
@@ -82,6 +89,7 @@ def missed_copies(
     again = failed & (rows.X[:, names.index("auth_failures_before")] > 0)
     signs = {name: rows.X[:, names.index(name)] > 0 for name in EVIDENCE}
     copies = counterfeit_items(scans)
+    by_tactic = _by_tactic(scans, copies, flagged, failed)
     missed = [idx for idx in copies.values() if not flagged[idx].any()]
     failures = Counter(min(int(failed[idx].sum()), 2) for idx in missed)
     quiet = [idx for idx in missed if not failed[idx].any()]
@@ -92,9 +100,7 @@ def missed_copies(
         data=data,
         copies=len(copies),
         missed=len(missed),
-        missed_by_tactic=dict(
-            sorted(Counter(scenario_of(scans[idx[0]]) for idx in missed).items())
-        ),
+        missed_by_tactic={t: row.missed for t, row in by_tactic.items() if row.missed},
         missed_failing_once=failures[1],
         missed_failing_twice=failures[2],
         missed_without_failure=len(quiet),
@@ -105,9 +111,27 @@ def missed_copies(
         failed_scans=_by_label(failed, labels),
         failed_again_scans=_by_label(again, labels),
         sign_scans={name: _by_label(sign, labels) for name, sign in signs.items()},
-        by_tactic=_by_tactic(scans, copies, flagged, failed),
+        by_tactic=by_tactic,
         command=command,
     )
+
+
+def missed_across_worlds(
+    train_world: str, test_world: str, count: int, train_seed: int, test_seed: int, command: str
+) -> MissedCopies:
+    """The report for a model trained on `count` scans of `train_world` (seed `train_seed`,
+    in a scratch models directory) reading `count` scans of `test_world` (seed `test_seed`,
+    as `attestream evaluate authenticity` simulates them)."""
+    scans = simulate_world(test_world, count, test_seed, f"evaluate-{test_seed}")
+    with tempfile.TemporaryDirectory(prefix="missed-copies-") as scratch:
+        model = train_on_world(train_world, count, train_seed, Path(scratch))
+        data = f"world {test_world}: {count} scans, seed {test_seed}"
+        return missed_copies(scans, model, data, command)
+
+
+def write_missed_copies(out: Path, report: MissedCopies) -> dict[str, Path]:
+    markdown = render_missed_copies(report)
+    return write_report(out, MISSED_COPIES_JSON, MISSED_COPIES_MD, report, markdown)
 
 
 def _by_tactic(

@@ -22,13 +22,23 @@ SUMMARY_MD = "authenticity-summary.md"
 CURVE_PNG = "authenticity-pr-curve.png"
 
 
+def write_report(
+    out: Path, json_name: str, markdown_name: str, report: msgspec.Struct, markdown: str
+) -> dict[str, Path]:
+    """`report` as indented JSON and its `markdown` into `out` (created if needed); returns
+    the two paths by kind ("json", "markdown")."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / json_name, "markdown": out / markdown_name}
+    paths["json"].write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
+    paths["markdown"].write_text(markdown, encoding="utf-8")
+    return paths
+
+
 def write_evaluation(out: Path, evaluation: Evaluation) -> dict[str, Path]:
     """Write the three files into `out` (created if needed); returns their paths by kind."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / REPORT_JSON, "markdown": out / SUMMARY_MD, "png": out / CURVE_PNG}
     report = evaluation.report
-    paths["json"].write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
-    paths["markdown"].write_text(render_markdown(report), encoding="utf-8")
+    paths = write_report(out, REPORT_JSON, SUMMARY_MD, report, render_markdown(report))
+    paths["png"] = out / CURVE_PNG
     plot_precision_recall(evaluation.labels, evaluation.scores, report, paths["png"])
     return paths
 

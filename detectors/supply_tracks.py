@@ -67,11 +67,11 @@ W_SCAN = 0.2
 MAX_SCANS = 5
 
 # What may follow a sale without a missed read: the customer returns it (at any shop), a
-# service site repairs it, the shop ships it to the customer or destroys it. A receipt after
-# a sale needs a return authorisation (a repair or a return by post) or it costs a missed read.
-# At another site than the shop, only what a customer brings in follows a sale unread.
-_CUSTOMER_BRINGS = {BizStep.RETURNING.value, BizStep.REPAIRING.value}
-_AFTER_SALE = {BizStep.RETURNING, BizStep.REPAIRING, BizStep.SHIPPING, BizStep.DECOMMISSIONING}
+# service site repairs it, the shop ships it to the customer or destroys it. At another site
+# than the shop, only what a customer brings in. A receipt after a sale needs a return
+# authorisation (a repair or a return by post) or it costs a missed read.
+_CUSTOMER_BRINGS = {BizStep.RETURNING, BizStep.REPAIRING}
+_AFTER_SALE = {*_CUSTOMER_BRINGS, BizStep.SHIPPING, BizStep.DECOMMISSIONING}
 
 
 def new_track() -> Track:
@@ -189,13 +189,12 @@ def _order(
     that the receipt's data explains (a return authorisation) misses nothing."""
     hard, missed = False, 0
     for a, b in moves:
-        rule = step_rule(a[_STEP], b[_STEP])
-        if rule == 0 and a[_STEP] == BizStep.RETAIL_SELLING.value and b[_SITE] != a[_SITE]:
-            rule = 0 if b[_STEP] in _CUSTOMER_BRINGS else 1
+        moved = a[_SITE] != b[_SITE]
+        rule = step_rule(a[_STEP], b[_STEP], moved)
         if rule == 1 and b is here and explained and b[_STEP] == BizStep.RECEIVING.value:
             rule = 0
         if rule and abs(b[_TS] - a[_TS]) <= cal.clock_skew_s:
-            rule = min(rule, step_rule(b[_STEP], a[_STEP]))
+            rule = min(rule, step_rule(b[_STEP], a[_STEP], moved))
         hard = hard or rule == 2
         missed += rule == 1
     step = BizStep(here[_STEP])
@@ -204,10 +203,12 @@ def _order(
     return hard, missed
 
 
-def step_rule(previous: str, step: str) -> int:
+def step_rule(previous: str, step: str, moved: bool = False) -> int:
     """0 if `step` may follow `previous` in a genuine life (GS1 CBV), 1 if only after a missed
-    read (a second sale needs a return between), 2 if never (nothing comes back to
-    commissioning or packing after it left the factory, nothing after a decommissioning)."""
+    read (a second sale needs a return between; after a sale, a read at another site
+    (`moved`) needs one unless a customer brings the item there), 2 if never (nothing comes
+    back to commissioning or packing after it left the factory, nothing after a
+    decommissioning)."""
     before, now = BizStep(previous), BizStep(step)
     if before == BizStep.DECOMMISSIONING:
         return 2
@@ -216,9 +217,9 @@ def step_rule(previous: str, step: str) -> int:
     if now == BizStep.PACKING:
         return 0 if before in (BizStep.COMMISSIONING, BizStep.PACKING) else 2
     if before == BizStep.RETAIL_SELLING:
-        if now in _AFTER_SALE:
+        if now in (_CUSTOMER_BRINGS if moved else _AFTER_SALE):
             return 0
-        return 1  # sold twice: a return read missed between
+        return 1  # a return read missed between
     return 0
 
 

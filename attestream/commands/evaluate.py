@@ -6,6 +6,7 @@ writes a JSON report, a markdown summary and a precision-recall curve (PNG) into
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,12 @@ CountOption = Annotated[
 TrainSeedOption = Annotated[
     int, typer.Option("--train-seed", envvar="ATTESTREAM_EVALUATE_TRAIN_SEED")
 ]
+
+
+def _command_line() -> str:
+    """The command as typed, for a report to name what reproduces it ("" when not run as
+    `attestream evaluate ...`, e.g. from a test)."""
+    return " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
 
 
 @app.command("fraud")
@@ -76,8 +83,6 @@ def fraud(
 ) -> None:
     """Payment fraud under the handbook's prequential protocol (7 days of training, 7 of label
     delay, 7 of test, several folds): AUC-ROC, average precision, card precision@100."""
-    import sys
-
     # Imported here so `attestream --help` stays fast (the evaluation pulls in xgboost and
     # matplotlib).
     from detectors.evaluate_fraud import FraudEvaluationConfig
@@ -93,7 +98,7 @@ def fraud(
         folds=folds,
         **({"rounds": rounds} if rounds else {}),
     )
-    command = " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
+    command = _command_line()
     evaluation, paths = evaluate_fraud_to(out, config, command=command)
     if as_json:
         typer.echo(paths["json"].read_text(encoding="utf-8"))
@@ -148,15 +153,13 @@ def authenticity(
     """Supply-chain authenticity on scans the model never saw: precision and recall per
     scenario (per scan and per item), detection delay, false positives per noise kind. Any
     labelled file is accepted, whatever its scenario and noise names, or none."""
-    import sys
-
     import msgspec
 
     from attestream.settings import load_settings
     from detectors.report_authenticity import evaluate_to
 
     directory = models_dir or load_settings().models_path
-    command = " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
+    command = _command_line()
     evaluation, paths = evaluate_to(
         out,
         directory,
@@ -185,12 +188,10 @@ def cross_world(
     """Authenticity across worlds: train a model on world A and one on world B (in a scratch
     models directory, never the active one), test each on fresh scans of both worlds, and
     write the table (cross-world.md) and its JSON."""
-    import sys
-
     from detectors.cross_world import cross_world as run_cross_world
     from detectors.cross_world import write_cross_world
 
-    command = " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
+    command = _command_line()
     report = run_cross_world(count, train_seed=train_seed, test_seed=test_seed, command=command)
     paths = write_cross_world(out, report)
     if as_json:
@@ -219,25 +220,8 @@ def missed_copies(
     """Authenticity: train on one world (scratch models directory), read another world's
     scans, and say which copies the model misses and what evidence they carry
     (missed-copies.md and its JSON)."""
-    import sys
-    import tempfile
+    from detectors.missed_copies import missed_across_worlds, write_missed_copies
 
-    import msgspec
-
-    from detectors.cross_world import train_on_world
-    from detectors.missed_copies import missed_copies as report_missed
-    from detectors.missed_copies import render_missed_copies
-    from detectors.supply_worlds import simulate_world
-
-    command = " ".join(["attestream", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else ""
-    scans = simulate_world(test_world, count, test_seed, f"evaluate-{test_seed}")
-    with tempfile.TemporaryDirectory(prefix="missed-copies-") as scratch:
-        model = train_on_world(train_world, count, train_seed, Path(scratch))
-        data = f"world {test_world}: {count} scans, seed {test_seed}"
-        report = report_missed(scans, model, data, command)
-    out.mkdir(parents=True, exist_ok=True)
-    encoded = msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n"
-    (out / "missed-copies.json").write_bytes(encoded)
-    markdown = render_missed_copies(report)
-    (out / "missed-copies.md").write_text(markdown, encoding="utf-8")
-    typer.echo(encoded.decode() if as_json else markdown)
+    args = (train_world, test_world, count, train_seed, test_seed, _command_line())
+    paths = write_missed_copies(out, missed_across_worlds(*args))
+    typer.echo(paths["json" if as_json else "markdown"].read_text(encoding="utf-8"))

@@ -102,6 +102,9 @@ def test_step_rules() -> None:
     assert step_rule("retail_selling", "repairing") == 0
     assert step_rule("retail_selling", "receiving") == 1  # unless a return authorisation
     assert step_rule("decommissioning", "receiving") == 2
+    assert step_rule("retail_selling", "shipping") == 0  # the shop ships what it sold
+    assert step_rule("retail_selling", "shipping", moved=True) == 1  # elsewhere: not the sold one
+    assert step_rule("retail_selling", "returning", moved=True) == 0  # returned at any shop
 
 
 def test_unknown_products_and_places_are_missing() -> None:
