@@ -12,13 +12,18 @@ from types import ModuleType
 VERIFIER = Path(__file__).resolve().parents[1] / "verifier" / "attestream_verify_bundle.py"
 
 
-def load_verifier() -> ModuleType:
-    """The verifier module, imported from its file."""
-    spec = importlib.util.spec_from_file_location("attestream_verify_bundle", VERIFIER)
+def module_from_file(name: str, path: Path) -> ModuleType:
+    """The module `name` imported from `path`, a script outside the installed packages."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_verifier() -> ModuleType:
+    """The verifier module, imported from its file."""
+    return module_from_file("attestream_verify_bundle", VERIFIER)
 
 
 def run_verifier(

@@ -7,7 +7,6 @@ outside pyproject.toml's range would be a lock resolved against another project 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from standalone_verifier import module_from_file
 
 ROOT = Path(__file__).resolve().parents[3]
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
@@ -150,11 +150,7 @@ def test_the_bootstrap_refuses_another_python(tmp_path: Path) -> None:
 
 
 def _verifier_lock() -> Any:
-    spec = importlib.util.spec_from_file_location("verifier_lock", VERIFIER_LOCK_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file("verifier_lock", VERIFIER_LOCK_SCRIPT)
 
 
 def test_the_verifier_lock_is_cut_from_the_project_lock() -> None:
